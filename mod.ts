@@ -1,0 +1,2 @@
+/** kappa: functional TypeScript toolkit for large-vocabulary image segmentation. */
+export {};
