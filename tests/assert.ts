@@ -5,9 +5,9 @@
 import { isDeepStrictEqual } from "node:util";
 import { inspect } from "node:util";
 
-export const assert = (cond: unknown, message = "assertion failed"): asserts cond => {
+export function assert(cond: unknown, message = "assertion failed"): asserts cond {
   if (!cond) throw new Error(message);
-};
+}
 
 export const assertEquals = <T>(actual: T, expected: T, message?: string) => {
   if (!isDeepStrictEqual(actual, expected)) {

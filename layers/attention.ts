@@ -1,0 +1,54 @@
+/**
+ * Multi-head scaled dot-product attention.
+ *
+ * Self-attention projects q, k, v with one fused linear (as timm's ViT and Segmenter do); with a
+ * `context`, queries come from `x` and keys/values from `context` (cross-attention, Query2Label's decoder).
+ * Shapes: x [b, n, d], context [b, m, d] → [b, n, d]; heads split d into h × d/h.
+ */
+import { GraphError, type Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { linear } from "./linear.ts";
+import { dropout } from "./dropout.ts";
+
+export interface AttentionOptions {
+  readonly heads: number;
+  readonly name?: string;
+  /** Keys and values come from here instead of `x` (cross-attention). */
+  readonly context?: Tensor;
+  readonly dropout?: number;
+}
+
+/** [b, n, k·d] → k tensors of [b, h, n, d/h]. */
+const splitHeads = (t: Tensor, parts: number, heads: number): Tensor[] => {
+  const [b, n, width] = t.shape;
+  const dh = width / parts / heads;
+  const split = o.transpose(o.reshape(t, [b, n, parts, heads, dh]), [2, 0, 3, 1, 4]); // [k, b, h, n, dh]
+  return Array.from(
+    { length: parts },
+    (_, i) => o.reshape(o.slice(split, [0], [i], [i + 1]), [b, heads, n, dh]),
+  );
+};
+
+export const attention = (
+  x: Tensor,
+  { heads, name = "attn", context, dropout: rate = 0 }: AttentionOptions,
+) =>
+  x.graph.scope(name, () => {
+    const [b, n, d] = x.shape;
+    if (d % heads !== 0) {
+      throw new GraphError({
+        path: x.graph.path,
+        message: `${x.graph.path}: width ${d} is not divisible by heads (${heads})`,
+      });
+    }
+    const [q, k, v] = context
+      ? [
+        ...splitHeads(linear(x, d, { name: "q" }), 1, heads),
+        ...splitHeads(linear(context, 2 * d, { name: "kv" }), 2, heads),
+      ]
+      : splitHeads(linear(x, 3 * d, { name: "qkv" }), 3, heads);
+    const scores = o.mul(o.matmul(q, o.mT(k)), 1 / Math.sqrt(d / heads)); // [b, h, n, m]
+    const weights = dropout(o.softmax(scores, -1), rate, { name: "attnDrop" });
+    const mixed = o.reshape(o.transpose(o.matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);
+    return dropout(linear(mixed, d, { name: "proj" }), rate, { name: "projDrop" });
+  });

@@ -1,0 +1,54 @@
+/**
+ * Losses, composed from primitives (their gradients come from the primitives' VJP rules).
+ */
+import type { Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+
+/**
+ * Mean softmax cross-entropy over the positions whose label is not `ignoreIndex`.
+ * logits [b, c, ...] (classes on axis 1), labels [b, ...] integer. Positions with ignored labels
+ * contribute nothing; if all are ignored the loss is 0 (not NaN), like PyTorch's mean over no elements
+ * would not be.
+ */
+export const softmaxCrossEntropy = (logits: Tensor, labels: Tensor, { ignoreIndex = 255 } = {}): Tensor => {
+  const valid = o.not(o.equal(labels, ignoreIndex));
+  const safe = o.unsqueeze(o.where(valid, labels, 0), 1);
+  const picked = o.gatherElements(o.logSoftmax(logits, 1), o.cast(safe, "int64"), 1); // [b, 1, ...]
+  const weight = o.cast(o.unsqueeze(valid, 1), logits.dtype);
+  const count = o.maximum(o.sum(weight), 1);
+  return o.div(o.neg(o.sum(o.mul(picked, weight))), count);
+};
+
+/** Binary cross-entropy with logits, summed over classes and divided by b·k (RankSeg's normalization). */
+export const binaryCrossEntropy = (logits: Tensor, targets: Tensor): Tensor => {
+  // log σ(x) = −softplus(−x), log(1 − σ(x)) = −softplus(x); softplus(x) = max(x, 0) + log(1 + e^−|x|)
+  const softplus = (x: Tensor) => o.add(o.relu(x), o.log(o.add(o.exp(o.neg(o.abs(x))), 1)));
+  const loss = o.add(o.mul(targets, softplus(o.neg(logits))), o.mul(o.sub(1, targets), softplus(logits)));
+  return o.mean(loss);
+};
+
+/**
+ * Asymmetric loss (Ridnik et al.), as RankSeg's multi-label head uses it: p = σ(x), q = min(1 − p + clip, 1)
+ * is the shifted probability of "absent"; positives weigh (1 − p)^γ₊ and negatives (1 − q)^γ₋ — the
+ * focusing weights are not differentiated (as the official code's `disable_torch_grad_focal_loss`).
+ * Summed over classes, divided by b·k. The official code clamps log arguments at 1e-8; so do we.
+ */
+export const asymmetricLoss = (
+  logits: Tensor,
+  targets: Tensor,
+  { gammaPos = 0, gammaNeg = 2, clip = 0.05, eps = 1e-8 } = {},
+): Tensor => {
+  const p = o.sigmoid(logits);
+  const q = clip > 0 ? o.minimum(o.add(o.sub(1, p), clip), 1) : o.sub(1, p);
+  const negTargets = o.sub(1, targets);
+  let loss = o.add(
+    o.mul(targets, o.log(o.maximum(p, eps))),
+    o.mul(negTargets, o.log(o.maximum(q, eps))),
+  );
+  if (gammaPos > 0 || gammaNeg > 0) {
+    const pt = o.add(o.mul(targets, p), o.mul(negTargets, q));
+    const gamma = o.add(o.mul(targets, gammaPos), o.mul(negTargets, gammaNeg));
+    loss = o.mul(loss, o.stopGradient(o.pow(o.sub(1, pt), gamma)));
+  }
+  return o.div(o.neg(o.sum(loss)), logits.shape.reduce((a, b) => a * b, 1));
+};

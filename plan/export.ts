@@ -1,0 +1,34 @@
+/**
+ * Self-contained ONNX export: the inference part of a graph with its variables embedded as initializers,
+ * optionally with a symbolic batch dimension, runnable by any ONNX Runtime (Python included).
+ */
+import type { HostArray } from "./dtype.ts";
+import type { Graph } from "./graph.ts";
+import { toOnnx } from "./onnx.ts";
+import { GraphError } from "./graph.ts";
+
+export interface ExportOptions {
+  /** Graph outputs to export. */
+  readonly outputs: readonly string[];
+  /** Values of every variable the outputs need, by name. */
+  readonly state: ReadonlyMap<string, HostArray>;
+  /** The batch size the graph was traced with, exported as the symbolic dimension `batch`. */
+  readonly dynamicBatch?: number;
+  readonly docString?: string;
+}
+
+export const exportOnnx = (g: Graph, options: ExportOptions): Uint8Array => {
+  const lowered = toOnnx(g, {
+    outputs: options.outputs,
+    initializers: options.state,
+    dynamicBatch: options.dynamicBatch === undefined ? undefined : { batch: options.dynamicBatch },
+    docString: options.docString,
+  });
+  if (lowered.variables.length > 0) {
+    throw new GraphError({
+      path: lowered.variables[0],
+      message: `${lowered.variables[0]}: no value to embed in the export`,
+    });
+  }
+  return lowered.bytes;
+};

@@ -1,0 +1,1008 @@
+/**
+ * The primitives of the IR and their one rule table.
+ *
+ * A primitive is a name plus typed, named fields (`{ op: "matmul", a, b }`). Every primitive has exactly
+ * one entry in `RULES`, typed as a record over all ops so a missing rule is a compile error, holding:
+ *   - `inputs`: the tensor operands, in a fixed order (the order of VJP results);
+ *   - `infer`:  output dtypes and shapes (throws `InferError`; `ops.ts` adds the op, operands and scope);
+ *   - `lower`:  the ONNX nodes that compute it (opset 21);
+ *   - `vjp`:    the cotangents of the inputs given those of the outputs, built from ordinary ops, so the
+ *               backward pass is ordinary IR; `undefined` for non-differentiable inputs;
+ *   - `flops`:  floating-point operations (2 per multiply-add in matmul/conv, 1 per output element for
+ *               elementwise ops), for `describe`.
+ * Compositions (cross-entropy, L2-normalize, bilinear upsampling, dropout …) live in `ops.ts`/`layers/` and
+ * get their gradients from these rules.
+ */
+import {
+  broadcastShapes,
+  type DType,
+  formatType,
+  type HostArray,
+  isFloat,
+  normalizeAxis,
+  ONNX_DTYPE,
+  type Shape,
+  shapeEquals,
+  sizeOf,
+  type TensorType,
+} from "./dtype.ts";
+import type { Tensor } from "./graph.ts";
+import type { Init } from "./init.ts";
+import type * as Ops from "./ops.ts";
+
+export type UnaryOp = "neg" | "exp" | "log" | "sqrt" | "erf" | "tanh" | "sigmoid" | "relu" | "abs" | "sign";
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
+export type CompareOp = "equal" | "less" | "greater" | "lessOrEqual" | "greaterOrEqual";
+export type LogicOp = "and" | "or";
+export type ReduceOp = "reduceSum" | "reduceMean" | "reduceMax";
+
+/** One union member per op of `K`, each with the same fields (so `Extract<Prim, { op: "add" }>` works). */
+type Each<K extends string, F> = { [k in K]: { readonly op: k } & F }[K];
+
+export type Prim =
+  | { readonly op: "input"; readonly name: string; readonly dtype: DType; readonly shape: Shape }
+  | {
+    readonly op: "variable";
+    readonly name: string;
+    readonly dtype: DType;
+    readonly shape: Shape;
+    readonly init: Init;
+    /** Trainable variables are parameters; others are state such as optimizer moments or memory banks. */
+    readonly trainable: boolean;
+  }
+  | { readonly op: "constant"; readonly value: HostArray; readonly dtype: DType; readonly shape: Shape }
+  | { readonly op: "matmul"; readonly a: Tensor; readonly b: Tensor }
+  | Each<BinaryOp | CompareOp | LogicOp, { readonly a: Tensor; readonly b: Tensor }>
+  | { readonly op: "not"; readonly x: Tensor }
+  | Each<UnaryOp, { readonly x: Tensor }>
+  | { readonly op: "gelu"; readonly x: Tensor; readonly approximate: "none" | "tanh" }
+  | Each<"softmax" | "logSoftmax", { readonly x: Tensor; readonly axis: number }>
+  | {
+    readonly op: "layerNorm";
+    readonly x: Tensor;
+    readonly scale: Tensor;
+    readonly bias: Tensor;
+    /** First normalized axis: statistics are taken over axes [axis, rank). */
+    readonly axis: number;
+    readonly epsilon: number;
+  }
+  | Each<ReduceOp, { readonly x: Tensor; readonly axes: readonly number[]; readonly keepDims: boolean }>
+  | { readonly op: "argMax"; readonly x: Tensor; readonly axis: number; readonly keepDims: boolean }
+  | { readonly op: "reshape"; readonly x: Tensor; readonly shape: Shape }
+  | { readonly op: "transpose"; readonly x: Tensor; readonly perm: readonly number[] }
+  | { readonly op: "concat"; readonly xs: readonly Tensor[]; readonly axis: number }
+  | {
+    readonly op: "slice";
+    readonly x: Tensor;
+    /** One entry per sliced axis: `[start, end, step]` with Python slicing semantics. */
+    readonly axes: readonly number[];
+    readonly starts: readonly number[];
+    readonly ends: readonly number[];
+    readonly steps: readonly number[];
+  }
+  | {
+    readonly op: "pad";
+    readonly x: Tensor;
+    /** ONNX layout: all begins, then all ends; non-negative. */
+    readonly pads: readonly number[];
+    readonly value: number;
+  }
+  | { readonly op: "gather"; readonly x: Tensor; readonly indices: Tensor; readonly axis: number }
+  | { readonly op: "gatherElements"; readonly x: Tensor; readonly indices: Tensor; readonly axis: number }
+  | {
+    readonly op: "scatterElements";
+    readonly x: Tensor;
+    readonly indices: Tensor;
+    readonly updates: Tensor;
+    readonly axis: number;
+    /** "none" overwrites (indices must be unique for a meaningful gradient); "add" accumulates. */
+    readonly reduction: "none" | "add";
+  }
+  | { readonly op: "where"; readonly cond: Tensor; readonly a: Tensor; readonly b: Tensor }
+  | { readonly op: "cast"; readonly x: Tensor; readonly to: DType }
+  | { readonly op: "oneHot"; readonly indices: Tensor; readonly depth: number; readonly dtype: DType }
+  | {
+    readonly op: "topK";
+    readonly x: Tensor;
+    readonly k: number;
+    readonly axis: number;
+    readonly largest: boolean;
+  }
+  | { readonly op: "expand"; readonly x: Tensor; readonly shape: Shape }
+  | { readonly op: "clip"; readonly x: Tensor; readonly min?: number; readonly max?: number }
+  | { readonly op: "resize"; readonly x: Tensor; readonly height: number; readonly width: number }
+  | {
+    readonly op: "conv";
+    readonly x: Tensor;
+    readonly w: Tensor;
+    readonly strides: readonly [number, number];
+    /** [top, left, bottom, right] */
+    readonly pads: readonly [number, number, number, number];
+    readonly dilations: readonly [number, number];
+  }
+  | Each<"stopGradient" | "identity", { readonly x: Tensor }>;
+
+export type Op = Prim["op"];
+export type PrimOf<K extends Op> = Extract<Prim, { op: K }>;
+
+/** A shape or dtype violation found by a rule's `infer`. */
+export class InferError extends Error {}
+
+const fail = (message: string): never => {
+  throw new InferError(message);
+};
+
+/** ONNX attribute values, tagged by kind. */
+export type Attr =
+  | { readonly int: number }
+  | { readonly float: number }
+  | { readonly ints: readonly number[] }
+  | { readonly floats: readonly number[] }
+  | { readonly string: string };
+
+/** What a rule's `lower` can do: name operands, emit ONNX nodes and constants. */
+export interface LowerContext {
+  /** The ONNX value name of an operand. */
+  readonly name: (t: Tensor) => string;
+  /** Names of this node's outputs. */
+  readonly out: readonly string[];
+  /** Whether anything consumes each output (a rule may skip computing optional unused outputs). */
+  readonly used: readonly boolean[];
+  readonly node: (
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attrs?: Record<string, Attr>,
+  ) => void;
+  /** A fresh intermediate value name. */
+  readonly fresh: (hint: string) => string;
+  /** A constant tensor (an initializer). */
+  readonly constant: (values: ArrayLike<number>, dtype: DType, shape: Shape) => string;
+  /** An int64 constant (1-D unless `shape` is given). */
+  readonly int64: (values: readonly number[], shape?: Shape) => string;
+  /** A scalar (rank-0) constant of `dtype`. */
+  readonly scalar: (value: number, dtype: DType) => string;
+  /**
+   * A shape operand for Reshape/Expand. This is the one place where an export with a dynamic batch
+   * dimension substitutes the runtime batch size for a leading dimension equal to the traced one.
+   */
+  readonly shape: (dims: Shape) => string;
+}
+
+type Cotangent = Tensor | undefined;
+
+export interface Rule<P extends Prim> {
+  readonly inputs: (p: P) => readonly Tensor[];
+  readonly infer: (p: P) => readonly TensorType[];
+  readonly lower: (p: P, ctx: LowerContext) => void;
+  readonly vjp: (
+    p: P,
+    outs: readonly Tensor[],
+    cts: readonly Cotangent[],
+    b: typeof Ops,
+  ) => readonly Cotangent[];
+  readonly flops: (p: P, outs: readonly Tensor[]) => number;
+}
+
+type RuleTable = { readonly [K in Op]: Rule<PrimOf<K>> };
+
+// ---------------------------------------------------------------------------------------------------
+// Shared checks and helpers
+
+const requireFloat = (t: TensorType, what = "input") =>
+  isFloat(t.dtype) || fail(`${what} must be float32 or float64, got ${formatType(t)}`);
+
+const requireSameDtype = (a: TensorType, b: TensorType) =>
+  a.dtype === b.dtype || fail(`dtypes differ: ${formatType(a)} and ${formatType(b)}`);
+
+const requireIndex = (t: TensorType, what = "indices") =>
+  t.dtype === "int64" || t.dtype === "int32" || fail(`${what} must be int64 or int32, got ${formatType(t)}`);
+
+const broadcastOrFail = (...ts: TensorType[]): number[] =>
+  broadcastShapes(...ts.map((t) => t.shape)) ??
+    fail(`shapes do not broadcast: ${ts.map(formatType).join(", ")}`);
+
+const axisOrFail = (axis: number, rank: number): number =>
+  normalizeAxis(axis, rank) ?? fail(`axis ${axis} is out of range for rank ${rank}`);
+
+const size = (t: TensorType) => sizeOf(t.shape);
+const noFlops = () => 0;
+const elementwise = (_: unknown, outs: readonly Tensor[]) => size(outs[0]);
+const nonDifferentiable = (p: Prim): Cotangent[] => RULES[p.op].inputs(p as never).map(() => undefined);
+
+/** Reduced shape: `axes` removed, or kept as 1 with `keepDims`. */
+const reducedShape = (shape: Shape, axes: readonly number[], keepDims: boolean): number[] =>
+  keepDims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
+
+/** Cotangent for an op computed independently per element of a broadcast (a, b) pair. */
+const binary = (
+  onnx: string,
+  dtypeCheck: (a: TensorType, b: TensorType) => void,
+  vjp: Rule<PrimOf<BinaryOp>>["vjp"],
+): Rule<PrimOf<BinaryOp>> => ({
+  inputs: (p) => [p.a, p.b],
+  infer: ({ a, b }) => {
+    requireSameDtype(a, b);
+    dtypeCheck(a, b);
+    return [{ dtype: a.dtype, shape: broadcastOrFail(a, b) }];
+  },
+  lower: (p, ctx) => ctx.node(onnx, [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+  vjp,
+  flops: elementwise,
+});
+
+const numeric = (a: TensorType) => a.dtype !== "bool" || fail(`arithmetic on bool: ${formatType(a)}`);
+
+const compare = (onnx: string): Rule<PrimOf<CompareOp>> => ({
+  inputs: (p) => [p.a, p.b],
+  infer: ({ a, b }) => (requireSameDtype(a, b), [{ dtype: "bool", shape: broadcastOrFail(a, b) }]),
+  lower: (p, ctx) => ctx.node(onnx, [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+  vjp: nonDifferentiable,
+  flops: noFlops,
+});
+
+const logic = (onnx: string): Rule<PrimOf<LogicOp>> => ({
+  inputs: (p) => [p.a, p.b],
+  infer: ({ a, b }) => {
+    if (a.dtype !== "bool" || b.dtype !== "bool") {
+      fail(`operands must be bool: ${formatType(a)}, ${formatType(b)}`);
+    }
+    return [{ dtype: "bool", shape: broadcastOrFail(a, b) }];
+  },
+  lower: (p, ctx) => ctx.node(onnx, [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+  vjp: nonDifferentiable,
+  flops: noFlops,
+});
+
+const unary = (
+  onnx: string,
+  vjp: (x: Tensor, y: Tensor, ct: Tensor, b: typeof Ops) => Tensor,
+  floatOnly = true,
+): Rule<PrimOf<UnaryOp>> => ({
+  inputs: (p) => [p.x],
+  infer: ({ x }) => ((floatOnly ? requireFloat(x) : numeric(x)), [{ dtype: x.dtype, shape: x.shape }]),
+  lower: (p, ctx) => ctx.node(onnx, [ctx.name(p.x)], ctx.out),
+  vjp: (p, [y], [ct], b) => [ct && vjp(p.x, y, ct, b)],
+  flops: elementwise,
+});
+
+const reduction = (onnx: string, vjp: Rule<PrimOf<ReduceOp>>["vjp"]): Rule<PrimOf<ReduceOp>> => ({
+  inputs: (p) => [p.x],
+  infer: ({ x, axes, keepDims }) => {
+    if (x.dtype === "bool") fail(`cannot reduce bool ${formatType(x)}`);
+    const norm = axes.map((a) => axisOrFail(a, x.rank));
+    if (new Set(norm).size !== norm.length) fail(`repeated axes ${JSON.stringify(axes)}`);
+    return [{ dtype: x.dtype, shape: reducedShape(x.shape, norm, keepDims) }];
+  },
+  lower: (p, ctx) =>
+    ctx.node(onnx, [ctx.name(p.x), ctx.int64(p.axes.map((a) => normalizeAxis(a, p.x.rank)!))], ctx.out, {
+      keepdims: { int: p.keepDims ? 1 : 0 },
+    }),
+  vjp,
+  flops: (p) => size(p.x),
+});
+
+/** Brings a reduction's cotangent back to the input's shape (re-inserting reduced axes, then expanding). */
+const unreduce = (
+  ct: Tensor,
+  x: Tensor,
+  axes: readonly number[],
+  keepDims: boolean,
+  b: typeof Ops,
+): Tensor => {
+  const norm = axes.map((a) => normalizeAxis(a, x.rank)!);
+  const kept = keepDims ? ct : b.reshape(ct, reducedShape(x.shape, norm, true));
+  return b.expand(kept, x.shape);
+};
+
+/** The matrix that maps a length-`inSize` signal to `outSize` samples by linear interpolation, as ONNX
+ * Resize(mode=linear, coordinate_transformation_mode=half_pixel) does (PyTorch's align_corners=False). */
+export const linearInterpolationMatrix = (outSize: number, inSize: number): Float64Array => {
+  const m = new Float64Array(outSize * inSize);
+  const scale = outSize / inSize;
+  for (let o = 0; o < outSize; o++) {
+    const src = Math.min(Math.max((o + 0.5) / scale - 0.5, 0), inSize - 1);
+    const i0 = Math.floor(src);
+    const i1 = Math.min(i0 + 1, inSize - 1);
+    const t = src - i0;
+    m[o * inSize + i0] += 1 - t;
+    m[o * inSize + i1] += t;
+  }
+  return m;
+};
+
+const inversePerm = (perm: readonly number[]) => {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+};
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+// ---------------------------------------------------------------------------------------------------
+// The table
+
+export const RULES: RuleTable = {
+  input: {
+    inputs: () => [],
+    infer: (p) => [{ dtype: p.dtype, shape: p.shape }],
+    lower: () => {}, // a graph input
+    vjp: () => [],
+    flops: noFlops,
+  },
+  variable: {
+    inputs: () => [],
+    infer: (p) => [{ dtype: p.dtype, shape: p.shape }],
+    lower: () => {}, // a graph input fed from plan state, or an initializer when exported
+    vjp: () => [],
+    flops: noFlops,
+  },
+  constant: {
+    inputs: () => [],
+    infer: (p) => {
+      if (p.value.length !== sizeOf(p.shape)) fail(`${p.value.length} values for shape [${p.shape}]`);
+      return [{ dtype: p.dtype, shape: p.shape }];
+    },
+    lower: () => {}, // an initializer
+    vjp: () => [],
+    flops: noFlops,
+  },
+
+  matmul: {
+    inputs: (p) => [p.a, p.b],
+    infer: ({ a, b }) => {
+      requireFloat(a, "a");
+      requireSameDtype(a, b);
+      if (a.rank < 2 || b.rank < 2) fail(`operands must have rank >= 2`);
+      const k = a.shape[a.rank - 1], k2 = b.shape[b.rank - 2];
+      if (k !== k2) fail(`inner dimensions differ (${k} vs ${k2})`);
+      const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2)) ??
+        fail(`batch dimensions do not broadcast`);
+      return [{ dtype: a.dtype, shape: [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]] }];
+    },
+    lower: (p, ctx) => ctx.node("MatMul", [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+    vjp: ({ a, b }, _, [ct], o) => {
+      if (!ct) return [];
+      const da = o.sumTo(o.matmul(ct, o.mT(b)), a.shape);
+      // A weight shared across batch axes: fold them into rows, one large matmul instead of a batched
+      // matmul followed by a sum.
+      const db = b.rank === 2 && a.rank > 2
+        ? o.matmul(o.mT(o.reshape(a, [-1, a.shape[a.rank - 1]])), o.reshape(ct, [-1, ct.shape[ct.rank - 1]]))
+        : o.sumTo(o.matmul(o.mT(a), ct), b.shape);
+      return [da, db];
+    },
+    flops: ({ a }, [y]) => 2 * size(y) * a.shape[a.rank - 1],
+  },
+
+  add: binary(
+    "Add",
+    numeric,
+    ({ a, b }, _, [ct], o) => ct ? [o.sumTo(ct, a.shape), o.sumTo(ct, b.shape)] : [],
+  ),
+  sub: binary(
+    "Sub",
+    numeric,
+    ({ a, b }, _, [ct], o) => ct ? [o.sumTo(ct, a.shape), o.sumTo(o.neg(ct), b.shape)] : [],
+  ),
+  mul: binary(
+    "Mul",
+    numeric,
+    ({ a, b }, _, [ct], o) => ct ? [o.sumTo(o.mul(ct, b), a.shape), o.sumTo(o.mul(ct, a), b.shape)] : [],
+  ),
+  div: binary(
+    "Div",
+    numeric,
+    ({ a, b }, [y], [ct], o) =>
+      ct ? [o.sumTo(o.div(ct, b), a.shape), o.sumTo(o.neg(o.div(o.mul(ct, y), b)), b.shape)] : [],
+  ),
+  pow: binary("Pow", (a) => requireFloat(a), ({ a, b }, [y], [ct], o) =>
+    ct
+      ? [
+        o.sumTo(o.mul(ct, o.mul(b, o.pow(a, o.sub(b, 1)))), a.shape),
+        o.sumTo(o.mul(ct, o.mul(o.log(a), y)), b.shape),
+      ]
+      : []),
+  // Ties send the whole cotangent to `a`.
+  max: binary("Max", numeric, ({ a, b }, _, [ct], o) => {
+    if (!ct) return [];
+    const takeA = o.greaterOrEqual(a, b);
+    return [o.sumTo(o.where(takeA, ct, 0), a.shape), o.sumTo(o.where(takeA, 0, ct), b.shape)];
+  }),
+  min: binary("Min", numeric, ({ a, b }, _, [ct], o) => {
+    if (!ct) return [];
+    const takeA = o.lessOrEqual(a, b);
+    return [o.sumTo(o.where(takeA, ct, 0), a.shape), o.sumTo(o.where(takeA, 0, ct), b.shape)];
+  }),
+
+  equal: compare("Equal"),
+  less: compare("Less"),
+  greater: compare("Greater"),
+  lessOrEqual: compare("LessOrEqual"),
+  greaterOrEqual: compare("GreaterOrEqual"),
+  and: logic("And"),
+  or: logic("Or"),
+  not: {
+    inputs: (p) => [p.x],
+    infer: ({ x }) => (x.dtype === "bool" || fail(`operand must be bool: ${formatType(x)}`), [x]),
+    lower: (p, ctx) => ctx.node("Not", [ctx.name(p.x)], ctx.out),
+    vjp: nonDifferentiable,
+    flops: noFlops,
+  },
+
+  neg: unary("Neg", (_x, _y, ct, o) => o.neg(ct), false),
+  exp: unary("Exp", (_x, y, ct, o) => o.mul(ct, y)),
+  log: unary("Log", (x, _y, ct, o) => o.div(ct, x)),
+  sqrt: unary("Sqrt", (_x, y, ct, o) => o.div(o.mul(ct, 0.5), y)),
+  erf: unary("Erf", (x, _y, ct, o) => o.mul(ct, o.mul(o.exp(o.neg(o.mul(x, x))), 2 / Math.sqrt(Math.PI)))),
+  tanh: unary("Tanh", (_x, y, ct, o) => o.mul(ct, o.sub(1, o.mul(y, y)))),
+  sigmoid: unary("Sigmoid", (_x, y, ct, o) => o.mul(ct, o.mul(y, o.sub(1, y)))),
+  relu: unary("Relu", (x, _y, ct, o) => o.where(o.greater(x, 0), ct, 0)),
+  abs: unary("Abs", (x, _y, ct, o) => o.mul(ct, o.sign(x)), false),
+  sign: {
+    ...unary("Sign", (_x, _y, ct) => ct, false),
+    vjp: nonDifferentiable,
+  },
+
+  gelu: {
+    inputs: (p) => [p.x],
+    infer: ({ x }) => (requireFloat(x), [x]),
+    lower: (p, ctx) => ctx.node("Gelu", [ctx.name(p.x)], ctx.out, { approximate: { string: p.approximate } }),
+    vjp: ({ x, approximate }, _, [ct], o) => {
+      if (!ct) return [];
+      if (approximate === "none") {
+        // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+        const cdf = o.mul(o.add(o.erf(o.mul(x, Math.SQRT1_2)), 1), 0.5);
+        const pdf = o.mul(o.exp(o.mul(o.mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+        return [o.mul(ct, o.add(cdf, o.mul(x, pdf)))];
+      }
+      // y = ½x(1 + tanh u), u = c(x + 0.044715x³)
+      const x2 = o.mul(x, x);
+      const t = o.tanh(o.mul(o.mul(x, o.add(o.mul(x2, 0.044715), 1)), SQRT_2_OVER_PI));
+      const du = o.mul(o.add(o.mul(x2, 3 * 0.044715), 1), SQRT_2_OVER_PI);
+      const dy = o.add(o.mul(o.add(t, 1), 0.5), o.mul(o.mul(o.mul(x, 0.5), o.sub(1, o.mul(t, t))), du));
+      return [o.mul(ct, dy)];
+    },
+    flops: (_, [y]) => 8 * size(y),
+  },
+
+  softmax: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axis }) => (requireFloat(x), axisOrFail(axis, x.rank), [x]),
+    lower: (p, ctx) => ctx.node("Softmax", [ctx.name(p.x)], ctx.out, { axis: { int: p.axis } }),
+    vjp: ({ axis }, [y], [ct], o) => ct ? [o.mul(y, o.sub(ct, o.sum(o.mul(ct, y), [axis], true)))] : [],
+    flops: (_, [y]) => 5 * size(y),
+  },
+  logSoftmax: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axis }) => (requireFloat(x), axisOrFail(axis, x.rank), [x]),
+    lower: (p, ctx) => ctx.node("LogSoftmax", [ctx.name(p.x)], ctx.out, { axis: { int: p.axis } }),
+    vjp: ({ axis }, [y], [ct], o) => ct ? [o.sub(ct, o.mul(o.exp(y), o.sum(ct, [axis], true)))] : [],
+    flops: (_, [y]) => 5 * size(y),
+  },
+
+  layerNorm: {
+    inputs: (p) => [p.x, p.scale, p.bias],
+    // Outputs: y, mean, inverse standard deviation (the last two shaped like x with normalized axes = 1).
+    infer: ({ x, scale, bias, axis }) => {
+      requireFloat(x);
+      requireSameDtype(x, scale);
+      requireSameDtype(x, bias);
+      const a = axisOrFail(axis, x.rank);
+      const normalized = x.shape.slice(a);
+      if (!shapeEquals(scale.shape, normalized) || !shapeEquals(bias.shape, normalized)) {
+        fail(
+          `scale ${formatType(scale)} and bias ${
+            formatType(bias)
+          } must have the normalized shape [${normalized}]`,
+        );
+      }
+      const stats = { dtype: x.dtype, shape: x.shape.map((d, i) => (i < a ? d : 1)) };
+      return [x, stats, stats];
+    },
+    lower: (p, ctx) => {
+      const axis = normalizeAxis(p.axis, p.x.rank)!;
+      const [y, mean, invStd] = ctx.out.map((name, i) => (ctx.used[i] ? name : ""));
+      const x = ctx.name(p.x);
+      // ONNX Runtime's kernel returns float32 statistics even for float64 input; for float64 we compute
+      // them separately (used only by gradients) so they keep double precision.
+      const kernelStats = p.x.dtype === "float32";
+      ctx.node("LayerNormalization", [x, ctx.name(p.scale), ctx.name(p.bias)], [
+        y,
+        kernelStats ? mean : "",
+        kernelStats ? invStd : "",
+      ], { axis: { int: axis }, epsilon: { float: p.epsilon } });
+      if (kernelStats || (!mean && !invStd)) return;
+      const axes = ctx.int64(p.x.shape.map((_, i) => i).filter((i) => i >= axis));
+      const m = mean || ctx.fresh("mean");
+      ctx.node("ReduceMean", [x, axes], [m], { keepdims: { int: 1 } });
+      if (!invStd) return;
+      const centered = ctx.fresh("centered"), sq = ctx.fresh("sq"), variance = ctx.fresh("var");
+      const shifted = ctx.fresh("varEps"), std = ctx.fresh("std");
+      ctx.node("Sub", [x, m], [centered]);
+      ctx.node("Mul", [centered, centered], [sq]);
+      ctx.node("ReduceMean", [sq, axes], [variance], { keepdims: { int: 1 } });
+      ctx.node("Add", [variance, ctx.scalar(p.epsilon, p.x.dtype)], [shifted]);
+      ctx.node("Sqrt", [shifted], [std]);
+      ctx.node("Reciprocal", [std], [invStd]);
+    },
+    vjp: ({ x, scale, bias, axis }, [_, mean, invStd], [ct], o) => {
+      if (!ct) return [];
+      const a = normalizeAxis(axis, x.rank)!;
+      const axes = x.shape.map((_, i) => i).filter((i) => i >= a);
+      const xhat = o.mul(o.sub(x, mean), invStd);
+      const dxhat = o.mul(ct, scale);
+      const dx = o.mul(
+        invStd,
+        o.sub(o.sub(dxhat, o.mean(dxhat, axes, true)), o.mul(xhat, o.mean(o.mul(dxhat, xhat), axes, true))),
+      );
+      return [dx, o.sumTo(o.mul(ct, xhat), scale.shape), o.sumTo(ct, bias.shape)];
+    },
+    flops: ({ x }) => 8 * size(x),
+  },
+
+  reduceSum: reduction(
+    "ReduceSum",
+    ({ x, axes, keepDims }, _, [ct], o) => ct ? [unreduce(ct, x, axes, keepDims, o)] : [],
+  ),
+  reduceMean: reduction("ReduceMean", ({ x, axes, keepDims }, _, [ct], o) => {
+    if (!ct) return [];
+    const n = axes.reduce((acc, a) => acc * x.shape[normalizeAxis(a, x.rank)!], 1);
+    return [unreduce(o.div(ct, n), x, axes, keepDims, o)];
+  }),
+  // Ties share the cotangent equally.
+  reduceMax: reduction("ReduceMax", ({ x, axes, keepDims }, [y], [ct], o) => {
+    if (!ct) return [];
+    const hit = o.cast(o.equal(x, unreduce(y, x, axes, keepDims, o)), x.dtype);
+    const count = o.sum(hit, axes, true);
+    return [o.div(o.mul(hit, unreduce(ct, x, axes, keepDims, o)), count)];
+  }),
+
+  argMax: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axis, keepDims }) => {
+      const a = axisOrFail(axis, x.rank);
+      return [{ dtype: "int64", shape: reducedShape(x.shape, [a], keepDims) }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("ArgMax", [ctx.name(p.x)], ctx.out, {
+        axis: { int: normalizeAxis(p.axis, p.x.rank)! },
+        keepdims: { int: p.keepDims ? 1 : 0 },
+      }),
+    vjp: nonDifferentiable,
+    flops: (p) => size(p.x),
+  },
+
+  reshape: {
+    inputs: (p) => [p.x],
+    infer: ({ x, shape }) => {
+      if (shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`invalid target shape [${shape}]`);
+      if (sizeOf(shape) !== size(x)) {
+        fail(`cannot reshape ${formatType(x)} (${size(x)} elements) to [${shape}]`);
+      }
+      return [{ dtype: x.dtype, shape }];
+    },
+    lower: (p, ctx) => {
+      // A leading dimension kept from the input is written as 0 ("copy"), so a dynamic batch flows through.
+      const dims = p.shape.map((d, i) => (i === 0 && p.x.rank > 0 && p.x.shape[0] === d ? 0 : d));
+      ctx.node("Reshape", [ctx.name(p.x), ctx.shape(dims)], ctx.out);
+    },
+    vjp: ({ x }, _, [ct], o) => [ct && o.reshape(ct, x.shape)],
+    flops: noFlops,
+  },
+  transpose: {
+    inputs: (p) => [p.x],
+    infer: ({ x, perm }) => {
+      const sorted = [...perm].sort((a, b) => a - b);
+      if (perm.length !== x.rank || sorted.some((p, i) => p !== i)) {
+        fail(`perm [${perm}] is not a permutation of the ${x.rank} axes`);
+      }
+      return [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]) }];
+    },
+    lower: (p, ctx) => ctx.node("Transpose", [ctx.name(p.x)], ctx.out, { perm: { ints: p.perm } }),
+    vjp: ({ perm }, _, [ct], o) => [ct && o.transpose(ct, inversePerm(perm))],
+    flops: noFlops,
+  },
+  concat: {
+    inputs: (p) => p.xs,
+    infer: ({ xs, axis }) => {
+      if (xs.length === 0) fail("nothing to concatenate");
+      const [first] = xs;
+      const a = axisOrFail(axis, first.rank);
+      for (const t of xs) {
+        requireSameDtype(first, t);
+        if (t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+          fail(`shapes differ outside axis ${a}: ${xs.map(formatType).join(", ")}`);
+        }
+      }
+      const shape = [...first.shape];
+      shape[a] = xs.reduce((acc, t) => acc + t.shape[a], 0);
+      return [{ dtype: first.dtype, shape }];
+    },
+    lower: (p, ctx) => ctx.node("Concat", p.xs.map(ctx.name), ctx.out, { axis: { int: p.axis } }),
+    vjp: ({ xs, axis }, _, [ct], o) => {
+      if (!ct) return [];
+      const a = normalizeAxis(axis, ct.rank)!;
+      let start = 0;
+      return xs.map((t) => {
+        const part = o.slice(ct, [a], [start], [start + t.shape[a]]);
+        start += t.shape[a];
+        return part;
+      });
+    },
+    flops: noFlops,
+  },
+  slice: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axes, starts, ends, steps }) => {
+      if (axes.length !== starts.length || axes.length !== ends.length || axes.length !== steps.length) {
+        fail(`axes, starts, ends and steps must have equal lengths`);
+      }
+      const shape = [...x.shape];
+      axes.forEach((axis, i) => {
+        const a = axisOrFail(axis, x.rank);
+        shape[a] = sliceIndices(x.shape[a], starts[i], ends[i], steps[i]).length;
+      });
+      return [{ dtype: x.dtype, shape }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("Slice", [
+        ctx.name(p.x),
+        ctx.int64(p.starts),
+        ctx.int64(p.ends.map((e) => Math.max(Math.min(e, 2 ** 62), -(2 ** 62)))),
+        ctx.int64(p.axes),
+        ctx.int64(p.steps),
+      ], ctx.out),
+    vjp: ({ x, axes, starts, ends, steps }, _, [ct], o) => {
+      if (!ct) return [];
+      // Place the cotangent back where each sliced axis' elements came from, one axis at a time.
+      let g = ct;
+      axes.forEach((axis, i) => {
+        const a = normalizeAxis(axis, x.rank)!;
+        const idx = sliceIndices(x.shape[a], starts[i], ends[i], steps[i]);
+        const n = x.shape[a];
+        const target = [...g.shape];
+        target[a] = n;
+        if (steps[i] === 1) {
+          const pads = new Array<number>(2 * g.rank).fill(0);
+          pads[a] = idx.length ? idx[0] : n;
+          pads[g.rank + a] = idx.length ? n - idx[idx.length - 1] - 1 : 0;
+          g = o.pad(g, pads, 0);
+        } else {
+          const index = o.constant(o.graphOf(g), idx, [idx.length], "int64");
+          const along = g.shape.map((d, k) => (k === a ? d : 1));
+          const indices = o.expand(o.reshape(index, along), g.shape);
+          g = o.scatterElements(o.zeros(o.graphOf(g), target, g.dtype), indices, g, a, "add");
+        }
+      });
+      return [g];
+    },
+    flops: noFlops,
+  },
+  pad: {
+    inputs: (p) => [p.x],
+    infer: ({ x, pads }) => {
+      if (pads.length !== 2 * x.rank || pads.some((v) => !Number.isInteger(v) || v < 0)) {
+        fail(`pads [${pads}] must be ${2 * x.rank} non-negative integers`);
+      }
+      return [{ dtype: x.dtype, shape: x.shape.map((d, i) => d + pads[i] + pads[i + x.rank]) }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("Pad", [ctx.name(p.x), ctx.int64(p.pads), ctx.scalar(p.value, p.x.dtype)], ctx.out, {
+        mode: { string: "constant" },
+      }),
+    vjp: ({ x, pads }, _, [ct], o) =>
+      ct
+        ? [o.slice(ct, x.shape.map((_, i) => i), pads.slice(0, x.rank), x.shape.map((d, i) => pads[i] + d))]
+        : [],
+    flops: noFlops,
+  },
+
+  gather: {
+    inputs: (p) => [p.x, p.indices],
+    infer: ({ x, indices, axis }) => {
+      requireIndex(indices);
+      const a = axisOrFail(axis, x.rank);
+      return [{ dtype: x.dtype, shape: [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)] }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("Gather", [ctx.name(p.x), ctx.name(p.indices)], ctx.out, { axis: { int: p.axis } }),
+    vjp: ({ x, indices, axis }, _, [ct], o) => {
+      if (!ct) return [];
+      // Scatter-add rows back: flatten the index dims to one axis and scatter along it.
+      const a = normalizeAxis(axis, x.rank)!;
+      const pre = x.shape.slice(0, a), post = x.shape.slice(a + 1), n = size(indices);
+      const flat = [...pre, n, ...post];
+      const idx = o.expand(o.reshape(indices, flat.map((d, i) => (i === a ? d : 1))), flat);
+      return [
+        o.scatterElements(o.zeros(o.graphOf(ct), x.shape, x.dtype), idx, o.reshape(ct, flat), a, "add"),
+        undefined,
+      ];
+    },
+    flops: noFlops,
+  },
+  gatherElements: {
+    inputs: (p) => [p.x, p.indices],
+    infer: ({ x, indices, axis }) => {
+      requireIndex(indices);
+      const a = axisOrFail(axis, x.rank);
+      if (indices.rank !== x.rank) fail(`indices must have the rank of x (${x.rank})`);
+      if (indices.shape.some((d, i) => i !== a && d > x.shape[i])) {
+        fail(`indices ${formatType(indices)} exceed x ${formatType(x)} outside axis ${a}`);
+      }
+      return [{ dtype: x.dtype, shape: indices.shape }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("GatherElements", [ctx.name(p.x), ctx.name(p.indices)], ctx.out, { axis: { int: p.axis } }),
+    vjp: ({ x, indices, axis }, _, [ct], o) =>
+      ct
+        ? [o.scatterElements(o.zeros(o.graphOf(ct), x.shape, x.dtype), indices, ct, axis, "add"), undefined]
+        : [],
+    flops: noFlops,
+  },
+  scatterElements: {
+    inputs: (p) => [p.x, p.indices, p.updates],
+    infer: ({ x, indices, updates, axis }) => {
+      requireIndex(indices);
+      requireSameDtype(x, updates);
+      const a = axisOrFail(axis, x.rank);
+      if (indices.rank !== x.rank || !shapeEquals(indices.shape, updates.shape)) {
+        fail(
+          `indices ${formatType(indices)} and updates ${formatType(updates)} must match, with the rank of x`,
+        );
+      }
+      if (indices.shape.some((d, i) => i !== a && d > x.shape[i])) {
+        fail(`indices ${formatType(indices)} exceed x ${formatType(x)} outside axis ${a}`);
+      }
+      return [x];
+    },
+    lower: (p, ctx) =>
+      ctx.node("ScatterElements", [ctx.name(p.x), ctx.name(p.indices), ctx.name(p.updates)], ctx.out, {
+        axis: { int: p.axis },
+        reduction: { string: p.reduction },
+      }),
+    vjp: ({ indices, updates, axis, reduction }, _, [ct], o) => {
+      if (!ct) return [];
+      const dUpdates = o.gatherElements(ct, indices, axis);
+      const dx = reduction === "add"
+        ? ct
+        : o.scatterElements(ct, indices, o.zeros(o.graphOf(ct), updates.shape, updates.dtype), axis, "none");
+      return [dx, undefined, dUpdates];
+    },
+    flops: ({ updates }) => size(updates),
+  },
+
+  where: {
+    inputs: (p) => [p.cond, p.a, p.b],
+    infer: ({ cond, a, b }) => {
+      if (cond.dtype !== "bool") fail(`condition must be bool, got ${formatType(cond)}`);
+      requireSameDtype(a, b);
+      return [{ dtype: a.dtype, shape: broadcastOrFail(cond, a, b) }];
+    },
+    lower: (p, ctx) => ctx.node("Where", [ctx.name(p.cond), ctx.name(p.a), ctx.name(p.b)], ctx.out),
+    vjp: ({ cond, a, b }, _, [ct], o) =>
+      ct ? [undefined, o.sumTo(o.where(cond, ct, 0), a.shape), o.sumTo(o.where(cond, 0, ct), b.shape)] : [],
+    flops: elementwise,
+  },
+  cast: {
+    inputs: (p) => [p.x],
+    infer: ({ x, to }) => [{ dtype: to, shape: x.shape }],
+    lower: (p, ctx) => ctx.node("Cast", [ctx.name(p.x)], ctx.out, { to: { int: ONNX_DTYPE[p.to] } }),
+    vjp: ({ x, to }, _, [ct], o) => [ct && isFloat(x.dtype) && isFloat(to) ? o.cast(ct, x.dtype) : undefined],
+    flops: noFlops,
+  },
+  oneHot: {
+    inputs: (p) => [p.indices],
+    infer: ({ indices, depth, dtype }) => {
+      requireIndex(indices);
+      if (!Number.isInteger(depth) || depth < 1) fail(`depth ${depth} must be a positive integer`);
+      return [{ dtype, shape: [...indices.shape, depth] }];
+    },
+    lower: (p, ctx) => {
+      // ONNX Runtime's OneHot kernel exists for float32 values; other dtypes are cast from it.
+      const direct = p.dtype === "float32";
+      const y = direct ? ctx.out[0] : ctx.fresh("onehot");
+      const values = ctx.constant([0, 1], "float32", [2]);
+      ctx.node("OneHot", [ctx.name(p.indices), ctx.int64([p.depth], []), values], [y], { axis: { int: -1 } });
+      if (!direct) ctx.node("Cast", [y], ctx.out, { to: { int: ONNX_DTYPE[p.dtype] } });
+    },
+    vjp: nonDifferentiable,
+    flops: noFlops,
+  },
+  topK: {
+    inputs: (p) => [p.x],
+    // Outputs: values (differentiable), indices (int64).
+    infer: ({ x, k, axis }) => {
+      const a = axisOrFail(axis, x.rank);
+      if (!Number.isInteger(k) || k < 1 || k > x.shape[a]) fail(`k = ${k} must be in 1..${x.shape[a]}`);
+      const shape = x.shape.map((d, i) => (i === a ? k : d));
+      return [{ dtype: x.dtype, shape }, { dtype: "int64", shape }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("TopK", [ctx.name(p.x), ctx.int64([p.k])], ctx.out, {
+        axis: { int: p.axis },
+        largest: { int: p.largest ? 1 : 0 },
+        sorted: { int: 1 },
+      }),
+    vjp: ({ x, axis }, [_, indices], [ct], o) =>
+      ct ? [o.scatterElements(o.zeros(o.graphOf(ct), x.shape, x.dtype), indices, ct, axis, "add")] : [],
+    flops: (p) => size(p.x),
+  },
+  expand: {
+    inputs: (p) => [p.x],
+    infer: ({ x, shape }) => {
+      const out = broadcastShapes(x.shape, shape) ?? fail(`cannot expand ${formatType(x)} to [${shape}]`);
+      return [{ dtype: x.dtype, shape: out }];
+    },
+    lower: (p, ctx) => {
+      // Dimensions x already has are written as 1 (Expand keeps them), so a dynamic batch flows through.
+      const offset = p.shape.length - p.x.rank;
+      const dims = p.shape.map((d, i) => (i >= offset && p.x.shape[i - offset] === d ? 1 : d));
+      ctx.node("Expand", [ctx.name(p.x), ctx.shape(dims)], ctx.out);
+    },
+    vjp: ({ x }, _, [ct], o) => [ct && o.sumTo(ct, x.shape)],
+    flops: noFlops,
+  },
+  clip: {
+    inputs: (p) => [p.x],
+    infer: ({ x }) => (numeric(x), [x]),
+    lower: (p, ctx) =>
+      ctx.node("Clip", [
+        ctx.name(p.x),
+        p.min === undefined ? "" : ctx.scalar(p.min, p.x.dtype),
+        p.max === undefined ? "" : ctx.scalar(p.max, p.x.dtype),
+      ], ctx.out),
+    vjp: ({ x, min, max }, _, [ct], o) => {
+      if (!ct) return [];
+      const bounds = [
+        ...(min === undefined ? [] : [o.greaterOrEqual(x, min)]),
+        ...(max === undefined ? [] : [o.lessOrEqual(x, max)]),
+      ];
+      return [bounds.length ? o.where(bounds.reduce((acc, c) => o.and(acc, c)), ct, 0) : ct];
+    },
+    flops: elementwise,
+  },
+  resize: {
+    inputs: (p) => [p.x],
+    infer: ({ x, height, width }) => {
+      requireFloat(x);
+      if (x.rank !== 4) fail(`resize expects NCHW (rank 4), got ${formatType(x)}`);
+      if (height < 1 || width < 1) fail(`target size ${height}x${width} must be positive`);
+      return [{ dtype: x.dtype, shape: [x.shape[0], x.shape[1], height, width] }];
+    },
+    lower: (p, ctx) =>
+      // `axes` (opset 18) keeps the batch and channel dimensions out of `sizes`.
+      ctx.node("Resize", [ctx.name(p.x), "", "", ctx.int64([p.height, p.width])], ctx.out, {
+        mode: { string: "linear" },
+        coordinate_transformation_mode: { string: "half_pixel" },
+        axes: { ints: [2, 3] },
+      }),
+    // y = Mh · x · Mwᵀ, so x̄ = Mhᵀ · ȳ · Mw: the adjoint as two matmuls with constant matrices.
+    vjp: ({ x, height, width }, _, [ct], o) => {
+      if (!ct) return [];
+      const g = o.graphOf(ct);
+      const [h, w] = [x.shape[2], x.shape[3]];
+      const mhT = o.constant(
+        g,
+        transpose2d(linearInterpolationMatrix(height, h), height, h),
+        [h, height],
+        x.dtype,
+      );
+      const mw = o.constant(g, linearInterpolationMatrix(width, w), [width, w], x.dtype);
+      return [o.matmul(o.matmul(mhT, ct), mw)];
+    },
+    flops: (_, [y]) => 8 * size(y),
+  },
+  conv: {
+    inputs: (p) => [p.x, p.w],
+    infer: ({ x, w, strides, pads, dilations }) => {
+      requireFloat(x);
+      requireSameDtype(x, w);
+      if (x.rank !== 4 || w.rank !== 4) fail(`conv expects NCHW input and OIHW weight`);
+      if (x.shape[1] !== w.shape[1]) {
+        fail(`input channels ${x.shape[1]} != weight input channels ${w.shape[1]}`);
+      }
+      const out = [0, 1].map((i) => {
+        const span = dilations[i] * (w.shape[2 + i] - 1) + 1;
+        return Math.floor((x.shape[2 + i] + pads[i] + pads[i + 2] - span) / strides[i]) + 1;
+      });
+      if (out.some((d) => d < 1)) fail(`kernel ${formatType(w)} does not fit input ${formatType(x)}`);
+      return [{ dtype: x.dtype, shape: [x.shape[0], w.shape[0], out[0], out[1]] }];
+    },
+    lower: (p, ctx) =>
+      ctx.node("Conv", [ctx.name(p.x), ctx.name(p.w)], ctx.out, {
+        strides: { ints: p.strides },
+        pads: { ints: p.pads },
+        dilations: { ints: p.dilations },
+      }),
+    vjp: (p, _, [ct], o) => (ct ? [convInputGrad(p, ct, o), convWeightGrad(p, ct, o)] : []),
+    flops: ({ w }, [y]) => 2 * size(y) * w.shape[1] * w.shape[2] * w.shape[3],
+  },
+
+  stopGradient: {
+    inputs: (p) => [p.x],
+    infer: ({ x }) => [x],
+    lower: (p, ctx) => ctx.node("Identity", [ctx.name(p.x)], ctx.out),
+    vjp: () => [undefined],
+    flops: noFlops,
+  },
+  identity: {
+    inputs: (p) => [p.x],
+    infer: ({ x }) => [x],
+    lower: (p, ctx) => ctx.node("Identity", [ctx.name(p.x)], ctx.out),
+    vjp: (_, __, [ct]) => [ct],
+    flops: noFlops,
+  },
+};
+
+const transpose2d = (m: Float64Array, rows: number, cols: number): Float64Array => {
+  const t = new Float64Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+  return t;
+};
+
+/** The indices a Python-style slice `[start:end:step]` selects from a length-`n` axis. */
+export const sliceIndices = (n: number, start: number, end: number, step: number): number[] => {
+  if (!Number.isInteger(step) || step === 0) fail(`slice step must be a non-zero integer, got ${step}`);
+  const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
+  const norm = (v: number) => (v < 0 ? v + n : v);
+  const out: number[] = [];
+  if (step > 0) {
+    for (let i = clamp(norm(start), 0, n); i < clamp(norm(end), 0, n); i += step) out.push(i);
+  } else {
+    for (let i = clamp(norm(start), -1, n - 1); i > clamp(norm(end), -1, n - 1); i += step) out.push(i);
+  }
+  return out;
+};
+
+/**
+ * x̄ of a convolution, as a stride-1 convolution of the zero-dilated cotangent with the flipped,
+ * channel-swapped kernel (what ConvTranspose computes), built from pad/reshape/slice/conv.
+ */
+const convInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
+  const { x, w, strides, pads, dilations } = p;
+  const [n, oc, ho, wo] = ct.shape;
+  const k = [w.shape[2], w.shape[3]];
+  // Insert (stride − 1) zeros between cotangent entries: [n,o,ho,wo] → [n,o,(ho−1)s+1,(wo−1)s+1].
+  let g = ct;
+  if (strides[0] > 1 || strides[1] > 1) {
+    g = o.reshape(g, [n, oc, ho, 1, wo, 1]);
+    g = o.pad(g, [0, 0, 0, 0, 0, 0, 0, 0, 0, strides[0] - 1, 0, strides[1] - 1], 0);
+    g = o.reshape(g, [n, oc, ho * strides[0], wo * strides[1]]);
+    g = o.slice(g, [2, 3], [0, 0], [(ho - 1) * strides[0] + 1, (wo - 1) * strides[1] + 1]);
+  }
+  // Pad (or crop) so that a "valid" dilated convolution yields exactly the input's spatial size.
+  const before = [0, 1].map((i) => dilations[i] * (k[i] - 1) - pads[i]);
+  const after = [0, 1].map((i) => x.shape[2 + i] + dilations[i] * (k[i] - 1) - g.shape[2 + i] - before[i]);
+  g = padOrCrop(g, [2, 3], before, after, o);
+  const flipped = o.slice(o.transpose(w, [1, 0, 2, 3]), [2, 3], [-1, -1], [-(2 ** 62), -(2 ** 62)], [-1, -1]);
+  return o.conv(g, flipped, { dilations: [dilations[0], dilations[1]] });
+};
+
+/** w̄ of a convolution: correlate the input (batch as channels) with the cotangent as a kernel. */
+const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
+  const { x, w, strides, pads, dilations } = p;
+  const xt = o.transpose(x, [1, 0, 2, 3]); // [c, n, h, w]
+  const gt = o.transpose(ct, [1, 0, 2, 3]); // [o, n, ho, wo]
+  const full = o.conv(xt, gt, {
+    strides: [dilations[0], dilations[1]],
+    dilations: [strides[0], strides[1]],
+    pads: [pads[0], pads[1], pads[2], pads[3]],
+  }); // [c, o, ≥kh, ≥kw]
+  const cropped = o.slice(full, [2, 3], [0, 0], [w.shape[2], w.shape[3]]);
+  return o.transpose(cropped, [1, 0, 2, 3]);
+};
+
+const padOrCrop = (t: Tensor, axes: number[], before: number[], after: number[], o: typeof Ops): Tensor => {
+  const pads = new Array<number>(2 * t.rank).fill(0);
+  axes.forEach((a, i) => {
+    pads[a] = Math.max(before[i], 0);
+    pads[t.rank + a] = Math.max(after[i], 0);
+  });
+  let out = pads.some((v) => v > 0) ? o.pad(t, pads, 0) : t;
+  const starts = axes.map((_, i) => Math.max(-before[i], 0));
+  const ends = axes.map((a, i) => out.shape[a] - Math.max(-after[i], 0));
+  if (starts.some((s) => s > 0) || ends.some((e, i) => e < out.shape[axes[i]])) {
+    out = o.slice(out, axes, starts, ends);
+  }
+  return out;
+};

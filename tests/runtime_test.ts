@@ -1,0 +1,105 @@
+/** Runtime: execution providers, export to a self-contained ONNX file, printing and describe. */
+import { Effect, Exit } from "effect";
+import * as ort from "onnxruntime-node";
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import { runGraph } from "./graph_runner.ts";
+import { Graph } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { exportOnnx } from "../plan/export.ts";
+import { describe } from "../plan/describe.ts";
+import { printGraph } from "../plan/print.ts";
+import { initialize } from "../plan/init.ts";
+import { execute, graphStage, plan, ProviderUnavailable, value } from "../plan/runtime.ts";
+import { linear } from "../layers/linear.ts";
+
+const tinyGraph = (batch: number) => {
+  const g = new Graph("tiny");
+  const x = o.input(g, "x", [batch, 4, 3]);
+  const h = g.scope("model", () => o.gelu(linear(x, 5, { name: "fc1" })));
+  const y = g.scope("model", () => linear(h, 2, { name: "fc2" }));
+  g.output("y", y);
+  g.output("pooled", o.mean(y, [1]));
+  return g;
+};
+
+const openWith = (provider: "webgpu" | "cuda") =>
+  Effect.runPromiseExit(Effect.scoped(Effect.gen(function* () {
+    const g = tinyGraph(1);
+    yield* execute(plan("tiny", g, [graphStage(g)]), { provider });
+  })));
+
+Deno.test("runtime: an unavailable execution provider is a clear error, never a silent fallback", async () => {
+  const cuda = await openWith("cuda");
+  assert(Exit.isFailure(cuda));
+  const error = Exit.isFailure(cuda) ? cuda.cause.toString() : "";
+  assert(
+    error.includes("ProviderUnavailable") && error.includes('"cuda"') && error.includes("does not bundle"),
+    error,
+  );
+  const webgpu = await openWith("webgpu");
+  if (Exit.isFailure(webgpu)) {
+    // No GPU here: the failure must name the provider and what is missing.
+    const text = webgpu.cause.toString();
+    assert(
+      text.includes("ProviderUnavailable") && text.includes('"webgpu"') && /Vulkan|adapter/i.test(text),
+      text,
+    );
+  }
+  const err = new ProviderUnavailable({ provider: "cuda", reason: "x" });
+  assertEquals(err.message, 'execution provider "cuda" is unavailable: x');
+});
+
+Deno.test("runtime: export embeds parameters and has a dynamic batch dimension", async () => {
+  const g = tinyGraph(2);
+  const state = new Map(
+    ["model.fc1.weight", "model.fc1.bias", "model.fc2.weight", "model.fc2.bias"].map((name) => {
+      const t = g.lookup(name)!;
+      const init = g.producer(t).prim;
+      if (init.op !== "variable") throw new Error(name);
+      return [name, initialize(init.init, name, "float32", t.shape, 3)] as const;
+    }),
+  );
+  const bytes = exportOnnx(g, { outputs: ["y", "pooled"], state, dynamicBatch: 2 });
+  const session = await ort.InferenceSession.create(bytes);
+  assertEquals(session.inputNames, ["x"]);
+  for (const batch of [1, 3]) {
+    const xs = Float32Array.from({ length: batch * 12 }, (_, i) => Math.sin(i));
+    const exported = await session.run({ x: new ort.Tensor("float32", xs, [batch, 4, 3]) });
+    const gb = tinyGraph(batch);
+    const expected = await runGraph(gb, { x: value("float32", xs, [batch, 4, 3]) }, {
+      state: Object.fromEntries([...state].map(([k, v]) => [k, value("float32", v, gb.lookup(k)!.shape)])),
+    });
+    assertEquals(exported.y.dims, [batch, 4, 2]);
+    assertClose(exported.y.data as Float32Array, expected.y, { atol: 1e-6 });
+    assertClose(exported.pooled.data as Float32Array, expected.pooled, { atol: 1e-6 });
+  }
+  await session.release();
+});
+
+Deno.test("print: one line per node with type, op, operands and scope", () => {
+  const g = new Graph("p");
+  const x = o.input(g, "x", [2, 3]);
+  g.output("y", g.scope("model", () => o.relu(linear(x, 4, { name: "fc" }))));
+  assertEquals(printGraph(g).split("\n"), [
+    '%0:f32[2,3] = input "x"',
+    '%1:f32[3,4] = variable "model.fc.weight" truncNormal(0.02)   # model.fc',
+    "%2:f32[2,4] = matmul %0 %1   # model.fc",
+    '%3:f32[4] = variable "model.fc.bias" zeros()   # model.fc',
+    "%4:f32[2,4] = add %2 %3   # model.fc",
+    "%5:f32[2,4] = relu %4   # model",
+    "outputs: y=%5",
+  ]);
+});
+
+Deno.test("describe: parameters and FLOPs per scope, counted by hand", () => {
+  const rows = describe(tinyGraph(2), { depth: 2 });
+  // fc1: 3·5 + 5 params; matmul 2·(2·4·5)·3 = 240, bias add 40, (gelu is in scope "model": 8·40 = 320)
+  // fc2: 5·2 + 2 params; matmul 2·(2·4·2)·5 = 160, bias add 16; mean over axis 1: 16
+  assertEquals(rows, [
+    { scope: "<root>", params: 0, flops: 16 },
+    { scope: "model", params: 0, flops: 320 },
+    { scope: "model.fc1", params: 20, flops: 280 },
+    { scope: "model.fc2", params: 12, flops: 176 },
+    { scope: "total", params: 32, flops: 792 },
+  ]);
+});
