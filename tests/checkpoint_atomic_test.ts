@@ -1,5 +1,5 @@
 import { Effect } from "effect";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertEquals } from "./assert.ts";
@@ -49,6 +49,15 @@ Deno.test("writing into a missing directory fails naming the file", () =>
     const file = join(dir, "missing", "x.json");
     const error = await Effect.runPromise(Effect.flip(writeFileAtomic(file, "x")));
     assertEquals(error.message.startsWith(`${file}: creating temp file:`), true, error.message);
+  }));
+
+Deno.test("a rename that fails (target is a directory) removes the temp file", () =>
+  withDir(async (dir) => {
+    const file = join(dir, "report.html");
+    await mkdir(file);
+    const error = await Effect.runPromise(Effect.flip(writeFileAtomic(file, "x")));
+    assertEquals(error.message.startsWith(`${file}: renaming temp file:`), true, error.message);
+    assertEquals(await readdir(dir), ["report.html"]);
   }));
 
 Deno.test("temp file names: <name>.tmp-<pid>-<hex> in the same directory", () => {

@@ -97,6 +97,22 @@ Deno.test("decode errors name the file and the tensor", () => {
       `${FILE}: header length 200 exceeds the 2 bytes after`,
     ],
     [fileBytes("{not json}", []), `${FILE}: header is not valid JSON`],
+    [
+      (() => {
+        const b = fileBytes('{"\u00e9":1}', []);
+        b[10] = 0xff; // break the UTF-8 of the header
+        return b;
+      })(),
+      `${FILE}: header is not valid UTF-8`,
+    ],
+    [
+      (() => {
+        const b = new Uint8Array(16);
+        new DataView(b.buffer).setBigUint64(0, 1n << 40n, true);
+        return b;
+      })(),
+      `${FILE}: header length 1099511627776 exceeds the 100000000 limit`,
+    ],
     [fileBytes("[1,2]", []), `${FILE}: header does not start with '{'`],
     [fileBytes(`{"__metadata__":{"epoch":3}}`, []), `${FILE}: __metadata__: metadata values must be strings`],
     [fileBytes(`{${entry("w", "F16", [4], 0, 8)}}`, eight), `${FILE}: tensor "w": unsupported dtype "F16"`],

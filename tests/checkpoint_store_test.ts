@@ -75,6 +75,11 @@ Deno.test("best.safetensors follows the best metric value and records its step",
     assertEquals(best.step, 2);
     assertEquals(JSON.parse(best.metadata[BEST_KEY]), { metric: "mIoU", value: 0.5, step: 2 });
     assertEquals(best.tensors["layer.weight"].data, Float32Array.from([2, 1, 2, 3]));
+    // A corrupt best.safetensors counts as no best: the next save replaces it.
+    await writeFile(join(dir, "best.safetensors"), "garbage");
+    assertEquals(await run(readBestRecord(dir)), undefined);
+    assertEquals((await save(4, 0.1)).bestFile, join(dir, "best.safetensors"));
+    assertEquals(await run(readBestRecord(dir)), { metric: "mIoU", value: 0.1, step: 4 });
     // Lower-is-better metrics improve downwards.
     const lower = await run(
       saveCheckpoint(dir, 5, { tensors: weights(5) }, {
@@ -165,6 +170,8 @@ Deno.test("checkpoint errors name the file and what is wrong", () =>
       saveCheckpoint(dir, 1, { tensors: { w: { dtype: "F32", shape: [3], data: new Float32Array(2) } } }),
     );
     assertEquals(badTensor.message.endsWith(`tensor "w": shape [3] has 3 elements but data has 2`), true);
+    const badKeep = await fails(saveCheckpoint(dir, 1, { tensors: weights(1) }, { keepLast: 0 }));
+    assertEquals(badKeep.message.endsWith("keepLast must be a positive integer, got 0"), true);
     const badStep = await fails(saveCheckpoint(dir, -1, { tensors: weights(1) }));
     assertEquals(badStep.message.endsWith("step must be a non-negative integer, got -1"), true);
 
@@ -178,6 +185,8 @@ Deno.test("checkpoint errors name the file and what is wrong", () =>
 
     const corrupt = join(dir, "step-000003.safetensors");
     await writeFile(corrupt, new Uint8Array(3));
+    const notADir = await fails(latestCheckpoint(corrupt));
+    assertEquals(notADir.message.startsWith(`${corrupt}: cannot list directory:`), true, notADir.message);
     const corruptError = await fails(loadCheckpoint(corrupt));
     assertEquals(corruptError._tag, "CheckpointError");
     assertEquals(corruptError.message, `${corrupt}: file is 3 bytes, too short for the 8-byte header length`);

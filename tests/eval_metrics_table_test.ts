@@ -75,6 +75,17 @@ Deno.test("eval record read errors name the file and the field", async () => {
     assertEquals(jsonError.message.startsWith(`${bad}: not JSON`), true, jsonError.message);
     const missing = await Effect.runPromise(Effect.flip(readEvalRecord(join(dir, "eval-test.json"))));
     assertEquals(missing.message.startsWith(`${join(dir, "eval-test.json")}: cannot read`), true);
+    const record = makeEvalRecord({
+      split: "val",
+      step: 1,
+      checkpoint: "c",
+      mode: "whole",
+      classNames: [],
+      segmentation: summary,
+    });
+    const noDir = join(dir, "missing");
+    const writeError = await Effect.runPromise(Effect.flip(writeEvalRecord(noDir, record)));
+    assertEquals(writeError.message.startsWith(`${join(noDir, "eval-val.json")}: creating temp file`), true);
     assertThrowsMessage(() => evalFileName("../val"), `split name "../val" is not a safe file name`);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -61,6 +61,10 @@ Deno.test("multilabel errors name the argument", () => {
   assertThrowsMessage(() => acc.add([0.1, 0.2], [0]), "multilabel: targets: has 1 entries, expected 2");
   assertThrowsMessage(() => acc.add([0.1, NaN], [0, 1]), "scores: class 1 of image 0 is NaN");
   assertThrowsMessage(
+    () => multilabelAccumulator({ numClasses: 1.5 }),
+    "numClasses: must be a positive integer",
+  );
+  assertThrowsMessage(
     () => averagePrecision([1, 2], [1]),
     "averagePrecision: scores: has 2 entries but targets has 1",
   );

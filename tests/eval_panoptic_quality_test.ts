@@ -135,6 +135,10 @@ Deno.test("PQ errors name the field, image and segment", () => {
       acc.add({ ids: ids(4, [[2, 0, 4]]), segments: [{ id: 2, category: 3 }, { id: 2, category: 3 }] }, gt),
     "segment id 2 is listed twice",
   );
+  assertThrowsMessage(
+    () => panopticAccumulator({ categories: [...categories, { id: 1, isThing: false }] }),
+    "panoptic: categories: a category id is listed twice",
+  );
   // Rejected images leave the totals untouched.
   assertEquals(acc.counts().get(3), { tp: 0, fp: 0, fn: 0, iouSum: 0 });
 });

@@ -165,6 +165,14 @@ Deno.test("metrics.jsonl problems: errors name file and line, truncated tail and
   }
 });
 
+Deno.test("an unreadable metrics.jsonl fails naming the file", () =>
+  withRun(async (dir) => {
+    const file = join(dir, "metrics.jsonl");
+    await mkdir(file); // a directory where the log should be
+    const error = await Effect.runPromise(Effect.flip(writeReport(dir)));
+    assertEquals(error.message.startsWith(`${file}: cannot read`), true, error.message);
+  }));
+
 Deno.test("an invalid eval-<split>.json fails the report naming the file", () =>
   withRun(async (dir) => {
     const file = join(dir, "eval-val.json");
