@@ -1,0 +1,185 @@
+import { Effect } from "effect";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { assertEquals } from "./assert.ts";
+import { writePng } from "../eval/png.ts";
+import { parseMetricsLog, readRunInputs } from "../train/report_inputs.ts";
+import { renderReport, writeReport } from "../train/report.ts";
+
+const withRun = async (body: (dir: string) => Promise<void>) => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-report-"));
+  try {
+    await body(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+};
+
+const trainLine = (step: number, loss: number | null, pixel: number, lr: number) =>
+  JSON.stringify({
+    kind: "train",
+    step,
+    epoch: 0,
+    lr,
+    loss,
+    terms: { pixel, multilabel: 0.25 },
+    imagesPerSecond: 12,
+    elapsedSeconds: step * 2,
+  });
+
+const metricsLog = [
+  trainLine(10, 1.5, 1.25, 0.001),
+  trainLine(20, null, 1, 0.0005), // diverged step: NaN was written as null
+  trainLine(30, 0.75, 0.5, 0.00025),
+  JSON.stringify({ kind: "eval", step: 20, split: "val", mIoU: 0.25, aAcc: 0.5, mAcc: 0.375, mAP: 50.5 }),
+  JSON.stringify({ kind: "eval", step: 30, split: "val", mIoU: 0.5, aAcc: 0.75, mAcc: 0.625, mAP: 60 }),
+].join("\n") + "\n";
+
+const evalRecord = {
+  split: "val",
+  step: 30,
+  checkpoint: "checkpoints/step-000030.safetensors",
+  mIoU: 0.5,
+  mAcc: 0.625,
+  aAcc: 0.75,
+  mAP: 60,
+  classes: [
+    { name: "sky", iou: 0.75, acc: 0.875 },
+    { name: "road<1>", iou: 0.25, acc: 0.375 },
+    { name: "pole", iou: null, acc: null },
+  ],
+  mode: "whole",
+};
+
+const fabricateRun = async (dir: string) => {
+  await writeFile(join(dir, "metrics.jsonl"), metricsLog);
+  await writeFile(join(dir, "eval-val.json"), JSON.stringify(evalRecord));
+  await mkdir(join(dir, "examples"));
+  for (const [role, value] of [["image", 10], ["label", 20], ["pred", 30]] as const) {
+    await Effect.runPromise(
+      writePng(join(dir, "examples", `0001-${role}.png`), new Uint8Array(12).fill(value), 2, 2),
+    );
+  }
+};
+
+Deno.test("report.html shows the chart series, the class table and embedded examples", () =>
+  withRun(async (dir) => {
+    await fabricateRun(dir);
+    const file = await Effect.runPromise(writeReport(dir, { generatedAt: "2025-01-01T00:00:00Z" }));
+    assertEquals(file, join(dir, "report.html"));
+    const html = await readFile(file, "utf8");
+    const has = (text: string) => assertEquals(html.includes(text), true, `missing ${text}`);
+    // Chart series carry their raw points: loss with a gap at the null, each term, lr, validation in %.
+    has(`data-series="total" data-points="10,1.5 20,null 30,0.75"`);
+    has(`data-series="pixel" data-points="10,1.25 20,1 30,0.5"`);
+    has(`data-series="multilabel" data-points="10,0.25 20,0.25 30,0.25"`);
+    has(`data-series="lr" data-points="10,0.001 20,0.0005 30,0.00025"`);
+    has(`data-series="images/s" data-points="10,12 20,12 30,12"`);
+    has(`data-series="val mIoU" data-points="20,25 30,50"`);
+    has(`data-series="val mAP" data-points="20,50.5 30,60"`);
+    for (const title of ["Training loss", "Learning rate", "Throughput", "Validation"]) {
+      has(`class="chart-title">${title}</text>`);
+    }
+    // Summary cards: best val mIoU and the latest mAP; the last loss skips the null.
+    has(
+      `<div class="card-label">Best mIoU</div><div class="card-value">50.00 %</div><div class="card-detail">val, step 30</div>`,
+    );
+    has(`<div class="card-value">60.00</div>`);
+    has(`<div class="card-value">0.75</div><div class="card-detail">at step 30</div>`);
+    // Per-class table rows, names escaped, absent class greyed.
+    has(`<td>sky</td><td class="num">75.00</td>`);
+    has(`<span class="bar" style="width:75.0%"></span></span></td><td class="num">87.50</td></tr>`);
+    has(`<td>road&lt;1&gt;</td><td class="num">25.00</td>`);
+    has(`<tr class="absent" title="absent from this split"><td>pole</td><td class="num">—</td>`);
+    has(`mIoU 50.00 · mAcc 62.50 · aAcc 75.00 · mAP 60.00`);
+    // Examples embedded as data URIs of the very files in examples/.
+    for (const role of ["image", "label", "pred"]) {
+      const png = await readFile(join(dir, "examples", `0001-${role}.png`));
+      has(`src="data:image/png;base64,${Buffer.from(png).toString("base64")}"`);
+    }
+    has(`<figcaption>Ground truth</figcaption>`);
+    // Self-contained: no scripts, every src is inline.
+    assertEquals(html.includes("<script"), false);
+    assertEquals(
+      [...html.matchAll(/src="([^"]*)"/g)].every((m) => m[1].startsWith("data:image/png;base64,")),
+      true,
+    );
+    assertEquals(html.includes("<link"), false);
+  }));
+
+Deno.test("an empty run folder gives a report that says what is missing", () =>
+  withRun(async (dir) => {
+    const html = renderReport(await Effect.runPromise(readRunInputs(dir)));
+    for (
+      const text of [
+        "No training lines in metrics.jsonl yet.",
+        "No evaluation yet",
+        "No eval-*.json yet",
+        "No example predictions",
+        `${join(dir, "metrics.jsonl")}: not found`,
+      ]
+    ) {
+      assertEquals(html.includes(text), true, `missing ${text}`);
+    }
+    assertEquals(html.includes("<svg"), false);
+  }));
+
+Deno.test("examples beyond maxExamples are counted, missing roles get a placeholder", () =>
+  withRun(async (dir) => {
+    await mkdir(join(dir, "examples"));
+    for (const id of ["a", "b", "c"]) {
+      await Effect.runPromise(writePng(join(dir, "examples", `${id}-image.png`), new Uint8Array(3), 1, 1));
+    }
+    const inputs = await Effect.runPromise(readRunInputs(dir, { maxExamples: 2 }));
+    assertEquals(inputs.examples.map((e) => e.id), ["a", "b"]);
+    assertEquals(inputs.examplesOmitted, 1);
+    const html = renderReport(inputs);
+    assertEquals(html.includes("1 more example(s) not shown."), true);
+    assertEquals(html.includes(`<div class="missing">no pred image</div>`), true);
+  }));
+
+Deno.test("metrics.jsonl problems: errors name file and line, truncated tail and unknown kinds are notes", () => {
+  const file = "run/metrics.jsonl";
+  const parse = (text: string) => Effect.runSync(Effect.result(parseMetricsLog(text, file)));
+  const bad = parse(`${trainLine(10, 1, 1, 0.1)}\n{oops\n${trainLine(20, 1, 1, 0.1)}\n`);
+  assertEquals(bad._tag === "Failure" && bad.failure.message.startsWith(`${file}:2: not JSON`), true);
+  const schema = parse(`${JSON.stringify({ kind: "train", step: 10, epoch: 0, lr: 0.1, loss: "high" })}\n`);
+  assertEquals(
+    schema._tag === "Failure" && schema.failure.message.startsWith(`${file}:1: train line:`),
+    true,
+  );
+  assertEquals(schema._tag === "Failure" && schema.failure.message.includes(`["loss"]`), true);
+  const negativeStep = parse(`${JSON.stringify({ kind: "eval", step: -5, split: "val", mIoU: 0.1 })}\n`);
+  assertEquals(negativeStep._tag === "Failure" && negativeStep.failure.message.includes(`["step"]`), true);
+
+  const tolerated = parse(`${trainLine(10, 1, 1, 0.1)}\n{"kind":"memory","rss":1}\n{"kind":"train","st`);
+  assertEquals(tolerated._tag, "Success");
+  if (tolerated._tag === "Success") {
+    assertEquals(tolerated.success.train.length, 1);
+    assertEquals(tolerated.success.notes, [
+      `${file}:3: skipped an unterminated last line (interrupted write?)`,
+      `${file}: skipped 1 line(s) of kind "memory"`,
+    ]);
+  }
+});
+
+Deno.test("an unreadable metrics.jsonl fails naming the file", () =>
+  withRun(async (dir) => {
+    const file = join(dir, "metrics.jsonl");
+    await mkdir(file); // a directory where the log should be
+    const error = await Effect.runPromise(Effect.flip(writeReport(dir)));
+    assertEquals(error.message.startsWith(`${file}: cannot read`), true, error.message);
+  }));
+
+Deno.test("an invalid eval-<split>.json fails the report naming the file", () =>
+  withRun(async (dir) => {
+    const file = join(dir, "eval-val.json");
+    await writeFile(file, JSON.stringify({ ...evalRecord, classes: [{ name: "sky", iou: "0.5" }] }));
+    const error = await Effect.runPromise(Effect.flip(writeReport(dir)));
+    assertEquals(error._tag, "ReportError");
+    assertEquals(error.file, file);
+    assertEquals(error.message.startsWith(`${file}: `), true, error.message);
+    assertEquals(error.message.includes(`["classes"][0]["iou"]`), true, error.message);
+  }));
