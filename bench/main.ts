@@ -1,4 +1,15 @@
-/** kappa's command line: one entry point, one subcommand per deno task. */
-const [command] = Deno.args;
-console.error(`kappa ${command ?? ""}: not built yet`);
-Deno.exit(1);
+/**
+ * `deno task bench <suite>`: performance measurements, as ratios against a peer run side by side.
+ * Suites write their figures into BENCHMARKS.md together with the command that produced them.
+ */
+const suites: Record<string, () => Promise<unknown>> = {
+  engine: async () => (await import("./engine.ts")).main(Deno.args.slice(1)),
+};
+
+const [suite] = Deno.args;
+const run = suite ? suites[suite] : undefined;
+if (!run) {
+  console.error(`usage: deno task bench <${Object.keys(suites).join("|")}>`);
+  Deno.exit(2);
+}
+await run();
