@@ -15,6 +15,8 @@ export interface AttentionOptions {
   readonly name?: string;
   /** Keys and values come from here instead of `x` (cross-attention). */
   readonly context?: Tensor;
+  /** Keys come from here instead of `context` (e.g. context plus a position code, as in DETR). */
+  readonly keyContext?: Tensor;
   readonly dropout?: number;
 }
 
@@ -31,7 +33,7 @@ const splitHeads = (t: Tensor, parts: number, heads: number): Tensor[] => {
 
 export const attention = (
   x: Tensor,
-  { heads, name = "attn", context, dropout: rate = 0 }: AttentionOptions,
+  { heads, name = "attn", context, keyContext, dropout: rate = 0 }: AttentionOptions,
 ) =>
   x.graph.scope(name, () => {
     const [b, n, d] = x.shape;
@@ -41,12 +43,16 @@ export const attention = (
         message: `${x.graph.path}: width ${d} is not divisible by heads (${heads})`,
       });
     }
-    const [q, k, v] = context
+    const [q, k, v] = !context ? splitHeads(linear(x, 3 * d, { name: "qkv" }), 3, heads) : !keyContext
       ? [
         ...splitHeads(linear(x, d, { name: "q" }), 1, heads),
         ...splitHeads(linear(context, 2 * d, { name: "kv" }), 2, heads),
       ]
-      : splitHeads(linear(x, 3 * d, { name: "qkv" }), 3, heads);
+      : [
+        ...splitHeads(linear(x, d, { name: "q" }), 1, heads),
+        ...splitHeads(linear(keyContext, d, { name: "k" }), 1, heads),
+        ...splitHeads(linear(context, d, { name: "v" }), 1, heads),
+      ];
     const scores = o.mul(o.matmul(q, o.mT(k)), 1 / Math.sqrt(d / heads)); // [b, h, n, m]
     const weights = dropout(o.softmax(scores, -1), rate, { name: "attnDrop" });
     const mixed = o.reshape(o.transpose(o.matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);

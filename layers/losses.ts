@@ -28,27 +28,26 @@ export const binaryCrossEntropy = (logits: Tensor, targets: Tensor): Tensor => {
 };
 
 /**
- * Asymmetric loss (Ridnik et al.), as RankSeg's multi-label head uses it: p = σ(x), q = min(1 − p + clip, 1)
- * is the shifted probability of "absent"; positives weigh (1 − p)^γ₊ and negatives (1 − q)^γ₋ — the
- * focusing weights are not differentiated (as the official code's `disable_torch_grad_focal_loss`).
- * Summed over classes, divided by b·k. The official code clamps log arguments at 1e-8; so do we.
+ * Asymmetric loss (Ridnik et al.) as RankSeg's multi-label head uses it: p = σ(x), q = min(1 − p + clip, 1)
+ * is the shifted probability of "absent"; L = −Σ [y·log p + (1 − y)·log q]·(1 − p_t)^(γ₊·y + γ₋·(1 − y))
+ * with p_t = p for positives and q for negatives, summed over classes and divided by b·k. Log arguments
+ * are clamped at `eps` (official default 1e-5); the focusing weights are differentiated unless
+ * `detachFocusing` (the official `disable_torch_grad_focal_loss`, default off).
  */
 export const asymmetricLoss = (
   logits: Tensor,
   targets: Tensor,
-  { gammaPos = 0, gammaNeg = 2, clip = 0.05, eps = 1e-8 } = {},
+  { gammaPos = 0, gammaNeg = 2, clip = 0.05, eps = 1e-5, detachFocusing = false } = {},
 ): Tensor => {
   const p = o.sigmoid(logits);
   const q = clip > 0 ? o.minimum(o.add(o.sub(1, p), clip), 1) : o.sub(1, p);
   const negTargets = o.sub(1, targets);
-  let loss = o.add(
-    o.mul(targets, o.log(o.maximum(p, eps))),
-    o.mul(negTargets, o.log(o.maximum(q, eps))),
-  );
+  let loss = o.add(o.mul(targets, o.log(o.maximum(p, eps))), o.mul(negTargets, o.log(o.maximum(q, eps))));
   if (gammaPos > 0 || gammaNeg > 0) {
     const pt = o.add(o.mul(targets, p), o.mul(negTargets, q));
     const gamma = o.add(o.mul(targets, gammaPos), o.mul(negTargets, gammaNeg));
-    loss = o.mul(loss, o.stopGradient(o.pow(o.sub(1, pt), gamma)));
+    const weight = o.pow(o.sub(1, pt), gamma);
+    loss = o.mul(loss, detachFocusing ? o.stopGradient(weight) : weight);
   }
   return o.div(o.neg(o.sum(loss)), logits.shape.reduce((a, b) => a * b, 1));
 };

@@ -54,6 +54,7 @@ export class Graph {
   private readonly names = new Map<string, Tensor>();
   private tensorCount = 0;
   private backwardDepth = 0;
+  private frozenDepth = 0;
 
   constructor(readonly name = "graph") {}
 
@@ -80,6 +81,21 @@ export class Graph {
     } finally {
       this.scopeStack.splice(0, this.scopeStack.length, ...saved);
     }
+  }
+
+  /** Runs `fn` with every variable it declares made non-trainable (a frozen sub-model). */
+  frozen<T>(fn: () => T): T {
+    this.frozenDepth++;
+    try {
+      return fn();
+    } finally {
+      this.frozenDepth--;
+    }
+  }
+
+  /** Whether variables declared now are frozen. */
+  get isFrozen(): boolean {
+    return this.frozenDepth > 0;
   }
 
   /** Runs `fn` with every added node marked as backward (autodiff and optimizer updates). */

@@ -94,7 +94,7 @@ export const variable = (
   { dtype = "float32", trainable = true }: { dtype?: DType; trainable?: boolean } = {},
 ): Tensor => {
   const full = g.qualify(name);
-  const t = one(g, { op: "variable", name: full, dtype, shape, init, trainable });
+  const t = one(g, { op: "variable", name: full, dtype, shape, init, trainable: trainable && !g.isFrozen });
   g.claimName(full, t);
   return t;
 };

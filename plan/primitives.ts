@@ -398,7 +398,8 @@ export const RULES: RuleTable = {
   pow: binary("Pow", (a) => requireFloat(a), ({ a, b }, [y], [ct], o) =>
     ct
       ? [
-        o.sumTo(o.mul(ct, o.mul(b, o.pow(a, o.sub(b, 1)))), a.shape),
+        // b·a^(b−1), defined as 0 where b = 0 (PyTorch does the same), so a = 0 with b = 0 gives 0, not NaN.
+        o.sumTo(o.mul(ct, o.where(o.equal(b, 0), 0, o.mul(b, o.pow(a, o.sub(b, 1))))), a.shape),
         o.sumTo(o.mul(ct, o.mul(o.log(a), y)), b.shape),
       ]
       : []),

@@ -1,0 +1,159 @@
+/**
+ * The interpreter from specs to graphs: a training graph (forward, losses, backward, optimizer update
+ * in one ONNX run) and an inference graph (per-pixel classes, K-class logits, multi-label scores,
+ * selected classes). Both are traced at static shapes: batch size and input size are arguments.
+ */
+import { Graph, type Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { minimize, type OptimizerConfig } from "../plan/optim.ts";
+import type { Segmenter } from "./model.ts";
+import { segmenterForward } from "../layers/segmenter.ts";
+import { backboneStride } from "../layers/backbone.ts";
+import { rankTargets } from "../layers/selection.ts";
+import { MASKED_LOGIT } from "../layers/temperature.ts";
+import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
+
+export interface Shapes {
+  readonly batch: number;
+  readonly height: number;
+  readonly width: number;
+  /** The training crop [height, width]: the grid position embeddings are learned at. */
+  readonly trainSize: readonly [number, number];
+}
+
+/** Names of the loss outputs of a training graph. */
+export const LOSS = "loss", PIXEL_LOSS = "loss.pixel", MULTILABEL_LOSS = "loss.multiLabel";
+
+const trainGrid = (spec: Segmenter, [h, w]: readonly [number, number]) => {
+  const s = backboneStride(spec.backbone);
+  return [h / s, w / s] as const;
+};
+
+/** The frozen ranker of the independent scheme, traced under scope `ranker`. */
+const rankerScores = (ranker: Segmenter | undefined, images: Tensor, shapes: Shapes): Tensor | undefined =>
+  ranker &&
+  images.graph.frozen(() =>
+    images.graph.scope(
+      "ranker",
+      () =>
+        o.stopGradient(
+          segmenterForward(ranker, images, { mode: "eval", trainGrid: trainGrid(ranker, shapes.trainSize) })
+            .scores!,
+        ),
+    )
+  );
+
+const inputs = (g: Graph, shapes: Shapes) => {
+  const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
+  const labels = o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32");
+  return { images, labels: o.cast(labels, "int64") };
+};
+
+/**
+ * The training graph: inputs `images` [b,3,H,W] (normalized), `labels` [b,H,W] int32, `lr`, `step`
+ * (and `noise:*` for dropout); outputs `loss`, its terms, `gradNorm` and the `next:` state.
+ */
+export const trainingGraph = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  ranker?: Segmenter,
+): Graph => {
+  const g = new Graph("train");
+  const { images, labels } = inputs(g, shapes);
+  const out = g.scope("model", () =>
+    segmenterForward(spec, images, {
+      mode: "train",
+      trainGrid: trainGrid(spec, shapes.trainSize),
+      labels,
+      rankerScores: rankerScores(ranker, images, shapes),
+    }));
+  const terms: Tensor[] = [];
+  g.scope("loss", () => {
+    if (out.logits) {
+      // Logits are upsampled to the label size (mmseg), targets remapped to ranks in the graph.
+      const targets = out.selected
+        ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
+        : labels;
+      const upsampled = o.resize(out.logits, shapes.height, shapes.width);
+      const pixel = g.output(
+        PIXEL_LOSS,
+        softmaxCrossEntropy(upsampled, targets, { ignoreIndex: spec.ignoreIndex }),
+      );
+      terms.push(o.mul(pixel, spec.pixelLossWeight));
+    }
+    if (spec.xi && spec.multiLabelLoss) {
+      const l = spec.multiLabelLoss;
+      const ml = l._tag === "Asymmetric"
+        ? asymmetricLoss(out.scores!, out.present!, l)
+        : binaryCrossEntropy(out.scores!, out.present!);
+      g.output(MULTILABEL_LOSS, ml);
+      terms.push(o.mul(ml, l.weight));
+    }
+  });
+  const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
+  minimize(loss, optimizer);
+  return g;
+};
+
+/** Names of the inference outputs. */
+export const CLASSES = "classes", LOGITS = "logits", SCORES = "scores", SELECTED = "selected";
+
+/**
+ * The inference graph: input `images` [b,3,H,W] (plus `labels` for the ground-truth oracle); outputs
+ * `classes` [b,H,W] int64, `logits` [b,K,h,w] (selected classes scattered back, others −100),
+ * `scores` [b,K] (sigmoid of ξ) and `selected` [b,κ] int64.
+ *
+ * The per-pixel class is the argmax of the upsampled κ rank logits mapped through `selected`: the same
+ * as scattering to K classes (others −100) before upsampling, since a constant channel upsamples to
+ * itself, but κ channels instead of K are interpolated.
+ */
+export const inferenceGraph = (
+  spec: Segmenter,
+  shapes: Shapes,
+  { oracle = false, ranker }: { oracle?: boolean; ranker?: Segmenter } = {},
+): Graph => {
+  const g = new Graph("inference");
+  const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
+  const needsLabels = oracle || (spec.select._tag === "GroundTruth" && spec.select.eval);
+  const labels = needsLabels
+    ? o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64")
+    : undefined;
+  const select = oracle && spec.select._tag !== "GroundTruth"
+    ? {
+      _tag: "GroundTruth" as const,
+      k: spec.select._tag === "TopK" ? spec.select.k : spec.classes,
+      train: false,
+      eval: true,
+    }
+    : spec.select;
+  const model = { ...spec, select };
+  const out = g.scope("model", () =>
+    segmenterForward(model, images, {
+      mode: "eval",
+      trainGrid: trainGrid(spec, shapes.trainSize),
+      labels,
+      rankerScores: rankerScores(ranker, images, shapes),
+    }));
+  if (out.scores) g.output(SCORES, o.sigmoid(out.scores));
+  if (!out.logits) return g;
+  const [b, k, h, w] = out.logits.shape;
+  const indices = out.selected?.indices ??
+    o.expand(o.constant(g, Array.from({ length: k }, (_, c) => c), [1, k], "int64"), [b, k]);
+  g.output(SELECTED, indices);
+  const full = out.selected
+    ? o.scatterElements(
+      o.full(g, [b, spec.classes, h, w], MASKED_LOGIT),
+      o.expand(o.reshape(indices, [b, k, 1, 1]), [b, k, h, w]),
+      out.logits,
+      1,
+    )
+    : out.logits;
+  g.output(LOGITS, full);
+  const rank = o.argMax(o.resize(out.logits, shapes.height, shapes.width), 1); // [b, H, W]
+  g.output(
+    CLASSES,
+    o.reshape(o.gatherElements(indices, o.reshape(rank, [b, -1]), 1), [b, shapes.height, shapes.width]),
+  );
+  return g;
+};

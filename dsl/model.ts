@@ -1,0 +1,268 @@
+/**
+ * Segmenter specs: pure data describing a model, validated by Effect Schema, JSON round-trippable.
+ *
+ * Every node is a tagged struct built by a small constructor that fills in the paper's defaults, so a
+ * spec written in TypeScript and its canonical JSON (`deno task spec`) describe exactly the same model.
+ * Names follow the papers: ξ (`xi`, the multi-label head), ψ (`psi`, the pixel head), κ (`select.k`),
+ * τ (`temperature`).
+ */
+import { Schema } from "effect";
+
+const Positive = Schema.Int.check(Schema.isGreaterThan(0));
+const NonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0));
+const Rate = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1));
+
+// ---------------------------------------------------------------------------------------------------
+// Backbones
+
+/** Vision Transformer (no class token), learned position embeddings at the training crop's grid. */
+export const ViT = Schema.TaggedStruct("ViT", {
+  patchSize: Positive,
+  dim: Positive,
+  depth: Positive,
+  heads: Positive,
+  mlpRatio: Schema.Number.check(Schema.isGreaterThan(0)),
+  dropout: Rate,
+  epsilon: Schema.Number.check(Schema.isGreaterThan(0)),
+});
+export type ViT = typeof ViT.Type;
+
+/**
+ * A small convolutional backbone: stages of 3×3 conv + GELU, each stage but the first halving the
+ * resolution after a stride-2 stem; channels-last LayerNorm after every stage. Output stride 2^stages.
+ */
+export const ConvNet = Schema.TaggedStruct("ConvNet", {
+  widths: Schema.Array(Positive),
+  blocksPerStage: Positive,
+});
+export type ConvNet = typeof ConvNet.Type;
+
+export const Backbone = Schema.Union([ViT, ConvNet]);
+export type Backbone = typeof Backbone.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// ξ: multi-label heads (K scores per image)
+
+/** One pre-norm block over [pooled pixel tokens ; K class embeddings], LayerNorm, group-wise linear. */
+export const TransformerEncoderXi = Schema.TaggedStruct("TransformerEncoder", {
+  pool: Positive,
+  heads: Positive,
+  mlpRatio: Schema.Number.check(Schema.isGreaterThan(0)),
+  dropout: Rate,
+});
+
+/** Query2Label: post-norm decoder layers, class embeddings as queries, cross-attention only. */
+export const TransformerDecoderXi = Schema.TaggedStruct("TransformerDecoder", {
+  layers: Positive,
+  pool: Positive,
+  heads: Positive,
+  mlpRatio: Schema.Number.check(Schema.isGreaterThan(0)),
+  dropout: Rate,
+});
+
+/** Global average pool + linear. */
+export const GapLinearXi = Schema.TaggedStruct("GapLinear", {});
+
+export const MultiLabelHead = Schema.Union([TransformerEncoderXi, TransformerDecoderXi, GapLinearXi]);
+export type MultiLabelHead = typeof MultiLabelHead.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// ψ: pixel heads
+
+/** Segmenter's mask transformer over [pixel tokens ; selected class embeddings], cosine logits. */
+export const MaskTransformerPsi = Schema.TaggedStruct("MaskTransformer", {
+  layers: Positive,
+  heads: Positive,
+  mlpRatio: Schema.Number.check(Schema.isGreaterThan(0)),
+  dropout: Rate,
+});
+
+/** A per-pixel linear classifier (over the selected classes' weight columns). */
+export const LinearPsi = Schema.TaggedStruct("Linear", {});
+
+export const PixelHead = Schema.Union([MaskTransformerPsi, LinearPsi]);
+export type PixelHead = typeof PixelHead.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// Label selection (κ) and temperature (τ)
+
+/** Complete label: every class, in class order. */
+export const All = Schema.TaggedStruct("All", {});
+/** The κ classes ξ ranks highest, sorted by score, one index set per image; same rule in training and eval. */
+export const TopK = Schema.TaggedStruct("TopK", { k: Positive });
+/**
+ * Oracle: the classes present in the ground truth, in κ = `k` slots (unused slots are masked out).
+ * `train: false` trains with top-κ of ξ and uses the ground truth at evaluation only.
+ */
+export const GroundTruth = Schema.TaggedStruct("GroundTruth", {
+  k: Positive,
+  train: Schema.Boolean,
+  eval: Schema.Boolean,
+});
+
+export const Selection = Schema.Union([All, TopK, GroundTruth]);
+export type Selection = typeof Selection.Type;
+
+/** One learnable temperature τ = exp(θ) for every logit (the baseline). */
+export const SharedTemperature = Schema.TaggedStruct("Shared", {
+  init: Schema.Number.check(Schema.isGreaterThan(0)),
+});
+/** One learnable τ_r = exp(θ_r) per rank position (the paper's Eq. 3). */
+export const RankAdaptiveTemperature = Schema.TaggedStruct("RankAdaptive", {
+  init: Schema.Number.check(Schema.isGreaterThan(0)),
+});
+/** LayerNorm over the κ rank-ordered logits with per-rank γ_r, β_r (the official code's `mask_norm`). */
+export const RankLayerNorm = Schema.TaggedStruct("RankLayerNorm", {});
+
+export const Temperature = Schema.Union([SharedTemperature, RankAdaptiveTemperature, RankLayerNorm]);
+export type Temperature = typeof Temperature.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// Losses and schemes
+
+/** Asymmetric loss (official defaults: γ₋ = 2, γ₊ = 0, clip 0.05, eps 1e-5, focusing weights differentiated). */
+export const AsymmetricLoss = Schema.TaggedStruct("Asymmetric", {
+  weight: NonNegative,
+  gammaPos: NonNegative,
+  gammaNeg: NonNegative,
+  clip: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
+  eps: Schema.Number.check(Schema.isGreaterThan(0)),
+  detachFocusing: Schema.Boolean,
+});
+export const BCELoss = Schema.TaggedStruct("BCE", { weight: NonNegative });
+export const MultiLabelLoss = Schema.Union([AsymmetricLoss, BCELoss]);
+export type MultiLabelLoss = typeof MultiLabelLoss.Type;
+
+export const Joint = Schema.TaggedStruct("Joint", {});
+/** The ranking comes from a separately trained multi-label model (a run folder), frozen. */
+export const Independent = Schema.TaggedStruct("Independent", { ranker: Schema.String });
+export const Scheme = Schema.Union([Joint, Independent]);
+export type Scheme = typeof Scheme.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// The segmenter
+
+export const Segmenter = Schema.TaggedStruct("Segmenter", {
+  classes: Positive,
+  /** Label value of ignored pixels (must lie outside 0..classes−1). */
+  ignoreIndex: Schema.Int,
+  backbone: Backbone,
+  /** Width of the decoder tokens (Segmenter's d_model). */
+  headDim: Positive,
+  xi: Schema.NullOr(MultiLabelHead),
+  psi: Schema.NullOr(PixelHead),
+  select: Selection,
+  temperature: Temperature,
+  pixelLossWeight: NonNegative,
+  multiLabelLoss: Schema.NullOr(MultiLabelLoss),
+  scheme: Scheme,
+});
+export type Segmenter = typeof Segmenter.Type;
+
+// ---------------------------------------------------------------------------------------------------
+// Constructors with the papers' defaults
+
+type Opt<T> = Partial<Omit<T, "_tag">>;
+
+/** ViT backbone; presets below. Dropout 0 by default: masks are fed noise (see layers/dropout.ts). */
+export const vit = (o: Opt<ViT> & Pick<ViT, "dim" | "depth" | "heads">): ViT => ({
+  _tag: "ViT",
+  patchSize: 16,
+  mlpRatio: 4,
+  dropout: 0,
+  epsilon: 1e-6,
+  ...o,
+});
+/** ViT-Tiny (d = 192, 3 heads, depth 12), as in Segmenter. */
+export const vitTiny = (o: Opt<ViT> = {}): ViT => vit({ dim: 192, depth: 12, heads: 3, ...o });
+/** ViT-Small (d = 384, 6 heads, depth 12). */
+export const vitSmall = (o: Opt<ViT> = {}): ViT => vit({ dim: 384, depth: 12, heads: 6, ...o });
+/** A CPU-sized ViT (d = 128, 2 heads, depth 4, patch 8) for experiments that train in minutes. */
+export const vitMicro = (o: Opt<ViT> = {}): ViT => vit({ dim: 128, depth: 4, heads: 2, patchSize: 8, ...o });
+
+export const convNet = (o: Opt<ConvNet> = {}): ConvNet => ({
+  _tag: "ConvNet",
+  widths: [32, 64, 128],
+  blocksPerStage: 2,
+  ...o,
+});
+
+export const transformerEncoder = (o: Opt<typeof TransformerEncoderXi.Type> = {}): MultiLabelHead => ({
+  _tag: "TransformerEncoder",
+  pool: 8,
+  heads: 2,
+  mlpRatio: 4,
+  dropout: 0,
+  ...o,
+});
+export const transformerDecoder = (o: Opt<typeof TransformerDecoderXi.Type> = {}): MultiLabelHead => ({
+  _tag: "TransformerDecoder",
+  layers: 2,
+  pool: 8,
+  heads: 2,
+  mlpRatio: 4,
+  dropout: 0,
+  ...o,
+});
+export const gapLinear = (): MultiLabelHead => ({ _tag: "GapLinear" });
+
+export const maskTransformer = (o: Opt<typeof MaskTransformerPsi.Type> = {}): PixelHead => ({
+  _tag: "MaskTransformer",
+  layers: 2,
+  heads: 2,
+  mlpRatio: 4,
+  dropout: 0,
+  ...o,
+});
+export const linearPsi = (): PixelHead => ({ _tag: "Linear" });
+
+export const all = (): Selection => ({ _tag: "All" });
+export const topK = (k: number): Selection => ({ _tag: "TopK", k });
+export const groundTruth = (
+  { k, train = true, eval: atEval = true }: { k: number; train?: boolean; eval?: boolean },
+): Selection => ({
+  _tag: "GroundTruth",
+  k,
+  train,
+  eval: atEval,
+});
+
+export const shared = (init = 0.1): Temperature => ({ _tag: "Shared", init });
+export const rankAdaptive = (init = 0.1): Temperature => ({ _tag: "RankAdaptive", init });
+export const rankLayerNorm = (): Temperature => ({ _tag: "RankLayerNorm" });
+
+export const asymmetricLoss = (o: Opt<typeof AsymmetricLoss.Type> = {}): MultiLabelLoss => ({
+  _tag: "Asymmetric",
+  weight: 10,
+  gammaPos: 0,
+  gammaNeg: 2,
+  clip: 0.05,
+  eps: 1e-5,
+  detachFocusing: false,
+  ...o,
+});
+export const bceLoss = (weight = 10): MultiLabelLoss => ({ _tag: "BCE", weight });
+
+export const joint = (): Scheme => ({ _tag: "Joint" });
+export const independent = (ranker: string): Scheme => ({ _tag: "Independent", ranker });
+
+/**
+ * A segmenter; defaults give the RankSeg joint model (ξ transformer encoder + ASL, ψ mask transformer,
+ * top-κ, rank-adaptive τ). Pass `xi: null` and `select: all()` for the complete-label baseline.
+ */
+export const segmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "backbone">): Segmenter => {
+  const xi = o.xi === undefined ? transformerEncoder() : o.xi;
+  return {
+    _tag: "Segmenter",
+    ignoreIndex: 255,
+    headDim: o.backbone._tag === "ViT" ? o.backbone.dim : o.backbone.widths[o.backbone.widths.length - 1],
+    xi,
+    psi: maskTransformer(),
+    select: topK(Math.min(o.classes, 50)),
+    temperature: rankAdaptive(),
+    pixelLossWeight: 1,
+    multiLabelLoss: xi ? asymmetricLoss() : null,
+    scheme: joint(),
+    ...o,
+  };
+};

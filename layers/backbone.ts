@@ -1,0 +1,91 @@
+/**
+ * Backbones: an image batch [b, 3, H, W] → pixel tokens [b, h·w, d] on an h×w grid.
+ */
+import type { Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { normal, truncNormal, zeros } from "../plan/init.ts";
+import type { Backbone, ConvNet, ViT } from "../dsl/model.ts";
+import { linear } from "./linear.ts";
+import { layerNorm } from "./norm.ts";
+import { transformerBlock } from "./block.ts";
+
+export interface Features {
+  readonly tokens: Tensor;
+  readonly grid: readonly [number, number];
+}
+
+/** The total downsampling factor of a backbone. */
+export const backboneStride = (
+  b: Backbone,
+): number => (b._tag === "ViT" ? b.patchSize : 2 ** b.widths.length);
+
+/** Output width of a backbone. */
+export const backboneDim = (
+  b: Backbone,
+): number => (b._tag === "ViT" ? b.dim : b.widths[b.widths.length - 1]);
+
+/**
+ * ViT: patch embedding (a stride-p convolution, written as reshape + matmul), learned position
+ * embeddings for the training grid (bilinearly resized for other input sizes), pre-norm blocks, final norm.
+ */
+export const vit = (x: Tensor, spec: ViT, trainGrid: readonly [number, number], train: boolean): Features => {
+  const [b, c, height, width] = x.shape;
+  const p = spec.patchSize;
+  const [gh, gw] = [height / p, width / p];
+  const patches = o.reshape(o.transpose(o.reshape(x, [b, c, gh, p, gw, p]), [0, 2, 4, 1, 3, 5]), [
+    b,
+    gh * gw,
+    c * p * p,
+  ]);
+  let tokens = linear(patches, spec.dim, { name: "patchEmbed" });
+  const pos = o.variable(x.graph, "posEmbed", [1, trainGrid[0] * trainGrid[1], spec.dim], truncNormal(0.02));
+  const posHere = gh === trainGrid[0] && gw === trainGrid[1] ? pos : o.reshape(
+    o.transpose(o.resize(o.transpose(o.reshape(pos, [1, ...trainGrid, spec.dim]), [0, 3, 1, 2]), gh, gw), [
+      0,
+      2,
+      3,
+      1,
+    ]),
+    [1, gh * gw, spec.dim],
+  );
+  tokens = o.add(tokens, posHere);
+  for (let i = 0; i < spec.depth; i++) {
+    tokens = transformerBlock(tokens, {
+      heads: spec.heads,
+      mlpRatio: spec.mlpRatio,
+      dropout: train ? spec.dropout : 0,
+      epsilon: spec.epsilon,
+      name: `blocks.${i}`,
+    });
+  }
+  return { tokens: layerNorm(tokens, { name: "norm", epsilon: spec.epsilon }), grid: [gh, gw] };
+};
+
+const conv3x3 = (x: Tensor, out: number, stride: 1 | 2, name: string): Tensor =>
+  x.graph.scope(name, () => {
+    const cin = x.shape[1];
+    const w = o.variable(x.graph, "weight", [out, cin, 3, 3], normal(Math.sqrt(2 / (cin * 9))));
+    const bias = o.variable(x.graph, "bias", [1, out, 1, 1], zeros);
+    return o.add(o.conv(x, w, { strides: [stride, stride], pads: [1, 1, 1, 1] }), bias);
+  });
+
+/**
+ * A small convolutional backbone: per stage a stride-2 3×3 conv, then residual 3×3 convs, GELU after
+ * each; tokens get a final LayerNorm. Convolutions bring the locality prior that a ViT trained from
+ * scratch on a few hundred images lacks.
+ */
+export const convNet = (x: Tensor, spec: ConvNet): Features => {
+  let h = x;
+  spec.widths.forEach((width, s) =>
+    x.graph.scope(`stages.${s}`, () => {
+      h = o.gelu(conv3x3(h, width, 2, "down"));
+      for (let i = 1; i < spec.blocksPerStage; i++) h = o.add(h, o.gelu(conv3x3(h, width, 1, `conv${i}`)));
+    })
+  );
+  const [b, c, gh, gw] = h.shape;
+  const tokens = o.transpose(o.reshape(h, [b, c, gh * gw]), [0, 2, 1]);
+  return { tokens: layerNorm(tokens, { name: "norm" }), grid: [gh, gw] };
+};
+
+export const backbone = (x: Tensor, spec: Backbone, trainGrid: readonly [number, number], train: boolean) =>
+  x.graph.scope("backbone", () => (spec._tag === "ViT" ? vit(x, spec, trainGrid, train) : convNet(x, spec)));

@@ -1,0 +1,62 @@
+/**
+ * ψ, the pixel heads: pixel tokens [b, n, d] × selected class features [b, κ, d] → logits [b, n, κ].
+ *
+ *  - MaskTransformer (Segmenter): pre-norm blocks over [pixel tokens ; class features], LayerNorm,
+ *    separate projections of patches and classes, both L2-normalized; logits are their cosine.
+ *  - Linear: a per-pixel linear classifier; with a selection, each image uses the weight rows of its
+ *    selected classes.
+ */
+import type { Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { normal, truncNormal, zeros } from "../plan/init.ts";
+import type { PixelHead } from "../dsl/model.ts";
+import { transformerBlock } from "./block.ts";
+import { layerNorm } from "./norm.ts";
+import { gatherClasses } from "./selection.ts";
+
+/** x / ‖x‖ over the last axis (with a floor on the norm so zero vectors stay finite). */
+export const l2Normalize = (x: Tensor, eps = 1e-12): Tensor =>
+  o.div(x, o.sqrt(o.maximum(o.sum(o.mul(x, x), [x.rank - 1], true), eps * eps)));
+
+export const pixelHead = (
+  spec: PixelHead,
+  pixels: Tensor,
+  classFeatures: Tensor,
+  indices: Tensor | undefined,
+  classes: number,
+  train: boolean,
+): Tensor =>
+  pixels.graph.scope("psi", () => {
+    const g = pixels.graph;
+    const [b, n, d] = pixels.shape;
+    if (spec._tag === "Linear") {
+      const w = o.variable(g, "weight", [classes, d], truncNormal(0.02));
+      const bias = o.variable(g, "bias", [classes], zeros);
+      if (!indices) return o.add(o.matmul(pixels, o.mT(w)), bias);
+      return o.add(
+        o.matmul(pixels, o.mT(gatherClasses(w, indices))),
+        o.unsqueeze(o.gather(bias, indices, 0), 1),
+      );
+    }
+    const cls = classFeatures.rank === 2
+      ? o.expand(o.unsqueeze(classFeatures, 0), [b, ...classFeatures.shape])
+      : classFeatures;
+    const k = cls.shape[1];
+    let tokens = o.concat([pixels, cls], 1);
+    for (let i = 0; i < spec.layers; i++) {
+      tokens = transformerBlock(tokens, {
+        heads: spec.heads,
+        mlpRatio: spec.mlpRatio,
+        dropout: train ? spec.dropout : 0,
+        name: `blocks.${i}`,
+      });
+    }
+    tokens = layerNorm(tokens, { name: "norm" });
+    const scale = normal(d ** -0.5);
+    const patches = o.matmul(o.slice(tokens, [1], [0], [n]), o.variable(g, "projPatch", [d, d], scale));
+    const classEmb = o.matmul(
+      o.slice(tokens, [1], [n], [n + k]),
+      o.variable(g, "projClasses", [d, d], scale),
+    );
+    return o.matmul(l2Normalize(patches), o.mT(l2Normalize(classEmb)));
+  });

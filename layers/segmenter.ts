@@ -1,0 +1,57 @@
+/**
+ * The segmenter, read top to bottom like the paper: backbone → pixel tokens P; ξ → K scores and class
+ * features; top-κ selection; ψ over [P ; selected class features] → κ rank-ordered logits; τ.
+ */
+import type { Tensor } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import type { Segmenter } from "../dsl/model.ts";
+import { backbone } from "./backbone.ts";
+import { linear } from "./linear.ts";
+import { classEmbeddings, multiLabelHead } from "./xi.ts";
+import { gatherClasses, presence, selectClasses, type Selected } from "./selection.ts";
+import { pixelHead } from "./psi.ts";
+import { applyTemperature } from "./temperature.ts";
+
+export interface SegmenterOutput {
+  /** [b, K] multi-label logits (ξ's, or the frozen ranker's), when the model has a ranking. */
+  readonly scores?: Tensor;
+  /** Selected classes [b, κ] (absent for the complete label: rank = class id). */
+  readonly selected?: Selected;
+  /** [b, κ, h, w] rank-ordered logits at feature resolution (absent for multi-label-only models). */
+  readonly logits?: Tensor;
+  /** [b, K] ground-truth presence, when labels were given. */
+  readonly present?: Tensor;
+}
+
+export interface ForwardOptions {
+  readonly mode: "train" | "eval";
+  /** Token grid of the training crop (position embeddings are learned at this grid). */
+  readonly trainGrid: readonly [number, number];
+  /** Integer labels [b, H, W] (int64), for oracle selection and targets. */
+  readonly labels?: Tensor;
+  /** Scores from a frozen, separately trained multi-label model (independent scheme). */
+  readonly rankerScores?: Tensor;
+}
+
+export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput => {
+  const g = images.graph;
+  const train = opts.mode === "train";
+  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, train);
+  const pixels = linear(tokens, spec.headDim, { name: "proj" }); // P: pixel tokens (proj_dec)
+  const xi = spec.xi ? multiLabelHead(spec.xi, pixels, grid, spec.classes, train) : undefined;
+  const scores = xi?.scores ?? opts.rankerScores;
+  const present = opts.labels && presence(opts.labels, spec.classes, spec.ignoreIndex);
+  if (!spec.psi) return { scores, present };
+  const selected = selectClasses(spec.select, opts.mode, scores, () => {
+    if (!present) throw new Error("internal: oracle selection needs labels");
+    return present;
+  });
+  const classFeatures = xi?.classFeatures ??
+    g.scope("psi", () => classEmbeddings(g, spec.classes, spec.headDim));
+  const chosen = selected ? gatherClasses(classFeatures, selected.indices) : classFeatures;
+  const rankLogits = pixelHead(spec.psi, pixels, chosen, selected?.indices, spec.classes, train); // [b, n, κ]
+  const scaled = applyTemperature(spec.temperature, rankLogits, selected?.valid);
+  const [b, , k] = scaled.shape;
+  const logits = o.reshape(o.transpose(scaled, [0, 2, 1]), [b, k, grid[0], grid[1]]);
+  return { scores, selected, logits, present };
+};
