@@ -59,6 +59,17 @@ export const trainingGraph = (
   optimizer: OptimizerConfig,
   ranker?: Segmenter,
 ): Graph => {
+  const { graph, loss } = lossGraph(spec, shapes, ranker);
+  minimize(loss, optimizer);
+  return graph;
+};
+
+/** The forward pass and losses of the training graph, without gradients or updates. */
+export const lossGraph = (
+  spec: Segmenter,
+  shapes: Shapes,
+  ranker?: Segmenter,
+): { graph: Graph; loss: Tensor } => {
   const g = new Graph("train");
   const { images, labels } = inputs(g, shapes);
   const out = g.scope("model", () =>
@@ -91,9 +102,7 @@ export const trainingGraph = (
       terms.push(o.mul(ml, l.weight));
     }
   });
-  const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
-  minimize(loss, optimizer);
-  return g;
+  return { graph: g, loss: g.output(LOSS, terms.reduce((a, b) => o.add(a, b))) };
 };
 
 /** Names of the inference outputs. */

@@ -1,0 +1,93 @@
+/**
+ * Spec validation: structural checks by Schema, then the rules that tie fields together. Every
+ * violation is reported with its path, e.g. `model.select.k: 200 exceeds the number of classes (133)`.
+ */
+import { Data, Result, Schema, SchemaIssue } from "effect";
+import { type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
+
+export interface Violation {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A spec that fails validation; `source` names the file or value it came from. */
+export class SpecError extends Data.TaggedError("SpecError")<{
+  readonly source: string;
+  readonly violations: readonly Violation[];
+}> {
+  override get message(): string {
+    return this.violations.map((v) => `${v.path}: ${v.message}`).join("\n");
+  }
+}
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1();
+
+/** Decodes `input` with `schema`, turning Schema issues into dotted-path violations under `root`. */
+export const decodeWith = <S extends Schema.Constraint & Schema.ConstraintDecoder<unknown>>(
+  schema: S,
+  input: unknown,
+  root: string,
+): Result.Result<S["Type"], Violation[]> => {
+  const decoded = Schema.decodeUnknownResult(schema)(input, { errors: "all", onExcessProperty: "error" });
+  if (Result.isSuccess(decoded)) return Result.succeed(decoded.success);
+  const { issues } = formatter(decoded.failure.issue);
+  return Result.fail(issues.map((i) => ({
+    path: [root, ...(i.path ?? []).map(String)].filter((p) => p !== "").join("."),
+    message: i.message,
+  })));
+};
+
+/** The cross-field rules of a segmenter spec. */
+export const segmenterViolations = (m: Segmenter, path = "model"): Violation[] => {
+  const out: Violation[] = [];
+  const v = (p: string, message: string) => out.push({ path: `${path}.${p}`, message });
+  const divisible = (p: string, dim: number, heads: number) => {
+    if (dim % heads !== 0) v(p, `${dim} is not divisible by heads (${heads})`);
+  };
+  if (m.backbone._tag === "ViT") divisible("backbone.dim", m.backbone.dim, m.backbone.heads);
+  if (m.backbone._tag === "ConvNet" && m.backbone.widths.length === 0) {
+    v("backbone.widths", "needs at least one stage");
+  }
+  if (m.xi && m.xi._tag !== "GapLinear") divisible("headDim", m.headDim, m.xi.heads);
+  if (m.psi?._tag === "MaskTransformer") divisible("headDim", m.headDim, m.psi.heads);
+  if (m.ignoreIndex >= 0 && m.ignoreIndex < m.classes) {
+    v("ignoreIndex", `${m.ignoreIndex} is a class id (classes are 0..${m.classes - 1}); use a value outside`);
+  }
+  const ranked = m.xi !== null || m.scheme._tag === "Independent";
+  const s = m.select;
+  if (s._tag !== "All" && s.k > m.classes) {
+    v("select.k", `${s.k} exceeds the number of classes (${m.classes})`);
+  }
+  if (s._tag === "TopK" && !ranked) {
+    v("select", "topK needs a multi-label head to rank classes (model.xi is null)");
+  }
+  if (s._tag === "GroundTruth" && !s.train && !ranked) {
+    v(
+      "select",
+      "groundTruth with train: false trains with top-κ, which needs a multi-label head (model.xi is null)",
+    );
+  }
+  if (s._tag === "GroundTruth" && !s.train && !s.eval) {
+    v("select", "groundTruth with train and eval both false is topK");
+  }
+  if (m.xi && !m.multiLabelLoss) v("multiLabelLoss", "is required when model.xi is set");
+  if (!m.xi && m.multiLabelLoss) v("multiLabelLoss", "is set but model.xi is null");
+  if (!m.psi && !m.xi) v("psi", "a model needs a pixel head or a multi-label head");
+  if (!m.psi && s._tag !== "All") {
+    v("select", "a multi-label-only model (psi: null) selects nothing; use all()");
+  }
+  if (m.scheme._tag === "Independent") {
+    if (m.xi) v("xi", "the independent scheme ranks with a separate model (scheme.ranker); set xi to null");
+    if (m.scheme.ranker.trim() === "") {
+      v("scheme.ranker", "must name the run folder of the multi-label model");
+    }
+  }
+  return out;
+};
+
+/** Decodes and validates a segmenter spec. */
+export const decodeSegmenter = (input: unknown, path = "model"): Result.Result<Segmenter, Violation[]> =>
+  Result.flatMap(decodeWith(SegmenterSchema, input, path), (m) => {
+    const violations = segmenterViolations(m, path);
+    return violations.length ? Result.fail(violations) : Result.succeed(m);
+  });
