@@ -53,7 +53,8 @@ export const attention = (
         ...splitHeads(linear(keyContext, d, { name: "k" }), 1, heads),
         ...splitHeads(linear(context, d, { name: "v" }), 1, heads),
       ];
-    const scores = o.mul(o.matmul(q, o.mT(k)), 1 / Math.sqrt(d / heads)); // [b, h, n, m]
+    // Scale q rather than the scores: n·d/h multiplies instead of n·m, forward and backward.
+    const scores = o.matmul(o.mul(q, 1 / Math.sqrt(d / heads)), o.mT(k)); // [b, h, n, m]
     const weights = dropout(o.softmax(scores, -1), rate, { name: "attnDrop" });
     const mixed = o.reshape(o.transpose(o.matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);
     return dropout(linear(mixed, d, { name: "proj" }), rate, { name: "projDrop" });

@@ -1,0 +1,158 @@
+/**
+ * Training and evaluation settings of an experiment: optimizer, learning-rate schedule, parameter
+ * groups, step counts and how often to log, evaluate and checkpoint.
+ */
+import { Schema } from "effect";
+import type { OptimizerConfig } from "../plan/optim.ts";
+
+const Positive = Schema.Int.check(Schema.isGreaterThan(0));
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0));
+const NonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0));
+const Size = Schema.Tuple([Positive, Positive]);
+
+export const SGD = Schema.TaggedStruct("SGD", {
+  lr: Schema.Number.check(Schema.isGreaterThan(0)),
+  momentum: NonNegative,
+  weightDecay: NonNegative,
+  nesterov: Schema.Boolean,
+});
+export const AdamW = Schema.TaggedStruct("AdamW", {
+  lr: Schema.Number.check(Schema.isGreaterThan(0)),
+  beta1: NonNegative,
+  beta2: NonNegative,
+  epsilon: Schema.Number.check(Schema.isGreaterThan(0)),
+  weightDecay: NonNegative,
+});
+export const OptimizerSpec = Schema.Union([SGD, AdamW]);
+export type OptimizerSpec = typeof OptimizerSpec.Type;
+
+/** mmsegmentation's poly policy: lr = (lr₀ − min)(1 − t/T)^power + min, after an optional linear warmup. */
+export const Poly = Schema.TaggedStruct("Poly", {
+  power: NonNegative,
+  minLr: NonNegative,
+  warmupSteps: NonNegativeInt,
+});
+export const Cosine = Schema.TaggedStruct("Cosine", { minLr: NonNegative, warmupSteps: NonNegativeInt });
+export const Constant = Schema.TaggedStruct("Constant", {});
+export const Schedule = Schema.Union([Poly, Cosine, Constant]);
+export type Schedule = typeof Schedule.Type;
+
+/** Learning-rate and weight-decay multipliers for variables whose name matches `pattern` (a regex). */
+export const ParamGroup = Schema.Struct({ pattern: Schema.String, lrMult: NonNegative, wdMult: NonNegative });
+
+export const TrainConfig = Schema.Struct({
+  steps: Positive,
+  batchSize: Positive,
+  optimizer: OptimizerSpec,
+  schedule: Schedule,
+  paramGroups: Schema.Array(ParamGroup),
+  clipGradNorm: Schema.NullOr(Schema.Number.check(Schema.isGreaterThan(0))),
+  seed: Schema.Int,
+  logEvery: Positive,
+  /** Validate every this many steps (0: only at the end). */
+  evalEvery: NonNegativeInt,
+  checkpointEvery: Positive,
+  keepCheckpoints: Positive,
+});
+export type TrainConfig = typeof TrainConfig.Type;
+
+export const EvalConfig = Schema.Struct({
+  /** "whole": one pass over the (padded) image; "slide": overlapping crops averaged. */
+  mode: Schema.Literals(["whole", "slide"]),
+  crop: Schema.NullOr(Size),
+  stride: Schema.NullOr(Size),
+  /** How many example predictions the report shows. */
+  examples: NonNegativeInt,
+});
+export type EvalConfig = typeof EvalConfig.Type;
+
+type Opt<T> = Partial<T>;
+
+export const sgdSpec = (o: Opt<Omit<typeof SGD.Type, "_tag">> = {}): OptimizerSpec => ({
+  _tag: "SGD",
+  lr: 1e-3,
+  momentum: 0.9,
+  weightDecay: 0,
+  nesterov: false,
+  ...o,
+});
+export const adamWSpec = (o: Opt<Omit<typeof AdamW.Type, "_tag">> = {}): OptimizerSpec => ({
+  _tag: "AdamW",
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  epsilon: 1e-8,
+  weightDecay: 0.01,
+  ...o,
+});
+export const poly = (o: Opt<Omit<typeof Poly.Type, "_tag">> = {}): Schedule => ({
+  _tag: "Poly",
+  power: 0.9,
+  minLr: 1e-5,
+  warmupSteps: 0,
+  ...o,
+});
+export const cosine = (o: Opt<Omit<typeof Cosine.Type, "_tag">> = {}): Schedule => ({
+  _tag: "Cosine",
+  minLr: 0,
+  warmupSteps: 0,
+  ...o,
+});
+
+/** Segmenter's recipe (SGD lr 1e-3, momentum 0.9, poly 0.9 to 1e-5), no decay on norms and embeddings. */
+export const trainConfig = (o: Opt<TrainConfig> & Pick<TrainConfig, "steps">): TrainConfig => ({
+  batchSize: 8,
+  optimizer: sgdSpec(),
+  schedule: poly(),
+  paramGroups: [{ pattern: "(posEmbed|classEmbed|norm[0-9]*\\.|\\.bias$)", lrMult: 1, wdMult: 0 }],
+  clipGradNorm: null,
+  seed: 0,
+  logEvery: 10,
+  evalEvery: 0,
+  checkpointEvery: 500,
+  keepCheckpoints: 2,
+  ...o,
+});
+
+export const evalConfig = (o: Opt<EvalConfig> = {}): EvalConfig => ({
+  mode: "whole",
+  crop: null,
+  stride: null,
+  examples: 4,
+  ...o,
+});
+
+/** The learning rate at 1-based `step` of `total`. */
+export const learningRate = (schedule: Schedule, base: number, step: number, total: number): number => {
+  const warm = schedule._tag === "Constant" ? 0 : schedule.warmupSteps;
+  if (step <= warm) return (base * step) / warm;
+  const t = Math.min((step - 1 - warm) / Math.max(total - warm, 1), 1);
+  switch (schedule._tag) {
+    case "Constant":
+      return base;
+    case "Poly":
+      return (base - schedule.minLr) * (1 - t) ** schedule.power + schedule.minLr;
+    case "Cosine":
+      return schedule.minLr + ((base - schedule.minLr) * (1 + Math.cos(Math.PI * t))) / 2;
+  }
+};
+
+/** The engine's optimizer configuration for a training spec. */
+export const optimizerConfig = (t: TrainConfig): OptimizerConfig => ({
+  optimizer: t.optimizer._tag === "SGD"
+    ? {
+      _tag: "SGD",
+      momentum: t.optimizer.momentum,
+      weightDecay: t.optimizer.weightDecay,
+      nesterov: t.optimizer.nesterov,
+    }
+    : {
+      _tag: "AdamW",
+      beta1: t.optimizer.beta1,
+      beta2: t.optimizer.beta2,
+      epsilon: t.optimizer.epsilon,
+      weightDecay: t.optimizer.weightDecay,
+    },
+  groups: t.paramGroups,
+  clipGradNorm: t.clipGradNorm ?? undefined,
+});
