@@ -3,13 +3,13 @@
  * loader stream) closes.
  */
 import { Effect, type Scope } from "effect";
+import type { FileError } from "./errors.ts";
 import type { SampleTask, TaskResult, TaskRunner } from "./sample_task.ts";
 import { errorFromData, type WorkerReply, type WorkerRequest } from "./worker_protocol.ts";
 
+/** A task sent to a Worker and waiting for its reply. */
 interface Pending {
-  readonly resume: (
-    effect: Effect.Effect<never, never> | Effect.Effect<unknown, ReturnType<typeof errorFromData>>,
-  ) => void;
+  readonly resume: (effect: Effect.Effect<unknown, FileError>) => void;
   readonly worker: number;
 }
 
@@ -32,6 +32,7 @@ export const workerPool = (size: number): Effect.Effect<TaskRunner, never, Scope
     (workers) => {
       const pending = new Map<number, Pending>();
       const busy = new Int32Array(size);
+      const crashed: (string | undefined)[] = Array(size).fill(undefined);
       let nextId = 0;
       workers.forEach((worker, w) => {
         worker.onmessage = (event: MessageEvent<WorkerReply>) => {
@@ -40,25 +41,26 @@ export const workerPool = (size: number): Effect.Effect<TaskRunner, never, Scope
           if (job === undefined) return;
           pending.delete(reply.id);
           busy[w]--;
-          if (reply.ok) job.resume(Effect.succeed(reply.value) as never);
+          if (reply.ok) job.resume(Effect.succeed(reply.value));
           else if ("error" in reply) job.resume(Effect.fail(errorFromData(reply.error)));
           else job.resume(Effect.die(new Error(`sample worker failed: ${reply.defect}`)));
         };
         worker.onerror = (event: ErrorEvent) => {
           event.preventDefault();
+          crashed[w] = event.message;
           for (const [id, job] of pending) {
             if (job.worker !== w) continue;
             pending.delete(id);
             job.resume(Effect.die(new Error(`sample worker crashed: ${event.message}`)));
           }
-          busy[w] = 0;
         };
       });
       const run = <T extends SampleTask>(task: T) =>
-        Effect.callback<TaskResult<T>, ReturnType<typeof errorFromData>>((resume, signal) => {
+        Effect.callback<TaskResult<T>, FileError>((resume, signal) => {
+          let w = -1;
+          for (let i = 0; i < size; i++) if (crashed[i] === undefined && (w < 0 || busy[i] < busy[w])) w = i;
+          if (w < 0) return resume(Effect.die(new Error(`sample workers crashed: ${crashed[0]}`)));
           const id = nextId++;
-          let w = 0;
-          for (let i = 1; i < size; i++) if (busy[i] < busy[w]) w = i;
           busy[w]++;
           pending.set(id, { resume: resume as Pending["resume"], worker: w });
           signal.addEventListener("abort", () => {
