@@ -1,0 +1,56 @@
+/**
+ * A sample task: everything needed to produce one processed sample, as plain data, so it can run on the
+ * main thread or be posted to a Worker unchanged.
+ */
+import { Effect } from "effect";
+import type { Dataset, SampleRef } from "./dataset.ts";
+import type { FileError } from "./errors.ts";
+import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
+import type { DatasetSpec, TestPipeline, TrainPipeline } from "./spec.ts";
+
+/** Where the dataset of a task comes from (a Worker re-opens it from this). */
+export interface DatasetSource {
+  readonly spec: DatasetSpec;
+  readonly split: string;
+  readonly specFile: string;
+}
+
+/** One training sample to produce: the sample and its address in the training order. */
+export interface TrainTask {
+  readonly kind: "train";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: SampleRef;
+  readonly seed: number;
+  readonly epoch: number;
+  readonly index: number;
+}
+
+/** One test sample to produce. */
+export interface TestTask {
+  readonly kind: "test";
+  readonly source: DatasetSource;
+  readonly pipeline: TestPipeline;
+  readonly sample: SampleRef;
+}
+
+export type SampleTask = TrainTask | TestTask;
+
+/** The result of a task of kind K. */
+export type TaskResult<T extends SampleTask> = T extends TrainTask ? ProcessedSample : TestSample;
+
+/** Decodes the task's sample and runs its pipeline. */
+export const runTask = <T extends SampleTask>(
+  dataset: Dataset,
+  task: T,
+): Effect.Effect<TaskResult<T>, FileError> =>
+  Effect.flatMap(
+    dataset.read(task.sample),
+    (raw) =>
+      task.kind === "train"
+        ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
+        : testSample(dataset, task.pipeline, raw),
+  ) as Effect.Effect<TaskResult<T>, FileError>;
+
+/** A way to run tasks: on the main thread or in a pool of Workers. */
+export type TaskRunner = <T extends SampleTask>(task: T) => Effect.Effect<TaskResult<T>, FileError>;

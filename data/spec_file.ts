@@ -1,0 +1,81 @@
+/**
+ * Finding a dataset spec from a CLI target: a built-in name, a `.json` file, or a `.ts`/`.js` module whose
+ * default export is a spec or an experiment that embeds one.
+ */
+import { Effect } from "effect";
+import { existsSync } from "node:fs";
+import { extname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { builtinDatasets } from "./builtin.ts";
+import { errorText, readJson } from "./config_file.ts";
+import { InvalidConfig } from "./errors.ts";
+import { type DatasetSpec, decodeDatasetSpec } from "./spec.ts";
+
+/** A dataset spec and where it came from. */
+export interface LoadedSpec {
+  readonly spec: DatasetSpec;
+  readonly file: string;
+}
+
+/**
+ * The dataset spec inside a loaded value: the value itself when it has a `_tag`, else an experiment's
+ * `data.dataset` or `dataset` field.
+ */
+const datasetOf = (value: unknown, file: string): Effect.Effect<unknown, InvalidConfig> => {
+  const o = value as { _tag?: unknown; dataset?: unknown; data?: { dataset?: unknown } } | null;
+  if (typeof o === "object" && o !== null) {
+    if (o._tag !== undefined) return Effect.succeed(o);
+    if (typeof o.data === "object" && o.data !== null && o.data.dataset !== undefined) {
+      return Effect.succeed(o.data.dataset);
+    }
+    if (o.dataset !== undefined) return Effect.succeed(o.dataset);
+  }
+  return Effect.fail(
+    new InvalidConfig({
+      file,
+      message:
+        "no dataset spec: expected an object with _tag, or an experiment with `dataset` or `data.dataset`",
+    }),
+  );
+};
+
+/** Loads the dataset spec a CLI target names (see module doc). */
+export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, InvalidConfig> =>
+  Effect.gen(function* () {
+    const builtin = builtinDatasets[target];
+    if (builtin !== undefined) return { spec: builtin, file: target };
+    const ext = extname(target).toLowerCase();
+    if (!existsSync(target)) {
+      return yield* Effect.fail(
+        new InvalidConfig({
+          file: target,
+          message: `not found; expected ${
+            Object.keys(builtinDatasets).join(" or ")
+          }, a .json spec or a .ts module`,
+        }),
+      );
+    }
+    let value: unknown;
+    if (ext === ".json") value = yield* readJson(target);
+    else if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
+      const module = yield* Effect.tryPromise({
+        try: () => import(pathToFileURL(resolve(target)).href),
+        catch: (e) => new InvalidConfig({ file: target, message: `cannot import: ${errorText(e)}` }),
+      });
+      if (!("default" in module)) {
+        return yield* Effect.fail(
+          new InvalidConfig({ file: target, message: "module has no default export" }),
+        );
+      }
+      value = module.default;
+    } else {
+      return yield* Effect.fail(
+        new InvalidConfig({
+          file: target,
+          message: `unsupported spec file type "${ext}" (use .json or .ts)`,
+        }),
+      );
+    }
+    const spec = yield* decodeDatasetSpec(yield* datasetOf(value, target), target);
+    return { spec, file: target };
+  });
