@@ -1,4 +1,49 @@
-/** kappa's command line: one entry point, one subcommand per deno task. */
-const [command] = Deno.args;
-console.error(`kappa ${command ?? ""}: not built yet`);
-Deno.exit(1);
+/**
+ * kappa's command line: one entry point, one subcommand per deno task.
+ *
+ * This is the one place where typed errors become text: each is printed as one line (a spec error as
+ * one line per violation) and the process exits non-zero.
+ */
+import { Cause, Effect, Exit, Option } from "effect";
+import { Command } from "effect/cli";
+import * as NodeServices from "@effect/platform-node/NodeServices";
+import { gradcheckCommand } from "./gradcheck.ts";
+import { describeCommand, specCommand } from "./spec.ts";
+import { dataCliCommand } from "./data.ts";
+import { trainCommand } from "./train.ts";
+import { evalCommand } from "./eval.ts";
+import { predictCommand } from "./predict.ts";
+import { exportCommand } from "./export.ts";
+import { quickstartCommand } from "./quickstart.ts";
+import { errorLines } from "./errors.ts";
+
+const root = Command.make("kappa").pipe(
+  Command.withDescription(
+    "Large-vocabulary image segmentation: RankSeg segmenters compiled to ONNX Runtime plans.",
+  ),
+  Command.withSubcommands([
+    quickstartCommand,
+    trainCommand,
+    evalCommand,
+    predictCommand,
+    exportCommand,
+    specCommand,
+    describeCommand,
+    dataCliCommand,
+    gradcheckCommand,
+  ]),
+);
+
+const program = Command.run(root, { version: "0.1.0", renderErrors: false }).pipe(
+  Effect.provide(NodeServices.layer),
+);
+
+const exit = await Effect.runPromiseExit(program);
+if (Exit.isFailure(exit)) {
+  const failure = Cause.findErrorOption(exit.cause);
+  const lines = Option.isSome(failure)
+    ? errorLines(failure.value)
+    : [Cause.pretty(exit.cause).split("\n")[0]];
+  for (const line of lines) console.error(line);
+  Deno.exit(Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "Stopped" ? 130 : 1);
+}

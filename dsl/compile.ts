@@ -106,22 +106,35 @@ export const lossGraph = (
 };
 
 /** Names of the inference outputs. */
-export const CLASSES = "classes", LOGITS = "logits", SCORES = "scores", SELECTED = "selected";
+export const CLASSES = "classes",
+  LOGITS = "logits",
+  SCORES = "scores",
+  SELECTED = "selected",
+  FULL = "fullLogits";
+
+export interface InferenceOptions {
+  /** Use the ground-truth oracle at evaluation (needs the `labels` input). */
+  readonly oracle?: boolean;
+  readonly ranker?: Segmenter;
+  /** The part of the (padded) input that holds the image, [h, w] from the top left (default: all). */
+  readonly valid?: readonly [number, number];
+  /** Size of the `classes` output: the valid region is resized to it (default: the valid size). */
+  readonly output?: readonly [number, number];
+  /** Also output `fullLogits` [b, K, H, W]: K-class logits at input resolution (sliding windows). */
+  readonly fullLogits?: boolean;
+}
 
 /**
  * The inference graph: input `images` [b,3,H,W] (plus `labels` for the ground-truth oracle); outputs
- * `classes` [b,H,W] int64, `logits` [b,K,h,w] (selected classes scattered back, others −100),
+ * `classes` [b,oh,ow] int64, `logits` [b,K,h,w] (selected classes scattered back, others −100),
  * `scores` [b,K] (sigmoid of ξ) and `selected` [b,κ] int64.
  *
  * The per-pixel class is the argmax of the upsampled κ rank logits mapped through `selected`: the same
  * as scattering to K classes (others −100) before upsampling, since a constant channel upsamples to
  * itself, but κ channels instead of K are interpolated.
  */
-export const inferenceGraph = (
-  spec: Segmenter,
-  shapes: Shapes,
-  { oracle = false, ranker }: { oracle?: boolean; ranker?: Segmenter } = {},
-): Graph => {
+export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: InferenceOptions = {}): Graph => {
+  const { oracle = false, ranker } = options;
   const g = new Graph("inference");
   const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
   const needsLabels = oracle || (spec.select._tag === "GroundTruth" && spec.select.eval);
@@ -136,9 +149,8 @@ export const inferenceGraph = (
       eval: true,
     }
     : spec.select;
-  const model = { ...spec, select };
   const out = g.scope("model", () =>
-    segmenterForward(model, images, {
+    segmenterForward({ ...spec, select }, images, {
       mode: "eval",
       trainGrid: trainGrid(spec, shapes.trainSize),
       labels,
@@ -150,19 +162,27 @@ export const inferenceGraph = (
   const indices = out.selected?.indices ??
     o.expand(o.constant(g, Array.from({ length: k }, (_, c) => c), [1, k], "int64"), [b, k]);
   g.output(SELECTED, indices);
-  const full = out.selected
-    ? o.scatterElements(
-      o.full(g, [b, spec.classes, h, w], MASKED_LOGIT),
-      o.expand(o.reshape(indices, [b, k, 1, 1]), [b, k, h, w]),
-      out.logits,
-      1,
-    )
-    : out.logits;
-  g.output(LOGITS, full);
-  const rank = o.argMax(o.resize(out.logits, shapes.height, shapes.width), 1); // [b, H, W]
-  g.output(
-    CLASSES,
-    o.reshape(o.gatherElements(indices, o.reshape(rank, [b, -1]), 1), [b, shapes.height, shapes.width]),
-  );
+  const scatter = (logits: Tensor) => {
+    const [, , lh, lw] = logits.shape;
+    return out.selected
+      ? o.scatterElements(
+        o.full(g, [b, spec.classes, lh, lw], MASKED_LOGIT),
+        o.expand(o.reshape(indices, [b, k, 1, 1]), [b, k, lh, lw]),
+        logits,
+        1,
+      )
+      : logits;
+  };
+  g.output(LOGITS, scatter(out.logits));
+  const upsampled = o.resize(out.logits, shapes.height, shapes.width);
+  if (options.fullLogits) g.output(FULL, scatter(upsampled));
+  const [vh, vw] = options.valid ?? [shapes.height, shapes.width];
+  const [oh, ow] = options.output ?? [vh, vw];
+  let region = vh === shapes.height && vw === shapes.width
+    ? upsampled
+    : o.slice(upsampled, [2, 3], [0, 0], [vh, vw]);
+  if (oh !== vh || ow !== vw) region = o.resize(region, oh, ow);
+  const rank = o.argMax(region, 1); // [b, oh, ow]
+  g.output(CLASSES, o.reshape(o.gatherElements(indices, o.reshape(rank, [b, -1]), 1), [b, oh, ow]));
   return g;
 };

@@ -1,0 +1,71 @@
+/** `deno task eval <run-dir> [--checkpoint FILE] [--mode whole|slide] [--oracle gt] [--split S]`. */
+import { Console, Effect, Option } from "effect";
+import { Argument, Command, Flag } from "effect/cli";
+import { openDataset } from "../data/open.ts";
+import { evaluate } from "../eval/evaluate.ts";
+import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
+import { formatMetricsTable } from "../eval/metrics_table.ts";
+import { loadRun } from "./run_dir.ts";
+import { runFlags } from "./train.ts";
+import type { Provider } from "../plan/runtime.ts";
+
+export const evalCommand = Command.make("eval", {
+  run: Argument.String("run-dir"),
+  checkpoint: Flag.String("checkpoint").pipe(
+    Flag.optional,
+    Flag.withDescription("default: best, else newest"),
+  ),
+  mode: Flag.Literals("mode", ["whole", "slide"]).pipe(Flag.optional),
+  oracle: Flag.Literals("oracle", ["gt"]).pipe(
+    Flag.optional,
+    Flag.withDescription("select ground-truth classes"),
+  ),
+  split: Flag.String("split").pipe(Flag.optional),
+  limit: Flag.Int("limit").pipe(Flag.optional, Flag.withDescription("only the first N images")),
+  ...runFlags,
+}, (a) =>
+  Effect.gen(function* () {
+    const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
+    const e = run.experiment;
+    const split = Option.getOrElse(a.split, () => e.data.dataset.testSplit);
+    const dataset = yield* openDataset(e.data.dataset, split);
+    const mode = Option.getOrElse(a.mode, () => e.eval.mode);
+    const crop = e.eval.crop ?? e.data.train.cropSize;
+    const stride = e.eval.stride ?? ([Math.ceil((crop[0] * 2) / 3), Math.ceil((crop[1] * 2) / 3)] as const);
+    const oracle = Option.isSome(a.oracle);
+    const result = yield* evaluate(e, run.state, dataset.classes, {
+      split,
+      mode,
+      crop,
+      stride,
+      oracle,
+      provider: a.provider as Provider,
+      threads: Option.getOrUndefined(a.threads),
+      workers: Option.getOrUndefined(a.workers),
+      limit: Option.getOrUndefined(a.limit),
+    });
+    const record = makeEvalRecord({
+      split: oracle ? `${split}-oracle` : split,
+      step: run.step,
+      checkpoint: run.checkpoint,
+      mode,
+      classNames: dataset.classes.names,
+      segmentation: result.segmentation,
+      mAP: result.mAP,
+    });
+    const file = yield* writeEvalRecord(run.dir, record);
+    yield* Console.log(
+      `${result.images} images of ${dataset.name}/${split}, ${mode}${
+        oracle ? ", ground-truth oracle" : ""
+      }; wrote ${file}`,
+    );
+    yield* Console.log(
+      formatMetricsTable({
+        classNames: dataset.classes.names,
+        segmentation: result.segmentation,
+        mAP: result.mAP ?? undefined,
+      }),
+    );
+  })).pipe(
+    Command.withDescription("Evaluate a run's checkpoint: per-class IoU/Acc, aAcc, mIoU, multi-label mAP."),
+  );

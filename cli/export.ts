@@ -1,0 +1,33 @@
+/**
+ * `deno task export <run-dir> <file.onnx>`: a self-contained inference model (parameters embedded,
+ * dynamic batch) at the training crop size. Inputs: `images` float32 [batch, 3, H, W], normalized
+ * (x − mean) / std, RGB. Outputs: `classes` int64 [batch, H, W], `logits` float32 [batch, K, h, w],
+ * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
+ */
+import { Console, Effect, Option } from "effect";
+import { Argument, Command, Flag } from "effect/cli";
+import { writeFile } from "node:fs/promises";
+import { exportModel } from "../eval/export_model.ts";
+import { loadRun } from "./run_dir.ts";
+
+export const exportCommand = Command.make("export", {
+  run: Argument.String("run-dir"),
+  file: Argument.String("file.onnx"),
+  checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+}, (a) =>
+  Effect.gen(function* () {
+    const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
+    const { bytes, inputs, outputs } = exportModel(run.experiment, run.state);
+    yield* Effect.promise(() => writeFile(a.file, bytes));
+    yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);
+    for (
+      const v of [
+        ...inputs.map((i) => ["input", i] as const),
+        ...outputs.map((o) => ["output", o] as const),
+      ]
+    ) {
+      yield* Console.log(
+        `  ${v[0].padEnd(6)} ${v[1].name.padEnd(9)} ${v[1].dtype}[${v[1].shape.join(", ")}]`,
+      );
+    }
+  })).pipe(Command.withDescription("Export a run as a self-contained ONNX model with a dynamic batch."));

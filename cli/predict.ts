@@ -1,0 +1,83 @@
+/**
+ * `deno task predict <run-dir> <image...> --out DIR`: for each image a colorized mask, an overlay, and
+ * `predictions.json` with the selected top-κ classes and their multi-label scores.
+ */
+import { Console, Effect, Option } from "effect";
+import { Argument, Command, Flag } from "effect/cli";
+import { mkdir, writeFile } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import { readRgb } from "../data/decode.ts";
+import { rescaleSize, resizeRgb } from "../data/resize.ts";
+import { normalizeRgb } from "../data/normalize.ts";
+import { openDataset } from "../data/open.ts";
+import { makePredictor } from "../eval/predictor.ts";
+import { colorizeMask, overlay, writePng } from "../eval/colorize.ts";
+import { loadRun } from "./run_dir.ts";
+import { runFlags } from "./train.ts";
+import type { Provider } from "../plan/runtime.ts";
+
+export const predictCommand = Command.make("predict", {
+  run: Argument.String("run-dir"),
+  images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
+  out: Flag.String("out").pipe(Flag.withDescription("output folder")),
+  checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  ...runFlags,
+}, (a) =>
+  Effect.scoped(Effect.gen(function* () {
+    const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
+    const e = run.experiment;
+    const classes = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)).classes;
+    const predictor = yield* makePredictor(e.model, run.state, {
+      mode: "whole",
+      trainSize: e.data.train.cropSize,
+      provider: a.provider as Provider,
+      threads: Option.getOrUndefined(a.threads),
+    });
+    yield* Effect.promise(() => mkdir(a.out, { recursive: true }));
+    const results: unknown[] = [];
+    for (const file of a.images) {
+      const img = yield* readRgb(file);
+      const [h, w] = e.data.test.resize === null
+        ? [img.height, img.width]
+        : rescaleSize(img.height, img.width, e.data.test.resize);
+      const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
+      const p = yield* predictor.predict(
+        normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
+        h,
+        w,
+        [img.height, img.width],
+      );
+      const stem = basename(file, extname(file));
+      const mask = colorizeMask(p.classes, img.width, img.height, classes.colors, classes.ignoreIndex);
+      yield* writePng(join(a.out, `${stem}-mask.png`), mask, img.width, img.height);
+      yield* writePng(
+        join(a.out, `${stem}-overlay.png`),
+        overlay(img.data, mask, 0.5),
+        img.width,
+        img.height,
+      );
+      const present = new Map<number, number>();
+      for (const c of p.classes) present.set(c, (present.get(c) ?? 0) + 1);
+      results.push({
+        image: file,
+        mask: join(a.out, `${stem}-mask.png`),
+        overlay: join(a.out, `${stem}-overlay.png`),
+        selected: (p.selected ?? []).map((c, rank) => ({
+          rank,
+          class: c,
+          name: classes.names[c],
+          score: p.scores ? p.scores[c] : null,
+          pixels: present.get(c) ?? 0,
+        })),
+      });
+      yield* Console.log(`${file} → ${join(a.out, `${stem}-mask.png`)}`);
+    }
+    const json = join(a.out, "predictions.json");
+    yield* Effect.promise(() =>
+      writeFile(
+        json,
+        JSON.stringify({ run: run.dir, checkpoint: run.checkpoint, predictions: results }, null, 2) + "\n",
+      )
+    );
+    yield* Console.log(`wrote ${json}`);
+  }))).pipe(Command.withDescription("Predict images with a trained run: masks, overlays, top-κ classes."));

@@ -1,0 +1,64 @@
+/**
+ * The describe interpreter: parameters and forward GFLOPs per component of a segmenter, like the
+ * papers' "#params / FLOPs" columns, for one image at the training crop size.
+ */
+import type { Segmenter } from "./model.ts";
+import { inferenceGraph } from "./compile.ts";
+import { describe } from "../plan/describe.ts";
+
+export interface ComponentCost {
+  readonly component: string;
+  readonly params: number;
+  readonly gflops: number;
+}
+
+export interface ModelDescription {
+  readonly input: readonly [number, number];
+  readonly components: readonly ComponentCost[];
+}
+
+const COMPONENTS: [string, RegExp][] = [
+  ["backbone", /^model\.backbone/],
+  ["neck (pixel token projection)", /^model\.proj/],
+  ["ξ (multi-label head)", /^model\.xi/],
+  ["ψ (pixel head) + τ", /^model\.(psi|temperature)/],
+];
+
+/** Costs per component; "other" holds upsampling, argmax and the scatter back to K classes. */
+export const describeModel = (
+  spec: Segmenter,
+  [height, width]: readonly [number, number],
+): ModelDescription => {
+  const g = inferenceGraph(spec, { batch: 1, height, width, trainSize: [height, width] });
+  const rows = describe(g, { depth: 8 });
+  const total = rows.pop()!;
+  const sums = new Map<string, { params: number; flops: number }>();
+  for (const r of rows) {
+    const name = COMPONENTS.find(([, re]) => re.test(r.scope))?.[0] ?? "other";
+    const s = sums.get(name) ?? { params: 0, flops: 0 };
+    sums.set(name, { params: s.params + r.params, flops: s.flops + r.flops });
+  }
+  const components = [...COMPONENTS.map(([n]) => n), "other"]
+    .filter((n) => sums.has(n))
+    .map((n) => ({ component: n, params: sums.get(n)!.params, gflops: sums.get(n)!.flops / 1e9 }));
+  return {
+    input: [height, width],
+    components: [...components, { component: "total", params: total.params, gflops: total.flops / 1e9 }],
+  };
+};
+
+export const formatDescription = (name: string, d: ModelDescription): string => {
+  const lines = [
+    `${name}: one ${d.input[0]}×${d.input[1]} image, forward pass (GFLOPs count 2 per multiply-add)`,
+    `${"component".padEnd(32)}${"params".padStart(14)}${"GFLOPs".padStart(12)}`,
+  ];
+  for (const c of d.components) {
+    if (c.component === "total") lines.push("-".repeat(58));
+    lines.push(
+      `${c.component.padEnd(32)}${c.params.toLocaleString("en-US").padStart(14)}${
+        c.gflops.toFixed(3).padStart(12)
+      }`,
+    );
+  }
+  return lines.join("\n");
+};

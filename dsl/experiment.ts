@@ -1,0 +1,97 @@
+/**
+ * Experiments: everything a run depends on besides the seed and the code — the model, the data and its
+ * pipelines, the training and evaluation settings — as one spec with a stable content hash.
+ *
+ * An experiment is a `.ts` module whose default export is an experiment value, or a `.json` file with
+ * the same content (`deno task spec` prints it). Loading decodes and validates it; every violation is
+ * reported with its path.
+ */
+import { Effect, Result, Schema } from "effect";
+import { existsSync } from "node:fs";
+import { extname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { DatasetSpec, TestPipeline, TrainPipeline } from "../data/spec.ts";
+import { Segmenter } from "./model.ts";
+import { EvalConfig, TrainConfig } from "./training.ts";
+import { decodeWith, segmenterViolations, SpecError, type Violation } from "./validate.ts";
+import { canonicalJson, specHash } from "./canonical.ts";
+import { backboneStride } from "../layers/backbone.ts";
+
+export const DataConfig = Schema.Struct({ dataset: DatasetSpec, train: TrainPipeline, test: TestPipeline });
+export type DataConfig = typeof DataConfig.Type;
+
+export const Experiment = Schema.TaggedStruct("Experiment", {
+  name: Schema.String.check(Schema.isMinLength(1)),
+  model: Segmenter,
+  data: DataConfig,
+  train: TrainConfig,
+  eval: EvalConfig,
+});
+export type Experiment = typeof Experiment.Type;
+
+export const experiment = (e: Omit<Experiment, "_tag">): Experiment => ({ _tag: "Experiment", ...e });
+
+/** The cross-field rules of an experiment (model rules included). */
+export const experimentViolations = (e: Experiment): Violation[] => {
+  const out = segmenterViolations(e.model, "model");
+  const stride = backboneStride(e.model.backbone);
+  const unit = e.model.backbone._tag === "ViT"
+    ? `the patch size (${stride})`
+    : `the backbone stride (${stride})`;
+  const multiple = (path: string, size: readonly number[] | null) => {
+    const bad = size?.find((s) => s % stride !== 0);
+    if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
+  };
+  multiple("data.train.cropSize", e.data.train.cropSize);
+  if (e.eval.mode === "slide") {
+    if (!e.eval.crop || !e.eval.stride) {
+      out.push({ path: "eval", message: "slide mode needs eval.crop and eval.stride" });
+    }
+    multiple("eval.crop", e.eval.crop);
+  }
+  return out;
+};
+
+/** Decodes and validates an experiment value; `source` names where it came from. */
+export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
+  const decoded = Result.flatMap(decodeWith(Experiment, input, ""), (e) => {
+    const violations = experimentViolations(e);
+    return violations.length ? Result.fail(violations) : Result.succeed(e);
+  });
+  return Result.isSuccess(decoded)
+    ? Effect.succeed(decoded.success)
+    : Effect.fail(new SpecError({ source, violations: decoded.failure }));
+};
+
+/** Loads an experiment from a `.ts` module (default export) or a `.json` file. */
+export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecError> =>
+  Effect.gen(function* () {
+    const fail = (message: string) =>
+      Effect.fail(new SpecError({ source: file, violations: [{ path: file, message }] }));
+    if (!existsSync(file)) return yield* fail("no such file");
+    const ext = extname(file).toLowerCase();
+    let value: unknown;
+    if (ext === ".json") {
+      const text = yield* Effect.tryPromise({ try: () => Deno.readTextFile(file), catch: (e) => String(e) })
+        .pipe(
+          Effect.catch((message) => fail(`cannot read: ${message}`)),
+        );
+      value = yield* Effect.try({ try: () => JSON.parse(text), catch: (e) => (e as Error).message }).pipe(
+        Effect.catch((message) => fail(`invalid JSON: ${message}`)),
+      );
+    } else if ([".ts", ".js", ".mts", ".mjs"].includes(ext)) {
+      const module = yield* Effect.tryPromise({
+        try: () => import(pathToFileURL(resolve(file)).href),
+        catch: (e) => (e as Error).message.split("\n")[0],
+      }).pipe(Effect.catch((message) => fail(`cannot import: ${message}`)));
+      if (module.default === undefined) return yield* fail("the module has no default export");
+      value = module.default;
+    } else return yield* fail(`expected a .ts module or a .json file, got "${ext || file}"`);
+    return yield* decodeExperiment(value, file);
+  });
+
+/** The canonical JSON text of an experiment. */
+export const experimentJson = (e: Experiment): string => canonicalJson(e);
+
+/** The experiment's content hash (hex SHA-256 of its canonical JSON). */
+export const experimentHash = (e: Experiment): string => specHash(e);

@@ -1,0 +1,42 @@
+/**
+ * Export of a trained segmenter as one ONNX file: the inference graph at the training crop size,
+ * parameters embedded as initializers, the batch dimension symbolic.
+ */
+import type { Experiment } from "../dsl/experiment.ts";
+import { CLASSES, inferenceGraph, LOGITS, SCORES, SELECTED } from "../dsl/compile.ts";
+import { exportOnnx } from "../plan/export.ts";
+import type { HostArray, Shape } from "../plan/dtype.ts";
+import type { Value } from "../plan/runtime.ts";
+
+/** The traced batch size: exported as the symbolic dimension `batch`. */
+const TRACE_BATCH = 2;
+
+export interface ExportedSignature {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly (number | string)[];
+}
+
+export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>) => {
+  const [height, width] = e.data.train.cropSize;
+  const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] });
+  const outputs = [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
+  const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
+  const bytes = exportOnnx(g, {
+    outputs,
+    state: values,
+    dynamicBatch: TRACE_BATCH,
+    docString:
+      `kappa export of ${e.name}: images float32 [batch,3,${height},${width}] normalized (x-mean)/std, RGB`,
+  });
+  const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
+    name,
+    dtype,
+    shape: shape.map((d, i) => (i === 0 ? "batch" : d)),
+  });
+  return {
+    bytes,
+    inputs: [sig("images", "float32", [TRACE_BATCH, 3, height, width])],
+    outputs: outputs.map((n) => sig(n, g.outputs.get(n)!.dtype, g.outputs.get(n)!.shape)),
+  };
+};

@@ -1,0 +1,335 @@
+/**
+ * The training loop, as an Effect program.
+ *
+ * One step = one run of the training plan (forward, losses, backward and optimizer update in one ONNX
+ * graph) on the next batch of the loader stream. Everything a step depends on is a function of
+ * (experiment, seed, step, loader position): the batch (the loader is seeded per sample), dropout noise
+ * (drawn from `random(seed, NOISE, step, site)`), the learning rate (the schedule at `step`). A
+ * checkpoint stores parameters, optimizer moments and the next loader position, so a resumed run
+ * continues with bitwise the same numbers as a run that never stopped (same provider and threads).
+ */
+import { Data, Effect, Stream } from "effect";
+import { join } from "node:path";
+import type { Experiment } from "../dsl/experiment.ts";
+import { LOSS, MULTILABEL_LOSS, PIXEL_LOSS, trainingGraph } from "../dsl/compile.ts";
+import { learningRate, optimizerConfig } from "../dsl/training.ts";
+import { trainLoader } from "../data/loader.ts";
+import { openDataset } from "../data/open.ts";
+import type { Batch, Position } from "../data/batch.ts";
+import type { ClassTable } from "../data/classes.ts";
+import { execute, graphStage, plan, type Provider, type Value, value } from "../plan/runtime.ts";
+import { nameKey } from "../plan/init.ts";
+import { NOISE } from "../layers/dropout.ts";
+import { random } from "../core/random.ts";
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import type { Tensor as SafeTensor } from "./checkpoint_safetensors.ts";
+import {
+  appendLines,
+  CHECKPOINTS,
+  EXAMPLES,
+  LOG,
+  METRICS,
+  prepareRunFolder,
+  runDirFor,
+  truncateMetrics,
+} from "./run_folder.ts";
+import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
+import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
+import { formatMetricsTable } from "../eval/metrics_table.ts";
+import { writeReport } from "./report.ts";
+import { progressReporter } from "./progress.ts";
+
+/** A loss term became NaN or infinite; the last checkpoint is left as it was. */
+export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
+  readonly step: number;
+  readonly term: string;
+  readonly value: number;
+}> {
+  override get message(): string {
+    return `step ${this.step}: loss term "${this.term}" is ${this.value}; stopped, the last checkpoint is kept`;
+  }
+}
+
+/** The experiment does not fit its data (class count, ignore index). */
+export class ExperimentDataMismatch extends Data.TaggedError("ExperimentDataMismatch")<{
+  readonly path: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `${this.path}: ${this.reason}`;
+  }
+}
+
+/** Training stopped on request (Ctrl-C or `stopAfter`) after writing a checkpoint. */
+export class Stopped
+  extends Data.TaggedError("Stopped")<{ readonly step: number; readonly checkpoint: string }> {
+  override get message(): string {
+    return `stopped at step ${this.step}; checkpoint ${this.checkpoint}; continue with --resume`;
+  }
+}
+
+export interface TrainOptions {
+  readonly out?: string;
+  readonly resume?: boolean;
+  readonly provider?: Provider;
+  readonly threads?: number;
+  readonly workers?: number;
+  /** Periodic validation looks at only this many images (the final evaluation looks at all). */
+  readonly evalLimit?: number;
+  /** Write a checkpoint and stop after this step (as Ctrl-C would). */
+  readonly stopAfter?: number;
+  /** Skip the final evaluation and report. */
+  readonly skipFinalEval?: boolean;
+  /** Progress output (default: stderr, a live line on a TTY). */
+  readonly print?: (line: string) => void;
+}
+
+export interface TrainResult {
+  readonly runDir: string;
+  readonly step: number;
+  readonly evaluation?: EvaluationResult;
+  readonly report?: string;
+}
+
+/** The random stream key of dropout noise. */
+const NOISE_KEY = 0x4e4f4953; // "NOIS"
+
+const scalar = (v: number) => value("float32", Float32Array.of(v), []);
+
+/** Checks that the dataset's class table fits the model. */
+export const checkClasses = (e: Experiment, classes: ClassTable, source: string) =>
+  Effect.gen(function* () {
+    if (classes.names.length !== e.model.classes) {
+      return yield* new ExperimentDataMismatch({
+        path: "model.classes",
+        reason: `${e.model.classes}, but the dataset (${source}) has ${classes.names.length} classes`,
+      });
+    }
+    if (classes.ignoreIndex !== e.model.ignoreIndex) {
+      return yield* new ExperimentDataMismatch({
+        path: "model.ignoreIndex",
+        reason:
+          `${e.model.ignoreIndex}, but the dataset (${source}) marks ignored pixels with ${classes.ignoreIndex}`,
+      });
+    }
+  });
+
+/** The position of the batch after `p` in an epoch of `n` samples in batches of `b` (dropLast). */
+export const nextPosition = (p: Position, n: number, b: number): Position =>
+  p.index + 2 * b > Math.floor(n / b) * b
+    ? { epoch: p.epoch + 1, index: 0 }
+    : { epoch: p.epoch, index: p.index + b };
+
+export const train = (e: Experiment, options: TrainOptions = {}) =>
+  Effect.scoped(Effect.gen(function* () {
+    const provider = options.provider ?? "cpu";
+    const dir = runDirFor(e, options.out);
+    const t = e.train;
+    const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
+    yield* checkClasses(e, dataset.classes, dataset.name);
+    yield* prepareRunFolder(dir, e, { resume: options.resume ?? false, provider, threads: options.threads });
+    const print = options.print ?? ((line: string) => console.error(line));
+    const log = (line: string) => appendLines(dir, LOG, [`${new Date().toISOString()} ${line}`]);
+
+    const [height, width] = e.data.train.cropSize;
+    const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
+    const g = trainingGraph(e.model, shapes, optimizerConfig(t));
+    const p = plan(e.name, g, [graphStage(g, { name: "train" })]);
+    const ex = yield* execute(p, { seed: t.seed, provider, threads: options.threads });
+    const noiseFeeds = p.feeds.filter((f) => f.name.startsWith(NOISE));
+    const lossNames = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS].filter((n) => g.outputs.has(n));
+
+    const interval: { losses: Record<string, number>; images: number; started: number } = {
+      losses: {},
+      images: 0,
+      started: performance.now(),
+    };
+    // Resume: parameters, optimizer moments and the loader position from the newest checkpoint.
+    let step = 0;
+    let position: Position = { epoch: 0, index: 0 };
+    const ckptDir = join(dir, CHECKPOINTS);
+    if (options.resume) {
+      const { latest, skipped } = yield* latestCheckpoint(ckptDir);
+      for (const s of skipped) yield* log(`skipped ${s.file}: ${s.reason}`);
+      if (latest) {
+        const ckpt = yield* loadCheckpoint(latest.file);
+        for (const [name, current] of ex.state) {
+          const saved = ckpt.tensors[name];
+          if (!saved) {
+            return yield* new ExperimentDataMismatch({
+              path: latest.file,
+              reason: `has no tensor "${name}"`,
+            });
+          }
+          if (saved.shape.join() !== current.dims.join()) {
+            return yield* new ExperimentDataMismatch({
+              path: latest.file,
+              reason: `tensor "${name}" is [${saved.shape}], the model expects [${current.dims}]`,
+            });
+          }
+          ex.state.set(name, value("float32", saved.data as Float32Array, saved.shape));
+        }
+        step = latest.step;
+        position = JSON.parse(ckpt.metadata["train.position"]);
+        const saved = JSON.parse(ckpt.metadata["train.window"] ?? "{}");
+        interval.losses = saved.losses ?? {};
+        interval.images = saved.images ?? 0;
+        yield* truncateMetrics(dir, step);
+        yield* log(`resumed from ${latest.file} at step ${step}`);
+        print(`resuming ${dir} from step ${step}`);
+      }
+    }
+
+    const checkpoint = (best?: { metric: string; value: number }) =>
+      Effect.gen(function* () {
+        const tensors: Record<string, SafeTensor> = {};
+        for (const [name, v] of ex.state) {
+          tensors[name] = { dtype: "F32", shape: v.dims as number[], data: v.data as Float32Array };
+        }
+        const saved = yield* saveCheckpoint(ckptDir, step, {
+          tensors,
+          metadata: {
+            "train.position": JSON.stringify(position),
+            "train.seed": JSON.stringify(t.seed),
+            // The partial logging window, so a resumed run logs the same interval means.
+            "train.window": JSON.stringify({ losses: interval.losses, images: interval.images }),
+          },
+        }, { keepLast: t.keepCheckpoints, best });
+        yield* log(`checkpoint ${saved.file}`);
+        return saved.file;
+      });
+
+    const validate = (final: boolean) =>
+      Effect.gen(function* () {
+        const result = yield* evaluate(e, ex.state, dataset.classes, {
+          mode: e.eval.mode,
+          crop: e.eval.crop,
+          stride: e.eval.stride,
+          provider,
+          threads: options.threads,
+          workers: options.workers,
+          limit: final ? undefined : options.evalLimit,
+          examples: final ? e.eval.examples : 0,
+          examplesDir: join(dir, EXAMPLES),
+        });
+        const s = result.segmentation;
+        yield* appendLines(dir, METRICS, [JSON.stringify({
+          kind: "eval",
+          step,
+          split: e.data.dataset.testSplit,
+          mIoU: s.mIoU,
+          aAcc: s.aAcc,
+          mAcc: s.mAcc,
+          ...(result.mAP === null ? {} : { mAP: result.mAP }),
+        })]);
+        yield* log(
+          `eval step ${step}: mIoU=${s.mIoU.toFixed(4)} aAcc=${s.aAcc.toFixed(4)} mAP=${
+            result.mAP?.toFixed(2) ?? "n/a"
+          }`,
+        );
+        return result;
+      });
+
+    // Ctrl-C: finish the current step, write a checkpoint, stop.
+    let stopRequested = false;
+    const onSignal = () => (stopRequested = true);
+    yield* Effect.acquireRelease(
+      Effect.sync(() => Deno.addSignalListener("SIGINT", onSignal)),
+      () => Effect.sync(() => Deno.removeSignalListener("SIGINT", onSignal)),
+    );
+
+    const progress = progressReporter(t.steps, step, print);
+    const n = dataset.samples.length;
+    const runStep = (batch: Batch) =>
+      Effect.gen(function* () {
+        step++;
+        const lr = learningRate(t.schedule, t.optimizer.lr, step, t.steps);
+        const feeds: Record<string, Value> = {
+          images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]),
+          labels: value("int32", batch.labels, [batch.batchSize, batch.height, batch.width]),
+          lr: scalar(lr),
+          step: scalar(step),
+        };
+        for (const f of noiseFeeds) {
+          const rng = random(t.seed, NOISE_KEY, step, nameKey(f.name));
+          const data = new Float32Array(f.shape.reduce((a, b) => a * b, 1));
+          for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
+          feeds[f.name] = value("float32", data, f.shape);
+        }
+        const out = yield* ex.run(feeds);
+        for (const name of lossNames) {
+          const v = out.get(name)!.data[0] as number;
+          if (!Number.isFinite(v)) return yield* new NonFiniteLoss({ step, term: name, value: v });
+          interval.losses[name] = (interval.losses[name] ?? 0) + v;
+        }
+        interval.images += batch.batchSize;
+        position = nextPosition(batch.position, n, t.batchSize);
+        if (step % t.logEvery === 0 || step === t.steps) {
+          const steps = step % t.logEvery === 0 ? t.logEvery : step % t.logEvery;
+          const mean = (name: string) => interval.losses[name] / steps;
+          const seconds = (performance.now() - interval.started) / 1000;
+          const line = {
+            kind: "train",
+            step,
+            epoch: batch.position.epoch,
+            lr,
+            loss: mean(LOSS),
+            terms: Object.fromEntries(
+              lossNames.filter((l) => l !== LOSS).map((l) => [l.replace("loss.", ""), mean(l)]),
+            ),
+            imagesPerSecond: interval.images / seconds,
+            elapsedSeconds: seconds,
+          };
+          yield* appendLines(dir, METRICS, [JSON.stringify(line)]);
+          progress.update(step, line.loss, line.imagesPerSecond);
+          interval.losses = {};
+          interval.images = 0;
+          interval.started = performance.now();
+        }
+        if (step % t.checkpointEvery === 0 && step < t.steps) yield* checkpoint();
+        if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
+          const r = yield* validate(false);
+          yield* checkpoint({ metric: "mIoU", value: r.segmentation.mIoU });
+        }
+        if (stopRequested || step === options.stopAfter) {
+          const file = yield* checkpoint();
+          progress.done();
+          return yield* new Stopped({ step, checkpoint: file });
+        }
+      });
+
+    if (step < t.steps) {
+      yield* log(`training ${e.name} for ${t.steps - step} steps from step ${step}`);
+      const batches = trainLoader(e.data.dataset, e.data.train, {
+        batchSize: t.batchSize,
+        seed: t.seed,
+        start: position,
+        workers: options.workers,
+      }).pipe(Stream.take(t.steps - step));
+      yield* Stream.runForEach(batches, runStep);
+      progress.done();
+    }
+    const last = yield* checkpoint();
+    if (options.skipFinalEval) return { runDir: dir, step } satisfies TrainResult;
+    const evaluation = yield* validate(true);
+    yield* checkpoint({ metric: "mIoU", value: evaluation.segmentation.mIoU });
+    const record = makeEvalRecord({
+      split: e.data.dataset.testSplit,
+      step,
+      checkpoint: last,
+      mode: e.eval.mode,
+      classNames: dataset.classes.names,
+      segmentation: evaluation.segmentation,
+      mAP: evaluation.mAP,
+    });
+    yield* writeEvalRecord(dir, record);
+    print(
+      formatMetricsTable({
+        classNames: dataset.classes.names,
+        segmentation: evaluation.segmentation,
+        mAP: evaluation.mAP ?? undefined,
+      }),
+    );
+    const report = yield* writeReport(dir, { title: e.name });
+    return { runDir: dir, step, evaluation, report } satisfies TrainResult;
+  }));
