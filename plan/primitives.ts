@@ -871,12 +871,17 @@ export const RULES: RuleTable = {
       return [{ dtype: x.dtype, shape: [x.shape[0], x.shape[1], height, width] }];
     },
     lower: (p, ctx) =>
-      // `axes` (opset 18) keeps the batch and channel dimensions out of `sizes`.
-      ctx.node("Resize", [ctx.name(p.x), "", "", ctx.int64([p.height, p.width])], ctx.out, {
-        mode: { string: "linear" },
-        coordinate_transformation_mode: { string: "half_pixel" },
-        axes: { ints: [2, 3] },
-      }),
+      // Full NCHW `sizes` through ctx.shape (which handles a dynamic batch). Not the `axes` attribute:
+      // ONNX Runtime 1.30's transpose optimizer drops such `sizes` when it moves a Transpose across.
+      ctx.node(
+        "Resize",
+        [ctx.name(p.x), "", "", ctx.shape([...p.x.shape.slice(0, 2), p.height, p.width])],
+        ctx.out,
+        {
+          mode: { string: "linear" },
+          coordinate_transformation_mode: { string: "half_pixel" },
+        },
+      ),
     // y = Mh · x · Mwᵀ, so x̄ = Mhᵀ · ȳ · Mw: the adjoint as two matmuls with constant matrices.
     vjp: ({ x, height, width }, _, [ct], o) => {
       if (!ct) return [];

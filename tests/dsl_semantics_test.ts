@@ -139,3 +139,13 @@ Deno.test("specs: JSON round-trip keeps the hash; key order does not matter", ()
   assertEquals(specHash(reordered), specHash(spec));
   assert(specHash({ ...spec, select: m.topK(4) }) !== specHash(spec));
 });
+
+Deno.test("inference at another input size resizes the position embeddings (and runs under ORT's optimizers)", async () => {
+  const spec = base({ select: m.topK(3) });
+  const g = inferenceGraph(spec, { batch: 1, height: 48, width: 40, trainSize: [S, S] });
+  const out = await runGraph(g, {
+    images: value("float32", new Float32Array(3 * 48 * 40).fill(0.5), [1, 3, 48, 40]),
+  });
+  assertEquals(out.classes.length, 48 * 40);
+  assertEquals(out.logits.length, K * 6 * 5);
+});

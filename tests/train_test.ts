@@ -8,42 +8,11 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import { type Experiment, experiment } from "../dsl/experiment.ts";
-import * as m from "../dsl/model.ts";
-import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
-import { procedural, testPipeline, trainPipeline } from "../data/spec.ts";
+import type { Experiment } from "../dsl/experiment.ts";
+import { adamWSpec } from "../dsl/training.ts";
+import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
-
-/** A tiny RankSeg experiment on 24 synthetic 32×32 images (never used to report accuracy). */
-export const tinyExperiment = (o: Partial<Experiment["train"]> = {}): Experiment =>
-  experiment({
-    name: "tiny",
-    model: m.segmenter({
-      classes: 8,
-      backbone: m.vit({ dim: 16, depth: 1, heads: 2, patchSize: 8 }),
-      xi: m.transformerEncoder({ pool: 2 }),
-      psi: m.maskTransformer({ layers: 1 }),
-      select: m.topK(4),
-      temperature: m.rankAdaptive(),
-    }),
-    data: {
-      dataset: procedural({ numClasses: 8, height: 40, width: 40, count: 24, classesPerImage: 3, seed: 1 }),
-      train: trainPipeline({ scale: [40, 40], ratioRange: [0.8, 1.2], cropSize: [32, 32] }),
-      test: testPipeline(),
-    },
-    train: trainConfig({
-      steps: 8,
-      batchSize: 4,
-      optimizer: adamWSpec({ lr: 3e-3 }),
-      schedule: poly({ warmupSteps: 2 }),
-      logEvery: 2,
-      checkpointEvery: 4,
-      keepCheckpoints: 3,
-      ...o,
-    }),
-    eval: evalConfig({ examples: 1 }),
-  });
 
 const quiet: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true };
 

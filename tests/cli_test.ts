@@ -1,0 +1,139 @@
+/**
+ * The command line end to end (as a subprocess): spec errors, describe, train with final evaluation
+ * and report, eval, predict and export — the short versions of the user flows.
+ */
+import * as ort from "onnxruntime-node";
+import { Effect } from "effect";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
+import { experimentJson } from "../dsl/experiment.ts";
+import { inferenceGraph } from "../dsl/compile.ts";
+import { loadRun } from "../cli/run_dir.ts";
+import { runGraph } from "./graph_runner.ts";
+import { value } from "../plan/runtime.ts";
+
+const cli = async (...args: string[]) => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/main.ts", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+};
+
+const CAMVID_IMAGE = "../shared/data/camvid/images/val/0016E5_07959.jpg";
+
+Deno.test("cli: an invalid experiment prints one line per violation, with paths, and exits 1", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-cli-spec-"));
+  try {
+    const e = JSON.parse(experimentJson(tinyExperiment()));
+    e.model.select.k = 200;
+    e.model.backbone.dim = 15;
+    e.data.train.cropSize = [30, 32];
+    const file = join(dir, "bad.json");
+    await writeFile(file, JSON.stringify(e));
+    const r = await cli("spec", file);
+    assertEquals(r.code, 1);
+    assertEquals(r.stderr.trim().split("\n"), [
+      `${file}: model.backbone.dim: 15 is not divisible by heads (2)`,
+      `${file}: model.select.k: 200 exceeds the number of classes (8)`,
+      `${file}: data.train.cropSize: 30 is not a multiple of the patch size (8)`,
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("cli: describe --json lists parameters and GFLOPs per component", async () => {
+  const r = await cli("describe", "experiments/quickstart.ts", "--json");
+  assertEquals(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  const names = d.components.map((c: { component: string }) => c.component);
+  assertEquals(names.slice(0, 4), [
+    "backbone",
+    "neck (pixel token projection)",
+    "ξ (multi-label head)",
+    "ψ (pixel head) + τ",
+  ]);
+  const total = d.components.at(-1);
+  assertEquals(total.component, "total");
+  assertEquals(
+    total.params,
+    d.components.slice(0, -1).reduce((a: number, c: { params: number }) => a + c.params, 0),
+  );
+});
+
+Deno.test("cli: train → eval → predict → export on a tiny synthetic run", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-cli-"));
+  try {
+    const spec = join(dir, "tiny.json"), run = join(dir, "run");
+    await writeFile(spec, experimentJson(tinyExperiment({ steps: 4 })));
+    const trained = await cli("train", spec, "--out", run, "--workers", "0");
+    assertEquals(trained.code, 0, trained.stderr);
+    for (
+      const f of [
+        "experiment.json",
+        "meta.json",
+        "metrics.jsonl",
+        "train.log",
+        "eval-val.json",
+        "report.html",
+      ]
+    ) {
+      assert(existsSync(join(run, f)), f);
+    }
+    assert(trained.stderr.includes("mIoU="), trained.stderr);
+
+    const evaluated = await cli("eval", run, "--workers", "0");
+    assertEquals(evaluated.code, 0, evaluated.stderr);
+    assert(/mIoU=\d+\.\d\d mAP=\d+\.\d\d\s*$/.test(evaluated.stdout), evaluated.stdout);
+    const record = JSON.parse(readFileSync(join(run, "eval-val.json"), "utf8"));
+    assertEquals(record.classes.length, 8);
+
+    const oracle = await cli("eval", run, "--oracle", "gt", "--workers", "0");
+    assertEquals(oracle.code, 0, oracle.stderr);
+    assert(existsSync(join(run, "eval-val-oracle.json")));
+
+    const predicted = await cli("predict", run, CAMVID_IMAGE, "--out", join(dir, "pred"));
+    assertEquals(predicted.code, 0, predicted.stderr);
+    const preds = JSON.parse(readFileSync(join(dir, "pred", "predictions.json"), "utf8")).predictions;
+    assertEquals(preds[0].selected.length, 4);
+    assert(
+      existsSync(join(dir, "pred", "0016E5_07959-mask.png")) &&
+        existsSync(join(dir, "pred", "0016E5_07959-overlay.png")),
+    );
+
+    const onnxFile = join(dir, "tiny.onnx");
+    const exported = await cli("export", run, onnxFile);
+    assertEquals(exported.code, 0, exported.stderr);
+    // The exported file matches the inference plan at batch sizes 1 and 3.
+    const loaded = await Effect.runPromise(loadRun(run));
+    const session = await ort.InferenceSession.create(onnxFile);
+    for (const batch of [1, 3]) {
+      const images = Float32Array.from({ length: batch * 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.37));
+      const got = await session.run({ images: new ort.Tensor("float32", images, [batch, 3, 32, 32]) });
+      const g = inferenceGraph(loaded.experiment.model, {
+        batch,
+        height: 32,
+        width: 32,
+        trainSize: [32, 32],
+      });
+      const want = await runGraph(g, { images: value("float32", images, [batch, 3, 32, 32]) }, {
+        state: Object.fromEntries(loaded.state),
+      });
+      assertEquals(Array.from(got.classes.data as BigInt64Array, Number), want.classes);
+      assertEquals(Array.from(got.selected.data as BigInt64Array, Number), want.selected);
+      assertClose(got.scores.data as Float32Array, want.scores, { atol: 1e-5 });
+      assertClose(got.logits.data as Float32Array, want.logits, { atol: 1e-4 });
+      assertEquals(got.classes.dims, [batch, 32, 32]);
+    }
+    await session.release();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
