@@ -4,6 +4,7 @@
  */
 const suites: Record<string, () => Promise<unknown>> = {
   engine: async () => (await import("./engine.ts")).main(Deno.args.slice(1)),
+  ablation: async () => (await import("./ablation.ts")).main(Deno.args.slice(1)),
 };
 
 const [suite] = Deno.args;

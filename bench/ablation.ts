@@ -1,0 +1,179 @@
+/**
+ * `deno task bench ablation [--seeds 3] [--steps N] [--only REGEX]`: runs the RankSeg ablation grid
+ * (`experiments/rankseg/*.ts`, one spec per row) for every seed, evaluates each run, and writes
+ * RESULTS.md with mIoU mean ± std over seeds, mAP, params and GFLOPs per row, the paper's numbers beside
+ * ours, and a plot (results/ablation.svg).
+ *
+ * Resumable: a run whose folder already holds its eval record is skipped; an interrupted run resumes
+ * from its checkpoint.
+ */
+import { Effect } from "effect";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
+import { describeModel } from "../dsl/describe.ts";
+import { train } from "../train/train.ts";
+import { withOverrides } from "../cli/train.ts";
+import { majorityBaseline } from "../eval/trivial.ts";
+import { barChart } from "./bar_chart.ts";
+
+const SPECS = "experiments/rankseg";
+const RUNS = "runs/ablation";
+
+/** The paper's numbers (COCO-Stuff, Segmenter ViT-B; Table 1, Fig. 3, Table 4), by row. */
+const PAPER: Record<string, string> = {
+  baseline: "41.85",
+  mt: "42.38",
+  "mt-ls": "44.31",
+  "mt-ls-ra": "44.98",
+  "mt-ls-rln": "44.98 (official code's form of RA)",
+  "gt-eval": "—",
+  "gt-train-eval": "≈ +24 over baseline (Fig. 3)",
+  "mt-ls-ra-k10": "Table 4: κ sweep, best at κ = 50 of 171",
+  "mt-ls-ra-k50": "Table 4: best",
+  "mt-ls-ra-k133": "—",
+};
+
+const LABEL: Record<string, string> = {
+  baseline: "Baseline (ψ over all K, shared τ)",
+  mt: "+MT (ξ + multi-label loss)",
+  "mt-ls": "+MT+LS (top-κ select & sort)",
+  "mt-ls-ra": "+MT+LS+RA (rank-adaptive τ_r)",
+  "mt-ls-rln": "+MT+LS+RA, rank-LayerNorm variant",
+  "gt-eval": "GT(eval) oracle",
+  "gt-train-eval": "GT(train+eval) oracle",
+  "mt-ls-ra-k10": "+MT+LS+RA, κ = 10",
+  "mt-ls-ra-k50": "+MT+LS+RA, κ = 50",
+  "mt-ls-ra-k133": "+MT+LS+RA, κ = 133 (= K)",
+};
+
+interface RunResult {
+  readonly mIoU: number;
+  readonly mAP: number | null;
+}
+
+const flag = (name: string): string | undefined => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (
+  xs: number[],
+) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+const runOne = (e: Experiment, dir: string) =>
+  Effect.gen(function* () {
+    const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
+    if (!existsSync(record)) {
+      const resume = existsSync(join(dir, "checkpoints"));
+      console.error(`${resume ? "resuming" : "training"} ${dir}`);
+      yield* train(e, { out: dir, resume, print: () => {} });
+    }
+    const r = JSON.parse(readFileSync(record, "utf8"));
+    return { mIoU: r.mIoU, mAP: r.mAP } satisfies RunResult;
+  });
+
+export const main = async (args: string[]) => {
+  void args;
+  const seeds = Number(flag("seeds") ?? 3);
+  const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
+  const only = new RegExp(flag("only") ?? ".");
+  const files = readdirSync(SPECS).filter((f) => f.endsWith(".ts") && f !== "grid.ts" && only.test(f)).sort();
+  const rows: { dataset: string; row: string; file: string; e: Experiment; runs: RunResult[] }[] = [];
+  for (const file of files) {
+    const path = join(SPECS, file);
+    const base = await Effect.runPromise(loadExperiment(path));
+    const runs: RunResult[] = [];
+    for (let seed = 0; seed < seeds; seed++) {
+      const e = withOverrides(base, steps, seed);
+      runs.push(await Effect.runPromise(runOne(e, join(RUNS, `${e.name}-s${seed}`))));
+    }
+    const [dataset, ...rest] = file.replace(/\.ts$/, "").split("-");
+    rows.push({ dataset, row: rest.join("-"), file: path, e: base, runs });
+  }
+  await writeResults(rows, seeds, steps);
+};
+
+const ORDER = [
+  "baseline",
+  "mt",
+  "mt-ls",
+  "mt-ls-ra",
+  "mt-ls-rln",
+  "gt-eval",
+  "gt-train-eval",
+  "mt-ls-ra-k10",
+  "mt-ls-ra-k50",
+  "mt-ls-ra-k133",
+];
+
+const writeResults = async (
+  rows: { dataset: string; row: string; file: string; e: Experiment; runs: RunResult[] }[],
+  seeds: number,
+  steps: number | undefined,
+) => {
+  const command = `npx --yes deno@2.9.6 task bench ablation --seeds ${seeds}${
+    steps === undefined ? "" : ` --steps ${steps}`
+  }`;
+  const lines = [
+    "# RankSeg at CPU scale: ablation and oracles",
+    "",
+    `Produced by \`${command}\` on ${
+      new Date().toISOString().slice(0, 10)
+    }; this file is written by that command.`,
+    "",
+  ];
+  await mkdir("results", { recursive: true });
+  for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
+    const own = rows.filter((r) => r.dataset === dataset).sort((a, b) =>
+      ORDER.indexOf(a.row) - ORDER.indexOf(b.row)
+    );
+    const e = own[0].e;
+    const trivial = await Effect.runPromise(
+      majorityBaseline(e.data.dataset, e.data.dataset.trainSplit, e.data.dataset.testSplit),
+    );
+    const t = e.train;
+    lines.push(
+      `## ${dataset} (K = ${e.model.classes})`,
+      "",
+      `Every row: ${e.model.backbone._tag} backbone, crop ${
+        e.data.train.cropSize.join("×")
+      }, batch ${t.batchSize}, ` +
+        `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${
+          seeds - 1
+        }; ` +
+        `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
+          e.data.test.resize?.join("×") ?? "none"
+        }).`,
+      `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
+        `mIoU ${(100 * trivial.mIoU).toFixed(2)}.`,
+      "",
+      "| row | spec | mIoU (mean ± std) | per seed | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
+      "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |",
+    );
+    const bars: { label: string; mean: number; std: number }[] = [];
+    for (const r of own) {
+      const mious = r.runs.map((x) => 100 * x.mIoU);
+      const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
+      const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
+      lines.push(
+        `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${mean(mious).toFixed(2)} ± ${
+          std(mious).toFixed(2)
+        } | ` +
+          `${mious.map((x) => x.toFixed(2)).join(", ")} | ${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
+          `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
+      );
+      bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
+    }
+    const svg = `results/ablation-${dataset}.svg`;
+    await writeFile(
+      svg,
+      barChart(`${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`, bars, 100 * trivial.mIoU),
+    );
+    lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
+  }
+  await writeFile("RESULTS.md", lines.join("\n") + "\n");
+  console.log(lines.join("\n"));
+};

@@ -1,0 +1,53 @@
+/** A small self-contained SVG bar chart with error bars and a reference line (for RESULTS.md). */
+
+export interface Bar {
+  readonly label: string;
+  readonly mean: number;
+  readonly std: number;
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+export const barChart = (title: string, bars: readonly Bar[], reference?: number): string => {
+  const [w, h, left, bottom, top] = [90 * bars.length + 80, 360, 60, 110, 40];
+  const max = Math.max(...bars.map((b) => b.mean + b.std), reference ?? 0, 1) * 1.1;
+  const y = (v: number) => top + (h - top - bottom) * (1 - v / max);
+  const ticks = Array.from({ length: 6 }, (_, i) => (max * i) / 5);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${w / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    ...ticks.map((t) =>
+      `<line x1="${left}" x2="${w - 10}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>` +
+      `<text x="${left - 6}" y="${y(t) + 4}" text-anchor="end">${t.toFixed(1)}</text>`
+    ),
+    `<text transform="translate(16 ${
+      (h - bottom + top) / 2
+    }) rotate(-90)" text-anchor="middle">mIoU (%)</text>`,
+  ];
+  bars.forEach((b, i) => {
+    const x = left + 20 + i * 90;
+    out.push(
+      `<rect x="${x}" y="${y(b.mean)}" width="50" height="${y(0) - y(b.mean)}" fill="#4c78a8"/>`,
+      `<line x1="${x + 25}" x2="${x + 25}" y1="${y(b.mean + b.std)}" y2="${
+        y(Math.max(b.mean - b.std, 0))
+      }" stroke="black"/>`,
+      `<text x="${x + 25}" y="${y(b.mean + b.std) - 4}" text-anchor="middle">${b.mean.toFixed(1)}</text>`,
+      `<text transform="translate(${x + 25} ${h - bottom + 14}) rotate(35)" font-size="11">${
+        esc(b.label)
+      }</text>`,
+    );
+  });
+  if (reference !== undefined) {
+    out.push(
+      `<line x1="${left}" x2="${w - 10}" y1="${y(reference)}" y2="${
+        y(reference)
+      }" stroke="#e45756" stroke-dasharray="6 4"/>`,
+      `<text x="${w - 12}" y="${y(reference) - 4}" text-anchor="end" fill="#e45756">trivial predictor ${
+        reference.toFixed(1)
+      }</text>`,
+    );
+  }
+  out.push("</svg>");
+  return out.join("\n");
+};

@@ -1,0 +1,4 @@
+/** RankSeg ablation, coco133: κ sweep, κ = 133 (see grid.ts). */
+import { rowExperiment } from "./grid.ts";
+
+export default rowExperiment("coco133", "mt-ls-ra", 133);

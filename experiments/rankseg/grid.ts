@@ -1,0 +1,106 @@
+/**
+ * The RankSeg ablation grid at CPU scale (issue: reproduce Table 1, the oracles and the κ sweep).
+ *
+ * Every row shares the backbone, data pipeline, step budget and seeds; rows differ only in the parts the
+ * paper ablates. Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`),
+ * which is what `deno task bench ablation` runs.
+ */
+import { type Experiment, experiment } from "../../dsl/experiment.ts";
+import * as m from "../../dsl/model.ts";
+import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
+import { camvid, coco133, testPipeline, trainPipeline } from "../../data/mod.ts";
+
+export type Dataset = "coco133" | "camvid";
+export type Row =
+  | "baseline"
+  | "mt"
+  | "mt-ls"
+  | "mt-ls-ra"
+  | "mt-ls-rln"
+  | "gt-eval"
+  | "gt-train-eval";
+
+/** κ for the selection rows, and the slots of the train+eval oracle (≥ the most classes in an image). */
+export const KAPPA: Record<Dataset, number> = { coco133: 25, camvid: 8 };
+const ORACLE_SLOTS: Record<Dataset, number> = { coco133: 21, camvid: 11 };
+const CLASSES: Record<Dataset, number> = { coco133: 133, camvid: 11 };
+
+/** Steps per run: about three minutes on 2 cores. */
+export const STEPS = 300;
+
+const data = (d: Dataset) =>
+  d === "coco133"
+    ? {
+      dataset: coco133,
+      train: trainPipeline({ scale: [320, 240], ratioRange: [0.75, 1.5], cropSize: [176, 240] }),
+      test: testPipeline({ resize: [320, 240] }),
+    }
+    : {
+      dataset: camvid,
+      train: trainPipeline({ scale: [240, 180], ratioRange: [0.75, 1.5], cropSize: [176, 240] }),
+      test: testPipeline({ resize: [240, 180] }),
+    };
+
+/** The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary. */
+export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter => {
+  const classes = CLASSES[d];
+  const base = {
+    classes,
+    ignoreIndex: d === "camvid" ? 11 : 255,
+    backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
+    psi: m.maskTransformer({ layers: 2, heads: 2 }),
+  };
+  const withXi = {
+    ...base,
+    xi: m.transformerEncoder({ pool: 8, heads: 2 }),
+    multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
+  };
+  switch (row) {
+    case "baseline":
+      return m.segmenter({
+        ...base,
+        xi: null,
+        multiLabelLoss: null,
+        select: m.all(),
+        temperature: m.shared(),
+      });
+    case "mt":
+      return m.segmenter({ ...withXi, select: m.all(), temperature: m.shared() });
+    case "mt-ls":
+      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.shared() });
+    case "mt-ls-ra":
+      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankAdaptive() });
+    case "mt-ls-rln":
+      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankLayerNorm() });
+    case "gt-eval":
+      return m.segmenter({
+        ...withXi,
+        select: m.groundTruth({ k: kappa, train: false }),
+        temperature: m.rankAdaptive(),
+      });
+    case "gt-train-eval":
+      return m.segmenter({
+        ...withXi,
+        select: m.groundTruth({ k: ORACLE_SLOTS[d] }),
+        temperature: m.rankAdaptive(),
+      });
+  }
+};
+
+/** The experiment of one row (κ only for the sweep rows). */
+export const rowExperiment = (d: Dataset, row: Row, kappa?: number): Experiment =>
+  experiment({
+    name: `rankseg-${d}-${row}${kappa === undefined ? "" : `-k${kappa}`}`,
+    model: rowModel(d, row, kappa),
+    data: data(d),
+    train: trainConfig({
+      steps: STEPS,
+      batchSize: 8,
+      optimizer: adamWSpec({ lr: 1e-3, weightDecay: 0.01 }),
+      schedule: poly({ warmupSteps: 20, minLr: 1e-6 }),
+      logEvery: 10,
+      checkpointEvery: STEPS,
+      keepCheckpoints: 1,
+    }),
+    eval: evalConfig({ examples: 2 }),
+  });
