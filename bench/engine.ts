@@ -25,6 +25,7 @@ import { blasAlternative, ensurePeer } from "./peer_setup.ts";
 import { type PeerResult, runPeer } from "./peer.ts";
 import { waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
+import { profileSteps } from "./profile.ts";
 import { replaceSection } from "./markdown.ts";
 import { checkEqualWork, type EngineFigures, QUIET_LOAD, renderEngine } from "./report.ts";
 
@@ -34,6 +35,7 @@ const SEED = 0;
 /** Per round; the samples of all rounds are pooled. */
 const STEP_REPEATS: Repeats = { warmup: 10, runs: 20 };
 const MATMUL_REPEATS: Repeats = { warmup: 3, runs: 10 };
+const PROFILE_REPEATS: Repeats = { warmup: 5, runs: 20 };
 /** Steps whose losses must agree with PyTorch's (the first warm-up steps of each run). */
 const CHECK_STEPS = 5;
 /** How long to wait for other processes to go quiet before starting. */
@@ -116,7 +118,12 @@ export const main = async (_args: string[]): Promise<void> => {
     await Deno.remove(peerFile).catch(() => {});
   }
   const peer = rounds[0].peer;
-  const byThreads = THREADS.map((t) => poolRounds(t, rounds));
+  const byThreads = [];
+  for (const threads of THREADS) {
+    console.error(`bench engine: T=${threads}: ORT profile of our step…`);
+    const profile = await profileSteps(p, mlpFeeds(MLP), threads, PROFILE_REPEATS);
+    byThreads.push({ ...poolRounds(threads, rounds), profile });
+  }
   const figures: EngineFigures = {
     date: new Date().toISOString().slice(0, 10),
     seconds: (performance.now() - started) / 1000,
@@ -130,6 +137,7 @@ export const main = async (_args: string[]): Promise<void> => {
     rounds: ROUNDS,
     stepRepeats: STEP_REPEATS,
     matmulRepeats: MATMUL_REPEATS,
+    profileRuns: PROFILE_REPEATS.runs,
     byThreads,
   };
   const body = renderEngine(figures);

@@ -5,6 +5,7 @@
 import type { Machine } from "./machine.ts";
 import type { MatmulFigures, Repeats } from "./measure.ts";
 import type { MlpSpec, StepFlops } from "./mlp.ts";
+import type { StepProfile } from "./profile.ts";
 import { fixed, table } from "./markdown.ts";
 import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
 
@@ -32,6 +33,8 @@ export interface ThreadFigures {
   readonly torchThreads: number;
   /** Cores other processes kept busy on average while each side was measured. */
   readonly load: { readonly ours: number; readonly peer: number };
+  /** ORT's profile of our step (taken after the rounds). */
+  readonly profile?: StepProfile;
 }
 
 export interface EngineFigures {
@@ -48,6 +51,7 @@ export interface EngineFigures {
   readonly rounds: number;
   readonly stepRepeats: Repeats;
   readonly matmulRepeats: Repeats;
+  readonly profileRuns: number;
   readonly byThreads: readonly ThreadFigures[];
 }
 
@@ -136,6 +140,34 @@ const stepTable = (f: EngineFigures) =>
       pct(t.stateMs.median / t.ours.median),
       `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
     ]),
+  );
+
+const profileTable = (f: EngineFigures) =>
+  table(
+    [
+      "threads",
+      "ex.run ms",
+      "in session.run",
+      "kernels",
+      "MatMul kernels",
+      "other kernels",
+      "outside session.run",
+      "outside share",
+    ],
+    f.byThreads.flatMap((t) => {
+      const p = t.profile;
+      if (!p) return [];
+      return [[
+        String(t.threads),
+        ms(p.wallMs),
+        ms(p.runMs),
+        ms(p.kernelMs),
+        ms(p.matmulMs),
+        ms(p.kernelMs - p.matmulMs),
+        ms(p.wallMs - p.runMs),
+        pct((p.wallMs - p.runMs) / p.wallMs),
+      ]];
+    }),
   );
 
 const lossTable = (f: EngineFigures) => {
@@ -236,6 +268,14 @@ ${stepTable(f)}
 - State in/out: a graph over the same state (${fixed(f.stateFloats / 1e6, 2)} M floats: parameters and
   momentum) that returns it unchanged, i.e. the runtime's per-step cost of feeding the state in and copying
   it back out (an upper bound: ORT also copies each Identity). Overhead share = its median ÷ our step's.
+
+Where our step's time goes, from ONNX Runtime's own profile (medians of ${f.profileRuns} profiled steps per T,
+after the rounds):
+
+${profileTable(f)}
+
+"Outside session.run" is the wall time of \`ex.run\` minus ORT's "model_run": binding the feeds, copying
+every output (the whole updated state) into fresh JS arrays, and our runtime's bookkeeping.
 
 ### Equal work check
 

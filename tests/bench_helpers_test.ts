@@ -8,6 +8,7 @@ import { checkEqualWork, type EngineFigures, renderEngine } from "../bench/repor
 import { poolRounds, type Round } from "../bench/rounds.ts";
 import type { MatmulFigures } from "../bench/measure.ts";
 import type { PeerResult } from "../bench/peer.ts";
+import { runsOfTrace } from "../bench/profile.ts";
 import { MLP } from "../bench/mlp.ts";
 
 Deno.test("summarize: median and p10/p90 interpolate between order statistics", () => {
@@ -144,6 +145,7 @@ Deno.test("renderEngine states the command, the ratio, MFU and the check's verdi
     rounds: 1,
     stepRepeats: { warmup: 1, runs: 1 },
     matmulRepeats: { warmup: 1, runs: 1 },
+    profileRuns: 1,
     byThreads: [poolRounds(1, [round(1, 100, [50], [25], 20)])],
   };
   const text = renderEngine(figures);
@@ -156,4 +158,24 @@ Deno.test("renderEngine states the command, the ratio, MFU and the check's verdi
   );
   assert(text.includes("| passed |"), "the check passed");
   assert(text.includes("Other processes were busy"), "a load of 1 core is reported");
+});
+
+Deno.test("runsOfTrace attributes kernel events to the model_run that contains them", () => {
+  const node = (ts: number, dur: number, op: string) => ({
+    cat: "Node",
+    name: `${op}_1_kernel_time`,
+    ts,
+    dur,
+    args: { op_name: op },
+  });
+  const events = [
+    { cat: "Session", name: "model_run", ts: 0, dur: 1000 }, // a warm-up run, dropped
+    node(10, 500, "MatMul"),
+    { cat: "Session", name: "model_run", ts: 2000, dur: 3000 },
+    node(2100, 1500, "Gemm"),
+    node(3700, 500, "FusedMatMul"),
+    node(4300, 400, "Add"),
+    { cat: "Session", name: "SequentialExecutor::Execute", ts: 2050, dur: 2900 },
+  ];
+  assertEquals(runsOfTrace(events, 1), [{ runMs: 3, kernelMs: 2.4, matmulMs: 2 }]);
 });
