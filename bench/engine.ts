@@ -38,8 +38,8 @@ const MATMUL_REPEATS: Repeats = { warmup: 3, runs: 10 };
 const PROFILE_REPEATS: Repeats = { warmup: 5, runs: 20 };
 /** Steps whose losses must agree with PyTorch's (the first warm-up steps of each run). */
 const CHECK_STEPS = 5;
-/** How long to wait for other processes to go quiet before starting. */
-const QUIET_WAIT_SECONDS = 60;
+/** How long to wait for other processes to go quiet before starting, and before each side's turn. */
+const QUIET_WAIT_SECONDS = { start: 60, turn: 8 };
 /** The peer's side of a request: the same step and MatMul sizes. */
 const PEER = {
   ...STEP_REPEATS,
@@ -81,7 +81,7 @@ export const main = async (_args: string[]): Promise<void> => {
   const roundTrip = stateRoundTripGraph(p);
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-bench-", suffix: ".safetensors" });
   const rounds: Round[] = [];
-  const load = await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS);
+  const load = await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.start);
   if (load >= QUIET_LOAD) {
     console.error(`bench engine: other processes keep ${load.toFixed(2)} cores busy; measuring anyway`);
   }
@@ -89,6 +89,7 @@ export const main = async (_args: string[]): Promise<void> => {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const threads of THREADS) {
         console.error(`bench engine: round ${round}/${ROUNDS}, T=${threads}: ours…`);
+        await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
         const ours = await withLoad(async () => {
           const matmul = [];
           for (const n of PEAK_SIZES) matmul.push(await measureMatmul(n, threads, MATMUL_REPEATS));
@@ -100,6 +101,7 @@ export const main = async (_args: string[]): Promise<void> => {
           await Deno.writeFile(peerFile, peerInputs(MLP, g, ours.result.steps.initial));
         }
         console.error(`bench engine: round ${round}/${ROUNDS}, T=${threads}: PyTorch…`);
+        await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
         const peer = await withLoad(() =>
           Promise.resolve(runPeer(python, { inputs: peerFile, threads, ...PEER }))
         );
@@ -138,6 +140,7 @@ export const main = async (_args: string[]): Promise<void> => {
     stepRepeats: STEP_REPEATS,
     matmulRepeats: MATMUL_REPEATS,
     profileRuns: PROFILE_REPEATS.runs,
+    quietWait: QUIET_WAIT_SECONDS,
     byThreads,
   };
   const body = renderEngine(figures);

@@ -16,6 +16,12 @@ export const FIRST_LOSS_TOLERANCE = 1e-5;
 /** …and over the first checked steps, where float32 rounding differences compound through updates. */
 export const STEPS_LOSS_TOLERANCE = 1e-4;
 
+/**
+ * Above this many cores of outside load the machine is not quiet: the bench waits for less, and the
+ * report says the figures are disturbed.
+ */
+export const QUIET_LOAD = 0.1;
+
 export interface ThreadFigures {
   readonly threads: number;
   readonly matmul: readonly MatmulFigures[];
@@ -52,6 +58,8 @@ export interface EngineFigures {
   readonly stepRepeats: Repeats;
   readonly matmulRepeats: Repeats;
   readonly profileRuns: number;
+  /** Seconds the bench waits at most for other processes to go quiet: at the start, before each turn. */
+  readonly quietWait: { readonly start: number; readonly turn: number };
   readonly byThreads: readonly ThreadFigures[];
 }
 
@@ -203,9 +211,6 @@ const lossTable = (f: EngineFigures) => {
   );
 };
 
-/** Above this many cores of outside load, the report says the figures are disturbed. */
-export const QUIET_LOAD = 0.1;
-
 const loadNote = (f: EngineFigures): string => {
   const worst = Math.max(...f.byThreads.flatMap((t) => [t.load.ours, t.load.peer]).filter(Number.isFinite));
   return worst > QUIET_LOAD
@@ -237,7 +242,8 @@ Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
     f.byThreads.map((t) => t.threads).join(" and ")
   } threads, the same for both sides. The sides never run at
   the same time: ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over
-  the rounds.
+  the rounds. Before each turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for
+  other processes to use less than ${QUIET_LOAD} cores.
 
 ${loadNote(f)}
 

@@ -146,6 +146,7 @@ Deno.test("renderEngine states the command, the ratio, MFU and the check's verdi
     stepRepeats: { warmup: 1, runs: 1 },
     matmulRepeats: { warmup: 1, runs: 1 },
     profileRuns: 1,
+    quietWait: { start: 1, turn: 1 },
     byThreads: [poolRounds(1, [round(1, 100, [50], [25], 20)])],
   };
   const text = renderEngine(figures);
