@@ -30,7 +30,7 @@ import { replaceSection } from "./markdown.ts";
 import { checkEqualWork, type EngineFigures, QUIET_LOAD, renderEngine } from "./report.ts";
 
 const THREADS = [1, 2];
-const ROUNDS = 3;
+const ROUNDS = 4;
 const SEED = 0;
 /** Per round; the samples of all rounds are pooled. */
 const STEP_REPEATS: Repeats = { warmup: 10, runs: 20 };
@@ -39,7 +39,7 @@ const PROFILE_REPEATS: Repeats = { warmup: 5, runs: 20 };
 /** Steps whose losses must agree with PyTorch's (the first warm-up steps of each run). */
 const CHECK_STEPS = 5;
 /** How long to wait for other processes to go quiet before starting, and before each side's turn. */
-const QUIET_WAIT_SECONDS = { start: 60, turn: 8 };
+const QUIET_WAIT_SECONDS = { start: 60, turn: 5 };
 /** The peer's side of a request: the same step and MatMul sizes. */
 const PEER = {
   ...STEP_REPEATS,
