@@ -37,22 +37,29 @@ export interface PeerResult {
 }
 
 /**
- * Runs the peer with `threads` threads everywhere it could use more: PyTorch's intra-op pool (OpenMP)
- * and OpenBLAS's own pool, which `torch.set_num_threads` does not reach; the script also pins OpenBLAS
- * through its API and reports the counts it ended up with.
+ * Environment of the peer: `threads` threads everywhere it could use more, PyTorch's intra-op pool
+ * (OpenMP) and OpenBLAS's own pool, which `torch.set_num_threads` does not reach (the script also pins
+ * OpenBLAS through its API and reports the counts it ended up with).
+ *
+ * Debian's PyTorch uses OpenMP and the pthread OpenBLAS its own threads: two pools on the same cores.
+ * By default idle OpenMP threads spin, taking the cores from the OpenBLAS threads inside a GEMM; on this
+ * 2-core machine that made PyTorch's T = 2 step 2.5× slower and erratic. Passive waiting removes the
+ * contention, so the peer runs with it.
  */
+export const peerEnv = (threads: number): Record<string, string> => ({
+  OMP_NUM_THREADS: String(threads),
+  OPENBLAS_NUM_THREADS: String(threads),
+  MKL_NUM_THREADS: String(threads),
+  OMP_WAIT_POLICY: "PASSIVE",
+});
+
+/** Runs the peer script with `request` on stdin; returns its JSON answer. */
 export const runPeer = (python: string, request: PeerRequest): PeerResult => {
-  const threads = String(request.threads);
   const r = spawnSync(python, [SCRIPT], {
     input: JSON.stringify(request),
     encoding: "utf8",
     maxBuffer: 16 * 2 ** 20,
-    env: {
-      ...process.env,
-      OMP_NUM_THREADS: threads,
-      OPENBLAS_NUM_THREADS: threads,
-      MKL_NUM_THREADS: threads,
-    },
+    env: { ...process.env, ...peerEnv(request.threads) },
   });
   if (r.status !== 0) {
     throw new Error(`${python} ${SCRIPT} failed (${r.status ?? r.error}):\n${(r.stderr ?? "").slice(-3000)}`);

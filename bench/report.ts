@@ -226,6 +226,8 @@ const loadNote = (f: EngineFigures): string => {
 export const renderEngine = (f: EngineFigures): string => {
   const { widths, batch, lr, momentum } = f.spec;
   const mm = f.matmulRepeats, st = f.stepRepeats;
+  const threadCounts = f.byThreads
+    .map((t) => `T=${t.threads}: torch ${t.torchThreads}, OpenBLAS ${t.openblasThreads ?? "?"}`).join("; ");
   return `
 Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
 
@@ -233,10 +235,9 @@ Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
 - Ours: onnxruntime-node ${f.machine.ort}, CPU execution provider, graph optimization "all",
   intraOpNumThreads = T.
 - PyTorch: ${f.torch} (Debian \`python3-torch\`, eager), \`torch.set_num_threads(T)\` and OpenBLAS threads = T
-  (reported: ${
-    f.byThreads.map((t) => `T=${t.threads}: torch ${t.torchThreads}, OpenBLAS ${t.openblasThreads ?? "?"}`)
-      .join("; ")
-  }).
+  (reported: ${threadCounts}), \`OMP_WAIT_POLICY=PASSIVE\`: PyTorch's OpenMP threads and OpenBLAS's
+  pthreads are two pools on the same cores, and spinning OpenMP threads made PyTorch's T = 2 step about
+  2.5× slower and erratic here.
 - BLAS used by PyTorch: ${f.blas}.
 - T = ${
     f.byThreads.map((t) => t.threads).join(" and ")
