@@ -23,7 +23,7 @@ import {
 } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
 import { type PeerResult, runPeer } from "./peer.ts";
-import { waitForQuiet, withLoad } from "./load.ts";
+import { ownMinorFaults, waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
 import { profileSteps } from "./profile.ts";
 import { replaceSection } from "./markdown.ts";
@@ -53,6 +53,8 @@ const BENCHMARKS = new URL("../BENCHMARKS.md", import.meta.url);
 interface OurSteps {
   readonly ms: number[];
   readonly losses: number[];
+  /** Minor page faults per timed step: fresh pages mapped in for the output arrays. */
+  readonly faultsPerStep: number;
   /** The state before the first step: the parameters the peer starts from. */
   readonly initial: Map<string, Value>;
 }
@@ -62,8 +64,15 @@ const timeTrainingSteps = (p: Plan, feeds: Record<string, Value>, threads: numbe
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
     const ex = yield* execute(p, { seed: SEED, threads, optimization: "all" });
     const initial = new Map(ex.state); // runs replace the entries; the initial arrays stay untouched
-    const { ms, results } = yield* timeRuns(ex.run(feeds), STEP_REPEATS);
-    return { ms, initial, losses: results.map((out) => out.get("loss")!.data[0] as number) };
+    const warm = yield* timeRuns(ex.run(feeds), { warmup: STEP_REPEATS.warmup, runs: 0 });
+    const faults = ownMinorFaults();
+    const { ms, results } = yield* timeRuns(ex.run(feeds), { warmup: 0, runs: STEP_REPEATS.runs });
+    return {
+      ms,
+      initial,
+      faultsPerStep: (ownMinorFaults() - faults) / STEP_REPEATS.runs,
+      losses: [...warm.results, ...results].map((out) => out.get("loss")!.data[0] as number),
+    };
   })));
 
 const describeBlas = (peer: PeerResult, alternative: string | undefined): string => {
@@ -110,6 +119,7 @@ export const main = async (_args: string[]): Promise<void> => {
           matmul: ours.result.matmul,
           ourMs: ours.result.steps.ms,
           ourLosses: ours.result.steps.losses,
+          ourFaultsPerStep: ours.result.steps.faultsPerStep,
           stateMs: ours.result.stateMs,
           peer: peer.result,
           load: { ours: ours.load, peer: peer.load },

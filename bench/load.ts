@@ -1,7 +1,8 @@
 /**
- * Background load: how many cores other processes kept busy while we measured. The machine may be
- * shared, and a busy core slows both sides (at T = 2 the slower thread sets the pace), so the report
- * states it next to the figures.
+ * What /proc tells about a measurement. Background load: how many cores other processes kept busy while
+ * we measured; the machine may be shared, and a busy core slows both sides (at T = 2 the slower thread
+ * sets the pace), so the report states it next to the figures. Page faults: fresh memory that a step
+ * had to map in.
  */
 
 /** Linux's USER_HZ: /proc reports CPU times in 1/100 s. */
@@ -9,21 +10,29 @@ const TICKS_PER_SECOND = 100;
 
 /** Busy CPU seconds of the whole machine since boot, from the first ("cpu ") line of /proc/stat. */
 export const machineBusySeconds = (procStat: string): number => {
-  const [user, nice, system, _idle, _iowait, irq, softirq, steal] = procStat.split("\n")[0].trim().split(
-    /\s+/,
-  )
-    .slice(1).map(Number);
-  return (user + nice + system + irq + softirq + (steal ?? 0)) / TICKS_PER_SECOND;
+  const ticks = procStat.split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, _idle, _iowait, irq, softirq, steal = 0] = ticks;
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
 };
 
-/**
- * CPU seconds of a process and of its children that have been waited for, from /proc/<pid>/stat
- * (utime, stime, cutime, cstime: fields 14–17, counted after the parenthesized command name).
- */
-export const processSeconds = (pidStat: string): number => {
-  const fields = pidStat.slice(pidStat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state), so field k is fields[k - 3].
-  return [14, 15, 16, 17].reduce((s, k) => s + Number(fields[k - 3]), 0) / TICKS_PER_SECOND;
+/** Field `k` (1-based, as proc(5) numbers them) of /proc/<pid>/stat; the command name may hold spaces. */
+const statField = (pidStat: string, k: number): number =>
+  Number(pidStat.slice(pidStat.lastIndexOf(")") + 2).split(" ")[k - 3]); // the text after ")" starts at field 3
+
+/** CPU seconds of a process and of its children that have been waited for (utime, stime, cutime, cstime). */
+export const processSeconds = (pidStat: string): number =>
+  [14, 15, 16, 17].reduce((s, k) => s + statField(pidStat, k), 0) / TICKS_PER_SECOND;
+
+/** Minor page faults of a process so far (field 10): pages the kernel had to map in, zeroed. */
+export const minorFaults = (pidStat: string): number => statField(pidStat, 10);
+
+/** Minor page faults of this process so far (NaN where /proc is not readable). */
+export const ownMinorFaults = (): number => {
+  try {
+    return minorFaults(Deno.readTextFileSync("/proc/self/stat"));
+  } catch {
+    return NaN;
+  }
 };
 
 export interface CpuSnapshot {

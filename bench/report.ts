@@ -35,6 +35,8 @@ export interface ThreadFigures {
   readonly peerLosses: readonly number[];
   /** Milliseconds per run of the state round trip graph (same state, no compute). */
   readonly stateMs: Summary;
+  /** Minor page faults per timed step of ours, averaged over the rounds. */
+  readonly faultsPerStep: number;
   readonly openblasThreads: number | null;
   readonly torchThreads: number;
   /** Cores other processes kept busy on average while each side was measured. */
@@ -89,7 +91,7 @@ const ms = (x: number) => fixed(x, x < 10 ? 2 : 1);
 const spread = (s: Summary) => `${ms(s.median)} (${ms(s.p10)}–${ms(s.p90)})`;
 const loss = (x: number | undefined) => (x === undefined ? "–" : x.toPrecision(7));
 const rel = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : "–");
-const pct = (x: number) => `${fixed(100 * x, 0)} %`;
+const pct = (x: number) => (Number.isFinite(x) ? `${fixed(100 * x, 0)} %` : "–");
 
 const matmulTable = (f: EngineFigures) =>
   table(
@@ -126,13 +128,11 @@ const stepTable = (f: EngineFigures) =>
       "threads",
       "ours ms",
       "PyTorch ms",
-      "ours / PyTorch (medians)",
-      "(p10s)",
+      "ours / PyTorch",
+      "ratio of p10s",
       "ours GFLOP/s",
       "PyTorch GFLOP/s",
       "MFU (ours ÷ MatMul peak)",
-      "state in/out ms",
-      "overhead share",
       "other load, cores (ours / PyTorch)",
     ],
     f.byThreads.map((t) => [
@@ -144,37 +144,39 @@ const stepTable = (f: EngineFigures) =>
       fixed(gflops(f.flops.step, t.ours.median), 1),
       fixed(gflops(f.flops.step, t.peer.median), 1),
       pct(gflops(f.flops.step, t.ours.median) / peakOf(t)),
-      ms(t.stateMs.median),
-      pct(t.stateMs.median / t.ours.median),
       `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
     ]),
   );
 
-const profileTable = (f: EngineFigures) =>
+const overheadTable = (f: EngineFigures) =>
   table(
     [
       "threads",
-      "ex.run ms",
+      "step ms",
       "in session.run",
-      "kernels",
       "MatMul kernels",
       "other kernels",
       "outside session.run",
       "outside share",
+      "page faults / step",
+      "state in/out ms",
+      "state in/out share",
     ],
-    f.byThreads.flatMap((t) => {
+    f.byThreads.map((t) => {
       const p = t.profile;
-      if (!p) return [];
-      return [[
+      const outside = p ? t.ours.median - p.runMs : NaN;
+      return [
         String(t.threads),
-        ms(p.wallMs),
-        ms(p.runMs),
-        ms(p.kernelMs),
-        ms(p.matmulMs),
-        ms(p.kernelMs - p.matmulMs),
-        ms(p.wallMs - p.runMs),
-        pct((p.wallMs - p.runMs) / p.wallMs),
-      ]];
+        ms(t.ours.median),
+        p ? ms(p.runMs) : "–",
+        p ? ms(p.matmulMs) : "–",
+        p ? ms(p.kernelMs - p.matmulMs) : "–",
+        ms(outside),
+        pct(outside / t.ours.median),
+        fixed(t.faultsPerStep, 0),
+        ms(t.stateMs.median),
+        pct(t.stateMs.median / t.ours.median),
+      ];
     }),
   );
 
@@ -271,18 +273,22 @@ ${stepTable(f)}
 - FLOPs per step: ${fixed(f.flops.step / 1e9, 3)} GFLOP, counted on our graph (forward, backward and update
   nodes); forward alone ${fixed(f.flops.forward / 1e9, 3)} GFLOP. The usual 3 × forward estimate would say
   ${fixed((3 * f.flops.forward) / 1e9, 3)}, but the first layer needs no input gradient. Both GFLOP/s columns
-  use the counted figure.
-- State in/out: a graph over the same state (${fixed(f.stateFloats / 1e6, 2)} M floats: parameters and
-  momentum) that returns it unchanged, i.e. the runtime's per-step cost of feeding the state in and copying
-  it back out (an upper bound: ORT also copies each Identity). Overhead share = its median ÷ our step's.
+  use the counted figure; MFU divides ours by the MatMul peak at the same T.
+- Other load: cores that other processes kept busy while each side was measured (from /proc/stat).
 
-Where our step's time goes, from ONNX Runtime's own profile (medians of ${f.profileRuns} profiled steps per T,
-after the rounds):
+### Per-step overhead of our runtime
 
-${profileTable(f)}
+Where our step's time goes. "In session.run" and the kernel times come from ONNX Runtime's own profile
+(medians of ${f.profileRuns} profiled steps per T, after the rounds); "outside session.run" is the timed step's
+median minus that: binding the feeds, copying every output (the whole updated state, ${
+    fixed(f.stateFloats / 1e6, 2)
+  } M floats
+of parameters and momentum) into fresh JS arrays, and our runtime's bookkeeping. A fresh array that lands
+on pages the process has not used yet costs a page fault per 4 KiB (the kernel maps and zeroes the page);
+"page faults / step" counts them over the timed steps. "State in/out" times a graph over the same state
+that returns it unchanged: the same feeding and copying, with no compute.
 
-"Outside session.run" is the wall time of \`ex.run\` minus ORT's "model_run": binding the feeds, copying
-every output (the whole updated state) into fresh JS arrays, and our runtime's bookkeeping.
+${overheadTable(f)}
 
 ### Equal work check
 

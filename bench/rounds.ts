@@ -15,6 +15,7 @@ export interface Round {
   /** Milliseconds per timed training step, and the loss before every step (warm-up included). */
   readonly ourMs: readonly number[];
   readonly ourLosses: readonly number[];
+  readonly ourFaultsPerStep: number;
   /** Milliseconds per run of the state round trip graph. */
   readonly stateMs: readonly number[];
   readonly peer: PeerResult;
@@ -41,6 +42,7 @@ export const poolRounds = (threads: number, rounds: readonly Round[]): ThreadFig
     ourLosses: first?.ourLosses ?? [],
     peerLosses: first?.peer.losses ?? [],
     stateMs: summarize(mine.flatMap((r) => r.stateMs)),
+    faultsPerStep: mine.reduce((s, r) => s + r.ourFaultsPerStep, 0) / mine.length,
     openblasThreads: first?.peer.blas.openblasThreads ?? null,
     torchThreads: first?.peer.torchThreads ?? NaN,
     load: {

@@ -2,7 +2,7 @@
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { quantile, relativeDifference, summarize } from "../bench/stats.ts";
 import { replaceSection, table } from "../bench/markdown.ts";
-import { averageLoad, machineBusySeconds, otherLoad, processSeconds } from "../bench/load.ts";
+import { averageLoad, machineBusySeconds, minorFaults, otherLoad, processSeconds } from "../bench/load.ts";
 import { describeCpu } from "../bench/machine.ts";
 import { checkEqualWork, type EngineFigures, renderEngine } from "../bench/report.ts";
 import { poolRounds, type Round } from "../bench/rounds.ts";
@@ -60,6 +60,7 @@ Deno.test("/proc parsing: machine busy time and a process's own and children's C
   // Fields 14–17 (utime stime cutime cstime) after a command name containing ") (".
   const stat = "42 (a) (b) S 1 42 42 0 -1 4194304 99 0 0 0 150 50 200 100 20 0 1 0 1 2 3";
   assertEquals(processSeconds(stat), 5);
+  assertEquals(minorFaults(stat), 99);
   const before = { wallSeconds: 10, machineBusy: 100, own: 40 };
   assertEquals(otherLoad(before, { wallSeconds: 12, machineBusy: 104, own: 42 }), 1);
   assertEquals(otherLoad(before, { wallSeconds: 12, machineBusy: 102, own: 42.5 }), 0); // never negative
@@ -112,6 +113,7 @@ const round = (threads: number, gflops: number, ourMs: number[], peerMs: number[
   matmul: [matmul(1024, gflops)],
   ourMs,
   ourLosses: [2.3, 2.2],
+  ourFaultsPerStep: 100,
   stateMs: [1],
   peer: peer(peerMs, mmMs),
   load: { ours: { cores: 1, seconds: 1 }, peer: { cores: 0, seconds: 3 } },
