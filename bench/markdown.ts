@@ -1,0 +1,36 @@
+/** Markdown tables and the per-suite sections of BENCHMARKS.md: pure functions, unit-tested. */
+
+/**
+ * A GitHub-flavoured Markdown table, padded so that it also reads in a terminal; columns after the
+ * first are right-aligned (they hold figures).
+ */
+export const table = (header: readonly string[], rows: readonly (readonly string[])[]): string => {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const cell = (text: string, i: number) => (i === 0 ? text.padEnd(widths[i]) : text.padStart(widths[i]));
+  const line = (cells: readonly string[]) =>
+    `| ${widths.map((_, i) => cell(cells[i] ?? "", i)).join(" | ")} |`;
+  const rule = widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`));
+  return [line(header), `| ${rule.join(" | ")} |`, ...rows.map(line)].join("\n");
+};
+
+/**
+ * Replaces the level-2 section `## <title>` of `doc` (up to the next level-2 heading or the end) with
+ * `body`, or appends the section when it is absent, so each suite rewrites only its own section.
+ */
+export const replaceSection = (doc: string, title: string, body: string): string => {
+  const section = `## ${title}\n\n${body.trim()}\n`;
+  const lines = doc.split("\n");
+  const start = lines.findIndex((l) => l.trimEnd() === `## ${title}`);
+  if (start < 0) {
+    const head = doc.trimEnd();
+    return head ? `${head}\n\n${section}` : `# Benchmarks\n\n${section}`;
+  }
+  let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
+  if (end < 0) end = lines.length;
+  const before = lines.slice(0, start).join("\n").trimEnd();
+  const after = lines.slice(end).join("\n").trim();
+  return [before, section.trimEnd(), after].filter((s) => s).join("\n\n") + "\n";
+};
+
+/** A number with `digits` decimals, or "–" when it is not finite (a figure that could not be measured). */
+export const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : "–");

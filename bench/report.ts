@@ -1,0 +1,305 @@
+/**
+ * The engine benchmark's figures and their Markdown rendering (printed, and written as the "Engine"
+ * section of BENCHMARKS.md). Pure: everything measured comes in as data.
+ */
+import type { Machine } from "./machine.ts";
+import type { MatmulFigures, Repeats } from "./measure.ts";
+import type { MlpSpec, StepFlops } from "./mlp.ts";
+import type { StepProfile } from "./profile.ts";
+import { fixed, table } from "./markdown.ts";
+import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
+
+export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
+
+/** Largest relative loss difference accepted before the first update (only summation order differs). */
+export const FIRST_LOSS_TOLERANCE = 1e-5;
+/** …and over the first checked steps, where float32 rounding differences compound through updates. */
+export const STEPS_LOSS_TOLERANCE = 1e-4;
+
+/**
+ * Above this many cores of outside load the machine is not quiet: the bench waits for less, and the
+ * report says the figures are disturbed.
+ */
+export const QUIET_LOAD = 0.1;
+
+export interface ThreadFigures {
+  readonly threads: number;
+  readonly matmul: readonly MatmulFigures[];
+  /** torch.mm at the same sizes. */
+  readonly peerMatmul: readonly { readonly n: number; readonly ms: Summary }[];
+  /** Milliseconds per training step. */
+  readonly ours: Summary;
+  readonly peer: Summary;
+  /** Loss before each step, from the same initial parameters and batch. */
+  readonly ourLosses: readonly number[];
+  readonly peerLosses: readonly number[];
+  /** Milliseconds per run of the state round trip graph (same state, no compute). */
+  readonly stateMs: Summary;
+  /** Minor page faults per timed step of ours, averaged over the rounds. */
+  readonly faultsPerStep: number;
+  readonly openblasThreads: number | null;
+  readonly torchThreads: number;
+  /** Cores other processes kept busy on average while each side was measured. */
+  readonly load: { readonly ours: number; readonly peer: number };
+  /** ORT's profile of our step (taken after the rounds). */
+  readonly profile?: StepProfile;
+}
+
+export interface EngineFigures {
+  readonly date: string;
+  readonly seconds: number;
+  readonly machine: Machine;
+  readonly torch: string;
+  readonly blas: string;
+  readonly spec: MlpSpec;
+  readonly flops: StepFlops;
+  readonly stateFloats: number;
+  readonly checkSteps: number;
+  /** Rounds alternating ours and PyTorch; repeats are per round. */
+  readonly rounds: number;
+  readonly stepRepeats: Repeats;
+  readonly matmulRepeats: Repeats;
+  readonly profileRuns: number;
+  /** Seconds the bench waits at most for other processes to go quiet: at the start, before each turn. */
+  readonly quietWait: { readonly start: number; readonly turn: number };
+  readonly byThreads: readonly ThreadFigures[];
+}
+
+export interface EqualWork {
+  readonly first: number;
+  /** Largest relative difference over the first `checkSteps` losses. */
+  readonly steps: number;
+  readonly passed: boolean;
+}
+
+export const checkEqualWork = (
+  ours: readonly number[],
+  peer: readonly number[],
+  checkSteps: number,
+): EqualWork => {
+  const first = relativeDifference(ours[0], peer[0]);
+  const steps = largestRelativeDifference(ours.slice(0, checkSteps), peer.slice(0, checkSteps));
+  const passed = ours.length >= checkSteps && peer.length >= checkSteps &&
+    first <= FIRST_LOSS_TOLERANCE && steps <= STEPS_LOSS_TOLERANCE;
+  return { first, steps, passed };
+};
+
+/** The best MatMul GFLOP/s (copy subtracted) at one thread count: the divisor of MFU. */
+export const peakOf = (t: ThreadFigures): number => Math.max(...t.matmul.map((m) => m.gflops));
+
+const ms = (x: number) => fixed(x, x < 10 ? 2 : 1);
+const spread = (s: Summary) => `${ms(s.median)} (${ms(s.p10)}–${ms(s.p90)})`;
+const loss = (x: number | undefined) => (x === undefined ? "–" : x.toPrecision(7));
+const rel = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : "–");
+const pct = (x: number) => (Number.isFinite(x) ? `${fixed(100 * x, 0)} %` : "–");
+
+const matmulTable = (f: EngineFigures) =>
+  table(
+    [
+      "threads",
+      "n",
+      "ORT ms",
+      "output-only ms",
+      "ORT GFLOP/s",
+      "ORT GFLOP/s, copy included",
+      "torch.mm ms",
+      "torch.mm GFLOP/s",
+    ],
+    f.byThreads.flatMap((t) =>
+      t.matmul.map((m) => {
+        const peer = t.peerMatmul.find((p) => p.n === m.n);
+        return [
+          String(t.threads),
+          String(m.n),
+          spread(m.ms),
+          ms(m.outputMs.median),
+          fixed(m.gflops, 1),
+          fixed(m.rawGflops, 1),
+          peer ? spread(peer.ms) : "–",
+          peer ? fixed(gflops(2 * m.n ** 3, peer.ms.median), 1) : "–",
+        ];
+      })
+    ),
+  );
+
+const stepTable = (f: EngineFigures) =>
+  table(
+    [
+      "threads",
+      "ours ms",
+      "PyTorch ms",
+      "ours / PyTorch",
+      "ratio of p10s",
+      "ours GFLOP/s",
+      "PyTorch GFLOP/s",
+      "MFU (ours ÷ MatMul peak)",
+      "other load, cores (ours / PyTorch)",
+    ],
+    f.byThreads.map((t) => [
+      String(t.threads),
+      spread(t.ours),
+      spread(t.peer),
+      fixed(t.ours.median / t.peer.median, 2),
+      fixed(t.ours.p10 / t.peer.p10, 2),
+      fixed(gflops(f.flops.step, t.ours.median), 1),
+      fixed(gflops(f.flops.step, t.peer.median), 1),
+      pct(gflops(f.flops.step, t.ours.median) / peakOf(t)),
+      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
+    ]),
+  );
+
+const overheadTable = (f: EngineFigures) =>
+  table(
+    [
+      "threads",
+      "step ms",
+      "in session.run",
+      "MatMul kernels",
+      "other kernels",
+      "outside session.run",
+      "outside share",
+      "page faults / step",
+      "state in/out ms",
+      "state in/out share",
+    ],
+    f.byThreads.map((t) => {
+      const p = t.profile;
+      const outside = p ? t.ours.median - p.runMs : NaN;
+      return [
+        String(t.threads),
+        ms(t.ours.median),
+        p ? ms(p.runMs) : "–",
+        p ? ms(p.matmulMs) : "–",
+        p ? ms(p.kernelMs - p.matmulMs) : "–",
+        ms(outside),
+        pct(outside / t.ours.median),
+        fixed(t.faultsPerStep, 0),
+        ms(t.stateMs.median),
+        pct(t.stateMs.median / t.ours.median),
+      ];
+    }),
+  );
+
+const lossTable = (f: EngineFigures) => {
+  const k = f.checkSteps;
+  return table(
+    [
+      "threads",
+      "loss step 1: ours",
+      "PyTorch",
+      "rel. diff",
+      `loss step ${k}: ours`,
+      "PyTorch",
+      `max rel. diff, steps 1–${k}`,
+      "check",
+      `step ${f.stepRepeats.warmup + f.stepRepeats.runs}: ours`,
+      "PyTorch",
+    ],
+    f.byThreads.map((t) => {
+      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
+      return [
+        String(t.threads),
+        loss(t.ourLosses[0]),
+        loss(t.peerLosses[0]),
+        rel(w.first),
+        loss(t.ourLosses[k - 1]),
+        loss(t.peerLosses[k - 1]),
+        rel(w.steps),
+        w.passed ? "passed" : "FAILED",
+        loss(t.ourLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
+        loss(t.peerLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
+      ];
+    }),
+  );
+};
+
+const loadNote = (f: EngineFigures): string => {
+  const worst = Math.max(...f.byThreads.flatMap((t) => [t.load.ours, t.load.peer]).filter(Number.isFinite));
+  return worst > QUIET_LOAD
+    ? `**Other processes were busy during this run** (up to ${
+      fixed(worst, 2)
+    } of ${f.machine.cores} cores, ` +
+      `see the last column below): the figures, at T = ${f.machine.cores} above all, are slower than on a quiet ` +
+      `machine; the alternating rounds spread the disturbance over both sides.`
+    : `The machine was quiet: other processes kept at most ${fixed(Math.max(0, worst), 2)} cores busy.`;
+};
+
+/** The body of the "Engine" section. */
+export const renderEngine = (f: EngineFigures): string => {
+  const { widths, batch, lr, momentum } = f.spec;
+  const mm = f.matmulRepeats, st = f.stepRepeats;
+  const threadCounts = f.byThreads
+    .map((t) => `T=${t.threads}: torch ${t.torchThreads}, OpenBLAS ${t.openblasThreads ?? "?"}`).join("; ");
+  return `
+Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
+
+- Machine: ${f.machine.cpu}, ${f.machine.cores} cores, ${f.machine.memoryGiB} GiB.
+- Ours: onnxruntime-node ${f.machine.ort}, CPU execution provider, graph optimization "all",
+  intraOpNumThreads = T.
+- PyTorch: ${f.torch} (Debian \`python3-torch\`, eager), \`torch.set_num_threads(T)\` and OpenBLAS threads = T
+  (reported: ${threadCounts}), \`OMP_WAIT_POLICY=PASSIVE\`: PyTorch's OpenMP threads and OpenBLAS's
+  pthreads are two pools on the same cores, and spinning OpenMP threads made PyTorch's T = 2 step about
+  2.5× slower and erratic here.
+- BLAS used by PyTorch: ${f.blas}.
+- T = ${
+    f.byThreads.map((t) => t.threads).join(" and ")
+  } threads, the same for both sides. The sides never run at
+  the same time: ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over
+  the rounds. Before each turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for
+  other processes to use less than ${QUIET_LOAD} cores.
+
+${loadNote(f)}
+
+### MatMul through ONNX Runtime (float32, n×n · n×n)
+
+${matmulTable(f)}
+
+Per round: median (p10–p90) of ${mm.runs} runs after ${mm.warmup} warm-up runs; the best of the ${f.rounds} rounds
+is shown. ONNX Runtime copies every output into a new JS array, so a graph that only returns an n×n
+output (Expand of a fed scalar) is timed as well and its median subtracted: "ORT GFLOP/s" =
+2n³ / (ORT ms − output-only ms). The MatMul peak, MFU's divisor, is the best of these per T
+(\`matmulPeak(threads)\` in \`bench/measure.ts\`). torch.mm writes into a preallocated output.
+
+### MLP training step, ours vs PyTorch
+
+MLP ${widths.join(" → ")} (ReLU), batch ${batch}, float32, softmax cross-entropy, SGD momentum ${momentum},
+lr ${lr}. One step = forward + backward + update. Ours is one ONNX graph (\`minimize\`, which also computes
+the gradient norm); PyTorch runs \`loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)\`. Median
+(p10–p90) of ${f.rounds} × ${st.runs} steps, each round after ${st.warmup} warm-up steps, the same batch every step.
+Lower ratios are better for us.
+
+${stepTable(f)}
+
+- FLOPs per step: ${fixed(f.flops.step / 1e9, 3)} GFLOP, counted on our graph (forward, backward and update
+  nodes); forward alone ${fixed(f.flops.forward / 1e9, 3)} GFLOP. The usual 3 × forward estimate would say
+  ${fixed((3 * f.flops.forward) / 1e9, 3)}, but the first layer needs no input gradient. Both GFLOP/s columns
+  use the counted figure; MFU divides ours by the MatMul peak at the same T.
+- Other load: cores that other processes kept busy while each side was measured (from /proc/stat).
+
+### Per-step overhead of our runtime
+
+Where our step's time goes. "In session.run" and the kernel times come from ONNX Runtime's own profile
+(medians of ${f.profileRuns} profiled steps per T, after the rounds); "outside session.run" is the timed step's
+median minus that: binding the feeds, copying every output (the whole updated state, ${
+    fixed(f.stateFloats / 1e6, 2)
+  } M floats
+of parameters and momentum) into fresh JS arrays, and our runtime's bookkeeping. A fresh array that lands
+on pages the process has not used yet costs a page fault per 4 KiB (the kernel maps and zeroes the page);
+"page faults / step" counts them over the timed steps. "State in/out" times a graph over the same state
+that returns it unchanged: the same feeding and copying, with no compute.
+
+${overheadTable(f)}
+
+### Equal work check
+
+Both sides start from our initial parameters (written to a safetensors file; weights transposed to
+PyTorch's [out, in]) and see the same batch. Loss before each step (first round):
+
+${lossTable(f)}
+
+Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
+    rel(STEPS_LOSS_TOLERANCE)
+  } over the first
+${f.checkSteps} steps.
+`;
+};
