@@ -28,12 +28,14 @@ export const ViT = Schema.TaggedStruct("ViT", {
 export type ViT = typeof ViT.Type;
 
 /**
- * A small convolutional backbone: stages of 3×3 conv + GELU, each stage but the first halving the
- * resolution after a stride-2 stem; channels-last LayerNorm after every stage. Output stride 2^stages.
+ * A small convolutional backbone: per stage a stride-2 3×3 conv, then residual 3×3 convs, GELU after
+ * each (optionally GroupNorm(1) before it); LayerNorm on the output tokens. Output stride 2^stages.
  */
 export const ConvNet = Schema.TaggedStruct("ConvNet", {
   widths: Schema.Array(Positive),
   blocksPerStage: Positive,
+  /** Normalize after every convolution over (C, H, W) per image (GroupNorm with one group). */
+  groupNorm: Schema.Boolean,
 });
 export type ConvNet = typeof ConvNet.Type;
 
@@ -184,6 +186,7 @@ export const convNet = (o: Opt<ConvNet> = {}): ConvNet => ({
   _tag: "ConvNet",
   widths: [32, 64, 128],
   blocksPerStage: 2,
+  groupNorm: false,
   ...o,
 });
 

@@ -16,7 +16,7 @@ export default experiment({
     backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
     xi: m.transformerEncoder({ pool: 8, heads: 2 }),
     psi: m.maskTransformer({ layers: 2, heads: 2 }),
-    select: m.topK(5),
+    select: m.topK(11),
     temperature: m.rankAdaptive(),
     multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
   }),

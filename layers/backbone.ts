@@ -3,7 +3,7 @@
  */
 import type { Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
-import { normal, truncNormal, zeros } from "../plan/init.ts";
+import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
 import type { Backbone, ConvNet, ViT } from "../dsl/model.ts";
 import { linear } from "./linear.ts";
 import { layerNorm } from "./norm.ts";
@@ -61,12 +61,23 @@ export const vit = (x: Tensor, spec: ViT, trainGrid: readonly [number, number], 
   return { tokens: layerNorm(tokens, { name: "norm", epsilon: spec.epsilon }), grid: [gh, gw] };
 };
 
-const conv3x3 = (x: Tensor, out: number, stride: 1 | 2, name: string): Tensor =>
+/** GroupNorm with one group: normalize each image over (C, H, W), then a per-channel affine. */
+const groupNorm1 = (x: Tensor): Tensor =>
+  x.graph.scope("norm", () => {
+    const [, c, h, w] = x.shape;
+    const g = x.graph;
+    const normalized = o.layerNorm(x, o.full(g, [c, h, w], 1), o.full(g, [c, h, w], 0), { axis: 1 });
+    const gamma = o.variable(g, "weight", [1, c, 1, 1], ones), beta = o.variable(g, "bias", [1, c, 1, 1], zeros);
+    return o.add(o.mul(normalized, gamma), beta);
+  });
+
+const conv3x3 = (x: Tensor, out: number, stride: 1 | 2, name: string, norm: boolean): Tensor =>
   x.graph.scope(name, () => {
     const cin = x.shape[1];
     const w = o.variable(x.graph, "weight", [out, cin, 3, 3], normal(Math.sqrt(2 / (cin * 9))));
     const bias = o.variable(x.graph, "bias", [1, out, 1, 1], zeros);
-    return o.add(o.conv(x, w, { strides: [stride, stride], pads: [1, 1, 1, 1] }), bias);
+    const y = o.add(o.conv(x, w, { strides: [stride, stride], pads: [1, 1, 1, 1] }), bias);
+    return norm ? groupNorm1(y) : y;
   });
 
 /**
@@ -78,8 +89,10 @@ export const convNet = (x: Tensor, spec: ConvNet): Features => {
   let h = x;
   spec.widths.forEach((width, s) =>
     x.graph.scope(`stages.${s}`, () => {
-      h = o.gelu(conv3x3(h, width, 2, "down"));
-      for (let i = 1; i < spec.blocksPerStage; i++) h = o.add(h, o.gelu(conv3x3(h, width, 1, `conv${i}`)));
+      h = o.gelu(conv3x3(h, width, 2, "down", spec.groupNorm));
+      for (let i = 1; i < spec.blocksPerStage; i++) {
+        h = o.add(h, o.gelu(conv3x3(h, width, 1, `conv${i}`, spec.groupNorm)));
+      }
     })
   );
   const [b, c, gh, gw] = h.shape;
