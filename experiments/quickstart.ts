@@ -1,7 +1,14 @@
 /**
- * The quickstart: a small RankSeg segmenter (joint scheme: ξ transformer encoder + asymmetric loss,
- * ψ mask transformer over the top-κ classes, rank-adaptive τ) on CamVid at half resolution, sized to
- * train in about five minutes on two CPU cores.
+ * The quickstart: a small RankSeg segmenter on CamVid at half resolution, sized to train in about five
+ * minutes on two CPU cores. Joint scheme: ξ (a transformer block over pooled tokens and class
+ * embeddings, asymmetric loss) ranks the classes of each image; ψ classifies pixels over the top-κ
+ * classes with their linear classifier rows (RankSeg's selected-label classification on an FCN-style
+ * head); rank-adaptive τ. Every CamVid validation frame holds all 11 classes, so κ = K: selection only
+ * sorts here (coco133, with 6.5 of 133 classes per image, is where it pays off).
+ *
+ * Measured choices: a convolutional backbone learns far faster from scratch than a ViT of the same
+ * cost; the linear ψ trains ~25 % faster per step than the mask transformer and reached higher mIoU in
+ * the same time; batch 4 for 700 steps beat batch 8 for 350 (32.4 vs 29.8 mIoU, same wall time).
  */
 import { experiment } from "../dsl/experiment.ts";
 import * as m from "../dsl/model.ts";
@@ -15,7 +22,7 @@ export default experiment({
     ignoreIndex: 11,
     backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
     xi: m.transformerEncoder({ pool: 8, heads: 2 }),
-    psi: m.maskTransformer({ layers: 2, heads: 2 }),
+    psi: m.linearPsi(),
     select: m.topK(11),
     temperature: m.rankAdaptive(),
     multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
@@ -26,12 +33,12 @@ export default experiment({
     test: testPipeline({ resize: [240, 180] }),
   },
   train: trainConfig({
-    steps: 300,
-    batchSize: 8,
+    steps: 700,
+    batchSize: 4,
     optimizer: adamWSpec({ lr: 1e-3, weightDecay: 0.01 }),
     schedule: poly({ warmupSteps: 20, minLr: 1e-6 }),
-    logEvery: 10,
-    checkpointEvery: 100,
+    logEvery: 20,
+    checkpointEvery: 200,
   }),
   eval: evalConfig({ examples: 4 }),
 });

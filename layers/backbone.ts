@@ -67,7 +67,8 @@ const groupNorm1 = (x: Tensor): Tensor =>
     const [, c, h, w] = x.shape;
     const g = x.graph;
     const normalized = o.layerNorm(x, o.full(g, [c, h, w], 1), o.full(g, [c, h, w], 0), { axis: 1 });
-    const gamma = o.variable(g, "weight", [1, c, 1, 1], ones), beta = o.variable(g, "bias", [1, c, 1, 1], zeros);
+    const gamma = o.variable(g, "weight", [1, c, 1, 1], ones),
+      beta = o.variable(g, "bias", [1, c, 1, 1], zeros);
     return o.add(o.mul(normalized, gamma), beta);
   });
 

