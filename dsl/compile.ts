@@ -158,7 +158,7 @@ export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: Inferen
     }));
   if (out.scores) g.output(SCORES, o.sigmoid(out.scores));
   if (!out.logits) return g;
-  const [b, k, h, w] = out.logits.shape;
+  const [b, k] = out.logits.shape;
   const indices = out.selected?.indices ??
     o.expand(o.constant(g, Array.from({ length: k }, (_, c) => c), [1, k], "int64"), [b, k]);
   g.output(SELECTED, indices);
