@@ -43,7 +43,8 @@ export const quickstartCommand = Command.make("quickstart", {
       `quickstart: training ${e.name} on ${root} (${e.train.steps} steps, batch ${e.train.batchSize})`,
     );
     const started = performance.now();
-    const r = yield* train(e, { out: Option.getOrUndefined(a.out) });
+    // Periodic validation looks at 25 frames (for the report's curve); the final evaluation at all 101.
+    const r = yield* train(e, { out: Option.getOrUndefined(a.out), evalLimit: 25 });
     const minutes = (performance.now() - started) / 60000;
     const s = r.evaluation!.segmentation;
     yield* Console.log(

@@ -38,7 +38,8 @@ export default experiment({
     optimizer: adamWSpec({ lr: 1e-3, weightDecay: 0.01 }),
     schedule: poly({ warmupSteps: 20, minLr: 1e-6 }),
     logEvery: 20,
-    checkpointEvery: 200,
+    evalEvery: 175,
+    checkpointEvery: 175,
   }),
   eval: evalConfig({ examples: 4 }),
 });

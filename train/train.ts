@@ -139,6 +139,9 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
     const noiseFeeds = p.feeds.filter((f) => f.name.startsWith(NOISE));
     const lossNames = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS].filter((n) => g.outputs.has(n));
 
+    // Wall-clock seconds of training so far, carried across resumptions (not part of the exact results).
+    let elapsedBefore = 0;
+    const processStart = performance.now();
     const interval: { losses: Record<string, number>; images: number; started: number } = {
       losses: {},
       images: 0,
@@ -173,6 +176,7 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
         position = JSON.parse(ckpt.metadata["train.position"]);
         const saved = JSON.parse(ckpt.metadata["train.window"] ?? "{}");
         interval.losses = saved.losses ?? {};
+        elapsedBefore = JSON.parse(ckpt.metadata["train.elapsed"] ?? "0");
         interval.images = saved.images ?? 0;
         yield* truncateMetrics(dir, step);
         yield* log(`resumed from ${latest.file} at step ${step}`);
@@ -193,6 +197,7 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
             "train.seed": JSON.stringify(t.seed),
             // The partial logging window, so a resumed run logs the same interval means.
             "train.window": JSON.stringify({ losses: interval.losses, images: interval.images }),
+            "train.elapsed": JSON.stringify(elapsedBefore + (performance.now() - processStart) / 1000),
           },
         }, { keepLast: t.keepCheckpoints, best });
         yield* log(`checkpoint ${saved.file}`);
@@ -278,7 +283,7 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
               lossNames.filter((l) => l !== LOSS).map((l) => [l.replace("loss.", ""), mean(l)]),
             ),
             imagesPerSecond: interval.images / seconds,
-            elapsedSeconds: seconds,
+            elapsedSeconds: elapsedBefore + (performance.now() - processStart) / 1000,
           };
           yield* appendLines(dir, METRICS, [JSON.stringify(line)]);
           progress.update(step, line.loss, line.imagesPerSecond);
