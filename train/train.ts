@@ -18,11 +18,9 @@ import { openDataset } from "../data/open.ts";
 import type { Batch, Position } from "../data/batch.ts";
 import type { ClassTable } from "../data/classes.ts";
 import { execute, graphStage, plan, type Provider, type Value, value } from "../plan/runtime.ts";
-import { nameKey } from "../plan/init.ts";
 import { NOISE } from "../layers/dropout.ts";
-import { random } from "../core/random.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import type { Tensor as SafeTensor } from "./checkpoint_safetensors.ts";
+import { LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState, stateTensors } from "./run_state.ts";
 import {
   appendLines,
   CHECKPOINTS,
@@ -91,9 +89,6 @@ export interface TrainResult {
   readonly report?: string;
 }
 
-/** The random stream key of dropout noise. */
-const NOISE_KEY = 0x4e4f4953; // "NOIS"
-
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
 
 /** Checks that the dataset's class table fits the model. */
@@ -156,28 +151,12 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
       for (const s of skipped) yield* log(`skipped ${s.file}: ${s.reason}`);
       if (latest) {
         const ckpt = yield* loadCheckpoint(latest.file);
-        for (const [name, current] of ex.state) {
-          const saved = ckpt.tensors[name];
-          if (!saved) {
-            return yield* new ExperimentDataMismatch({
-              path: latest.file,
-              reason: `has no tensor "${name}"`,
-            });
-          }
-          if (saved.shape.join() !== current.dims.join()) {
-            return yield* new ExperimentDataMismatch({
-              path: latest.file,
-              reason: `tensor "${name}" is [${saved.shape}], the model expects [${current.dims}]`,
-            });
-          }
-          ex.state.set(name, value("float32", saved.data as Float32Array, saved.shape));
-        }
+        const loop = yield* restoreState(ex.state, ckpt);
         step = latest.step;
-        position = JSON.parse(ckpt.metadata["train.position"]);
-        const saved = JSON.parse(ckpt.metadata["train.window"] ?? "{}");
-        interval.losses = saved.losses ?? {};
-        elapsedBefore = JSON.parse(ckpt.metadata["train.elapsed"] ?? "0");
-        interval.images = saved.images ?? 0;
+        position = loop.position;
+        interval.losses = { ...loop.interval.losses };
+        interval.images = loop.interval.images;
+        elapsedBefore = loop.elapsedSeconds;
         yield* truncateMetrics(dir, step);
         yield* log(`resumed from ${latest.file} at step ${step}`);
         print(`resuming ${dir} from step ${step}`);
@@ -186,19 +165,14 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
 
     const checkpoint = (best?: { metric: string; value: number }) =>
       Effect.gen(function* () {
-        const tensors: Record<string, SafeTensor> = {};
-        for (const [name, v] of ex.state) {
-          tensors[name] = { dtype: "F32", shape: v.dims as number[], data: v.data as Float32Array };
-        }
+        const loop: LoopState = {
+          position,
+          interval: { losses: interval.losses, images: interval.images },
+          elapsedSeconds: elapsedBefore + (performance.now() - processStart) / 1000,
+        };
         const saved = yield* saveCheckpoint(ckptDir, step, {
-          tensors,
-          metadata: {
-            "train.position": JSON.stringify(position),
-            "train.seed": JSON.stringify(t.seed),
-            // The partial logging window, so a resumed run logs the same interval means.
-            "train.window": JSON.stringify({ losses: interval.losses, images: interval.images }),
-            "train.elapsed": JSON.stringify(elapsedBefore + (performance.now() - processStart) / 1000),
-          },
+          tensors: stateTensors(ex.state),
+          metadata: { [LOOP_STATE_KEY]: JSON.stringify(loop), "train.seed": JSON.stringify(t.seed) },
         }, { keepLast: t.keepCheckpoints, best });
         yield* log(`checkpoint ${saved.file}`);
         return saved.file;
@@ -255,12 +229,7 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
           lr: scalar(lr),
           step: scalar(step),
         };
-        for (const f of noiseFeeds) {
-          const rng = random(t.seed, NOISE_KEY, step, nameKey(f.name));
-          const data = new Float32Array(f.shape.reduce((a, b) => a * b, 1));
-          for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
-          feeds[f.name] = value("float32", data, f.shape);
-        }
+        for (const f of noiseFeeds) feeds[f.name] = noiseFeed(t.seed, step, f);
         const out = yield* ex.run(feeds);
         for (const name of lossNames) {
           const v = out.get(name)!.data[0] as number;
