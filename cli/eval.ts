@@ -5,7 +5,8 @@ import { openDataset } from "../data/open.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
-import { loadRun } from "./run_dir.ts";
+import { loadRun } from "../train/load_run.ts";
+import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../plan/runtime.ts";
 
@@ -33,7 +34,9 @@ export const evalCommand = Command.make("eval", {
     const crop = e.eval.crop ?? e.data.train.cropSize;
     const stride = e.eval.stride ?? ([Math.ceil((crop[0] * 2) / 3), Math.ceil((crop[1] * 2) / 3)] as const);
     const oracle = Option.isSome(a.oracle);
+    const ranker = yield* loadRanker(e);
     const result = yield* evaluate(e, run.state, dataset.classes, {
+      ranker,
       split,
       mode,
       crop,

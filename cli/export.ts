@@ -8,7 +8,8 @@ import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { writeFile } from "node:fs/promises";
 import { exportModel } from "../eval/export_model.ts";
-import { loadRun } from "./run_dir.ts";
+import { loadRun } from "../train/load_run.ts";
+import { loadRanker } from "../train/ranker.ts";
 
 export const exportCommand = Command.make("export", {
   run: Argument.String("run-dir"),
@@ -17,7 +18,8 @@ export const exportCommand = Command.make("export", {
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
-    const { bytes, inputs, outputs } = exportModel(run.experiment, run.state);
+    const ranker = yield* loadRanker(run.experiment);
+    const { bytes, inputs, outputs } = exportModel(run.experiment, run.state, ranker);
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);
     for (

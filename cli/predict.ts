@@ -12,7 +12,8 @@ import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import { makePredictor } from "../eval/predictor.ts";
 import { colorizeMask, overlay, writePng } from "../eval/colorize.ts";
-import { loadRun } from "./run_dir.ts";
+import { loadRun } from "../train/load_run.ts";
+import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../plan/runtime.ts";
 
@@ -27,7 +28,9 @@ export const predictCommand = Command.make("predict", {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const e = run.experiment;
     const classes = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)).classes;
+    const ranker = yield* loadRanker(e);
     const predictor = yield* makePredictor(e.model, run.state, {
+      ranker,
       mode: "whole",
       trainSize: e.data.train.cropSize,
       provider: a.provider as Provider,

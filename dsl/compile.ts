@@ -29,15 +29,24 @@ const trainGrid = (spec: Segmenter, [h, w]: readonly [number, number]) => {
   return [h / s, w / s] as const;
 };
 
-/** The frozen ranker of the independent scheme, traced under scope `ranker`. */
-const rankerScores = (ranker: Segmenter | undefined, images: Tensor, shapes: Shapes): Tensor | undefined =>
+/** The separately trained multi-label model of the independent scheme, and its training crop. */
+export interface Ranker {
+  readonly model: Segmenter;
+  readonly trainSize: readonly [number, number];
+}
+
+/** The frozen ranker's scores, traced under scope `ranker` (its variables: `ranker.<path>`). */
+const rankerScores = (ranker: Ranker | undefined, images: Tensor): Tensor | undefined =>
   ranker &&
   images.graph.frozen(() =>
     images.graph.scope(
       "ranker",
       () =>
         o.stopGradient(
-          segmenterForward(ranker, images, { mode: "eval", trainGrid: trainGrid(ranker, shapes.trainSize) })
+          segmenterForward(ranker.model, images, {
+            mode: "eval",
+            trainGrid: trainGrid(ranker.model, ranker.trainSize),
+          })
             .scores!,
         ),
     )
@@ -57,7 +66,7 @@ export const trainingGraph = (
   spec: Segmenter,
   shapes: Shapes,
   optimizer: OptimizerConfig,
-  ranker?: Segmenter,
+  ranker?: Ranker,
 ): Graph => {
   const { graph, loss } = lossGraph(spec, shapes, ranker);
   minimize(loss, optimizer);
@@ -68,16 +77,18 @@ export const trainingGraph = (
 export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
-  ranker?: Segmenter,
+  ranker?: Ranker,
 ): { graph: Graph; loss: Tensor } => {
   const g = new Graph("train");
   const { images, labels } = inputs(g, shapes);
+  // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
+  const scores = rankerScores(ranker, images);
   const out = g.scope("model", () =>
     segmenterForward(spec, images, {
       mode: "train",
       trainGrid: trainGrid(spec, shapes.trainSize),
       labels,
-      rankerScores: rankerScores(ranker, images, shapes),
+      rankerScores: scores,
     }));
   const terms: Tensor[] = [];
   g.scope("loss", () => {
@@ -115,7 +126,7 @@ export const CLASSES = "classes",
 export interface InferenceOptions {
   /** Use the ground-truth oracle at evaluation (needs the `labels` input). */
   readonly oracle?: boolean;
-  readonly ranker?: Segmenter;
+  readonly ranker?: Ranker;
   /** The part of the (padded) input that holds the image, [h, w] from the top left (default: all). */
   readonly valid?: readonly [number, number];
   /** Size of the `classes` output: the valid region is resized to it (default: the valid size). */
@@ -149,12 +160,14 @@ export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: Inferen
       eval: true,
     }
     : spec.select;
+  // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
+  const scores = rankerScores(ranker, images);
   const out = g.scope("model", () =>
     segmenterForward({ ...spec, select }, images, {
       mode: "eval",
       trainGrid: trainGrid(spec, shapes.trainSize),
       labels,
-      rankerScores: rankerScores(ranker, images, shapes),
+      rankerScores: scores,
     }));
   if (out.scores) g.output(SCORES, o.sigmoid(out.scores));
   if (!out.logits) return g;

@@ -8,6 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
 import type { Segmenter } from "../dsl/model.ts";
+import type { Ranker } from "../dsl/compile.ts";
 import { testLoader } from "../data/loader.ts";
 import type { TestBatch } from "../data/batch.ts";
 import type { ClassTable } from "../data/classes.ts";
@@ -24,7 +25,7 @@ export interface EvaluateOptions extends RuntimeOptions {
   readonly crop?: readonly [number, number] | null;
   readonly stride?: readonly [number, number] | null;
   readonly oracle?: boolean;
-  readonly ranker?: Segmenter;
+  readonly ranker?: Ranker;
   /** Write image / label / prediction PNGs of the first N images into `examplesDir`. */
   readonly examples?: number;
   readonly examplesDir?: string;
@@ -108,12 +109,12 @@ export const evaluate = (
           [height, width],
           batch.labels,
         );
-        seg.add(p.classes, labels);
+        if (e.model.psi) seg.add(p.classes, labels);
         if (p.scores) {
           ml.add(p.scores, imageLabelsOf(labels, k));
           withScores++;
         }
-        if (options.examplesDir && images < (options.examples ?? 0)) {
+        if (e.model.psi && options.examplesDir && images < (options.examples ?? 0)) {
           yield* writeExample(options.examplesDir, batch, p, classes, e);
         }
         images++;

@@ -3,7 +3,7 @@
  * parameters embedded as initializers, the batch dimension symbolic.
  */
 import type { Experiment } from "../dsl/experiment.ts";
-import { CLASSES, inferenceGraph, LOGITS, SCORES, SELECTED } from "../dsl/compile.ts";
+import { CLASSES, inferenceGraph, LOGITS, type Ranker, SCORES, SELECTED } from "../dsl/compile.ts";
 import { exportOnnx } from "../plan/export.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";
@@ -17,9 +17,11 @@ export interface ExportedSignature {
   readonly shape: readonly (number | string)[];
 }
 
-export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>) => {
+export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ranker?: Ranker) => {
   const [height, width] = e.data.train.cropSize;
-  const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] });
+  const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
+    ranker,
+  });
   const outputs = [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
   const bytes = exportOnnx(g, {

@@ -9,6 +9,7 @@
  */
 import { Effect, Scope } from "effect";
 import type { Segmenter } from "../dsl/model.ts";
+import type { Ranker } from "../dsl/compile.ts";
 import { CLASSES, FULL, inferenceGraph, SCORES, SELECTED } from "../dsl/compile.ts";
 import { backboneStride } from "../layers/backbone.ts";
 import { Graph } from "../plan/graph.ts";
@@ -32,13 +33,13 @@ export interface PredictOptions extends RuntimeOptions {
   readonly stride?: readonly [number, number] | null;
   /** Select the ground-truth classes (needs labels at the input size). */
   readonly oracle?: boolean;
-  readonly ranker?: Segmenter;
+  readonly ranker?: Ranker;
   /** The training crop [h, w] (position embeddings' grid). */
   readonly trainSize: readonly [number, number];
 }
 
 export interface Prediction {
-  /** Class per pixel at the requested output size, row-major. */
+  /** Class per pixel at the requested output size, row-major (empty for multi-label-only models). */
   readonly classes: Int32Array;
   /** Multi-label scores (sigmoid), when the model has a ranking. */
   readonly scores?: Float32Array;
@@ -147,7 +148,8 @@ export const makePredictor = (
           window(labels, 1, [height, width], [0, 0, height, width], [ph, pw], ignore);
         const out = yield* run(ph, pw, { valid: [height, width], output }, padded, paddedLabels);
         return {
-          classes: Int32Array.from(out.get(CLASSES)!.data as BigInt64Array, Number),
+          // A multi-label-only model (no ψ) predicts no classes, only scores.
+          classes: Int32Array.from((out.get(CLASSES)?.data ?? []) as BigInt64Array, Number),
           scores: out.get(SCORES)?.data as Float32Array | undefined,
           selected: out.has(SELECTED)
             ? Array.from(out.get(SELECTED)!.data as BigInt64Array, Number)

@@ -71,6 +71,8 @@ export interface GraphStage {
 export interface HostStage {
   readonly _tag: "HostStage";
   readonly name: string;
+  /** The values `run` returns (so later graph stages do not expect them as feeds). */
+  readonly outputs: readonly string[];
   /** Reads values computed so far (feeds, state, earlier outputs) and returns new named values. */
   readonly run: (env: ReadonlyMap<string, Value>) => Effect.Effect<Record<string, Value>, RuntimeError>;
 }
@@ -106,7 +108,10 @@ export const plan = (name: string, g: Graph, stages: readonly Stage[]): Plan => 
   const feeds = new Map<string, ValueSpec>();
   const produced = new Set<string>();
   for (const stage of stages) {
-    if (stage._tag !== "GraphStage") continue;
+    if (stage._tag !== "GraphStage") {
+      for (const name of stage.outputs) produced.add(name);
+      continue;
+    }
     for (const v of stage.lowered.inputs) {
       const t = g.lookup(v.name);
       const prim = t && g.producer(t).prim;

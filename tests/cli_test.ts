@@ -12,7 +12,7 @@ import { assert, assertClose, assertEquals } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { experimentJson } from "../dsl/experiment.ts";
 import { inferenceGraph } from "../dsl/compile.ts";
-import { loadRun } from "../cli/run_dir.ts";
+import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
 import { value } from "../plan/runtime.ts";
 

@@ -9,7 +9,7 @@ import { exportOnnx } from "../plan/export.ts";
 import { describe } from "../plan/describe.ts";
 import { printGraph } from "../plan/print.ts";
 import { initialize } from "../plan/init.ts";
-import { execute, graphStage, plan, ProviderUnavailable, value } from "../plan/runtime.ts";
+import { execute, graphStage, type HostStage, plan, ProviderUnavailable, value } from "../plan/runtime.ts";
 import { linear } from "../layers/linear.ts";
 
 const tinyGraph = (batch: number) => {
@@ -102,4 +102,36 @@ Deno.test("describe: parameters and FLOPs per scope, counted by hand", () => {
     { scope: "model.fc2", params: 12, flops: 176 },
     { scope: "total", params: 32, flops: 792 },
   ]);
+});
+
+Deno.test("runtime: a host stage runs between two graph stages and sees their values", async () => {
+  // Graph 1 computes costs; the host picks the argmin (as Hungarian matching will); graph 2 uses it.
+  const g = new Graph("two-stage");
+  const x = o.input(g, "x", [4]);
+  g.output("costs", o.mul(x, x));
+  const chosen = o.input(g, "chosen", [1], "int64");
+  g.output("picked", o.gather(x, chosen, 0));
+  const host: HostStage = {
+    _tag: "HostStage",
+    name: "argmin",
+    outputs: ["chosen"],
+    run: (env) =>
+      Effect.sync(() => {
+        const costs = env.get("costs")!.data as Float32Array;
+        const best = costs.indexOf(Math.min(...costs));
+        return { chosen: value("int64", BigInt64Array.of(BigInt(best)), [1]) };
+      }),
+  };
+  const p = plan("two-stage", g, [
+    graphStage(g, { outputs: ["costs"], name: "costs" }),
+    host,
+    graphStage(g, { outputs: ["picked"], name: "use" }),
+  ]);
+  assertEquals(p.feeds.map((f) => f.name), ["x"]);
+  const out = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(p);
+    return yield* ex.run({ x: value("float32", Float32Array.of(3, -1.5, 0.5, 2), [4]) });
+  })));
+  assertEquals(Array.from(out.get("chosen")!.data as BigInt64Array), [2n]);
+  assertEquals(Array.from(out.get("picked")!.data as Float32Array), [0.5]);
 });

@@ -36,6 +36,7 @@ import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
 import { writeReport } from "./report.ts";
 import { progressReporter } from "./progress.ts";
+import { loadRanker } from "./ranker.ts";
 
 /** A loss term became NaN or infinite; the last checkpoint is left as it was. */
 export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
@@ -128,9 +129,21 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
 
     const [height, width] = e.data.train.cropSize;
     const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
-    const g = trainingGraph(e.model, shapes, optimizerConfig(t));
+    const ranker = yield* loadRanker(e);
+    const g = trainingGraph(e.model, shapes, optimizerConfig(t), ranker);
     const p = plan(e.name, g, [graphStage(g, { name: "train" })]);
     const ex = yield* execute(p, { seed: t.seed, provider, threads: options.threads });
+    // The independent scheme's ranker enters as frozen state, read from its own run.
+    for (const [name, v] of ranker?.state ?? []) {
+      if (!g.lookup(name)) {
+        return yield* new ExperimentDataMismatch({
+          path: ranker!.checkpoint,
+          reason: `"${name}" has no place in the graph`,
+        });
+      }
+      // A declared variable the scores do not need (e.g. ξ's class embeddings) is not part of the plan.
+      if (ex.state.has(name)) ex.state.set(name, v);
+    }
     const noiseFeeds = p.feeds.filter((f) => f.name.startsWith(NOISE));
     const lossNames = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS].filter((n) => g.outputs.has(n));
 
@@ -181,6 +194,7 @@ export const train = (e: Experiment, options: TrainOptions = {}) =>
     const validate = (final: boolean) =>
       Effect.gen(function* () {
         const result = yield* evaluate(e, ex.state, dataset.classes, {
+          ranker,
           mode: e.eval.mode,
           crop: e.eval.crop,
           stride: e.eval.stride,

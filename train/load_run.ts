@@ -3,8 +3,8 @@ import { Data, Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
-import { BEST_FILE, latestCheckpoint, loadCheckpoint } from "../train/checkpoint.ts";
-import { CHECKPOINTS } from "../train/run_folder.ts";
+import { BEST_FILE, latestCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+import { CHECKPOINTS } from "./run_folder.ts";
 import { type Value, value } from "../plan/runtime.ts";
 
 export class RunNotFound

@@ -1,0 +1,56 @@
+/**
+ * The independent single-task scheme: the ranking comes from a separately trained multi-label model,
+ * named by its run folder (`scheme.ranker`). Its spec and checkpoint are read from there; its parameters
+ * enter the segmenter's graph as frozen state under `ranker.` (no gradient, never updated).
+ */
+import { Data, Effect } from "effect";
+import type { Experiment } from "../dsl/experiment.ts";
+import type { Ranker } from "../dsl/compile.ts";
+import type { Value } from "../plan/runtime.ts";
+import { loadRun } from "./load_run.ts";
+
+/** The ranker run cannot serve as one. */
+export class RankerError
+  extends Data.TaggedError("RankerError")<{ readonly dir: string; readonly reason: string }> {
+  override get message(): string {
+    return `model.scheme.ranker: ${this.dir}: ${this.reason}`;
+  }
+}
+
+export interface LoadedRanker extends Ranker {
+  /** The ranker's parameters under their names in the segmenter's graph (`ranker.<path>`). */
+  readonly state: ReadonlyMap<string, Value>;
+  readonly checkpoint: string;
+}
+
+/** Ranker variable names in the segmenter's graph: the ranker's `model.<path>` becomes `ranker.<path>`. */
+export const rankerName = (name: string): string => `ranker.${name.replace(/^model\./, "")}`;
+
+/** The ranker of an independent-scheme experiment (undefined for the joint scheme). */
+export const loadRanker = (e: Experiment) =>
+  Effect.gen(function* () {
+    const scheme = e.model.scheme;
+    if (scheme._tag !== "Independent") return undefined;
+    const run = yield* loadRun(scheme.ranker).pipe(
+      Effect.mapError((err) => new RankerError({ dir: scheme.ranker, reason: err.message })),
+    );
+    const model = run.experiment.model;
+    if (!model.xi) {
+      return yield* new RankerError({ dir: scheme.ranker, reason: "its model has no multi-label head (xi)" });
+    }
+    if (model.classes !== e.model.classes) {
+      return yield* new RankerError({
+        dir: scheme.ranker,
+        reason: `ranks ${model.classes} classes, the segmenter has ${e.model.classes}`,
+      });
+    }
+    const state = new Map(
+      [...run.state].filter(([k]) => k.startsWith("model.")).map(([k, v]) => [rankerName(k), v]),
+    );
+    return {
+      model,
+      trainSize: run.experiment.data.train.cropSize,
+      state,
+      checkpoint: run.checkpoint,
+    } satisfies LoadedRanker;
+  });
