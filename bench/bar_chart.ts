@@ -9,17 +9,21 @@ export interface Bar {
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
 export const barChart = (title: string, bars: readonly Bar[], reference?: number): string => {
-  const [w, h, left, bottom, top] = [90 * bars.length + 80, 360, 60, 110, 40];
-  const max = Math.max(...bars.map((b) => b.mean + b.std), reference ?? 0, 1) * 1.1;
+  const [w, h, left, bottom, top] = [Math.max(90 * bars.length + 80, 560), 360, 60, 110, 40];
+  // Axis up to a round number, ticks at steps of 1, 2 or 5 × 10^n.
+  const highest = Math.max(...bars.map((b) => b.mean + b.std), reference ?? 0, 1) * 1.05;
+  const rough = highest / 5, magnitude = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough)!;
+  const max = Math.ceil(highest / step) * step;
   const y = (v: number) => top + (h - top - bottom) * (1 - v / max);
-  const ticks = Array.from({ length: 6 }, (_, i) => (max * i) / 5);
+  const ticks = Array.from({ length: Math.round(max / step) + 1 }, (_, i) => i * step);
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${w / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
     ...ticks.map((t) =>
       `<line x1="${left}" x2="${w - 10}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>` +
-      `<text x="${left - 6}" y="${y(t) + 4}" text-anchor="end">${t.toFixed(1)}</text>`
+      `<text x="${left - 6}" y="${y(t) + 4}" text-anchor="end">${+t.toFixed(2)}</text>`
     ),
     `<text transform="translate(16 ${
       (h - bottom + top) / 2
