@@ -7,7 +7,6 @@ import { Effect, Stream } from "effect";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
-import type { Segmenter } from "../dsl/model.ts";
 import type { Ranker } from "../dsl/compile.ts";
 import { testLoader } from "../data/loader.ts";
 import type { TestBatch } from "../data/batch.ts";
