@@ -34,10 +34,23 @@ export interface ForwardOptions {
 }
 
 export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput => {
-  const g = images.graph;
-  const train = opts.mode === "train";
-  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, train);
+  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, opts.mode === "train");
   const pixels = linear(tokens, spec.headDim, { name: "proj" }); // P: pixel tokens (proj_dec)
+  return segmenterHead(spec, pixels, grid, opts);
+};
+
+/**
+ * Everything after the backbone: pixel tokens P [b, h·w, d] on the h×w `grid` → ξ, selection, ψ, τ.
+ * On its own it is what the vocabulary-scaling benchmark times.
+ */
+export const segmenterHead = (
+  spec: Segmenter,
+  pixels: Tensor,
+  grid: readonly [number, number],
+  opts: Omit<ForwardOptions, "trainGrid">,
+): SegmenterOutput => {
+  const g = pixels.graph;
+  const train = opts.mode === "train";
   const xi = spec.xi ? multiLabelHead(spec.xi, pixels, grid, spec.classes, train) : undefined;
   const scores = xi?.scores ?? opts.rankerScores;
   const present = opts.labels && presence(opts.labels, spec.classes, spec.ignoreIndex);
