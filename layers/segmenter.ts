@@ -19,6 +19,8 @@ export interface SegmenterOutput {
   readonly selected?: Selected;
   /** [b, κ, h, w] rank-ordered logits at feature resolution (absent for multi-label-only models). */
   readonly logits?: Tensor;
+  /** The same logits channel-last, [b, h, w, κ]: ψ's own layout (a reshape, no copy). */
+  readonly logitsChannelsLast?: Tensor;
   /** [b, K] ground-truth presence, when labels were given. */
   readonly present?: Tensor;
 }
@@ -66,5 +68,6 @@ export const segmenterHead = (
   const scaled = applyTemperature(spec.temperature, rankLogits, selected?.valid);
   const [b, , k] = scaled.shape;
   const logits = o.reshape(o.transpose(scaled, [0, 2, 1]), [b, k, grid[0], grid[1]]);
-  return { scores, selected, logits, present };
+  const logitsChannelsLast = o.reshape(scaled, [b, grid[0], grid[1], k]);
+  return { scores, selected, logits, logitsChannelsLast, present };
 };
