@@ -11,7 +11,11 @@ import { segmenterForward } from "../layers/segmenter.ts";
 import { backboneStride } from "../layers/backbone.ts";
 import { rankTargets } from "../layers/selection.ts";
 import { MASKED_LOGIT } from "../layers/temperature.ts";
-import { interpolateChannelsLast, regionInterpolationMatrix, resizeChannelsLast } from "../layers/upsample.ts";
+import {
+  interpolateChannelsLast,
+  regionInterpolationMatrix,
+  resizeChannelsLast,
+} from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
 
 export interface Shapes {
