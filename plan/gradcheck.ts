@@ -128,6 +128,10 @@ export const CASES: readonly GradCase[] = [
     [{ shape: [2, 1] }, { shape: [2, 3] }, { shape: [2, 2] }],
     (a, b, d) => o.concat([a, b, d], 1),
   ),
+  c("split (pieces reordered, one unused)", ["split"], F64, [{ shape: [3, 7] }], (x) => {
+    const [a, , b] = o.split(x, [2, 1, 4], 1);
+    return o.concat([o.mul(b, 3), a], 1);
+  }),
   c("slice (step 1)", ["slice"], F64, [{ shape: [4, 5] }], (x) => o.slice(x, [0, 1], [1, -3], [3, 5])),
   c(
     "slice (step 2, reversed)",

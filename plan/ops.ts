@@ -228,6 +228,10 @@ export const mT = (x: Tensor): Tensor => {
 export const concat = (xs: readonly Tensor[], axis: number): Tensor =>
   one(graphOf(...xs), { op: "concat", xs, axis });
 
+/** Consecutive pieces of `sizes` along `axis` (they must add up to its length). */
+export const split = (x: Tensor, sizes: readonly number[], axis: number): Tensor[] =>
+  emit(x.graph, { op: "split", x, axis, sizes });
+
 /** Python-style slicing of the listed axes; `steps` default to 1. */
 export const slice = (
   x: Tensor,

@@ -71,6 +71,8 @@ export type Prim =
   | { readonly op: "reshape"; readonly x: Tensor; readonly shape: Shape }
   | { readonly op: "transpose"; readonly x: Tensor; readonly perm: readonly number[] }
   | { readonly op: "concat"; readonly xs: readonly Tensor[]; readonly axis: number }
+  /** Consecutive pieces of `sizes` along `axis`, one output each (the inverse of concat). */
+  | { readonly op: "split"; readonly x: Tensor; readonly axis: number; readonly sizes: readonly number[] }
   | {
     readonly op: "slice";
     readonly x: Tensor;
@@ -630,6 +632,34 @@ export const RULES: RuleTable = {
         return part;
       });
     },
+    flops: noFlops,
+  },
+  split: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axis, sizes }) => {
+      const a = axisOrFail(axis, x.rank);
+      if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+        fail(`sizes [${sizes}] must be positive integers`);
+      }
+      if (sizes.reduce((t, n) => t + n, 0) !== x.shape[a]) {
+        fail(`sizes [${sizes}] do not add up to axis ${a} of ${formatType(x)}`);
+      }
+      return sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === a ? n : d)) }));
+    },
+    lower: (p, ctx) =>
+      // Unused pieces still need an output name (Split writes every piece).
+      ctx.node(
+        "Split",
+        [ctx.name(p.x), ctx.int64(p.sizes)],
+        ctx.out.map((name, i) => (ctx.used[i] ? name : ctx.fresh("unused"))),
+        { axis: { int: normalizeAxis(p.axis, p.x.rank)! } },
+      ),
+    // One concat of the pieces' cotangents (zeros for unused pieces): a single copy, where slicing
+    // would pad every piece to full size and add them up.
+    vjp: ({ x, axis }, outs, cts, o) =>
+      cts.every((ct) => !ct)
+        ? []
+        : [o.concat(outs.map((t, i) => cts[i] ?? o.zeros(o.graphOf(t), t.shape, x.dtype)), axis)],
     flops: noFlops,
   },
   slice: {
