@@ -26,6 +26,7 @@ import { replaceSection } from "./markdown.ts";
 import { summarize } from "./stats.ts";
 import { checkEqualWork, QUIET_LOAD } from "./report.ts";
 import { loaderImagesPerSecond } from "./data.ts";
+import { graphOps } from "./optimized_graph.ts";
 import {
   peerInputs,
   PERF_MODEL,
@@ -49,6 +50,7 @@ import {
 import {
   initialState,
   profileInChild,
+  profileInference,
   runSegmenterPeer,
   type SegmenterPeerResult,
   timeInference,
@@ -233,6 +235,9 @@ export const main = async (_args: string[]): Promise<void> => {
     const before = await profileInChild(threads, false, PROFILE_REPEATS);
     await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
     const after = await profileInChild(threads, true, PROFILE_REPEATS);
+    log(`T=${threads}: ORT profile of our inference…`);
+    await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
+    const inferProfile = await profileInference(exported, image, pm.size, threads, INFER_REPEATS);
     log(`T=${threads}: quickstart training step…`);
     await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
     const quickstartStep = summarize(await quickstartStepMs(threads));
@@ -255,8 +260,18 @@ export const main = async (_args: string[]): Promise<void> => {
       },
       overhead: { before, after },
       quickstartStep,
+      inferProfile,
     });
   }
+  log("ONNX Runtime's optimized graphs…");
+  const training = p.stages[0];
+  const graphs = [
+    await graphOps(
+      "training step",
+      training._tag === "GraphStage" ? training.lowered.bytes : new Uint8Array(),
+    ),
+    await graphOps("exported model", exported),
+  ];
   const vocab = await vocabulary();
   const loaderFigures = await loaders();
 
@@ -299,6 +314,7 @@ export const main = async (_args: string[]): Promise<void> => {
     vocab,
     vocabSetting: { kappa: KAPPA, dim: HEAD_SETTING.dim, grid: HEAD_SETTING.grid },
     loaders: loaderFigures,
+    graphs,
   };
   const body = renderPerf(figures);
   console.log(`## ${SECTION}\n${body}`);
