@@ -203,7 +203,7 @@ export const main = async (_args: string[]): Promise<void> => {
           for (const n of PEAK_SIZES) {
             peak = Math.max(peak, (await measureMatmul(n, threads, MATMUL_REPEATS)).gflops);
           }
-          const train = await timeTraining(p, feeds, threads, TRAIN_REPEATS, SEED);
+          const train = await timeTraining(p, feeds, threads, TRAIN_REPEATS, { seed: SEED });
           const infer = await timeInference(exported, image, pm.size, threads, INFER_REPEATS);
           return { peak, train, infer };
         });
@@ -235,6 +235,20 @@ export const main = async (_args: string[]): Promise<void> => {
     const before = await profileInChild(threads, false, PROFILE_REPEATS);
     await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
     const after = await profileInChild(threads, true, PROFILE_REPEATS);
+    let withoutSpinning: PerfThread["withoutSpinning"];
+    if (threads > 1) {
+      log(`T=${threads}: ours with ONNX Runtime's thread spinning off…`);
+      await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
+      const r = await withLoad(async () => ({
+        train: await timeTraining(p, feeds, threads, TRAIN_REPEATS, { seed: SEED, spinning: false }),
+        infer: await timeInference(exported, image, pm.size, threads, INFER_REPEATS, false),
+      }));
+      withoutSpinning = {
+        train: summarize(r.result.train.ms),
+        infer: summarize(r.result.infer.ms),
+        load: r.load.cores,
+      };
+    }
     log(`T=${threads}: ORT profile of our inference…`);
     await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
     const inferProfile = await profileInference(exported, image, pm.size, threads, INFER_REPEATS);
@@ -261,6 +275,7 @@ export const main = async (_args: string[]): Promise<void> => {
       overhead: { before, after },
       quickstartStep,
       inferProfile,
+      withoutSpinning,
     });
   }
   log("ONNX Runtime's optimized graphs…");

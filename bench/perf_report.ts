@@ -86,6 +86,8 @@ export interface PerfThread {
   readonly quickstartStep: Summary;
   /** ORT's profile of our one-image inference. */
   readonly inferProfile: InferenceProfile;
+  /** Ours with idle intra-op threads sleeping instead of spinning (T > 1 only; one round). */
+  readonly withoutSpinning?: { readonly train: Summary; readonly infer: Summary; readonly load: number };
 }
 
 export interface VocabMeasurement {
@@ -456,6 +458,37 @@ const missingFusions = (f: PerfFigures): string =>
     .filter((op) => f.graphs.every((g) => !g.optimized.has(op)))
     .join(", ") || "none";
 
+/** Ours at T > 1 with ONNX Runtime's thread spinning off, beside the default (spinning) figures. */
+const spinningNote = (f: PerfFigures): string => {
+  const rows = f.byThreads.filter((t) => t.withoutSpinning);
+  if (rows.length === 0) return "";
+  return `ONNX Runtime's idle intra-op threads spin by default (all figures above). With spinning off
+(\`spinning: false\` in the runtime options; PyTorch's OpenMP threads wait passively, see above), measured once
+after the rounds (${f.trainRepeats.runs} steps, ${f.inferRepeats.runs} inferences):
+
+${
+    table(
+      ["threads", "training ms, spinning / off", "inference ms, spinning / off", "other load, cores (off)"],
+      rows.map((t) => [
+        String(t.threads),
+        `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
+        `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
+        fixed(t.withoutSpinning!.load, 2),
+      ]),
+    )
+  }
+
+${
+    rows.map((t) => {
+      const change = t.withoutSpinning!.train.median / t.train.ours.median - 1;
+      return `At T = ${t.threads}, spinning off made our training step ${pct(Math.abs(change))} ${
+        change < 0 ? "faster" : "slower"
+      } in this run (other processes' load meanwhile: ${fixed(t.withoutSpinning!.load, 2)} cores).`;
+    }).join(" ")
+  } Spinning threads compete with other processes for the cores, and a parallel section waits for a thread that
+lost its core; with the cores to itself, spinning saves the wake-up of sleeping threads.`;
+};
+
 const graphTable = (g: GraphOps) => {
   const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   return table(
@@ -622,6 +655,8 @@ Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
     rel(STEPS_LOSS_TOLERANCE)
   } over the
 first ${f.checkSteps} steps.
+
+${spinningNote(f)}
 
 ### Inference, one image
 

@@ -24,10 +24,10 @@ export const timeTraining = (
   feeds: Readonly<Record<string, Value>>,
   threads: number,
   repeats: Repeats,
-  seed = 0,
+  { seed = 0, spinning }: { seed?: number; spinning?: boolean } = {},
 ): Promise<TrainingRun> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-    const ex = yield* execute(p, { seed, threads, optimization: "all" });
+    const ex = yield* execute(p, { seed, threads, optimization: "all", spinning });
     const { ms, results } = yield* timeRuns(ex.run(feeds), repeats);
     return { ms, losses: results.map((out) => out.get("loss")!.data[0] as number) };
   })));
@@ -51,9 +51,10 @@ export const timeInference = (
   size: number,
   threads: number,
   repeats: Repeats,
+  spinning?: boolean,
 ): Promise<{ ms: number[]; outputs: InferenceOutputs }> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-    const session = yield* openSession("inference", bytes, { threads, optimization: "all" });
+    const session = yield* openSession("inference", bytes, { threads, optimization: "all", spinning });
     const feeds = { images: value("float32", image, [1, 3, size, size]) };
     const { ms, results } = yield* timeRuns(
       Effect.promise(() => session.run(feeds) as Promise<Record<string, Value>>),

@@ -199,3 +199,14 @@ Deno.test("runtime: a state value set from outside is never released", async () 
   assertEquals(Array.from(outside.data as Float32Array), [10, 20, 30]);
   assertEquals(state, [12, 22, 32]);
 });
+
+Deno.test("runtime: intra-op threads that sleep instead of spinning compute the same values", async () => {
+  const x = value("float32", Float32Array.of(1, 2, 3), [3]);
+  const totals = (spinning: boolean) =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(counterPlan(), { threads: 2, spinning });
+      return [(yield* ex.run({ x })).get("total")!.data[0], (yield* ex.run({ x })).get("total")!.data[0]];
+    })));
+  assertEquals(await totals(false), await totals(true));
+  assertEquals(await totals(false), [9, 15]);
+});
