@@ -313,7 +313,9 @@ export const main = async (_args: string[]): Promise<void> => {
       inference: stepFlops(inference),
     },
     quickstart: {
-      description: `batch ${quickstart.train.batchSize}, crop ${qh}×${qw}, AdamW`,
+      description:
+        `${quickstart.model.backbone._tag} backbone, ψ = ${quickstart.model.psi?._tag ?? "none"}, ` +
+        `batch ${quickstart.train.batchSize}, crop ${qh}×${qw}, ${quickstart.train.optimizer._tag}`,
       batch: quickstart.train.batchSize,
       crop: [qh, qw],
     },

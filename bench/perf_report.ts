@@ -740,7 +740,7 @@ ${vocabTable(f)}
 
 \`trainLoader\` on CamVid (\`bench/data.ts\`'s \`loaderImagesPerSecond\`: the loader on its own, median of 3 runs of
 10 batches after 4 warm-up batches), against the images/s our training step consumes (batch ÷ step time):
-the quickstart experiment's (ConvNet backbone, ${f.quickstart.description}) and the perf model's.
+the quickstart experiment's (${f.quickstart.description}) and the perf model's.
 
 ${dataTable(f)}
 `;
