@@ -507,6 +507,7 @@ const gapNotes = (f: PerfFigures): string[] => {
   const notes: string[] = [];
   for (const t of f.byThreads) {
     const p = t.overhead.after;
+    const first = notes.length;
     if (trainRatio(t) > GOALS.train) {
       const target = GOALS.train * t.train.peer.median;
       const mmRate = gflops(f.model.step.matmul, p.matmulMs);
@@ -579,6 +580,15 @@ const gapNotes = (f: PerfFigures): string[] => {
             } ms ` +
             `step consumes; with ${f.machine.cores} cores the decoding Worker and the step share the CPU.`,
         );
+      }
+    }
+    // Under outside load the gap is partly that load's: say so next to every note of this T.
+    const load = Math.max(t.load.ours, t.load.peer);
+    if (load > QUIET_LOAD) {
+      for (let i = first; i < notes.length; i++) {
+        notes[i] += ` Measured beside other processes keeping ${fixed(load, 2)} cores busy (of ` +
+          `${f.machine.cores}): at T = ${t.threads} they took cores from us and from PyTorch alike; the ` +
+          `figure is not a quiet machine's.`;
       }
     }
   }
