@@ -215,6 +215,20 @@ export const CASES: readonly GradCase[] = [
     x,
     w,
   ) => o.conv(x, w, { strides: [4, 4] })),
+  c(
+    "convTranspose (stride 2, asymmetric pad)",
+    ["convTranspose"],
+    F32,
+    [{ shape: [1, 3, 4, 3] }, { shape: [3, 2, 3, 2] }],
+    (x, w) => o.convTranspose(x, w, { strides: [2, 2], pads: [1, 0, 0, 1], size: [8, 6] }),
+  ),
+  c(
+    "convTranspose (dilation 2)",
+    ["convTranspose"],
+    F32,
+    [{ shape: [1, 2, 3, 3] }, { shape: [2, 2, 3, 3] }],
+    (x, w) => o.convTranspose(x, w, { dilations: [2, 2], size: [7, 7] }),
+  ),
   c("identity", ["identity"], F64, [{ shape: [3] }], o.identity),
   c("stopGradient", ["stopGradient"], F64, [{ shape: [3] }], (x) => o.mul(o.stopGradient(x), 2), {
     zeroGradient: true,
