@@ -20,7 +20,7 @@ import { camvid, coco133 } from "../data/builtin.ts";
 import type { DataError } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
-import { type DatasetSpec, trainPipeline } from "../data/spec.ts";
+import { type DatasetSpec, type TrainPipeline, trainPipeline } from "../data/spec.ts";
 
 /** images/s of the training pipeline for one configuration. */
 export interface ThroughputRow {
@@ -88,10 +88,22 @@ const timeLoader = (
   measured: number,
   step: () => Promise<void>,
 ) =>
+  timePipeline(spec, trainPipeline({ cropSize: [crop, crop] }), BATCH, workers, concurrency, measured, step);
+
+/** `timeLoader` for any training pipeline and batch size. */
+const timePipeline = (
+  spec: DatasetSpec,
+  pipeline: TrainPipeline,
+  batchSize: number,
+  workers: number,
+  concurrency: number,
+  measured: number,
+  step: () => Promise<void>,
+) =>
   Effect.gen(function* () {
     let seen = 0, start = 0, end = 0, inStep = 0;
-    const loader = trainLoader(spec, trainPipeline({ cropSize: [crop, crop] }), {
-      batchSize: BATCH,
+    const loader = trainLoader(spec, pipeline, {
+      batchSize,
       seed: 0,
       workers,
       concurrency,
@@ -111,7 +123,29 @@ const timeLoader = (
       ),
     );
     const periodMs = (end - start) / measured;
-    return { imagesPerSecond: (BATCH * 1000) / periodMs, periodMs, stepUnderLoadMs: inStep / measured };
+    return { imagesPerSecond: (batchSize * 1000) / periodMs, periodMs, stepUnderLoadMs: inStep / measured };
+  });
+
+/**
+ * images/s of `trainLoader` on its own (nothing consumes the batches) for one pipeline and batch size,
+ * with `workers` decoding Workers and two batches of samples in flight: the median of `REPEATS` runs of
+ * `batches` batches, each after `WARMUP` batches.
+ */
+export const loaderImagesPerSecond = (
+  spec: DatasetSpec,
+  pipeline: TrainPipeline,
+  batchSize: number,
+  workers: number,
+  batches = 10,
+): Effect.Effect<number, DataError> =>
+  Effect.gen(function* () {
+    const runs: number[] = [];
+    for (let rep = 0; rep < REPEATS; rep++) {
+      const r = yield* timePipeline(spec, pipeline, batchSize, workers, 2 * batchSize, batches, () =>
+        Promise.resolve());
+      runs.push(r.imagesPerSecond);
+    }
+    return median(runs);
   });
 
 /** A graph of two chained N×N MatMuls, built by hand, as an onnxruntime session with one thread. */

@@ -22,7 +22,7 @@ import {
   stepFlops,
 } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
-import { type PeerResult, runPeer } from "./peer.ts";
+import { describeBlas, runPeer } from "./peer.ts";
 import { ownMinorFaults, waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
 import { profileSteps } from "./profile.ts";
@@ -74,13 +74,6 @@ const timeTrainingSteps = (p: Plan, feeds: Record<string, Value>, threads: numbe
       losses: [...warm.results, ...results].map((out) => out.get("loss")!.data[0] as number),
     };
   })));
-
-const describeBlas = (peer: PeerResult, alternative: string | undefined): string => {
-  const { libraries, openblasConfig, torchBuild } = peer.blas;
-  const what = openblasConfig ?? "NOT OpenBLAS (slower than the pthread OpenBLAS this benchmark expects)";
-  return `${what}; mapped: ${libraries.join(", ")}; libblas.so.3 → ${alternative ?? "?"}; ` +
-    `PyTorch ${torchBuild || "BLAS_INFO unknown"}`;
-};
 
 export const main = async (_args: string[]): Promise<void> => {
   const started = performance.now();

@@ -1,4 +1,5 @@
 /** Markdown tables and the per-suite sections of BENCHMARKS.md: pure functions, unit-tested. */
+import type { Summary } from "./stats.ts";
 
 /**
  * A GitHub-flavoured Markdown table, padded so that it also reads in a terminal; columns after the
@@ -34,3 +35,19 @@ export const replaceSection = (doc: string, title: string, body: string): string
 
 /** A number with `digits` decimals, or "–" when it is not finite (a figure that could not be measured). */
 export const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : "–");
+
+/** Milliseconds: two decimals below 10, one above. */
+export const formatMs = (x: number): string => fixed(x, x < 10 ? 2 : 1);
+
+/** "median (p10–p90)" in milliseconds. */
+export const formatSpread = (s: Summary): string =>
+  `${formatMs(s.median)} (${formatMs(s.p10)}–${formatMs(s.p90)})`;
+
+/** A loss value with seven significant digits. */
+export const formatLoss = (x: number | undefined): string => (x === undefined ? "–" : x.toPrecision(7));
+
+/** A relative difference, e.g. "2.4e-7". */
+export const formatRelative = (x: number): string => (Number.isFinite(x) ? x.toExponential(1) : "–");
+
+/** A share as a whole percentage, e.g. "17 %". */
+export const formatPercent = (x: number): string => (Number.isFinite(x) ? `${fixed(100 * x, 0)} %` : "–");

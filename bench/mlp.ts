@@ -74,6 +74,8 @@ export interface StepFlops {
   readonly forward: number;
   /** Every node the step computes (forward, backward, update), by the same per-op rules. */
   readonly step: number;
+  /** The part of `step` in matmuls and convolutions. */
+  readonly matmul: number;
 }
 
 /**
@@ -81,9 +83,13 @@ export interface StepFlops {
  * layer needs no input gradient, so the count is nearer 2.6× forward for this MLP.
  */
 export const stepFlops = (g: Graph): StepFlops => {
-  const step = liveNodes(g, [...g.outputs.values()])
-    .reduce((sum, n) => sum + ruleOf(n.prim).flops(n.prim, n.outputs), 0);
-  return { forward: describe(g).at(-1)!.flops, step };
+  let step = 0, matmul = 0;
+  for (const n of liveNodes(g, [...g.outputs.values()])) {
+    const flops = ruleOf(n.prim).flops(n.prim, n.outputs);
+    step += flops;
+    if (n.prim.op === "matmul" || n.prim.op === "conv") matmul += flops;
+  }
+  return { forward: describe(g).at(-1)!.flops, step, matmul };
 };
 
 /**

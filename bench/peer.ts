@@ -1,9 +1,12 @@
-/** Runs the PyTorch peer script (bench/peer/mlp_step.py) and reads its JSON answer. */
+/** Runs a PyTorch peer script (bench/peer/*.py) with a JSON request and reads its JSON answer. */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Repeats } from "./measure.ts";
 
-const SCRIPT = fileURLToPath(new URL("./peer/mlp_step.py", import.meta.url));
+/** The path of the peer script `name` in bench/peer/. */
+export const peerScript = (name: string): string => fileURLToPath(new URL(`./peer/${name}`, import.meta.url));
+
+const MLP_SCRIPT = peerScript("mlp_step.py");
 
 export interface PeerRequest {
   /** safetensors file with our initial parameters and the batch (see `peerInputs`). */
@@ -18,7 +21,8 @@ export interface PeerRequest {
   readonly matmulRepeats: Repeats;
 }
 
-export interface PeerResult {
+/** What every peer script reports about itself: versions, the BLAS it runs on, thread counts. */
+export interface PeerIdentity {
   readonly torch: string;
   readonly blas: {
     /** BLAS/LAPACK libraries mapped into the peer process, symlinks resolved. */
@@ -29,6 +33,9 @@ export interface PeerResult {
     readonly torchBuild: string;
   };
   readonly torchThreads: number;
+}
+
+export interface PeerResult extends PeerIdentity {
   /** Loss before each step, warm-up steps first. */
   readonly losses: readonly number[];
   /** Milliseconds of each timed step. */
@@ -53,16 +60,32 @@ export const peerEnv = (threads: number): Record<string, string> => ({
   OMP_WAIT_POLICY: "PASSIVE",
 });
 
-/** Runs the peer script with `request` on stdin; returns its JSON answer. */
-export const runPeer = (python: string, request: PeerRequest): PeerResult => {
-  const r = spawnSync(python, [SCRIPT], {
+/** Runs the MLP peer script with `request` on stdin; returns its JSON answer. */
+export const runPeer = (python: string, request: PeerRequest): PeerResult =>
+  runPeerScript<PeerResult>(python, MLP_SCRIPT, request);
+
+/** Runs `script` with `request` (which names its thread count) on stdin; returns its JSON answer. */
+export const runPeerScript = <A>(
+  python: string,
+  script: string,
+  request: { readonly threads: number },
+): A => {
+  const r = spawnSync(python, [script], {
     input: JSON.stringify(request),
     encoding: "utf8",
     maxBuffer: 16 * 2 ** 20,
     env: { ...process.env, ...peerEnv(request.threads) },
   });
   if (r.status !== 0) {
-    throw new Error(`${python} ${SCRIPT} failed (${r.status ?? r.error}):\n${(r.stderr ?? "").slice(-3000)}`);
+    throw new Error(`${python} ${script} failed (${r.status ?? r.error}):\n${(r.stderr ?? "").slice(-3000)}`);
   }
-  return JSON.parse(r.stdout) as PeerResult;
+  return JSON.parse(r.stdout) as A;
+};
+
+/** The BLAS a peer ran on, in one line for the report ("NOT OpenBLAS …" when it is another). */
+export const describeBlas = (peer: PeerIdentity, alternative: string | undefined): string => {
+  const { libraries, openblasConfig, torchBuild } = peer.blas;
+  const what = openblasConfig ?? "NOT OpenBLAS (slower than the pthread OpenBLAS this benchmark expects)";
+  return `${what}; mapped: ${libraries.join(", ")}; libblas.so.3 → ${alternative ?? "?"}; ` +
+    `PyTorch ${torchBuild || "BLAS_INFO unknown"}`;
 };

@@ -6,7 +6,8 @@
  * timed steps are measured without it.)
  */
 import { Effect } from "effect";
-import { execute, type Plan, type Value } from "../plan/runtime.ts";
+import { execute, type Plan, type RuntimeOptions, type Value } from "../plan/runtime.ts";
+import { ownMinorFaults } from "./load.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import { summarize } from "./stats.ts";
 
@@ -26,6 +27,13 @@ export interface StepProfile {
   /** Sum of the kernels of one run; MatMul kernels (MatMul, FusedMatMul, Gemm) among them. */
   readonly kernelMs: number;
   readonly matmulMs: number;
+  /** Wall time of the whole step (`Executor.run`), and its part outside ORT's run, step by step. */
+  readonly wallMs: number;
+  readonly outsideMs: number;
+  /** Minor page faults per profiled step (fresh memory mapped in). */
+  readonly faultsPerStep: number;
+  /** Kernel time by part of the model (from the scopes in the ONNX node names). */
+  readonly components: readonly ComponentTime[];
 }
 
 const MATMUL_OPS = new Set(["MatMul", "FusedMatMul", "Gemm"]);
@@ -45,29 +53,95 @@ export const runsOfTrace = (events: readonly TraceEvent[], runs: number) => {
   });
 };
 
-/** Runs `p` with ORT's profiler on and returns the medians of its profiled runs. */
+/**
+ * Runs `p` with ORT's profiler on and returns the medians of its profiled runs. `options` go to the
+ * runtime, threads and graph optimization aside.
+ */
 export const profileSteps = async (
   p: Plan,
   feeds: Readonly<Record<string, Value>>,
   threads: number,
   repeats: Repeats,
+  options: RuntimeOptions = {},
 ): Promise<StepProfile> => {
   const dir = await Deno.makeTempDir({ prefix: "kappa-profile-" });
   try {
-    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-      const ex = yield* execute(p, { threads, optimization: "all", profilePrefix: `${dir}/step` });
-      yield* timeRuns(ex.run(feeds), repeats);
+    const { wall, faults } = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(p, {
+        ...options,
+        threads,
+        optimization: "all",
+        profilePrefix: `${dir}/step`,
+      });
+      yield* timeRuns(ex.run(feeds), { warmup: repeats.warmup, runs: 0 });
+      const before = ownMinorFaults();
+      const { ms } = yield* timeRuns(ex.run(feeds), { warmup: 0, runs: repeats.runs });
+      return { wall: ms, faults: (ownMinorFaults() - before) / repeats.runs };
     }))); // ORT writes the trace when the session is released, at the end of the scope
     const [file] = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
     if (!file) throw new Error(`ONNX Runtime wrote no profile into ${dir}`);
-    const runs = runsOfTrace(JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)), repeats.runs);
+    const events: TraceEvent[] = JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`));
+    const runs = runsOfTrace(events, repeats.runs);
     const median = (xs: number[]) => summarize(xs).median;
     return {
       runMs: median(runs.map((r) => r.runMs)),
       kernelMs: median(runs.map((r) => r.kernelMs)),
       matmulMs: median(runs.map((r) => r.matmulMs)),
+      wallMs: median(wall),
+      outsideMs: median(runs.map((r, i) => wall[i] - r.runMs)),
+      faultsPerStep: faults,
+      components: componentsOfTrace(events, repeats.runs),
     };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+};
+
+/** The part of the model a node belongs to, from the scope its ONNX name carries (plan/onnx.ts). */
+export const componentOf = (nodeName: string): { component: string; backward: boolean } => {
+  const slash = nodeName.indexOf("/");
+  if (slash < 0) return { component: "inserted by ONNX Runtime", backward: false };
+  const scope = nodeName.slice(0, slash);
+  const backward = scope.startsWith("backward:");
+  const path = backward ? scope.slice("backward:".length) : scope;
+  const component = /^model\.backbone\b/.test(path)
+    ? "backbone"
+    : /^model\.proj\b/.test(path)
+    ? "neck (proj)"
+    : /^model\.xi\b/.test(path)
+    ? "ξ"
+    : /^model\.(psi|temperature)\b/.test(path)
+    ? "ψ + τ"
+    : /^loss\b/.test(path)
+    ? "loss"
+    : /^optimizer\b/.test(path)
+    ? "optimizer"
+    : "other (selection, targets, glue)";
+  return { component, backward };
+};
+
+/** Kernel milliseconds per run by component, forward and backward (optimizer nodes count as backward). */
+export interface ComponentTime {
+  readonly component: string;
+  readonly forwardMs: number;
+  readonly backwardMs: number;
+}
+
+/** Mean kernel time per run of each component over the last `runs` runs of a trace. */
+export const componentsOfTrace = (events: readonly TraceEvent[], runs: number): ComponentTime[] => {
+  const modelRuns = events.filter((e) => e.cat === "Session" && e.name === "model_run").slice(-runs);
+  if (modelRuns.length === 0) return [];
+  const from = modelRuns[0].ts;
+  const sums = new Map<string, { forwardMs: number; backwardMs: number }>();
+  for (const k of events) {
+    if (k.cat !== "Node" || !k.name.endsWith("_kernel_time") || k.ts < from) continue;
+    const { component, backward } = componentOf(k.name);
+    const s = sums.get(component) ?? { forwardMs: 0, backwardMs: 0 };
+    const ms = (k.dur ?? 0) / 1000 / modelRuns.length;
+    if (backward) s.backwardMs += ms;
+    else s.forwardMs += ms;
+    sums.set(component, s);
+  }
+  return [...sums].map(([component, s]) => ({ component, ...s }))
+    .sort((a, b) => b.forwardMs + b.backwardMs - (a.forwardMs + a.backwardMs));
 };

@@ -6,7 +6,15 @@ import type { Machine } from "./machine.ts";
 import type { MatmulFigures, Repeats } from "./measure.ts";
 import type { MlpSpec, StepFlops } from "./mlp.ts";
 import type { StepProfile } from "./profile.ts";
-import { fixed, table } from "./markdown.ts";
+import {
+  fixed,
+  formatLoss as loss,
+  formatMs as ms,
+  formatPercent as pct,
+  formatRelative as rel,
+  formatSpread as spread,
+  table,
+} from "./markdown.ts";
 import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
@@ -86,12 +94,6 @@ export const checkEqualWork = (
 
 /** The best MatMul GFLOP/s (copy subtracted) at one thread count: the divisor of MFU. */
 export const peakOf = (t: ThreadFigures): number => Math.max(...t.matmul.map((m) => m.gflops));
-
-const ms = (x: number) => fixed(x, x < 10 ? 2 : 1);
-const spread = (s: Summary) => `${ms(s.median)} (${ms(s.p10)}–${ms(s.p90)})`;
-const loss = (x: number | undefined) => (x === undefined ? "–" : x.toPrecision(7));
-const rel = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : "–");
-const pct = (x: number) => (Number.isFinite(x) ? `${fixed(100 * x, 0)} %` : "–");
 
 const matmulTable = (f: EngineFigures) =>
   table(

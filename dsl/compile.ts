@@ -11,6 +11,11 @@ import { segmenterForward } from "../layers/segmenter.ts";
 import { backboneStride } from "../layers/backbone.ts";
 import { rankTargets } from "../layers/selection.ts";
 import { MASKED_LOGIT } from "../layers/temperature.ts";
+import {
+  interpolateChannelsLast,
+  regionInterpolationMatrix,
+  resizeChannelsLast,
+} from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
 
 export interface Shapes {
@@ -92,15 +97,16 @@ export const lossGraph = (
     }));
   const terms: Tensor[] = [];
   g.scope("loss", () => {
-    if (out.logits) {
-      // Logits are upsampled to the label size (mmseg), targets remapped to ranks in the graph.
+    if (out.logitsChannelsLast) {
+      // Logits are upsampled to the label size (mmseg), targets remapped to ranks in the graph. Both
+      // the upsampling and the softmax run channel-last, where ONNX Runtime is fastest (layers/upsample.ts).
       const targets = out.selected
         ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
         : labels;
-      const upsampled = o.resize(out.logits, shapes.height, shapes.width);
+      const upsampled = resizeChannelsLast(out.logitsChannelsLast, shapes.height, shapes.width);
       const pixel = g.output(
         PIXEL_LOSS,
-        softmaxCrossEntropy(upsampled, targets, { ignoreIndex: spec.ignoreIndex }),
+        softmaxCrossEntropy(upsampled, targets, { ignoreIndex: spec.ignoreIndex, axis: -1 }),
       );
       terms.push(o.mul(pixel, spec.pixelLossWeight));
     }
@@ -142,7 +148,9 @@ export interface InferenceOptions {
  *
  * The per-pixel class is the argmax of the upsampled κ rank logits mapped through `selected`: the same
  * as scattering to K classes (others −100) before upsampling, since a constant channel upsamples to
- * itself, but κ channels instead of K are interpolated.
+ * itself, but κ channels instead of K are interpolated. The upsampling, the crop to the valid region,
+ * the resize to the output size and the argmax run channel-last, as one resampling per axis (the
+ * matrices composed; layers/upsample.ts) and an argmax over the last axis.
  */
 export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: InferenceOptions = {}): Graph => {
   const { oracle = false, ranker } = options;
@@ -171,7 +179,7 @@ export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: Inferen
     }));
   if (out.scores) g.output(SCORES, o.sigmoid(out.scores));
   if (!out.logits) return g;
-  const [b, k] = out.logits.shape;
+  const [b, k, h, w] = out.logits.shape;
   const indices = out.selected?.indices ??
     o.expand(o.constant(g, Array.from({ length: k }, (_, c) => c), [1, k], "int64"), [b, k]);
   g.output(SELECTED, indices);
@@ -187,15 +195,15 @@ export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: Inferen
       : logits;
   };
   g.output(LOGITS, scatter(out.logits));
-  const upsampled = o.resize(out.logits, shapes.height, shapes.width);
-  if (options.fullLogits) g.output(FULL, scatter(upsampled));
+  if (options.fullLogits) g.output(FULL, scatter(o.resize(out.logits, shapes.height, shapes.width)));
   const [vh, vw] = options.valid ?? [shapes.height, shapes.width];
   const [oh, ow] = options.output ?? [vh, vw];
-  let region = vh === shapes.height && vw === shapes.width
-    ? upsampled
-    : o.slice(upsampled, [2, 3], [0, 0], [vh, vw]);
-  if (oh !== vh || ow !== vw) region = o.resize(region, oh, ow);
-  const rank = o.argMax(region, 1); // [b, oh, ow]
+  const region = interpolateChannelsLast(
+    out.logitsChannelsLast!,
+    { matrix: regionInterpolationMatrix(h, shapes.height, vh, oh), size: oh },
+    { matrix: regionInterpolationMatrix(w, shapes.width, vw, ow), size: ow },
+  ); // [b, oh, ow, κ]
+  const rank = o.argMax(region, -1); // [b, oh, ow]
   g.output(CLASSES, o.reshape(o.gatherElements(indices, o.reshape(rank, [b, -1]), 1), [b, oh, ow]));
   return g;
 };

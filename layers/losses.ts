@@ -6,15 +6,21 @@ import * as o from "../plan/ops.ts";
 
 /**
  * Mean softmax cross-entropy over the positions whose label is not `ignoreIndex`.
- * logits [b, c, ...] (classes on axis 1), labels [b, ...] integer. Positions with ignored labels
- * contribute nothing; if all are ignored the loss is 0 (not NaN), like PyTorch's mean over no elements
- * would not be.
+ * logits [b, c, ...] with the classes on `axis` (default 1; -1 for channel-last maps, where ONNX
+ * Runtime's LogSoftmax is much faster), labels: logits' shape without that axis, integer. Positions
+ * with ignored labels contribute nothing; if all are ignored the loss is 0 (not NaN), like PyTorch's
+ * mean over no elements would not be.
  */
-export const softmaxCrossEntropy = (logits: Tensor, labels: Tensor, { ignoreIndex = 255 } = {}): Tensor => {
+export const softmaxCrossEntropy = (
+  logits: Tensor,
+  labels: Tensor,
+  { ignoreIndex = 255, axis = 1 }: { ignoreIndex?: number; axis?: number } = {},
+): Tensor => {
+  const a = o.axisOf(logits, axis);
   const valid = o.not(o.equal(labels, ignoreIndex));
-  const safe = o.unsqueeze(o.where(valid, labels, 0), 1);
-  const picked = o.gatherElements(o.logSoftmax(logits, 1), o.cast(safe, "int64"), 1); // [b, 1, ...]
-  const weight = o.cast(o.unsqueeze(valid, 1), logits.dtype);
+  const safe = o.unsqueeze(o.where(valid, labels, 0), a);
+  const picked = o.gatherElements(o.logSoftmax(logits, a), o.cast(safe, "int64"), a); // size 1 on `a`
+  const weight = o.cast(o.unsqueeze(valid, a), logits.dtype);
   const count = o.maximum(o.sum(weight), 1);
   return o.div(o.neg(o.sum(o.mul(picked, weight))), count);
 };

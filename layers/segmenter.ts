@@ -19,6 +19,8 @@ export interface SegmenterOutput {
   readonly selected?: Selected;
   /** [b, κ, h, w] rank-ordered logits at feature resolution (absent for multi-label-only models). */
   readonly logits?: Tensor;
+  /** The same logits channel-last, [b, h, w, κ]: ψ's own layout (a reshape, no copy). */
+  readonly logitsChannelsLast?: Tensor;
   /** [b, K] ground-truth presence, when labels were given. */
   readonly present?: Tensor;
 }
@@ -34,10 +36,23 @@ export interface ForwardOptions {
 }
 
 export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput => {
-  const g = images.graph;
-  const train = opts.mode === "train";
-  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, train);
+  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, opts.mode === "train");
   const pixels = linear(tokens, spec.headDim, { name: "proj" }); // P: pixel tokens (proj_dec)
+  return segmenterHead(spec, pixels, grid, opts);
+};
+
+/**
+ * Everything after the backbone: pixel tokens P [b, h·w, d] on the h×w `grid` → ξ, selection, ψ, τ.
+ * On its own it is what the vocabulary-scaling benchmark times.
+ */
+export const segmenterHead = (
+  spec: Segmenter,
+  pixels: Tensor,
+  grid: readonly [number, number],
+  opts: Omit<ForwardOptions, "trainGrid">,
+): SegmenterOutput => {
+  const g = pixels.graph;
+  const train = opts.mode === "train";
   const xi = spec.xi ? multiLabelHead(spec.xi, pixels, grid, spec.classes, train) : undefined;
   const scores = xi?.scores ?? opts.rankerScores;
   const present = opts.labels && presence(opts.labels, spec.classes, spec.ignoreIndex);
@@ -53,5 +68,6 @@ export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardO
   const scaled = applyTemperature(spec.temperature, rankLogits, selected?.valid);
   const [b, , k] = scaled.shape;
   const logits = o.reshape(o.transpose(scaled, [0, 2, 1]), [b, k, grid[0], grid[1]]);
-  return { scores, selected, logits, present };
+  const logitsChannelsLast = o.reshape(scaled, [b, grid[0], grid[1], k]);
+  return { scores, selected, logits, logitsChannelsLast, present };
 };

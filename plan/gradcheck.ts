@@ -128,6 +128,10 @@ export const CASES: readonly GradCase[] = [
     [{ shape: [2, 1] }, { shape: [2, 3] }, { shape: [2, 2] }],
     (a, b, d) => o.concat([a, b, d], 1),
   ),
+  c("split (pieces reordered, one unused)", ["split"], F64, [{ shape: [3, 7] }], (x) => {
+    const [a, , b] = o.split(x, [2, 1, 4], 1);
+    return o.concat([o.mul(b, 3), a], 1);
+  }),
   c("slice (step 1)", ["slice"], F64, [{ shape: [4, 5] }], (x) => o.slice(x, [0, 1], [1, -3], [3, 5])),
   c(
     "slice (step 2, reversed)",
@@ -211,6 +215,20 @@ export const CASES: readonly GradCase[] = [
     x,
     w,
   ) => o.conv(x, w, { strides: [4, 4] })),
+  c(
+    "convTranspose (stride 2, asymmetric pad)",
+    ["convTranspose"],
+    F32,
+    [{ shape: [1, 3, 4, 3] }, { shape: [3, 2, 3, 2] }],
+    (x, w) => o.convTranspose(x, w, { strides: [2, 2], pads: [1, 0, 0, 1], size: [8, 6] }),
+  ),
+  c(
+    "convTranspose (dilation 2)",
+    ["convTranspose"],
+    F32,
+    [{ shape: [1, 2, 3, 3] }, { shape: [2, 2, 3, 3] }],
+    (x, w) => o.convTranspose(x, w, { dilations: [2, 2], size: [7, 7] }),
+  ),
   c("identity", ["identity"], F64, [{ shape: [3] }], o.identity),
   c("stopGradient", ["stopGradient"], F64, [{ shape: [3] }], (x) => o.mul(o.stopGradient(x), 2), {
     zeroGradient: true,

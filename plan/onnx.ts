@@ -106,6 +106,10 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
   const names = new Map<number, string>(); // tensor id → ONNX value name
   let counter = 0;
   const fresh = (hint: string) => `${hint}_${counter++}`;
+  // ONNX node names carry the IR node's scope, marked when autodiff or the optimizer added it, e.g.
+  // `backward:model.backbone.blocks.3.attn/MatMul_812`, so that ONNX Runtime's profile (which names
+  // kernels by node) attributes time to layers and to the forward or backward pass.
+  let label = "";
 
   // Which outputs of each live node are consumed (rules may skip optional outputs nobody uses).
   const used = new Set<number>(roots.map((t) => t.id));
@@ -151,7 +155,7 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
         opType,
         input: [...ins],
         output: [...outs],
-        name: fresh(opType),
+        name: label ? `${label}/${fresh(opType)}` : fresh(opType),
         attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       });
     },
@@ -179,6 +183,7 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
 
   for (const n of nodes) {
     const { prim } = n;
+    label = `${n.backward ? "backward:" : ""}${n.scope}`;
     if (prim.op === "input" || prim.op === "variable") {
       const [t] = n.outputs;
       names.set(t.id, prim.name);
@@ -215,6 +220,7 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
   }
 
   // Outputs that are inputs, variables, constants, or repeated need an Identity to carry their own name.
+  label = "";
   const outputs: ValueSpec[] = roots.map((t, i) => {
     const name = outputNames[i];
     if (names.get(t.id) !== name) ctxBase.node("Identity", [names.get(t.id)!], [name]);

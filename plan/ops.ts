@@ -228,6 +228,10 @@ export const mT = (x: Tensor): Tensor => {
 export const concat = (xs: readonly Tensor[], axis: number): Tensor =>
   one(graphOf(...xs), { op: "concat", xs, axis });
 
+/** Consecutive pieces of `sizes` along `axis` (they must add up to its length). */
+export const split = (x: Tensor, sizes: readonly number[], axis: number): Tensor[] =>
+  emit(x.graph, { op: "split", x, axis, sizes });
+
 /** Python-style slicing of the listed axes; `steps` default to 1. */
 export const slice = (
   x: Tensor,
@@ -295,6 +299,21 @@ export const conv = (
     dilations?: readonly [number, number];
   } = {},
 ): Tensor => one(graphOf(x, w), { op: "conv", x, w, strides, pads, dilations });
+
+/**
+ * The transpose (adjoint) of `conv(·, w)` with the same geometry: [n, o, ho, wo] → [n, c, h, w], with
+ * `size` = [h, w] the conv input's spatial size (the gradient of a conv with respect to its input).
+ */
+export const convTranspose = (
+  x: Tensor,
+  w: Tensor,
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], size }: {
+    strides?: readonly [number, number];
+    pads?: readonly [number, number, number, number];
+    dilations?: readonly [number, number];
+    size: readonly [number, number];
+  },
+): Tensor => one(graphOf(x, w), { op: "convTranspose", x, w, strides, pads, dilations, size });
 
 // ------------------------------------------------------------------------------------------------
 // Compositions used by gradient rules and layers

@@ -71,6 +71,8 @@ export type Prim =
   | { readonly op: "reshape"; readonly x: Tensor; readonly shape: Shape }
   | { readonly op: "transpose"; readonly x: Tensor; readonly perm: readonly number[] }
   | { readonly op: "concat"; readonly xs: readonly Tensor[]; readonly axis: number }
+  /** Consecutive pieces of `sizes` along `axis`, one output each (the inverse of concat). */
+  | { readonly op: "split"; readonly x: Tensor; readonly axis: number; readonly sizes: readonly number[] }
   | {
     readonly op: "slice";
     readonly x: Tensor;
@@ -119,6 +121,20 @@ export type Prim =
     /** [top, left, bottom, right] */
     readonly pads: readonly [number, number, number, number];
     readonly dilations: readonly [number, number];
+  }
+  | {
+    /**
+     * The adjoint (transpose) of `conv` with weight `w` [o, c, kh, kw] and the same geometry: maps
+     * x [n, o, ho, wo] to [n, c, size[0], size[1]], the shape of that conv's input.
+     */
+    readonly op: "convTranspose";
+    readonly x: Tensor;
+    readonly w: Tensor;
+    readonly strides: readonly [number, number];
+    /** [top, left, bottom, right] of the conv it transposes. */
+    readonly pads: readonly [number, number, number, number];
+    readonly dilations: readonly [number, number];
+    readonly size: readonly [number, number];
   }
   | Each<"stopGradient" | "identity", { readonly x: Tensor }>;
 
@@ -632,6 +648,34 @@ export const RULES: RuleTable = {
     },
     flops: noFlops,
   },
+  split: {
+    inputs: (p) => [p.x],
+    infer: ({ x, axis, sizes }) => {
+      const a = axisOrFail(axis, x.rank);
+      if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+        fail(`sizes [${sizes}] must be positive integers`);
+      }
+      if (sizes.reduce((t, n) => t + n, 0) !== x.shape[a]) {
+        fail(`sizes [${sizes}] do not add up to axis ${a} of ${formatType(x)}`);
+      }
+      return sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === a ? n : d)) }));
+    },
+    lower: (p, ctx) =>
+      // Unused pieces still need an output name (Split writes every piece).
+      ctx.node(
+        "Split",
+        [ctx.name(p.x), ctx.int64(p.sizes)],
+        ctx.out.map((name, i) => (ctx.used[i] ? name : ctx.fresh("unused"))),
+        { axis: { int: normalizeAxis(p.axis, p.x.rank)! } },
+      ),
+    // One concat of the pieces' cotangents (zeros for unused pieces): a single copy, where slicing
+    // would pad every piece to full size and add them up.
+    vjp: ({ x, axis }, outs, cts, o) =>
+      cts.every((ct) => !ct)
+        ? []
+        : [o.concat(outs.map((t, i) => cts[i] ?? o.zeros(o.graphOf(t), t.shape, x.dtype)), axis)],
+    flops: noFlops,
+  },
   slice: {
     inputs: (p) => [p.x],
     infer: ({ x, axes, starts, ends, steps }) => {
@@ -920,8 +964,62 @@ export const RULES: RuleTable = {
         pads: { ints: p.pads },
         dilations: { ints: p.dilations },
       }),
-    vjp: (p, _, [ct], o) => (ct ? [convInputGrad(p, ct, o), convWeightGrad(p, ct, o)] : []),
+    // x̄ is the transposed convolution of the cotangent (ONNX ConvTranspose: no zero-dilated copy of
+    // the cotangent, no multiplications by the zeros a stride would insert).
+    vjp: (p, _, [ct], o) =>
+      ct
+        ? [
+          o.convTranspose(ct, p.w, {
+            strides: p.strides,
+            pads: p.pads,
+            dilations: p.dilations,
+            size: [p.x.shape[2], p.x.shape[3]],
+          }),
+          convWeightGrad(p, ct, o),
+        ]
+        : [],
     flops: ({ w }, [y]) => 2 * size(y) * w.shape[1] * w.shape[2] * w.shape[3],
+  },
+  convTranspose: {
+    inputs: (p) => [p.x, p.w],
+    infer: ({ x, w, strides, pads, dilations, size: [h, wd] }) => {
+      requireFloat(x);
+      requireSameDtype(x, w);
+      if (x.rank !== 4 || w.rank !== 4) fail(`convTranspose expects NCHW input and OIHW weight`);
+      if (x.shape[1] !== w.shape[0]) {
+        fail(`input channels ${x.shape[1]} != weight output channels ${w.shape[0]}`);
+      }
+      const convOut = [h, wd].map((d, i) =>
+        Math.floor((d + pads[i] + pads[i + 2] - (dilations[i] * (w.shape[2 + i] - 1) + 1)) / strides[i]) + 1
+      );
+      if (convOut[0] !== x.shape[2] || convOut[1] !== x.shape[3]) {
+        fail(`a conv of a ${h}×${wd} input gives ${convOut.join("×")}, not ${x.shape[2]}×${x.shape[3]}`);
+      }
+      return [{ dtype: x.dtype, shape: [x.shape[0], w.shape[1], h, wd] }];
+    },
+    lower: (p, ctx) => {
+      // The rows and columns a stride leaves over at the end of the conv's input come back as
+      // output_padding, so the result has exactly the conv input's size.
+      const extra = p.size.map((d, i) => {
+        const span = p.dilations[i] * (p.w.shape[2 + i] - 1) + 1;
+        return (d + p.pads[i] + p.pads[i + 2] - span) % p.strides[i];
+      });
+      ctx.node("ConvTranspose", [ctx.name(p.x), ctx.name(p.w)], ctx.out, {
+        strides: { ints: p.strides },
+        pads: { ints: p.pads },
+        dilations: { ints: p.dilations },
+        output_padding: { ints: extra },
+      });
+    },
+    // convTranspose(·, w) is the adjoint of conv(·, w): x̄ = conv(ȳ, w); w̄ is the conv's weight
+    // gradient with ȳ as the conv's input and x as its output cotangent.
+    vjp: (p, _, [ct], o) => {
+      if (!ct) return [];
+      const { w, strides, pads, dilations } = p;
+      const asConv: PrimOf<"conv"> = { op: "conv", x: ct, w, strides, pads, dilations };
+      return [o.conv(ct, w, { strides, pads, dilations }), convWeightGrad(asConv, p.x, o)];
+    },
+    flops: ({ x, w }) => 2 * size(x) * w.shape[1] * w.shape[2] * w.shape[3],
   },
 
   stopGradient: {
@@ -960,30 +1058,6 @@ export const sliceIndices = (n: number, start: number, end: number, step: number
   return out;
 };
 
-/**
- * x̄ of a convolution, as a stride-1 convolution of the zero-dilated cotangent with the flipped,
- * channel-swapped kernel (what ConvTranspose computes), built from pad/reshape/slice/conv.
- */
-const convInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
-  const { x, w, strides, pads, dilations } = p;
-  const [n, oc, ho, wo] = ct.shape;
-  const k = [w.shape[2], w.shape[3]];
-  // Insert (stride − 1) zeros between cotangent entries: [n,o,ho,wo] → [n,o,(ho−1)s+1,(wo−1)s+1].
-  let g = ct;
-  if (strides[0] > 1 || strides[1] > 1) {
-    g = o.reshape(g, [n, oc, ho, 1, wo, 1]);
-    g = o.pad(g, [0, 0, 0, 0, 0, 0, 0, 0, 0, strides[0] - 1, 0, strides[1] - 1], 0);
-    g = o.reshape(g, [n, oc, ho * strides[0], wo * strides[1]]);
-    g = o.slice(g, [2, 3], [0, 0], [(ho - 1) * strides[0] + 1, (wo - 1) * strides[1] + 1]);
-  }
-  // Pad (or crop) so that a "valid" dilated convolution yields exactly the input's spatial size.
-  const before = [0, 1].map((i) => dilations[i] * (k[i] - 1) - pads[i]);
-  const after = [0, 1].map((i) => x.shape[2 + i] + dilations[i] * (k[i] - 1) - g.shape[2 + i] - before[i]);
-  g = padOrCrop(g, [2, 3], before, after, o);
-  const flipped = o.slice(o.transpose(w, [1, 0, 2, 3]), [2, 3], [-1, -1], [-(2 ** 62), -(2 ** 62)], [-1, -1]);
-  return o.conv(g, flipped, { dilations: [dilations[0], dilations[1]] });
-};
-
 /** w̄ of a convolution: correlate the input (batch as channels) with the cotangent as a kernel. */
 const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
   const { x, w, strides, pads, dilations } = p;
@@ -996,19 +1070,4 @@ const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor =>
   }); // [c, o, ≥kh, ≥kw]
   const cropped = o.slice(full, [2, 3], [0, 0], [w.shape[2], w.shape[3]]);
   return o.transpose(cropped, [1, 0, 2, 3]);
-};
-
-const padOrCrop = (t: Tensor, axes: number[], before: number[], after: number[], o: typeof Ops): Tensor => {
-  const pads = new Array<number>(2 * t.rank).fill(0);
-  axes.forEach((a, i) => {
-    pads[a] = Math.max(before[i], 0);
-    pads[t.rank + a] = Math.max(after[i], 0);
-  });
-  let out = pads.some((v) => v > 0) ? o.pad(t, pads, 0) : t;
-  const starts = axes.map((_, i) => Math.max(-before[i], 0));
-  const ends = axes.map((a, i) => out.shape[a] - Math.max(-after[i], 0));
-  if (starts.some((s) => s > 0) || ends.some((e, i) => e < out.shape[axes[i]])) {
-    out = o.slice(out, axes, starts, ends);
-  }
-  return out;
 };

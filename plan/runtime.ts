@@ -8,13 +8,16 @@
  * released when it closes, on success, failure or interruption.
  *
  * ONNX Runtime copies every output and computes on the calling thread; state therefore goes in and
- * comes out as host arrays on each run.
+ * comes out as host arrays on each run. To keep that cheap, a state array that a run produced is
+ * released as soon as a later run replaces it, and freed memory is kept for the next run's arrays
+ * (`host_memory.ts`).
  */
 import * as ort from "onnxruntime-node";
 import { Data, Effect, type Scope } from "effect";
 import { type DType, type HostArray, type Shape, shapeEquals, sizeOf } from "./dtype.ts";
 import type { Graph } from "./graph.ts";
 import { type Init, initialize } from "./init.ts";
+import { release, retainFreedMemory } from "./host_memory.ts";
 import { type Lowered, type LowerOptions, toOnnx, type ValueSpec } from "./onnx.ts";
 
 export type Provider = "cpu" | "webgpu" | "cuda";
@@ -45,6 +48,20 @@ export interface RuntimeOptions {
   readonly optimization?: "disabled" | "basic" | "extended" | "all";
   /** Write ONNX Runtime's profile (chrome trace JSON) with this file prefix. */
   readonly profilePrefix?: string;
+  /**
+   * Whether idle intra-op threads spin while waiting for work (ONNX Runtime's default, true): spinning
+   * saves waking sleeping threads. When other processes want the cores, spinning threads compete with
+   * them and each parallel section waits for a thread that lost its core: with spinning off, a 2-thread
+   * training step of bench perf's model took ~0.9 s instead of ~1.4 s beside another process's training.
+   */
+  readonly spinning?: boolean;
+  /**
+   * Recycle the host memory of state between runs (default true): a state value that a run produced
+   * is released (its array detached, length 0) when a later run replaces it, and malloc keeps freed
+   * memory for the next run's outputs. Copy a state value to keep it past the next run. Values set from
+   * outside (the initial state, a checkpoint) are never released.
+   */
+  readonly recycleStateMemory?: boolean;
 }
 
 /** A host tensor as ONNX Runtime takes and returns it. */
@@ -169,6 +186,7 @@ export const openSession = (
     graphOptimizationLevel: GRAPH_OPTIMIZATION[options.optimization ?? "all"],
     ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
     ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
   };
   return checkProvider(provider).pipe(
     Effect.andThen(
@@ -194,16 +212,20 @@ export interface Executor {
   readonly plan: Plan;
   /** Current state by name (parameters, moments, buffers). */
   readonly state: Map<string, Value>;
-  /** Runs every stage once; returns all values the stages produced (not the feeds or the state). */
+  /**
+   * Runs every stage once; returns all values the stages produced (not the feeds or the state). With
+   * `recycleStateMemory` (the default), the `next:` values it returns are released by the run after.
+   */
   readonly run: (feeds: Readonly<Record<string, Value>>) => Effect.Effect<Map<string, Value>, RuntimeError>;
 }
 
 /** Opens sessions for every graph stage of `plan` and initializes its state from `seed`. */
 export const execute = (
   p: Plan,
-  { seed = 0, ...options }: RuntimeOptions & { seed?: number } = {},
+  { seed = 0, recycleStateMemory = true, ...options }: RuntimeOptions & { seed?: number } = {},
 ): Effect.Effect<Executor, ProviderUnavailable | RuntimeError, Scope.Scope> =>
   Effect.gen(function* () {
+    if (recycleStateMemory) retainFreedMemory();
     const sessions = new Map<string, ort.InferenceSession>();
     for (const stage of p.stages) {
       if (stage._tag === "GraphStage") {
@@ -215,6 +237,8 @@ export const execute = (
         s,
       ) => [s.name, value(s.dtype, initialize(s.init, s.name, s.dtype, s.shape, seed), s.shape)]),
     );
+    // State values this executor got from ORT: only these are released when replaced.
+    const producedState = new WeakSet<Value>();
     const run = (feeds: Readonly<Record<string, Value>>) =>
       Effect.gen(function* () {
         const env = new Map<string, Value>(state);
@@ -229,7 +253,15 @@ export const execute = (
             produced.set(k, v);
           }
         }
-        for (const [k, v] of produced) if (k.startsWith(NEXT)) state.set(k.slice(NEXT.length), v);
+        for (const [k, v] of produced) {
+          if (!k.startsWith(NEXT)) continue;
+          const name = k.slice(NEXT.length);
+          const replaced = state.get(name);
+          state.set(name, v);
+          if (!recycleStateMemory) continue;
+          producedState.add(v);
+          if (replaced && replaced !== v && producedState.has(replaced)) release(replaced.data as HostArray);
+        }
         return produced;
       });
     return { plan: p, state, run };

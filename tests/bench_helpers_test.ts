@@ -141,7 +141,7 @@ Deno.test("renderEngine states the command, the ratio, MFU and the check's verdi
     torch: "1.13.0a0",
     blas: "OpenBLAS 0.3.21",
     spec: MLP,
-    flops: { forward: 1e9, step: 2.5e9 },
+    flops: { forward: 1e9, step: 2.5e9, matmul: 2.4e9 },
     stateFloats: 3.7e6,
     checkSteps: 2,
     rounds: 1,

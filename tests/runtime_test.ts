@@ -8,8 +8,16 @@ import * as o from "../plan/ops.ts";
 import { exportOnnx } from "../plan/export.ts";
 import { describe } from "../plan/describe.ts";
 import { printGraph } from "../plan/print.ts";
-import { initialize } from "../plan/init.ts";
-import { execute, graphStage, type HostStage, plan, ProviderUnavailable, value } from "../plan/runtime.ts";
+import { initialize, ones } from "../plan/init.ts";
+import {
+  execute,
+  graphStage,
+  type HostStage,
+  NEXT,
+  plan,
+  ProviderUnavailable,
+  value,
+} from "../plan/runtime.ts";
 import { linear } from "../layers/linear.ts";
 
 const tinyGraph = (batch: number) => {
@@ -134,4 +142,71 @@ Deno.test("runtime: a host stage runs between two graph stages and sees their va
   })));
   assertEquals(Array.from(out.get("chosen")!.data as BigInt64Array), [2n]);
   assertEquals(Array.from(out.get("picked")!.data as Float32Array), [0.5]);
+});
+
+/** A counter state `c` that each run adds the fed `x` to, and the sum as an ordinary output. */
+const counterPlan = () => {
+  const g = new Graph("counter");
+  const x = o.input(g, "x", [3]);
+  const c = o.variable(g, "c", [3], ones, { trainable: false });
+  const next = o.add(c, x);
+  g.output(`${NEXT}c`, next);
+  g.output("total", o.sum(next));
+  return plan("counter", g, [graphStage(g)]);
+};
+
+Deno.test("runtime: recycled state memory gives the same values, releases only what runs produced", async () => {
+  const x = value("float32", Float32Array.of(1, 2, 3), [3]);
+  const trace = (recycleStateMemory: boolean) =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(counterPlan(), { recycleStateMemory });
+      const initial = ex.state.get("c")!;
+      const first = yield* ex.run({ x });
+      const produced = first.get(`${NEXT}c`)!;
+      const second = yield* ex.run({ x });
+      return {
+        totals: [first.get("total")!.data[0], second.get("total")!.data[0]],
+        state: Array.from(ex.state.get("c")!.data as Float32Array),
+        initial: Array.from(initial.data as Float32Array),
+        producedLength: produced.data.length,
+        secondIsState: second.get(`${NEXT}c`) === ex.state.get("c"),
+      };
+    })));
+  const kept = await trace(false), recycled = await trace(true);
+  assertEquals(recycled.totals, [9, 15]);
+  assertEquals(recycled.state, [3, 5, 7]);
+  assertEquals(kept.totals, recycled.totals);
+  assertEquals(kept.state, recycled.state);
+  // The initial value came from outside the runs: never released.
+  assertEquals(recycled.initial, [1, 1, 1]);
+  // The first run's state output was replaced by the second run's: released (detached) when recycling.
+  assertEquals(kept.producedLength, 3);
+  assertEquals(recycled.producedLength, 0);
+  assert(recycled.secondIsState);
+});
+
+Deno.test("runtime: a state value set from outside is never released", async () => {
+  const x = value("float32", Float32Array.of(1, 1, 1), [3]);
+  const outside = value("float32", Float32Array.of(10, 20, 30), [3]);
+  const state = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(counterPlan());
+    yield* ex.run({ x });
+    ex.state.set("c", outside); // e.g. a checkpoint loaded between runs
+    yield* ex.run({ x });
+    yield* ex.run({ x });
+    return Array.from(ex.state.get("c")!.data as Float32Array);
+  })));
+  assertEquals(Array.from(outside.data as Float32Array), [10, 20, 30]);
+  assertEquals(state, [12, 22, 32]);
+});
+
+Deno.test("runtime: intra-op threads that sleep instead of spinning compute the same values", async () => {
+  const x = value("float32", Float32Array.of(1, 2, 3), [3]);
+  const totals = (spinning: boolean) =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(counterPlan(), { threads: 2, spinning });
+      return [(yield* ex.run({ x })).get("total")!.data[0], (yield* ex.run({ x })).get("total")!.data[0]];
+    })));
+  assertEquals(await totals(false), await totals(true));
+  assertEquals(await totals(false), [9, 15]);
 });

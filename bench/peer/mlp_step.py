@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-DTYPES = {"F32": (torch.float32, 4), "I64": (torch.int64, 8)}
+DTYPES = {"F32": (torch.float32, 4), "I32": (torch.int32, 4), "I64": (torch.int64, 8)}
 
 
 def read_safetensors(path):

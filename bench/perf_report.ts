@@ -1,0 +1,757 @@
+/**
+ * The figures of `deno task bench perf` and their Markdown rendering (printed, and written as the
+ * "Performance (segmenter)" section of BENCHMARKS.md). Pure: everything measured comes in as data.
+ */
+import type { Machine } from "./machine.ts";
+import type { Repeats } from "./measure.ts";
+import type { StepFlops } from "./mlp.ts";
+import type { ComponentTime, StepProfile } from "./profile.ts";
+import type { InferenceProfile } from "./perf_runs.ts";
+import { type GraphOps, notableOps } from "./optimized_graph.ts";
+import { checkEqualWork, FIRST_LOSS_TOLERANCE, QUIET_LOAD, STEPS_LOSS_TOLERANCE } from "./report.ts";
+import {
+  fixed,
+  formatLoss as loss,
+  formatMs as ms,
+  formatPercent as pct,
+  formatRelative as rel,
+  formatSpread as spread,
+  table,
+} from "./markdown.ts";
+import { gflops, type Summary } from "./stats.ts";
+import { type HeadVariant, VARIANT_LABEL } from "./vocab.ts";
+
+export const COMMAND = "npx --yes deno@2.9.6 task bench perf";
+
+/** The issue's goals. */
+export const GOALS = {
+  /** Training step time, ours / PyTorch, at most. */
+  train: 0.8,
+  /** Inference latency of one image, ours / PyTorch, at most. */
+  infer: 0.5,
+  /** Model FLOP utilisation, at least. */
+  mfu: 0.5,
+  /** RankSeg head time at the largest vocabulary ÷ at the smallest, at most. */
+  vocab: 2,
+  /** Data pipeline images/s ÷ images/s a training step consumes, at least. */
+  data: 3,
+} as const;
+
+/** The outputs of one inference, as both sides report them (flattened). */
+export interface InferenceOutputs {
+  readonly scores: readonly number[];
+  readonly selected: readonly number[];
+  readonly logits: readonly number[];
+  readonly classes: readonly number[];
+}
+
+export interface Agreement {
+  /** Share of pixels whose predicted class is the same. */
+  readonly classes: number;
+  readonly selectedEqual: boolean;
+  /** Largest absolute differences. */
+  readonly scores: number;
+  readonly logits: number;
+}
+
+const maxAbsDiff = (a: readonly number[], b: readonly number[]) =>
+  a.length !== b.length ? Infinity : a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+/** How closely our exported model's outputs match PyTorch's for the same image. */
+export const agreement = (ours: InferenceOutputs, peer: InferenceOutputs): Agreement => ({
+  classes: ours.classes.length === peer.classes.length && ours.classes.length > 0
+    ? ours.classes.filter((c, i) => c === peer.classes[i]).length / ours.classes.length
+    : 0,
+  selectedEqual: ours.selected.length === peer.selected.length &&
+    ours.selected.every((c, i) => c === peer.selected[i]),
+  scores: maxAbsDiff(ours.scores, peer.scores),
+  logits: maxAbsDiff(ours.logits, peer.logits),
+});
+
+export interface PerfThread {
+  readonly threads: number;
+  /** MatMul peak through ONNX Runtime, GFLOP/s, measured in this run (best of the rounds). */
+  readonly peak: number;
+  /** Milliseconds per training step and per one-image inference, pooled over the rounds. */
+  readonly train: { readonly ours: Summary; readonly peer: Summary };
+  readonly infer: { readonly ours: Summary; readonly peer: Summary };
+  /** Loss before each step from the same initial parameters and batch (first round). */
+  readonly ourLosses: readonly number[];
+  readonly peerLosses: readonly number[];
+  /** Cores other processes kept busy on average while each side was measured. */
+  readonly load: { readonly ours: number; readonly peer: number };
+  /** ORT's profile of our step without and with the runtime's host-memory recycling. */
+  readonly overhead: { readonly before: StepProfile; readonly after: StepProfile };
+  /** The quickstart experiment's training step (for the data-pipeline ratio). */
+  readonly quickstartStep: Summary;
+  /** ORT's profile of our one-image inference. */
+  readonly inferProfile: InferenceProfile;
+  /** Ours with idle intra-op threads sleeping instead of spinning (T > 1 only; one round). */
+  readonly withoutSpinning?: { readonly train: Summary; readonly infer: Summary; readonly load: number };
+}
+
+export interface VocabMeasurement {
+  readonly threads: number;
+  readonly ms: Summary;
+  readonly peakRssMiB: number;
+  readonly rssBeforeSessionMiB: number;
+}
+
+export interface VocabRow {
+  readonly variant: HeadVariant;
+  readonly classes: number;
+  readonly params: number;
+  readonly flops: number;
+  /** Absent when the configuration is not run (ξ's encoder at 21,841 classes). */
+  readonly runs?: readonly VocabMeasurement[];
+}
+
+export interface LoaderFigure {
+  readonly label: string;
+  readonly batch: number;
+  readonly crop: readonly [number, number];
+  readonly workers: number;
+  readonly imagesPerSecond: number;
+}
+
+export interface PerfFigures {
+  readonly date: string;
+  readonly seconds: number;
+  readonly machine: Machine;
+  readonly torch: string;
+  readonly blas: string;
+  /** "T=1: torch 1, OpenBLAS 1; …" as the peer reported them. */
+  readonly peerThreads: string;
+  readonly model: {
+    readonly description: string;
+    readonly params: number;
+    /** Floats of state a step feeds in and gets back (parameters and momentum). */
+    readonly stateFloats: number;
+    readonly batch: number;
+    readonly size: number;
+    readonly step: StepFlops;
+    /** The exported inference graph at batch 1. */
+    readonly inference: StepFlops;
+  };
+  readonly quickstart: {
+    readonly description: string;
+    readonly batch: number;
+    readonly crop: readonly [number, number];
+  };
+  readonly rounds: number;
+  readonly trainRepeats: Repeats;
+  readonly inferRepeats: Repeats;
+  readonly profileRepeats: Repeats;
+  readonly vocabRepeats: Repeats;
+  readonly checkSteps: number;
+  readonly quietWait: { readonly start: number; readonly turn: number };
+  readonly byThreads: readonly PerfThread[];
+  readonly agreement: Agreement;
+  readonly vocab: readonly VocabRow[];
+  readonly vocabSetting: { readonly kappa: number; readonly dim: number; readonly grid: number };
+  readonly loaders: { readonly quickstart: LoaderFigure; readonly perf: LoaderFigure };
+  /** Op counts of the training step and the exported model, emitted and after ORT's optimizations. */
+  readonly graphs: readonly GraphOps[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Derived figures
+
+export const trainRatio = (t: PerfThread): number => t.train.ours.median / t.train.peer.median;
+export const inferRatio = (t: PerfThread): number => t.infer.ours.median / t.infer.peer.median;
+/** Model FLOPs per second of our step (counted on the graph) ÷ the MatMul peak at the same T. */
+export const mfu = (f: PerfFigures, t: PerfThread): number =>
+  gflops(f.model.step.step, t.train.ours.median) / t.peak;
+
+const vocabMs = (f: PerfFigures, variant: HeadVariant, classes: number, threads: number) =>
+  f.vocab.find((r) => r.variant === variant && r.classes === classes)?.runs
+    ?.find((m) => m.threads === threads)?.ms.median ?? NaN;
+
+const vocabSizes = (f: PerfFigures) => [...new Set(f.vocab.map((r) => r.classes))].sort((a, b) => a - b);
+
+/** Head time at the largest vocabulary ÷ at the smallest. */
+export const vocabGrowth = (f: PerfFigures, variant: HeadVariant, threads: number): number => {
+  const ks = vocabSizes(f);
+  return vocabMs(f, variant, ks[ks.length - 1], threads) / vocabMs(f, variant, ks[0], threads);
+};
+
+/** Loader images/s ÷ images/s a training step of `stepMs` for `batch` images consumes. */
+export const dataRatio = (loader: LoaderFigure, stepMs: number): number =>
+  loader.imagesPerSecond / ((loader.batch * 1000) / stepMs);
+
+/** Share of the step spent outside ONNX Runtime's run. */
+export const outsideShare = (p: StepProfile): number => p.outsideMs / p.wallMs;
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering
+
+const x2 = (v: number) => fixed(v, 2);
+const yesNo = (ok: boolean) => (ok ? "met" : "**not met**");
+const per = (f: PerfFigures, cell: (t: PerfThread) => string) => f.byThreads.map(cell);
+const every = (f: PerfFigures, ok: (t: PerfThread) => boolean) => yesNo(f.byThreads.every(ok));
+
+const summaryTable = (f: PerfFigures) => {
+  const ks = vocabSizes(f);
+  const [kMin, kMax] = [ks[0], ks[ks.length - 1]];
+  const header = ["figure", "goal", ...f.byThreads.map((t) => `T = ${t.threads}`), "goal met"];
+  const rows: string[][] = [
+    [
+      "Training step, ours / PyTorch",
+      `≤ ${GOALS.train}`,
+      ...per(f, (t) => `${x2(trainRatio(t))} (${ms(t.train.ours.median)} / ${ms(t.train.peer.median)} ms)`),
+      every(f, (t) => trainRatio(t) <= GOALS.train),
+    ],
+    [
+      "Inference, one image: exported ONNX / PyTorch eager",
+      `≤ ${GOALS.infer}`,
+      ...per(f, (t) => `${x2(inferRatio(t))} (${ms(t.infer.ours.median)} / ${ms(t.infer.peer.median)} ms)`),
+      every(f, (t) => inferRatio(t) <= GOALS.infer),
+    ],
+    [
+      "MFU: training FLOP/s ÷ ORT MatMul peak",
+      `≥ ${GOALS.mfu}`,
+      ...per(
+        f,
+        (t) =>
+          `${x2(mfu(f, t))} (${fixed(gflops(f.model.step.step, t.train.ours.median), 1)} / ${
+            fixed(t.peak, 1)
+          } GFLOP/s)`,
+      ),
+      every(f, (t) => mfu(f, t) >= GOALS.mfu),
+    ],
+    [
+      `RankSeg head (ξ = GAP), time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
+      `≤ ${GOALS.vocab}`,
+      ...per(f, (t) => x2(vocabGrowth(f, "ranksegGap", t.threads))),
+      every(f, (t) => vocabGrowth(f, "ranksegGap", t.threads) <= GOALS.vocab),
+    ],
+    [
+      `Full-K pixel classifier head, time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
+      "grows with K",
+      ...per(f, (t) => x2(vocabGrowth(f, "fullK", t.threads))),
+      every(f, (t) => vocabGrowth(f, "fullK", t.threads) > GOALS.vocab),
+    ],
+    ...(["quickstart", "perf"] as const).map((which) => {
+      const l = f.loaders[which];
+      const stepMs = (
+        t: PerfThread,
+      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
+      return [
+        `Data pipeline images/s ÷ images/s a training step consumes (${l.label})`,
+        `≥ ${GOALS.data}`,
+        ...per(
+          f,
+          (t) =>
+            `${fixed(dataRatio(l, stepMs(t)), 1)} (${fixed(l.imagesPerSecond, 1)} / ${
+              fixed((l.batch * 1000) / stepMs(t), 1)
+            })`,
+        ),
+        every(f, (t) => dataRatio(l, stepMs(t)) >= GOALS.data),
+      ];
+    }),
+    [
+      "Runtime overhead: time outside session.run ÷ step, before → after recycling",
+      "shrink it",
+      ...per(f, (t) => `${pct(outsideShare(t.overhead.before))} → ${pct(outsideShare(t.overhead.after))}`),
+      every(f, (t) => outsideShare(t.overhead.after) < outsideShare(t.overhead.before)),
+    ],
+  ];
+  return table(header, rows);
+};
+
+const loadNote = (f: PerfFigures): string => {
+  const worst = Math.max(
+    0,
+    ...f.byThreads.flatMap((t) => [t.load.ours, t.load.peer]).filter(Number.isFinite),
+  );
+  return worst > QUIET_LOAD
+    ? `**Other processes were busy during this run**: up to ${fixed(worst, 2)} of ${f.machine.cores} cores ` +
+      `while a side was measured (per side and T in the training table). Both sides are slowed, T = ` +
+      `${f.machine.cores} most; the alternating rounds spread the disturbance over both.`
+    : `The machine was quiet: other processes kept at most ${
+      fixed(worst, 2)
+    } cores busy while either side was measured.`;
+};
+
+const trainTable = (f: PerfFigures) =>
+  table(
+    [
+      "threads",
+      "ours ms",
+      "PyTorch ms",
+      "ours / PyTorch",
+      "ratio of p10s",
+      "ours GFLOP/s",
+      "PyTorch GFLOP/s",
+      "MatMul peak GFLOP/s",
+      "MFU",
+      "other load, cores (ours / PyTorch)",
+    ],
+    f.byThreads.map((t) => [
+      String(t.threads),
+      spread(t.train.ours),
+      spread(t.train.peer),
+      x2(trainRatio(t)),
+      x2(t.train.ours.p10 / t.train.peer.p10),
+      fixed(gflops(f.model.step.step, t.train.ours.median), 1),
+      fixed(gflops(f.model.step.step, t.train.peer.median), 1),
+      fixed(t.peak, 1),
+      pct(mfu(f, t)),
+      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
+    ]),
+  );
+
+const inferTable = (f: PerfFigures) =>
+  table(
+    [
+      "threads",
+      "ours ms (exported ONNX)",
+      "PyTorch ms (eager, no_grad)",
+      "ours / PyTorch",
+      "ours GFLOP/s",
+      "PyTorch GFLOP/s",
+    ],
+    f.byThreads.map((t) => [
+      String(t.threads),
+      spread(t.infer.ours),
+      spread(t.infer.peer),
+      x2(inferRatio(t)),
+      fixed(gflops(f.model.inference.forward, t.infer.ours.median), 1),
+      fixed(gflops(f.model.inference.forward, t.infer.peer.median), 1),
+    ]),
+  );
+
+const lossTable = (f: PerfFigures) => {
+  const k = f.checkSteps;
+  const last = f.trainRepeats.warmup + f.trainRepeats.runs;
+  return table(
+    [
+      "threads",
+      "loss step 1: ours",
+      "PyTorch",
+      "rel. diff",
+      `max rel. diff, steps 1–${k}`,
+      "check",
+      `step ${last}: ours`,
+      "PyTorch",
+    ],
+    f.byThreads.map((t) => {
+      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
+      return [
+        String(t.threads),
+        loss(t.ourLosses[0]),
+        loss(t.peerLosses[0]),
+        rel(w.first),
+        rel(w.steps),
+        w.passed ? "passed" : "FAILED",
+        loss(t.ourLosses[last - 1]),
+        loss(t.peerLosses[last - 1]),
+      ];
+    }),
+  );
+};
+
+const componentTable = (f: PerfFigures) => {
+  const names = [...new Set(f.byThreads.flatMap((t) => t.overhead.after.components.map((c) => c.component)))];
+  const of = (t: PerfThread, name: string): ComponentTime | undefined =>
+    t.overhead.after.components.find((c) => c.component === name);
+  return table(
+    [
+      "part of the step",
+      ...f.byThreads.flatMap((t) => [`T=${t.threads} forward ms`, `T=${t.threads} backward ms`]),
+    ],
+    [
+      ...names.map((
+        n,
+      ) => [n, ...f.byThreads.flatMap((t) => [ms(of(t, n)?.forwardMs ?? 0), ms(of(t, n)?.backwardMs ?? 0)])]),
+      [
+        "all kernels (MatMul kernels among them)",
+        ...f.byThreads.flatMap((t) => {
+          const p = t.overhead.after;
+          return [`${ms(p.kernelMs)} (${ms(p.matmulMs)})`, ""];
+        }),
+      ],
+    ],
+  );
+};
+
+const overheadTable = (f: PerfFigures) =>
+  table(
+    [
+      "threads",
+      "host memory",
+      "step ms",
+      "in session.run",
+      "outside session.run",
+      "outside share",
+      "page faults / step",
+    ],
+    f.byThreads.flatMap((t) =>
+      ([["not recycled (before)", t.overhead.before], ["recycled (after)", t.overhead.after]] as const).map((
+        [label, p],
+      ) => [
+        String(t.threads),
+        label,
+        ms(p.wallMs),
+        ms(p.runMs),
+        ms(p.outsideMs),
+        pct(outsideShare(p)),
+        fixed(p.faultsPerStep, 0),
+      ])
+    ),
+  );
+
+const vocabTable = (f: PerfFigures) =>
+  table(
+    [
+      "head",
+      "K",
+      "params",
+      "MFLOPs",
+      ...f.byThreads.map((t) => `T=${t.threads} ms`),
+      ...f.byThreads.map((t) => `T=${t.threads} peak RSS MiB`),
+      "RSS before session MiB",
+    ],
+    f.vocab.map((r) => {
+      const at = (threads: number) => r.runs?.find((m) => m.threads === threads);
+      return [
+        VARIANT_LABEL[r.variant],
+        r.classes.toLocaleString("en-US"),
+        r.params.toLocaleString("en-US"),
+        fixed(r.flops / 1e6, 0),
+        ...f.byThreads.map((t) => (at(t.threads) ? spread(at(t.threads)!.ms) : "not run")),
+        ...f.byThreads.map((t) => (at(t.threads) ? fixed(at(t.threads)!.peakRssMiB, 0) : "–")),
+        r.runs ? fixed(r.runs[0].rssBeforeSessionMiB, 0) : "–",
+      ];
+    }),
+  );
+
+const dataTable = (f: PerfFigures) =>
+  table(
+    [
+      "setting",
+      "loader images/s",
+      ...f.byThreads.flatMap((
+        t,
+      ) => [`T=${t.threads} step ms`, `T=${t.threads} step images/s`, `T=${t.threads} ratio`]),
+    ],
+    (["quickstart", "perf"] as const).map((which) => {
+      const l = f.loaders[which];
+      const stepMs = (
+        t: PerfThread,
+      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
+      return [
+        `${l.label}: batch ${l.batch}, crop ${l.crop.join("×")}, ${l.workers} decoding Worker${
+          l.workers === 1 ? "" : "s"
+        }`,
+        fixed(l.imagesPerSecond, 1),
+        ...f.byThreads.flatMap((
+          t,
+        ) => [ms(stepMs(t)), fixed((l.batch * 1000) / stepMs(t), 1), fixed(dataRatio(l, stepMs(t)), 1)]),
+      ];
+    }),
+  );
+
+/** Fused ops ORT has for transformers that appear in none of the optimized graphs. */
+const missingFusions = (f: PerfFigures): string =>
+  ["com.microsoft.Attention", "com.microsoft.MultiHeadAttention", "com.microsoft.SkipLayerNormalization"]
+    .filter((op) => f.graphs.every((g) => !g.optimized.has(op)))
+    .join(", ") || "none";
+
+/** Ours at T > 1 with ONNX Runtime's thread spinning off, beside the default (spinning) figures. */
+const spinningNote = (f: PerfFigures): string => {
+  const rows = f.byThreads.filter((t) => t.withoutSpinning);
+  if (rows.length === 0) return "";
+  return `ONNX Runtime's idle intra-op threads spin by default (all figures above). With spinning off
+(\`spinning: false\` in the runtime options; PyTorch's OpenMP threads wait passively, see above), measured once
+after the rounds (${f.trainRepeats.runs} steps, ${f.inferRepeats.runs} inferences):
+
+${
+    table(
+      ["threads", "training ms, spinning / off", "inference ms, spinning / off", "other load, cores (off)"],
+      rows.map((t) => [
+        String(t.threads),
+        `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
+        `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
+        fixed(t.withoutSpinning!.load, 2),
+      ]),
+    )
+  }
+
+${
+    rows.map((t) => {
+      const change = t.withoutSpinning!.train.median / t.train.ours.median - 1;
+      return `At T = ${t.threads}, spinning off made our training step ${pct(Math.abs(change))} ${
+        change < 0 ? "faster" : "slower"
+      } in this run (other processes' load meanwhile: ${fixed(t.withoutSpinning!.load, 2)} cores).`;
+    }).join(" ")
+  } Spinning threads compete with other processes for the cores, and a parallel section waits for a thread that
+lost its core; with the cores to itself, spinning saves the wake-up of sleeping threads.`;
+};
+
+const graphTable = (g: GraphOps) => {
+  const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  return table(
+    [`${g.name}: op`, "emitted", "after ORT's optimizations"],
+    [
+      ...notableOps(g, 12).map((
+        op,
+      ) => [op, String(g.emitted.get(op) ?? 0), String(g.optimized.get(op) ?? 0)]),
+      ["all nodes", String(sum(g.emitted)), String(sum(g.optimized))],
+    ],
+  );
+};
+
+/** Notes for the goals that were not met: the measured gap and what the profile says causes it. */
+const gapNotes = (f: PerfFigures): string[] => {
+  const notes: string[] = [];
+  for (const t of f.byThreads) {
+    const p = t.overhead.after;
+    const first = notes.length;
+    if (trainRatio(t) > GOALS.train) {
+      const target = GOALS.train * t.train.peer.median;
+      const mmRate = gflops(f.model.step.matmul, p.matmulMs);
+      const floor = f.model.step.matmul / (t.peak * 1e6);
+      notes.push(
+        `Training, T = ${t.threads}: ours ${ms(t.train.ours.median)} ms against the goal's ${
+          ms(target)
+        } ms ` +
+          `(0.8 × PyTorch's ${ms(t.train.peer.median)} ms), ${ms(t.train.ours.median - target)} ms over. ` +
+          `MatMul kernels take ${ms(p.matmulMs)} ms of it (${fixed(mmRate, 1)} GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the MatMul peak; ${
+            fixed(f.model.step.matmul / 1e9, 1)
+          } GFLOP of matmuls ` +
+          `need ≥ ${ms(floor)} ms at the peak), other kernels ${ms(p.kernelMs - p.matmulMs)} ms, outside ` +
+          `the run ${ms(p.outsideMs)} ms.`,
+      );
+    }
+    if (inferRatio(t) > GOALS.infer) {
+      const target = GOALS.infer * t.infer.peer.median;
+      const ip = t.inferProfile;
+      const mmRate = gflops(f.model.inference.matmul, ip.matmulMs);
+      const needed = gflops(f.model.inference.forward, target);
+      const peerRate = gflops(f.model.inference.forward, t.infer.peer.median);
+      notes.push(
+        `Inference, T = ${t.threads}: ours ${ms(t.infer.ours.median)} ms against the goal's ${
+          ms(target)
+        } ms ` +
+          `(0.5 × PyTorch's ${ms(t.infer.peer.median)} ms), ${ms(t.infer.ours.median - target)} ms over. ` +
+          `The goal means ${fixed(needed, 1)} GFLOP/s over the whole model, ${pct(needed / t.peak)} of the ` +
+          `MatMul peak measured in this run (${fixed(t.peak, 1)} GFLOP/s); PyTorch reaches ${
+            fixed(peerRate, 1)
+          }. ` +
+          `In ORT's profile our matmul kernels alone take ${ms(ip.matmulMs)} ms (${
+            fixed(mmRate, 1)
+          } GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the peak), ${
+            pct(ip.matmulMs / target)
+          } of the goal's time; the other ` +
+          `kernels (LayerNorm, GELU, softmax, head transposes, argmax) take ${
+            ms(ip.kernelMs - ip.matmulMs)
+          } ms ` +
+          `and ONNX Runtime ${
+            ms(ip.runMs - ip.kernelMs)
+          } ms between kernels. The matmuls already run at about ` +
+          `the peak; the rest are kernels that ONNX Runtime's CPU provider runs one by one (it has no fused ` +
+          `attention, and no LayerNorm or GELU fused into a matmul, for this graph).`,
+      );
+    }
+    if (mfu(f, t) < GOALS.mfu) {
+      notes.push(
+        `MFU, T = ${t.threads}: ${pct(mfu(f, t))}; MatMul kernels run at ${
+          fixed(gflops(f.model.step.matmul, p.matmulMs), 1)
+        } ` +
+          `GFLOP/s, and ${ms(p.kernelMs - p.matmulMs)} ms of other kernels and ${
+            ms(p.outsideMs)
+          } ms outside ` +
+          `the run add time without matmul FLOPs.`,
+      );
+    }
+    for (const which of ["quickstart", "perf"] as const) {
+      const l = f.loaders[which];
+      const stepMs = which === "quickstart" ? t.quickstartStep.median : t.train.ours.median;
+      if (dataRatio(l, stepMs) < GOALS.data) {
+        notes.push(
+          `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${
+            fixed(l.imagesPerSecond, 1)
+          } images/s, ` +
+            `${fixed(dataRatio(l, stepMs), 1)}× the ${fixed((l.batch * 1000) / stepMs, 1)} images/s a ${
+              ms(stepMs)
+            } ms ` +
+            `step consumes; with ${f.machine.cores} cores the decoding Worker and the step share the CPU.`,
+        );
+      }
+    }
+    // Under outside load the gap is partly that load's: say so next to every note of this T.
+    const load = Math.max(t.load.ours, t.load.peer);
+    if (load > QUIET_LOAD) {
+      for (let i = first; i < notes.length; i++) {
+        notes[i] += ` Measured beside other processes keeping ${fixed(load, 2)} cores busy (of ` +
+          `${f.machine.cores}): at T = ${t.threads} they took cores from us and from PyTorch alike; the ` +
+          `figure is not a quiet machine's.`;
+      }
+    }
+  }
+  return notes;
+};
+
+/** The body of the "Performance (segmenter)" section. */
+export const renderPerf = (f: PerfFigures): string => {
+  const tr = f.trainRepeats, ir = f.inferRepeats, pr = f.profileRepeats, vr = f.vocabRepeats;
+  const a = f.agreement;
+  const notes = gapNotes(f);
+  const ks = vocabSizes(f);
+  return `
+Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds / 60, 1)} min in all). Every figure below comes from
+this one run.
+
+- Machine: ${f.machine.cpu}, ${f.machine.cores} cores, ${f.machine.memoryGiB} GiB.
+- Ours: onnxruntime-node ${f.machine.ort}, CPU execution provider, graph optimization "all",
+  intraOpNumThreads = T, interOpNumThreads = 1.
+- PyTorch: ${f.torch} (Debian \`python3-torch\`, eager), \`torch.set_num_threads(T)\`, OpenBLAS threads = T
+  (${f.peerThreads}), \`OMP_WAIT_POLICY=PASSIVE\`.
+- BLAS used by PyTorch: ${f.blas}.
+- T = ${
+    f.byThreads.map((t) => t.threads).join(" and ")
+  }, equal on both sides. The sides never run at the same time:
+  ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over the rounds. Before each
+  turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for other processes to
+  use less than ${QUIET_LOAD} cores.
+
+${loadNote(f)}
+
+### Summary
+
+${summaryTable(f)}
+
+${notes.length ? notes.map((n) => `- ${n}`).join("\n") : "Every goal was met."}
+
+### The model
+
+${f.model.description} ${f.model.params.toLocaleString("en-US")} parameters; batch ${f.model.batch} of
+${f.model.size}×${f.model.size} images (a fixed synthetic batch: normal noise images, label maps of 16×16-pixel
+cells from six classes per image, 10 % of the cells ignored). SGD with momentum 0.9, no weight decay. The
+PyTorch peer (\`bench/peer/segmenter.py\`) is the same model written in PyTorch modules (patch embedding as a
+stride-16 \`Conv2d\`, \`F.adaptive_avg_pool2d\` for ξ's pooling, \`F.interpolate\` and \`F.cross_entropy\` for the
+pixel loss), loaded with our initial parameters.
+
+FLOPs, counted on our graphs by the per-op rules (2 per multiply-add in matmuls and convolutions, about one per
+element otherwise): a training step (forward, backward and update) ${
+    fixed(f.model.step.step / 1e9, 2)
+  } GFLOP, of
+which ${fixed(f.model.step.matmul / 1e9, 2)} in matmuls; its forward part ${
+    fixed(f.model.step.forward / 1e9, 2)
+  }
+GFLOP (3 × forward would say ${fixed((3 * f.model.step.forward) / 1e9, 2)}). One-image inference (the exported
+graph) ${fixed(f.model.inference.forward / 1e9, 2)} GFLOP, ${fixed(f.model.inference.matmul / 1e9, 2)} in
+matmuls. Both sides' GFLOP/s use these counts; MFU divides ours by the MatMul peak measured through ONNX
+Runtime at the same T in the same run (\`matmulPeak\`'s sizes, best of the rounds).
+
+### Training step
+
+Our step is one ONNX graph (forward, losses, backward, SGD update; \`minimize\` also computes the gradient norm);
+PyTorch runs \`loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)\`. Median (p10–p90) of
+${f.rounds} × ${tr.runs} steps, each round after ${tr.warmup} warm-up steps on the same batch.
+
+${trainTable(f)}
+
+Equal work: both sides start from our initial parameters (a safetensors file; linear weights transposed to
+PyTorch's [out, in], the patch embedding reshaped to a convolution kernel) and see the same batch. Loss before
+each step (first round):
+
+${lossTable(f)}
+
+Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
+    rel(STEPS_LOSS_TOLERANCE)
+  } over the
+first ${f.checkSteps} steps.
+
+${spinningNote(f)}
+
+### Inference, one image
+
+Ours: the ONNX file \`exportModel\` writes (parameters embedded, dynamic batch; outputs classes, K-class logits
+at the feature grid, scores, selected classes), in a fresh ONNX Runtime session. PyTorch: the same model in
+eval mode under \`torch.no_grad()\`, computing the same four outputs. Median (p10–p90) of ${f.rounds} × ${ir.runs}
+runs after ${ir.warmup} warm-up runs per round.
+
+${inferTable(f)}
+
+Same outputs: ${fixed(100 * a.classes, 3)} % of the pixels get the same class, the selected classes are
+${a.selectedEqual ? "identical" : "**not identical**"}, scores differ by at most ${
+    rel(a.scores)
+  } and logits by at
+most ${rel(a.logits)}.
+
+### Where our step's time goes
+
+ONNX Runtime's profile of our step (medians of ${pr.runs} profiled steps per T after ${pr.warmup} warm-up steps,
+in a separate process per setting): kernel time per part of the model, forward and backward. Node names carry
+the IR scope (\`backward:model.backbone.blocks.3.attn/MatMul_812\`), so the trace attributes each kernel;
+"inserted by ONNX Runtime" are the Transpose/Reshape nodes its optimizers add.
+
+${componentTable(f)}
+
+What ONNX Runtime's graph optimizations (level "all") make of our graphs, read back from the model it writes to
+\`optimizedModelFilePath\`: the most frequent op types and every op it introduces. FusedMatMul is a MatMul
+with a transposed operand folded in (autodiff's \`mT\`), Gemm a MatMul with its bias Add (only where shapes are
+static: the exported model's symbolic batch keeps MatMul and Add apart), BiasGelu a bias Add with the GELU.
+Fusions that did not happen in either graph: ${
+    missingFusions(f)
+  }. onnxruntime-node's CPU build also has no gradient kernels (GeluGrad, LayerNormalizationGrad and
+SoftmaxGrad_13 are not registered), so the backward pass's LayerNorm, GELU and softmax gradients stay chains of
+elementwise kernels: most of the non-matmul time above.
+
+${f.graphs.map(graphTable).join("\n\n")}
+
+### Per-step overhead of the plan runtime
+
+"Outside session.run" = the step's wall time minus ONNX Runtime's own \`model_run\` time, step by step: feeding
+the ${
+    fixed(f.model.stateFloats / 1e6, 1)
+  } M floats of state (parameters and momentum) in, onnxruntime-node copying
+every output into a fresh JS array, and our host work. Pre-allocated outputs (\`session.run(feeds, fetches)\`) do
+not avoid the copy: the binding writes into them and then copies them out as well. What shrank it: a state
+array a run produced is released as soon as the next run replaces it, and glibc's malloc keeps freed memory
+(\`plan/host_memory.ts\`), so each step's output arrays reuse the previous step's pages instead of faulting in
+new ones. Each setting measured in its own process.
+
+${overheadTable(f)}
+
+### Vocabulary scaling of the head
+
+The segmentation head alone (\`segmenterHead\`: ξ, selection, ψ, τ; pixel tokens [1, ${
+    f.vocabSetting.grid ** 2
+  },
+${f.vocabSetting.dim}] of one ${
+    f.vocabSetting.grid * 16
+  }² image in, logits at the ${f.vocabSetting.grid}×${f.vocabSetting.grid}
+feature grid out), exported with its parameters and run in its own Deno process per configuration; peak RSS is
+that process's VmHWM (Deno, ONNX Runtime, the model and its runs). RankSeg: top-κ with κ = ${f.vocabSetting.kappa},
+ψ = mask transformer (2 layers) over the pixel tokens and κ class tokens, rank-adaptive τ. Full-K: ψ = per-pixel
+linear classifier over all K classes. ξ's transformer encoder attends over 64 + K tokens, O(K²) (at K =
+${ks[ks.length - 1].toLocaleString("en-US")} two heads of ${
+    (64 + ks[ks.length - 1]).toLocaleString("en-US")
+  }² scores
+would be ${
+    fixed((2 * (64 + ks[ks.length - 1]) ** 2 * 4) / 2 ** 30, 1)
+  } GiB), so it is not run there; RankSeg's flat
+cost at large K takes the GAP + linear ξ, and the goal is measured on that variant. Median (p10–p90) of
+${vr.runs} runs after ${vr.warmup} warm-up runs. Upsampling to the image and the per-pixel argmax are not
+part of the head; they cost O(κ) resp. O(K) per pixel (for the full-K classifier at K =
+${ks[ks.length - 1].toLocaleString("en-US")} the ${
+    f.vocabSetting.grid * 16
+  }² map of K float32 channels alone would hold
+${fixed((ks[ks.length - 1] * (f.vocabSetting.grid * 16) ** 2 * 4) / 2 ** 30, 1)} GiB).
+
+${vocabTable(f)}
+
+### Data pipeline against the training step
+
+\`trainLoader\` on CamVid (\`bench/data.ts\`'s \`loaderImagesPerSecond\`: the loader on its own, median of 3 runs of
+10 batches after 4 warm-up batches), against the images/s our training step consumes (batch ÷ step time):
+the quickstart experiment's (${f.quickstart.description}) and the perf model's.
+
+${dataTable(f)}
+`;
+};
