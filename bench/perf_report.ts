@@ -567,6 +567,20 @@ const gapNotes = (f: PerfFigures): string[] => {
           `the run add time without matmul FLOPs.`,
       );
     }
+    const before = t.overhead.before;
+    if (outsideShare(p) >= outsideShare(before)) {
+      notes.push(
+        `Runtime overhead, T = ${t.threads}: recycling took page faults per step from ${
+          fixed(before.faultsPerStep, 0)
+        } to ${fixed(p.faultsPerStep, 0)}, but the time outside session.run went from ${
+          ms(before.outsideMs)
+        } to ${ms(p.outsideMs)} ms ` +
+          `(${pct(outsideShare(before))} → ${pct(outsideShare(p))} of the step; the two settings run in ` +
+          `separate processes). What remains is onnxruntime-node copying every output into a fresh JS ` +
+          `array and the state being fed back in, which recycling does not touch and the binding gives ` +
+          `no way around (pre-allocated outputs are copied out as well).`,
+      );
+    }
     for (const which of ["quickstart", "perf"] as const) {
       const l = f.loaders[which];
       const stepMs = which === "quickstart" ? t.quickstartStep.median : t.train.ours.median;
