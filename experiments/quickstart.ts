@@ -1,5 +1,5 @@
 /**
- * The quickstart: a small RankSeg segmenter on CamVid at half resolution, sized to train in about five
+ * The quickstart: a small RankSeg segmenter on CamVid at half resolution, sized to train in about three
  * minutes on two CPU cores. Joint scheme: ξ (a transformer block over pooled tokens and class
  * embeddings, asymmetric loss) ranks the classes of each image; ψ classifies pixels over the top-κ
  * classes with their linear classifier rows (RankSeg's selected-label classification on an FCN-style
