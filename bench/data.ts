@@ -15,7 +15,7 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { cpus } from "node:os";
-import { readFile, writeFile } from "node:fs/promises";
+import { recordSection } from "./markdown.ts";
 import { camvid, coco133 } from "../data/builtin.ts";
 import type { DataError } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
@@ -210,8 +210,6 @@ const workersLabel = (w: number) => (w === 0 ? "main thread" : `${w} Worker${w >
 
 const markdown = (r: DataBenchResult): string => {
   const lines = [
-    "## Data pipeline",
-    "",
     "<!-- data-bench: written by `deno task bench data` (bench/data.ts); edits inside this section are overwritten -->",
     "",
     "Command: `npx --yes deno@2.9.6 task bench data` (calls `benchData()` from `bench/data.ts`).",
@@ -220,15 +218,15 @@ const markdown = (r: DataBenchResult): string => {
     `Training pipeline (\`trainLoader\`, mmsegmentation defaults: random rescale of (2048, 512) by 0.5–2.0, random crop`,
     `with cat max ratio 0.75, flip, photometric distortion, normalize, pad), batch ${r.batchSize}, prefetch 2,`,
     `timed over ${r.measuredBatches} batches after ${WARMUP} warm-up batches, median of ${REPEATS} runs, nothing else running.`,
-    '"Images/s a training step consumes" is not known yet: the training step does not exist; the second table',
-    "uses a stand-in step and gives its rate.",
+    "The loader against the images/s a real training step consumes (the quickstart's and the perf model's) is",
+    'in "Performance (segmenter)" (`deno task bench perf`); the second table here feeds stand-in steps.',
     "",
-    "| dataset | crop | decode on | samples in flight | images/s | images/s a training step consumes |",
-    "|---|---|---|---|---|---|",
+    "| dataset | crop | decode on | samples in flight | images/s |",
+    "|---|---|---|---|---|",
     ...r.throughput.map((t) =>
       `| ${t.dataset} | ${t.crop} | ${workersLabel(t.workers)} | ${t.concurrency} | ${
         f1(t.imagesPerSecond)
-      } | n/a (no training step yet) |`
+      } |`
     ),
     "",
     "Does loading overlap a step that blocks the main thread? onnxruntime-node's `session.run` runs the graph",
@@ -264,43 +262,9 @@ const markdown = (r: DataBenchResult): string => {
     "cores − 1, at least 1, at most 4) with two batches of samples in flight, so the Workers have work queued",
     "when a step blocks the main thread. With few cores a compute-bound step slows down when Workers run beside",
     "it: then the cores, not the overlap, are the limit.",
-    "",
-    "<!-- /data-bench -->",
   ];
   return lines.join("\n");
 };
-
-/**
- * Writes the "Data pipeline" section into a benchmarks file: replaces the previous one in place (from its
- * heading to its end marker), or appends it; other sections are kept as they are.
- */
-export const recordSection = (file: string, section: string): Effect.Effect<void> =>
-  Effect.promise(async () => {
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch {
-      text = "# Benchmarks\n";
-    }
-    const start = text.indexOf("## Data pipeline");
-    const endMarker = "<!-- /data-bench -->";
-    const end = start < 0 ? -1 : text.indexOf(endMarker, start);
-    text = start >= 0 && end >= 0
-      ? text.slice(0, start) + section + text.slice(end + endMarker.length)
-      : `${text.trimEnd()}\n\n${section}\n`;
-    await writeFile(file, text);
-  });
-
-/** Runs `deno fmt` on the file, so the generated tables and paragraphs pass `deno fmt --check`. */
-const formatMarkdown = (file: string): Effect.Effect<void> =>
-  Effect.promise(async () => {
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["fmt", "--quiet", file],
-      stderr: "piped",
-    })
-      .output();
-    if (code !== 0) console.warn(`deno fmt ${file} failed: ${new TextDecoder().decode(stderr)}`);
-  });
 
 /**
  * Measures the training pipeline's images/s on camvid and coco133 and its overlap with a blocking step,
@@ -393,10 +357,9 @@ export const benchData = (
       stepOverlap,
     };
     const section = markdown(result);
-    yield* Console.log(`\n${section}`);
+    yield* Console.log(`\n## Data pipeline\n\n${section}`);
     if (options.record ?? true) {
-      yield* recordSection("BENCHMARKS.md", section);
-      yield* formatMarkdown("BENCHMARKS.md");
+      yield* Effect.promise(() => recordSection("BENCHMARKS.md", "Data pipeline", section));
     }
     return result;
   });

@@ -26,7 +26,7 @@ import { describeBlas, runPeer } from "./peer.ts";
 import { ownMinorFaults, waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
 import { profileSteps } from "./profile.ts";
-import { replaceSection } from "./markdown.ts";
+import { recordSection } from "./markdown.ts";
 import { checkEqualWork, type EngineFigures, QUIET_LOAD, renderEngine } from "./report.ts";
 
 const THREADS = [1, 2];
@@ -152,15 +152,6 @@ export const main = async (_args: string[]): Promise<void> => {
     console.error("bench engine: the equal work check FAILED; BENCHMARKS.md is left unchanged");
     Deno.exit(1);
   }
-  let doc = "";
-  try {
-    doc = await Deno.readTextFile(BENCHMARKS);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  await Deno.writeTextFile(BENCHMARKS, replaceSection(doc, "Engine", body));
-  // `deno fmt` wraps Markdown prose; formatting the file now keeps `deno fmt --check` clean after a run.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", BENCHMARKS.pathname], stdout: "null" })
-    .output();
+  await recordSection(BENCHMARKS.pathname, "Engine", body);
   console.error(`bench engine: wrote the Engine section of ${BENCHMARKS.pathname}`);
 };

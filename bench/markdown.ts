@@ -33,6 +33,27 @@ export const replaceSection = (doc: string, title: string, body: string): string
   return [before, section.trimEnd(), after].filter((s) => s).join("\n\n") + "\n";
 };
 
+/**
+ * Rewrites the `## title` section of a Markdown file (creating the file or appending the section), then
+ * formats the file: `deno fmt` wraps Markdown prose, so formatting now keeps `deno fmt --check` clean
+ * after a bench run.
+ */
+export const recordSection = async (file: string, title: string, body: string): Promise<void> => {
+  let doc = "";
+  try {
+    doc = await Deno.readTextFile(file);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await Deno.writeTextFile(file, replaceSection(doc, title, body));
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", file],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`deno fmt ${file}: ${new TextDecoder().decode(stderr).trim()}`);
+};
+
 /** A number with `digits` decimals, or "–" when it is not finite (a figure that could not be measured). */
 export const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 

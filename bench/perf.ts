@@ -22,7 +22,7 @@ import { stateSize, stepFlops } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
 import { describeBlas } from "./peer.ts";
 import { averageLoad, type Load, waitForQuiet, withLoad } from "./load.ts";
-import { replaceSection } from "./markdown.ts";
+import { recordSection } from "./markdown.ts";
 import { summarize } from "./stats.ts";
 import { checkEqualWork, QUIET_LOAD } from "./report.ts";
 import { loaderImagesPerSecond } from "./data.ts";
@@ -340,15 +340,6 @@ export const main = async (_args: string[]): Promise<void> => {
     log("the equal work check FAILED; BENCHMARKS.md is left unchanged");
     Deno.exit(1);
   }
-  let doc = "";
-  try {
-    doc = await Deno.readTextFile(BENCHMARKS);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  await Deno.writeTextFile(BENCHMARKS, replaceSection(doc, SECTION, body));
-  // `deno fmt` wraps Markdown prose; formatting the file now keeps `deno fmt --check` clean after a run.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", BENCHMARKS.pathname], stdout: "null" })
-    .output();
+  await recordSection(BENCHMARKS.pathname, SECTION, body);
   log(`wrote the "${SECTION}" section of ${BENCHMARKS.pathname}`);
 };

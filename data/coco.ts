@@ -19,7 +19,7 @@ import {
   MissingMask,
   type Problem,
 } from "./errors.ts";
-import { readPair } from "./folder.ts";
+import { pairedDataset } from "./folder.ts";
 import { buildLabelMapping, INVALID, type LabelMapping, RAW_VALUES, type SourceLabels } from "./labels.ts";
 import { listFiles, listSplitImages } from "./listing.ts";
 import type { CocoPanopticSpec } from "./spec.ts";
@@ -187,15 +187,7 @@ export const openCocoPanoptic = (
     }
 
     return {
-      spec,
-      name: spec.name ?? basename(spec.root),
-      split,
-      imageCount: images.length,
-      classes: mapping.classes,
-      mapping,
-      samples,
-      problems: problems.map(({ file, message }) => ({ file, message })),
-      read: (sample) => readPair(sample, mapping),
+      ...pairedDataset(spec, split, images.length, mapping, samples, problems),
       json: jsonFile,
       categories: json.categories,
       readPanoptic: (sample) => {

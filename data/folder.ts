@@ -17,7 +17,7 @@ import {
   type SourceLabels,
 } from "./labels.ts";
 import { listFiles, listSplitImages } from "./listing.ts";
-import type { FolderSpec } from "./spec.ts";
+import type { CocoPanopticSpec, FolderSpec } from "./spec.ts";
 
 /**
  * How the raw values of a folder dataset's masks map to its classes.
@@ -82,18 +82,29 @@ export const openFolder = (
         problems.push({ file: join(maskDir, m), message: "mask without an image" });
       }
     }
-    return {
-      spec,
-      name: spec.name ?? basename(spec.root),
-      split,
-      imageCount: images.length,
-      classes: mapping.classes,
-      mapping,
-      samples,
-      problems: problems.map(({ file, message }) => ({ file, message })),
-      read: (sample) => readPair(sample, mapping),
-    };
+    return pairedDataset(spec, split, images.length, mapping, samples, problems);
   });
+
+/** A dataset of image/mask pairs, as both the folder and the COCO loaders list them. */
+export const pairedDataset = (
+  spec: FolderSpec | CocoPanopticSpec,
+  split: string,
+  imageCount: number,
+  mapping: LabelMapping,
+  samples: readonly SampleRef[],
+  problems: readonly Problem[],
+): Dataset => ({
+  spec,
+  name: spec.name ?? basename(spec.root),
+  split,
+  imageCount,
+  classes: mapping.classes,
+  mapping,
+  samples,
+  // Tagged errors carry more than a problem's two fields; a Dataset lists plain problems.
+  problems: problems.map(({ file, message }) => ({ file, message })),
+  read: (sample) => readPair(sample, mapping),
+});
 
 /** Decodes an image and its mask, checks they match, and maps the mask to training ids. */
 export const readPair = (sample: SampleRef, mapping: LabelMapping): Effect.Effect<LabeledImage, FileError> =>
