@@ -6,8 +6,10 @@
  * head); rank-adaptive τ. Every CamVid validation frame holds all 11 classes, so κ = K: selection only
  * sorts here (coco133, with 6.5 of 133 classes per image, is where it pays off).
  *
- * Measured choices: a convolutional backbone learns far faster from scratch than a ViT of the same
- * cost; the linear ψ trains ~25 % faster per step than the mask transformer and reached higher mIoU in
+ * Measured choices (one seed each, on this repository's 2-core machine): this convolutional backbone
+ * (0.90 GFLOPs per 176×240 crop, whole model) reached 32.39 mIoU after 167 s of training; a ViT of a
+ * little more compute (d = 80, depth 4, 2 heads, patch 8: 1.10 GFLOPs) with the same head reached 26.06
+ * after the same 700 steps (138 s) and 25.88 after 850 steps (171 s, the same wall time). The linear ψ trains ~25 % faster per step than the mask transformer and reached higher mIoU in
  * the same time; batch 4 for 700 steps beat batch 8 for 350 (32.4 vs 29.8 mIoU, same wall time).
  */
 import { experiment } from "../dsl/experiment.ts";
