@@ -1,8 +1,9 @@
 /**
- * `deno task bench ablation [--seeds 3] [--steps N] [--only REGEX]`: runs the RankSeg ablation grid
- * (`experiments/rankseg/*.ts`, one spec per row) for every seed, evaluates each run, and writes
- * RESULTS.md with mIoU mean ± std over seeds, mAP, params and GFLOPs per row, the paper's numbers beside
- * ours, and a plot (results/ablation.svg).
+ * `deno task bench ablation [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: runs the RankSeg
+ * ablation grid (`experiments/rankseg/*.ts`, one spec per row) for every seed, evaluates each run, and
+ * writes RESULTS.md with mIoU mean ± std over seeds, mAP, params and GFLOPs per row, the paper's numbers
+ * beside ours, and a plot per dataset (results/ablation-<dataset>.svg). `--report-only` trains nothing:
+ * it writes RESULTS.md from the runs finished so far and says which rows lack seeds.
  *
  * Resumable: a run whose folder already holds its eval record is skipped; an interrupted run resumes
  * from its checkpoint.
@@ -50,6 +51,7 @@ const LABEL: Record<string, string> = {
 
 export interface RunResult {
   readonly mIoU: number;
+  readonly aAcc: number;
   readonly mAP: number | null;
 }
 
@@ -63,16 +65,17 @@ const std = (
   xs: number[],
 ) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
-const runOne = (e: Experiment, dir: string) =>
+const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   Effect.gen(function* () {
     const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
     if (!existsSync(record)) {
+      if (reportOnly) return undefined;
       const resume = existsSync(join(dir, "checkpoints"));
       console.error(`${resume ? "resuming" : "training"} ${dir}`);
       yield* train(e, { out: dir, resume, print: () => {} });
     }
     const r = JSON.parse(readFileSync(record, "utf8"));
-    return { mIoU: r.mIoU, mAP: r.mAP } satisfies RunResult;
+    return { mIoU: r.mIoU, aAcc: r.aAcc, mAP: r.mAP } satisfies RunResult;
   });
 
 export const main = async (args: string[]) => {
@@ -80,7 +83,17 @@ export const main = async (args: string[]) => {
   const seeds = Number(flag("seeds") ?? 3);
   const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
   const only = new RegExp(flag("only") ?? ".");
-  const files = readdirSync(SPECS).filter((f) => f.endsWith(".ts") && f !== "grid.ts" && only.test(f)).sort();
+  const reportOnly = Deno.args.includes("--report-only");
+  // Table order (the ablation steps first, the κ sweep last), so an interrupted grid has its main rows.
+  const rank = (f: string) => {
+    const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
+    return [dataset, ORDER.indexOf(rest.join("-"))] as const;
+  };
+  const files = readdirSync(SPECS).filter((f) => f.endsWith(".ts") && f !== "grid.ts" && only.test(f))
+    .sort((a, b) => {
+      const [[da, ra], [db, rb]] = [rank(a), rank(b)];
+      return da === db ? ra - rb : da < db ? -1 : 1;
+    });
   const rows: { dataset: string; row: string; file: string; e: Experiment; runs: RunResult[] }[] = [];
   for (const file of files) {
     const path = join(SPECS, file);
@@ -90,12 +103,13 @@ export const main = async (args: string[]) => {
       const e = withOverrides(base, steps, seed);
       // A step override is another experiment: its runs get folders of their own.
       const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      runs.push(await Effect.runPromise(runOne(e, dir)));
+      const run = await Effect.runPromise(runOne(e, dir, reportOnly));
+      if (run) runs.push(run);
     }
     const [dataset, ...rest] = file.replace(/\.ts$/, "").split("-");
     rows.push({ dataset, row: rest.join("-"), file: path, e: base, runs });
   }
-  await writeResults(rows, seeds, steps);
+  await writeResults(rows, seeds, steps, reportOnly);
 };
 
 const ORDER = [
@@ -115,10 +129,12 @@ const writeResults = async (
   rows: (RowResult & { file: string })[],
   seeds: number,
   steps: number | undefined,
+  reportOnly: boolean,
 ) => {
   const command = `npx --yes deno@2.9.6 task bench ablation --seeds ${seeds}${
     steps === undefined ? "" : ` --steps ${steps}`
-  }`;
+  }${reportOnly ? " --report-only" : ""}`;
+  const missing = rows.filter((r) => r.runs.length < seeds);
   const lines = [
     "# RankSeg at CPU scale: ablation and oracles",
     "",
@@ -126,6 +142,14 @@ const writeResults = async (
       new Date().toISOString().slice(0, 10)
     }; this file is written by that command.`,
     "",
+    ...(missing.length === 0 ? [] : [
+      `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${
+        rows.length * seeds
+      } runs have finished. Rows with fewer than ${seeds} seeds: ${
+        missing.map((r) => `${r.dataset} ${r.row} (${r.runs.length})`).join(", ")
+      }. Their statistics use the seeds that finished; a row with none is left out of the findings and the plot.`,
+      "",
+    ]),
   ];
   await mkdir("results", { recursive: true });
   for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
@@ -150,26 +174,28 @@ const writeResults = async (
           e.data.test.resize?.join("×") ?? "none"
         }).`,
       `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
-        `mIoU ${(100 * trivial.mIoU).toFixed(2)}.`,
+        `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
       "",
-      "| row | spec | mIoU (mean ± std) | per seed | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
-      "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |",
+      "| row | spec | mIoU (mean ± std) | per seed | aAcc | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
+      "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     );
     const bars: { label: string; mean: number; std: number }[] = [];
     for (const r of own) {
       const mious = r.runs.map((x) => 100 * x.mIoU);
       const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
       const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
+      const miou = mious.length ? `${mean(mious).toFixed(2)} ± ${std(mious).toFixed(2)}` : "not run yet";
+      const perSeed = mious.map((x) => x.toFixed(2)).join(", ") +
+        (mious.length < seeds ? ` (${mious.length} of ${seeds} seeds)` : "");
       lines.push(
-        `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${mean(mious).toFixed(2)} ± ${
-          std(mious).toFixed(2)
-        } | ` +
-          `${mious.map((x) => x.toFixed(2)).join(", ")} | ${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
+        `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${miou} | ${perSeed} | ` +
+          `${r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"} | ` +
+          `${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
           `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
       );
-      bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
+      if (mious.length) bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
     }
-    lines.push("", ...findings(own, 100 * trivial.mIoU), "");
+    lines.push("", ...findings(own.filter((r) => r.runs.length > 0), trivial), "");
     const svg = `results/ablation-${dataset}.svg`;
     await writeFile(
       svg,
@@ -198,7 +224,11 @@ const PAPER_DELTA: Record<string, number> = { mt: 0.53, "mt-ls": 1.93, "mt-ls-ra
  * What the table shows, computed: each ablation step's change against the seed spread, the oracles'
  * gains, the best κ; then the likely causes of what did not reproduce and what would test them.
  */
-export const findings = (rows: readonly RowResult[], trivial: number): string[] => {
+export const findings = (
+  rows: readonly RowResult[],
+  trivial: { readonly mIoU: number; readonly aAcc: number },
+): string[] => {
+  if (rows.length === 0) return [];
   const by = new Map(rows.map((r) => [r.row, r]));
   const out = ["### Findings (computed from the runs above)", ""];
   const compare = (from: string, to: string, what: string) => {
@@ -223,7 +253,11 @@ export const findings = (rows: readonly RowResult[], trivial: number): string[] 
   const base = by.get("baseline");
   if (base) {
     out.push(
-      `- Baseline: ${mean(mious(base)).toFixed(2)} mIoU vs ${trivial.toFixed(2)} for the trivial predictor.`,
+      `- Baseline: ${mean(mious(base)).toFixed(2)} mIoU (aAcc ${
+        mean(base.runs.map((x) => 100 * x.aAcc)).toFixed(2)
+      }) vs ${(100 * trivial.mIoU).toFixed(2)} (aAcc ${
+        (100 * trivial.aAcc).toFixed(2)
+      }) for the trivial predictor, ${(mean(mious(base)) / (100 * trivial.mIoU)).toFixed(1)}× its mIoU.`,
     );
   }
   compare("baseline", "mt", "+MT (multi-label head and loss, no selection)");

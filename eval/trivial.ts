@@ -11,6 +11,8 @@ export interface MajorityBaseline {
   readonly classId: number;
   readonly className: string;
   readonly mIoU: number;
+  /** Pixel accuracy: the predicted class's share of the labeled test pixels. */
+  readonly aAcc: number;
 }
 
 /** mIoU from test pixel counts when every labeled pixel is predicted as `c`. */
@@ -18,6 +20,12 @@ export const majorityMiou = (testCounts: readonly number[], c: number): number =
   const total = testCounts.reduce((a, b) => a + b, 0);
   const present = testCounts.filter((n, k) => n > 0 || k === c).length;
   return total === 0 ? 0 : testCounts[c] / total / present;
+};
+
+/** Pixel accuracy from test pixel counts when every labeled pixel is predicted as `c`. */
+export const majorityAAcc = (testCounts: readonly number[], c: number): number => {
+  const total = testCounts.reduce((a, b) => a + b, 0);
+  return total === 0 ? 0 : testCounts[c] / total;
 };
 
 export const majorityBaseline = (spec: DatasetSpec, trainSplit: string, testSplit: string) =>
@@ -29,5 +37,6 @@ export const majorityBaseline = (spec: DatasetSpec, trainSplit: string, testSpli
       classId: c,
       className: train.classNames[c],
       mIoU: majorityMiou(test.pixelCounts, c),
+      aAcc: majorityAAcc(test.pixelCounts, c),
     } satisfies MajorityBaseline;
   });
