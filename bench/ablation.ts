@@ -18,6 +18,7 @@ import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { majorityBaseline } from "../eval/trivial.ts";
 import { barChart } from "./bar_chart.ts";
+import { formatGenerated } from "./markdown.ts";
 
 const SPECS = "experiments/rankseg";
 const RUNS = "runs/ablation";
@@ -201,9 +202,11 @@ const writeResults = async (
       svg,
       barChart(`${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`, bars, 100 * trivial.mIoU),
     );
+    await formatGenerated(svg);
     lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
   }
   await writeFile("RESULTS.md", lines.join("\n") + "\n");
+  await formatGenerated("RESULTS.md");
   console.log(lines.join("\n"));
 };
 

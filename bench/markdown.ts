@@ -46,6 +46,11 @@ export const recordSection = async (file: string, title: string, body: string): 
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   await Deno.writeTextFile(file, replaceSection(doc, title, body));
+  await formatGenerated(file);
+};
+
+/** `deno fmt` on a generated file (Markdown, SVG), so it passes `deno fmt --check` as written. */
+export const formatGenerated = async (file: string): Promise<void> => {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["fmt", "--quiet", file],
     stdout: "null",
