@@ -8,7 +8,13 @@ import type { StepFlops } from "./mlp.ts";
 import type { ComponentTime, StepProfile } from "./profile.ts";
 import type { InferenceProfile } from "./perf_runs.ts";
 import { type GraphOps, notableOps } from "./optimized_graph.ts";
-import { checkEqualWork, FIRST_LOSS_TOLERANCE, QUIET_LOAD, STEPS_LOSS_TOLERANCE } from "./report.ts";
+import {
+  checkEqualWork,
+  FIRST_LOSS_TOLERANCE,
+  QUIET_LOAD,
+  sideBySideCells,
+  STEPS_LOSS_TOLERANCE,
+} from "./report.ts";
 import {
   fixed,
   formatLoss as loss,
@@ -289,12 +295,7 @@ const trainTable = (f: PerfFigures) =>
     ],
     f.byThreads.map((t) => [
       String(t.threads),
-      spread(t.train.ours),
-      spread(t.train.peer),
-      x2(trainRatio(t)),
-      x2(t.train.ours.p10 / t.train.peer.p10),
-      fixed(gflops(f.model.step.step, t.train.ours.median), 1),
-      fixed(gflops(f.model.step.step, t.train.peer.median), 1),
+      ...sideBySideCells(t.train.ours, t.train.peer, f.model.step.step),
       fixed(t.peak, 1),
       pct(mfu(f, t)),
       `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,

@@ -19,6 +19,19 @@ import { gflops, largestRelativeDifference, relativeDifference, type Summary } f
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
 
+/**
+ * The cells both step tables (engine, perf) share: each side's time, the ratio of medians and of p10s,
+ * and each side's GFLOP/s for `flops` per step.
+ */
+export const sideBySideCells = (ours: Summary, peer: Summary, flops: number): string[] => [
+  spread(ours),
+  spread(peer),
+  fixed(ours.median / peer.median, 2),
+  fixed(ours.p10 / peer.p10, 2),
+  fixed(gflops(flops, ours.median), 1),
+  fixed(gflops(flops, peer.median), 1),
+];
+
 /** Largest relative loss difference accepted before the first update (only summation order differs). */
 export const FIRST_LOSS_TOLERANCE = 1e-5;
 /** …and over the first checked steps, where float32 rounding differences compound through updates. */
@@ -139,12 +152,7 @@ const stepTable = (f: EngineFigures) =>
     ],
     f.byThreads.map((t) => [
       String(t.threads),
-      spread(t.ours),
-      spread(t.peer),
-      fixed(t.ours.median / t.peer.median, 2),
-      fixed(t.ours.p10 / t.peer.p10, 2),
-      fixed(gflops(f.flops.step, t.ours.median), 1),
-      fixed(gflops(f.flops.step, t.peer.median), 1),
+      ...sideBySideCells(t.ours, t.peer, f.flops.step),
       pct(gflops(f.flops.step, t.ours.median) / peakOf(t)),
       `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
     ]),

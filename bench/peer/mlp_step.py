@@ -57,6 +57,26 @@ def openblas(libraries):
     return None
 
 
+def pin_threads(threads):
+    """Sets PyTorch's and OpenBLAS's thread counts to `threads`; returns what is in use, for the report."""
+    torch.set_num_threads(threads)
+    torch.mm(torch.ones(8, 8), torch.ones(8, 8))  # loads the BLAS, so that /proc/self/maps shows it
+    libraries = mapped_blas()
+    lib = openblas(libraries)
+    if lib is not None:
+        lib.openblas_set_num_threads(threads)
+    return {
+        "torch": torch.__version__,
+        "blas": {
+            "libraries": [os.path.realpath(p) for p in libraries],
+            "openblasConfig": lib.openblas_get_config().decode() if lib is not None else None,
+            "openblasThreads": lib.openblas_get_num_threads() if lib is not None else None,
+            "torchBuild": " ".join(re.findall(r"BLAS_INFO=\w+", torch.__config__.show())),
+        },
+        "torchThreads": torch.get_num_threads(),
+    }
+
+
 def timed(fn, warmup, runs):
     """Results of warmup + runs calls of fn, and the wall time of the timed ones in milliseconds."""
     results, ms = [], []
@@ -108,26 +128,13 @@ def matmul(n, repeats):
 
 def main():
     req = json.load(sys.stdin)
-    threads = req["threads"]
-    torch.set_num_threads(threads)
-    torch.mm(torch.ones(8, 8), torch.ones(8, 8))  # loads the BLAS, so that /proc/self/maps shows it
-    libraries = mapped_blas()
-    lib = openblas(libraries)
-    if lib is not None:
-        lib.openblas_set_num_threads(threads)
+    environment = pin_threads(req["threads"])
     tensors, metadata = read_safetensors(req["inputs"])
     losses, step_ms = mlp_step(tensors, metadata["layers"].split(","), req)
     mm = [matmul(n, req["matmulRepeats"]) for n in req["matmul"]]
     json.dump(
         {
-            "torch": torch.__version__,
-            "blas": {
-                "libraries": [os.path.realpath(p) for p in libraries],
-                "openblasConfig": lib.openblas_get_config().decode() if lib is not None else None,
-                "openblasThreads": lib.openblas_get_num_threads() if lib is not None else None,
-                "torchBuild": " ".join(re.findall(r"BLAS_INFO=\w+", torch.__config__.show())),
-            },
-            "torchThreads": torch.get_num_threads(),
+            **environment,
             "losses": losses,
             "stepMs": step_ms,
             "matmul": mm,

@@ -23,8 +23,6 @@ Writes one JSON object on stdout: versions, BLAS, thread counts, the loss before
 step times, inference times for one image, and the inference outputs for that image.
 """
 import json
-import os
-import re
 import sys
 import time
 
@@ -32,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mlp_step import mapped_blas, openblas, read_safetensors, timed
+from mlp_step import pin_threads, read_safetensors, timed
 
 HEAD_EPS = 1e-5
 
@@ -291,25 +289,9 @@ def infer(c, tensors, req):
 
 def main():
     req = json.load(sys.stdin)
-    threads = req["threads"]
-    torch.set_num_threads(threads)
-    torch.mm(torch.ones(8, 8), torch.ones(8, 8))  # loads the BLAS, so that /proc/self/maps shows it
-    libraries = mapped_blas()
-    lib = openblas(libraries)
-    if lib is not None:
-        lib.openblas_set_num_threads(threads)
+    answer = pin_threads(req["threads"])
     tensors, metadata = read_safetensors(req["inputs"])
     c = json.loads(metadata["config"])
-    answer = {
-        "torch": torch.__version__,
-        "blas": {
-            "libraries": [os.path.realpath(p) for p in libraries],
-            "openblasConfig": lib.openblas_get_config().decode() if lib is not None else None,
-            "openblasThreads": lib.openblas_get_num_threads() if lib is not None else None,
-            "torchBuild": " ".join(re.findall(r"BLAS_INFO=\w+", torch.__config__.show())),
-        },
-        "torchThreads": torch.get_num_threads(),
-    }
     if req.get("train"):
         t0 = time.perf_counter()
         losses, step_ms = train(c, tensors, req["train"])
