@@ -9,7 +9,9 @@ export interface Bar {
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
 export const barChart = (title: string, bars: readonly Bar[], reference?: number): string => {
-  const [w, h, left, bottom, top] = [Math.max(90 * bars.length + 80, 560), 360, 60, 110, 40];
+  const [h, left, bottom, top] = [370, 60, 110, 50];
+  // 90 px per bar, and room on the right for the last bar's slanted label.
+  const w = Math.max(left + 90 * bars.length + 60, 560);
   // Axis up to a round number, ticks at steps of 1, 2 or 5 × 10^n.
   const highest = Math.max(...bars.map((b) => b.mean + b.std), reference ?? 0, 1) * 1.05;
   const rough = highest / 5, magnitude = 10 ** Math.floor(Math.log10(rough));
@@ -47,9 +49,10 @@ export const barChart = (title: string, bars: readonly Bar[], reference?: number
       `<line x1="${left}" x2="${w - 10}" y1="${y(reference)}" y2="${
         y(reference)
       }" stroke="#e45756" stroke-dasharray="6 4"/>`,
-      `<text x="${w - 12}" y="${y(reference) - 4}" text-anchor="end" fill="#e45756">trivial predictor ${
-        reference.toFixed(1)
-      }</text>`,
+      // The line's legend sits above the plot, where no bar can cover it.
+      `<line x1="${w - 190}" x2="${w - 160}" y1="${top - 14}" y2="${top - 14}" stroke="#e45756" ` +
+        `stroke-dasharray="6 4"/>`,
+      `<text x="${w - 154}" y="${top - 10}" fill="#e45756">trivial predictor: ${reference.toFixed(2)}</text>`,
     );
   }
   out.push("</svg>");

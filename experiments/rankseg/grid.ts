@@ -18,7 +18,11 @@ export type Row =
   | "mt-ls-ra"
   | "mt-ls-rln"
   | "gt-eval"
-  | "gt-train-eval";
+  | "gt-train-eval"
+  // Two reference rows with the quickstart's per-pixel linear ψ: is the pixel head, not RankSeg's parts,
+  // what limits these rows at this scale?
+  | "baseline-linear"
+  | "mt-ls-ra-linear";
 
 /** κ for the selection rows, and the slots of the train+eval oracle (≥ the most classes in an image). */
 export const KAPPA: Record<Dataset, number> = { coco133: 25, camvid: 8 };
@@ -41,14 +45,17 @@ const data = (d: Dataset) =>
       test: testPipeline({ resize: [240, 180] }),
     };
 
-/** The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary. */
+/**
+ * The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary (and ψ, in the two
+ * "-linear" reference rows only).
+ */
 export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter => {
   const classes = CLASSES[d];
   const base = {
     classes,
     ignoreIndex: d === "camvid" ? 11 : 255,
     backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
-    psi: m.maskTransformer({ layers: 2, heads: 2 }),
+    psi: row.endsWith("-linear") ? m.linearPsi() : m.maskTransformer({ layers: 2, heads: 2 }),
   };
   const withXi = {
     ...base,
@@ -57,6 +64,7 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
   };
   switch (row) {
     case "baseline":
+    case "baseline-linear":
       return m.segmenter({
         ...base,
         xi: null,
@@ -69,6 +77,7 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
     case "mt-ls":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.shared() });
     case "mt-ls-ra":
+    case "mt-ls-ra-linear":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankAdaptive() });
     case "mt-ls-rln":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankLayerNorm() });
