@@ -2,8 +2,9 @@
  * The RankSeg ablation grid at CPU scale (issue: reproduce Table 1, the oracles and the κ sweep).
  *
  * Every row shares the backbone, data pipeline, step budget and seeds; rows differ only in the parts the
- * paper ablates. Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`),
- * which is what `deno task bench ablation` runs.
+ * paper ablates, except two reference rows per dataset that swap the mask-transformer ψ for a linear one.
+ * Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`), which is what
+ * `deno task bench ablation` runs.
  */
 import { type Experiment, experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
