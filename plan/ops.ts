@@ -12,6 +12,7 @@ import type { Init } from "./init.ts";
 import {
   type BinaryOp,
   type CompareOp,
+  type ConvGeometry,
   InferError,
   type Prim,
   type Rule,
@@ -293,11 +294,7 @@ export const resize = (x: Tensor, height: number, width: number): Tensor =>
 export const conv = (
   x: Tensor,
   w: Tensor,
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1] }: {
-    strides?: readonly [number, number];
-    pads?: readonly [number, number, number, number];
-    dilations?: readonly [number, number];
-  } = {},
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1] }: Partial<ConvGeometry> = {},
 ): Tensor => one(graphOf(x, w), { op: "conv", x, w, strides, pads, dilations });
 
 /**
@@ -307,12 +304,9 @@ export const conv = (
 export const convTranspose = (
   x: Tensor,
   w: Tensor,
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], size }: {
-    strides?: readonly [number, number];
-    pads?: readonly [number, number, number, number];
-    dilations?: readonly [number, number];
-    size: readonly [number, number];
-  },
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], size }:
+    & Partial<ConvGeometry>
+    & { readonly size: readonly [number, number] },
 ): Tensor => one(graphOf(x, w), { op: "convTranspose", x, w, strides, pads, dilations, size });
 
 // ------------------------------------------------------------------------------------------------

@@ -39,6 +39,14 @@ export type ReduceOp = "reduceSum" | "reduceMean" | "reduceMax";
 /** One union member per op of `K`, each with the same fields (so `Extract<Prim, { op: "add" }>` works). */
 type Each<K extends string, F> = { [k in K]: { readonly op: k } & F }[K];
 
+/** A 2-D convolution's geometry, shared by `conv` and the `convTranspose` that is its adjoint. */
+export interface ConvGeometry {
+  readonly strides: readonly [number, number];
+  /** [top, left, bottom, right] of the convolution's input. */
+  readonly pads: readonly [number, number, number, number];
+  readonly dilations: readonly [number, number];
+}
+
 export type Prim =
   | { readonly op: "input"; readonly name: string; readonly dtype: DType; readonly shape: Shape }
   | {
@@ -113,16 +121,8 @@ export type Prim =
   | { readonly op: "expand"; readonly x: Tensor; readonly shape: Shape }
   | { readonly op: "clip"; readonly x: Tensor; readonly min?: number; readonly max?: number }
   | { readonly op: "resize"; readonly x: Tensor; readonly height: number; readonly width: number }
-  | {
-    readonly op: "conv";
-    readonly x: Tensor;
-    readonly w: Tensor;
-    readonly strides: readonly [number, number];
-    /** [top, left, bottom, right] */
-    readonly pads: readonly [number, number, number, number];
-    readonly dilations: readonly [number, number];
-  }
-  | {
+  | ({ readonly op: "conv"; readonly x: Tensor; readonly w: Tensor } & ConvGeometry)
+  | ({
     /**
      * The adjoint (transpose) of `conv` with weight `w` [o, c, kh, kw] and the same geometry: maps
      * x [n, o, ho, wo] to [n, c, size[0], size[1]], the shape of that conv's input.
@@ -130,12 +130,8 @@ export type Prim =
     readonly op: "convTranspose";
     readonly x: Tensor;
     readonly w: Tensor;
-    readonly strides: readonly [number, number];
-    /** [top, left, bottom, right] of the conv it transposes. */
-    readonly pads: readonly [number, number, number, number];
-    readonly dilations: readonly [number, number];
     readonly size: readonly [number, number];
-  }
+  } & ConvGeometry)
   | Each<"stopGradient" | "identity", { readonly x: Tensor }>;
 
 export type Op = Prim["op"];
