@@ -1,2 +1,99 @@
-/** kappa: functional TypeScript toolkit for large-vocabulary image segmentation. */
-export {};
+/**
+ * kappa's public API: what a project of your own imports to compose, validate, compile, train, evaluate
+ * and export segmenters. Import this file (by path or file URL) and nothing else of kappa's:
+ *
+ * ```ts
+ * import * as k from "../kappa/mod.ts";
+ *
+ * const model = k.segmenter({ classes: 11, ignoreIndex: 11, backbone: k.convNet(), psi: k.linearPsi() });
+ * const e = k.experiment({ name: "mine", model, data: { dataset: k.camvid, train: k.trainPipeline(),
+ *   test: k.testPipeline() }, train: k.trainConfig({ steps: 100 }), eval: k.evalConfig() });
+ * const checked = await Effect.runPromise(k.decodeExperiment(e, "mine")); // every violation, with its path
+ * console.log(k.printGraph(k.inferenceGraph(checked.model, { batch: 1, height: 64, width: 64, trainSize: [64, 64] })));
+ * await Effect.runPromise(k.train(checked, { steps: 2 }));
+ * ```
+ *
+ * The layers under it follow the data flow: specs (`dsl/`) → the interpreter (`interpret/`) → layers
+ * (`layers/`) → the plan IR and runtime (`plan/`); data loading (`data/`), training (`train/`) and
+ * evaluation (`eval/`) are Effect programs over them. README.md, "Architecture", has the whole map.
+ */
+
+// ── Specs: pure data (model kinds and their parts, datasets, pipelines, training and evaluation settings)
+export * from "./dsl/model.ts";
+export * from "./dsl/dataset.ts";
+export * from "./dsl/datasets.ts";
+export * from "./dsl/training.ts";
+export {
+  DataConfig,
+  decodeExperiment,
+  Experiment,
+  experiment,
+  experimentHash,
+  experimentJson,
+  experimentViolations,
+  loadExperiment,
+} from "./dsl/experiment.ts";
+export { decodeSegmenter, modelViolations, SpecError, type Violation } from "./dsl/validate.ts";
+export { InvalidConfig } from "./dsl/decode.ts";
+export { canonicalJson, specHash } from "./dsl/canonical.ts";
+
+// ── The interpreter: spec → graphs, parameter/FLOP tables, model kinds and their tasks
+export { inferenceGraph, lossGraph, trainingGraph } from "./interpret/graphs.ts";
+export type { Shapes } from "./interpret/shapes.ts";
+export {
+  CLASSES,
+  FULL,
+  LOGITS,
+  LOSS,
+  MULTILABEL_LOSS,
+  PIXEL_LOSS,
+  type Ranker,
+  SCORES,
+  SELECTED,
+} from "./interpret/segmenter.ts";
+export {
+  type ComponentCost,
+  describeModel,
+  formatDescription,
+  type ModelDescription,
+} from "./interpret/describe.ts";
+export { requireTask, TASK, type Task, UnsupportedModelKind } from "./interpret/kinds.ts";
+export { optimizerConfig } from "./interpret/optimizer.ts";
+
+// ── The engine: IR, ops, autodiff, in-graph optimizers, ONNX export, runtime
+export { Graph, GraphError, Tensor } from "./plan/graph.ts";
+export * as ops from "./plan/ops.ts";
+export { printGraph } from "./plan/print.ts";
+export { adamW, minimize, type OptimizerConfig, sgd } from "./plan/optim.ts";
+export { exportOnnx } from "./plan/export.ts";
+export {
+  execute,
+  type Executor,
+  graphStage,
+  openSession,
+  type Plan,
+  plan,
+  type Provider,
+  PROVIDERS,
+  ProviderUnavailable,
+  RuntimeError,
+  type RuntimeOptions,
+  type Value,
+  value,
+} from "./plan/runtime.ts";
+
+// ── Data: readers, loaders (Effect streams), validation
+export { openDataset } from "./data/open.ts";
+export { defaultWorkers, testLoader, trainLoader } from "./data/loader.ts";
+export type { Batch, Position, TestBatch } from "./data/batch.ts";
+export { type ClassTable, readClassTable } from "./data/classes.ts";
+export { loadDatasetSpec } from "./data/spec_file.ts";
+export { type SplitReport, validateSplit } from "./data/validate.ts";
+export type { DataError } from "./data/errors.ts";
+
+// ── Programs: train, evaluate, predict, export
+export { train, type TrainOptions, type TrainResult } from "./train/train.ts";
+export { type LoadedRun, loadRun } from "./train/load_run.ts";
+export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
+export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";
+export { exportModel } from "./eval/export_model.ts";

@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { describeModel } from "../dsl/describe.ts";
+import { describeModel } from "../interpret/describe.ts";
 import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { majorityBaseline } from "../eval/trivial.ts";

@@ -16,11 +16,11 @@ import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { cpus } from "node:os";
 import { recordSection } from "./markdown.ts";
-import { camvid, coco133 } from "../data/builtin.ts";
+import { camvid, coco133 } from "../dsl/datasets.ts";
 import type { DataError } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
-import { type DatasetSpec, type TrainPipeline, trainPipeline } from "../data/spec.ts";
+import { type DatasetSpec, type TrainPipeline, trainPipeline } from "../dsl/dataset.ts";
 
 /** images/s of the training pipeline for one configuration. */
 export interface ThroughputRow {

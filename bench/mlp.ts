@@ -14,7 +14,7 @@ import { describe } from "../plan/describe.ts";
 import { linear } from "../layers/linear.ts";
 import { softmaxCrossEntropy } from "../layers/losses.ts";
 import { random } from "../core/random.ts";
-import { encodeSafetensors, type Tensor as StoredTensor } from "../train/checkpoint_safetensors.ts";
+import { encodeSafetensors, type Tensor as StoredTensor } from "../io/safetensors.ts";
 
 export interface MlpSpec {
   /** Layer widths, input first: 784 → 1024 → 1024 → 10 has three Linear layers. */

@@ -11,8 +11,8 @@
 import { Effect } from "effect";
 import { graphStage, plan } from "../plan/runtime.ts";
 import { describe } from "../plan/describe.ts";
-import { inferenceGraph, trainingGraph } from "../dsl/compile.ts";
-import { optimizerConfig } from "../dsl/training.ts";
+import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
+import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { camvid, defaultWorkers, trainPipeline } from "../data/mod.ts";
 import quickstart from "../experiments/quickstart.ts";

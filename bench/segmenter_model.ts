@@ -9,11 +9,12 @@ import { parameters, sgd } from "../plan/optim.ts";
 import { type Value, value } from "../plan/runtime.ts";
 import { random } from "../core/random.ts";
 import * as m from "../dsl/model.ts";
-import { type Shapes, trainingGraph } from "../dsl/compile.ts";
+import { trainingGraph } from "../interpret/graphs.ts";
+import type { Shapes } from "../interpret/shapes.ts";
 import { type Experiment, experiment } from "../dsl/experiment.ts";
 import { evalConfig, sgdSpec, trainConfig } from "../dsl/training.ts";
 import { camvid, testPipeline, trainPipeline } from "../data/mod.ts";
-import { encodeSafetensors, type Tensor as StoredTensor } from "../train/checkpoint_safetensors.ts";
+import { encodeSafetensors, type Tensor as StoredTensor } from "../io/safetensors.ts";
 
 export interface PerfModel {
   readonly spec: m.Segmenter;

@@ -16,6 +16,7 @@ import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../plan/runtime.ts";
+import { requireTask } from "../interpret/kinds.ts";
 
 export const predictCommand = Command.make("predict", {
   run: Argument.String("run-dir"),
@@ -27,6 +28,7 @@ export const predictCommand = Command.make("predict", {
   Effect.scoped(Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const e = run.experiment;
+    yield* requireTask(e.model, "semantic", "predict");
     const classes = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)).classes;
     const ranker = yield* loadRanker(e);
     const predictor = yield* makePredictor(e.model, run.state, {

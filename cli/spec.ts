@@ -2,7 +2,7 @@
 import { Console, Effect } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { experimentHash, experimentJson, loadExperiment } from "../dsl/experiment.ts";
-import { describeModel, formatDescription } from "../dsl/describe.ts";
+import { describeModel, formatDescription } from "../interpret/describe.ts";
 
 const experimentArg = Argument.String("experiment").pipe(
   Argument.withDescription("experiment .ts module or .json file"),

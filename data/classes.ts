@@ -6,8 +6,9 @@
  * outside `0..K-1` (validated here, never silently wrapped).
  */
 import { Effect, Schema } from "effect";
-import { decodeConfig, readJson } from "./config_file.ts";
-import { InvalidConfig } from "./errors.ts";
+import { decodeConfig, InvalidConfig } from "../dsl/decode.ts";
+import { InlineClassTable, MAX_CLASSES, RgbSchema } from "../dsl/dataset.ts";
+import { readJson } from "./config_file.ts";
 
 /** An RGB display color. */
 export type Rgb = readonly [number, number, number];
@@ -23,23 +24,6 @@ export interface ClassTable {
 
 /** The default ignore index (mmsegmentation's). */
 export const DEFAULT_IGNORE_INDEX = 255;
-
-/** The largest class count kappa supports (ImageNet-21k's 21,841 classes). */
-export const MAX_CLASSES = 21841;
-
-const Channel = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 }));
-
-/** Schema of an RGB triple of 0..255 integers. */
-export const RgbSchema = Schema.Tuple([Channel, Channel, Channel]);
-
-/** Schema of a class table written inline in a spec (`colors`, `ignoreIndex`, `isThing` optional). */
-export const InlineClassTable = Schema.Struct({
-  names: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
-  colors: Schema.optionalKey(Schema.Array(RgbSchema)),
-  ignoreIndex: Schema.optionalKey(Schema.Int),
-  isThing: Schema.optionalKey(Schema.Array(Schema.Boolean)),
-});
-export type InlineClassTable = typeof InlineClassTable.Type;
 
 /**
  * Schema of a classes file in the mmsegmentation/camvid style:

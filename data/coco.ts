@@ -7,7 +7,8 @@
  */
 import { Effect, Schema } from "effect";
 import { basename, join } from "node:path";
-import { defaultColor, RgbSchema } from "./classes.ts";
+import { defaultColor } from "./classes.ts";
+import { RgbSchema } from "../dsl/dataset.ts";
 import { readJsonFile } from "./config_file.ts";
 import type { Dataset, SampleRef } from "./dataset.ts";
 import { readSegmentIds, readSize } from "./decode.ts";
@@ -22,7 +23,7 @@ import {
 import { pairedDataset } from "./folder.ts";
 import { buildLabelMapping, INVALID, type LabelMapping, RAW_VALUES, type SourceLabels } from "./labels.ts";
 import { listFiles, listSplitImages } from "./listing.ts";
-import type { CocoPanopticSpec } from "./spec.ts";
+import type { CocoPanopticSpec } from "../dsl/dataset.ts";
 
 const Flag = Schema.Literals([0, 1]);
 

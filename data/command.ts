@@ -6,7 +6,7 @@ import { Console, Effect } from "effect";
 import { join } from "node:path";
 import { BadFiles, type DataError, InvalidConfig, type Problem, problemLine } from "./errors.ts";
 import { listDirs } from "./listing.ts";
-import type { DatasetSpec } from "./spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 import { loadDatasetSpec } from "./spec_file.ts";
 import { type SplitReport, validateSplit } from "./validate.ts";
 

@@ -9,7 +9,7 @@ import type { Effect } from "effect";
 import type { ClassTable } from "./classes.ts";
 import type { FileError, Problem } from "./errors.ts";
 import type { LabelMapping } from "./labels.ts";
-import type { DatasetSpec } from "./spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 
 /** One sample of a split: its id (the file stem) and the files it is read from. */
 export interface SampleRef {

@@ -5,9 +5,10 @@
  * them (see `problemLine`). `BadFiles` gathers the per-file problems of a whole split.
  */
 import { Data } from "effect";
+import { InvalidConfig } from "../dsl/decode.ts";
 
-/** A dataset spec, pipeline spec, class table or option that fails validation. */
-export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{ file: string; message: string }> {}
+/** A dataset spec, pipeline spec, class table or option that fails validation (a spec error). */
+export { InvalidConfig };
 
 /** A file that cannot be read or decoded: missing, corrupt, truncated or in an unsupported format. */
 export class UnreadableFile extends Data.TaggedError("UnreadableFile")<{ file: string; message: string }> {}

@@ -17,7 +17,7 @@ import {
   type SourceLabels,
 } from "./labels.ts";
 import { listFiles, listSplitImages } from "./listing.ts";
-import type { CocoPanopticSpec, FolderSpec } from "./spec.ts";
+import type { CocoPanopticSpec, FolderSpec } from "../dsl/dataset.ts";
 
 /**
  * How the raw values of a folder dataset's masks map to its classes.

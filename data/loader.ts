@@ -24,7 +24,7 @@ import { defaultSplit, openDataset } from "./open.ts";
 import { epochLength, type Slot, trainingSlots } from "./order.ts";
 import type { ProcessedSample } from "./pipeline.ts";
 import { type DatasetSource, runTask, type TaskRunner } from "./sample_task.ts";
-import type { DatasetSpec, TestPipeline, TrainPipeline } from "./spec.ts";
+import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 import { workerPool } from "./worker_pool.ts";
 
 /** Options shared by both loaders. */

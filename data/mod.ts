@@ -4,10 +4,10 @@
  * Start with a spec (`folder`, `cocoPanoptic`, `procedural`, or the built-in `camvid` / `coco133`) and a
  * pipeline (`trainPipeline`, `testPipeline`), then stream batches with `trainLoader` / `testLoader`.
  */
-export * from "./spec.ts";
+export * from "../dsl/dataset.ts";
 export * from "./classes.ts";
 export * from "./errors.ts";
-export { camvid, coco133 } from "./builtin.ts";
+export { camvid, coco133 } from "../dsl/datasets.ts";
 export type { Batch, Position, TestBatch } from "./batch.ts";
 export {
   defaultWorkers,

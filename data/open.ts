@@ -7,7 +7,7 @@ import type { Dataset } from "./dataset.ts";
 import type { DataError } from "./errors.ts";
 import { openFolder } from "./folder.ts";
 import { openProcedural } from "./procedural.ts";
-import type { DatasetSpec } from "./spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 
 /**
  * Opens `split` of the dataset `spec` describes. `specFile` names where the spec came from, for errors

@@ -15,7 +15,7 @@ import { hideClasses, imageLabelsOf } from "./labels.ts";
 import { normalizeRgb, padLabels } from "./normalize.ts";
 import { applyDistortion, drawDistortion } from "./photometric.ts";
 import { rescaleSize, resizeCropRgb, resizeLabels, resizeRgb } from "./resize.ts";
-import type { TestPipeline, TrainPipeline } from "./spec.ts";
+import type { TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
 /** Key of the per-sample augmentation streams: `random(seed, AUGMENT, epoch, index)`. */
 export const AUGMENT = 0x41554731; // "AUG1"

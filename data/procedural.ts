@@ -13,7 +13,7 @@ import { DEFAULT_IGNORE_INDEX } from "./classes.ts";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
 import { type DataError, InvalidConfig } from "./errors.ts";
 import { buildLabelMapping, type SourceLabels } from "./labels.ts";
-import type { ProceduralSpec } from "./spec.ts";
+import type { ProceduralSpec } from "../dsl/dataset.ts";
 
 const SCENE = 0x5343454e; // "SCEN": per-image stream
 const LOOK = 0x4c4f4f4b; // "LOOK": per-class appearance stream

@@ -6,7 +6,7 @@ import { Effect } from "effect";
 import type { Dataset, SampleRef } from "./dataset.ts";
 import type { FileError } from "./errors.ts";
 import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
-import type { DatasetSpec, TestPipeline, TrainPipeline } from "./spec.ts";
+import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
 /** Where the dataset of a task comes from (a Worker re-opens it from this). */
 export interface DatasetSource {

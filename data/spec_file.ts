@@ -6,10 +6,10 @@ import { Effect } from "effect";
 import { existsSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { builtinDatasets } from "./builtin.ts";
+import { builtinDatasets } from "../dsl/datasets.ts";
 import { errorText, readJson } from "./config_file.ts";
 import { InvalidConfig } from "./errors.ts";
-import { type DatasetSpec, decodeDatasetSpec } from "./spec.ts";
+import { type DatasetSpec, decodeDatasetSpec } from "../dsl/dataset.ts";
 
 /** A dataset spec and where it came from. */
 export interface LoadedSpec {

@@ -6,7 +6,7 @@ import type { CocoDataset } from "./coco.ts";
 import type { Dataset } from "./dataset.ts";
 import { BadFiles, type DataError, type Problem, problemLine } from "./errors.ts";
 import { openDataset } from "./open.ts";
-import type { DatasetSpec } from "./spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 
 /** What a split holds. */
 export interface SplitReport {

@@ -10,19 +10,18 @@ import { Effect, Result, Schema } from "effect";
 import { existsSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DatasetSpec, TestPipeline, TrainPipeline } from "../data/spec.ts";
-import { Segmenter } from "./model.ts";
+import { DatasetSpec, TestPipeline, TrainPipeline } from "./dataset.ts";
+import { backboneStride, Model } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
-import { decodeWith, segmenterViolations, SpecError, type Violation } from "./validate.ts";
+import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
-import { backboneStride } from "../layers/backbone.ts";
 
 export const DataConfig = Schema.Struct({ dataset: DatasetSpec, train: TrainPipeline, test: TestPipeline });
 export type DataConfig = typeof DataConfig.Type;
 
 export const Experiment = Schema.TaggedStruct("Experiment", {
   name: Schema.String.check(Schema.isMinLength(1)),
-  model: Segmenter,
+  model: Model,
   data: DataConfig,
   train: TrainConfig,
   eval: EvalConfig,
@@ -33,7 +32,7 @@ export const experiment = (e: Omit<Experiment, "_tag">): Experiment => ({ _tag: 
 
 /** The cross-field rules of an experiment (model rules included). */
 export const experimentViolations = (e: Experiment): Violation[] => {
-  const out = segmenterViolations(e.model, "model");
+  const out = modelViolations(e.model, "model");
   const stride = backboneStride(e.model.backbone);
   const unit = e.model.backbone._tag === "ViT"
     ? `the patch size (${stride})`

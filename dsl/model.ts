@@ -42,6 +42,16 @@ export type ConvNet = typeof ConvNet.Type;
 export const Backbone = Schema.Union([ViT, ConvNet]);
 export type Backbone = typeof Backbone.Type;
 
+/** The total downsampling factor of a backbone. */
+export const backboneStride = (
+  b: Backbone,
+): number => (b._tag === "ViT" ? b.patchSize : 2 ** b.widths.length);
+
+/** Output width of a backbone. */
+export const backboneDim = (
+  b: Backbone,
+): number => (b._tag === "ViT" ? b.dim : b.widths[b.widths.length - 1]);
+
 // ---------------------------------------------------------------------------------------------------
 // ξ: multi-label heads (K scores per image)
 
@@ -162,6 +172,21 @@ export const Segmenter = Schema.TaggedStruct("Segmenter", {
 export type Segmenter = typeof Segmenter.Type;
 
 // ---------------------------------------------------------------------------------------------------
+// Model kinds
+
+/**
+ * Every kind of model kappa builds, discriminated on `_tag`; an experiment's `model` is one of them.
+ *
+ * The interpreter (`interpret/kinds.ts`) maps each kind to the task its runs train and evaluate on
+ * (semantic segmentation for `Segmenter`), and train / eval / predict / export dispatch on that. A new
+ * kind (a panoptic mask-transformer segmenter, a backbone with a classification head) is one more member
+ * here, its rules in `dsl/validate.ts`, and one more entry in each of the interpreter's tables.
+ */
+export const Model = Schema.Union([Segmenter]);
+export type Model = typeof Model.Type;
+export type ModelKind = Model["_tag"];
+
+// ---------------------------------------------------------------------------------------------------
 // Constructors with the papers' defaults
 
 type Opt<T> = Partial<Omit<T, "_tag">>;
@@ -258,7 +283,7 @@ export const segmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "backb
   return {
     _tag: "Segmenter",
     ignoreIndex: 255,
-    headDim: o.backbone._tag === "ViT" ? o.backbone.dim : o.backbone.widths[o.backbone.widths.length - 1],
+    headDim: backboneDim(o.backbone),
     xi,
     psi: maskTransformer(),
     select: topK(Math.min(o.classes, 50)),

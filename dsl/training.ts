@@ -3,7 +3,6 @@
  * groups, step counts and how often to log, evaluate and checkpoint.
  */
 import { Schema } from "effect";
-import type { OptimizerConfig } from "../plan/optim.ts";
 
 const Positive = Schema.Int.check(Schema.isGreaterThan(0));
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0));
@@ -136,23 +135,3 @@ export const learningRate = (schedule: Schedule, base: number, step: number, tot
       return schedule.minLr + ((base - schedule.minLr) * (1 + Math.cos(Math.PI * t))) / 2;
   }
 };
-
-/** The engine's optimizer configuration for a training spec. */
-export const optimizerConfig = (t: TrainConfig): OptimizerConfig => ({
-  optimizer: t.optimizer._tag === "SGD"
-    ? {
-      _tag: "SGD",
-      momentum: t.optimizer.momentum,
-      weightDecay: t.optimizer.weightDecay,
-      nesterov: t.optimizer.nesterov,
-    }
-    : {
-      _tag: "AdamW",
-      beta1: t.optimizer.beta1,
-      beta2: t.optimizer.beta2,
-      epsilon: t.optimizer.epsilon,
-      weightDecay: t.optimizer.weightDecay,
-    },
-  groups: t.paramGroups,
-  clipGradNorm: t.clipGradNorm ?? undefined,
-});

@@ -3,7 +3,7 @@
  * violation is reported with its path, e.g. `model.select.k: 200 exceeds the number of classes (133)`.
  */
 import { Data, Result, Schema, SchemaIssue } from "effect";
-import { type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
+import { type Model, type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
 
 export interface Violation {
   readonly path: string;
@@ -83,6 +83,14 @@ export const segmenterViolations = (m: Segmenter, path = "model"): Violation[] =
     }
   }
   return out;
+};
+
+/** The cross-field rules of a model spec of any kind. */
+export const modelViolations = (m: Model, path = "model"): Violation[] => {
+  switch (m._tag) {
+    case "Segmenter":
+      return segmenterViolations(m, path);
+  }
 };
 
 /** Decodes and validates a segmenter spec. */

@@ -6,7 +6,7 @@
 import { Data, Effect, Schema } from "effect";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "../train/atomic_write.ts";
+import { writeFileAtomic } from "../io/atomic_write.ts";
 import type { SegmentationSummary } from "./segmentation_metrics.ts";
 
 const Ratio = Schema.NullOr(Schema.Number);

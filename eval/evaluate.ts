@@ -7,7 +7,7 @@ import { Effect, Stream } from "effect";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
-import type { Ranker } from "../dsl/compile.ts";
+import type { Ranker } from "../interpret/segmenter.ts";
 import { testLoader } from "../data/loader.ts";
 import type { TestBatch } from "../data/batch.ts";
 import type { ClassTable } from "../data/classes.ts";
@@ -17,6 +17,7 @@ import { multilabelAccumulator } from "./multilabel_ap.ts";
 import { colorizeMask, overlay, writePng } from "./colorize.ts";
 import { makePredictor, type Prediction } from "./predictor.ts";
 import type { RuntimeOptions, Value } from "../plan/runtime.ts";
+import { requireTask } from "../interpret/kinds.ts";
 
 export interface EvaluateOptions extends RuntimeOptions {
   readonly split?: string;
@@ -85,6 +86,7 @@ export const evaluate = (
   options: EvaluateOptions,
 ) =>
   Effect.scoped(Effect.gen(function* () {
+    yield* requireTask(e.model, "semantic", "eval");
     const k = e.model.classes;
     const predictor = yield* makePredictor(e.model, state, {
       ...options,

@@ -3,7 +3,8 @@
  * parameters embedded as initializers, the batch dimension symbolic.
  */
 import type { Experiment } from "../dsl/experiment.ts";
-import { CLASSES, inferenceGraph, LOGITS, type Ranker, SCORES, SELECTED } from "../dsl/compile.ts";
+import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
+import { inferenceGraph } from "../interpret/graphs.ts";
 import { exportOnnx } from "../plan/export.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";

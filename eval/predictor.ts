@@ -9,9 +9,9 @@
  */
 import { Effect, Scope } from "effect";
 import type { Segmenter } from "../dsl/model.ts";
-import type { Ranker } from "../dsl/compile.ts";
-import { CLASSES, FULL, inferenceGraph, SCORES, SELECTED } from "../dsl/compile.ts";
-import { backboneStride } from "../layers/backbone.ts";
+import type { Ranker } from "../interpret/segmenter.ts";
+import { CLASSES, FULL, inferenceGraph, SCORES, SELECTED } from "../interpret/segmenter.ts";
+import { backboneStride } from "../dsl/model.ts";
 import { Graph } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import {

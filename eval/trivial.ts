@@ -4,7 +4,7 @@
  * labeled test pixels (the prediction covers all of them), every other class present scores 0.
  */
 import { Effect } from "effect";
-import type { DatasetSpec } from "../data/spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 import { validateSplit } from "../data/validate.ts";
 
 export interface MajorityBaseline {

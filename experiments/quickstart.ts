@@ -18,7 +18,8 @@
 import { experiment } from "../dsl/experiment.ts";
 import * as m from "../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
-import { camvid, testPipeline, trainPipeline } from "../data/mod.ts";
+import { camvid } from "../dsl/datasets.ts";
+import { testPipeline, trainPipeline } from "../dsl/dataset.ts";
 
 export default experiment({
   name: "quickstart-camvid",

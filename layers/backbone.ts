@@ -14,16 +14,6 @@ export interface Features {
   readonly grid: readonly [number, number];
 }
 
-/** The total downsampling factor of a backbone. */
-export const backboneStride = (
-  b: Backbone,
-): number => (b._tag === "ViT" ? b.patchSize : 2 ** b.widths.length);
-
-/** Output width of a backbone. */
-export const backboneDim = (
-  b: Backbone,
-): number => (b._tag === "ViT" ? b.dim : b.widths[b.widths.length - 1]);
-
 /**
  * ViT: patch embedding (a stride-p convolution, written as reshape + matmul), learned position
  * embeddings for the training grid (bilinearly resized for other input sizes), pre-norm blocks, final norm.

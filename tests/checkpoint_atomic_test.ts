@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertEquals } from "./assert.ts";
-import { isTempFileName, tempFileFor, writeFileAtomic, writeFileAtomicWith } from "../train/atomic_write.ts";
+import { isTempFileName, tempFileFor, writeFileAtomic, writeFileAtomicWith } from "../io/atomic_write.ts";
 
 const withDir = async (body: (dir: string) => Promise<void>) => {
   const dir = await mkdtemp(join(tmpdir(), "kappa-atomic-"));

@@ -3,7 +3,7 @@
  * named in argv, writes part of it, says "writing" on stdout, then waits to be killed.
  */
 import { Effect } from "effect";
-import { writeFileAtomicWith } from "../train/atomic_write.ts";
+import { writeFileAtomicWith } from "../io/atomic_write.ts";
 
 const file = Deno.args[0];
 await Effect.runPromise(

@@ -1,11 +1,6 @@
 import { Effect } from "effect";
 import { assertEquals, assertThrowsMessage } from "./assert.ts";
-import {
-  decodeSafetensors,
-  dtypeSize,
-  encodeSafetensors,
-  type Tensor,
-} from "../train/checkpoint_safetensors.ts";
+import { decodeSafetensors, dtypeSize, encodeSafetensors, type Tensor } from "../io/safetensors.ts";
 
 const FILE = "run/checkpoints/step-000001.safetensors";
 

@@ -12,7 +12,7 @@ import {
   readBestRecord,
   saveCheckpoint,
 } from "../train/checkpoint.ts";
-import type { Tensor } from "../train/checkpoint_safetensors.ts";
+import type { Tensor } from "../io/safetensors.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);
 const fails = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(Effect.flip(effect));

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { experimentJson } from "../dsl/experiment.ts";
-import { inferenceGraph } from "../dsl/compile.ts";
+import { inferenceGraph } from "../interpret/graphs.ts";
 import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
 import { value } from "../plan/runtime.ts";

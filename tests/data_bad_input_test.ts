@@ -18,7 +18,7 @@ import type { CocoDataset } from "../data/coco.ts";
 import { type DataError, problemLine } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
-import { cocoPanoptic, folder, trainPipeline } from "../data/spec.ts";
+import { cocoPanoptic, folder, trainPipeline } from "../dsl/dataset.ts";
 import { validateSplit } from "../data/validate.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);

@@ -5,7 +5,7 @@ import { check as assert, encodePng, put, withTempDir, writeFolderDataset } from
 import { dataCommand, formatReports, parseDataArgs } from "../data/command.ts";
 import { problemLine } from "../data/errors.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
-import { folder } from "../data/spec.ts";
+import { folder } from "../dsl/dataset.ts";
 import { validateSplit } from "../data/validate.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);

@@ -9,7 +9,7 @@ import {
   INVALID,
   type LabelOptions,
 } from "../data/labels.ts";
-import { folder } from "../data/spec.ts";
+import { folder } from "../dsl/dataset.ts";
 
 const table = {
   names: ["a", "b", "c"],

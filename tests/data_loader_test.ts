@@ -1,11 +1,11 @@
 import { Effect, Stream } from "effect";
 import { assertEquals, assertNotEquals } from "./assert.ts";
 import { check as assert } from "./data_fixtures.ts";
-import { camvid } from "../data/builtin.ts";
+import { camvid } from "../dsl/datasets.ts";
 import type { Batch } from "../data/batch.ts";
 import { testLoader, trainLoader, type TrainLoaderOptions } from "../data/loader.ts";
 import { epochOrder } from "../data/order.ts";
-import { type DatasetSpec, procedural, testPipeline, trainPipeline } from "../data/spec.ts";
+import { type DatasetSpec, procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);
 const failure = <E>(effect: Effect.Effect<unknown, E>): Promise<E> =>

@@ -3,7 +3,7 @@ import { assertEquals, assertNotEquals } from "./assert.ts";
 import { check as assert } from "./data_fixtures.ts";
 import { openDataset } from "../data/open.ts";
 import { generateScene, proceduralIgnore, proceduralNames } from "../data/procedural.ts";
-import { procedural } from "../data/spec.ts";
+import { procedural } from "../dsl/dataset.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);
 

@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { join } from "node:path";
 import { assertClose, assertEquals } from "./assert.ts";
 import { check as assert, encodeJpeg, encodePng, gradient, put, withTempDir } from "./data_fixtures.ts";
-import { camvid, coco133 } from "../data/builtin.ts";
+import { camvid, coco133 } from "../dsl/datasets.ts";
 import type { CocoDataset } from "../data/coco.ts";
 import { readMask, readRgb, readSegmentIds } from "../data/decode.ts";
 import { openDataset } from "../data/open.ts";

@@ -12,7 +12,7 @@ import {
   procedural,
   testPipeline,
   trainPipeline,
-} from "../data/spec.ts";
+} from "../dsl/dataset.ts";
 
 /** Runs an effect expected to fail and returns its error. */
 const failure = <E>(effect: Effect.Effect<unknown, E>): Promise<E> =>

@@ -8,7 +8,7 @@ import { applyDistortion, drawDistortion } from "../data/photometric.ts";
 import { sampleRandom, testSample, trainSample } from "../data/pipeline.ts";
 import { rescaleSize, resizeCropRgb, resizeLabels, resizeRgb } from "../data/resize.ts";
 import { slideWindows } from "../data/slide.ts";
-import { folder, testPipeline, trainPipeline } from "../data/spec.ts";
+import { folder, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import type { LabelMapping } from "../data/labels.ts";
 
 const run = <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect);

@@ -5,7 +5,7 @@
 import { Effect, Result } from "effect";
 import { assert, assertEquals } from "./assert.ts";
 import * as m from "../dsl/model.ts";
-import { trainingGraph } from "../dsl/compile.ts";
+import { trainingGraph } from "../interpret/graphs.ts";
 import { decodeSegmenter } from "../dsl/validate.ts";
 import { adamW } from "../plan/optim.ts";
 import { execute, graphStage, plan, value } from "../plan/runtime.ts";

@@ -6,7 +6,7 @@
 import { Effect } from "effect";
 import { assert } from "./assert.ts";
 import * as m from "../dsl/model.ts";
-import { lossGraph } from "../dsl/compile.ts";
+import { lossGraph } from "../interpret/graphs.ts";
 import { grad } from "../plan/autodiff.ts";
 import { execute, graphStage, plan, value } from "../plan/runtime.ts";
 import { random } from "../core/random.ts";

@@ -2,7 +2,7 @@
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
 import * as m from "../dsl/model.ts";
-import { inferenceGraph } from "../dsl/compile.ts";
+import { inferenceGraph } from "../interpret/graphs.ts";
 import { canonicalJson, specHash } from "../dsl/canonical.ts";
 import { Graph } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";

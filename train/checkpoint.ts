@@ -14,7 +14,7 @@
 import { Data, Effect, Schema } from "effect";
 import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { isTempFileName, writeFileAtomic } from "./atomic_write.ts";
+import { isTempFileName, writeFileAtomic } from "../io/atomic_write.ts";
 import {
   decodeHeaderLength,
   decodeSafetensors,
@@ -22,7 +22,7 @@ import {
   encodeSafetensors,
   type SafetensorsHeader,
   type Tensor,
-} from "./checkpoint_safetensors.ts";
+} from "../io/safetensors.ts";
 
 export class CheckpointError extends Data.TaggedError("CheckpointError")<{
   readonly file: string;

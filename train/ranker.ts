@@ -5,7 +5,7 @@
  */
 import { Data, Effect } from "effect";
 import type { Experiment } from "../dsl/experiment.ts";
-import type { Ranker } from "../dsl/compile.ts";
+import type { Ranker } from "../interpret/segmenter.ts";
 import type { Value } from "../plan/runtime.ts";
 import { loadRun } from "./load_run.ts";
 

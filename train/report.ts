@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect";
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
+import { writeFileAtomic } from "../io/atomic_write.ts";
 import { type RenderOptions, renderReport } from "./report_html.ts";
 import { readRunInputs, type ReadRunOptions, ReportError } from "./report_inputs.ts";
 

@@ -15,7 +15,7 @@ import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
-import { writeFileAtomic } from "./atomic_write.ts";
+import { writeFileAtomic } from "../io/atomic_write.ts";
 
 /** A run folder that cannot be used as asked (exists without --resume, or holds another experiment). */
 export class RunFolderError

@@ -4,7 +4,7 @@
  */
 import { Data, Effect, Schema } from "effect";
 import { decodeMetadataJson, type LoadedCheckpoint } from "./checkpoint.ts";
-import type { Tensor as SafeTensor } from "./checkpoint_safetensors.ts";
+import type { Tensor as SafeTensor } from "../io/safetensors.ts";
 import { type Value, value } from "../plan/runtime.ts";
 import { nameKey } from "../plan/init.ts";
 import type { ValueSpec } from "../plan/onnx.ts";

@@ -11,8 +11,10 @@
 import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
-import { LOSS, MULTILABEL_LOSS, PIXEL_LOSS, trainingGraph } from "../dsl/compile.ts";
-import { learningRate, optimizerConfig } from "../dsl/training.ts";
+import { LOSS, MULTILABEL_LOSS, PIXEL_LOSS } from "../interpret/segmenter.ts";
+import { trainingGraph } from "../interpret/graphs.ts";
+import { learningRate } from "../dsl/training.ts";
+import { optimizerConfig } from "../interpret/optimizer.ts";
 import { trainLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
 import type { Batch, Position } from "../data/batch.ts";
@@ -37,6 +39,7 @@ import { formatMetricsTable } from "../eval/metrics_table.ts";
 import { writeReport } from "./report.ts";
 import { progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
+import { requireTask } from "../interpret/kinds.ts";
 
 /** A loss term became NaN or infinite; the last checkpoint is left as it was. */
 export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
@@ -118,6 +121,7 @@ export const nextPosition = (p: Position, n: number, b: number): Position =>
 
 export const train = (e: Experiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
+    yield* requireTask(e.model, "semantic", "train");
     const provider = options.provider ?? "cpu";
     const dir = runDirFor(e, options.out);
     const t = e.train;

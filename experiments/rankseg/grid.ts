@@ -9,7 +9,8 @@
 import { type Experiment, experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
-import { camvid, coco133, testPipeline, trainPipeline } from "../../data/mod.ts";
+import { camvid, coco133 } from "../../dsl/datasets.ts";
+import { testPipeline, trainPipeline } from "../../dsl/dataset.ts";
 
 export type Dataset = "coco133" | "camvid";
 export type Row =

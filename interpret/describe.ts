@@ -1,9 +1,9 @@
 /**
- * The describe interpreter: parameters and forward GFLOPs per component of a segmenter, like the
+ * The describe interpreter: parameters and forward GFLOPs per component of a model, like the
  * papers' "#params / FLOPs" columns, for one image at the training crop size.
  */
-import type { Segmenter } from "./model.ts";
-import { inferenceGraph } from "./compile.ts";
+import type { Model } from "../dsl/model.ts";
+import { inferenceGraph } from "./graphs.ts";
 import { describe } from "../plan/describe.ts";
 
 export interface ComponentCost {
@@ -26,7 +26,7 @@ const COMPONENTS: [string, RegExp][] = [
 
 /** Costs per component; "other" holds upsampling, argmax and the scatter back to K classes. */
 export const describeModel = (
-  spec: Segmenter,
+  spec: Model,
   [height, width]: readonly [number, number],
 ): ModelDescription => {
   const g = inferenceGraph(spec, { batch: 1, height, width, trainSize: [height, width] });

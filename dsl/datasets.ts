@@ -1,7 +1,7 @@
 /**
  * The datasets kappa ships specs for, by name: the real data under `../shared/data`.
  */
-import { cocoPanoptic, type DatasetSpec, folder } from "./spec.ts";
+import { cocoPanoptic, type DatasetSpec, folder } from "./dataset.ts";
 
 /** CamVid (11 classes, void = 11): 367 / 101 / 233 images in train / val / test. */
 export const camvid: DatasetSpec = folder({

@@ -1,14 +1,14 @@
 /**
- * The interpreter from specs to graphs: a training graph (forward, losses, backward, optimizer update
+ * The interpreter of the `Segmenter` kind, from spec to graphs: a training graph (forward, losses, backward, optimizer update
  * in one ONNX run) and an inference graph (per-pixel classes, K-class logits, multi-label scores,
  * selected classes). Both are traced at static shapes: batch size and input size are arguments.
  */
 import { Graph, type Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { minimize, type OptimizerConfig } from "../plan/optim.ts";
-import type { Segmenter } from "./model.ts";
+import { backboneStride, type Segmenter } from "../dsl/model.ts";
+import type { Shapes } from "./shapes.ts";
 import { segmenterForward } from "../layers/segmenter.ts";
-import { backboneStride } from "../layers/backbone.ts";
 import { rankTargets } from "../layers/selection.ts";
 import { MASKED_LOGIT } from "../layers/temperature.ts";
 import {
@@ -17,14 +17,6 @@ import {
   resizeChannelsLast,
 } from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
-
-export interface Shapes {
-  readonly batch: number;
-  readonly height: number;
-  readonly width: number;
-  /** The training crop [height, width]: the grid position embeddings are learned at. */
-  readonly trainSize: readonly [number, number];
-}
 
 /** Names of the loss outputs of a training graph. */
 export const LOSS = "loss", PIXEL_LOSS = "loss.pixel", MULTILABEL_LOSS = "loss.multiLabel";

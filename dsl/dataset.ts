@@ -8,9 +8,24 @@
  * except a Folder's classes file, which is resolved against its `root`.
  */
 import { Effect, Result, Schema } from "effect";
-import { decodeConfig } from "./config_file.ts";
-import { InlineClassTable, MAX_CLASSES } from "./classes.ts";
-import { InvalidConfig, problemLine } from "./errors.ts";
+import { decodeConfig, InvalidConfig } from "./decode.ts";
+
+/** The largest class count kappa supports (ImageNet-21k's 21,841 classes). */
+export const MAX_CLASSES = 21841;
+
+const Channel = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 }));
+
+/** Schema of an RGB triple of 0..255 integers. */
+export const RgbSchema = Schema.Tuple([Channel, Channel, Channel]);
+
+/** Schema of a class table written inline in a spec (`colors`, `ignoreIndex`, `isThing` optional). */
+export const InlineClassTable = Schema.Struct({
+  names: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
+  colors: Schema.optionalKey(Schema.Array(RgbSchema)),
+  ignoreIndex: Schema.optionalKey(Schema.Int),
+  isThing: Schema.optionalKey(Schema.Array(Schema.Boolean)),
+});
+export type InlineClassTable = typeof InlineClassTable.Type;
 
 const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => (schema: S) =>
   schema.pipe(Schema.withDecodingDefault(Effect.succeed(value)));
@@ -150,7 +165,7 @@ const checkLabelFields = (spec: DatasetSpec, file: string): Effect.Effect<Datase
 const constructed = <A>(effect: Effect.Effect<A, InvalidConfig>): A => {
   const result = Effect.runSync(Effect.result(effect));
   if (Result.isSuccess(result)) return result.success;
-  throw new Error(problemLine(result.failure));
+  throw new Error(`${result.failure.file}: ${result.failure.message}`);
 };
 
 /** A Folder dataset spec with defaults filled in; throws on invalid input (use in code, not for user files). */

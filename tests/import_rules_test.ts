@@ -1,0 +1,114 @@
+/**
+ * The README's architecture, checked on the source tree: which folder may import which (the data flow
+ * spec → interpreter → layers → plan IR → runtime), and no import cycles between files (`import type`
+ * included: a type-only cycle still ties the modules together).
+ */
+import { assertEquals } from "./assert.ts";
+import { dirname, join, normalize, relative } from "node:path";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+
+const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
+
+/**
+ * Folder → the kappa folders its files may import (its own folder always). `mod` is the root `mod.ts`;
+ * `tests/` may import anything.
+ */
+export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  core: [],
+  dsl: [],
+  io: ["core"],
+  plan: ["core"],
+  weights: ["io", "core"],
+  layers: ["dsl", "plan", "core"],
+  interpret: ["dsl", "layers", "plan", "weights", "io", "core"],
+  data: ["dsl", "io", "core"],
+  eval: ["dsl", "interpret", "plan", "data", "io", "core"],
+  train: ["dsl", "interpret", "layers", "plan", "data", "eval", "weights", "io", "core"],
+  cli: ["dsl", "interpret", "plan", "data", "eval", "train", "weights", "io", "core", "experiments"],
+  mod: ["dsl", "interpret", "layers", "plan", "data", "eval", "train", "weights", "io", "core"],
+  experiments: ["dsl"],
+  bench: [
+    "dsl",
+    "interpret",
+    "layers",
+    "plan",
+    "data",
+    "eval",
+    "train",
+    "weights",
+    "io",
+    "core",
+    "cli",
+    "experiments",
+  ],
+  scripts: ["dsl", "interpret", "plan", "data", "eval", "train", "io", "core"],
+};
+
+const SKIP = new Set(["node_modules", "runs", ".git", "scratch", "results"]);
+
+const sourceFiles = (dir: string): string[] =>
+  readdirSync(dir).flatMap((name) => {
+    if (SKIP.has(name) || name.startsWith(".")) return [];
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return /\.(ts|mts|js)$/.test(name) ? [path] : [];
+  });
+
+const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)["']/g;
+
+/** Repo-relative imports of a file (relative specifiers only: npm and node built-ins are not kappa's). */
+const importsOf = (file: string): string[] => {
+  const text = readFileSync(file, "utf8").replace(/^\s*(\/\/.*|\*.*|\/\*.*)$/gm, "");
+  return [...text.matchAll(IMPORT)].map((m) => relative(ROOT, normalize(join(dirname(file), m[1]))));
+};
+
+const folderOf = (rel: string) => (rel.includes("/") ? rel.split("/")[0] : rel.replace(/\.ts$/, ""));
+
+const graph = new Map(sourceFiles(ROOT).map((f) => [relative(ROOT, f), importsOf(f)]));
+
+Deno.test("import rules: every folder imports only the folders the architecture allows", () => {
+  const broken: string[] = [];
+  for (const [file, imports] of graph) {
+    const from = folderOf(file);
+    if (from === "tests") continue;
+    const allowed = ALLOWED[from];
+    if (!allowed) {
+      broken.push(`${file}: folder "${from}" has no import rule (add it to ALLOWED and the README)`);
+      continue;
+    }
+    for (const target of imports) {
+      const to = folderOf(target);
+      if (to !== from && !allowed.includes(to)) broken.push(`${file} imports ${target} (${from} → ${to})`);
+    }
+  }
+  assertEquals(broken, []);
+});
+
+Deno.test("import rules: no import cycles between files", () => {
+  // Tarjan's strongly connected components; a component of more than one file is a cycle.
+  const index = new Map<string, number>(), low = new Map<string, number>(), onStack = new Set<string>();
+  const stack: string[] = [], cycles: string[][] = [];
+  let next = 0;
+  const visit = (v: string) => {
+    index.set(v, next), low.set(v, next++), stack.push(v), onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) visit(w), low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do (w = stack.pop()!), onStack.delete(w), component.push(w); while (w !== v);
+      if (component.length > 1) cycles.push(component.sort());
+    }
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  assertEquals(cycles.map((c) => c.join(" ↔ ")), []);
+});
+
+Deno.test("import rules: the checker sees the tree (guards against a silently empty graph)", () => {
+  assertEquals(graph.has("interpret/graphs.ts"), true);
+  assertEquals(graph.get("interpret/graphs.ts")!.includes("interpret/segmenter.ts"), true);
+  assertEquals(graph.get("dsl/experiment.ts")!.includes("dsl/model.ts"), true);
+});
