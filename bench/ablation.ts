@@ -168,7 +168,7 @@ const writeResults = async (
       majorityBaseline(e.data.dataset, e.data.dataset.trainSplit, e.data.dataset.testSplit),
     );
     const t = e.train;
-    const psiOf = (x: Experiment) => x.model.psi?._tag ?? "no";
+    const psiOf = (x: Experiment) => x.model._tag === "Segmenter" ? x.model.psi?._tag ?? "no" : "no";
     const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
     lines.push(
       `## ${dataset} (K = ${e.model.classes})`,
@@ -296,7 +296,8 @@ export const findings = (
   compare("baseline-linear", "mt-ls-ra-linear", "+MT+LS+RA over the baseline, both with the linear ψ");
   const sweep = rows.filter((r) => r.row === "mt-ls-ra" || r.row.startsWith("mt-ls-ra-k"));
   if (sweep.length > 1) {
-    const kappa = (r: RowResult) => r.e.model.select._tag === "TopK" ? r.e.model.select.k : r.e.model.classes;
+    const kappa = ({ e: { model } }: RowResult) =>
+      model._tag === "Segmenter" && model.select._tag === "TopK" ? model.select.k : model.classes;
     const byKappa = [...sweep].sort((a, b) => kappa(a) - kappa(b));
     const best = byKappa.reduce((a, b) => (mean(mious(b)) > mean(mious(a)) ? b : a));
     // Which κ fall short of the best by more than the two rows' combined seed spread.

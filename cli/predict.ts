@@ -27,8 +27,7 @@ export const predictCommand = Command.make("predict", {
 }, (a) =>
   Effect.scoped(Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
-    const e = run.experiment;
-    yield* requireTask(e.model, "semantic", "predict");
+    const e = yield* requireTask(run.experiment, "semantic", "predict");
     const classes = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)).classes;
     const ranker = yield* loadRanker(e);
     const predictor = yield* makePredictor(e.model, run.state, {

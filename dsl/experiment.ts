@@ -28,7 +28,10 @@ export const Experiment = Schema.TaggedStruct("Experiment", {
 });
 export type Experiment = typeof Experiment.Type;
 
-export const experiment = (e: Omit<Experiment, "_tag">): Experiment => ({ _tag: "Experiment", ...e });
+/** An experiment; its type keeps the model's kind (`experiment({ model: segmenter(...) })` has a Segmenter). */
+export const experiment = <M extends Model>(
+  e: Omit<Experiment, "_tag" | "model"> & { readonly model: M },
+): Experiment & { readonly model: M } => ({ _tag: "Experiment", ...e });
 
 /** The cross-field rules of an experiment (model rules included). */
 export const experimentViolations = (e: Experiment): Violation[] => {
@@ -42,6 +45,24 @@ export const experimentViolations = (e: Experiment): Violation[] => {
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
+  // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
+  const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
+  if (expects) {
+    const differs = (a: readonly number[], b: readonly number[]) =>
+      a.some((x, i) => Math.abs(x - b[i]) > 1e-6);
+    for (const [where, pipeline] of [["data.train", e.data.train], ["data.test", e.data.test]] as const) {
+      for (const key of ["mean", "std"] as const) {
+        if (differs(pipeline[key], expects[key])) {
+          out.push({
+            path: `${where}.${key}`,
+            message: `[${pipeline[key].join(", ")}] differs from what model.backbone.pretrained expects ([${
+              expects[key].join(", ")
+            }])`,
+          });
+        }
+      }
+    }
+  }
   if (e.eval.mode === "slide") {
     if (!e.eval.crop || !e.eval.stride) {
       out.push({ path: "eval", message: "slide mode needs eval.crop and eval.stride" });

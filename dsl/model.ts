@@ -39,18 +39,86 @@ export const ConvNet = Schema.TaggedStruct("ConvNet", {
 });
 export type ConvNet = typeof ConvNet.Type;
 
-export const Backbone = Schema.Union([ViT, ConvNet]);
+const Rgb = Schema.Tuple([Schema.Number, Schema.Number, Schema.Number]);
+
+/** What a pretrained backbone's weights expect of the input: the pipeline's `mean` and `std` (RGB, 0..255). */
+export const InputScaling = Schema.Struct({ mean: Rgb, std: Rgb });
+export type InputScaling = typeof InputScaling.Type;
+
+/** A MobileNetV2 feature map, by its nominal stride: c2 = 4, c3 = 8, c4 = 16, c5 = 32; `final` = 1280 channels. */
+export const MobileNetV2Output = Schema.Literals(["c2", "c3", "c4", "c5", "final"]);
+export type MobileNetV2Output = typeof MobileNetV2Output.Type;
+
+/**
+ * MobileNetV2 (torchvision's layout, so ImageNet weights load by name). `outputStride` 8 / 16 trade the
+ * last stride-2 blocks for dilation (DeepLab); `outputs` lists the feature maps the model uses (a
+ * segmenter reads the last one). Normalization is BatchNorm folded into the convolutions, i.e. a fixed
+ * per-channel affine whose scale lives in the weights: at batch 4 batch statistics are noise, so
+ * training-mode BatchNorm with running statistics is not offered. `pretrained` names a torchvision-layout
+ * safetensors file (loaded by `weights/`), and `expects` the input scaling those weights were trained with.
+ */
+export const MobileNetV2 = Schema.TaggedStruct("MobileNetV2", {
+  widthMultiplier: Schema.Number.check(Schema.isGreaterThan(0)),
+  outputStride: Schema.Literals([8, 16, 32]),
+  /** "same": TensorFlow SAME padding (the provided weights'); "symmetric": torchvision's. */
+  padding: Schema.Literals(["same", "symmetric"]),
+  normalization: Schema.Literal("frozenBatchNorm"),
+  outputs: Schema.Array(MobileNetV2Output).check(Schema.isMinLength(1)),
+  pretrained: Schema.NullOr(Schema.String),
+  expects: Schema.NullOr(InputScaling),
+});
+export type MobileNetV2 = typeof MobileNetV2.Type;
+
+export const Backbone = Schema.Union([ViT, ConvNet, MobileNetV2]);
 export type Backbone = typeof Backbone.Type;
 
-/** The total downsampling factor of a backbone. */
-export const backboneStride = (
-  b: Backbone,
-): number => (b._tag === "ViT" ? b.patchSize : 2 ** b.widths.length);
+/** torchvision's `_make_divisible`: round a scaled width to a multiple of 8, never below 90 % of it. */
+export const makeDivisible = (v: number, divisor = 8): number => {
+  const rounded = Math.max(divisor, Math.floor(v + divisor / 2) - (Math.floor(v + divisor / 2) % divisor));
+  return rounded < 0.9 * v ? rounded + divisor : rounded;
+};
 
-/** Output width of a backbone. */
-export const backboneDim = (
-  b: Backbone,
-): number => (b._tag === "ViT" ? b.dim : b.widths[b.widths.length - 1]);
+const MOBILENET_V2_WIDTHS: Record<MobileNetV2Output, number> = {
+  c2: 24,
+  c3: 32,
+  c4: 96,
+  c5: 320,
+  final: 1280,
+};
+const MOBILENET_V2_STRIDES: Record<MobileNetV2Output, number> = { c2: 4, c3: 8, c4: 16, c5: 32, final: 32 };
+
+/** Channels of a MobileNetV2 feature map at a width multiplier (the final map never shrinks below 1280). */
+export const mobileNetV2Channels = (b: MobileNetV2, output: MobileNetV2Output): number =>
+  output === "final"
+    ? makeDivisible(1280 * Math.max(1, b.widthMultiplier))
+    : makeDivisible(MOBILENET_V2_WIDTHS[output] * b.widthMultiplier);
+
+/** The output a model reads from a MobileNetV2: the last one listed. */
+export const lastOutput = (b: MobileNetV2): MobileNetV2Output => b.outputs[b.outputs.length - 1];
+
+/** The total downsampling factor of a backbone (of the features a model reads). */
+export const backboneStride = (b: Backbone): number => {
+  switch (b._tag) {
+    case "ViT":
+      return b.patchSize;
+    case "ConvNet":
+      return 2 ** b.widths.length;
+    case "MobileNetV2":
+      return Math.min(MOBILENET_V2_STRIDES[lastOutput(b)], b.outputStride);
+  }
+};
+
+/** Output width of a backbone (of the features a model reads). */
+export const backboneDim = (b: Backbone): number => {
+  switch (b._tag) {
+    case "ViT":
+      return b.dim;
+    case "ConvNet":
+      return b.widths[b.widths.length - 1];
+    case "MobileNetV2":
+      return mobileNetV2Channels(b, lastOutput(b));
+  }
+};
 
 // ---------------------------------------------------------------------------------------------------
 // ξ: multi-label heads (K scores per image)
@@ -178,11 +246,22 @@ export type Segmenter = typeof Segmenter.Type;
  * Every kind of model kappa builds, discriminated on `_tag`; an experiment's `model` is one of them.
  *
  * The interpreter (`interpret/kinds.ts`) maps each kind to the task its runs train and evaluate on
- * (semantic segmentation for `Segmenter`), and train / eval / predict / export dispatch on that. A new
- * kind (a panoptic mask-transformer segmenter, a backbone with a classification head) is one more member
+ * (semantic segmentation for `Segmenter`, classification for `Classifier`), and train / eval / predict /
+ * export dispatch on that. A new kind (next: a panoptic mask-transformer segmenter) is one more member
  * here, its rules in `dsl/validate.ts`, and one more entry in each of the interpreter's tables.
  */
-export const Model = Schema.Union([Segmenter]);
+/**
+ * A backbone with a classification head: global average pooling of the last feature map, then a linear
+ * layer to `classes` logits (torchvision's classifier; its dropout is inactive at inference). Its use
+ * here: checking imported ImageNet weights (`deno task classify`).
+ */
+export const Classifier = Schema.TaggedStruct("Classifier", {
+  classes: Positive,
+  backbone: Backbone,
+});
+export type Classifier = typeof Classifier.Type;
+
+export const Model = Schema.Union([Segmenter, Classifier]);
 export type Model = typeof Model.Type;
 export type ModelKind = Model["_tag"];
 
@@ -206,6 +285,25 @@ export const vitTiny = (o: Opt<ViT> = {}): ViT => vit({ dim: 192, depth: 12, hea
 export const vitSmall = (o: Opt<ViT> = {}): ViT => vit({ dim: 384, depth: 12, heads: 6, ...o });
 /** A CPU-sized ViT (d = 128, 2 heads, depth 4, patch 8) for experiments that train in minutes. */
 export const vitMicro = (o: Opt<ViT> = {}): ViT => vit({ dim: 128, depth: 4, heads: 2, patchSize: 8, ...o });
+
+/** The input scaling of the provided ImageNet MobileNetV2 weights: x / 127.5 − 1, i.e. inputs in [−1, 1]. */
+export const MINUS_ONE_TO_ONE: InputScaling = { mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
+
+/**
+ * A MobileNetV2 backbone (width 1.0, output stride 8, SAME padding, the stride-32 map `c5`). With
+ * `pretrained`, `expects` defaults to the provided weights' [−1, 1] input scaling.
+ */
+export const mobileNetV2 = (o: Opt<MobileNetV2> = {}): MobileNetV2 => ({
+  _tag: "MobileNetV2",
+  widthMultiplier: 1,
+  outputStride: 8,
+  padding: "same",
+  normalization: "frozenBatchNorm",
+  outputs: ["c5"],
+  pretrained: null,
+  ...o,
+  expects: o.expects !== undefined ? o.expects : o.pretrained ? MINUS_ONE_TO_ONE : null,
+});
 
 export const convNet = (o: Opt<ConvNet> = {}): ConvNet => ({
   _tag: "ConvNet",
@@ -294,3 +392,9 @@ export const segmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "backb
     ...o,
   };
 };
+
+/** A classifier: backbone + global average pool + linear over `classes`. */
+export const classifier = (o: Pick<Classifier, "classes" | "backbone">): Classifier => ({
+  _tag: "Classifier",
+  ...o,
+});

@@ -3,7 +3,7 @@
  * violation is reported with its path, e.g. `model.select.k: 200 exceeds the number of classes (133)`.
  */
 import { Data, Result, Schema, SchemaIssue } from "effect";
-import { type Model, type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
+import { type Backbone, type Model, type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
 
 export interface Violation {
   readonly path: string;
@@ -37,6 +37,25 @@ export const decodeWith = <S extends Schema.Constraint & Schema.ConstraintDecode
   })));
 };
 
+/** The cross-field rules of a backbone spec. */
+export const backboneViolations = (b: Backbone, path: string): Violation[] => {
+  const out: Violation[] = [];
+  if (b._tag === "ViT" && b.dim % b.heads !== 0) {
+    out.push({ path: `${path}.dim`, message: `${b.dim} is not divisible by heads (${b.heads})` });
+  }
+  if (b._tag === "ConvNet" && b.widths.length === 0) {
+    out.push({ path: `${path}.widths`, message: "needs at least one stage" });
+  }
+  if (b._tag === "MobileNetV2") {
+    const dup = b.outputs.find((o, i) => b.outputs.indexOf(o) !== i);
+    if (dup) out.push({ path: `${path}.outputs`, message: `"${dup}" is listed twice` });
+    if (b.pretrained !== null && b.pretrained.trim() === "") {
+      out.push({ path: `${path}.pretrained`, message: "must name a .safetensors file, or be null" });
+    }
+  }
+  return out;
+};
+
 /** The cross-field rules of a segmenter spec. */
 export const segmenterViolations = (m: Segmenter, path = "model"): Violation[] => {
   const out: Violation[] = [];
@@ -44,10 +63,7 @@ export const segmenterViolations = (m: Segmenter, path = "model"): Violation[] =
   const divisible = (p: string, dim: number, heads: number) => {
     if (dim % heads !== 0) v(p, `${dim} is not divisible by heads (${heads})`);
   };
-  if (m.backbone._tag === "ViT") divisible("backbone.dim", m.backbone.dim, m.backbone.heads);
-  if (m.backbone._tag === "ConvNet" && m.backbone.widths.length === 0) {
-    v("backbone.widths", "needs at least one stage");
-  }
+  out.push(...backboneViolations(m.backbone, `${path}.backbone`));
   if (m.xi && m.xi._tag !== "GapLinear") divisible("headDim", m.headDim, m.xi.heads);
   if (m.psi?._tag === "MaskTransformer") divisible("headDim", m.headDim, m.psi.heads);
   if (m.ignoreIndex >= 0 && m.ignoreIndex < m.classes) {
@@ -90,6 +106,8 @@ export const modelViolations = (m: Model, path = "model"): Violation[] => {
   switch (m._tag) {
     case "Segmenter":
       return segmenterViolations(m, path);
+    case "Classifier":
+      return backboneViolations(m.backbone, `${path}.backbone`);
   }
 };
 

@@ -80,13 +80,13 @@ const writeExample = (dir: string, batch: TestBatch, p: Prediction, classes: Cla
   });
 
 export const evaluate = (
-  e: Experiment,
+  experiment: Experiment,
   state: ReadonlyMap<string, Value>,
   classes: ClassTable,
   options: EvaluateOptions,
 ) =>
   Effect.scoped(Effect.gen(function* () {
-    yield* requireTask(e.model, "semantic", "eval");
+    const e = yield* requireTask(experiment, "semantic", "eval");
     const k = e.model.classes;
     const predictor = yield* makePredictor(e.model, state, {
       ...options,

@@ -1,11 +1,12 @@
 /**
  * Spec → graphs, for every model kind: the training graph (forward, losses, backward and optimizer
  * update in one ONNX run) and the inference graph. Each kind's interpreter lives in a module of its own
- * (`segmenter.ts`); these functions dispatch on the model's `_tag`.
+ * (`segmenter.ts`, `classifier.ts`); these functions dispatch on the model's `_tag`.
  */
 import type { Model } from "../dsl/model.ts";
 import type { Graph, Tensor } from "../plan/graph.ts";
 import type { OptimizerConfig } from "../plan/optim.ts";
+import * as classifier from "./classifier.ts";
 import * as segmenter from "./segmenter.ts";
 import type { Shapes } from "./shapes.ts";
 
@@ -19,6 +20,8 @@ export const trainingGraph = (
   switch (model._tag) {
     case "Segmenter":
       return segmenter.trainingGraph(model, shapes, optimizer, ranker);
+    case "Classifier":
+      return classifier.trainingGraph(model, shapes, optimizer);
   }
 };
 
@@ -31,6 +34,8 @@ export const lossGraph = (
   switch (model._tag) {
     case "Segmenter":
       return segmenter.lossGraph(model, shapes, ranker);
+    case "Classifier":
+      return classifier.lossGraph(model, shapes);
   }
 };
 
@@ -43,5 +48,7 @@ export const inferenceGraph = (
   switch (model._tag) {
     case "Segmenter":
       return segmenter.inferenceGraph(model, shapes, options);
+    case "Classifier":
+      return classifier.inferenceGraph(model, shapes);
   }
 };

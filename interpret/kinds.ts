@@ -6,12 +6,26 @@
  * that names the kind, instead of assuming one head. A new kind is one more entry here.
  */
 import { Data, Effect } from "effect";
-import type { Model, ModelKind } from "../dsl/model.ts";
+import type { Classifier, Model, ModelKind, Segmenter } from "../dsl/model.ts";
+import type { Experiment } from "../dsl/experiment.ts";
 
 /** What a run of a model does: per-pixel classes, one class per image, or panoptic segments. */
 export type Task = "semantic" | "classification" | "panoptic";
 
-export const TASK: { readonly [K in ModelKind]: Task } = { Segmenter: "semantic" };
+export const TASK: { readonly [K in ModelKind]: Task } = {
+  Segmenter: "semantic",
+  Classifier: "classification",
+};
+
+/** The model kinds of each task. */
+interface TaskModels {
+  readonly semantic: Segmenter;
+  readonly classification: Classifier;
+  readonly panoptic: never;
+}
+export type ModelFor<T extends Task> = TaskModels[T];
+/** An experiment whose model is of task `T`. */
+export type ExperimentFor<T extends Task> = Omit<Experiment, "model"> & { readonly model: ModelFor<T> };
 
 /** A program was given a model kind it does not implement. */
 export class UnsupportedModelKind extends Data.TaggedError("UnsupportedModelKind")<{
@@ -26,8 +40,26 @@ export class UnsupportedModelKind extends Data.TaggedError("UnsupportedModelKind
   }
 }
 
-/** Succeeds with the model when its kind's task is `task`; `program` names the caller in the error. */
-export const requireTask = <M extends Model>(model: M, task: Task, program: string) =>
-  TASK[model._tag] === task ? Effect.succeed(model) : Effect.fail(
+const isFor = <T extends Task>(m: Model, task: T): m is ModelFor<T> => TASK[m._tag] === task;
+
+/** The model, when its kind's task is `task`; `program` names the caller in the error. */
+export const modelFor = <T extends Task>(
+  model: Model,
+  task: T,
+  program: string,
+): Effect.Effect<ModelFor<T>, UnsupportedModelKind> =>
+  isFor(model, task) ? Effect.succeed(model) : Effect.fail(
     new UnsupportedModelKind({ program, kind: model._tag, task: TASK[model._tag], supported: task }),
   );
+
+/** The experiment, when its model's task is `task`; `program` names the caller in the error. */
+export const requireTask = <T extends Task>(
+  e: Experiment,
+  task: T,
+  program: string,
+): Effect.Effect<ExperimentFor<T>, UnsupportedModelKind> =>
+  Effect.map(modelFor(e.model, task, program), (model) => ({ ...e, model }));
+
+/** `modelFor` for code that has already checked the kind (benchmarks, tests): throws otherwise. */
+export const expectModelFor = <T extends Task>(model: Model, task: T, program: string): ModelFor<T> =>
+  Effect.runSync(modelFor(model, task, program));

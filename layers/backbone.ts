@@ -4,7 +4,8 @@
 import type { Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
-import type { Backbone, ConvNet, ViT } from "../dsl/model.ts";
+import { type Backbone, type ConvNet, lastOutput, type MobileNetV2, type ViT } from "../dsl/model.ts";
+import { mobileNetV2 } from "./mobilenet_v2.ts";
 import { linear } from "./linear.ts";
 import { layerNorm } from "./norm.ts";
 import { transformerBlock } from "./block.ts";
@@ -91,5 +92,24 @@ export const convNet = (x: Tensor, spec: ConvNet): Features => {
   return { tokens: layerNorm(tokens, { name: "norm" }), grid: [gh, gw] };
 };
 
+/**
+ * MobileNetV2's last requested map as tokens, without a normalization of its own: pretrained features
+ * reach the head as the ImageNet network computes them.
+ */
+const mobileNetV2Tokens = (x: Tensor, spec: MobileNetV2): Features => {
+  const map = mobileNetV2(x, spec)[lastOutput(spec)]!;
+  const [b, c, gh, gw] = map.shape;
+  return { tokens: o.transpose(o.reshape(map, [b, c, gh * gw]), [0, 2, 1]), grid: [gh, gw] };
+};
+
 export const backbone = (x: Tensor, spec: Backbone, trainGrid: readonly [number, number], train: boolean) =>
-  x.graph.scope("backbone", () => (spec._tag === "ViT" ? vit(x, spec, trainGrid, train) : convNet(x, spec)));
+  x.graph.scope("backbone", (): Features => {
+    switch (spec._tag) {
+      case "ViT":
+        return vit(x, spec, trainGrid, train);
+      case "ConvNet":
+        return convNet(x, spec);
+      case "MobileNetV2":
+        return mobileNetV2Tokens(x, spec);
+    }
+  });

@@ -5,10 +5,11 @@
  * it composes a custom segmenter, validates it, compiles and costs it, and trains it for 2 steps.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { dirname, fromFileUrl, join, toFileUrl } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { existsSync, readdirSync } from "node:fs";
 
-const ROOT = join(dirname(fromFileUrl(import.meta.url)), "..");
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const README = Deno.readTextFileSync(join(ROOT, "README.md"));
 
 /** The first ```ts block of the README section `heading`. */
@@ -31,7 +32,7 @@ Deno.test({
 
     const project = await Deno.makeTempDir({ prefix: "kappa-user-project-" });
     try {
-      const modUrl = toFileUrl(join(ROOT, "mod.ts")).href;
+      const modUrl = pathToFileURL(join(ROOT, "mod.ts")).href;
       await Deno.writeTextFile(join(project, "main.ts"), example.replace('"../kappa/mod.ts"', `"${modUrl}"`));
       const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
       await Deno.writeTextFile(

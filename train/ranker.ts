@@ -29,19 +29,25 @@ export const rankerName = (name: string): string => `ranker.${name.replace(/^mod
 /** The ranker of an independent-scheme experiment (undefined for the joint scheme). */
 export const loadRanker = (e: Experiment) =>
   Effect.gen(function* () {
-    const scheme = e.model.scheme;
-    if (scheme._tag !== "Independent") return undefined;
+    if (e.model._tag !== "Segmenter" || e.model.scheme._tag !== "Independent") return undefined;
+    const segmenter = e.model, scheme = e.model.scheme;
     const run = yield* loadRun(scheme.ranker).pipe(
       Effect.mapError((err) => new RankerError({ dir: scheme.ranker, reason: err.message })),
     );
     const model = run.experiment.model;
+    if (model._tag !== "Segmenter") {
+      return yield* new RankerError({
+        dir: scheme.ranker,
+        reason: `its model is a ${model._tag}, not a segmenter`,
+      });
+    }
     if (!model.xi) {
       return yield* new RankerError({ dir: scheme.ranker, reason: "its model has no multi-label head (xi)" });
     }
-    if (model.classes !== e.model.classes) {
+    if (model.classes !== segmenter.classes) {
       return yield* new RankerError({
         dir: scheme.ranker,
-        reason: `ranks ${model.classes} classes, the segmenter has ${e.model.classes}`,
+        reason: `ranks ${model.classes} classes, the segmenter has ${segmenter.classes}`,
       });
     }
     const state = new Map(

@@ -39,7 +39,7 @@ import { formatMetricsTable } from "../eval/metrics_table.ts";
 import { writeReport } from "./report.ts";
 import { progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
-import { requireTask } from "../interpret/kinds.ts";
+import { type ExperimentFor, requireTask } from "../interpret/kinds.ts";
 
 /** A loss term became NaN or infinite; the last checkpoint is left as it was. */
 export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
@@ -96,7 +96,7 @@ export interface TrainResult {
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
 
 /** Checks that the dataset's class table fits the model. */
-export const checkClasses = (e: Experiment, classes: ClassTable, source: string) =>
+export const checkClasses = (e: ExperimentFor<"semantic">, classes: ClassTable, source: string) =>
   Effect.gen(function* () {
     if (classes.names.length !== e.model.classes) {
       return yield* new ExperimentDataMismatch({
@@ -119,9 +119,9 @@ export const nextPosition = (p: Position, n: number, b: number): Position =>
     ? { epoch: p.epoch + 1, index: 0 }
     : { epoch: p.epoch, index: p.index + b };
 
-export const train = (e: Experiment, options: TrainOptions = {}) =>
+export const train = (experiment: Experiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
-    yield* requireTask(e.model, "semantic", "train");
+    const e = yield* requireTask(experiment, "semantic", "train");
     const provider = options.provider ?? "cpu";
     const dir = runDirFor(e, options.out);
     const t = e.train;

@@ -6,7 +6,7 @@
  * Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`), which is what
  * `deno task bench ablation` runs.
  */
-import { type Experiment, experiment } from "../../dsl/experiment.ts";
+import { experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
 import { camvid, coco133 } from "../../dsl/datasets.ts";
@@ -99,7 +99,7 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
 };
 
 /** The experiment of one row (κ only for the sweep rows). */
-export const rowExperiment = (d: Dataset, row: Row, kappa?: number): Experiment =>
+export const rowExperiment = (d: Dataset, row: Row, kappa?: number) =>
   experiment({
     name: `rankseg-${d}-${row}${kappa === undefined ? "" : `-k${kappa}`}`,
     model: rowModel(d, row, kappa),
