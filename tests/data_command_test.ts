@@ -7,6 +7,8 @@ import { problemLine } from "../data/errors.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
 import { folder } from "../data/spec.ts";
 import { validateSplit } from "../data/validate.ts";
+import { experimentJson } from "../dsl/experiment.ts";
+import quickstartExperiment from "../experiments/quickstart.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);
 const failure = <E>(effect: Effect.Effect<unknown, E>): Promise<E> =>
@@ -124,6 +126,25 @@ Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, an
       `unsupported spec file type ".yaml" (use .json or .ts)`,
     );
   }));
+
+Deno.test("loadDatasetSpec: the shipped experiment files (tagged Experiment) yield their data.dataset", async () => {
+  const quickstart = await run(loadDatasetSpec("experiments/quickstart.ts"));
+  assertEquals([quickstart.spec._tag, quickstart.spec.name, quickstart.file], [
+    "Folder",
+    "camvid",
+    "experiments/quickstart.ts",
+  ]);
+  const coco = await run(loadDatasetSpec("experiments/rankseg/coco133-mt.ts"));
+  assertEquals([coco.spec._tag, coco.spec.name], ["CocoPanoptic", "coco133"]);
+  const camvid = await run(loadDatasetSpec("experiments/rankseg/camvid-baseline.ts"));
+  assertEquals([camvid.spec._tag, camvid.spec.name], ["Folder", "camvid"]);
+  // The JSON form of an experiment (what `deno task spec` writes and run folders keep) is tagged too.
+  await withTempDir(async (dir) => {
+    const json = await put(join(dir, "experiment.json"), experimentJson(quickstartExperiment));
+    const loaded = await run(loadDatasetSpec(json));
+    assertEquals([loaded.spec._tag, loaded.spec.name], ["Folder", "camvid"]);
+  });
+});
 
 Deno.test("parseDataArgs: target, --split, --skip-bad", async () => {
   assertEquals(await run(parseDataArgs(["camvid", "--split", "val"])), {
