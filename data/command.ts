@@ -6,6 +6,7 @@ import { Console, Effect } from "effect";
 import { join } from "node:path";
 import { BadFiles, type DataError, InvalidConfig, type Problem, problemLine } from "./errors.ts";
 import { listDirs } from "./listing.ts";
+import { checkDatasetRoot } from "./open.ts";
 import type { DatasetSpec } from "./spec.ts";
 import { loadDatasetSpec } from "./spec_file.ts";
 import { type SplitReport, validateSplit } from "./validate.ts";
@@ -89,7 +90,8 @@ export const formatReports = (reports: readonly SplitReport[]): string => {
  */
 export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[], DataError> =>
   Effect.gen(function* () {
-    const { spec, file } = yield* loadDatasetSpec(args.target);
+    const { spec, file, path } = yield* loadDatasetSpec(args.target);
+    yield* checkDatasetRoot(spec, file, path);
     const splits = args.split === undefined ? yield* splitsOf(spec) : [args.split];
     if (splits.length === 0) {
       return yield* Effect.fail(new InvalidConfig({ file, message: "the dataset has no splits" }));
@@ -97,7 +99,7 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
     const reports: SplitReport[] = [];
     const problems: Problem[] = [];
     for (const split of splits) {
-      const report = yield* validateSplit(spec, split, { skipBad: true, specFile: file });
+      const report = yield* validateSplit(spec, split, { skipBad: true, specFile: file, specPath: path });
       reports.push(report);
       problems.push(...report.problems);
     }

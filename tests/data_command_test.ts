@@ -5,7 +5,8 @@ import { check as assert, encodePng, put, withTempDir, writeFolderDataset } from
 import { dataCommand, formatReports, parseDataArgs } from "../data/command.ts";
 import { problemLine } from "../data/errors.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
-import { folder } from "../data/spec.ts";
+import { cocoPanoptic, folder } from "../data/spec.ts";
+import { openDataset } from "../data/open.ts";
 import { validateSplit } from "../data/validate.ts";
 import { experimentJson } from "../dsl/experiment.ts";
 import quickstartExperiment from "../experiments/quickstart.ts";
@@ -145,6 +146,45 @@ Deno.test("loadDatasetSpec: the shipped experiment files (tagged Experiment) yie
     assertEquals([loaded.spec._tag, loaded.spec.name], ["Folder", "camvid"]);
   });
 });
+
+Deno.test("a dataset root that does not exist is a spec error naming the file and the field", () =>
+  withTempDir(async (dir) => {
+    const where = `(relative to the working directory ${Deno.cwd()})`;
+    const plain = await put(
+      join(dir, "x.json"),
+      JSON.stringify({ _tag: "Folder", root: "../nope", classes: "classes.json" }),
+    );
+    const quiet = { ...console, log() {}, error() {} };
+    const fails = (target: string) =>
+      failure(dataCommand({ target }).pipe(Effect.provideService(Console.Console, quiet)));
+    assertEquals(problemLine(await fails(plain)), `${plain}: root: ../nope does not exist ${where}`);
+    const e = JSON.parse(experimentJson(quickstartExperiment));
+    e.data.dataset.root = "../nope";
+    const experiment = await put(join(dir, "e.json"), JSON.stringify(e));
+    assertEquals(
+      problemLine(await fails(experiment)),
+      `${experiment}: data.dataset.root: ../nope does not exist ${where}`,
+    );
+    const absent = join(dir, "absent");
+    const coco = await put(
+      join(dir, "c.json"),
+      JSON.stringify({ data: { dataset: { _tag: "CocoPanoptic", root: absent } } }),
+    );
+    assertEquals(
+      problemLine(await fails(coco)),
+      `${coco}: data.dataset.root: ${absent} does not exist`,
+    );
+    // Training, eval and predict open an experiment's dataset through openDataset: same check, same field.
+    const opened = await failure(openDataset(folder({ root: "../nope", classes: "classes.json" }), "train"));
+    assertEquals(
+      [opened._tag, problemLine(opened)],
+      ["InvalidConfig", `<dataset spec>: data.dataset.root: ../nope does not exist ${where}`],
+    );
+    const named = await failure(
+      openDataset(cocoPanoptic({ root: absent }), "val2017", "exp.ts", "data.dataset"),
+    );
+    assertEquals(problemLine(named), `exp.ts: data.dataset.root: ${absent} does not exist`);
+  }));
 
 Deno.test("parseDataArgs: target, --split, --skip-bad", async () => {
   assertEquals(await run(parseDataArgs(["camvid", "--split", "val"])), {
