@@ -85,8 +85,8 @@ export const formatReports = (reports: readonly SplitReport[]): string => {
 };
 
 /**
- * The data command: validates the named split (or all splits), prints the tables, and on bad files prints
- * one line per problem to stderr and fails with `BadFiles` (the CLI turns that into a non-zero exit).
+ * The data command: validates the named split (or all splits), prints the tables, and on bad files fails
+ * with `BadFiles` holding one problem per bad file (the CLI prints one line each and exits non-zero).
  */
 export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[], DataError> =>
   Effect.gen(function* () {
@@ -109,7 +109,8 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
         yield* Console.log(`\nskipped ${problems.length} bad file${problems.length > 1 ? "s" : ""}:`);
         for (const p of problems) yield* Console.log(problemLine(p));
       } else {
-        for (const p of problems) yield* Console.error(problemLine(p));
+        // The problems travel in the error; the CLI prints each as one line (printing them here too
+        // showed every line twice).
         return yield* Effect.fail(
           new BadFiles({
             file,

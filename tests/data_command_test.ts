@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { assertClose, assertEquals } from "./assert.ts";
 import { check as assert, encodePng, put, withTempDir, writeFolderDataset } from "./data_fixtures.ts";
 import { dataCommand, formatReports, parseDataArgs } from "../data/command.ts";
-import { problemLine } from "../data/errors.ts";
+import { type BadFiles, problemLine } from "../data/errors.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
 import { cocoPanoptic, folder } from "../data/spec.ts";
 import { openDataset } from "../data/open.ts";
@@ -65,7 +65,7 @@ Deno.test("dataCommand: prints the counts table for every split; built-in names 
     assertEquals([camvid.spec._tag, camvid.spec.name, camvid.file], ["Folder", "camvid", "camvid"]);
   }));
 
-Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure", () =>
+Deno.test("dataCommand: bad files -> a BadFiles failure with one problem each, nothing printed twice", () =>
   withTempDir(async (root) => {
     await fixture(root);
     await put(join(root, "annotations", "train", "bad.png"), encodePng(4, 3, "grey8", GOOD1.map(() => 9)));
@@ -83,7 +83,9 @@ Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure
       ),
     );
     assertEquals([e._tag, e.file, e.message], ["BadFiles", spec, "2 bad files in train"]);
-    assertEquals(err, [
+    // The command prints no problem itself: the CLI prints the error's problems, one line each.
+    assertEquals(err, []);
+    assertEquals((e as BadFiles).problems.map(problemLine), [
       `${join(root, "images", "train", "alone.png")}: no mask ${
         join(root, "annotations", "train", "alone.png")
       }`,
@@ -92,6 +94,34 @@ Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure
     const skipped = await captured(dataCommand({ target: spec, split: "train", skipBad: true }));
     assert(skipped.exit._tag === "Success", "skipBad succeeds");
     assert(skipped.out.includes("skipped 2 bad files:"), skipped.out);
+  }));
+
+Deno.test("cli data: each bad file is printed once on stderr, and the exit status is 1", () =>
+  withTempDir(async (root) => {
+    await fixture(root);
+    await put(join(root, "annotations", "train", "bad.png"), encodePng(4, 3, "grey8", GOOD1));
+    await put(join(root, "images", "train", "bad.png"), "garbage");
+    await put(join(root, "images", "train", "alone.png"), "garbage");
+    const spec = await put(
+      join(root, "spec.json"),
+      JSON.stringify({ _tag: "Folder", root, classes: "classes.json" }),
+    );
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/main.ts", "data", spec, "--split", "train"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(run.stderr);
+    const lines = stderr.split("\n").filter((l) => l.length > 0);
+    assertEquals(run.code, 1, stderr);
+    const bad = [
+      `${join(root, "images", "train", "alone.png")}: no mask ${
+        join(root, "annotations", "train", "alone.png")
+      }`,
+      `${join(root, "images", "train", "bad.png")}: not a decodable image (corrupt or unsupported format)`,
+    ];
+    for (const line of bad) assertEquals(lines.filter((l) => l === line).length, 1, stderr);
+    assert(new TextDecoder().decode(run.stdout).includes("train"), "the table is still printed");
   }));
 
 Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, and clear errors", () =>
