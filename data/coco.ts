@@ -128,8 +128,13 @@ const checkCategories = (json: PanopticJson, file: string): Effect.Effect<void, 
 type Annotation = PanopticJson["annotations"][number];
 
 /**
- * Opens one split: lists its images, pairs each with its semantic mask and its panoptic annotation, and
+ * Opens one split: lists its images, pairs each with its panoptic annotation and its semantic mask, and
  * reports images without either, annotations without an image, and segments with unknown categories.
+ *
+ * Pairing follows COCO: an annotation's `image_id` names an entry of `images`, whose `file_name` is the
+ * image; the annotation's own `file_name` is the panoptic PNG, named however the dataset likes
+ * (Cityscapes: `*_leftImg8bit.png` images, `*_gtFine_panoptic.png` PNGs). The semantic mask is
+ * `<image stem>.png`, or else named like the panoptic PNG.
  */
 export const openCocoPanoptic = (
   spec: CocoPanopticSpec,
@@ -149,10 +154,19 @@ export const openCocoPanoptic = (
 
     const categoryIds = new Set(json.categories.map((c) => c.id));
     const imageById = new Map(json.images.map((i) => [i.id, i]));
-    const annotationByStem = new Map<string, Annotation>();
+    const listedNames = new Set(images.map((i) => i.name));
+    // An `images[].file_name` may carry a folder (`frankfurt/x.png`); the split folder holds the file.
+    const listedName = (fileName: string) =>
+      listedNames.has(fileName)
+        ? fileName
+        : listedNames.has(basename(fileName))
+        ? basename(fileName)
+        : undefined;
+    /** Listed image name → its annotation, and whether that annotation is usable. */
+    const annotationOf = new Map<string, { readonly annotation: Annotation; readonly usable: boolean }>();
     const problems: Problem[] = [];
+    const strays: Problem[] = [];
     for (const a of json.annotations) {
-      const stem = stemOf(a.file_name);
       const unknown = a.segments_info.filter((s) => !categoryIds.has(s.category_id));
       for (const s of unknown) {
         problems.push({
@@ -160,39 +174,56 @@ export const openCocoPanoptic = (
           message: `${a.file_name}: segment ${s.id} has unknown category id ${s.category_id}`,
         });
       }
-      if (!imageById.has(a.image_id)) {
+      const info = imageById.get(a.image_id);
+      if (info === undefined) {
         problems.push({
           file: jsonFile,
           message: `${a.file_name}: image_id ${a.image_id} is not in "images"`,
         });
-      } else if (unknown.length === 0) annotationByStem.set(stem, a);
+        continue;
+      }
+      const name = listedName(info.file_name);
+      if (name === undefined) {
+        strays.push({
+          file: jsonFile,
+          message: `${a.file_name}: annotation for an image not in ${split} (${info.file_name})`,
+        });
+      } else if (annotationOf.has(name)) {
+        problems.push({
+          file: jsonFile,
+          message: `${a.file_name}: a second annotation of ${info.file_name}`,
+        });
+      } else annotationOf.set(name, { annotation: a, usable: unknown.length === 0 });
     }
 
-    const annotated = new Set(json.annotations.map((a) => stemOf(a.file_name)));
     const samples: SampleRef[] = [];
-    const stems = new Set<string>();
+    const annotationBySample = new Map<string, Annotation>();
     for (const { stem, name } of images) {
-      stems.add(stem);
       const image = join(imageDir, split, name);
-      const mask = join(semanticDir, `${stem}.png`);
-      if (!masks.has(`${stem}.png`)) {
-        problems.push(new MissingMask({ file: image, message: `no semantic mask ${mask}` }));
-      } else if (!annotated.has(stem)) {
+      const entry = annotationOf.get(name);
+      if (entry === undefined) {
         problems.push({ file: image, message: `no panoptic annotation in ${jsonFile}` });
-      } else if (annotationByStem.has(stem)) samples.push({ id: stem, image, mask });
-    }
-    for (const a of json.annotations) {
-      if (!stems.has(stemOf(a.file_name))) {
-        problems.push({ file: jsonFile, message: `${a.file_name}: annotation for an image not in ${split}` });
+        continue;
+      }
+      const pngName = `${stemOf(basename(entry.annotation.file_name))}.png`;
+      const maskName = masks.has(`${stem}.png`) ? `${stem}.png` : masks.has(pngName) ? pngName : undefined;
+      if (maskName === undefined) {
+        problems.push(
+          new MissingMask({ file: image, message: `no semantic mask ${join(semanticDir, `${stem}.png`)}` }),
+        );
+      } else if (entry.usable) {
+        samples.push({ id: stem, image, mask: join(semanticDir, maskName) });
+        annotationBySample.set(image, entry.annotation);
       }
     }
+    problems.push(...strays);
 
     return {
       ...pairedDataset(spec, split, images.length, mapping, samples, problems),
       json: jsonFile,
       categories: json.categories,
       readPanoptic: (sample) => {
-        const annotation = annotationByStem.get(sample.id);
+        const annotation = annotationBySample.get(sample.image);
         if (annotation === undefined) {
           return Effect.fail(
             new InvalidLabels({ file: jsonFile, message: `no panoptic annotation for ${sample.id}` }),

@@ -6,6 +6,7 @@ import { Console, Effect } from "effect";
 import { join } from "node:path";
 import { BadFiles, type DataError, InvalidConfig, type Problem, problemLine } from "./errors.ts";
 import { listDirs } from "./listing.ts";
+import { checkDatasetRoot } from "./open.ts";
 import type { DatasetSpec } from "../dsl/dataset.ts";
 import { loadDatasetSpec } from "./spec_file.ts";
 import { type SplitReport, validateSplit } from "./validate.ts";
@@ -84,12 +85,13 @@ export const formatReports = (reports: readonly SplitReport[]): string => {
 };
 
 /**
- * The data command: validates the named split (or all splits), prints the tables, and on bad files prints
- * one line per problem to stderr and fails with `BadFiles` (the CLI turns that into a non-zero exit).
+ * The data command: validates the named split (or all splits), prints the tables, and on bad files fails
+ * with `BadFiles` holding one problem per bad file (the CLI prints one line each and exits non-zero).
  */
 export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[], DataError> =>
   Effect.gen(function* () {
-    const { spec, file } = yield* loadDatasetSpec(args.target);
+    const { spec, file, path } = yield* loadDatasetSpec(args.target);
+    yield* checkDatasetRoot(spec, file, path);
     const splits = args.split === undefined ? yield* splitsOf(spec) : [args.split];
     if (splits.length === 0) {
       return yield* Effect.fail(new InvalidConfig({ file, message: "the dataset has no splits" }));
@@ -97,7 +99,7 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
     const reports: SplitReport[] = [];
     const problems: Problem[] = [];
     for (const split of splits) {
-      const report = yield* validateSplit(spec, split, { skipBad: true, specFile: file });
+      const report = yield* validateSplit(spec, split, { skipBad: true, specFile: file, specPath: path });
       reports.push(report);
       problems.push(...report.problems);
     }
@@ -107,7 +109,8 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
         yield* Console.log(`\nskipped ${problems.length} bad file${problems.length > 1 ? "s" : ""}:`);
         for (const p of problems) yield* Console.log(problemLine(p));
       } else {
-        for (const p of problems) yield* Console.error(problemLine(p));
+        // The problems travel in the error; the CLI prints each as one line (printing them here too
+        // showed every line twice).
         return yield* Effect.fail(
           new BadFiles({
             file,

@@ -22,20 +22,29 @@ import type { CocoPanopticSpec, FolderSpec } from "../dsl/dataset.ts";
 /**
  * How the raw values of a folder dataset's masks map to its classes.
  *
- * Without `reduceZeroLabel`, value v < K is class v; with it (ADE20K), 0 is ignore and v in 1..K is class
- * v-1. The ignore value is void in both cases; everything else is invalid.
+ * Without `reduceZeroLabel`, value v < K is class v and the ignore value is void. With it (ADE20K), the
+ * order is mmsegmentation's `reduce_zero_label`: raw 1..K are classes 0..K-1, then raw 0 and raw 255 are
+ * void (mmseg maps 255 → 254 → 255), and so is the ignore value, but only where it is not a class's raw
+ * value: an ignore index of K (the natural choice for training ids 0..K-1) names class K-1's raw value,
+ * and letting it win would silently drop that class. Everything else is invalid.
  */
 export const folderSourceLabels = (table: ClassTable, spec: FolderSpec): SourceLabels => {
   const k = table.names.length;
   const rawIgnore = spec.ignoreIndex ?? table.ignoreIndex;
   const rawToSource = new Int32Array(RAW_VALUES).fill(INVALID);
   const shift = spec.reduceZeroLabel ? 1 : 0;
-  if (spec.reduceZeroLabel) rawToSource[0] = -1;
+  const isClassValue = (v: number) => v >= shift && v < k + shift;
+  const voids = spec.reduceZeroLabel ? [0, 255, rawIgnore] : [rawIgnore];
+  const voidValues = [...new Set(voids)].filter((v) => v >= 0 && v < RAW_VALUES && !isClassValue(v))
+    .sort((a, b) => a - b);
+  for (const v of voidValues) rawToSource[v] = -1;
   for (let c = 0; c < k && c + shift < RAW_VALUES; c++) rawToSource[c + shift] = c;
-  if (rawIgnore >= 0 && rawIgnore < RAW_VALUES) rawToSource[rawIgnore] = -1;
-  const valid = spec.reduceZeroLabel
-    ? `1..${k} are classes, 0 and ${rawIgnore} are ignore`
-    : `0..${k - 1} are classes, ${rawIgnore} is ignore`;
+  const ignored = voidValues.length === 0
+    ? "none is ignore"
+    : voidValues.length === 1
+    ? `${voidValues[0]} is ignore`
+    : `${voidValues.slice(0, -1).join(", ")} and ${voidValues[voidValues.length - 1]} are ignore`;
+  const valid = `${shift}..${k - 1 + shift} are classes, ${ignored}`;
   return {
     names: table.names,
     colors: table.colors,

@@ -15,20 +15,29 @@ import { type DatasetSpec, decodeDatasetSpec } from "../dsl/dataset.ts";
 export interface LoadedSpec {
   readonly spec: DatasetSpec;
   readonly file: string;
+  /** Where in `file` the dataset spec sits: `""` (the file is one), `"dataset"` or `"data.dataset"`. */
+  readonly path: string;
 }
 
 /**
- * The dataset spec inside a loaded value: the value itself when it has a `_tag`, else an experiment's
- * `data.dataset` or `dataset` field.
+ * The dataset spec inside a loaded value and its path there: an experiment's `data.dataset` (experiments
+ * carry `_tag: "Experiment"`, so this is looked for before the tag), else the value itself when it has a
+ * `_tag`, else a `dataset` field.
  */
-const datasetOf = (value: unknown, file: string): Effect.Effect<unknown, InvalidConfig> => {
+const datasetOf = (
+  value: unknown,
+  file: string,
+): Effect.Effect<{ readonly value: unknown; readonly path: string }, InvalidConfig> => {
   const o = value as { _tag?: unknown; dataset?: unknown; data?: { dataset?: unknown } } | null;
   if (typeof o === "object" && o !== null) {
-    if (o._tag !== undefined) return Effect.succeed(o);
     if (typeof o.data === "object" && o.data !== null && o.data.dataset !== undefined) {
-      return Effect.succeed(o.data.dataset);
+      return Effect.succeed({ value: o.data.dataset, path: "data.dataset" });
     }
-    if (o.dataset !== undefined) return Effect.succeed(o.dataset);
+    if (o._tag === "Experiment") {
+      return Effect.fail(new InvalidConfig({ file, message: "data.dataset: the experiment has no dataset" }));
+    }
+    if (o._tag !== undefined) return Effect.succeed({ value: o, path: "" });
+    if (o.dataset !== undefined) return Effect.succeed({ value: o.dataset, path: "dataset" });
   }
   return Effect.fail(
     new InvalidConfig({
@@ -43,7 +52,7 @@ const datasetOf = (value: unknown, file: string): Effect.Effect<unknown, Invalid
 export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, InvalidConfig> =>
   Effect.gen(function* () {
     const builtin = builtinDatasets[target];
-    if (builtin !== undefined) return { spec: builtin, file: target };
+    if (builtin !== undefined) return { spec: builtin, file: target, path: "" };
     const ext = extname(target).toLowerCase();
     if (!existsSync(target)) {
       return yield* Effect.fail(
@@ -76,6 +85,7 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
         }),
       );
     }
-    const spec = yield* decodeDatasetSpec(yield* datasetOf(value, target), target);
-    return { spec, file: target };
+    const found = yield* datasetOf(value, target);
+    const spec = yield* decodeDatasetSpec(found.value, target);
+    return { spec, file: target, path: found.path };
   });

@@ -41,6 +41,8 @@ export interface ValidateOptions {
   /** Check only the first `limit` samples (default all). */
   readonly limit?: number;
   readonly specFile?: string;
+  /** Where the dataset spec sits in `specFile` (see `checkDatasetRoot`). */
+  readonly specPath?: string;
 }
 
 interface Tally {
@@ -79,7 +81,7 @@ export const validateSplit = (
   options: ValidateOptions = {},
 ): Effect.Effect<SplitReport, DataError> =>
   Effect.gen(function* () {
-    const dataset = yield* openDataset(spec, split, options.specFile);
+    const dataset = yield* openDataset(spec, split, options.specFile, options.specPath);
     const n = Math.min(dataset.samples.length, options.limit ?? Infinity);
     const results = yield* Effect.forEach(
       Array.from({ length: n }, (_, i) => i),

@@ -57,7 +57,8 @@ export const LabelFields = {
  * `root/<annotationDir>/<split>/<stem><maskSuffix>`.
  *
  * Gotcha: `ignoreIndex` is also the void value inside the mask files; with `reduceZeroLabel` (ADE20K) mask
- * value 0 is ignored too and every other value v becomes class v-1.
+ * values 1..K become classes 0..K-1 and 0 and 255 are void too (mmsegmentation's order), and the ignore
+ * value never overrides a class's raw value (an ignore index of K stays class K-1 in the files).
  */
 export const FolderSpec = Schema.TaggedStruct("Folder", {
   name: Schema.optionalKey(Schema.String),

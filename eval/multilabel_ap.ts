@@ -1,15 +1,15 @@
 /**
  * Multi-label mean average precision over a dataset.
  *
- * AP for one class is the non-interpolated average precision: rank the dataset's images by that
- * class's score, descending, and average the precision at the rank of every positive image:
+ * AP for one class is scikit-learn's `average_precision_score`: rank the dataset's images by that class's
+ * score, descending, take one threshold per distinct score, and sum the precision at each threshold
+ * weighted by the recall it adds:
  *
- *     AP = (1 / P) · Σ_{positive at rank r} (positives in ranks 1..r) / r
+ *     AP = Σ_n (R_n − R_{n−1}) · P_n
  *
- * Tie rule: images with equal scores keep the order in which they were added (a stable sort), so an
- * earlier image ranks above a later one. With distinct scores this equals scikit-learn's
- * `average_precision_score`; with ties scikit-learn instead treats the tied group as one threshold, and
- * the two can differ.
+ * Tie rule: images with equal scores form one threshold (they enter together), so the result does not
+ * depend on the order in which images were added. With distinct scores this is the mean precision at
+ * the rank of every positive image.
  *
  * mAP is the mean AP over classes with at least one positive in the dataset (classes with none are
  * skipped, not counted as 0), multiplied by 100 as mmpretrain reports it.
@@ -26,17 +26,26 @@ export const averagePrecision = (scores: ArrayLike<number>, targets: ArrayLike<n
     );
   }
   const order = Array.from({ length: scores.length }, (_, i) => i);
-  // Array.prototype.sort is stable, which is the tie rule stated above.
   order.sort((a, b) => scores[b] - scores[a]);
+  let total = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] > 0) total++;
+  if (total === 0) return NaN;
+  // Walk the tied groups: every image of a group enters at the group's threshold.
   let positives = 0;
-  let precisionSum = 0;
-  for (let rank = 0; rank < order.length; rank++) {
-    if (targets[order[rank]] > 0) {
-      positives++;
-      precisionSum += positives / (rank + 1);
+  let sum = 0;
+  for (let start = 0; start < order.length;) {
+    let end = start;
+    let groupPositives = 0;
+    while (end < order.length && scores[order[end]] === scores[order[start]]) {
+      if (targets[order[end]] > 0) groupPositives++;
+      end++;
     }
+    positives += groupPositives;
+    // Recall rises by groupPositives / total at precision positives / end.
+    sum += groupPositives * (positives / end);
+    start = end;
   }
-  return positives === 0 ? NaN : precisionSum / positives;
+  return sum / total;
 };
 
 export interface MultilabelSummary {

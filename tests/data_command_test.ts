@@ -3,10 +3,13 @@ import { join } from "node:path";
 import { assertClose, assertEquals } from "./assert.ts";
 import { check as assert, encodePng, put, withTempDir, writeFolderDataset } from "./data_fixtures.ts";
 import { dataCommand, formatReports, parseDataArgs } from "../data/command.ts";
-import { problemLine } from "../data/errors.ts";
+import { type BadFiles, problemLine } from "../data/errors.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
-import { folder } from "../dsl/dataset.ts";
+import { cocoPanoptic, folder } from "../dsl/dataset.ts";
+import { openDataset } from "../data/open.ts";
 import { validateSplit } from "../data/validate.ts";
+import { experimentJson } from "../dsl/experiment.ts";
+import quickstartExperiment from "../experiments/quickstart.ts";
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect);
 const failure = <E>(effect: Effect.Effect<unknown, E>): Promise<E> =>
@@ -62,7 +65,7 @@ Deno.test("dataCommand: prints the counts table for every split; built-in names 
     assertEquals([camvid.spec._tag, camvid.spec.name, camvid.file], ["Folder", "camvid", "camvid"]);
   }));
 
-Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure", () =>
+Deno.test("dataCommand: bad files -> a BadFiles failure with one problem each, nothing printed twice", () =>
   withTempDir(async (root) => {
     await fixture(root);
     await put(join(root, "annotations", "train", "bad.png"), encodePng(4, 3, "grey8", GOOD1.map(() => 9)));
@@ -80,7 +83,9 @@ Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure
       ),
     );
     assertEquals([e._tag, e.file, e.message], ["BadFiles", spec, "2 bad files in train"]);
-    assertEquals(err, [
+    // The command prints no problem itself: the CLI prints the error's problems, one line each.
+    assertEquals(err, []);
+    assertEquals((e as BadFiles).problems.map(problemLine), [
       `${join(root, "images", "train", "alone.png")}: no mask ${
         join(root, "annotations", "train", "alone.png")
       }`,
@@ -89,6 +94,34 @@ Deno.test("dataCommand: bad files -> one stderr line each and a BadFiles failure
     const skipped = await captured(dataCommand({ target: spec, split: "train", skipBad: true }));
     assert(skipped.exit._tag === "Success", "skipBad succeeds");
     assert(skipped.out.includes("skipped 2 bad files:"), skipped.out);
+  }));
+
+Deno.test("cli data: each bad file is printed once on stderr, and the exit status is 1", () =>
+  withTempDir(async (root) => {
+    await fixture(root);
+    await put(join(root, "annotations", "train", "bad.png"), encodePng(4, 3, "grey8", GOOD1));
+    await put(join(root, "images", "train", "bad.png"), "garbage");
+    await put(join(root, "images", "train", "alone.png"), "garbage");
+    const spec = await put(
+      join(root, "spec.json"),
+      JSON.stringify({ _tag: "Folder", root, classes: "classes.json" }),
+    );
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/main.ts", "data", spec, "--split", "train"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(run.stderr);
+    const lines = stderr.split("\n").filter((l) => l.length > 0);
+    assertEquals(run.code, 1, stderr);
+    const bad = [
+      `${join(root, "images", "train", "alone.png")}: no mask ${
+        join(root, "annotations", "train", "alone.png")
+      }`,
+      `${join(root, "images", "train", "bad.png")}: not a decodable image (corrupt or unsupported format)`,
+    ];
+    for (const line of bad) assertEquals(lines.filter((l) => l === line).length, 1, stderr);
+    assert(new TextDecoder().decode(run.stdout).includes("train"), "the table is still printed");
   }));
 
 Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, and clear errors", () =>
@@ -123,6 +156,64 @@ Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, an
       (await failure(loadDatasetSpec(yaml))).message,
       `unsupported spec file type ".yaml" (use .json or .ts)`,
     );
+  }));
+
+Deno.test("loadDatasetSpec: the shipped experiment files (tagged Experiment) yield their data.dataset", async () => {
+  const quickstart = await run(loadDatasetSpec("experiments/quickstart.ts"));
+  assertEquals([quickstart.spec._tag, quickstart.spec.name, quickstart.file], [
+    "Folder",
+    "camvid",
+    "experiments/quickstart.ts",
+  ]);
+  const coco = await run(loadDatasetSpec("experiments/rankseg/coco133-mt.ts"));
+  assertEquals([coco.spec._tag, coco.spec.name], ["CocoPanoptic", "coco133"]);
+  const camvid = await run(loadDatasetSpec("experiments/rankseg/camvid-baseline.ts"));
+  assertEquals([camvid.spec._tag, camvid.spec.name], ["Folder", "camvid"]);
+  // The JSON form of an experiment (what `deno task spec` writes and run folders keep) is tagged too.
+  await withTempDir(async (dir) => {
+    const json = await put(join(dir, "experiment.json"), experimentJson(quickstartExperiment));
+    const loaded = await run(loadDatasetSpec(json));
+    assertEquals([loaded.spec._tag, loaded.spec.name], ["Folder", "camvid"]);
+  });
+});
+
+Deno.test("a dataset root that does not exist is a spec error naming the file and the field", () =>
+  withTempDir(async (dir) => {
+    const where = `(relative to the working directory ${Deno.cwd()})`;
+    const plain = await put(
+      join(dir, "x.json"),
+      JSON.stringify({ _tag: "Folder", root: "../nope", classes: "classes.json" }),
+    );
+    const quiet = { ...console, log() {}, error() {} };
+    const fails = (target: string) =>
+      failure(dataCommand({ target }).pipe(Effect.provideService(Console.Console, quiet)));
+    assertEquals(problemLine(await fails(plain)), `${plain}: root: ../nope does not exist ${where}`);
+    const e = JSON.parse(experimentJson(quickstartExperiment));
+    e.data.dataset.root = "../nope";
+    const experiment = await put(join(dir, "e.json"), JSON.stringify(e));
+    assertEquals(
+      problemLine(await fails(experiment)),
+      `${experiment}: data.dataset.root: ../nope does not exist ${where}`,
+    );
+    const absent = join(dir, "absent");
+    const coco = await put(
+      join(dir, "c.json"),
+      JSON.stringify({ data: { dataset: { _tag: "CocoPanoptic", root: absent } } }),
+    );
+    assertEquals(
+      problemLine(await fails(coco)),
+      `${coco}: data.dataset.root: ${absent} does not exist`,
+    );
+    // Training, eval and predict open an experiment's dataset through openDataset: same check, same field.
+    const opened = await failure(openDataset(folder({ root: "../nope", classes: "classes.json" }), "train"));
+    assertEquals(
+      [opened._tag, problemLine(opened)],
+      ["InvalidConfig", `<dataset spec>: data.dataset.root: ../nope does not exist ${where}`],
+    );
+    const named = await failure(
+      openDataset(cocoPanoptic({ root: absent }), "val2017", "exp.ts", "data.dataset"),
+    );
+    assertEquals(problemLine(named), `exp.ts: data.dataset.root: ${absent} does not exist`);
   }));
 
 Deno.test("parseDataArgs: target, --split, --skip-bad", async () => {

@@ -44,6 +44,19 @@ Deno.test("label mapping: reduceZeroLabel makes 0 ignore and v -> v-1 (ADE20K)",
   assertEquals(m.invalidHint, "outside the class table (1..3 are classes, 0 and 255 are ignore)");
 });
 
+Deno.test("label mapping: reduceZeroLabel with an ignore index in 1..K keeps every class (mmseg order)", async () => {
+  // Three classes with training ignore index 3 (= K). mmsegmentation's reduce_zero_label reads the raw mask
+  // as: 0 -> ignore, v -> v-1, and a raw 255 stays ignore (255-1 = 254 -> 255). So raw 3 is class 2 ("c"),
+  // not ignore: the ignore value must not shadow a class's raw value.
+  const m = await mapping({ reduceZeroLabel: true, ignoreIndex: 3 });
+  const raw = Uint8Array.from([0, 1, 2, 3, 255, 3, 1]);
+  const labels = await Effect.runPromise(applyLabelMapping(raw, m, "mask.png"));
+  assertEquals(Array.from(labels), [3, 0, 1, 2, 3, 2, 0]);
+  assertEquals(Array.from(imageLabelsOf(labels, 3)), [1, 1, 1]);
+  assertEquals(m.lut[4], INVALID);
+  assertEquals(m.invalidHint, "outside the class table (1..3 are classes, 0 and 255 are ignore)");
+});
+
 Deno.test("label mapping: classMap merges and drops, subset keeps and reorders, hidden marks", async () => {
   const merged = await mapping({ classMap: { b: "a", c: null } });
   assertEquals(merged.classes.names, ["a"]);

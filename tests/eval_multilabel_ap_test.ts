@@ -11,11 +11,45 @@ Deno.test("averagePrecision: mean precision at the rank of each positive", () =>
   assertEquals(Number.isNaN(averagePrecision([0.3, 0.2], [0, 0])), true);
 });
 
-Deno.test("averagePrecision tie rule: equal scores keep insertion order", () => {
-  // Stable order ranks the first-added image first. scikit-learn would give 0.5 for both (one
-  // threshold for the tied pair); we give 0.5 and 1.
+Deno.test("averagePrecision with tied scores: one threshold per distinct score (scikit-learn's rule)", () => {
+  // Two images tied at 0.5, one positive: one threshold, precision 1/2 at recall 1, whichever comes first.
   assertClose(averagePrecision([0.5, 0.5], [0, 1]), 0.5);
-  assertClose(averagePrecision([0.5, 0.5], [1, 0]), 1);
+  assertClose(averagePrecision([0.5, 0.5], [1, 0]), 0.5);
+  // Scores 0.9 (neg) | 0.5, 0.5, 0.5 (pos, pos, neg) | 0.1 (pos); P = 3. Thresholds, descending:
+  //   0.9: tp 0 of 1 -> recall 0
+  //   0.5: tp 2 of 4 -> precision 2/4, recall 2/3
+  //   0.1: tp 3 of 5 -> precision 3/5, recall 1
+  // AP = (2/3 - 0)·(1/2) + (1 - 2/3)·(3/5) = 1/3 + 1/5 = 8/15. (Ranking ties in insertion order gave
+  // (1/2 + 2/3 + 3/5) / 3 = 53/90, above the standard value.)
+  assertClose(averagePrecision([0.9, 0.5, 0.5, 0.5, 0.1], [0, 1, 1, 0, 1]), 8 / 15);
+  assertClose(averagePrecision([0.9, 0.5, 0.5, 0.5, 0.1], [0, 0, 1, 1, 1]), 8 / 15);
+  // Every score tied: precision P / N at recall 1.
+  assertClose(averagePrecision([0.2, 0.2, 0.2, 0.2], [1, 0, 0, 1]), 0.5);
+});
+
+Deno.test("mAP with tied scores does not depend on the order of the images", () => {
+  // Class 0 is the 8/15 case above; class 1 ties everything (AP 2/5); class 2 has distinct scores.
+  const images: [number[], number[]][] = [
+    [[0.9, 0.3, 0.9], [0, 1, 1]],
+    [[0.5, 0.3, 0.8], [1, 0, 0]],
+    [[0.5, 0.3, 0.7], [1, 1, 1]],
+    [[0.5, 0.3, 0.6], [0, 0, 0]],
+    [[0.1, 0.3, 0.5], [1, 0, 1]],
+  ];
+  // Class 2: positives at ranks 1, 3, 5 of distinct scores: (1 + 2/3 + 3/5) / 3 = 34/45.
+  const expected = [8 / 15, 2 / 5, 34 / 45];
+  const orders = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3], [3, 1, 0, 4, 2]];
+  const results = orders.map((order) => {
+    const acc = multilabelAccumulator({ numClasses: 3 });
+    for (const i of order) acc.add(images[i][0], images[i][1]);
+    return acc.summary();
+  });
+  assertClose(Array.from(results[0].ap), expected);
+  assertClose(results[0].mAP, (100 * (8 / 15 + 2 / 5 + 34 / 45)) / 3);
+  for (const r of results.slice(1)) {
+    assertEquals(Array.from(r.ap), Array.from(results[0].ap));
+    assertEquals(r.mAP, results[0].mAP);
+  }
 });
 
 Deno.test("mAP over the dataset skips classes without positives and is x100", () => {
