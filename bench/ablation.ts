@@ -9,7 +9,7 @@
  * from its checkpoint.
  */
 import { Effect } from "effect";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
@@ -17,6 +17,7 @@ import { describeModel } from "../interpret/describe.ts";
 import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { majorityBaseline } from "../eval/trivial.ts";
+import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated } from "./markdown.ts";
 
@@ -54,6 +55,7 @@ const LABEL: Record<string, string> = {
   "mt-ls-ra-linear": "+MT+LS+RA, linear ψ",
 };
 
+/** mIoU and aAcc as fractions, mAP ×100 (the tables print 100 × the fractions). */
 export interface RunResult {
   readonly mIoU: number;
   readonly aAcc: number;
@@ -79,9 +81,16 @@ const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
       console.error(`${resume ? "resuming" : "training"} ${dir}`);
       yield* train(e, { out: dir, resume, print: () => {} });
     }
-    const r = JSON.parse(readFileSync(record, "utf8"));
-    return { mIoU: r.mIoU, aAcc: r.aAcc, mAP: r.mAP } satisfies RunResult;
+    return yield* readRunResult(record);
   });
+
+/** A run's eval record as fractions (mAP ×100); records hold percent, older ones fractions (converted on reading). */
+export const readRunResult = (file: string) =>
+  readEvalRecord(file).pipe(
+    Effect.map((r) =>
+      ({ mIoU: (r.mIoU ?? 0) / 100, aAcc: (r.aAcc ?? 0) / 100, mAP: r.mAP }) satisfies RunResult
+    ),
+  );
 
 export const main = async (args: string[]) => {
   void args;

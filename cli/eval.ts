@@ -14,7 +14,9 @@ export const evalCommand = Command.make("eval", {
   run: Argument.String("run-dir"),
   checkpoint: Flag.String("checkpoint").pipe(
     Flag.optional,
-    Flag.withDescription("default: best, else newest"),
+    Flag.withDescription(
+      "default: best.safetensors (highest mIoU of the run's evaluations, all on one image set), else the newest",
+    ),
   ),
   mode: Flag.Literals("mode", ["whole", "slide"]).pipe(Flag.optional),
   oracle: Flag.Literals("oracle", ["gt"]).pipe(
@@ -27,6 +29,7 @@ export const evalCommand = Command.make("eval", {
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
+    yield* Console.log(`checkpoint ${run.checkpoint} (step ${run.step}): ${run.why}`);
     const e = run.experiment;
     const split = Option.getOrElse(a.split, () => e.data.dataset.testSplit);
     const dataset = yield* openDataset(e.data.dataset, split);
@@ -49,6 +52,7 @@ export const evalCommand = Command.make("eval", {
     });
     const record = makeEvalRecord({
       split: oracle ? `${split}-oracle` : split,
+      images: result.images,
       step: run.step,
       checkpoint: run.checkpoint,
       mode,

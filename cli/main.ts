@@ -5,7 +5,7 @@
  * one line per violation) and the process exits non-zero.
  */
 import { Cause, Effect, Exit, Option } from "effect";
-import { Command } from "effect/cli";
+import { CliError, CliOutput, Command } from "effect/cli";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { gradcheckCommand } from "./gradcheck.ts";
 import { describeCommand, specCommand } from "./spec.ts";
@@ -16,6 +16,7 @@ import { predictCommand } from "./predict.ts";
 import { exportCommand } from "./export.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { errorLines } from "./errors.ts";
+import { usageErrorLine } from "./usage_error.ts";
 
 const root = Command.make("kappa").pipe(
   Command.withDescription(
@@ -34,14 +35,29 @@ const root = Command.make("kappa").pipe(
   ]),
 );
 
-const program = Command.run(root, { version: "0.1.0", renderErrors: false }).pipe(
+// A command line that does not parse becomes one line below, not the whole help text: the presenter
+// stays silent on invalid invocations and shows help only when it is asked for (or nothing was given).
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation" ? Effect.void : CliOutput.defaultPresenter.present(event),
+});
+const program = Command.run(root, { version: "0.1.0" }).pipe(
+  Effect.provide(presenter),
   Effect.provide(NodeServices.layer),
 );
 
 const exit = await Effect.runPromiseExit(program);
 if (Exit.isFailure(exit)) {
   const failure = Cause.findErrorOption(exit.cause);
-  const lines = Option.isSome(failure)
+  const usage =
+    Option.isSome(failure) && CliError.isCliError(failure.value) && failure.value._tag === "ShowHelp"
+      ? failure.value
+      : undefined;
+  // Help shown because nothing was asked for is not an error worth a line.
+  if (usage && usage.errors.length === 0) Deno.exit(0);
+  const lines = usage
+    ? [usageErrorLine(usage.commandPath, usage.errors[0])]
+    : Option.isSome(failure)
     ? errorLines(failure.value)
     : [Cause.pretty(exit.cause).split("\n")[0]];
   for (const line of lines) console.error(line);

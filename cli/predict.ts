@@ -1,6 +1,7 @@
 /**
- * `deno task predict <run-dir> <image...> --out DIR`: for each image a colorized mask, an overlay, and
- * `predictions.json` with the selected top-κ classes and their multi-label scores.
+ * `deno task predict <run-dir> <image...> --out DIR`: for each image a colorized mask, an overlay with a
+ * legend strip (colour and name of each class present) below it, and `predictions.json` with the
+ * selected top-κ classes, their multi-label scores and the same legend.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
@@ -12,6 +13,7 @@ import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import { makePredictor } from "../eval/predictor.ts";
 import { colorizeMask, overlay, writePng } from "../eval/colorize.ts";
+import { legendEntries, writePngWithLegend } from "../eval/legend.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
@@ -54,11 +56,13 @@ export const predictCommand = Command.make("predict", {
       const stem = basename(file, extname(file));
       const mask = colorizeMask(p.classes, img.width, img.height, classes.colors, classes.ignoreIndex);
       yield* writePng(join(a.out, `${stem}-mask.png`), mask, img.width, img.height);
-      yield* writePng(
+      const legend = legendEntries(p.classes, classes.names, classes.colors, classes.ignoreIndex);
+      yield* writePngWithLegend(
         join(a.out, `${stem}-overlay.png`),
         overlay(img.data, mask, 0.5),
         img.width,
         img.height,
+        legend,
       );
       const present = new Map<number, number>();
       for (const c of p.classes) present.set(c, (present.get(c) ?? 0) + 1);
@@ -66,6 +70,7 @@ export const predictCommand = Command.make("predict", {
         image: file,
         mask: join(a.out, `${stem}-mask.png`),
         overlay: join(a.out, `${stem}-overlay.png`),
+        legend: legend.map((l) => ({ class: l.class, name: l.name, color: l.color, pixels: l.pixels })),
         selected: (p.selected ?? []).map((c, rank) => ({
           rank,
           class: c,

@@ -1,7 +1,10 @@
 /**
  * `eval-<split>.json`: the result of one evaluation run, written by the eval step and read back by the
- * report. Ratios are fractions in [0, 1] except mAP, which is ×100; values that are undefined (a class
- * absent from the split, no multi-label head) are null, since JSON has no NaN.
+ * report. Every metric is a percentage (mIoU, mAcc, aAcc, per-class IoU and Acc, mAP), as mmsegmentation
+ * prints them, at full precision; `units: "percent"` says so. `images` is how many images of the split
+ * were evaluated, so two numbers are only compared when they come from the same image set. Values that
+ * are undefined (a class absent from the split, no multi-label head) are null, since JSON has no NaN.
+ * Records written before `units` existed held fractions (mAP excepted); reading converts them.
  */
 import { Data, Effect, Schema } from "effect";
 import { readFile } from "node:fs/promises";
@@ -15,6 +18,9 @@ export const ClassResult = Schema.Struct({ name: Schema.String, iou: Ratio, acc:
 
 export const EvalRecord = Schema.Struct({
   split: Schema.String,
+  /** Images evaluated (the first N of the split); absent in records written before it was recorded. */
+  images: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  units: Schema.optional(Schema.Literal("percent")),
   step: Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)),
   checkpoint: Schema.String,
   mIoU: Ratio,
@@ -35,6 +41,12 @@ export class EvalRecordError extends Data.TaggedError("EvalRecordError")<{
 const finiteOrNull = (x: number | null | undefined): number | null =>
   x === null || x === undefined || !Number.isFinite(x) ? null : x;
 
+/** A fraction in [0, 1] as a percentage; null stays null. */
+export const toPercent = (x: number | null | undefined): number | null => {
+  const v = finiteOrNull(x);
+  return v === null ? null : 100 * v;
+};
+
 /** File name for a split; split names become file names, so they are restricted to safe characters. */
 export const evalFileName = (split: string): string => {
   if (!/^[A-Za-z0-9_.-]+$/.test(split) || split.startsWith(".")) {
@@ -47,27 +59,32 @@ export const evalFileName = (split: string): string => {
 };
 
 export const makeEvalRecord = (
-  { split, step, checkpoint, mode, classNames, segmentation, mAP }: {
+  { split, images, step, checkpoint, mode, classNames, segmentation, mAP }: {
     split: string;
+    images: number;
     step: number;
     checkpoint: string;
     mode: string;
     classNames: readonly string[];
+    /** Fractions, as the accumulator computes them; the record holds percentages. */
     segmentation: SegmentationSummary;
+    /** Already ×100, as `multilabelAccumulator` returns it. */
     mAP?: number | null;
   },
 ): EvalRecord => ({
   split,
+  images,
+  units: "percent",
   step,
   checkpoint,
-  mIoU: finiteOrNull(segmentation.mIoU),
-  mAcc: finiteOrNull(segmentation.mAcc),
-  aAcc: finiteOrNull(segmentation.aAcc),
+  mIoU: toPercent(segmentation.mIoU),
+  mAcc: toPercent(segmentation.mAcc),
+  aAcc: toPercent(segmentation.aAcc),
   mAP: finiteOrNull(mAP),
   classes: Array.from(segmentation.iou, (iou, c) => ({
     name: classNames[c] ?? `class_${c}`,
-    iou: finiteOrNull(iou),
-    acc: finiteOrNull(segmentation.acc[c]),
+    iou: toPercent(iou),
+    acc: toPercent(segmentation.acc[c]),
   })),
   mode,
 });
@@ -98,7 +115,19 @@ export const readEvalRecord = (file: string): Effect.Effect<EvalRecord, EvalReco
       try: () => JSON.parse(text) as unknown,
       catch: (e) => fail(`not JSON (${e instanceof Error ? e.message : e})`),
     });
-    return yield* Schema.decodeUnknownEffect(EvalRecord)(json).pipe(
+    const record = yield* Schema.decodeUnknownEffect(EvalRecord)(json).pipe(
       Effect.mapError((e) => fail(e.message.replace(/\s*\n\s*/g, " "))),
     );
+    return inPercent(record);
   });
+
+/** A record in percent: records from before `units` held fractions (mAP was already ×100). */
+export const inPercent = (r: EvalRecord): EvalRecord =>
+  r.units === "percent" ? r : {
+    ...r,
+    units: "percent",
+    mIoU: toPercent(r.mIoU),
+    mAcc: toPercent(r.mAcc),
+    aAcc: toPercent(r.aAcc),
+    classes: r.classes.map((c) => ({ ...c, iou: toPercent(c.iou), acc: toPercent(c.acc) })),
+  };

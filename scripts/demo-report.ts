@@ -105,9 +105,11 @@ for (let step = 10; step <= 1000; step += 10) {
       kind: "eval",
       step,
       split: "val",
-      mIoU: segmentation.mIoU * progress,
-      aAcc: segmentation.aAcc * progress,
-      mAcc: segmentation.mAcc * progress,
+      images: valImages.length,
+      units: "percent",
+      mIoU: 100 * segmentation.mIoU * progress,
+      aAcc: 100 * segmentation.aAcc * progress,
+      mAcc: 100 * segmentation.mAcc * progress,
       mAP: 65 * progress,
     }));
   }
@@ -119,6 +121,7 @@ await Effect.runPromise(writeEvalRecord(
   run,
   makeEvalRecord({
     split: "val",
+    images: valImages.length,
     step: 1000,
     checkpoint: "checkpoints/step-001000.safetensors",
     mode: "whole",

@@ -1,5 +1,9 @@
 import { assert, assertEquals } from "./assert.ts";
-import { findings, type RowResult } from "../bench/ablation.ts";
+import { Effect } from "effect";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { findings, readRunResult, type RowResult } from "../bench/ablation.ts";
 import { rowExperiment } from "../experiments/rankseg/grid.ts";
 
 const row = (name: Parameters<typeof rowExperiment>[1], mIoUs: number[], mAP: number | null): RowResult => ({
@@ -83,4 +87,25 @@ Deno.test("ablation findings: the κ sweep names the best κ and which κ fall b
     "- κ sweep: κ=25: 11.00, κ=50: 11.50; best κ = 50, but every κ is within the seed spread of it: no clear " +
       "effect at this scale (paper: best at κ = 50 of 171).",
   );
+});
+
+Deno.test("ablation reads eval records in percent (and older ones in fractions) as the same run result", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-ablation-"));
+  try {
+    const base = { split: "val", step: 400, checkpoint: "c", mode: "whole", classes: [], mAcc: null };
+    const file = join(dir, "eval-val.json");
+    await writeFile(
+      file,
+      JSON.stringify({ ...base, images: 101, units: "percent", mIoU: 26.93, aAcc: 80.5, mAP: 100 }),
+    );
+    const current = await Effect.runPromise(readRunResult(file));
+    await writeFile(file, JSON.stringify({ ...base, mIoU: 0.2693, aAcc: 0.805, mAP: 100 }));
+    const legacy = await Effect.runPromise(readRunResult(file));
+    for (const r of [current, legacy]) {
+      assert(Math.abs(r.mIoU - 0.2693) < 1e-12 && Math.abs(r.aAcc - 0.805) < 1e-12, JSON.stringify(r));
+      assertEquals(r.mAP, 100);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

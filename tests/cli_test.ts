@@ -15,6 +15,7 @@ import { inferenceGraph } from "../interpret/graphs.ts";
 import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
 import { value } from "../plan/runtime.ts";
+import { readImageRgb } from "../eval/png.ts";
 
 const cli = async (...args: string[]) => {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -46,6 +47,24 @@ Deno.test("cli: an invalid experiment prints one line per violation, with paths,
     ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("cli: a bad flag prints one line naming it and the problem, with a hint to --help, and exits 1", async () => {
+  const cases: [string[], string][] = [
+    [
+      ["train", "tests/fixtures/tiny_experiment.ts", "--provider", "bogus"],
+      "train: --provider bogus: not valid; expected one of cpu, webgpu, cuda; see deno task train --help",
+    ],
+    [
+      ["train", "tests/fixtures/tiny_experiment.ts", "--stpes", "5"],
+      "train: unknown flag --stpes (did you mean --steps?); see deno task train --help",
+    ],
+    [["predict", "runs/x", CAMVID_IMAGE], "predict: --out is required; see deno task predict --help"],
+  ];
+  for (const [args, line] of cases) {
+    const r = await cli(...args);
+    assertEquals([r.code, r.stderr, r.stdout], [1, line + "\n", ""], args.join(" "));
   }
 });
 
@@ -89,11 +108,22 @@ Deno.test("cli: train → eval → predict → export on a tiny synthetic run", 
     }
     assert(trained.stderr.includes("mIoU="), trained.stderr);
 
+    const trainRecord = JSON.parse(readFileSync(join(run, "eval-val.json"), "utf8"));
+    assertEquals(trainRecord.checkpoint, join(run, "checkpoints", "step-000004.safetensors"));
     const evaluated = await cli("eval", run, "--workers", "0");
     assertEquals(evaluated.code, 0, evaluated.stderr);
+    // Without --checkpoint, eval says which checkpoint it took and why.
+    assertEquals(
+      evaluated.stdout.split("\n")[0],
+      `checkpoint ${
+        join(run, "checkpoints", "best.safetensors")
+      } (step 4): the best of the run's evaluations: ` +
+        `mIoU (val, ${trainRecord.images} images) ${trainRecord.mIoU.toFixed(2)} at step 4`,
+    );
     assert(/mIoU=\d+\.\d\d mAP=\d+\.\d\d\s*$/.test(evaluated.stdout), evaluated.stdout);
     const record = JSON.parse(readFileSync(join(run, "eval-val.json"), "utf8"));
     assertEquals(record.classes.length, 8);
+    assertEquals([record.split, record.images, record.units], ["val", trainRecord.images, "percent"]);
 
     const oracle = await cli("eval", run, "--oracle", "gt", "--workers", "0");
     assertEquals(oracle.code, 0, oracle.stderr);
@@ -107,6 +137,23 @@ Deno.test("cli: train → eval → predict → export on a tiny synthetic run", 
       existsSync(join(dir, "pred", "0016E5_07959-mask.png")) &&
         existsSync(join(dir, "pred", "0016E5_07959-overlay.png")),
     );
+    // The overlay carries a legend strip below the picture; predictions.json lists the same classes:
+    // exactly those in the mask (their pixel counts cover the whole 480×360 image).
+    const legend = preds[0].legend as { class: number; name: string; pixels: number }[];
+    assertEquals(legend.reduce((a, l) => a + l.pixels, 0), 480 * 360);
+    assert(
+      legend.every((l) => l.pixels > 0 && l.name === `synthetic-${String(l.class).padStart(5, "0")}`),
+      JSON.stringify(legend),
+    );
+    const mask = await Effect.runPromise(readImageRgb(join(dir, "pred", "0016E5_07959-mask.png")));
+    const maskColors = new Set<string>();
+    for (let i = 0; i < mask.rgb.length; i += 3) {
+      maskColors.add(Array.from(mask.rgb.subarray(i, i + 3)).join());
+    }
+    assertEquals(maskColors.size, legend.length);
+    const overlayPng = await Effect.runPromise(readImageRgb(join(dir, "pred", "0016E5_07959-overlay.png")));
+    assertEquals(overlayPng.width, 480);
+    assert(overlayPng.height > 360, String(overlayPng.height));
 
     const onnxFile = join(dir, "tiny.onnx");
     const exported = await cli("export", run, onnxFile);

@@ -38,9 +38,10 @@ Deno.test("formatMetricsTable prints percentages, nan for absent classes, and th
   assertEquals(noMap.includes("class_2"), true);
 });
 
-Deno.test("eval record: NaN becomes null, round-trips through eval-<split>.json", async () => {
+Deno.test("eval record: percent everywhere with split and image count, NaN becomes null, round-trips", async () => {
   const record = makeEvalRecord({
     split: "val",
+    images: 12,
     step: 100,
     checkpoint: "checkpoints/step-000100.safetensors",
     mode: "whole",
@@ -49,14 +50,30 @@ Deno.test("eval record: NaN becomes null, round-trips through eval-<split>.json"
     mAP: NaN,
   });
   assertEquals(record.classes[2], { name: "pole", iou: null, acc: null });
-  assertClose(record.mIoU!, 7 / 12);
+  assertEquals([record.split, record.images, record.units], ["val", 12, "percent"]);
+  assertClose(record.mIoU!, 100 * 7 / 12);
+  assertClose(record.aAcc!, 75);
+  assertClose(record.classes[1].iou!, 100 * 2 / 3);
   assertEquals(record.mAP, null);
   const dir = await mkdtemp(join(tmpdir(), "kappa-eval-"));
   try {
     const file = await Effect.runPromise(writeEvalRecord(dir, record));
     assertEquals(file, join(dir, "eval-val.json"));
-    assertEquals(JSON.parse(await readFile(file, "utf8")).classes[1].iou, 2 / 3);
+    assertEquals(JSON.parse(await readFile(file, "utf8")).classes[1].iou, 100 * (2 / 3));
     assertEquals(await Effect.runPromise(readEvalRecord(file)), record);
+    // A record from before units were recorded held fractions (mAP ×100): reading converts it.
+    const { units: _u, images: _i, ...legacy } = {
+      ...record,
+      mIoU: 7 / 12,
+      mAcc: 0.75,
+      aAcc: 0.75,
+      mAP: 55.2,
+      classes: record.classes.map((c) => ({ ...c, iou: c.iou === null ? null : c.iou / 100, acc: null })),
+    };
+    await writeFile(file, JSON.stringify(legacy));
+    const read = await Effect.runPromise(readEvalRecord(file));
+    assertClose(read.mIoU!, 100 * 7 / 12);
+    assertEquals([read.aAcc, read.mAP, read.units], [75, 55.2, "percent"]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -77,6 +94,7 @@ Deno.test("eval record read errors name the file and the field", async () => {
     assertEquals(missing.message.startsWith(`${join(dir, "eval-test.json")}: cannot read`), true);
     const record = makeEvalRecord({
       split: "val",
+      images: 1,
       step: 1,
       checkpoint: "c",
       mode: "whole",

@@ -29,25 +29,29 @@ const trainLine = (step: number, loss: number | null, pixel: number, lr: number)
     elapsedSeconds: step * 2,
   });
 
+const evalLine = { kind: "eval", split: "val", images: 25, units: "percent" };
+
 const metricsLog = [
   trainLine(10, 1.5, 1.25, 0.001),
   trainLine(20, null, 1, 0.0005), // diverged step: NaN was written as null
   trainLine(30, 0.75, 0.5, 0.00025),
-  JSON.stringify({ kind: "eval", step: 20, split: "val", mIoU: 0.25, aAcc: 0.5, mAcc: 0.375, mAP: 50.5 }),
-  JSON.stringify({ kind: "eval", step: 30, split: "val", mIoU: 0.5, aAcc: 0.75, mAcc: 0.625, mAP: 60 }),
+  JSON.stringify({ ...evalLine, step: 20, mIoU: 25, aAcc: 50, mAcc: 37.5, mAP: 50.5 }),
+  JSON.stringify({ ...evalLine, step: 30, mIoU: 50, aAcc: 75, mAcc: 62.5, mAP: 60 }),
 ].join("\n") + "\n";
 
 const evalRecord = {
   split: "val",
+  images: 25,
+  units: "percent",
   step: 30,
   checkpoint: "checkpoints/step-000030.safetensors",
-  mIoU: 0.5,
-  mAcc: 0.625,
-  aAcc: 0.75,
+  mIoU: 50,
+  mAcc: 62.5,
+  aAcc: 75,
   mAP: 60,
   classes: [
-    { name: "sky", iou: 0.75, acc: 0.875 },
-    { name: "road<1>", iou: 0.25, acc: 0.375 },
+    { name: "sky", iou: 75, acc: 87.5 },
+    { name: "road<1>", iou: 25, acc: 37.5 },
     { name: "pole", iou: null, acc: null },
   ],
   mode: "whole",
@@ -77,14 +81,28 @@ Deno.test("report.html shows the chart series, the class table and embedded exam
     has(`data-series="multilabel" data-points="10,0.25 20,0.25 30,0.25"`);
     has(`data-series="lr" data-points="10,0.001 20,0.0005 30,0.00025"`);
     has(`data-series="images/s" data-points="10,12 20,12 30,12"`);
-    has(`data-series="val mIoU" data-points="20,25 30,50"`);
-    has(`data-series="val mAP" data-points="20,50.5 30,60"`);
-    for (const title of ["Training loss", "Learning rate", "Throughput", "Validation"]) {
+    for (const title of ["Training loss", "Learning rate", "Throughput"]) {
       has(`class="chart-title">${title}</text>`);
     }
+    // Validation: mIoU and mAP in two charts of their own (mAP near 100 would squash mIoU on one axis),
+    // each series named by its image set.
+    const charts = html.split("<svg").slice(1);
+    const validation = charts.filter((c) => c.includes(`class="chart-title">Validation`));
+    assertEquals(validation.length, 2);
+    const seriesOf = (svg: string) =>
+      [...svg.matchAll(/data-series="([^"]*)" data-points="([^"]*)"/g)].map((m) => [m[1], m[2]]);
+    assertEquals(validation[0].includes(`class="chart-title">Validation mIoU</text>`), true);
+    assertEquals(seriesOf(validation[0]), [["mIoU (val, 25 images)", "20,25 30,50"]]);
+    assertEquals(validation[1].includes(`class="chart-title">Validation mAP</text>`), true);
+    assertEquals(seriesOf(validation[1]), [["mAP (val, 25 images)", "20,50.5 30,60"]]);
+    // The mIoU axis spans the mIoU values only: its top tick is 50, not 60 or 100.
+    assertEquals(
+      [...validation[0].matchAll(/class="tick">([^<]*)</g)].map((m) => m[1]).includes("60"),
+      false,
+    );
     // Summary cards: best val mIoU and the latest mAP; the last loss skips the null.
     has(
-      `<div class="card-label">Best mIoU</div><div class="card-value">50.00 %</div><div class="card-detail">val, step 30</div>`,
+      `<div class="card-label">Best mIoU</div><div class="card-value">50.00 %</div><div class="card-detail">val, 25 images, step 30</div>`,
     );
     has(`<div class="card-value">60.00</div>`);
     has(`<div class="card-value">0.75</div><div class="card-detail">at step 30</div>`);
@@ -163,6 +181,24 @@ Deno.test("metrics.jsonl problems: errors name file and line, truncated tail and
       `${file}: skipped 1 line(s) of kind "memory"`,
     ]);
   }
+});
+
+Deno.test("eval lines from before units were recorded (fractions) read as percent", () => {
+  const legacy = JSON.stringify({
+    kind: "eval",
+    step: 20,
+    split: "val",
+    mIoU: 0.25,
+    aAcc: 0.5,
+    mAcc: 0.375,
+    mAP: 50.5,
+  });
+  const current = JSON.stringify({ ...evalLine, step: 30, mIoU: 50, aAcc: 75, mAcc: 62.5, mAP: 60 });
+  const log = Effect.runSync(parseMetricsLog(`${legacy}\n${current}\n`, "m.jsonl"));
+  assertEquals(log.eval.map((l) => [l.step, l.mIoU, l.aAcc, l.mAcc, l.mAP, l.units]), [
+    [20, 25, 50, 37.5, 50.5, "percent"],
+    [30, 50, 75, 62.5, 60, "percent"],
+  ]);
 });
 
 Deno.test("an unreadable metrics.jsonl fails naming the file", () =>

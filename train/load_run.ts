@@ -3,7 +3,7 @@ import { Data, Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
-import { BEST_FILE, latestCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+import { BEST_FILE, latestCheckpoint, loadCheckpoint, readBestRecord } from "./checkpoint.ts";
 import { CHECKPOINTS } from "./run_folder.ts";
 import { type Value, value } from "../plan/runtime.ts";
 
@@ -18,6 +18,8 @@ export interface LoadedRun {
   readonly dir: string;
   readonly experiment: Experiment;
   readonly checkpoint: string;
+  /** Why this checkpoint: given, the best of the run's evaluations (on which image set), or the newest. */
+  readonly why: string;
   readonly step: number;
   readonly state: Map<string, Value>;
 }
@@ -31,9 +33,21 @@ export const loadRun = (dir: string, checkpoint?: string) =>
     }
     const experiment = yield* decodeExperiment(JSON.parse(readFileSync(specFile, "utf8")), specFile);
     let file = checkpoint;
+    let why = "given by --checkpoint";
     if (!file) {
       const best = join(dir, CHECKPOINTS, BEST_FILE);
-      file = existsSync(best) ? best : (yield* latestCheckpoint(join(dir, CHECKPOINTS))).latest?.file;
+      const record = existsSync(best) ? yield* readBestRecord(join(dir, CHECKPOINTS)) : undefined;
+      if (existsSync(best)) {
+        file = best;
+        why = record
+          ? `the best of the run's evaluations: ${record.metric} ${
+            record.value.toFixed(2)
+          } at step ${record.step}`
+          : "the run's best checkpoint";
+      } else {
+        file = (yield* latestCheckpoint(join(dir, CHECKPOINTS))).latest?.file;
+        why = "the newest checkpoint (the run has no best.safetensors)";
+      }
     }
     if (!file) {
       return yield* new RunNotFound({ dir, reason: "has no checkpoint yet" });
@@ -43,5 +57,5 @@ export const loadRun = (dir: string, checkpoint?: string) =>
     for (const [name, t] of Object.entries(ckpt.tensors)) {
       state.set(name, value("float32", t.data as Float32Array, t.shape));
     }
-    return { dir, experiment, checkpoint: file, step: ckpt.step ?? 0, state } satisfies LoadedRun;
+    return { dir, experiment, checkpoint: file, why, step: ckpt.step ?? 0, state } satisfies LoadedRun;
   });

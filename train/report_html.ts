@@ -13,8 +13,9 @@ export interface RenderOptions {
   readonly generatedAt?: string;
 }
 
+/** Metrics arrive in percent (eval records and eval lines both). */
 const percent = (x: number | null | undefined, digits = 2) =>
-  x === null || x === undefined || !Number.isFinite(x) ? "—" : `${(100 * x).toFixed(digits)}`;
+  x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits);
 
 const number = (x: number | null | undefined, digits = 4) =>
   x === null || x === undefined || !Number.isFinite(x) ? "—" : Number(x.toPrecision(digits)).toString();
@@ -40,18 +41,43 @@ const lastDefined = <T>(lines: readonly TrainLine[], pick: (l: TrainLine) => T |
   return undefined;
 };
 
-/** Validation points per split: from metrics.jsonl, plus eval records whose step the log lacks. */
+interface EvalPoint {
+  readonly step: number;
+  readonly mIoU: number | null;
+  readonly mAP: number | null;
+}
+
+/** An image set: the split and how many of its images (unknown in logs from before it was recorded). */
+const setName = (split: string, images: number | undefined) =>
+  images === undefined ? split : `${split}, ${images} images`;
+
+/**
+ * Validation points per image set (split and image count): from metrics.jsonl, plus eval records whose
+ * step the log lacks. Numbers from different image sets are never put on one curve or compared.
+ */
 const evalPoints = (inputs: RunInputs) => {
-  const points = new Map<string, { step: number; mIoU: number | null; mAP: number | null }[]>();
-  const add = (split: string, step: number, mIoU: number | null, mAP: number | null) => {
-    const list = points.get(split) ?? [];
-    if (!list.some((p) => p.step === step)) list.push({ step, mIoU, mAP });
-    points.set(split, list);
+  const points = new Map<string, { split: string; images?: number; list: EvalPoint[] }>();
+  const add = (split: string, images: number | undefined, p: EvalPoint) => {
+    const key = setName(split, images);
+    const set = points.get(key) ?? { split, images, list: [] };
+    if (!set.list.some((q) => q.step === p.step)) set.list.push(p);
+    points.set(key, set);
   };
-  for (const l of inputs.log.eval) add(l.split, l.step, l.mIoU, l.mAP ?? null);
-  for (const r of inputs.evals) add(r.split, r.step, r.mIoU, r.mAP);
-  for (const list of points.values()) list.sort((a, b) => a.step - b.step);
+  for (const l of inputs.log.eval) add(l.split, l.images, { step: l.step, mIoU: l.mIoU, mAP: l.mAP ?? null });
+  for (const r of inputs.evals) add(r.split, r.images, { step: r.step, mIoU: r.mIoU, mAP: r.mAP });
+  for (const set of points.values()) set.list.sort((a, b) => a.step - b.step);
   return points;
+};
+
+/**
+ * The image set "best" is judged on, as checkpoint selection does: the one the training loop evaluated
+ * on last (metrics.jsonl), else a validation split's, else any.
+ */
+const selectionSet = (inputs: RunInputs, points: ReturnType<typeof evalPoints>) => {
+  const last = inputs.log.eval.at(-1);
+  if (last) return setName(last.split, last.images);
+  const keys = [...points.keys()];
+  return keys.find((k) => points.get(k)!.split === "val") ?? keys[0];
 };
 
 const summaryCards = (inputs: RunInputs) => {
@@ -60,17 +86,17 @@ const summaryCards = (inputs: RunInputs) => {
   const loss = lastDefined(train, (l) => l.loss);
   const speed = lastDefined(train, (l) => l.imagesPerSecond);
   const elapsed = lastDefined(train, (l) => l.elapsedSeconds);
-  let best: { split: string; step: number; mIoU: number } | undefined;
-  let latestMap: { split: string; step: number; mAP: number } | undefined;
+  let best: { set: string; step: number; mIoU: number } | undefined;
+  let latestMap: { set: string; step: number; mAP: number } | undefined;
   const points = evalPoints(inputs);
-  for (const [split, list] of points) {
+  const judged = selectionSet(inputs, points);
+  for (const [set, { list }] of points) {
     for (const p of list) {
-      // The validation split decides "best" when there is one, as checkpoint selection does.
-      if (p.mIoU !== null && (split === "val" || !points.has("val"))) {
-        if (best === undefined || p.mIoU > best.mIoU) best = { split, step: p.step, mIoU: p.mIoU };
+      if (p.mIoU !== null && set === judged) {
+        if (best === undefined || p.mIoU > best.mIoU) best = { set, step: p.step, mIoU: p.mIoU };
       }
       if (p.mAP !== null && (latestMap === undefined || p.step >= latestMap.step)) {
-        latestMap = { split, step: p.step, mAP: p.mAP };
+        latestMap = { set, step: p.step, mAP: p.mAP };
       }
     }
   }
@@ -89,12 +115,12 @@ const summaryCards = (inputs: RunInputs) => {
       card(
         "Best mIoU",
         best ? `${percent(best.mIoU)} %` : "—",
-        best ? `${best.split}, step ${best.step}` : "no eval yet",
+        best ? `${best.set}, step ${best.step}` : "no eval yet",
       ),
       card(
         "mAP",
         latestMap ? latestMap.mAP.toFixed(2) : "—",
-        latestMap ? `${latestMap.split}, step ${latestMap.step}` : "",
+        latestMap ? `${latestMap.set}, step ${latestMap.step}` : "",
       ),
       card(
         "Throughput",
@@ -142,36 +168,41 @@ const trainingCharts = (inputs: RunInputs) => {
   return `<div class="charts">${charts.join("\n")}</div>`;
 };
 
-const validationChart = (inputs: RunInputs) => {
+/**
+ * mIoU and mAP in two panels: on CamVid every frame holds every class, so mAP sits at 100 and would
+ * squash the mIoU curve on a shared axis.
+ */
+const validationCharts = (inputs: RunInputs) => {
   const points = evalPoints(inputs);
   if (points.size === 0) {
     return note("No evaluation yet: metrics.jsonl has no eval lines and there is no eval-*.json.");
   }
-  const series: Series[] = [];
-  for (const [split, list] of points) {
-    series.push({
-      name: `${split} mIoU`,
-      points: list.map((p) => [p.step, p.mIoU === null ? null : 100 * p.mIoU]),
-    });
+  const mIoU: Series[] = [];
+  const mAP: Series[] = [];
+  for (const [set, { list }] of points) {
+    mIoU.push({ name: `mIoU (${set})`, points: list.map((p) => [p.step, p.mIoU]) });
     if (list.some((p) => p.mAP !== null)) {
-      series.push({ name: `${split} mAP`, points: list.map((p) => [p.step, p.mAP]) });
+      mAP.push({ name: `mAP (${set})`, points: list.map((p) => [p.step, p.mAP]) });
     }
   }
-  return `<div class="charts">${
-    lineChart({ title: "Validation", xLabel: "step", yLabel: "%", series })
-  }</div>`;
+  const charts = [lineChart({ title: "Validation mIoU", xLabel: "step", yLabel: "mIoU (%)", series: mIoU })];
+  if (mAP.length) {
+    charts.push(lineChart({ title: "Validation mAP", xLabel: "step", yLabel: "mAP (%)", series: mAP }));
+  }
+  return `<div class="charts">${charts.join("\n")}</div>`;
 };
 
 const classTable = (record: EvalRecord) => {
   const rows = record.classes.map((c) => {
-    const width = c.iou === null ? 0 : Math.max(0, Math.min(100, 100 * c.iou));
+    const width = c.iou === null ? 0 : Math.max(0, Math.min(100, c.iou));
     const meter = `<span class="meter"><span class="bar" style="width:${width.toFixed(1)}%"></span></span>`;
     const absent = c.iou === null ? ` class="absent" title="absent from this split"` : "";
     return `<tr${absent}><td>${escape(c.name)}</td><td class="num">${percent(c.iou)}</td><td>${meter}</td>` +
       `<td class="num">${percent(c.acc)}</td></tr>`;
   });
   const mAP = record.mAP === null ? "n/a" : record.mAP.toFixed(2);
-  return `<div class="eval-table"><h3>${escape(record.split)} — step ${record.step}</h3>` +
+  const images = record.images === undefined ? "" : `, ${record.images} images`;
+  return `<div class="eval-table"><h3>${escape(record.split)}${images} — step ${record.step}</h3>` +
     `<p class="meta">checkpoint <code>${escape(record.checkpoint)}</code>, mode ${escape(record.mode)}<br>` +
     `mIoU ${percent(record.mIoU)} · mAcc ${percent(record.mAcc)} · aAcc ${
       percent(record.aAcc)
@@ -270,7 +301,7 @@ export const renderReport = (inputs: RunInputs, { title, generatedAt }: RenderOp
 <p class="sub">${escape(inputs.runDir)}${generatedAt ? ` · generated ${escape(generatedAt)}` : ""}</p>
 ${summaryCards(inputs)}
 ${section("training", "Training", trainingCharts(inputs))}
-${section("validation", "Validation", validationChart(inputs))}
+${section("validation", "Validation", validationCharts(inputs))}
 ${section("classes", "Per-class results (latest evaluation)", evalBody)}
 ${section("examples", "Example predictions", examplesBody)}
 ${notes}

@@ -1,7 +1,8 @@
 /**
  * What the run report reads from a run folder, validated:
  *  - `metrics.jsonl`: one JSON object per line, `kind` "train" or "eval" (schemas below; the training
- *    loop writes these). A line that is not JSON or does not match fails with `file:line`, except a last
+ *    loop writes these). Eval lines hold percentages (`units: "percent"`) and the image count; lines
+ *    from before `units` existed held fractions and are converted on reading. A line that is not JSON or does not match fails with `file:line`, except a last
  *    line without its newline, which is what a crash mid-append leaves and is skipped with a note. Lines
  *    of other kinds are skipped with a note, so new kinds do not break old reports.
  *  - `eval-<split>.json`: the eval step's records (eval/eval_record.ts).
@@ -11,7 +12,7 @@
 import { Data, Effect, Schema } from "effect";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type EvalRecord, readEvalRecord } from "../eval/eval_record.ts";
+import { type EvalRecord, readEvalRecord, toPercent } from "../eval/eval_record.ts";
 
 /** JSON has no NaN: a diverged loss arrives as null and is drawn as a gap. */
 const Value = Schema.NullOr(Schema.Number);
@@ -33,6 +34,9 @@ export const EvalLine = Schema.Struct({
   kind: Schema.Literal("eval"),
   step: Step,
   split: Schema.String,
+  /** Images evaluated; absent in logs written before it was recorded. */
+  images: Schema.optional(Step),
+  units: Schema.optional(Schema.Literal("percent")),
   mIoU: Value,
   aAcc: Schema.optional(Value),
   mAcc: Schema.optional(Value),
@@ -110,11 +114,21 @@ export const parseMetricsLog = (text: string, file: string): Effect.Effect<Metri
         );
       }
       if (decoded.success.kind === "train") train.push(decoded.success);
-      else evals.push(decoded.success);
+      else evals.push(evalLineInPercent(decoded.success));
     }
     for (const [kind, count] of otherKinds) notes.push(`${file}: skipped ${count} line(s) of kind ${kind}`);
     return { train, eval: evals, notes };
   });
+
+/** An eval line in percent: lines from before `units` held fractions (mAP was already ×100). */
+const evalLineInPercent = (l: EvalLine): EvalLine =>
+  l.units === "percent" ? l : {
+    ...l,
+    units: "percent",
+    mIoU: toPercent(l.mIoU),
+    ...(l.aAcc === undefined ? {} : { aAcc: toPercent(l.aAcc) }),
+    ...(l.mAcc === undefined ? {} : { mAcc: toPercent(l.mAcc) }),
+  };
 
 export const readMetricsLog = (file: string): Effect.Effect<MetricsLog, ReportError> =>
   Effect.tryPromise({

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { specDiff } from "./spec_diff.ts";
 
 /** A run folder that cannot be used as asked (exists without --resume, or holds another experiment). */
 export class RunFolderError
@@ -79,17 +80,33 @@ export const runMeta = (e: Experiment, provider: string, threads: number | undef
 const io = (dir: string, doing: string) => (e: unknown) =>
   new RunFolderError({ dir, reason: `${doing}: ${e instanceof Error ? e.message : String(e)}` });
 
+export interface RunFolderOptions {
+  readonly resume: boolean;
+  /** Resuming may change `train.steps` (and only it): `--extend-steps`. */
+  readonly extend?: boolean;
+}
+
+/** The experiment a run folder holds, as JSON, or undefined when it holds none. */
+export const readRunSpec = (dir: string): Effect.Effect<unknown, RunFolderError> => {
+  const specFile = join(dir, "experiment.json");
+  if (!existsSync(specFile)) return Effect.succeed(undefined);
+  return Effect.tryPromise({ try: () => readFile(specFile, "utf8"), catch: io(dir, "cannot read") }).pipe(
+    Effect.flatMap((text) =>
+      Effect.try({ try: () => JSON.parse(text) as unknown, catch: io(dir, "experiment.json is not JSON") })
+    ),
+  );
+};
+
 /**
- * Prepares the folder: a fresh run writes experiment.json and meta.json; a resumed run checks that the
- * folder holds the same experiment and records the resumption in meta.json.
+ * Checks, writing nothing, that the folder can take this run: a fresh run needs a folder without
+ * checkpoints; a resumed run needs the same experiment (each differing field is named, old → new).
  */
-export const prepareRunFolder = (
+export const checkRunFolder = (
   dir: string,
   e: Experiment,
-  { resume, provider, threads }: { resume: boolean; provider: string; threads?: number },
+  { resume, extend = false }: RunFolderOptions,
 ): Effect.Effect<void, RunFolderError> =>
   Effect.gen(function* () {
-    const specFile = join(dir, "experiment.json");
     const hasCheckpoints = existsSync(join(dir, CHECKPOINTS)) &&
       (yield* Effect.tryPromise({
         try: () => readdir(join(dir, CHECKPOINTS)),
@@ -97,18 +114,21 @@ export const prepareRunFolder = (
       }))
         .some((f) => f.endsWith(".safetensors"));
     if (resume) {
-      if (!existsSync(specFile)) {
+      const saved = yield* readRunSpec(dir);
+      if (saved === undefined) {
         return yield* new RunFolderError({ dir, reason: "nothing to resume: no experiment.json" });
       }
-      const text = yield* Effect.tryPromise({
-        try: () => readFile(specFile, "utf8"),
-        catch: io(dir, "cannot read"),
-      });
-      if (text.trim() !== experimentJson(e).trim()) {
+      const changes = specDiff(saved, JSON.parse(experimentJson(e)))
+        .filter((c) => !(extend && c.startsWith("train.steps: ")));
+      if (changes.length) {
+        const onlySteps = changes.length === 1 && changes[0].startsWith("train.steps: ");
         return yield* new RunFolderError({
           dir,
-          reason:
-            "the experiment changed since this run started (experiment.json differs); start a new run with --out",
+          reason: `the experiment changed since this run started: ${changes.join("; ")}; ${
+            onlySteps
+              ? "to continue this run to another step count use --extend-steps N"
+              : "start a new run with --out"
+          }`,
         });
       }
     } else if (hasCheckpoints) {
@@ -118,33 +138,52 @@ export const prepareRunFolder = (
           "already holds a run with checkpoints; pass --resume to continue it or --out DIR to start elsewhere",
       });
     }
+  });
+
+/**
+ * Prepares the folder: a fresh run writes experiment.json and meta.json; a resumed run checks that the
+ * folder holds the same experiment and records the resumption in meta.json (an extended run also
+ * rewrites experiment.json with its new step count and records the change). Called only once the
+ * execution sessions have opened, so a run that cannot start leaves no folder behind.
+ */
+export const prepareRunFolder = (
+  dir: string,
+  e: Experiment,
+  { resume, extend = false, provider, threads }: RunFolderOptions & { provider: string; threads?: number },
+): Effect.Effect<void, RunFolderError> =>
+  Effect.gen(function* () {
+    yield* checkRunFolder(dir, e, { resume, extend });
+    const specFile = join(dir, "experiment.json");
+    const saved = resume ? yield* readRunSpec(dir) : undefined;
+    const savedSteps = (saved as { train?: { steps?: number } } | undefined)?.train?.steps;
     yield* Effect.tryPromise({
       try: () => mkdir(join(dir, CHECKPOINTS), { recursive: true }),
       catch: io(dir, "cannot create"),
     });
+    const write = (file: string, text: string) =>
+      writeFileAtomic(file, text).pipe(
+        Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
+      );
     const meta = runMeta(e, provider, threads);
     const metaFile = join(dir, "meta.json");
     if (resume && existsSync(metaFile)) {
       const previous = JSON.parse(
         yield* Effect.tryPromise({ try: () => readFile(metaFile, "utf8"), catch: io(dir, "cannot read") }),
       );
+      const extended = savedSteps !== undefined && savedSteps !== e.train.steps;
       const resumed = [...(previous.resumed ?? []), {
         at: meta.startedAt,
         commit: meta.commit,
         provider,
         threads: meta.threads,
+        ...(extended ? { steps: { from: savedSteps, to: e.train.steps }, specHash: meta.specHash } : {}),
       }];
-      yield* writeFileAtomic(metaFile, JSON.stringify({ ...previous, resumed }, null, 2) + "\n").pipe(
-        Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
-      );
+      if (extended) yield* write(specFile, experimentJson(e) + "\n");
+      yield* write(metaFile, JSON.stringify({ ...previous, resumed }, null, 2) + "\n");
       return;
     }
-    yield* writeFileAtomic(specFile, experimentJson(e) + "\n").pipe(
-      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
-    );
-    yield* writeFileAtomic(metaFile, JSON.stringify(meta, null, 2) + "\n").pipe(
-      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
-    );
+    yield* write(specFile, experimentJson(e) + "\n");
+    yield* write(metaFile, JSON.stringify(meta, null, 2) + "\n");
   });
 
 /** Appends lines to a file in the run folder. */

@@ -26,18 +26,21 @@ import { LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState, stateTensors }
 import {
   appendLines,
   CHECKPOINTS,
+  checkRunFolder,
   EXAMPLES,
   LOG,
   METRICS,
   prepareRunFolder,
+  readRunSpec,
   runDirFor,
+  RunFolderError,
   truncateMetrics,
 } from "./run_folder.ts";
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
-import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
+import { makeEvalRecord, toPercent, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
 import { writeReport } from "./report.ts";
-import { progressReporter } from "./progress.ts";
+import { type Progress, progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
 import { type ExperimentFor, requireTask } from "../interpret/kinds.ts";
 
@@ -76,8 +79,17 @@ export interface TrainOptions {
   readonly provider?: Provider;
   readonly threads?: number;
   readonly workers?: number;
-  /** Periodic validation looks at only this many images (the final evaluation looks at all). */
+  /**
+   * Every evaluation of the run (periodic and final) looks at only the first this many images of the
+   * split: best-checkpoint selection and the final table are judged on one image set, recorded with
+   * each result.
+   */
   readonly evalLimit?: number;
+  /**
+   * Continue the run in the folder to this many steps in total (implies resume; the experiment may
+   * differ from the folder's only in `train.steps`). The schedule is recomputed over the new total.
+   */
+  readonly extendSteps?: number;
   /** Write a checkpoint and stop after this step (as Ctrl-C would). */
   readonly stopAfter?: number;
   /** Skip the final evaluation and report. */
@@ -92,6 +104,24 @@ export interface TrainResult {
   readonly evaluation?: EvaluationResult;
   readonly report?: string;
 }
+
+/** `eval step 175 (val, 101 images): mIoU 32.39 aAcc 85.10 mAcc 40.02 mAP 100.00`, all in percent. */
+export const evalLine = (step: number, split: string, r: EvaluationResult): string => {
+  const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : "nan");
+  const s = r.segmentation;
+  return `eval step ${step} (${split}, ${r.images} images): mIoU ${pct(s.mIoU)} aAcc ${pct(s.aAcc)} mAcc ${
+    pct(s.mAcc)
+  } mAP ${r.mAP === null ? "n/a" : r.mAP.toFixed(2)}`;
+};
+
+/**
+ * What best.safetensors is judged by: mIoU (percent) on one named image set. A best recorded on another
+ * set is not comparable, so the checkpoint store lets the new set take over.
+ */
+export const bestMetric = (split: string, r: EvaluationResult) => ({
+  metric: `mIoU (${split}, ${r.images} images)`,
+  value: 100 * r.segmentation.mIoU,
+});
 
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
 
@@ -119,15 +149,38 @@ export const nextPosition = (p: Position, n: number, b: number): Position =>
     ? { epoch: p.epoch + 1, index: 0 }
     : { epoch: p.epoch, index: p.index + b };
 
+/** The experiment with the folder's run extended to `steps` in total (`--extend-steps`). */
+const extendedExperiment = <E extends Experiment | ExperimentFor<"semantic">>(dir: string, e: E, steps: number) =>
+  Effect.gen(function* () {
+    const saved = (yield* readRunSpec(dir)) as { train?: { steps?: number } } | undefined;
+    const before = saved?.train?.steps;
+    if (before === undefined) {
+      return yield* new RunFolderError({ dir, reason: "nothing to extend: no experiment.json" });
+    }
+    if (steps < before) {
+      return yield* new RunFolderError({
+        dir,
+        reason: `--extend-steps ${steps}: the run already has ${before} steps; extending cannot shorten it`,
+      });
+    }
+    return { ...e, train: { ...e.train, steps } };
+  });
+
 export const train = (experiment: Experiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
-    const e = yield* requireTask(experiment, "semantic", "train");
+    const given = yield* requireTask(experiment, "semantic", "train");
     const provider = options.provider ?? "cpu";
-    const dir = runDirFor(e, options.out);
+    // The folder of the experiment as given; an extension keeps the folder and changes the step count.
+    const dir = runDirFor(experiment, options.out);
+    const extend = options.extendSteps !== undefined;
+    const e = extend ? yield* extendedExperiment(dir, given, options.extendSteps!) : given;
+    const resume = (options.resume ?? false) || extend;
     const t = e.train;
     const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
     yield* checkClasses(e, dataset.classes, dataset.name);
-    yield* prepareRunFolder(dir, e, { resume: options.resume ?? false, provider, threads: options.threads });
+    // Checked before the (slow) compilation, written only after the sessions have opened: a run that
+    // cannot start (an unavailable provider) leaves no folder behind.
+    yield* checkRunFolder(dir, e, { resume, extend });
     const print = options.print ?? ((line: string) => console.error(line));
     const log = (line: string) => appendLines(dir, LOG, [`${new Date().toISOString()} ${line}`]);
 
@@ -137,6 +190,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const g = trainingGraph(e.model, shapes, optimizerConfig(t), ranker);
     const p = plan(e.name, g, [graphStage(g, { name: "train" })]);
     const ex = yield* execute(p, { seed: t.seed, provider, threads: options.threads });
+    yield* prepareRunFolder(dir, e, { resume, extend, provider, threads: options.threads });
     // The independent scheme's ranker enters as frozen state, read from its own run.
     for (const [name, v] of ranker?.state ?? []) {
       if (!g.lookup(name)) {
@@ -159,11 +213,12 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       images: 0,
       started: performance.now(),
     };
+    let progress: Progress = { update: () => {}, done: () => {} };
     // Resume: parameters, optimizer moments and the loader position from the newest checkpoint.
     let step = 0;
     let position: Position = { epoch: 0, index: 0 };
     const ckptDir = join(dir, CHECKPOINTS);
-    if (options.resume) {
+    if (resume) {
       const { latest, skipped } = yield* latestCheckpoint(ckptDir);
       for (const s of skipped) yield* log(`skipped ${s.file}: ${s.reason}`);
       if (latest) {
@@ -176,7 +231,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         elapsedBefore = loop.elapsedSeconds;
         yield* truncateMetrics(dir, step);
         yield* log(`resumed from ${latest.file} at step ${step}`);
-        print(`resuming ${dir} from step ${step}`);
+        print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
       }
     }
 
@@ -195,6 +250,8 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         return saved.file;
       });
 
+    // Every evaluation of the run sees the same images, so "best" and the final table are comparable.
+    const split = e.data.dataset.testSplit;
     const validate = (final: boolean) =>
       Effect.gen(function* () {
         const result = yield* evaluate(e, ex.state, dataset.classes, {
@@ -205,25 +262,27 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           provider,
           threads: options.threads,
           workers: options.workers,
-          limit: final ? undefined : options.evalLimit,
+          limit: options.evalLimit,
           examples: final ? e.eval.examples : 0,
           examplesDir: join(dir, EXAMPLES),
         });
         const s = result.segmentation;
+        const mAP = result.mAP;
         yield* appendLines(dir, METRICS, [JSON.stringify({
           kind: "eval",
           step,
-          split: e.data.dataset.testSplit,
-          mIoU: s.mIoU,
-          aAcc: s.aAcc,
-          mAcc: s.mAcc,
-          ...(result.mAP === null ? {} : { mAP: result.mAP }),
+          split,
+          images: result.images,
+          units: "percent",
+          mIoU: toPercent(s.mIoU),
+          aAcc: toPercent(s.aAcc),
+          mAcc: toPercent(s.mAcc),
+          ...(mAP === null ? {} : { mAP }),
         })]);
-        yield* log(
-          `eval step ${step}: mIoU=${s.mIoU.toFixed(4)} aAcc=${s.aAcc.toFixed(4)} mAP=${
-            result.mAP?.toFixed(2) ?? "n/a"
-          }`,
-        );
+        const line = evalLine(step, split, result);
+        yield* log(line);
+        progress.done();
+        print(line);
         return result;
       });
 
@@ -235,7 +294,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       () => Effect.sync(() => Deno.removeSignalListener("SIGINT", onSignal)),
     );
 
-    const progress = progressReporter(t.steps, step, print);
+    progress = progressReporter(t.steps, step, print);
     const n = dataset.samples.length;
     const runStep = (batch: Batch) =>
       Effect.gen(function* () {
@@ -281,7 +340,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         if (step % t.checkpointEvery === 0 && step < t.steps) yield* checkpoint();
         if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
           const r = yield* validate(false);
-          yield* checkpoint({ metric: "mIoU", value: r.segmentation.mIoU });
+          yield* checkpoint(bestMetric(split, r));
         }
         if (stopRequested || step === options.stopAfter) {
           const file = yield* checkpoint();
@@ -304,9 +363,11 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const last = yield* checkpoint();
     if (options.skipFinalEval) return { runDir: dir, step } satisfies TrainResult;
     const evaluation = yield* validate(true);
-    yield* checkpoint({ metric: "mIoU", value: evaluation.segmentation.mIoU });
+    yield* checkpoint(bestMetric(split, evaluation));
+    // The final table is the last checkpoint's, on the run's evaluation image set.
     const record = makeEvalRecord({
-      split: e.data.dataset.testSplit,
+      split,
+      images: evaluation.images,
       step,
       checkpoint: last,
       mode: e.eval.mode,
