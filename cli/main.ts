@@ -15,6 +15,7 @@ import { evalCommand } from "./eval.ts";
 import { predictCommand } from "./predict.ts";
 import { exportCommand } from "./export.ts";
 import { quickstartCommand } from "./quickstart.ts";
+import { classifyCommand } from "./classify.ts";
 import { errorLines } from "./errors.ts";
 import { usageErrorLine } from "./usage_error.ts";
 
@@ -28,6 +29,7 @@ const root = Command.make("kappa").pipe(
     evalCommand,
     predictCommand,
     exportCommand,
+    classifyCommand,
     specCommand,
     describeCommand,
     dataCliCommand,

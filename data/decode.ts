@@ -61,11 +61,20 @@ export const readSize = (file: string): Effect.Effect<{ width: number; height: n
     ),
   );
 
-/** Decodes a JPEG/PNG (any format libvips reads) to 8-bit RGB; grey images are expanded, alpha dropped. */
-export const readRgb = (file: string): Effect.Effect<RgbImage, UnreadableFile> =>
+/**
+ * Decodes a JPEG/PNG (any format libvips reads) to 8-bit RGB; grey images are expanded, alpha dropped.
+ *
+ * An embedded ICC profile is applied (colours converted to sRGB) unless `ignoreIcc`: ImageNet models
+ * were trained on the stored values as PIL and TensorFlow read them, which differ by up to ~70 levels on
+ * some photos with a profile.
+ */
+export const readRgb = (
+  file: string,
+  { ignoreIcc = false }: { ignoreIcc?: boolean } = {},
+): Effect.Effect<RgbImage, UnreadableFile> =>
   Effect.tryPromise({
     try: () =>
-      sharp(file, { failOn: FAIL_ON }).removeAlpha().toColourspace("srgb").raw().toBuffer({
+      sharp(file, { failOn: FAIL_ON, ignoreIcc }).removeAlpha().toColourspace("srgb").raw().toBuffer({
         resolveWithObject: true,
       }),
     catch: unreadable(file),

@@ -88,3 +88,27 @@ export const resizeCropRgb = (
       .toBuffer();
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   });
+
+/**
+ * The evaluation crop of ImageNet classifiers: the central `fraction` of each side (TensorFlow's
+ * `central_crop`: the border is ⌊(n − n·fraction) / 2⌋ pixels on each side), resized bilinearly to
+ * `toHeight`×`toWidth`. Returns HWC 8-bit RGB.
+ */
+export const centralCropResizeRgb = (
+  image: Uint8Array,
+  height: number,
+  width: number,
+  fraction: number,
+  toHeight: number,
+  toWidth: number,
+): Effect.Effect<Uint8Array> =>
+  Effect.promise(async () => {
+    const top = Math.floor((height - height * fraction) / 2),
+      left = Math.floor((width - width * fraction) / 2);
+    const out = await sharp(image, { raw: { width, height, channels: 3 } })
+      .extract({ left, top, width: width - 2 * left, height: height - 2 * top })
+      .resize(toWidth, toHeight, { kernel: "linear", fit: "fill" })
+      .raw()
+      .toBuffer();
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  });

@@ -43,6 +43,7 @@ import { writeReport } from "./report.ts";
 import { type Progress, progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
 import { type ExperimentFor, requireTask } from "../interpret/kinds.ts";
+import { pretrainedValues } from "../interpret/pretrained.ts";
 
 /** A loss term became NaN or infinite; the last checkpoint is left as it was. */
 export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
@@ -190,6 +191,8 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const g = trainingGraph(e.model, shapes, optimizerConfig(t), ranker);
     const p = plan(e.name, g, [graphStage(g, { name: "train" })]);
     const ex = yield* execute(p, { seed: t.seed, provider, threads: options.threads });
+    // Read before anything is written, so that a weights file that does not fit leaves no run folder.
+    const pretrained = yield* pretrainedValues(e.model, g);
     yield* prepareRunFolder(dir, e, { resume, extend, provider, threads: options.threads });
     // The independent scheme's ranker enters as frozen state, read from its own run.
     for (const [name, v] of ranker?.state ?? []) {
@@ -233,6 +236,11 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         yield* log(`resumed from ${latest.file} at step ${step}`);
         print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
       }
+    }
+    // A fresh run starts its backbone from the pretrained file; a resumed one has it in its checkpoint.
+    if (step === 0) {
+      for (const [name, v] of pretrained) ex.state.set(name, value("float32", v.data, v.shape));
+      if (pretrained.size > 0) yield* log(`initialized ${pretrained.size} parameters from the pretrained backbone`);
     }
 
     const checkpoint = (best?: { metric: string; value: number }) =>
