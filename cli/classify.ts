@@ -60,7 +60,7 @@ const fromWeights = (file: string, padding: "same" | "symmetric") =>
       classes,
       backbone: mobileNetV2({ outputStride: 32, outputs: ["final"], padding, pretrained: file }),
     });
-    return { model, state: yield* pretrainedState(model), scaling: MINUS_ONE_TO_ONE, weightsFile: file };
+    return { model, state: yield* pretrainedState(model), scaling: MINUS_ONE_TO_ONE, weightsFile: file } satisfies Source;
   });
 
 const scalingOf = (model: Classifier, test: InputScaling): InputScaling =>
@@ -85,10 +85,10 @@ const fromRun = (dir: string) =>
   Effect.gen(function* () {
     const run = yield* loadRun(dir);
     const model = yield* modelFor(run.experiment.model, "classification", "classify");
-    return { model, state: run.state, scaling: scalingOf(model, run.experiment.data.test) };
+    return { model, state: run.state, scaling: scalingOf(model, run.experiment.data.test) } satisfies Source;
   });
 
-const sourceOf = (source: string, padding: "same" | "symmetric"): Effect.Effect<Source, unknown> =>
+const sourceOf = (source: string, padding: "same" | "symmetric") =>
   existsSync(source) && statSync(source).isDirectory()
     ? fromRun(source)
     : extname(source).toLowerCase() === ".safetensors"
