@@ -185,6 +185,9 @@ export const cast = (
 export const clip = (x: Tensor, min?: number, max?: number): Tensor =>
   one(x.graph, { op: "clip", x, min, max });
 
+/** min(max(x, 0), 6) (MobileNet's activation): one ONNX Clip, gradient 1 on [0, 6], else 0. */
+export const relu6 = (x: Tensor): Tensor => clip(x, 0, 6);
+
 export const stopGradient = (x: Tensor): Tensor => one(x.graph, { op: "stopGradient", x });
 export const identity = (x: Tensor): Tensor => one(x.graph, { op: "identity", x });
 
@@ -290,24 +293,49 @@ export const topK = (
 export const resize = (x: Tensor, height: number, width: number): Tensor =>
   one(x.graph, { op: "resize", x, height, width });
 
-/** 2-D convolution, NCHW input, OIHW weight. */
+/**
+ * 2-D convolution, NCHW input x [n, c, h, w], OIHW weight w [o, c / group, kh, kw] → [n, o, ho, wo].
+ * `pads` is [top, left, bottom, right] (see `samePads` for TensorFlow's "SAME"); `group` = c with o a
+ * multiple of c is a depthwise convolution.
+ */
 export const conv = (
   x: Tensor,
   w: Tensor,
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1] }: Partial<ConvGeometry> = {},
-): Tensor => one(graphOf(x, w), { op: "conv", x, w, strides, pads, dilations });
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], group = 1 }: Partial<ConvGeometry> = {},
+): Tensor => one(graphOf(x, w), { op: "conv", x, w, strides, pads, dilations, group });
 
 /**
- * The transpose (adjoint) of `conv(·, w)` with the same geometry: [n, o, ho, wo] → [n, c, h, w], with
- * `size` = [h, w] the conv input's spatial size (the gradient of a conv with respect to its input).
+ * The transpose (adjoint) of `conv(·, w)` with the same geometry and groups: [n, o, ho, wo] →
+ * [n, c, h, w], with `size` = [h, w] the conv input's spatial size (the gradient of a conv with respect
+ * to its input). `w` is the conv's weight, [o, c / group, kh, kw].
  */
 export const convTranspose = (
   x: Tensor,
   w: Tensor,
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], size }:
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], group = 1, size }:
     & Partial<ConvGeometry>
     & { readonly size: readonly [number, number] },
-): Tensor => one(graphOf(x, w), { op: "convTranspose", x, w, strides, pads, dilations, size });
+): Tensor => one(graphOf(x, w), { op: "convTranspose", x, w, strides, pads, dilations, group, size });
+
+/**
+ * TensorFlow's "SAME" padding of one conv axis pair: the output has ceil(size / stride) positions and the
+ * padding this needs is split with the odd one at the end, e.g. a stride-2 3×3 conv of a 224×224 input
+ * pads [0, 0, 1, 1]. Returns [top, left, bottom, right], the layout `conv` takes.
+ */
+export const samePads = (
+  size: readonly [number, number],
+  kernel: readonly [number, number],
+  strides: readonly [number, number] = [1, 1],
+  dilations: readonly [number, number] = [1, 1],
+): [number, number, number, number] => {
+  const total = [0, 1].map((i) => {
+    const span = dilations[i] * (kernel[i] - 1) + 1;
+    const out = Math.ceil(size[i] / strides[i]);
+    return Math.max((out - 1) * strides[i] + span - size[i], 0);
+  });
+  const begin = total.map((t) => Math.floor(t / 2));
+  return [begin[0], begin[1], total[0] - begin[0], total[1] - begin[1]];
+};
 
 // ------------------------------------------------------------------------------------------------
 // Compositions used by gradient rules and layers
