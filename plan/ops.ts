@@ -7,18 +7,18 @@
  * Numbers may stand in for tensors in arithmetic; they become scalars of the other operand's dtype.
  */
 import { type DType, formatType, hostArray, normalizeAxis, type Shape, sizeOf } from "./dtype.ts";
-import { type Graph, GraphError, Tensor } from "./graph.ts";
-import type { Init } from "./init.ts";
 import {
   type BinaryOp,
   type CompareOp,
   type ConvGeometry,
-  InferError,
+  type Graph,
+  GraphError,
   type Prim,
-  type Rule,
-  RULES,
+  Tensor,
   type UnaryOp,
-} from "./primitives.ts";
+} from "./graph.ts";
+import type { Init } from "./init.ts";
+import { InferError, type Rule, RULES } from "./primitives.ts";
 
 type Operand = Tensor | number;
 

@@ -1,13 +1,15 @@
 /**
  * The primitives of the IR and their one rule table.
  *
- * A primitive is a name plus typed, named fields (`{ op: "matmul", a, b }`). Every primitive has exactly
+ * A primitive is a name plus typed, named fields (`{ op: "matmul", a, b }`; the `Prim` union is declared
+ * in `graph.ts`, with the tensors and nodes that refer to it). Every primitive has exactly
  * one entry in `RULES`, typed as a record over all ops so a missing rule is a compile error, holding:
  *   - `inputs`: the tensor operands, in a fixed order (the order of VJP results);
  *   - `infer`:  output dtypes and shapes (throws `InferError`; `ops.ts` adds the op, operands and scope);
  *   - `lower`:  the ONNX nodes that compute it (opset 21);
- *   - `vjp`:    the cotangents of the inputs given those of the outputs, built from ordinary ops, so the
- *               backward pass is ordinary IR; `undefined` for non-differentiable inputs;
+ *   - `vjp`:    the cotangents of the inputs given those of the outputs, built from ordinary ops (the
+ *               `Builder`, i.e. `ops.ts`), so the backward pass is ordinary IR; `undefined` for
+ *               non-differentiable inputs;
  *   - `flops`:  floating-point operations (2 per multiply-add in matmul/conv, 1 per output element for
  *               elementwise ops), for `describe`.
  * Compositions (cross-entropy, L2-normalize, bilinear upsampling, dropout …) live in `ops.ts`/`layers/` and
@@ -26,125 +28,22 @@ import {
   sizeOf,
   type TensorType,
 } from "./dtype.ts";
-import type { Tensor } from "./graph.ts";
-import type { Init } from "./init.ts";
-import type * as Ops from "./ops.ts";
+import type {
+  BinaryOp,
+  CompareOp,
+  ConvGeometry,
+  Graph,
+  LogicOp,
+  Op,
+  Prim,
+  PrimOf,
+  ReduceOp,
+  Tensor,
+  UnaryOp,
+} from "./graph.ts";
 
-export type UnaryOp = "neg" | "exp" | "log" | "sqrt" | "erf" | "tanh" | "sigmoid" | "relu" | "abs" | "sign";
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
-export type CompareOp = "equal" | "less" | "greater" | "lessOrEqual" | "greaterOrEqual";
-export type LogicOp = "and" | "or";
-export type ReduceOp = "reduceSum" | "reduceMean" | "reduceMax";
-
-/** One union member per op of `K`, each with the same fields (so `Extract<Prim, { op: "add" }>` works). */
-type Each<K extends string, F> = { [k in K]: { readonly op: k } & F }[K];
-
-/**
- * A 2-D convolution's geometry and channel grouping, shared by `conv` and the `convTranspose` that is
- * its adjoint.
- */
-export interface ConvGeometry {
-  readonly strides: readonly [number, number];
-  /** [top, left, bottom, right] of the convolution's input (may differ, e.g. TensorFlow's "SAME"). */
-  readonly pads: readonly [number, number, number, number];
-  readonly dilations: readonly [number, number];
-  /**
-   * Channel groups: input and output channels split into `group` consecutive blocks, block i of the
-   * output sees only block i of the input, so the weight is [o, c / group, kh, kw]. 1 is an ordinary
-   * convolution; group = c (with o a multiple of c) is a depthwise one.
-   */
-  readonly group: number;
-}
-
-export type Prim =
-  | { readonly op: "input"; readonly name: string; readonly dtype: DType; readonly shape: Shape }
-  | {
-    readonly op: "variable";
-    readonly name: string;
-    readonly dtype: DType;
-    readonly shape: Shape;
-    readonly init: Init;
-    /** Trainable variables are parameters; others are state such as optimizer moments or memory banks. */
-    readonly trainable: boolean;
-  }
-  | { readonly op: "constant"; readonly value: HostArray; readonly dtype: DType; readonly shape: Shape }
-  | { readonly op: "matmul"; readonly a: Tensor; readonly b: Tensor }
-  | Each<BinaryOp | CompareOp | LogicOp, { readonly a: Tensor; readonly b: Tensor }>
-  | { readonly op: "not"; readonly x: Tensor }
-  | Each<UnaryOp, { readonly x: Tensor }>
-  | { readonly op: "gelu"; readonly x: Tensor; readonly approximate: "none" | "tanh" }
-  | Each<"softmax" | "logSoftmax", { readonly x: Tensor; readonly axis: number }>
-  | {
-    readonly op: "layerNorm";
-    readonly x: Tensor;
-    readonly scale: Tensor;
-    readonly bias: Tensor;
-    /** First normalized axis: statistics are taken over axes [axis, rank). */
-    readonly axis: number;
-    readonly epsilon: number;
-  }
-  | Each<ReduceOp, { readonly x: Tensor; readonly axes: readonly number[]; readonly keepDims: boolean }>
-  | { readonly op: "argMax"; readonly x: Tensor; readonly axis: number; readonly keepDims: boolean }
-  | { readonly op: "reshape"; readonly x: Tensor; readonly shape: Shape }
-  | { readonly op: "transpose"; readonly x: Tensor; readonly perm: readonly number[] }
-  | { readonly op: "concat"; readonly xs: readonly Tensor[]; readonly axis: number }
-  /** Consecutive pieces of `sizes` along `axis`, one output each (the inverse of concat). */
-  | { readonly op: "split"; readonly x: Tensor; readonly axis: number; readonly sizes: readonly number[] }
-  | {
-    readonly op: "slice";
-    readonly x: Tensor;
-    /** One entry per sliced axis: `[start, end, step]` with Python slicing semantics. */
-    readonly axes: readonly number[];
-    readonly starts: readonly number[];
-    readonly ends: readonly number[];
-    readonly steps: readonly number[];
-  }
-  | {
-    readonly op: "pad";
-    readonly x: Tensor;
-    /** ONNX layout: all begins, then all ends; non-negative. */
-    readonly pads: readonly number[];
-    readonly value: number;
-  }
-  | { readonly op: "gather"; readonly x: Tensor; readonly indices: Tensor; readonly axis: number }
-  | { readonly op: "gatherElements"; readonly x: Tensor; readonly indices: Tensor; readonly axis: number }
-  | {
-    readonly op: "scatterElements";
-    readonly x: Tensor;
-    readonly indices: Tensor;
-    readonly updates: Tensor;
-    readonly axis: number;
-    /** "none" overwrites (indices must be unique for a meaningful gradient); "add" accumulates. */
-    readonly reduction: "none" | "add";
-  }
-  | { readonly op: "where"; readonly cond: Tensor; readonly a: Tensor; readonly b: Tensor }
-  | { readonly op: "cast"; readonly x: Tensor; readonly to: DType }
-  | { readonly op: "oneHot"; readonly indices: Tensor; readonly depth: number; readonly dtype: DType }
-  | {
-    readonly op: "topK";
-    readonly x: Tensor;
-    readonly k: number;
-    readonly axis: number;
-    readonly largest: boolean;
-  }
-  | { readonly op: "expand"; readonly x: Tensor; readonly shape: Shape }
-  | { readonly op: "clip"; readonly x: Tensor; readonly min?: number; readonly max?: number }
-  | { readonly op: "resize"; readonly x: Tensor; readonly height: number; readonly width: number }
-  | ({ readonly op: "conv"; readonly x: Tensor; readonly w: Tensor } & ConvGeometry)
-  | ({
-    /**
-     * The adjoint (transpose) of `conv` with weight `w` [o, c, kh, kw] and the same geometry: maps
-     * x [n, o, ho, wo] to [n, c, size[0], size[1]], the shape of that conv's input.
-     */
-    readonly op: "convTranspose";
-    readonly x: Tensor;
-    readonly w: Tensor;
-    readonly size: readonly [number, number];
-  } & ConvGeometry)
-  | Each<"stopGradient" | "identity", { readonly x: Tensor }>;
-
-export type Op = Prim["op"];
-export type PrimOf<K extends Op> = Extract<Prim, { op: K }>;
+// The union itself lives with the graph that holds it; importers of these names from here keep working.
+export type { BinaryOp, CompareOp, ConvGeometry, LogicOp, Op, Prim, PrimOf, ReduceOp, UnaryOp };
 
 /** A shape or dtype violation found by a rule's `infer`. */
 export class InferError extends Error {}
@@ -192,6 +91,68 @@ export interface LowerContext {
 
 type Cotangent = Tensor | undefined;
 
+type Operand = Tensor | number;
+
+/**
+ * The op builders a VJP may call: the functions of `ops.ts` of the same names (autodiff passes that
+ * module, and the compiler checks it against this view). Declared here rather than imported because
+ * `ops.ts` builds on this rule table; a VJP that needs another op adds its signature here.
+ */
+export interface Builder {
+  readonly graphOf: (...xs: readonly Operand[]) => Graph;
+  readonly constant: (g: Graph, values: ArrayLike<number>, shape: Shape, dtype?: DType) => Tensor;
+  readonly zeros: (g: Graph, shape: Shape, dtype?: DType) => Tensor;
+  readonly add: (a: Operand, b: Operand) => Tensor;
+  readonly sub: (a: Operand, b: Operand) => Tensor;
+  readonly mul: (a: Operand, b: Operand) => Tensor;
+  readonly div: (a: Operand, b: Operand) => Tensor;
+  readonly pow: (a: Operand, b: Operand) => Tensor;
+  readonly equal: (a: Operand, b: Operand) => Tensor;
+  readonly greater: (a: Operand, b: Operand) => Tensor;
+  readonly lessOrEqual: (a: Operand, b: Operand) => Tensor;
+  readonly greaterOrEqual: (a: Operand, b: Operand) => Tensor;
+  readonly and: (a: Tensor, b: Tensor) => Tensor;
+  readonly where: (cond: Tensor, a: Operand, b: Operand) => Tensor;
+  readonly neg: (x: Tensor) => Tensor;
+  readonly exp: (x: Tensor) => Tensor;
+  readonly log: (x: Tensor) => Tensor;
+  readonly erf: (x: Tensor) => Tensor;
+  readonly tanh: (x: Tensor) => Tensor;
+  readonly sign: (x: Tensor) => Tensor;
+  readonly cast: (x: Tensor, to: DType) => Tensor;
+  readonly matmul: (a: Tensor, b: Tensor) => Tensor;
+  readonly mT: (x: Tensor) => Tensor;
+  readonly sum: (x: Tensor, axes?: readonly number[], keepDims?: boolean) => Tensor;
+  readonly mean: (x: Tensor, axes?: readonly number[], keepDims?: boolean) => Tensor;
+  readonly sumTo: (x: Tensor, shape: Shape) => Tensor;
+  readonly reshape: (x: Tensor, shape: readonly number[]) => Tensor;
+  readonly transpose: (x: Tensor, perm: readonly number[]) => Tensor;
+  readonly expand: (x: Tensor, shape: Shape) => Tensor;
+  readonly concat: (xs: readonly Tensor[], axis: number) => Tensor;
+  readonly slice: (
+    x: Tensor,
+    axes: readonly number[],
+    starts: readonly number[],
+    ends: readonly number[],
+    steps?: readonly number[],
+  ) => Tensor;
+  readonly pad: (x: Tensor, pads: readonly number[], value?: number) => Tensor;
+  readonly gatherElements: (x: Tensor, indices: Tensor, axis: number) => Tensor;
+  readonly scatterElements: (
+    x: Tensor,
+    indices: Tensor,
+    updates: Tensor,
+    axis: number,
+    reduction?: "none" | "add",
+  ) => Tensor;
+  readonly conv: (x: Tensor, w: Tensor, geometry?: Partial<ConvGeometry>) => Tensor;
+  readonly convTranspose: (
+    x: Tensor,
+    w: Tensor,
+    geometry: Partial<ConvGeometry> & { readonly size: readonly [number, number] },
+  ) => Tensor;
+}
+
 export interface Rule<P extends Prim> {
   readonly inputs: (p: P) => readonly Tensor[];
   readonly infer: (p: P) => readonly TensorType[];
@@ -200,7 +161,7 @@ export interface Rule<P extends Prim> {
     p: P,
     outs: readonly Tensor[],
     cts: readonly Cotangent[],
-    b: typeof Ops,
+    b: Builder,
   ) => readonly Cotangent[];
   readonly flops: (p: P, outs: readonly Tensor[]) => number;
 }
@@ -277,7 +238,7 @@ const logic = (onnx: string): Rule<PrimOf<LogicOp>> => ({
 
 const unary = (
   onnx: string,
-  vjp: (x: Tensor, y: Tensor, ct: Tensor, b: typeof Ops) => Tensor,
+  vjp: (x: Tensor, y: Tensor, ct: Tensor, b: Builder) => Tensor,
   floatOnly = true,
 ): Rule<PrimOf<UnaryOp>> => ({
   inputs: (p) => [p.x],
@@ -309,7 +270,7 @@ const unreduce = (
   x: Tensor,
   axes: readonly number[],
   keepDims: boolean,
-  b: typeof Ops,
+  b: Builder,
 ): Tensor => {
   const norm = axes.map((a) => normalizeAxis(a, x.rank)!);
   const kept = keepDims ? ct : b.reshape(ct, reducedShape(x.shape, norm, true));
@@ -1084,7 +1045,7 @@ const requireGroups = (group: number, a: number, b: number, aName: string, bName
  * cotangent channels of output block i, so it stays one grouped Conv. Depthwise convs take
  * `depthwiseWeightGrad` instead (measured faster on ONNX Runtime's CPU EP).
  */
-const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
+const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations, group } = p;
   const [n, c, h, wd] = x.shape;
   if (group > 1 && group === c) return depthwiseWeightGrad(p, ct, o);
@@ -1109,7 +1070,7 @@ const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor =>
  * mirrored (span − 1 − pad). ONNX Runtime's CPU Conv runs this about twice as fast as the equivalent
  * grouped ConvTranspose. `undefined` where it does not apply (a stride, or a pad wider than the kernel).
  */
-const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor | undefined => {
+const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor | undefined => {
   const { x, w, strides, pads, dilations, group } = p;
   const c = x.shape[1], [kh, kw] = [w.shape[2], w.shape[3]];
   if (group === 1 || group !== c || strides[0] !== 1 || strides[1] !== 1) return undefined;
@@ -1132,7 +1093,7 @@ const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tenso
  * multiply and a sum. ONNX Runtime's CPU EP runs this faster than the grouped-Conv form, whose im2col
  * with a feature-map-sized kernel and a kh×kw output is slow.
  */
-const depthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: typeof Ops): Tensor => {
+const depthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations } = p;
   const [n, c] = x.shape, [, oc, ho, wo] = ct.shape, [kh, kw] = [w.shape[2], w.shape[3]];
   const m = oc / c; // channel multiplier
