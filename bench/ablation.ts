@@ -16,7 +16,7 @@ import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
 import { describeModel } from "../dsl/describe.ts";
 import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
-import { majorityBaseline } from "../eval/trivial.ts";
+import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated } from "./markdown.ts";
 
@@ -138,16 +138,42 @@ const writeResults = async (
   steps: number | undefined,
   reportOnly: boolean,
 ) => {
+  const lines = resultsHeader(rows, seeds, steps, reportOnly, new Date().toISOString().slice(0, 10));
+  await mkdir("results", { recursive: true });
+  for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
+    const own = rows.filter((r) => r.dataset === dataset).sort((a, b) =>
+      ORDER.indexOf(a.row) - ORDER.indexOf(b.row)
+    );
+    const e = own[0].e;
+    const trivial = await Effect.runPromise(
+      majorityBaseline(e.data.dataset, e.data.dataset.trainSplit, e.data.dataset.testSplit),
+    );
+    const section = datasetSection(dataset, own, trivial, seeds, steps);
+    lines.push(...section.lines);
+    await writeFile(section.svg, section.chart);
+    await formatGenerated(section.svg);
+  }
+  await writeFile("RESULTS.md", lines.join("\n") + "\n");
+  await formatGenerated("RESULTS.md");
+  console.log(lines.join("\n"));
+};
+
+/** The title of RESULTS.md, the command that wrote it on `date`, and which rows lack seeds. */
+export const resultsHeader = (
+  rows: readonly (RowResult & { file: string })[],
+  seeds: number,
+  steps: number | undefined,
+  reportOnly: boolean,
+  date: string,
+): string[] => {
   const command = `npx --yes deno@2.9.6 task bench ablation --seeds ${seeds}${
     steps === undefined ? "" : ` --steps ${steps}`
   }${reportOnly ? " --report-only" : ""}`;
   const missing = rows.filter((r) => r.runs.length < seeds);
-  const lines = [
+  return [
     "# RankSeg at CPU scale: ablation and oracles",
     "",
-    `Produced by \`${command}\` on ${
-      new Date().toISOString().slice(0, 10)
-    }; this file is written by that command.`,
+    `Produced by \`${command}\` on ${date}; this file is written by that command.`,
     "",
     ...(missing.length === 0 ? [] : [
       `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${
@@ -158,66 +184,69 @@ const writeResults = async (
       "",
     ]),
   ];
-  await mkdir("results", { recursive: true });
-  for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
-    const own = rows.filter((r) => r.dataset === dataset).sort((a, b) =>
-      ORDER.indexOf(a.row) - ORDER.indexOf(b.row)
-    );
-    const e = own[0].e;
-    const trivial = await Effect.runPromise(
-      majorityBaseline(e.data.dataset, e.data.dataset.trainSplit, e.data.dataset.testSplit),
-    );
-    const t = e.train;
-    const psiOf = (x: Experiment) => x.model.psi?._tag ?? "no";
-    const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
+};
+
+/**
+ * One dataset's part of RESULTS.md (`own`: its rows in table order): the setting, the table, the
+ * findings and a link to the plot, and the plot's SVG.
+ */
+export const datasetSection = (
+  dataset: string,
+  own: readonly (RowResult & { file: string })[],
+  trivial: MajorityBaseline,
+  seeds: number,
+  steps: number | undefined,
+): { lines: string[]; svg: string; chart: string } => {
+  const lines: string[] = [];
+  const e = own[0].e;
+  const t = e.train;
+  const psiOf = (x: Experiment) => x.model.psi?._tag ?? "no";
+  const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
+  lines.push(
+    `## ${dataset} (K = ${e.model.classes})`,
+    "",
+    `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
+      otherPsi.length
+        ? ` (${otherPsi.map((r) => `"${LABEL[r.row] ?? r.row}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
+        : ""
+    }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
+      `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${
+        seeds - 1
+      }; ` +
+      `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
+        e.data.test.resize?.join("×") ?? "none"
+      }).`,
+    `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
+      `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
+    "",
+    "| row | spec | mIoU (mean ± std) | per seed | aAcc | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
+    "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+  );
+  const bars: { label: string; mean: number; std: number }[] = [];
+  for (const r of own) {
+    const mious = r.runs.map((x) => 100 * x.mIoU);
+    const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
+    const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
+    const miou = mious.length ? `${mean(mious).toFixed(2)} ± ${std(mious).toFixed(2)}` : "not run yet";
+    const perSeed = mious.map((x) => x.toFixed(2)).join(", ") +
+      (mious.length < seeds ? ` (${mious.length} of ${seeds} seeds)` : "");
     lines.push(
-      `## ${dataset} (K = ${e.model.classes})`,
-      "",
-      `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
-        otherPsi.length
-          ? ` (${otherPsi.map((r) => `"${LABEL[r.row] ?? r.row}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
-          : ""
-      }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
-        `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${
-          seeds - 1
-        }; ` +
-        `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
-          e.data.test.resize?.join("×") ?? "none"
-        }).`,
-      `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
-        `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
-      "",
-      "| row | spec | mIoU (mean ± std) | per seed | aAcc | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
-      "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+      `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${miou} | ${perSeed} | ` +
+        `${r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"} | ` +
+        `${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
+        `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
     );
-    const bars: { label: string; mean: number; std: number }[] = [];
-    for (const r of own) {
-      const mious = r.runs.map((x) => 100 * x.mIoU);
-      const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
-      const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
-      const miou = mious.length ? `${mean(mious).toFixed(2)} ± ${std(mious).toFixed(2)}` : "not run yet";
-      const perSeed = mious.map((x) => x.toFixed(2)).join(", ") +
-        (mious.length < seeds ? ` (${mious.length} of ${seeds} seeds)` : "");
-      lines.push(
-        `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${miou} | ${perSeed} | ` +
-          `${r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"} | ` +
-          `${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
-          `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
-      );
-      if (mious.length) bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
-    }
-    lines.push("", ...findings(own.filter((r) => r.runs.length > 0), trivial), "");
-    const svg = `results/ablation-${dataset}.svg`;
-    await writeFile(
-      svg,
-      barChart(`${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`, bars, 100 * trivial.mIoU),
-    );
-    await formatGenerated(svg);
-    lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
+    if (mious.length) bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
   }
-  await writeFile("RESULTS.md", lines.join("\n") + "\n");
-  await formatGenerated("RESULTS.md");
-  console.log(lines.join("\n"));
+  lines.push("", ...findings(own.filter((r) => r.runs.length > 0), trivial), "");
+  const svg = `results/ablation-${dataset}.svg`;
+  const chart = barChart(
+    `${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`,
+    bars,
+    100 * trivial.mIoU,
+  );
+  lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
+  return { lines, svg, chart };
 };
 
 export interface RowResult {

@@ -208,7 +208,8 @@ const decodeOverlap = (files: readonly string[]): Effect.Effect<DecodeOverlap> =
 const f1 = (x: number) => x.toFixed(1);
 const workersLabel = (w: number) => (w === 0 ? "main thread" : `${w} Worker${w > 1 ? "s" : ""}`);
 
-const markdown = (r: DataBenchResult): string => {
+/** The body of the "Data pipeline" section. */
+export const renderData = (r: DataBenchResult): string => {
   const lines = [
     "<!-- data-bench: written by `deno task bench data` (bench/data.ts); edits inside this section are overwritten -->",
     "",
@@ -356,7 +357,7 @@ export const benchData = (
       decodeOverlap: overlap,
       stepOverlap,
     };
-    const section = markdown(result);
+    const section = renderData(result);
     yield* Console.log(`\n## Data pipeline\n\n${section}`);
     if (options.record ?? true) {
       yield* Effect.promise(() => recordSection("BENCHMARKS.md", "Data pipeline", section));
