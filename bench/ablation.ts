@@ -18,7 +18,8 @@ import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { barChart } from "./bar_chart.ts";
-import { formatGenerated } from "./markdown.ts";
+import { formatGenerated, table } from "./markdown.ts";
+import { mean, std } from "./stats.ts";
 
 const SPECS = "experiments/rankseg";
 const RUNS = "runs/ablation";
@@ -64,11 +65,6 @@ const flag = (name: string): string | undefined => {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (
-  xs: number[],
-) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
 const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   Effect.gen(function* () {
@@ -197,12 +193,20 @@ export const datasetSection = (
   seeds: number,
   steps: number | undefined,
 ): { lines: string[]; svg: string; chart: string } => {
-  const lines: string[] = [];
   const e = own[0].e;
   const t = e.train;
   const psiOf = (x: Experiment) => x.model.psi?._tag ?? "no";
   const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
-  lines.push(
+  const tableRows: TableRow[] = own.map((r) => ({
+    ...r,
+    mious: mious(r),
+    maps: r.runs.map((x) => x.mAP).filter((x): x is number => x !== null),
+    model: describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!,
+  }));
+  const bars = tableRows.filter((r) => r.mious.length)
+    .map((r) => ({ label: r.row, mean: mean(r.mious), std: std(r.mious) }));
+  const svg = `results/ablation-${dataset}.svg`;
+  const lines = [
     `## ${dataset} (K = ${e.model.classes})`,
     "",
     `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
@@ -210,42 +214,55 @@ export const datasetSection = (
         ? ` (${otherPsi.map((r) => `"${LABEL[r.row] ?? r.row}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
         : ""
     }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
-      `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${
-        seeds - 1
-      }; ` +
-      `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
-        e.data.test.resize?.join("×") ?? "none"
-      }).`,
+    `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${seeds - 1}; ` +
+    `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
+      e.data.test.resize?.join("×") ?? "none"
+    }).`,
     `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
-      `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
+    `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
     "",
-    "| row | spec | mIoU (mean ± std) | per seed | aAcc | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
-    "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
-  );
-  const bars: { label: string; mean: number; std: number }[] = [];
-  for (const r of own) {
-    const mious = r.runs.map((x) => 100 * x.mIoU);
-    const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
-    const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
-    const miou = mious.length ? `${mean(mious).toFixed(2)} ± ${std(mious).toFixed(2)}` : "not run yet";
-    const perSeed = mious.map((x) => x.toFixed(2)).join(", ") +
-      (mious.length < seeds ? ` (${mious.length} of ${seeds} seeds)` : "");
-    lines.push(
-      `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${miou} | ${perSeed} | ` +
-        `${r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"} | ` +
-        `${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
-        `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
-    );
-    if (mious.length) bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
-  }
-  lines.push("", ...findings(own.filter((r) => r.runs.length > 0), trivial), "");
-  const svg = `results/ablation-${dataset}.svg`;
+    table<TableRow>(
+      [
+        { header: "row", cell: (r) => LABEL[r.row] ?? r.row },
+        { header: "spec", align: "left", cell: (r) => `\`${r.file}\`` },
+        {
+          header: "mIoU (mean ± std)",
+          align: "right",
+          cell: (
+            r,
+          ) => (r.mious.length ? `${mean(r.mious).toFixed(2)} ± ${std(r.mious).toFixed(2)}` : "not run yet"),
+        },
+        {
+          header: "per seed",
+          align: "left",
+          cell: (r) =>
+            r.mious.map((x) => x.toFixed(2)).join(", ") +
+            (r.mious.length < seeds ? ` (${r.mious.length} of ${seeds} seeds)` : ""),
+        },
+        {
+          header: "aAcc",
+          cell: (r) => (r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"),
+        },
+        { header: "mAP", cell: (r) => (r.maps.length ? mean(r.maps).toFixed(2) : "—") },
+        { header: "params", cell: (r) => `${(r.model.params / 1e6).toFixed(3)} M` },
+        { header: "GFLOPs", cell: (r) => r.model.gflops.toFixed(2) },
+        { header: "paper (COCO-Stuff, ViT-B)", align: "left", cell: (r) => PAPER[r.row] ?? "—" },
+      ],
+      tableRows,
+      "plain",
+    ),
+    "",
+    ...findings(own.filter((r) => r.runs.length > 0), trivial),
+    "",
+    "",
+    `![mIoU per row on ${dataset}](${svg})`,
+    "",
+  ];
   const chart = barChart(
     `${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`,
     bars,
     100 * trivial.mIoU,
   );
-  lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
   return { lines, svg, chart };
 };
 
@@ -254,6 +271,14 @@ export interface RowResult {
   readonly row: string;
   readonly e: Experiment;
   readonly runs: RunResult[];
+}
+
+/** A row of a dataset's table: its runs' mIoU and mAP values (%), and its model's size. */
+interface TableRow extends RowResult {
+  readonly file: string;
+  readonly mious: readonly number[];
+  readonly maps: readonly number[];
+  readonly model: { readonly params: number; readonly gflops: number };
 }
 
 /** mIoU values (%) of a row. */

@@ -15,7 +15,7 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { cpus } from "node:os";
-import { recordSection } from "./markdown.ts";
+import { recordSection, table } from "./markdown.ts";
 import { camvid, coco133 } from "../data/builtin.ts";
 import type { DataError } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
@@ -222,12 +222,16 @@ export const renderData = (r: DataBenchResult): string => {
     "The loader against the images/s a real training step consumes (the quickstart's and the perf model's) is",
     'in "Performance (segmenter)" (`deno task bench perf`); the second table here feeds stand-in steps.',
     "",
-    "| dataset | crop | decode on | samples in flight | images/s |",
-    "|---|---|---|---|---|",
-    ...r.throughput.map((t) =>
-      `| ${t.dataset} | ${t.crop} | ${workersLabel(t.workers)} | ${t.concurrency} | ${
-        f1(t.imagesPerSecond)
-      } |`
+    table<ThroughputRow>(
+      [
+        { header: "dataset", cell: (t) => t.dataset },
+        { header: "crop", cell: (t) => String(t.crop) },
+        { header: "decode on", cell: (t) => workersLabel(t.workers) },
+        { header: "samples in flight", cell: (t) => String(t.concurrency) },
+        { header: "images/s", cell: (t) => f1(t.imagesPerSecond) },
+      ],
+      r.throughput,
+      "bare",
     ),
     "",
     "Does loading overlap a step that blocks the main thread? onnxruntime-node's `session.run` runs the graph",
@@ -243,14 +247,19 @@ export const renderData = (r: DataBenchResult): string => {
     "pipeline (label mapping, crop, flip, photometric distortion, normalization) is JavaScript. Whole loader",
     `(camvid, crop 512, batch ${r.batchSize}) feeding a blocking step:`,
     "",
-    "| step per batch | decode on | step alone ms | images/s the step consumes | step under load ms | batch period ms | images/s | loader time hidden |",
-    "|---|---|---|---|---|---|---|---|",
-    ...r.stepOverlap.map((o) =>
-      `| ${o.consumer} | ${workersLabel(o.workers)} | ${f1(o.stepMs)} | ${
-        f1((r.batchSize * 1000) / o.stepMs)
-      } | ${f1(o.stepUnderLoadMs)} | ${f1(o.periodMs)} | ${f1(o.imagesPerSecond)} | ${
-        Math.round(100 * o.hidden)
-      }% |`
+    table<OverlapRow>(
+      [
+        { header: "step per batch", cell: (o) => o.consumer },
+        { header: "decode on", cell: (o) => workersLabel(o.workers) },
+        { header: "step alone ms", cell: (o) => f1(o.stepMs) },
+        { header: "images/s the step consumes", cell: (o) => f1((r.batchSize * 1000) / o.stepMs) },
+        { header: "step under load ms", cell: (o) => f1(o.stepUnderLoadMs) },
+        { header: "batch period ms", cell: (o) => f1(o.periodMs) },
+        { header: "images/s", cell: (o) => f1(o.imagesPerSecond) },
+        { header: "loader time hidden", cell: (o) => `${Math.round(100 * o.hidden)}%` },
+      ],
+      r.stepOverlap,
+      "bare",
     ),
     "",
     `Median of ${REPEATS} runs, each step re-timed alone just before its run. "Loader time hidden" = 1 − (batch`,

@@ -5,19 +5,20 @@
 import type { Machine } from "./machine.ts";
 import type { Repeats } from "./measure.ts";
 import type { StepFlops } from "./mlp.ts";
-import type { ComponentTime, StepProfile } from "./profile.ts";
-import type { InferenceProfile } from "./perf_runs.ts";
+import type { InferenceProfile, StepProfile } from "./profile.ts";
 import { type GraphOps, notableOps } from "./optimized_graph.ts";
 import {
-  checkEqualWork,
   FIRST_LOSS_TOLERANCE,
+  loadColumn,
+  lossTable,
   QUIET_LOAD,
-  sideBySideCells,
+  sideBySideColumns,
   STEPS_LOSS_TOLERANCE,
+  threadsColumn,
 } from "./report.ts";
 import {
+  type Column,
   fixed,
-  formatLoss as loss,
   formatMs as ms,
   formatPercent as pct,
   formatRelative as rel,
@@ -185,6 +186,12 @@ export const vocabGrowth = (f: PerfFigures, variant: HeadVariant, threads: numbe
 export const dataRatio = (loader: LoaderFigure, stepMs: number): number =>
   loader.imagesPerSecond / ((loader.batch * 1000) / stepMs);
 
+/** The two loader settings, each against the training step it feeds (quickstart's or the perf model's). */
+const loaderSettings = (f: PerfFigures) => [
+  { loader: f.loaders.quickstart, stepMs: (t: PerfThread) => t.quickstartStep.median },
+  { loader: f.loaders.perf, stepMs: (t: PerfThread) => t.train.ours.median },
+];
+
 /** Share of the step spent outside ONNX Runtime's run. */
 export const outsideShare = (p: StepProfile): number => p.outsideMs / p.wallMs;
 
@@ -192,77 +199,81 @@ export const outsideShare = (p: StepProfile): number => p.outsideMs / p.wallMs;
 // Rendering
 
 const x2 = (v: number) => fixed(v, 2);
-const yesNo = (ok: boolean) => (ok ? "met" : "**not met**");
-const per = (f: PerfFigures, cell: (t: PerfThread) => string) => f.byThreads.map(cell);
-const every = (f: PerfFigures, ok: (t: PerfThread) => boolean) => yesNo(f.byThreads.every(ok));
+
+/** One thread count's column per `T`, from the figures of that thread count. */
+const perThread = <R>(
+  f: PerfFigures,
+  header: (t: PerfThread) => string,
+  cell: (row: R, t: PerfThread) => string,
+): Column<R>[] => f.byThreads.map((t) => ({ header: header(t), cell: (r: R) => cell(r, t) }));
+
+/** A row of the summary: a goal, each T's figure, and whether every T meets it. */
+interface Goal {
+  readonly figure: string;
+  readonly goal: string;
+  readonly cell: (t: PerfThread) => string;
+  readonly met: (t: PerfThread) => boolean;
+}
 
 const summaryTable = (f: PerfFigures) => {
   const ks = vocabSizes(f);
-  const [kMin, kMax] = [ks[0], ks[ks.length - 1]];
-  const header = ["figure", "goal", ...f.byThreads.map((t) => `T = ${t.threads}`), "goal met"];
-  const rows: string[][] = [
-    [
-      "Training step, ours / PyTorch",
-      `≤ ${GOALS.train}`,
-      ...per(f, (t) => `${x2(trainRatio(t))} (${ms(t.train.ours.median)} / ${ms(t.train.peer.median)} ms)`),
-      every(f, (t) => trainRatio(t) <= GOALS.train),
-    ],
-    [
-      "Inference, one image: exported ONNX / PyTorch eager",
-      `≤ ${GOALS.infer}`,
-      ...per(f, (t) => `${x2(inferRatio(t))} (${ms(t.infer.ours.median)} / ${ms(t.infer.peer.median)} ms)`),
-      every(f, (t) => inferRatio(t) <= GOALS.infer),
-    ],
-    [
-      "MFU: training FLOP/s ÷ ORT MatMul peak",
-      `≥ ${GOALS.mfu}`,
-      ...per(
-        f,
-        (t) =>
-          `${x2(mfu(f, t))} (${fixed(gflops(f.model.step.step, t.train.ours.median), 1)} / ${
-            fixed(t.peak, 1)
-          } GFLOP/s)`,
-      ),
-      every(f, (t) => mfu(f, t) >= GOALS.mfu),
-    ],
-    [
-      `RankSeg head (ξ = GAP), time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
-      `≤ ${GOALS.vocab}`,
-      ...per(f, (t) => x2(vocabGrowth(f, "ranksegGap", t.threads))),
-      every(f, (t) => vocabGrowth(f, "ranksegGap", t.threads) <= GOALS.vocab),
-    ],
-    [
-      `Full-K pixel classifier head, time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
-      "grows with K",
-      ...per(f, (t) => x2(vocabGrowth(f, "fullK", t.threads))),
-      every(f, (t) => vocabGrowth(f, "fullK", t.threads) > GOALS.vocab),
-    ],
-    ...(["quickstart", "perf"] as const).map((which) => {
-      const l = f.loaders[which];
-      const stepMs = (
-        t: PerfThread,
-      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
-      return [
-        `Data pipeline images/s ÷ images/s a training step consumes (${l.label})`,
-        `≥ ${GOALS.data}`,
-        ...per(
-          f,
-          (t) =>
-            `${fixed(dataRatio(l, stepMs(t)), 1)} (${fixed(l.imagesPerSecond, 1)} / ${
-              fixed((l.batch * 1000) / stepMs(t), 1)
-            })`,
-        ),
-        every(f, (t) => dataRatio(l, stepMs(t)) >= GOALS.data),
-      ];
-    }),
-    [
-      "Runtime overhead: time outside session.run ÷ step, before → after recycling",
-      "shrink it",
-      ...per(f, (t) => `${pct(outsideShare(t.overhead.before))} → ${pct(outsideShare(t.overhead.after))}`),
-      every(f, (t) => outsideShare(t.overhead.after) < outsideShare(t.overhead.before)),
-    ],
+  const [kMin, kMax] = [ks[0], ks[ks.length - 1].toLocaleString("en-US")];
+  const goals: Goal[] = [
+    {
+      figure: "Training step, ours / PyTorch",
+      goal: `≤ ${GOALS.train}`,
+      cell: (t) => `${x2(trainRatio(t))} (${ms(t.train.ours.median)} / ${ms(t.train.peer.median)} ms)`,
+      met: (t) => trainRatio(t) <= GOALS.train,
+    },
+    {
+      figure: "Inference, one image: exported ONNX / PyTorch eager",
+      goal: `≤ ${GOALS.infer}`,
+      cell: (t) => `${x2(inferRatio(t))} (${ms(t.infer.ours.median)} / ${ms(t.infer.peer.median)} ms)`,
+      met: (t) => inferRatio(t) <= GOALS.infer,
+    },
+    {
+      figure: "MFU: training FLOP/s ÷ ORT MatMul peak",
+      goal: `≥ ${GOALS.mfu}`,
+      cell: (t) =>
+        `${x2(mfu(f, t))} (${fixed(gflops(f.model.step.step, t.train.ours.median), 1)} / ${
+          fixed(t.peak, 1)
+        } GFLOP/s)`,
+      met: (t) => mfu(f, t) >= GOALS.mfu,
+    },
+    {
+      figure: `RankSeg head (ξ = GAP), time at K = ${kMax} ÷ at K = ${kMin}`,
+      goal: `≤ ${GOALS.vocab}`,
+      cell: (t) => x2(vocabGrowth(f, "ranksegGap", t.threads)),
+      met: (t) => vocabGrowth(f, "ranksegGap", t.threads) <= GOALS.vocab,
+    },
+    {
+      figure: `Full-K pixel classifier head, time at K = ${kMax} ÷ at K = ${kMin}`,
+      goal: "grows with K",
+      cell: (t) => x2(vocabGrowth(f, "fullK", t.threads)),
+      met: (t) => vocabGrowth(f, "fullK", t.threads) > GOALS.vocab,
+    },
+    ...loaderSettings(f).map(({ loader: l, stepMs }): Goal => ({
+      figure: `Data pipeline images/s ÷ images/s a training step consumes (${l.label})`,
+      goal: `≥ ${GOALS.data}`,
+      cell: (t) =>
+        `${fixed(dataRatio(l, stepMs(t)), 1)} (${fixed(l.imagesPerSecond, 1)} / ${
+          fixed((l.batch * 1000) / stepMs(t), 1)
+        })`,
+      met: (t) => dataRatio(l, stepMs(t)) >= GOALS.data,
+    })),
+    {
+      figure: "Runtime overhead: time outside session.run ÷ step, before → after recycling",
+      goal: "shrink it",
+      cell: (t) => `${pct(outsideShare(t.overhead.before))} → ${pct(outsideShare(t.overhead.after))}`,
+      met: (t) => outsideShare(t.overhead.after) < outsideShare(t.overhead.before),
+    },
   ];
-  return table(header, rows);
+  return table<Goal>([
+    { header: "figure", cell: (g) => g.figure },
+    { header: "goal", cell: (g) => g.goal },
+    ...perThread<Goal>(f, (t) => `T = ${t.threads}`, (g, t) => g.cell(t)),
+    { header: "goal met", cell: (g) => (f.byThreads.every(g.met) ? "met" : "**not met**") },
+  ], goals);
 };
 
 const loadNote = (f: PerfFigures): string => {
@@ -280,178 +291,115 @@ const loadNote = (f: PerfFigures): string => {
 };
 
 const trainTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms",
-      "PyTorch ms",
-      "ours / PyTorch",
-      "ratio of p10s",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-      "MatMul peak GFLOP/s",
-      "MFU",
-      "other load, cores (ours / PyTorch)",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      ...sideBySideCells(t.train.ours, t.train.peer, f.model.step.step),
-      fixed(t.peak, 1),
-      pct(mfu(f, t)),
-      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
-    ]),
-  );
+  table<PerfThread>([
+    threadsColumn,
+    ...sideBySideColumns((t: PerfThread) => t.train, f.model.step.step),
+    { header: "MatMul peak GFLOP/s", cell: (t) => fixed(t.peak, 1) },
+    { header: "MFU", cell: (t) => pct(mfu(f, t)) },
+    loadColumn(),
+  ], f.byThreads);
 
 const inferTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms (exported ONNX)",
-      "PyTorch ms (eager, no_grad)",
-      "ours / PyTorch",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      spread(t.infer.ours),
-      spread(t.infer.peer),
-      x2(inferRatio(t)),
-      fixed(gflops(f.model.inference.forward, t.infer.ours.median), 1),
-      fixed(gflops(f.model.inference.forward, t.infer.peer.median), 1),
-    ]),
-  );
+  table<PerfThread>([
+    threadsColumn,
+    { header: "ours ms (exported ONNX)", cell: (t) => spread(t.infer.ours) },
+    { header: "PyTorch ms (eager, no_grad)", cell: (t) => spread(t.infer.peer) },
+    { header: "ours / PyTorch", cell: (t) => x2(inferRatio(t)) },
+    { header: "ours GFLOP/s", cell: (t) => fixed(gflops(f.model.inference.forward, t.infer.ours.median), 1) },
+    {
+      header: "PyTorch GFLOP/s",
+      cell: (t) => fixed(gflops(f.model.inference.forward, t.infer.peer.median), 1),
+    },
+  ], f.byThreads);
 
-const lossTable = (f: PerfFigures) => {
-  const k = f.checkSteps;
-  const last = f.trainRepeats.warmup + f.trainRepeats.runs;
-  return table(
-    [
-      "threads",
-      "loss step 1: ours",
-      "PyTorch",
-      "rel. diff",
-      `max rel. diff, steps 1–${k}`,
-      "check",
-      `step ${last}: ours`,
-      "PyTorch",
-    ],
-    f.byThreads.map((t) => {
-      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
-      return [
-        String(t.threads),
-        loss(t.ourLosses[0]),
-        loss(t.peerLosses[0]),
-        rel(w.first),
-        rel(w.steps),
-        w.passed ? "passed" : "FAILED",
-        loss(t.ourLosses[last - 1]),
-        loss(t.peerLosses[last - 1]),
-      ];
-    }),
-  );
-};
-
+/** Kernel time per part of the model and T, forward and backward, then all kernels (MatMul among them). */
 const componentTable = (f: PerfFigures) => {
   const names = [...new Set(f.byThreads.flatMap((t) => t.overhead.after.components.map((c) => c.component)))];
-  const of = (t: PerfThread, name: string): ComponentTime | undefined =>
-    t.overhead.after.components.find((c) => c.component === name);
-  return table(
+  const of = (t: PerfThread, name: string) => t.overhead.after.components.find((c) => c.component === name);
+  type Row = { readonly name: string; readonly cells: (t: PerfThread) => readonly [string, string] };
+  const rows: Row[] = [
+    ...names.map((name): Row => ({
+      name,
+      cells: (t) => [ms(of(t, name)?.forwardMs ?? 0), ms(of(t, name)?.backwardMs ?? 0)],
+    })),
+    {
+      name: "all kernels (MatMul kernels among them)",
+      cells: (t) => [`${ms(t.overhead.after.kernelMs)} (${ms(t.overhead.after.matmulMs)})`, ""],
+    },
+  ];
+  return table<Row>([
+    { header: "part of the step", cell: (r) => r.name },
+    ...f.byThreads.flatMap((t): Column<Row>[] => [
+      { header: `T=${t.threads} forward ms`, cell: (r) => r.cells(t)[0] },
+      { header: `T=${t.threads} backward ms`, cell: (r) => r.cells(t)[1] },
+    ]),
+  ], rows);
+};
+
+const overheadTable = (f: PerfFigures) => {
+  type Row = { readonly threads: number; readonly label: string; readonly p: StepProfile };
+  return table<Row>(
     [
-      "part of the step",
-      ...f.byThreads.flatMap((t) => [`T=${t.threads} forward ms`, `T=${t.threads} backward ms`]),
+      threadsColumn,
+      { header: "host memory", cell: (r) => r.label },
+      { header: "step ms", cell: (r) => ms(r.p.wallMs) },
+      { header: "in session.run", cell: (r) => ms(r.p.runMs) },
+      { header: "outside session.run", cell: (r) => ms(r.p.outsideMs) },
+      { header: "outside share", cell: (r) => pct(outsideShare(r.p)) },
+      { header: "page faults / step", cell: (r) => fixed(r.p.faultsPerStep, 0) },
     ],
-    [
-      ...names.map((
-        n,
-      ) => [n, ...f.byThreads.flatMap((t) => [ms(of(t, n)?.forwardMs ?? 0), ms(of(t, n)?.backwardMs ?? 0)])]),
-      [
-        "all kernels (MatMul kernels among them)",
-        ...f.byThreads.flatMap((t) => {
-          const p = t.overhead.after;
-          return [`${ms(p.kernelMs)} (${ms(p.matmulMs)})`, ""];
-        }),
-      ],
-    ],
+    f.byThreads.flatMap(({ threads, overhead }) => [
+      { threads, label: "not recycled (before)", p: overhead.before },
+      { threads, label: "recycled (after)", p: overhead.after },
+    ]),
   );
 };
 
-const overheadTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "host memory",
-      "step ms",
-      "in session.run",
-      "outside session.run",
-      "outside share",
-      "page faults / step",
-    ],
-    f.byThreads.flatMap((t) =>
-      ([["not recycled (before)", t.overhead.before], ["recycled (after)", t.overhead.after]] as const).map((
-        [label, p],
-      ) => [
-        String(t.threads),
-        label,
-        ms(p.wallMs),
-        ms(p.runMs),
-        ms(p.outsideMs),
-        pct(outsideShare(p)),
-        fixed(p.faultsPerStep, 0),
-      ])
+const vocabTable = (f: PerfFigures) => {
+  const at = (r: VocabRow, t: PerfThread) => r.runs?.find((m) => m.threads === t.threads);
+  return table<VocabRow>([
+    { header: "head", cell: (r) => VARIANT_LABEL[r.variant] },
+    { header: "K", cell: (r) => r.classes.toLocaleString("en-US") },
+    { header: "params", cell: (r) => r.params.toLocaleString("en-US") },
+    { header: "MFLOPs", cell: (r) => fixed(r.flops / 1e6, 0) },
+    ...perThread<VocabRow>(
+      f,
+      (t) => `T=${t.threads} ms`,
+      (r, t) => (at(r, t) ? spread(at(r, t)!.ms) : "not run"),
     ),
-  );
+    ...perThread<VocabRow>(
+      f,
+      (t) => `T=${t.threads} peak RSS MiB`,
+      (r, t) => (at(r, t) ? fixed(at(r, t)!.peakRssMiB, 0) : "–"),
+    ),
+    {
+      header: "RSS before session MiB",
+      cell: (r) => (r.runs ? fixed(r.runs[0].rssBeforeSessionMiB, 0) : "–"),
+    },
+  ], f.vocab);
+};
 
-const vocabTable = (f: PerfFigures) =>
-  table(
-    [
-      "head",
-      "K",
-      "params",
-      "MFLOPs",
-      ...f.byThreads.map((t) => `T=${t.threads} ms`),
-      ...f.byThreads.map((t) => `T=${t.threads} peak RSS MiB`),
-      "RSS before session MiB",
-    ],
-    f.vocab.map((r) => {
-      const at = (threads: number) => r.runs?.find((m) => m.threads === threads);
-      return [
-        VARIANT_LABEL[r.variant],
-        r.classes.toLocaleString("en-US"),
-        r.params.toLocaleString("en-US"),
-        fixed(r.flops / 1e6, 0),
-        ...f.byThreads.map((t) => (at(t.threads) ? spread(at(t.threads)!.ms) : "not run")),
-        ...f.byThreads.map((t) => (at(t.threads) ? fixed(at(t.threads)!.peakRssMiB, 0) : "–")),
-        r.runs ? fixed(r.runs[0].rssBeforeSessionMiB, 0) : "–",
-      ];
-    }),
-  );
-
-const dataTable = (f: PerfFigures) =>
-  table(
-    [
-      "setting",
-      "loader images/s",
-      ...f.byThreads.flatMap((
-        t,
-      ) => [`T=${t.threads} step ms`, `T=${t.threads} step images/s`, `T=${t.threads} ratio`]),
-    ],
-    (["quickstart", "perf"] as const).map((which) => {
-      const l = f.loaders[which];
-      const stepMs = (
-        t: PerfThread,
-      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
-      return [
+const dataTable = (f: PerfFigures) => {
+  type Setting = ReturnType<typeof loaderSettings>[number];
+  return table<Setting>([
+    {
+      header: "setting",
+      cell: ({ loader: l }) =>
         `${l.label}: batch ${l.batch}, crop ${l.crop.join("×")}, ${l.workers} decoding Worker${
           l.workers === 1 ? "" : "s"
         }`,
-        fixed(l.imagesPerSecond, 1),
-        ...f.byThreads.flatMap((
-          t,
-        ) => [ms(stepMs(t)), fixed((l.batch * 1000) / stepMs(t), 1), fixed(dataRatio(l, stepMs(t)), 1)]),
-      ];
-    }),
-  );
+    },
+    { header: "loader images/s", cell: ({ loader }) => fixed(loader.imagesPerSecond, 1) },
+    ...f.byThreads.flatMap((t): Column<Setting>[] => [
+      { header: `T=${t.threads} step ms`, cell: ({ stepMs }) => ms(stepMs(t)) },
+      {
+        header: `T=${t.threads} step images/s`,
+        cell: (s) => fixed((s.loader.batch * 1000) / s.stepMs(t), 1),
+      },
+      { header: `T=${t.threads} ratio`, cell: (s) => fixed(dataRatio(s.loader, s.stepMs(t)), 1) },
+    ]),
+  ], loaderSettings(f));
+};
 
 /** Fused ops ORT has for transformers that appear in none of the optimized graphs. */
 const missingFusions = (f: PerfFigures): string =>
@@ -468,15 +416,18 @@ const spinningNote = (f: PerfFigures): string => {
 after the rounds (${f.trainRepeats.runs} steps, ${f.inferRepeats.runs} inferences):
 
 ${
-    table(
-      ["threads", "training ms, spinning / off", "inference ms, spinning / off", "other load, cores (off)"],
-      rows.map((t) => [
-        String(t.threads),
-        `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
-        `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
-        fixed(t.withoutSpinning!.load, 2),
-      ]),
-    )
+    table<PerfThread>([
+      threadsColumn,
+      {
+        header: "training ms, spinning / off",
+        cell: (t) => `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
+      },
+      {
+        header: "inference ms, spinning / off",
+        cell: (t) => `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
+      },
+      { header: "other load, cores (off)", cell: (t) => fixed(t.withoutSpinning!.load, 2) },
+    ], rows)
   }
 
 ${
@@ -492,15 +443,19 @@ lost its core; with the cores to itself, spinning saves the wake-up of sleeping 
 
 const graphTable = (g: GraphOps) => {
   const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  return table(
-    [`${g.name}: op`, "emitted", "after ORT's optimizations"],
-    [
-      ...notableOps(g, 12).map((
-        op,
-      ) => [op, String(g.emitted.get(op) ?? 0), String(g.optimized.get(op) ?? 0)]),
-      ["all nodes", String(sum(g.emitted)), String(sum(g.optimized))],
-    ],
-  );
+  const rows = [
+    ...notableOps(g, 12).map((op) => ({
+      op,
+      emitted: g.emitted.get(op) ?? 0,
+      optimized: g.optimized.get(op) ?? 0,
+    })),
+    { op: "all nodes", emitted: sum(g.emitted), optimized: sum(g.optimized) },
+  ];
+  return table<typeof rows[number]>([
+    { header: `${g.name}: op`, cell: (r) => r.op },
+    { header: "emitted", cell: (r) => String(r.emitted) },
+    { header: "after ORT's optimizations", cell: (r) => String(r.optimized) },
+  ], rows);
 };
 
 /** Notes for the goals that were not met: the measured gap and what the profile says causes it. */
@@ -582,9 +537,8 @@ const gapNotes = (f: PerfFigures): string[] => {
           `no way around (pre-allocated outputs are copied out as well).`,
       );
     }
-    for (const which of ["quickstart", "perf"] as const) {
-      const l = f.loaders[which];
-      const stepMs = which === "quickstart" ? t.quickstartStep.median : t.train.ours.median;
+    for (const setting of loaderSettings(f)) {
+      const l = setting.loader, stepMs = setting.stepMs(t);
       if (dataRatio(l, stepMs) < GOALS.data) {
         notes.push(
           `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${
@@ -674,7 +628,7 @@ Equal work: both sides start from our initial parameters (a safetensors file; li
 PyTorch's [out, in], the patch embedding reshaped to a convolution kernel) and see the same batch. Loss before
 each step (first round):
 
-${lossTable(f)}
+${lossTable(f.byThreads, f.checkSteps, f.trainRepeats.warmup + f.trainRepeats.runs, false)}
 
 Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
     rel(STEPS_LOSS_TOLERANCE)

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { execute, openSession, type Plan, type Value, value } from "../plan/runtime.ts";
 import type { HostArray } from "../plan/dtype.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
-import { runsOfTrace, type StepProfile } from "./profile.ts";
+import { type InferenceProfile, runsOfTrace, type StepProfile } from "./profile.ts";
 import { summarize } from "./stats.ts";
 import { type PeerIdentity, peerScript, runPeerScript } from "./peer.ts";
 import type { InferenceOutputs } from "./perf_report.ts";
@@ -71,13 +71,6 @@ export const timeInference = (
       },
     };
   })));
-
-/** Medians over profiled one-image inference runs of the exported model (ORT's own profile). */
-export interface InferenceProfile {
-  readonly runMs: number;
-  readonly kernelMs: number;
-  readonly matmulMs: number;
-}
 
 /** ORT's profile of one-image inference with the exported model, in its own session. */
 export const profileInference = async (

@@ -36,6 +36,13 @@ export interface StepProfile {
   readonly components: readonly ComponentTime[];
 }
 
+/** Medians over profiled one-image inference runs of the exported model (ORT's own profile). */
+export interface InferenceProfile {
+  readonly runMs: number;
+  readonly kernelMs: number;
+  readonly matmulMs: number;
+}
+
 const MATMUL_OPS = new Set(["MatMul", "FusedMatMul", "Gemm"]);
 
 /** Per run (the last `runs` "model_run" events): time in the run, in its kernels, in its MatMul kernels. */

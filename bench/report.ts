@@ -7,6 +7,7 @@ import type { MatmulFigures, Repeats } from "./measure.ts";
 import type { MlpSpec, StepFlops } from "./mlp.ts";
 import type { StepProfile } from "./profile.ts";
 import {
+  type Column,
   fixed,
   formatLoss as loss,
   formatMs as ms,
@@ -20,17 +21,31 @@ import { gflops, largestRelativeDifference, relativeDifference, type Summary } f
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
 
 /**
- * The cells both step tables (engine, perf) share: each side's time, the ratio of medians and of p10s,
- * and each side's GFLOP/s for `flops` per step.
+ * The columns both step tables (engine, perf) share: each side's time, the ratio of medians and of
+ * p10s, and each side's GFLOP/s for `flops` per step.
  */
-export const sideBySideCells = (ours: Summary, peer: Summary, flops: number): string[] => [
-  spread(ours),
-  spread(peer),
-  fixed(ours.median / peer.median, 2),
-  fixed(ours.p10 / peer.p10, 2),
-  fixed(gflops(flops, ours.median), 1),
-  fixed(gflops(flops, peer.median), 1),
+export const sideBySideColumns = <R>(
+  sides: (row: R) => { readonly ours: Summary; readonly peer: Summary },
+  flops: number,
+): Column<R>[] => [
+  { header: "ours ms", cell: (r) => spread(sides(r).ours) },
+  { header: "PyTorch ms", cell: (r) => spread(sides(r).peer) },
+  { header: "ours / PyTorch", cell: (r) => fixed(sides(r).ours.median / sides(r).peer.median, 2) },
+  { header: "ratio of p10s", cell: (r) => fixed(sides(r).ours.p10 / sides(r).peer.p10, 2) },
+  { header: "ours GFLOP/s", cell: (r) => fixed(gflops(flops, sides(r).ours.median), 1) },
+  { header: "PyTorch GFLOP/s", cell: (r) => fixed(gflops(flops, sides(r).peer.median), 1) },
 ];
+
+/** Cores other processes kept busy while each side was measured. */
+export const loadColumn = <R extends { readonly load: { readonly ours: number; readonly peer: number } }>(
+  header = "other load, cores (ours / PyTorch)",
+): Column<R> => ({ header, cell: (t) => `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}` });
+
+/** The thread count, the first column of most tables. */
+export const threadsColumn: Column<{ readonly threads: number }> = {
+  header: "threads",
+  cell: (t) => String(t.threads),
+};
 
 /** Largest relative loss difference accepted before the first update (only summation order differs). */
 export const FIRST_LOSS_TOLERANCE = 1e-5;
@@ -108,119 +123,82 @@ export const checkEqualWork = (
 /** The best MatMul GFLOP/s (copy subtracted) at one thread count: the divisor of MFU. */
 export const peakOf = (t: ThreadFigures): number => Math.max(...t.matmul.map((m) => m.gflops));
 
-const matmulTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "n",
-      "ORT ms",
-      "output-only ms",
-      "ORT GFLOP/s",
-      "ORT GFLOP/s, copy included",
-      "torch.mm ms",
-      "torch.mm GFLOP/s",
-    ],
-    f.byThreads.flatMap((t) =>
-      t.matmul.map((m) => {
-        const peer = t.peerMatmul.find((p) => p.n === m.n);
-        return [
-          String(t.threads),
-          String(m.n),
-          spread(m.ms),
-          ms(m.outputMs.median),
-          fixed(m.gflops, 1),
-          fixed(m.rawGflops, 1),
-          peer ? spread(peer.ms) : "–",
-          peer ? fixed(gflops(2 * m.n ** 3, peer.ms.median), 1) : "–",
-        ];
-      })
-    ),
-  );
+const matmulTable = (f: EngineFigures) => {
+  type Row = { readonly t: ThreadFigures; readonly m: MatmulFigures };
+  const peer = ({ t, m }: Row) => t.peerMatmul.find((p) => p.n === m.n);
+  return table<Row>([
+    { header: "threads", cell: ({ t }) => String(t.threads) },
+    { header: "n", cell: ({ m }) => String(m.n) },
+    { header: "ORT ms", cell: ({ m }) => spread(m.ms) },
+    { header: "output-only ms", cell: ({ m }) => ms(m.outputMs.median) },
+    { header: "ORT GFLOP/s", cell: ({ m }) => fixed(m.gflops, 1) },
+    { header: "ORT GFLOP/s, copy included", cell: ({ m }) => fixed(m.rawGflops, 1) },
+    { header: "torch.mm ms", cell: (r) => (peer(r) ? spread(peer(r)!.ms) : "–") },
+    {
+      header: "torch.mm GFLOP/s",
+      cell: (r) => (peer(r) ? fixed(gflops(2 * r.m.n ** 3, peer(r)!.ms.median), 1) : "–"),
+    },
+  ], f.byThreads.flatMap((t) => t.matmul.map((m) => ({ t, m }))));
+};
 
 const stepTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms",
-      "PyTorch ms",
-      "ours / PyTorch",
-      "ratio of p10s",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-      "MFU (ours ÷ MatMul peak)",
-      "other load, cores (ours / PyTorch)",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      ...sideBySideCells(t.ours, t.peer, f.flops.step),
-      pct(gflops(f.flops.step, t.ours.median) / peakOf(t)),
-      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
-    ]),
-  );
+  table<ThreadFigures>([
+    threadsColumn,
+    ...sideBySideColumns((t: ThreadFigures) => t, f.flops.step),
+    { header: "MFU (ours ÷ MatMul peak)", cell: (t) => pct(gflops(f.flops.step, t.ours.median) / peakOf(t)) },
+    loadColumn(),
+  ], f.byThreads);
 
-const overheadTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "step ms",
-      "in session.run",
-      "MatMul kernels",
-      "other kernels",
-      "outside session.run",
-      "outside share",
-      "page faults / step",
-      "state in/out ms",
-      "state in/out share",
-    ],
-    f.byThreads.map((t) => {
-      const p = t.profile;
-      const outside = p ? t.ours.median - p.runMs : NaN;
-      return [
-        String(t.threads),
-        ms(t.ours.median),
-        p ? ms(p.runMs) : "–",
-        p ? ms(p.matmulMs) : "–",
-        p ? ms(p.kernelMs - p.matmulMs) : "–",
-        ms(outside),
-        pct(outside / t.ours.median),
-        fixed(t.faultsPerStep, 0),
-        ms(t.stateMs.median),
-        pct(t.stateMs.median / t.ours.median),
-      ];
-    }),
-  );
+const overheadTable = (f: EngineFigures) => {
+  const outside = (t: ThreadFigures) => (t.profile ? t.ours.median - t.profile.runMs : NaN);
+  const profiled =
+    (cell: (p: StepProfile) => string) => (t: ThreadFigures) => (t.profile ? cell(t.profile) : "–");
+  return table<ThreadFigures>([
+    threadsColumn,
+    { header: "step ms", cell: (t) => ms(t.ours.median) },
+    { header: "in session.run", cell: profiled((p) => ms(p.runMs)) },
+    { header: "MatMul kernels", cell: profiled((p) => ms(p.matmulMs)) },
+    { header: "other kernels", cell: profiled((p) => ms(p.kernelMs - p.matmulMs)) },
+    { header: "outside session.run", cell: (t) => ms(outside(t)) },
+    { header: "outside share", cell: (t) => pct(outside(t) / t.ours.median) },
+    { header: "page faults / step", cell: (t) => fixed(t.faultsPerStep, 0) },
+    { header: "state in/out ms", cell: (t) => ms(t.stateMs.median) },
+    { header: "state in/out share", cell: (t) => pct(t.stateMs.median / t.ours.median) },
+  ], f.byThreads);
+};
 
-const lossTable = (f: EngineFigures) => {
-  const k = f.checkSteps;
-  return table(
-    [
-      "threads",
-      "loss step 1: ours",
-      "PyTorch",
-      "rel. diff",
-      `loss step ${k}: ours`,
-      "PyTorch",
-      `max rel. diff, steps 1–${k}`,
-      "check",
-      `step ${f.stepRepeats.warmup + f.stepRepeats.runs}: ours`,
-      "PyTorch",
-    ],
-    f.byThreads.map((t) => {
-      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
-      return [
-        String(t.threads),
-        loss(t.ourLosses[0]),
-        loss(t.peerLosses[0]),
-        rel(w.first),
-        loss(t.ourLosses[k - 1]),
-        loss(t.peerLosses[k - 1]),
-        rel(w.steps),
-        w.passed ? "passed" : "FAILED",
-        loss(t.ourLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
-        loss(t.peerLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
-      ];
-    }),
-  );
+/**
+ * The equal work check per thread count: the loss at step 1, at `checkSteps` (engine only) and at
+ * `last`, ours beside PyTorch's, with the relative differences and the verdict.
+ */
+export const lossTable = <
+  T extends {
+    readonly threads: number;
+    readonly ourLosses: readonly number[];
+    readonly peerLosses: readonly number[];
+  },
+>(
+  byThreads: readonly T[],
+  checkSteps: number,
+  last: number,
+  atCheckSteps: boolean,
+): string => {
+  const k = checkSteps;
+  const losses = (step: number): Column<T>[] => [
+    { header: `loss step ${step}: ours`, cell: (t) => loss(t.ourLosses[step - 1]) },
+    { header: "PyTorch", cell: (t) => loss(t.peerLosses[step - 1]) },
+  ];
+  const work = (t: T) => checkEqualWork(t.ourLosses, t.peerLosses, k);
+  const maxDiff: Column<T> = { header: `max rel. diff, steps 1–${k}`, cell: (t) => rel(work(t).steps) };
+  return table<T>([
+    threadsColumn,
+    ...losses(1),
+    { header: "rel. diff", cell: (t) => rel(work(t).first) },
+    ...(atCheckSteps ? [...losses(k), maxDiff] : [maxDiff]),
+    { header: "check", cell: (t) => (work(t).passed ? "passed" : "FAILED") },
+    { header: `step ${last}: ours`, cell: (t) => loss(t.ourLosses[last - 1]) },
+    { header: "PyTorch", cell: (t) => loss(t.peerLosses[last - 1]) },
+  ], byThreads);
 };
 
 const loadNote = (f: EngineFigures): string => {
@@ -305,7 +283,7 @@ ${overheadTable(f)}
 Both sides start from our initial parameters (written to a safetensors file; weights transposed to
 PyTorch's [out, in]) and see the same batch. Loss before each step (first round):
 
-${lossTable(f)}
+${lossTable(f.byThreads, f.checkSteps, f.stepRepeats.warmup + f.stepRepeats.runs, true)}
 
 Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
     rel(STEPS_LOSS_TOLERANCE)
