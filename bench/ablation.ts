@@ -24,36 +24,27 @@ import { mean, std } from "./stats.ts";
 const SPECS = "experiments/rankseg";
 const RUNS = "runs/ablation";
 
-/** The paper's numbers (COCO-Stuff, Segmenter ViT-B; Table 1, Fig. 3, Table 4), by row. */
-const PAPER: Record<string, string> = {
-  baseline: "41.85",
-  mt: "42.38",
-  "mt-ls": "44.31",
-  "mt-ls-ra": "44.98",
-  "mt-ls-rln": "44.98 (official code's form of RA)",
-  "gt-eval": "—",
-  "gt-train-eval": "≈ +24 over baseline (Fig. 3)",
-  "mt-ls-ra-k10": "Table 4: κ sweep, best at κ = 50 of 171",
-  "mt-ls-ra-k50": "Table 4: best",
-  "mt-ls-ra-k133": "—",
-  "baseline-linear": "—",
-  "mt-ls-ra-linear": "—",
+/**
+ * The grid's rows in table order (the ablation steps first, the κ sweep last, so an interrupted grid has
+ * its main rows): each row's label, and the paper's number for it (COCO-Stuff, Segmenter ViT-B; Table 1,
+ * Fig. 3, Table 4).
+ */
+const ROWS: Record<string, { readonly label: string; readonly paper: string }> = {
+  baseline: { label: "Baseline (ψ over all K, shared τ)", paper: "41.85" },
+  mt: { label: "+MT (ξ + multi-label loss)", paper: "42.38" },
+  "mt-ls": { label: "+MT+LS (top-κ select & sort)", paper: "44.31" },
+  "mt-ls-ra": { label: "+MT+LS+RA (rank-adaptive τ_r)", paper: "44.98" },
+  "mt-ls-rln": { label: "+MT+LS+RA, rank-LayerNorm variant", paper: "44.98 (official code's form of RA)" },
+  "gt-eval": { label: "GT(eval) oracle", paper: "—" },
+  "gt-train-eval": { label: "GT(train+eval) oracle", paper: "≈ +24 over baseline (Fig. 3)" },
+  "mt-ls-ra-k10": { label: "+MT+LS+RA, κ = 10", paper: "Table 4: κ sweep, best at κ = 50 of 171" },
+  "mt-ls-ra-k50": { label: "+MT+LS+RA, κ = 50", paper: "Table 4: best" },
+  "mt-ls-ra-k133": { label: "+MT+LS+RA, κ = 133 (= K)", paper: "—" },
+  "baseline-linear": { label: "Baseline, linear ψ", paper: "—" },
+  "mt-ls-ra-linear": { label: "+MT+LS+RA, linear ψ", paper: "—" },
 };
-
-const LABEL: Record<string, string> = {
-  baseline: "Baseline (ψ over all K, shared τ)",
-  mt: "+MT (ξ + multi-label loss)",
-  "mt-ls": "+MT+LS (top-κ select & sort)",
-  "mt-ls-ra": "+MT+LS+RA (rank-adaptive τ_r)",
-  "mt-ls-rln": "+MT+LS+RA, rank-LayerNorm variant",
-  "gt-eval": "GT(eval) oracle",
-  "gt-train-eval": "GT(train+eval) oracle",
-  "mt-ls-ra-k10": "+MT+LS+RA, κ = 10",
-  "mt-ls-ra-k50": "+MT+LS+RA, κ = 50",
-  "mt-ls-ra-k133": "+MT+LS+RA, κ = 133 (= K)",
-  "baseline-linear": "Baseline, linear ψ",
-  "mt-ls-ra-linear": "+MT+LS+RA, linear ψ",
-};
+const ORDER = Object.keys(ROWS);
+const label = (row: string) => ROWS[row]?.label ?? row;
 
 export interface RunResult {
   readonly mIoU: number;
@@ -85,7 +76,6 @@ export const main = async (args: string[]) => {
   const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
   const only = new RegExp(flag("only") ?? ".");
   const reportOnly = Deno.args.includes("--report-only");
-  // Table order (the ablation steps first, the κ sweep last), so an interrupted grid has its main rows.
   const rank = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return [dataset, ORDER.indexOf(rest.join("-"))] as const;
@@ -112,21 +102,6 @@ export const main = async (args: string[]) => {
   }
   await writeResults(rows, seeds, steps, reportOnly);
 };
-
-const ORDER = [
-  "baseline",
-  "mt",
-  "mt-ls",
-  "mt-ls-ra",
-  "mt-ls-rln",
-  "gt-eval",
-  "gt-train-eval",
-  "mt-ls-ra-k10",
-  "mt-ls-ra-k50",
-  "mt-ls-ra-k133",
-  "baseline-linear",
-  "mt-ls-ra-linear",
-];
 
 const writeResults = async (
   rows: (RowResult & { file: string })[],
@@ -211,7 +186,7 @@ export const datasetSection = (
     "",
     `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
       otherPsi.length
-        ? ` (${otherPsi.map((r) => `"${LABEL[r.row] ?? r.row}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
+        ? ` (${otherPsi.map((r) => `"${label(r.row)}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
         : ""
     }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
     `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${seeds - 1}; ` +
@@ -223,7 +198,7 @@ export const datasetSection = (
     "",
     table<TableRow>(
       [
-        { header: "row", cell: (r) => LABEL[r.row] ?? r.row },
+        { header: "row", cell: (r) => label(r.row) },
         { header: "spec", align: "left", cell: (r) => `\`${r.file}\`` },
         {
           header: "mIoU (mean ± std)",
@@ -246,7 +221,7 @@ export const datasetSection = (
         { header: "mAP", cell: (r) => (r.maps.length ? mean(r.maps).toFixed(2) : "—") },
         { header: "params", cell: (r) => `${(r.model.params / 1e6).toFixed(3)} M` },
         { header: "GFLOPs", cell: (r) => r.model.gflops.toFixed(2) },
-        { header: "paper (COCO-Stuff, ViT-B)", align: "left", cell: (r) => PAPER[r.row] ?? "—" },
+        { header: "paper (COCO-Stuff, ViT-B)", align: "left", cell: (r) => ROWS[r.row]?.paper ?? "—" },
       ],
       tableRows,
       "plain",

@@ -210,6 +210,7 @@ const workersLabel = (w: number) => (w === 0 ? "main thread" : `${w} Worker${w >
 
 /** The body of the "Data pipeline" section. */
 export const renderData = (r: DataBenchResult): string => {
+  const d = r.decodeOverlap;
   const lines = [
     "<!-- data-bench: written by `deno task bench data` (bench/data.ts); edits inside this section are overwritten -->",
     "",
@@ -236,13 +237,14 @@ export const renderData = (r: DataBenchResult): string => {
     "",
     "Does loading overlap a step that blocks the main thread? onnxruntime-node's `session.run` runs the graph",
     "synchronously on the main thread (inside a `setImmediate`): no JavaScript, timer or message handler runs",
-    `meanwhile. Sharp decoding alone: ${r.decodeOverlap.images} CamVid JPEGs take ${
-      f1(r.decodeOverlap.decodeMs)
-    } ms; issued just before a ${f1(r.decodeOverlap.busyMs)} ms synchronous busy loop they are done ${
-      f1(r.decodeOverlap.togetherMs)
-    } ms after the start, so ${
-      Math.round(100 * r.decodeOverlap.overlap)
-    }% of the decoding was hidden: libvips decodes on its own threads, but under Deno only part of a queue of`,
+    `meanwhile. Sharp decoding alone: ${d.images} CamVid JPEGs take ${
+      f1(d.decodeMs)
+    } ms; issued just before a ` +
+    `${f1(d.busyMs)} ms synchronous busy loop they are done ${f1(d.togetherMs)} ms after the start, so ` +
+    `${
+      Math.round(100 * d.overlap)
+    }% of the decoding was hidden: libvips decodes on its own threads, but under ` +
+    "Deno only part of a queue of",
     "decodes progresses while the main thread is blocked (the rest waits for the event loop). The rest of the",
     "pipeline (label mapping, crop, flip, photometric distortion, normalization) is JavaScript. Whole loader",
     `(camvid, crop 512, batch ${r.batchSize}) feeding a blocking step:`,

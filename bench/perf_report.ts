@@ -11,11 +11,11 @@ import {
   FIRST_LOSS_TOLERANCE,
   loadColumn,
   lossTable,
-  QUIET_LOAD,
   sideBySideColumns,
   STEPS_LOSS_TOLERANCE,
   threadsColumn,
-} from "./report.ts";
+} from "./comparison.ts";
+import { QUIET_LOAD } from "./load.ts";
 import {
   type Column,
   fixed,
@@ -285,9 +285,8 @@ const loadNote = (f: PerfFigures): string => {
     ? `**Other processes were busy during this run**: up to ${fixed(worst, 2)} of ${f.machine.cores} cores ` +
       `while a side was measured (per side and T in the training table). Both sides are slowed, T = ` +
       `${f.machine.cores} most; the alternating rounds spread the disturbance over both.`
-    : `The machine was quiet: other processes kept at most ${
-      fixed(worst, 2)
-    } cores busy while either side was measured.`;
+    : `The machine was quiet: other processes kept at most ${fixed(worst, 2)} cores busy while either ` +
+      `side was measured.`;
 };
 
 const trainTable = (f: PerfFigures) =>
@@ -461,93 +460,72 @@ const graphTable = (g: GraphOps) => {
 /** Notes for the goals that were not met: the measured gap and what the profile says causes it. */
 const gapNotes = (f: PerfFigures): string[] => {
   const notes: string[] = [];
+  const f1 = (x: number) => fixed(x, 1);
   for (const t of f.byThreads) {
     const p = t.overhead.after;
     const first = notes.length;
     if (trainRatio(t) > GOALS.train) {
-      const target = GOALS.train * t.train.peer.median;
+      const [ours, peer] = [t.train.ours.median, t.train.peer.median];
+      const target = GOALS.train * peer;
       const mmRate = gflops(f.model.step.matmul, p.matmulMs);
       const floor = f.model.step.matmul / (t.peak * 1e6);
       notes.push(
-        `Training, T = ${t.threads}: ours ${ms(t.train.ours.median)} ms against the goal's ${
-          ms(target)
-        } ms ` +
-          `(0.8 × PyTorch's ${ms(t.train.peer.median)} ms), ${ms(t.train.ours.median - target)} ms over. ` +
-          `MatMul kernels take ${ms(p.matmulMs)} ms of it (${fixed(mmRate, 1)} GFLOP/s, ` +
-          `${pct(mmRate / t.peak)} of the MatMul peak; ${
-            fixed(f.model.step.matmul / 1e9, 1)
-          } GFLOP of matmuls ` +
+        `Training, T = ${t.threads}: ours ${ms(ours)} ms against the goal's ${ms(target)} ms ` +
+          `(0.8 × PyTorch's ${ms(peer)} ms), ${ms(ours - target)} ms over. ` +
+          `MatMul kernels take ${ms(p.matmulMs)} ms of it (${f1(mmRate)} GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the MatMul peak; ${f1(f.model.step.matmul / 1e9)} GFLOP of matmuls ` +
           `need ≥ ${ms(floor)} ms at the peak), other kernels ${ms(p.kernelMs - p.matmulMs)} ms, outside ` +
           `the run ${ms(p.outsideMs)} ms.`,
       );
     }
     if (inferRatio(t) > GOALS.infer) {
-      const target = GOALS.infer * t.infer.peer.median;
+      const [ours, peer] = [t.infer.ours.median, t.infer.peer.median];
+      const target = GOALS.infer * peer;
       const ip = t.inferProfile;
+      const [mm, others, between] = [ip.matmulMs, ip.kernelMs - ip.matmulMs, ip.runMs - ip.kernelMs];
       const mmRate = gflops(f.model.inference.matmul, ip.matmulMs);
       const needed = gflops(f.model.inference.forward, target);
-      const peerRate = gflops(f.model.inference.forward, t.infer.peer.median);
+      const peerRate = gflops(f.model.inference.forward, peer);
       notes.push(
-        `Inference, T = ${t.threads}: ours ${ms(t.infer.ours.median)} ms against the goal's ${
-          ms(target)
-        } ms ` +
-          `(0.5 × PyTorch's ${ms(t.infer.peer.median)} ms), ${ms(t.infer.ours.median - target)} ms over. ` +
-          `The goal means ${fixed(needed, 1)} GFLOP/s over the whole model, ${pct(needed / t.peak)} of the ` +
-          `MatMul peak measured in this run (${fixed(t.peak, 1)} GFLOP/s); PyTorch reaches ${
-            fixed(peerRate, 1)
-          }. ` +
-          `In ORT's profile our matmul kernels alone take ${ms(ip.matmulMs)} ms (${
-            fixed(mmRate, 1)
-          } GFLOP/s, ` +
-          `${pct(mmRate / t.peak)} of the peak), ${
-            pct(ip.matmulMs / target)
-          } of the goal's time; the other ` +
-          `kernels (LayerNorm, GELU, softmax, head transposes, argmax) take ${
-            ms(ip.kernelMs - ip.matmulMs)
-          } ms ` +
-          `and ONNX Runtime ${
-            ms(ip.runMs - ip.kernelMs)
-          } ms between kernels. The matmuls already run at about ` +
+        `Inference, T = ${t.threads}: ours ${ms(ours)} ms against the goal's ${ms(target)} ms ` +
+          `(0.5 × PyTorch's ${ms(peer)} ms), ${ms(ours - target)} ms over. ` +
+          `The goal means ${f1(needed)} GFLOP/s over the whole model, ${pct(needed / t.peak)} of the ` +
+          `MatMul peak measured in this run (${f1(t.peak)} GFLOP/s); PyTorch reaches ${f1(peerRate)}. ` +
+          `In ORT's profile our matmul kernels alone take ${ms(mm)} ms (${f1(mmRate)} GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the peak), ${pct(mm / target)} of the goal's time; the other ` +
+          `kernels (LayerNorm, GELU, softmax, head transposes, argmax) take ${ms(others)} ms ` +
+          `and ONNX Runtime ${ms(between)} ms between kernels. The matmuls already run at about ` +
           `the peak; the rest are kernels that ONNX Runtime's CPU provider runs one by one (it has no fused ` +
           `attention, and no LayerNorm or GELU fused into a matmul, for this graph).`,
       );
     }
     if (mfu(f, t) < GOALS.mfu) {
       notes.push(
-        `MFU, T = ${t.threads}: ${pct(mfu(f, t))}; MatMul kernels run at ${
-          fixed(gflops(f.model.step.matmul, p.matmulMs), 1)
-        } ` +
-          `GFLOP/s, and ${ms(p.kernelMs - p.matmulMs)} ms of other kernels and ${
-            ms(p.outsideMs)
-          } ms outside ` +
-          `the run add time without matmul FLOPs.`,
+        `MFU, T = ${t.threads}: ${pct(mfu(f, t))}; MatMul kernels run at ` +
+          `${f1(gflops(f.model.step.matmul, p.matmulMs))} GFLOP/s, and ${ms(p.kernelMs - p.matmulMs)} ms ` +
+          `of other kernels and ${ms(p.outsideMs)} ms outside the run add time without matmul FLOPs.`,
       );
     }
     const before = t.overhead.before;
     if (outsideShare(p) >= outsideShare(before)) {
       notes.push(
-        `Runtime overhead, T = ${t.threads}: recycling took page faults per step from ${
-          fixed(before.faultsPerStep, 0)
-        } to ${fixed(p.faultsPerStep, 0)}, but the time outside session.run went from ${
-          ms(before.outsideMs)
-        } to ${ms(p.outsideMs)} ms ` +
+        `Runtime overhead, T = ${t.threads}: recycling took page faults per step from ` +
+          `${fixed(before.faultsPerStep, 0)} to ${fixed(p.faultsPerStep, 0)}, but the time outside ` +
+          `session.run went from ${ms(before.outsideMs)} to ${ms(p.outsideMs)} ms ` +
           `(${pct(outsideShare(before))} → ${pct(outsideShare(p))} of the step; the two settings run in ` +
           `separate processes). What remains is onnxruntime-node copying every output into a fresh JS ` +
           `array and the state being fed back in, which recycling does not touch and the binding gives ` +
           `no way around (pre-allocated outputs are copied out as well).`,
       );
     }
-    for (const setting of loaderSettings(f)) {
-      const l = setting.loader, stepMs = setting.stepMs(t);
+    for (const { loader: l, stepMs: stepOf } of loaderSettings(f)) {
+      const stepMs = stepOf(t);
       if (dataRatio(l, stepMs) < GOALS.data) {
         notes.push(
-          `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${
-            fixed(l.imagesPerSecond, 1)
-          } images/s, ` +
-            `${fixed(dataRatio(l, stepMs), 1)}× the ${fixed((l.batch * 1000) / stepMs, 1)} images/s a ${
-              ms(stepMs)
-            } ms ` +
-            `step consumes; with ${f.machine.cores} cores the decoding Worker and the step share the CPU.`,
+          `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${f1(l.imagesPerSecond)} ` +
+            `images/s, ${f1(dataRatio(l, stepMs))}× the ${f1((l.batch * 1000) / stepMs)} images/s a ` +
+            `${ms(stepMs)} ms step consumes; with ${f.machine.cores} cores the decoding Worker and the ` +
+            `step share the CPU.`,
         );
       }
     }
@@ -567,9 +545,15 @@ const gapNotes = (f: PerfFigures): string[] => {
 /** The body of the "Performance (segmenter)" section. */
 export const renderPerf = (f: PerfFigures): string => {
   const tr = f.trainRepeats, ir = f.inferRepeats, pr = f.profileRepeats, vr = f.vocabRepeats;
-  const a = f.agreement;
+  const a = f.agreement, selected = a.selectedEqual ? "identical" : "**not identical**";
   const notes = gapNotes(f);
   const ks = vocabSizes(f);
+  const threads = f.byThreads.map((t) => t.threads).join(" and ");
+  const { step, inference } = f.model;
+  const gf = (flops: number) => fixed(flops / 1e9, 2);
+  const [firstTolerance, stepsTolerance] = [rel(FIRST_LOSS_TOLERANCE), rel(STEPS_LOSS_TOLERANCE)];
+  const v = f.vocabSetting, side = v.grid * 16, kMax = ks[ks.length - 1];
+  const kMaxText = kMax.toLocaleString("en-US"), stateM = fixed(f.model.stateFloats / 1e6, 1);
   return `
 Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds / 60, 1)} min in all). Every figure below comes from
 this one run.
@@ -580,9 +564,7 @@ this one run.
 - PyTorch: ${f.torch} (Debian \`python3-torch\`, eager), \`torch.set_num_threads(T)\`, OpenBLAS threads = T
   (${f.peerThreads}), \`OMP_WAIT_POLICY=PASSIVE\`.
 - BLAS used by PyTorch: ${f.blas}.
-- T = ${
-    f.byThreads.map((t) => t.threads).join(" and ")
-  }, equal on both sides. The sides never run at the same time:
+- T = ${threads}, equal on both sides. The sides never run at the same time:
   ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over the rounds. Before each
   turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for other processes to
   use less than ${QUIET_LOAD} cores.
@@ -605,14 +587,10 @@ stride-16 \`Conv2d\`, \`F.adaptive_avg_pool2d\` for ξ's pooling, \`F.interpolat
 pixel loss), loaded with our initial parameters.
 
 FLOPs, counted on our graphs by the per-op rules (2 per multiply-add in matmuls and convolutions, about one per
-element otherwise): a training step (forward, backward and update) ${
-    fixed(f.model.step.step / 1e9, 2)
-  } GFLOP, of
-which ${fixed(f.model.step.matmul / 1e9, 2)} in matmuls; its forward part ${
-    fixed(f.model.step.forward / 1e9, 2)
-  }
-GFLOP (3 × forward would say ${fixed((3 * f.model.step.forward) / 1e9, 2)}). One-image inference (the exported
-graph) ${fixed(f.model.inference.forward / 1e9, 2)} GFLOP, ${fixed(f.model.inference.matmul / 1e9, 2)} in
+element otherwise): a training step (forward, backward and update) ${gf(step.step)} GFLOP, of
+which ${gf(step.matmul)} in matmuls; its forward part ${gf(step.forward)}
+GFLOP (3 × forward would say ${gf(3 * step.forward)}). One-image inference (the exported
+graph) ${gf(inference.forward)} GFLOP, ${gf(inference.matmul)} in
 matmuls. Both sides' GFLOP/s use these counts; MFU divides ours by the MatMul peak measured through ONNX
 Runtime at the same T in the same run (\`matmulPeak\`'s sizes, best of the rounds).
 
@@ -630,9 +608,7 @@ each step (first round):
 
 ${lossTable(f.byThreads, f.checkSteps, f.trainRepeats.warmup + f.trainRepeats.runs, false)}
 
-Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
-    rel(STEPS_LOSS_TOLERANCE)
-  } over the
+Tolerances: ${firstTolerance} relative before the first update, ${stepsTolerance} over the
 first ${f.checkSteps} steps.
 
 ${spinningNote(f)}
@@ -647,9 +623,7 @@ runs after ${ir.warmup} warm-up runs per round.
 ${inferTable(f)}
 
 Same outputs: ${fixed(100 * a.classes, 3)} % of the pixels get the same class, the selected classes are
-${a.selectedEqual ? "identical" : "**not identical**"}, scores differ by at most ${
-    rel(a.scores)
-  } and logits by at
+${selected}, scores differ by at most ${rel(a.scores)} and logits by at
 most ${rel(a.logits)}.
 
 ### Where our step's time goes
@@ -676,9 +650,7 @@ ${f.graphs.map(graphTable).join("\n\n")}
 ### Per-step overhead of the plan runtime
 
 "Outside session.run" = the step's wall time minus ONNX Runtime's own \`model_run\` time, step by step: feeding
-the ${
-    fixed(f.model.stateFloats / 1e6, 1)
-  } M floats of state (parameters and momentum) in, onnxruntime-node copying
+the ${stateM} M floats of state (parameters and momentum) in, onnxruntime-node copying
 every output into a fresh JS array, and our host work. Pre-allocated outputs (\`session.run(feeds, fetches)\`) do
 not avoid the copy: the binding writes into them and then copies them out as well. What shrank it: a state
 array a run produced is released as soon as the next run replaces it, and glibc's malloc keeps freed memory
@@ -689,29 +661,19 @@ ${overheadTable(f)}
 
 ### Vocabulary scaling of the head
 
-The segmentation head alone (\`segmenterHead\`: ξ, selection, ψ, τ; pixel tokens [1, ${
-    f.vocabSetting.grid ** 2
-  },
-${f.vocabSetting.dim}] of one ${
-    f.vocabSetting.grid * 16
-  }² image in, logits at the ${f.vocabSetting.grid}×${f.vocabSetting.grid}
+The segmentation head alone (\`segmenterHead\`: ξ, selection, ψ, τ; pixel tokens [1, ${v.grid ** 2},
+${v.dim}] of one ${side}² image in, logits at the ${v.grid}×${v.grid}
 feature grid out), exported with its parameters and run in its own Deno process per configuration; peak RSS is
-that process's VmHWM (Deno, ONNX Runtime, the model and its runs). RankSeg: top-κ with κ = ${f.vocabSetting.kappa},
+that process's VmHWM (Deno, ONNX Runtime, the model and its runs). RankSeg: top-κ with κ = ${v.kappa},
 ψ = mask transformer (2 layers) over the pixel tokens and κ class tokens, rank-adaptive τ. Full-K: ψ = per-pixel
 linear classifier over all K classes. ξ's transformer encoder attends over 64 + K tokens, O(K²) (at K =
-${ks[ks.length - 1].toLocaleString("en-US")} two heads of ${
-    (64 + ks[ks.length - 1]).toLocaleString("en-US")
-  }² scores
-would be ${
-    fixed((2 * (64 + ks[ks.length - 1]) ** 2 * 4) / 2 ** 30, 1)
-  } GiB), so it is not run there; RankSeg's flat
+${kMaxText} two heads of ${(64 + kMax).toLocaleString("en-US")}² scores
+would be ${fixed((2 * (64 + kMax) ** 2 * 4) / 2 ** 30, 1)} GiB), so it is not run there; RankSeg's flat
 cost at large K takes the GAP + linear ξ, and the goal is measured on that variant. Median (p10–p90) of
 ${vr.runs} runs after ${vr.warmup} warm-up runs. Upsampling to the image and the per-pixel argmax are not
 part of the head; they cost O(κ) resp. O(K) per pixel (for the full-K classifier at K =
-${ks[ks.length - 1].toLocaleString("en-US")} the ${
-    f.vocabSetting.grid * 16
-  }² map of K float32 channels alone would hold
-${fixed((ks[ks.length - 1] * (f.vocabSetting.grid * 16) ** 2 * 4) / 2 ** 30, 1)} GiB).
+${kMaxText} the ${side}² map of K float32 channels alone would hold
+${fixed((kMax * side ** 2 * 4) / 2 ** 30, 1)} GiB).
 
 ${vocabTable(f)}
 

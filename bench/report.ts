@@ -6,57 +6,26 @@ import type { Machine } from "./machine.ts";
 import type { MatmulFigures, Repeats } from "./measure.ts";
 import type { MlpSpec, StepFlops } from "./mlp.ts";
 import type { StepProfile } from "./profile.ts";
+import { QUIET_LOAD } from "./load.ts";
 import {
-  type Column,
+  FIRST_LOSS_TOLERANCE,
+  loadColumn,
+  lossTable,
+  sideBySideColumns,
+  STEPS_LOSS_TOLERANCE,
+  threadsColumn,
+} from "./comparison.ts";
+import {
   fixed,
-  formatLoss as loss,
   formatMs as ms,
   formatPercent as pct,
   formatRelative as rel,
   formatSpread as spread,
   table,
 } from "./markdown.ts";
-import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
+import { gflops, type Summary } from "./stats.ts";
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
-
-/**
- * The columns both step tables (engine, perf) share: each side's time, the ratio of medians and of
- * p10s, and each side's GFLOP/s for `flops` per step.
- */
-export const sideBySideColumns = <R>(
-  sides: (row: R) => { readonly ours: Summary; readonly peer: Summary },
-  flops: number,
-): Column<R>[] => [
-  { header: "ours ms", cell: (r) => spread(sides(r).ours) },
-  { header: "PyTorch ms", cell: (r) => spread(sides(r).peer) },
-  { header: "ours / PyTorch", cell: (r) => fixed(sides(r).ours.median / sides(r).peer.median, 2) },
-  { header: "ratio of p10s", cell: (r) => fixed(sides(r).ours.p10 / sides(r).peer.p10, 2) },
-  { header: "ours GFLOP/s", cell: (r) => fixed(gflops(flops, sides(r).ours.median), 1) },
-  { header: "PyTorch GFLOP/s", cell: (r) => fixed(gflops(flops, sides(r).peer.median), 1) },
-];
-
-/** Cores other processes kept busy while each side was measured. */
-export const loadColumn = <R extends { readonly load: { readonly ours: number; readonly peer: number } }>(
-  header = "other load, cores (ours / PyTorch)",
-): Column<R> => ({ header, cell: (t) => `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}` });
-
-/** The thread count, the first column of most tables. */
-export const threadsColumn: Column<{ readonly threads: number }> = {
-  header: "threads",
-  cell: (t) => String(t.threads),
-};
-
-/** Largest relative loss difference accepted before the first update (only summation order differs). */
-export const FIRST_LOSS_TOLERANCE = 1e-5;
-/** …and over the first checked steps, where float32 rounding differences compound through updates. */
-export const STEPS_LOSS_TOLERANCE = 1e-4;
-
-/**
- * Above this many cores of outside load the machine is not quiet: the bench waits for less, and the
- * report says the figures are disturbed.
- */
-export const QUIET_LOAD = 0.1;
 
 export interface ThreadFigures {
   readonly threads: number;
@@ -100,25 +69,6 @@ export interface EngineFigures {
   readonly quietWait: { readonly start: number; readonly turn: number };
   readonly byThreads: readonly ThreadFigures[];
 }
-
-export interface EqualWork {
-  readonly first: number;
-  /** Largest relative difference over the first `checkSteps` losses. */
-  readonly steps: number;
-  readonly passed: boolean;
-}
-
-export const checkEqualWork = (
-  ours: readonly number[],
-  peer: readonly number[],
-  checkSteps: number,
-): EqualWork => {
-  const first = relativeDifference(ours[0], peer[0]);
-  const steps = largestRelativeDifference(ours.slice(0, checkSteps), peer.slice(0, checkSteps));
-  const passed = ours.length >= checkSteps && peer.length >= checkSteps &&
-    first <= FIRST_LOSS_TOLERANCE && steps <= STEPS_LOSS_TOLERANCE;
-  return { first, steps, passed };
-};
 
 /** The best MatMul GFLOP/s (copy subtracted) at one thread count: the divisor of MFU. */
 export const peakOf = (t: ThreadFigures): number => Math.max(...t.matmul.map((m) => m.gflops));
@@ -167,40 +117,6 @@ const overheadTable = (f: EngineFigures) => {
   ], f.byThreads);
 };
 
-/**
- * The equal work check per thread count: the loss at step 1, at `checkSteps` (engine only) and at
- * `last`, ours beside PyTorch's, with the relative differences and the verdict.
- */
-export const lossTable = <
-  T extends {
-    readonly threads: number;
-    readonly ourLosses: readonly number[];
-    readonly peerLosses: readonly number[];
-  },
->(
-  byThreads: readonly T[],
-  checkSteps: number,
-  last: number,
-  atCheckSteps: boolean,
-): string => {
-  const k = checkSteps;
-  const losses = (step: number): Column<T>[] => [
-    { header: `loss step ${step}: ours`, cell: (t) => loss(t.ourLosses[step - 1]) },
-    { header: "PyTorch", cell: (t) => loss(t.peerLosses[step - 1]) },
-  ];
-  const work = (t: T) => checkEqualWork(t.ourLosses, t.peerLosses, k);
-  const maxDiff: Column<T> = { header: `max rel. diff, steps 1–${k}`, cell: (t) => rel(work(t).steps) };
-  return table<T>([
-    threadsColumn,
-    ...losses(1),
-    { header: "rel. diff", cell: (t) => rel(work(t).first) },
-    ...(atCheckSteps ? [...losses(k), maxDiff] : [maxDiff]),
-    { header: "check", cell: (t) => (work(t).passed ? "passed" : "FAILED") },
-    { header: `step ${last}: ours`, cell: (t) => loss(t.ourLosses[last - 1]) },
-    { header: "PyTorch", cell: (t) => loss(t.peerLosses[last - 1]) },
-  ], byThreads);
-};
-
 const loadNote = (f: EngineFigures): string => {
   const worst = Math.max(...f.byThreads.flatMap((t) => [t.load.ours, t.load.peer]).filter(Number.isFinite));
   return worst > QUIET_LOAD
@@ -216,6 +132,8 @@ const loadNote = (f: EngineFigures): string => {
 export const renderEngine = (f: EngineFigures): string => {
   const { widths, batch, lr, momentum } = f.spec;
   const mm = f.matmulRepeats, st = f.stepRepeats;
+  const threads = f.byThreads.map((t) => t.threads).join(" and "), stateM = fixed(f.stateFloats / 1e6, 2);
+  const [firstTolerance, stepsTolerance] = [rel(FIRST_LOSS_TOLERANCE), rel(STEPS_LOSS_TOLERANCE)];
   const threadCounts = f.byThreads
     .map((t) => `T=${t.threads}: torch ${t.torchThreads}, OpenBLAS ${t.openblasThreads ?? "?"}`).join("; ");
   return `
@@ -229,9 +147,7 @@ Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
   pthreads are two pools on the same cores, and spinning OpenMP threads made PyTorch's T = 2 step about
   2.5× slower and erratic here.
 - BLAS used by PyTorch: ${f.blas}.
-- T = ${
-    f.byThreads.map((t) => t.threads).join(" and ")
-  } threads, the same for both sides. The sides never run at
+- T = ${threads} threads, the same for both sides. The sides never run at
   the same time: ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over
   the rounds. Before each turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for
   other processes to use less than ${QUIET_LOAD} cores.
@@ -268,9 +184,7 @@ ${stepTable(f)}
 
 Where our step's time goes. "In session.run" and the kernel times come from ONNX Runtime's own profile
 (medians of ${f.profileRuns} profiled steps per T, after the rounds); "outside session.run" is the timed step's
-median minus that: binding the feeds, copying every output (the whole updated state, ${
-    fixed(f.stateFloats / 1e6, 2)
-  } M floats
+median minus that: binding the feeds, copying every output (the whole updated state, ${stateM} M floats
 of parameters and momentum) into fresh JS arrays, and our runtime's bookkeeping. A fresh array that lands
 on pages the process has not used yet costs a page fault per 4 KiB (the kernel maps and zeroes the page);
 "page faults / step" counts them over the timed steps. "State in/out" times a graph over the same state
@@ -285,9 +199,7 @@ PyTorch's [out, in]) and see the same batch. Loss before each step (first round)
 
 ${lossTable(f.byThreads, f.checkSteps, f.stepRepeats.warmup + f.stepRepeats.runs, true)}
 
-Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
-    rel(STEPS_LOSS_TOLERANCE)
-  } over the first
+Tolerances: ${firstTolerance} relative before the first update, ${stepsTolerance} over the first
 ${f.checkSteps} steps.
 `;
 };
