@@ -137,9 +137,8 @@ export const resultsHeader = (
   reportOnly: boolean,
   date: string,
 ): string[] => {
-  const command = `npx --yes deno@2.9.6 task bench ablation --seeds ${seeds}${
-    steps === undefined ? "" : ` --steps ${steps}`
-  }${reportOnly ? " --report-only" : ""}`;
+  const flags = `--seeds ${seeds}${steps === undefined ? "" : ` --steps ${steps}`}`;
+  const command = `npx --yes deno@2.9.6 task bench ablation ${flags}${reportOnly ? " --report-only" : ""}`;
   const missing = rows.filter((r) => r.runs.length < seeds);
   return [
     "# RankSeg at CPU scale: ablation and oracles",
@@ -147,11 +146,12 @@ export const resultsHeader = (
     `Produced by \`${command}\` on ${date}; this file is written by that command.`,
     "",
     ...(missing.length === 0 ? [] : [
-      `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${
-        rows.length * seeds
-      } runs have finished. Rows with fewer than ${seeds} seeds: ${
+      `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${rows.length * seeds} runs have ` +
+      `finished. Rows with fewer than ${seeds} seeds: ` +
+      `${
         missing.map((r) => `${r.dataset} ${r.row} (${r.runs.length})`).join(", ")
-      }. Their statistics use the seeds that finished; a row with none is left out of the findings and the plot.`,
+      }. Their statistics use the ` +
+      "seeds that finished; a row with none is left out of the findings and the plot.",
       "",
     ]),
   ];
@@ -286,20 +286,18 @@ export const findings = (
       : "hurts, beyond the seed spread";
     const paper = PAPER_DELTA[to] === undefined ? "" : ` (paper: +${PAPER_DELTA[to].toFixed(2)})`;
     out.push(
-      `- ${what}: ${delta >= 0 ? "+" : ""}${delta.toFixed(2)} mIoU (seed spread ±${
-        spread.toFixed(2)
-      }) — ${verdict}${paper}.`,
+      `- ${what}: ${delta >= 0 ? "+" : ""}${delta.toFixed(2)} mIoU (seed spread ±${spread.toFixed(2)}) — ` +
+        `${verdict}${paper}.`,
     );
     return { delta, clear: Math.abs(delta) > spread };
   };
   const base = by.get("baseline");
   if (base) {
+    const [miou, aAcc] = [mean(mious(base)), mean(base.runs.map((x) => 100 * x.aAcc))];
     out.push(
-      `- Baseline: ${mean(mious(base)).toFixed(2)} mIoU (aAcc ${
-        mean(base.runs.map((x) => 100 * x.aAcc)).toFixed(2)
-      }) vs ${(100 * trivial.mIoU).toFixed(2)} (aAcc ${
-        (100 * trivial.aAcc).toFixed(2)
-      }) for the trivial predictor, ${(mean(mious(base)) / (100 * trivial.mIoU)).toFixed(1)}× its mIoU.`,
+      `- Baseline: ${miou.toFixed(2)} mIoU (aAcc ${aAcc.toFixed(2)}) vs ${(100 * trivial.mIoU).toFixed(2)} ` +
+        `(aAcc ${(100 * trivial.aAcc).toFixed(2)}) for the trivial predictor, ` +
+        `${(miou / (100 * trivial.mIoU)).toFixed(1)}× its mIoU.`,
     );
   }
   compare("baseline", "mt", "+MT (multi-label head and loss, no selection)");
@@ -333,9 +331,8 @@ export const findings = (
       mean(mious(best)) - mean(mious(r)) > Math.hypot(std(mious(best)), std(mious(r)))
     );
     out.push(
-      `- κ sweep: ${byKappa.map((r) => `κ=${kappa(r)}: ${mean(mious(r)).toFixed(2)}`).join(", ")}; best κ = ${
-        kappa(best)
-      }` +
+      `- κ sweep: ${byKappa.map((r) => `κ=${kappa(r)}: ${mean(mious(r)).toFixed(2)}`).join(", ")}; ` +
+        `best κ = ${kappa(best)}` +
         (worse.length === 0
           ? ", but every κ is within the seed spread of it: no clear effect at this scale"
           : `; beyond the seed spread below it: ${worse.map((r) => `κ=${kappa(r)}`).join(", ")}`) +

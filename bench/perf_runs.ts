@@ -7,8 +7,13 @@ import { fileURLToPath } from "node:url";
 import { execute, openSession, type Plan, type Value, value } from "../plan/runtime.ts";
 import type { HostArray } from "../plan/dtype.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
-import { type InferenceProfile, runsOfTrace, type StepProfile } from "./profile.ts";
-import { summarize } from "./stats.ts";
+import {
+  type InferenceProfile,
+  medianRunTimes,
+  readTrace,
+  runsOfTrace,
+  type StepProfile,
+} from "./profile.ts";
 import { type PeerIdentity, peerScript, runPeerScript } from "./peer.ts";
 import type { InferenceOutputs } from "./perf_report.ts";
 
@@ -91,15 +96,7 @@ export const profileInference = async (
       const feeds = { images: value("float32", image, [1, 3, size, size]) };
       yield* timeRuns(Effect.promise(() => session.run(feeds)), repeats);
     }))); // the trace is written when the session is released
-    const [file] = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
-    if (!file) throw new Error(`ONNX Runtime wrote no profile into ${dir}`);
-    const runs = runsOfTrace(JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)), repeats.runs);
-    const median = (xs: number[]) => summarize(xs).median;
-    return {
-      runMs: median(runs.map((r) => r.runMs)),
-      kernelMs: median(runs.map((r) => r.kernelMs)),
-      matmulMs: median(runs.map((r) => r.matmulMs)),
-    };
+    return medianRunTimes(runsOfTrace(await readTrace(dir), repeats.runs));
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
