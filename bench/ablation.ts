@@ -16,46 +16,37 @@ import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
 import { describeModel } from "../interpret/describe.ts";
 import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
-import { majorityBaseline } from "../eval/trivial.ts";
+import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
-import { formatGenerated } from "./markdown.ts";
+import { formatGenerated, table } from "./markdown.ts";
+import { mean, std } from "./stats.ts";
 
 const SPECS = "experiments/rankseg";
 const RUNS = "runs/ablation";
 
-/** The paper's numbers (COCO-Stuff, Segmenter ViT-B; Table 1, Fig. 3, Table 4), by row. */
-const PAPER: Record<string, string> = {
-  baseline: "41.85",
-  mt: "42.38",
-  "mt-ls": "44.31",
-  "mt-ls-ra": "44.98",
-  "mt-ls-rln": "44.98 (official code's form of RA)",
-  "gt-eval": "—",
-  "gt-train-eval": "≈ +24 over baseline (Fig. 3)",
-  "mt-ls-ra-k10": "Table 4: κ sweep, best at κ = 50 of 171",
-  "mt-ls-ra-k50": "Table 4: best",
-  "mt-ls-ra-k133": "—",
-  "baseline-linear": "—",
-  "mt-ls-ra-linear": "—",
+/**
+ * The grid's rows in table order (the ablation steps first, the κ sweep last, so an interrupted grid has
+ * its main rows): each row's label, and the paper's number for it (COCO-Stuff, Segmenter ViT-B; Table 1,
+ * Fig. 3, Table 4).
+ */
+const ROWS: Record<string, { readonly label: string; readonly paper: string }> = {
+  baseline: { label: "Baseline (ψ over all K, shared τ)", paper: "41.85" },
+  mt: { label: "+MT (ξ + multi-label loss)", paper: "42.38" },
+  "mt-ls": { label: "+MT+LS (top-κ select & sort)", paper: "44.31" },
+  "mt-ls-ra": { label: "+MT+LS+RA (rank-adaptive τ_r)", paper: "44.98" },
+  "mt-ls-rln": { label: "+MT+LS+RA, rank-LayerNorm variant", paper: "44.98 (official code's form of RA)" },
+  "gt-eval": { label: "GT(eval) oracle", paper: "—" },
+  "gt-train-eval": { label: "GT(train+eval) oracle", paper: "≈ +24 over baseline (Fig. 3)" },
+  "mt-ls-ra-k10": { label: "+MT+LS+RA, κ = 10", paper: "Table 4: κ sweep, best at κ = 50 of 171" },
+  "mt-ls-ra-k50": { label: "+MT+LS+RA, κ = 50", paper: "Table 4: best" },
+  "mt-ls-ra-k133": { label: "+MT+LS+RA, κ = 133 (= K)", paper: "—" },
+  "baseline-linear": { label: "Baseline, linear ψ", paper: "—" },
+  "mt-ls-ra-linear": { label: "+MT+LS+RA, linear ψ", paper: "—" },
 };
+const ORDER = Object.keys(ROWS);
+const label = (row: string) => ROWS[row]?.label ?? row;
 
-const LABEL: Record<string, string> = {
-  baseline: "Baseline (ψ over all K, shared τ)",
-  mt: "+MT (ξ + multi-label loss)",
-  "mt-ls": "+MT+LS (top-κ select & sort)",
-  "mt-ls-ra": "+MT+LS+RA (rank-adaptive τ_r)",
-  "mt-ls-rln": "+MT+LS+RA, rank-LayerNorm variant",
-  "gt-eval": "GT(eval) oracle",
-  "gt-train-eval": "GT(train+eval) oracle",
-  "mt-ls-ra-k10": "+MT+LS+RA, κ = 10",
-  "mt-ls-ra-k50": "+MT+LS+RA, κ = 50",
-  "mt-ls-ra-k133": "+MT+LS+RA, κ = 133 (= K)",
-  "baseline-linear": "Baseline, linear ψ",
-  "mt-ls-ra-linear": "+MT+LS+RA, linear ψ",
-};
-
-/** mIoU and aAcc as fractions, mAP ×100 (the tables print 100 × the fractions). */
 export interface RunResult {
   readonly mIoU: number;
   readonly aAcc: number;
@@ -66,11 +57,6 @@ const flag = (name: string): string | undefined => {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (
-  xs: number[],
-) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
 const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   Effect.gen(function* () {
@@ -98,7 +84,6 @@ export const main = async (args: string[]) => {
   const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
   const only = new RegExp(flag("only") ?? ".");
   const reportOnly = Deno.args.includes("--report-only");
-  // Table order (the ablation steps first, the κ sweep last), so an interrupted grid has its main rows.
   const rank = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return [dataset, ORDER.indexOf(rest.join("-"))] as const;
@@ -126,47 +111,13 @@ export const main = async (args: string[]) => {
   await writeResults(rows, seeds, steps, reportOnly);
 };
 
-const ORDER = [
-  "baseline",
-  "mt",
-  "mt-ls",
-  "mt-ls-ra",
-  "mt-ls-rln",
-  "gt-eval",
-  "gt-train-eval",
-  "mt-ls-ra-k10",
-  "mt-ls-ra-k50",
-  "mt-ls-ra-k133",
-  "baseline-linear",
-  "mt-ls-ra-linear",
-];
-
 const writeResults = async (
   rows: (RowResult & { file: string })[],
   seeds: number,
   steps: number | undefined,
   reportOnly: boolean,
 ) => {
-  const command = `npx --yes deno@2.9.6 task bench ablation --seeds ${seeds}${
-    steps === undefined ? "" : ` --steps ${steps}`
-  }${reportOnly ? " --report-only" : ""}`;
-  const missing = rows.filter((r) => r.runs.length < seeds);
-  const lines = [
-    "# RankSeg at CPU scale: ablation and oracles",
-    "",
-    `Produced by \`${command}\` on ${
-      new Date().toISOString().slice(0, 10)
-    }; this file is written by that command.`,
-    "",
-    ...(missing.length === 0 ? [] : [
-      `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${
-        rows.length * seeds
-      } runs have finished. Rows with fewer than ${seeds} seeds: ${
-        missing.map((r) => `${r.dataset} ${r.row} (${r.runs.length})`).join(", ")
-      }. Their statistics use the seeds that finished; a row with none is left out of the findings and the plot.`,
-      "",
-    ]),
-  ];
+  const lines = resultsHeader(rows, seeds, steps, reportOnly, new Date().toISOString().slice(0, 10));
   await mkdir("results", { recursive: true });
   for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
     const own = rows.filter((r) => r.dataset === dataset).sort((a, b) =>
@@ -176,57 +127,126 @@ const writeResults = async (
     const trivial = await Effect.runPromise(
       majorityBaseline(e.data.dataset, e.data.dataset.trainSplit, e.data.dataset.testSplit),
     );
-    const t = e.train;
-    const psiOf = (x: Experiment) => x.model._tag === "Segmenter" ? x.model.psi?._tag ?? "no" : "no";
-    const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
-    lines.push(
-      `## ${dataset} (K = ${e.model.classes})`,
-      "",
-      `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
-        otherPsi.length
-          ? ` (${otherPsi.map((r) => `"${LABEL[r.row] ?? r.row}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
-          : ""
-      }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
-        `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${
-          seeds - 1
-        }; ` +
-        `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
-          e.data.test.resize?.join("×") ?? "none"
-        }).`,
-      `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
-        `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
-      "",
-      "| row | spec | mIoU (mean ± std) | per seed | aAcc | mAP | params | GFLOPs | paper (COCO-Stuff, ViT-B) |",
-      "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
-    );
-    const bars: { label: string; mean: number; std: number }[] = [];
-    for (const r of own) {
-      const mious = r.runs.map((x) => 100 * x.mIoU);
-      const maps = r.runs.map((x) => x.mAP).filter((x): x is number => x !== null);
-      const d = describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!;
-      const miou = mious.length ? `${mean(mious).toFixed(2)} ± ${std(mious).toFixed(2)}` : "not run yet";
-      const perSeed = mious.map((x) => x.toFixed(2)).join(", ") +
-        (mious.length < seeds ? ` (${mious.length} of ${seeds} seeds)` : "");
-      lines.push(
-        `| ${LABEL[r.row] ?? r.row} | \`${r.file}\` | ${miou} | ${perSeed} | ` +
-          `${r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"} | ` +
-          `${maps.length ? mean(maps).toFixed(2) : "—"} | ` +
-          `${(d.params / 1e6).toFixed(3)} M | ${d.gflops.toFixed(2)} | ${PAPER[r.row] ?? "—"} |`,
-      );
-      if (mious.length) bars.push({ label: r.row, mean: mean(mious), std: std(mious) });
-    }
-    lines.push("", ...findings(own.filter((r) => r.runs.length > 0), trivial), "");
-    const svg = `results/ablation-${dataset}.svg`;
-    await writeFile(
-      svg,
-      barChart(`${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`, bars, 100 * trivial.mIoU),
-    );
-    await formatGenerated(svg);
-    lines.push("", `![mIoU per row on ${dataset}](${svg})`, "");
+    const section = datasetSection(dataset, own, trivial, seeds, steps);
+    lines.push(...section.lines);
+    await writeFile(section.svg, section.chart);
+    await formatGenerated(section.svg);
   }
   await writeFile("RESULTS.md", lines.join("\n") + "\n");
   await formatGenerated("RESULTS.md");
   console.log(lines.join("\n"));
+};
+
+/** The title of RESULTS.md, the command that wrote it on `date`, and which rows lack seeds. */
+export const resultsHeader = (
+  rows: readonly (RowResult & { file: string })[],
+  seeds: number,
+  steps: number | undefined,
+  reportOnly: boolean,
+  date: string,
+): string[] => {
+  const flags = `--seeds ${seeds}${steps === undefined ? "" : ` --steps ${steps}`}`;
+  const command = `npx --yes deno@2.9.6 task bench ablation ${flags}${reportOnly ? " --report-only" : ""}`;
+  const missing = rows.filter((r) => r.runs.length < seeds);
+  return [
+    "# RankSeg at CPU scale: ablation and oracles",
+    "",
+    `Produced by \`${command}\` on ${date}; this file is written by that command.`,
+    "",
+    ...(missing.length === 0 ? [] : [
+      `**Incomplete:** ${rows.reduce((n, r) => n + r.runs.length, 0)} of ${rows.length * seeds} runs have ` +
+      `finished. Rows with fewer than ${seeds} seeds: ` +
+      `${
+        missing.map((r) => `${r.dataset} ${r.row} (${r.runs.length})`).join(", ")
+      }. Their statistics use the ` +
+      "seeds that finished; a row with none is left out of the findings and the plot.",
+      "",
+    ]),
+  ];
+};
+
+/**
+ * One dataset's part of RESULTS.md (`own`: its rows in table order): the setting, the table, the
+ * findings and a link to the plot, and the plot's SVG.
+ */
+export const datasetSection = (
+  dataset: string,
+  own: readonly (RowResult & { file: string })[],
+  trivial: MajorityBaseline,
+  seeds: number,
+  steps: number | undefined,
+): { lines: string[]; svg: string; chart: string } => {
+  const e = own[0].e;
+  const t = e.train;
+  const psiOf = (x: Experiment) => x.model._tag === "Segmenter" ? x.model.psi?._tag ?? "no" : "no";
+  const otherPsi = own.filter((r) => psiOf(r.e) !== psiOf(e));
+  const tableRows: TableRow[] = own.map((r) => ({
+    ...r,
+    mious: mious(r),
+    maps: r.runs.map((x) => x.mAP).filter((x): x is number => x !== null),
+    model: describeModel(r.e.model, r.e.data.train.cropSize).components.at(-1)!,
+  }));
+  const bars = tableRows.filter((r) => r.mious.length)
+    .map((r) => ({ label: r.row, mean: mean(r.mious), std: std(r.mious) }));
+  const svg = `results/ablation-${dataset}.svg`;
+  const lines = [
+    `## ${dataset} (K = ${e.model.classes})`,
+    "",
+    `Every row: ${e.model.backbone._tag} backbone, ${psiOf(e)} ψ${
+      otherPsi.length
+        ? ` (${otherPsi.map((r) => `"${label(r.row)}"`).join(" and ")}: ${psiOf(otherPsi[0].e)} ψ)`
+        : ""
+    }, crop ${e.data.train.cropSize.join("×")}, batch ${t.batchSize}, ` +
+    `${steps ?? t.steps} steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${seeds - 1}; ` +
+    `evaluated on ${e.data.dataset.testSplit} (whole image, test resize ${
+      e.data.test.resize?.join("×") ?? "none"
+    }).`,
+    `A trivial predictor (every pixel = the most frequent training class, "${trivial.className}") scores ` +
+    `mIoU ${(100 * trivial.mIoU).toFixed(2)}, aAcc ${(100 * trivial.aAcc).toFixed(2)}.`,
+    "",
+    table<TableRow>(
+      [
+        { header: "row", cell: (r) => label(r.row) },
+        { header: "spec", align: "left", cell: (r) => `\`${r.file}\`` },
+        {
+          header: "mIoU (mean ± std)",
+          align: "right",
+          cell: (
+            r,
+          ) => (r.mious.length ? `${mean(r.mious).toFixed(2)} ± ${std(r.mious).toFixed(2)}` : "not run yet"),
+        },
+        {
+          header: "per seed",
+          align: "left",
+          cell: (r) =>
+            r.mious.map((x) => x.toFixed(2)).join(", ") +
+            (r.mious.length < seeds ? ` (${r.mious.length} of ${seeds} seeds)` : ""),
+        },
+        {
+          header: "aAcc",
+          cell: (r) => (r.runs.length ? mean(r.runs.map((x) => 100 * x.aAcc)).toFixed(2) : "—"),
+        },
+        { header: "mAP", cell: (r) => (r.maps.length ? mean(r.maps).toFixed(2) : "—") },
+        { header: "params", cell: (r) => `${(r.model.params / 1e6).toFixed(3)} M` },
+        { header: "GFLOPs", cell: (r) => r.model.gflops.toFixed(2) },
+        { header: "paper (COCO-Stuff, ViT-B)", align: "left", cell: (r) => ROWS[r.row]?.paper ?? "—" },
+      ],
+      tableRows,
+      "plain",
+    ),
+    "",
+    ...findings(own.filter((r) => r.runs.length > 0), trivial),
+    "",
+    "",
+    `![mIoU per row on ${dataset}](${svg})`,
+    "",
+  ];
+  const chart = barChart(
+    `${dataset}: mIoU per row (mean ± std over ${seeds} seeds)`,
+    bars,
+    100 * trivial.mIoU,
+  );
+  return { lines, svg, chart };
 };
 
 export interface RowResult {
@@ -234,6 +254,14 @@ export interface RowResult {
   readonly row: string;
   readonly e: Experiment;
   readonly runs: RunResult[];
+}
+
+/** A row of a dataset's table: its runs' mIoU and mAP values (%), and its model's size. */
+interface TableRow extends RowResult {
+  readonly file: string;
+  readonly mious: readonly number[];
+  readonly maps: readonly number[];
+  readonly model: { readonly params: number; readonly gflops: number };
 }
 
 /** mIoU values (%) of a row. */
@@ -266,20 +294,18 @@ export const findings = (
       : "hurts, beyond the seed spread";
     const paper = PAPER_DELTA[to] === undefined ? "" : ` (paper: +${PAPER_DELTA[to].toFixed(2)})`;
     out.push(
-      `- ${what}: ${delta >= 0 ? "+" : ""}${delta.toFixed(2)} mIoU (seed spread ±${
-        spread.toFixed(2)
-      }) — ${verdict}${paper}.`,
+      `- ${what}: ${delta >= 0 ? "+" : ""}${delta.toFixed(2)} mIoU (seed spread ±${spread.toFixed(2)}) — ` +
+        `${verdict}${paper}.`,
     );
     return { delta, clear: Math.abs(delta) > spread };
   };
   const base = by.get("baseline");
   if (base) {
+    const [miou, aAcc] = [mean(mious(base)), mean(base.runs.map((x) => 100 * x.aAcc))];
     out.push(
-      `- Baseline: ${mean(mious(base)).toFixed(2)} mIoU (aAcc ${
-        mean(base.runs.map((x) => 100 * x.aAcc)).toFixed(2)
-      }) vs ${(100 * trivial.mIoU).toFixed(2)} (aAcc ${
-        (100 * trivial.aAcc).toFixed(2)
-      }) for the trivial predictor, ${(mean(mious(base)) / (100 * trivial.mIoU)).toFixed(1)}× its mIoU.`,
+      `- Baseline: ${miou.toFixed(2)} mIoU (aAcc ${aAcc.toFixed(2)}) vs ${(100 * trivial.mIoU).toFixed(2)} ` +
+        `(aAcc ${(100 * trivial.aAcc).toFixed(2)}) for the trivial predictor, ` +
+        `${(miou / (100 * trivial.mIoU)).toFixed(1)}× its mIoU.`,
     );
   }
   compare("baseline", "mt", "+MT (multi-label head and loss, no selection)");
@@ -314,9 +340,8 @@ export const findings = (
       mean(mious(best)) - mean(mious(r)) > Math.hypot(std(mious(best)), std(mious(r)))
     );
     out.push(
-      `- κ sweep: ${byKappa.map((r) => `κ=${kappa(r)}: ${mean(mious(r)).toFixed(2)}`).join(", ")}; best κ = ${
-        kappa(best)
-      }` +
+      `- κ sweep: ${byKappa.map((r) => `κ=${kappa(r)}: ${mean(mious(r)).toFixed(2)}`).join(", ")}; ` +
+        `best κ = ${kappa(best)}` +
         (worse.length === 0
           ? ", but every κ is within the seed spread of it: no clear effect at this scale"
           : `; beyond the seed spread below it: ${worse.map((r) => `κ=${kappa(r)}`).join(", ")}`) +

@@ -15,7 +15,7 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { cpus } from "node:os";
-import { recordSection } from "./markdown.ts";
+import { recordSection, table } from "./markdown.ts";
 import { camvid, coco133 } from "../dsl/datasets.ts";
 import type { DataError } from "../data/errors.ts";
 import { trainLoader } from "../data/loader.ts";
@@ -208,7 +208,9 @@ const decodeOverlap = (files: readonly string[]): Effect.Effect<DecodeOverlap> =
 const f1 = (x: number) => x.toFixed(1);
 const workersLabel = (w: number) => (w === 0 ? "main thread" : `${w} Worker${w > 1 ? "s" : ""}`);
 
-const markdown = (r: DataBenchResult): string => {
+/** The body of the "Data pipeline" section. */
+export const renderData = (r: DataBenchResult): string => {
+  const d = r.decodeOverlap;
   const lines = [
     "<!-- data-bench: written by `deno task bench data` (bench/data.ts); edits inside this section are overwritten -->",
     "",
@@ -221,35 +223,45 @@ const markdown = (r: DataBenchResult): string => {
     "The loader against the images/s a real training step consumes (the quickstart's and the perf model's) is",
     'in "Performance (segmenter)" (`deno task bench perf`); the second table here feeds stand-in steps.',
     "",
-    "| dataset | crop | decode on | samples in flight | images/s |",
-    "|---|---|---|---|---|",
-    ...r.throughput.map((t) =>
-      `| ${t.dataset} | ${t.crop} | ${workersLabel(t.workers)} | ${t.concurrency} | ${
-        f1(t.imagesPerSecond)
-      } |`
+    table<ThroughputRow>(
+      [
+        { header: "dataset", cell: (t) => t.dataset },
+        { header: "crop", cell: (t) => String(t.crop) },
+        { header: "decode on", cell: (t) => workersLabel(t.workers) },
+        { header: "samples in flight", cell: (t) => String(t.concurrency) },
+        { header: "images/s", cell: (t) => f1(t.imagesPerSecond) },
+      ],
+      r.throughput,
+      "bare",
     ),
     "",
     "Does loading overlap a step that blocks the main thread? onnxruntime-node's `session.run` runs the graph",
     "synchronously on the main thread (inside a `setImmediate`): no JavaScript, timer or message handler runs",
-    `meanwhile. Sharp decoding alone: ${r.decodeOverlap.images} CamVid JPEGs take ${
-      f1(r.decodeOverlap.decodeMs)
-    } ms; issued just before a ${f1(r.decodeOverlap.busyMs)} ms synchronous busy loop they are done ${
-      f1(r.decodeOverlap.togetherMs)
-    } ms after the start, so ${
-      Math.round(100 * r.decodeOverlap.overlap)
-    }% of the decoding was hidden: libvips decodes on its own threads, but under Deno only part of a queue of`,
+    `meanwhile. Sharp decoding alone: ${d.images} CamVid JPEGs take ${
+      f1(d.decodeMs)
+    } ms; issued just before a ` +
+    `${f1(d.busyMs)} ms synchronous busy loop they are done ${f1(d.togetherMs)} ms after the start, so ` +
+    `${
+      Math.round(100 * d.overlap)
+    }% of the decoding was hidden: libvips decodes on its own threads, but under ` +
+    "Deno only part of a queue of",
     "decodes progresses while the main thread is blocked (the rest waits for the event loop). The rest of the",
     "pipeline (label mapping, crop, flip, photometric distortion, normalization) is JavaScript. Whole loader",
     `(camvid, crop 512, batch ${r.batchSize}) feeding a blocking step:`,
     "",
-    "| step per batch | decode on | step alone ms | images/s the step consumes | step under load ms | batch period ms | images/s | loader time hidden |",
-    "|---|---|---|---|---|---|---|---|",
-    ...r.stepOverlap.map((o) =>
-      `| ${o.consumer} | ${workersLabel(o.workers)} | ${f1(o.stepMs)} | ${
-        f1((r.batchSize * 1000) / o.stepMs)
-      } | ${f1(o.stepUnderLoadMs)} | ${f1(o.periodMs)} | ${f1(o.imagesPerSecond)} | ${
-        Math.round(100 * o.hidden)
-      }% |`
+    table<OverlapRow>(
+      [
+        { header: "step per batch", cell: (o) => o.consumer },
+        { header: "decode on", cell: (o) => workersLabel(o.workers) },
+        { header: "step alone ms", cell: (o) => f1(o.stepMs) },
+        { header: "images/s the step consumes", cell: (o) => f1((r.batchSize * 1000) / o.stepMs) },
+        { header: "step under load ms", cell: (o) => f1(o.stepUnderLoadMs) },
+        { header: "batch period ms", cell: (o) => f1(o.periodMs) },
+        { header: "images/s", cell: (o) => f1(o.imagesPerSecond) },
+        { header: "loader time hidden", cell: (o) => `${Math.round(100 * o.hidden)}%` },
+      ],
+      r.stepOverlap,
+      "bare",
     ),
     "",
     `Median of ${REPEATS} runs, each step re-timed alone just before its run. "Loader time hidden" = 1 − (batch`,
@@ -356,7 +368,7 @@ export const benchData = (
       decodeOverlap: overlap,
       stepOverlap,
     };
-    const section = markdown(result);
+    const section = renderData(result);
     yield* Console.log(`\n## Data pipeline\n\n${section}`);
     if (options.record ?? true) {
       yield* Effect.promise(() => recordSection("BENCHMARKS.md", "Data pipeline", section));

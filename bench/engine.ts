@@ -23,11 +23,12 @@ import {
 } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
 import { describeBlas, runPeer } from "./peer.ts";
-import { ownMinorFaults, waitForQuiet, withLoad } from "./load.ts";
+import { ownMinorFaults, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
 import { profileSteps } from "./profile.ts";
 import { recordSection } from "./markdown.ts";
-import { checkEqualWork, type EngineFigures, QUIET_LOAD, renderEngine } from "./report.ts";
+import { checkEqualWork } from "./comparison.ts";
+import { type EngineFigures, renderEngine } from "./report.ts";
 
 const THREADS = [1, 2];
 const ROUNDS = 4;

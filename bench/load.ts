@@ -5,6 +5,12 @@
  * had to map in.
  */
 
+/**
+ * Above this many cores of outside load the machine is not quiet: the bench waits for less, and the
+ * report says the figures are disturbed.
+ */
+export const QUIET_LOAD = 0.1;
+
 /** Linux's USER_HZ: /proc reports CPU times in 1/100 s. */
 const TICKS_PER_SECOND = 100;
 

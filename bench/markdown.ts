@@ -1,17 +1,48 @@
-/** Markdown tables and the per-suite sections of BENCHMARKS.md: pure functions, unit-tested. */
+/**
+ * What every bench renders with: tables (columns of header, alignment and cell formatter), the cell
+ * formatters, and the writer of a suite's `## section` in BENCHMARKS.md or RESULTS.md.
+ */
 import type { Summary } from "./stats.ts";
 
 /**
- * A GitHub-flavoured Markdown table, padded so that it also reads in a terminal; columns after the
- * first are right-aligned (they hold figures).
+ * One column of a table: its header, how its cells align, and how a row becomes its cell. By default
+ * the first column (what the row is) is left-aligned and the others (figures) right-aligned.
  */
-export const table = (header: readonly string[], rows: readonly (readonly string[])[]): string => {
-  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const cell = (text: string, i: number) => (i === 0 ? text.padEnd(widths[i]) : text.padStart(widths[i]));
-  const line = (cells: readonly string[]) =>
-    `| ${widths.map((_, i) => cell(cells[i] ?? "", i)).join(" | ")} |`;
-  const rule = widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`));
-  return [line(header), `| ${rule.join(" | ")} |`, ...rows.map(line)].join("\n");
+export interface Column<R> {
+  readonly header: string;
+  readonly align?: "left" | "right";
+  readonly cell: (row: R) => string;
+}
+
+/**
+ * How a table is laid out. "padded": every column padded to its widest cell, so the Markdown also reads
+ * in a terminal (BENCHMARKS.md's suites). "plain": cells unpadded, rule `---` / `---:` (RESULTS.md).
+ * "bare": cells unpadded, rule `|---|---|` without alignment (the data suite's section).
+ */
+export type TableStyle = "padded" | "plain" | "bare";
+
+/** A GitHub-flavoured Markdown table of `rows`, one cell per column. */
+export const table = <R>(
+  columns: readonly Column<R>[],
+  rows: readonly R[],
+  style: TableStyle = "padded",
+): string => {
+  const cells = rows.map((r) => columns.map((c) => c.cell(r)));
+  const right = columns.map((c, i) => (c.align ?? (i === 0 ? "left" : "right")) === "right");
+  const widths = columns.map((c, i) =>
+    style === "padded" ? Math.max(3, c.header.length, ...cells.map((r) => r[i].length)) : 3
+  );
+  const pad = (text: string, i: number) =>
+    style !== "padded" ? text : right[i] ? text.padStart(widths[i]) : text.padEnd(widths[i]);
+  const line = (texts: readonly string[]) => `| ${texts.map(pad).join(" | ")} |`;
+  const rule = widths.map((w, i) =>
+    !right[i] || style === "bare" ? "-".repeat(w) : `${"-".repeat(style === "padded" ? w - 1 : 3)}:`
+  );
+  return [
+    line(columns.map((c) => c.header)),
+    style === "bare" ? `|${rule.join("|")}|` : `| ${rule.join(" | ")} |`,
+    ...cells.map(line),
+  ].join("\n");
 };
 
 /**

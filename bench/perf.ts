@@ -21,10 +21,10 @@ import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
 import { stateSize, stepFlops } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
 import { describeBlas } from "./peer.ts";
-import { averageLoad, type Load, waitForQuiet, withLoad } from "./load.ts";
+import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { recordSection } from "./markdown.ts";
 import { summarize } from "./stats.ts";
-import { checkEqualWork, QUIET_LOAD } from "./report.ts";
+import { checkEqualWork } from "./comparison.ts";
 import { loaderImagesPerSecond } from "./data.ts";
 import { graphOps } from "./optimized_graph.ts";
 import {

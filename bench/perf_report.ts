@@ -5,19 +5,20 @@
 import type { Machine } from "./machine.ts";
 import type { Repeats } from "./measure.ts";
 import type { StepFlops } from "./mlp.ts";
-import type { ComponentTime, StepProfile } from "./profile.ts";
-import type { InferenceProfile } from "./perf_runs.ts";
+import type { InferenceProfile, StepProfile } from "./profile.ts";
 import { type GraphOps, notableOps } from "./optimized_graph.ts";
 import {
-  checkEqualWork,
   FIRST_LOSS_TOLERANCE,
-  QUIET_LOAD,
-  sideBySideCells,
+  loadColumn,
+  lossTable,
+  sideBySideColumns,
   STEPS_LOSS_TOLERANCE,
-} from "./report.ts";
+  threadsColumn,
+} from "./comparison.ts";
+import { QUIET_LOAD } from "./load.ts";
 import {
+  type Column,
   fixed,
-  formatLoss as loss,
   formatMs as ms,
   formatPercent as pct,
   formatRelative as rel,
@@ -185,6 +186,12 @@ export const vocabGrowth = (f: PerfFigures, variant: HeadVariant, threads: numbe
 export const dataRatio = (loader: LoaderFigure, stepMs: number): number =>
   loader.imagesPerSecond / ((loader.batch * 1000) / stepMs);
 
+/** The two loader settings, each against the training step it feeds (quickstart's or the perf model's). */
+const loaderSettings = (f: PerfFigures) => [
+  { loader: f.loaders.quickstart, stepMs: (t: PerfThread) => t.quickstartStep.median },
+  { loader: f.loaders.perf, stepMs: (t: PerfThread) => t.train.ours.median },
+];
+
 /** Share of the step spent outside ONNX Runtime's run. */
 export const outsideShare = (p: StepProfile): number => p.outsideMs / p.wallMs;
 
@@ -192,77 +199,81 @@ export const outsideShare = (p: StepProfile): number => p.outsideMs / p.wallMs;
 // Rendering
 
 const x2 = (v: number) => fixed(v, 2);
-const yesNo = (ok: boolean) => (ok ? "met" : "**not met**");
-const per = (f: PerfFigures, cell: (t: PerfThread) => string) => f.byThreads.map(cell);
-const every = (f: PerfFigures, ok: (t: PerfThread) => boolean) => yesNo(f.byThreads.every(ok));
+
+/** One thread count's column per `T`, from the figures of that thread count. */
+const perThread = <R>(
+  f: PerfFigures,
+  header: (t: PerfThread) => string,
+  cell: (row: R, t: PerfThread) => string,
+): Column<R>[] => f.byThreads.map((t) => ({ header: header(t), cell: (r: R) => cell(r, t) }));
+
+/** A row of the summary: a goal, each T's figure, and whether every T meets it. */
+interface Goal {
+  readonly figure: string;
+  readonly goal: string;
+  readonly cell: (t: PerfThread) => string;
+  readonly met: (t: PerfThread) => boolean;
+}
 
 const summaryTable = (f: PerfFigures) => {
   const ks = vocabSizes(f);
-  const [kMin, kMax] = [ks[0], ks[ks.length - 1]];
-  const header = ["figure", "goal", ...f.byThreads.map((t) => `T = ${t.threads}`), "goal met"];
-  const rows: string[][] = [
-    [
-      "Training step, ours / PyTorch",
-      `≤ ${GOALS.train}`,
-      ...per(f, (t) => `${x2(trainRatio(t))} (${ms(t.train.ours.median)} / ${ms(t.train.peer.median)} ms)`),
-      every(f, (t) => trainRatio(t) <= GOALS.train),
-    ],
-    [
-      "Inference, one image: exported ONNX / PyTorch eager",
-      `≤ ${GOALS.infer}`,
-      ...per(f, (t) => `${x2(inferRatio(t))} (${ms(t.infer.ours.median)} / ${ms(t.infer.peer.median)} ms)`),
-      every(f, (t) => inferRatio(t) <= GOALS.infer),
-    ],
-    [
-      "MFU: training FLOP/s ÷ ORT MatMul peak",
-      `≥ ${GOALS.mfu}`,
-      ...per(
-        f,
-        (t) =>
-          `${x2(mfu(f, t))} (${fixed(gflops(f.model.step.step, t.train.ours.median), 1)} / ${
-            fixed(t.peak, 1)
-          } GFLOP/s)`,
-      ),
-      every(f, (t) => mfu(f, t) >= GOALS.mfu),
-    ],
-    [
-      `RankSeg head (ξ = GAP), time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
-      `≤ ${GOALS.vocab}`,
-      ...per(f, (t) => x2(vocabGrowth(f, "ranksegGap", t.threads))),
-      every(f, (t) => vocabGrowth(f, "ranksegGap", t.threads) <= GOALS.vocab),
-    ],
-    [
-      `Full-K pixel classifier head, time at K = ${kMax.toLocaleString("en-US")} ÷ at K = ${kMin}`,
-      "grows with K",
-      ...per(f, (t) => x2(vocabGrowth(f, "fullK", t.threads))),
-      every(f, (t) => vocabGrowth(f, "fullK", t.threads) > GOALS.vocab),
-    ],
-    ...(["quickstart", "perf"] as const).map((which) => {
-      const l = f.loaders[which];
-      const stepMs = (
-        t: PerfThread,
-      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
-      return [
-        `Data pipeline images/s ÷ images/s a training step consumes (${l.label})`,
-        `≥ ${GOALS.data}`,
-        ...per(
-          f,
-          (t) =>
-            `${fixed(dataRatio(l, stepMs(t)), 1)} (${fixed(l.imagesPerSecond, 1)} / ${
-              fixed((l.batch * 1000) / stepMs(t), 1)
-            })`,
-        ),
-        every(f, (t) => dataRatio(l, stepMs(t)) >= GOALS.data),
-      ];
-    }),
-    [
-      "Runtime overhead: time outside session.run ÷ step, before → after recycling",
-      "shrink it",
-      ...per(f, (t) => `${pct(outsideShare(t.overhead.before))} → ${pct(outsideShare(t.overhead.after))}`),
-      every(f, (t) => outsideShare(t.overhead.after) < outsideShare(t.overhead.before)),
-    ],
+  const [kMin, kMax] = [ks[0], ks[ks.length - 1].toLocaleString("en-US")];
+  const goals: Goal[] = [
+    {
+      figure: "Training step, ours / PyTorch",
+      goal: `≤ ${GOALS.train}`,
+      cell: (t) => `${x2(trainRatio(t))} (${ms(t.train.ours.median)} / ${ms(t.train.peer.median)} ms)`,
+      met: (t) => trainRatio(t) <= GOALS.train,
+    },
+    {
+      figure: "Inference, one image: exported ONNX / PyTorch eager",
+      goal: `≤ ${GOALS.infer}`,
+      cell: (t) => `${x2(inferRatio(t))} (${ms(t.infer.ours.median)} / ${ms(t.infer.peer.median)} ms)`,
+      met: (t) => inferRatio(t) <= GOALS.infer,
+    },
+    {
+      figure: "MFU: training FLOP/s ÷ ORT MatMul peak",
+      goal: `≥ ${GOALS.mfu}`,
+      cell: (t) =>
+        `${x2(mfu(f, t))} (${fixed(gflops(f.model.step.step, t.train.ours.median), 1)} / ${
+          fixed(t.peak, 1)
+        } GFLOP/s)`,
+      met: (t) => mfu(f, t) >= GOALS.mfu,
+    },
+    {
+      figure: `RankSeg head (ξ = GAP), time at K = ${kMax} ÷ at K = ${kMin}`,
+      goal: `≤ ${GOALS.vocab}`,
+      cell: (t) => x2(vocabGrowth(f, "ranksegGap", t.threads)),
+      met: (t) => vocabGrowth(f, "ranksegGap", t.threads) <= GOALS.vocab,
+    },
+    {
+      figure: `Full-K pixel classifier head, time at K = ${kMax} ÷ at K = ${kMin}`,
+      goal: "grows with K",
+      cell: (t) => x2(vocabGrowth(f, "fullK", t.threads)),
+      met: (t) => vocabGrowth(f, "fullK", t.threads) > GOALS.vocab,
+    },
+    ...loaderSettings(f).map(({ loader: l, stepMs }): Goal => ({
+      figure: `Data pipeline images/s ÷ images/s a training step consumes (${l.label})`,
+      goal: `≥ ${GOALS.data}`,
+      cell: (t) =>
+        `${fixed(dataRatio(l, stepMs(t)), 1)} (${fixed(l.imagesPerSecond, 1)} / ${
+          fixed((l.batch * 1000) / stepMs(t), 1)
+        })`,
+      met: (t) => dataRatio(l, stepMs(t)) >= GOALS.data,
+    })),
+    {
+      figure: "Runtime overhead: time outside session.run ÷ step, before → after recycling",
+      goal: "shrink it",
+      cell: (t) => `${pct(outsideShare(t.overhead.before))} → ${pct(outsideShare(t.overhead.after))}`,
+      met: (t) => outsideShare(t.overhead.after) < outsideShare(t.overhead.before),
+    },
   ];
-  return table(header, rows);
+  return table<Goal>([
+    { header: "figure", cell: (g) => g.figure },
+    { header: "goal", cell: (g) => g.goal },
+    ...perThread<Goal>(f, (t) => `T = ${t.threads}`, (g, t) => g.cell(t)),
+    { header: "goal met", cell: (g) => (f.byThreads.every(g.met) ? "met" : "**not met**") },
+  ], goals);
 };
 
 const loadNote = (f: PerfFigures): string => {
@@ -274,184 +285,120 @@ const loadNote = (f: PerfFigures): string => {
     ? `**Other processes were busy during this run**: up to ${fixed(worst, 2)} of ${f.machine.cores} cores ` +
       `while a side was measured (per side and T in the training table). Both sides are slowed, T = ` +
       `${f.machine.cores} most; the alternating rounds spread the disturbance over both.`
-    : `The machine was quiet: other processes kept at most ${
-      fixed(worst, 2)
-    } cores busy while either side was measured.`;
+    : `The machine was quiet: other processes kept at most ${fixed(worst, 2)} cores busy while either ` +
+      `side was measured.`;
 };
 
 const trainTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms",
-      "PyTorch ms",
-      "ours / PyTorch",
-      "ratio of p10s",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-      "MatMul peak GFLOP/s",
-      "MFU",
-      "other load, cores (ours / PyTorch)",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      ...sideBySideCells(t.train.ours, t.train.peer, f.model.step.step),
-      fixed(t.peak, 1),
-      pct(mfu(f, t)),
-      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
-    ]),
-  );
+  table<PerfThread>([
+    threadsColumn,
+    ...sideBySideColumns((t: PerfThread) => t.train, f.model.step.step),
+    { header: "MatMul peak GFLOP/s", cell: (t) => fixed(t.peak, 1) },
+    { header: "MFU", cell: (t) => pct(mfu(f, t)) },
+    loadColumn(),
+  ], f.byThreads);
 
 const inferTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms (exported ONNX)",
-      "PyTorch ms (eager, no_grad)",
-      "ours / PyTorch",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      spread(t.infer.ours),
-      spread(t.infer.peer),
-      x2(inferRatio(t)),
-      fixed(gflops(f.model.inference.forward, t.infer.ours.median), 1),
-      fixed(gflops(f.model.inference.forward, t.infer.peer.median), 1),
-    ]),
-  );
+  table<PerfThread>([
+    threadsColumn,
+    { header: "ours ms (exported ONNX)", cell: (t) => spread(t.infer.ours) },
+    { header: "PyTorch ms (eager, no_grad)", cell: (t) => spread(t.infer.peer) },
+    { header: "ours / PyTorch", cell: (t) => x2(inferRatio(t)) },
+    { header: "ours GFLOP/s", cell: (t) => fixed(gflops(f.model.inference.forward, t.infer.ours.median), 1) },
+    {
+      header: "PyTorch GFLOP/s",
+      cell: (t) => fixed(gflops(f.model.inference.forward, t.infer.peer.median), 1),
+    },
+  ], f.byThreads);
 
-const lossTable = (f: PerfFigures) => {
-  const k = f.checkSteps;
-  const last = f.trainRepeats.warmup + f.trainRepeats.runs;
-  return table(
-    [
-      "threads",
-      "loss step 1: ours",
-      "PyTorch",
-      "rel. diff",
-      `max rel. diff, steps 1–${k}`,
-      "check",
-      `step ${last}: ours`,
-      "PyTorch",
-    ],
-    f.byThreads.map((t) => {
-      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
-      return [
-        String(t.threads),
-        loss(t.ourLosses[0]),
-        loss(t.peerLosses[0]),
-        rel(w.first),
-        rel(w.steps),
-        w.passed ? "passed" : "FAILED",
-        loss(t.ourLosses[last - 1]),
-        loss(t.peerLosses[last - 1]),
-      ];
-    }),
-  );
-};
-
+/** Kernel time per part of the model and T, forward and backward, then all kernels (MatMul among them). */
 const componentTable = (f: PerfFigures) => {
   const names = [...new Set(f.byThreads.flatMap((t) => t.overhead.after.components.map((c) => c.component)))];
-  const of = (t: PerfThread, name: string): ComponentTime | undefined =>
-    t.overhead.after.components.find((c) => c.component === name);
-  return table(
+  const of = (t: PerfThread, name: string) => t.overhead.after.components.find((c) => c.component === name);
+  type Row = { readonly name: string; readonly cells: (t: PerfThread) => readonly [string, string] };
+  const rows: Row[] = [
+    ...names.map((name): Row => ({
+      name,
+      cells: (t) => [ms(of(t, name)?.forwardMs ?? 0), ms(of(t, name)?.backwardMs ?? 0)],
+    })),
+    {
+      name: "all kernels (MatMul kernels among them)",
+      cells: (t) => [`${ms(t.overhead.after.kernelMs)} (${ms(t.overhead.after.matmulMs)})`, ""],
+    },
+  ];
+  return table<Row>([
+    { header: "part of the step", cell: (r) => r.name },
+    ...f.byThreads.flatMap((t): Column<Row>[] => [
+      { header: `T=${t.threads} forward ms`, cell: (r) => r.cells(t)[0] },
+      { header: `T=${t.threads} backward ms`, cell: (r) => r.cells(t)[1] },
+    ]),
+  ], rows);
+};
+
+const overheadTable = (f: PerfFigures) => {
+  type Row = { readonly threads: number; readonly label: string; readonly p: StepProfile };
+  return table<Row>(
     [
-      "part of the step",
-      ...f.byThreads.flatMap((t) => [`T=${t.threads} forward ms`, `T=${t.threads} backward ms`]),
+      threadsColumn,
+      { header: "host memory", cell: (r) => r.label },
+      { header: "step ms", cell: (r) => ms(r.p.wallMs) },
+      { header: "in session.run", cell: (r) => ms(r.p.runMs) },
+      { header: "outside session.run", cell: (r) => ms(r.p.outsideMs) },
+      { header: "outside share", cell: (r) => pct(outsideShare(r.p)) },
+      { header: "page faults / step", cell: (r) => fixed(r.p.faultsPerStep, 0) },
     ],
-    [
-      ...names.map((
-        n,
-      ) => [n, ...f.byThreads.flatMap((t) => [ms(of(t, n)?.forwardMs ?? 0), ms(of(t, n)?.backwardMs ?? 0)])]),
-      [
-        "all kernels (MatMul kernels among them)",
-        ...f.byThreads.flatMap((t) => {
-          const p = t.overhead.after;
-          return [`${ms(p.kernelMs)} (${ms(p.matmulMs)})`, ""];
-        }),
-      ],
-    ],
+    f.byThreads.flatMap(({ threads, overhead }) => [
+      { threads, label: "not recycled (before)", p: overhead.before },
+      { threads, label: "recycled (after)", p: overhead.after },
+    ]),
   );
 };
 
-const overheadTable = (f: PerfFigures) =>
-  table(
-    [
-      "threads",
-      "host memory",
-      "step ms",
-      "in session.run",
-      "outside session.run",
-      "outside share",
-      "page faults / step",
-    ],
-    f.byThreads.flatMap((t) =>
-      ([["not recycled (before)", t.overhead.before], ["recycled (after)", t.overhead.after]] as const).map((
-        [label, p],
-      ) => [
-        String(t.threads),
-        label,
-        ms(p.wallMs),
-        ms(p.runMs),
-        ms(p.outsideMs),
-        pct(outsideShare(p)),
-        fixed(p.faultsPerStep, 0),
-      ])
+const vocabTable = (f: PerfFigures) => {
+  const at = (r: VocabRow, t: PerfThread) => r.runs?.find((m) => m.threads === t.threads);
+  return table<VocabRow>([
+    { header: "head", cell: (r) => VARIANT_LABEL[r.variant] },
+    { header: "K", cell: (r) => r.classes.toLocaleString("en-US") },
+    { header: "params", cell: (r) => r.params.toLocaleString("en-US") },
+    { header: "MFLOPs", cell: (r) => fixed(r.flops / 1e6, 0) },
+    ...perThread<VocabRow>(
+      f,
+      (t) => `T=${t.threads} ms`,
+      (r, t) => (at(r, t) ? spread(at(r, t)!.ms) : "not run"),
     ),
-  );
+    ...perThread<VocabRow>(
+      f,
+      (t) => `T=${t.threads} peak RSS MiB`,
+      (r, t) => (at(r, t) ? fixed(at(r, t)!.peakRssMiB, 0) : "–"),
+    ),
+    {
+      header: "RSS before session MiB",
+      cell: (r) => (r.runs ? fixed(r.runs[0].rssBeforeSessionMiB, 0) : "–"),
+    },
+  ], f.vocab);
+};
 
-const vocabTable = (f: PerfFigures) =>
-  table(
-    [
-      "head",
-      "K",
-      "params",
-      "MFLOPs",
-      ...f.byThreads.map((t) => `T=${t.threads} ms`),
-      ...f.byThreads.map((t) => `T=${t.threads} peak RSS MiB`),
-      "RSS before session MiB",
-    ],
-    f.vocab.map((r) => {
-      const at = (threads: number) => r.runs?.find((m) => m.threads === threads);
-      return [
-        VARIANT_LABEL[r.variant],
-        r.classes.toLocaleString("en-US"),
-        r.params.toLocaleString("en-US"),
-        fixed(r.flops / 1e6, 0),
-        ...f.byThreads.map((t) => (at(t.threads) ? spread(at(t.threads)!.ms) : "not run")),
-        ...f.byThreads.map((t) => (at(t.threads) ? fixed(at(t.threads)!.peakRssMiB, 0) : "–")),
-        r.runs ? fixed(r.runs[0].rssBeforeSessionMiB, 0) : "–",
-      ];
-    }),
-  );
-
-const dataTable = (f: PerfFigures) =>
-  table(
-    [
-      "setting",
-      "loader images/s",
-      ...f.byThreads.flatMap((
-        t,
-      ) => [`T=${t.threads} step ms`, `T=${t.threads} step images/s`, `T=${t.threads} ratio`]),
-    ],
-    (["quickstart", "perf"] as const).map((which) => {
-      const l = f.loaders[which];
-      const stepMs = (
-        t: PerfThread,
-      ) => (which === "quickstart" ? t.quickstartStep.median : t.train.ours.median);
-      return [
+const dataTable = (f: PerfFigures) => {
+  type Setting = ReturnType<typeof loaderSettings>[number];
+  return table<Setting>([
+    {
+      header: "setting",
+      cell: ({ loader: l }) =>
         `${l.label}: batch ${l.batch}, crop ${l.crop.join("×")}, ${l.workers} decoding Worker${
           l.workers === 1 ? "" : "s"
         }`,
-        fixed(l.imagesPerSecond, 1),
-        ...f.byThreads.flatMap((
-          t,
-        ) => [ms(stepMs(t)), fixed((l.batch * 1000) / stepMs(t), 1), fixed(dataRatio(l, stepMs(t)), 1)]),
-      ];
-    }),
-  );
+    },
+    { header: "loader images/s", cell: ({ loader }) => fixed(loader.imagesPerSecond, 1) },
+    ...f.byThreads.flatMap((t): Column<Setting>[] => [
+      { header: `T=${t.threads} step ms`, cell: ({ stepMs }) => ms(stepMs(t)) },
+      {
+        header: `T=${t.threads} step images/s`,
+        cell: (s) => fixed((s.loader.batch * 1000) / s.stepMs(t), 1),
+      },
+      { header: `T=${t.threads} ratio`, cell: (s) => fixed(dataRatio(s.loader, s.stepMs(t)), 1) },
+    ]),
+  ], loaderSettings(f));
+};
 
 /** Fused ops ORT has for transformers that appear in none of the optimized graphs. */
 const missingFusions = (f: PerfFigures): string =>
@@ -468,15 +415,18 @@ const spinningNote = (f: PerfFigures): string => {
 after the rounds (${f.trainRepeats.runs} steps, ${f.inferRepeats.runs} inferences):
 
 ${
-    table(
-      ["threads", "training ms, spinning / off", "inference ms, spinning / off", "other load, cores (off)"],
-      rows.map((t) => [
-        String(t.threads),
-        `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
-        `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
-        fixed(t.withoutSpinning!.load, 2),
-      ]),
-    )
+    table<PerfThread>([
+      threadsColumn,
+      {
+        header: "training ms, spinning / off",
+        cell: (t) => `${ms(t.train.ours.median)} / ${ms(t.withoutSpinning!.train.median)}`,
+      },
+      {
+        header: "inference ms, spinning / off",
+        cell: (t) => `${ms(t.infer.ours.median)} / ${ms(t.withoutSpinning!.infer.median)}`,
+      },
+      { header: "other load, cores (off)", cell: (t) => fixed(t.withoutSpinning!.load, 2) },
+    ], rows)
   }
 
 ${
@@ -492,108 +442,90 @@ lost its core; with the cores to itself, spinning saves the wake-up of sleeping 
 
 const graphTable = (g: GraphOps) => {
   const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  return table(
-    [`${g.name}: op`, "emitted", "after ORT's optimizations"],
-    [
-      ...notableOps(g, 12).map((
-        op,
-      ) => [op, String(g.emitted.get(op) ?? 0), String(g.optimized.get(op) ?? 0)]),
-      ["all nodes", String(sum(g.emitted)), String(sum(g.optimized))],
-    ],
-  );
+  const rows = [
+    ...notableOps(g, 12).map((op) => ({
+      op,
+      emitted: g.emitted.get(op) ?? 0,
+      optimized: g.optimized.get(op) ?? 0,
+    })),
+    { op: "all nodes", emitted: sum(g.emitted), optimized: sum(g.optimized) },
+  ];
+  return table<typeof rows[number]>([
+    { header: `${g.name}: op`, cell: (r) => r.op },
+    { header: "emitted", cell: (r) => String(r.emitted) },
+    { header: "after ORT's optimizations", cell: (r) => String(r.optimized) },
+  ], rows);
 };
 
 /** Notes for the goals that were not met: the measured gap and what the profile says causes it. */
 const gapNotes = (f: PerfFigures): string[] => {
   const notes: string[] = [];
+  const f1 = (x: number) => fixed(x, 1);
   for (const t of f.byThreads) {
     const p = t.overhead.after;
     const first = notes.length;
     if (trainRatio(t) > GOALS.train) {
-      const target = GOALS.train * t.train.peer.median;
+      const [ours, peer] = [t.train.ours.median, t.train.peer.median];
+      const target = GOALS.train * peer;
       const mmRate = gflops(f.model.step.matmul, p.matmulMs);
       const floor = f.model.step.matmul / (t.peak * 1e6);
       notes.push(
-        `Training, T = ${t.threads}: ours ${ms(t.train.ours.median)} ms against the goal's ${
-          ms(target)
-        } ms ` +
-          `(0.8 × PyTorch's ${ms(t.train.peer.median)} ms), ${ms(t.train.ours.median - target)} ms over. ` +
-          `MatMul kernels take ${ms(p.matmulMs)} ms of it (${fixed(mmRate, 1)} GFLOP/s, ` +
-          `${pct(mmRate / t.peak)} of the MatMul peak; ${
-            fixed(f.model.step.matmul / 1e9, 1)
-          } GFLOP of matmuls ` +
+        `Training, T = ${t.threads}: ours ${ms(ours)} ms against the goal's ${ms(target)} ms ` +
+          `(0.8 × PyTorch's ${ms(peer)} ms), ${ms(ours - target)} ms over. ` +
+          `MatMul kernels take ${ms(p.matmulMs)} ms of it (${f1(mmRate)} GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the MatMul peak; ${f1(f.model.step.matmul / 1e9)} GFLOP of matmuls ` +
           `need ≥ ${ms(floor)} ms at the peak), other kernels ${ms(p.kernelMs - p.matmulMs)} ms, outside ` +
           `the run ${ms(p.outsideMs)} ms.`,
       );
     }
     if (inferRatio(t) > GOALS.infer) {
-      const target = GOALS.infer * t.infer.peer.median;
+      const [ours, peer] = [t.infer.ours.median, t.infer.peer.median];
+      const target = GOALS.infer * peer;
       const ip = t.inferProfile;
+      const [mm, others, between] = [ip.matmulMs, ip.kernelMs - ip.matmulMs, ip.runMs - ip.kernelMs];
       const mmRate = gflops(f.model.inference.matmul, ip.matmulMs);
       const needed = gflops(f.model.inference.forward, target);
-      const peerRate = gflops(f.model.inference.forward, t.infer.peer.median);
+      const peerRate = gflops(f.model.inference.forward, peer);
       notes.push(
-        `Inference, T = ${t.threads}: ours ${ms(t.infer.ours.median)} ms against the goal's ${
-          ms(target)
-        } ms ` +
-          `(0.5 × PyTorch's ${ms(t.infer.peer.median)} ms), ${ms(t.infer.ours.median - target)} ms over. ` +
-          `The goal means ${fixed(needed, 1)} GFLOP/s over the whole model, ${pct(needed / t.peak)} of the ` +
-          `MatMul peak measured in this run (${fixed(t.peak, 1)} GFLOP/s); PyTorch reaches ${
-            fixed(peerRate, 1)
-          }. ` +
-          `In ORT's profile our matmul kernels alone take ${ms(ip.matmulMs)} ms (${
-            fixed(mmRate, 1)
-          } GFLOP/s, ` +
-          `${pct(mmRate / t.peak)} of the peak), ${
-            pct(ip.matmulMs / target)
-          } of the goal's time; the other ` +
-          `kernels (LayerNorm, GELU, softmax, head transposes, argmax) take ${
-            ms(ip.kernelMs - ip.matmulMs)
-          } ms ` +
-          `and ONNX Runtime ${
-            ms(ip.runMs - ip.kernelMs)
-          } ms between kernels. The matmuls already run at about ` +
+        `Inference, T = ${t.threads}: ours ${ms(ours)} ms against the goal's ${ms(target)} ms ` +
+          `(0.5 × PyTorch's ${ms(peer)} ms), ${ms(ours - target)} ms over. ` +
+          `The goal means ${f1(needed)} GFLOP/s over the whole model, ${pct(needed / t.peak)} of the ` +
+          `MatMul peak measured in this run (${f1(t.peak)} GFLOP/s); PyTorch reaches ${f1(peerRate)}. ` +
+          `In ORT's profile our matmul kernels alone take ${ms(mm)} ms (${f1(mmRate)} GFLOP/s, ` +
+          `${pct(mmRate / t.peak)} of the peak), ${pct(mm / target)} of the goal's time; the other ` +
+          `kernels (LayerNorm, GELU, softmax, head transposes, argmax) take ${ms(others)} ms ` +
+          `and ONNX Runtime ${ms(between)} ms between kernels. The matmuls already run at about ` +
           `the peak; the rest are kernels that ONNX Runtime's CPU provider runs one by one (it has no fused ` +
           `attention, and no LayerNorm or GELU fused into a matmul, for this graph).`,
       );
     }
     if (mfu(f, t) < GOALS.mfu) {
       notes.push(
-        `MFU, T = ${t.threads}: ${pct(mfu(f, t))}; MatMul kernels run at ${
-          fixed(gflops(f.model.step.matmul, p.matmulMs), 1)
-        } ` +
-          `GFLOP/s, and ${ms(p.kernelMs - p.matmulMs)} ms of other kernels and ${
-            ms(p.outsideMs)
-          } ms outside ` +
-          `the run add time without matmul FLOPs.`,
+        `MFU, T = ${t.threads}: ${pct(mfu(f, t))}; MatMul kernels run at ` +
+          `${f1(gflops(f.model.step.matmul, p.matmulMs))} GFLOP/s, and ${ms(p.kernelMs - p.matmulMs)} ms ` +
+          `of other kernels and ${ms(p.outsideMs)} ms outside the run add time without matmul FLOPs.`,
       );
     }
     const before = t.overhead.before;
     if (outsideShare(p) >= outsideShare(before)) {
       notes.push(
-        `Runtime overhead, T = ${t.threads}: recycling took page faults per step from ${
-          fixed(before.faultsPerStep, 0)
-        } to ${fixed(p.faultsPerStep, 0)}, but the time outside session.run went from ${
-          ms(before.outsideMs)
-        } to ${ms(p.outsideMs)} ms ` +
+        `Runtime overhead, T = ${t.threads}: recycling took page faults per step from ` +
+          `${fixed(before.faultsPerStep, 0)} to ${fixed(p.faultsPerStep, 0)}, but the time outside ` +
+          `session.run went from ${ms(before.outsideMs)} to ${ms(p.outsideMs)} ms ` +
           `(${pct(outsideShare(before))} → ${pct(outsideShare(p))} of the step; the two settings run in ` +
           `separate processes). What remains is onnxruntime-node copying every output into a fresh JS ` +
           `array and the state being fed back in, which recycling does not touch and the binding gives ` +
           `no way around (pre-allocated outputs are copied out as well).`,
       );
     }
-    for (const which of ["quickstart", "perf"] as const) {
-      const l = f.loaders[which];
-      const stepMs = which === "quickstart" ? t.quickstartStep.median : t.train.ours.median;
+    for (const { loader: l, stepMs: stepOf } of loaderSettings(f)) {
+      const stepMs = stepOf(t);
       if (dataRatio(l, stepMs) < GOALS.data) {
         notes.push(
-          `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${
-            fixed(l.imagesPerSecond, 1)
-          } images/s, ` +
-            `${fixed(dataRatio(l, stepMs), 1)}× the ${fixed((l.batch * 1000) / stepMs, 1)} images/s a ${
-              ms(stepMs)
-            } ms ` +
-            `step consumes; with ${f.machine.cores} cores the decoding Worker and the step share the CPU.`,
+          `Data pipeline (${l.label}), T = ${t.threads}: the loader delivers ${f1(l.imagesPerSecond)} ` +
+            `images/s, ${f1(dataRatio(l, stepMs))}× the ${f1((l.batch * 1000) / stepMs)} images/s a ` +
+            `${ms(stepMs)} ms step consumes; with ${f.machine.cores} cores the decoding Worker and the ` +
+            `step share the CPU.`,
         );
       }
     }
@@ -613,9 +545,15 @@ const gapNotes = (f: PerfFigures): string[] => {
 /** The body of the "Performance (segmenter)" section. */
 export const renderPerf = (f: PerfFigures): string => {
   const tr = f.trainRepeats, ir = f.inferRepeats, pr = f.profileRepeats, vr = f.vocabRepeats;
-  const a = f.agreement;
+  const a = f.agreement, selected = a.selectedEqual ? "identical" : "**not identical**";
   const notes = gapNotes(f);
   const ks = vocabSizes(f);
+  const threads = f.byThreads.map((t) => t.threads).join(" and ");
+  const { step, inference } = f.model;
+  const gf = (flops: number) => fixed(flops / 1e9, 2);
+  const [firstTolerance, stepsTolerance] = [rel(FIRST_LOSS_TOLERANCE), rel(STEPS_LOSS_TOLERANCE)];
+  const v = f.vocabSetting, side = v.grid * 16, kMax = ks[ks.length - 1];
+  const kMaxText = kMax.toLocaleString("en-US"), stateM = fixed(f.model.stateFloats / 1e6, 1);
   return `
 Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds / 60, 1)} min in all). Every figure below comes from
 this one run.
@@ -626,9 +564,7 @@ this one run.
 - PyTorch: ${f.torch} (Debian \`python3-torch\`, eager), \`torch.set_num_threads(T)\`, OpenBLAS threads = T
   (${f.peerThreads}), \`OMP_WAIT_POLICY=PASSIVE\`.
 - BLAS used by PyTorch: ${f.blas}.
-- T = ${
-    f.byThreads.map((t) => t.threads).join(" and ")
-  }, equal on both sides. The sides never run at the same time:
+- T = ${threads}, equal on both sides. The sides never run at the same time:
   ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over the rounds. Before each
   turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for other processes to
   use less than ${QUIET_LOAD} cores.
@@ -651,14 +587,10 @@ stride-16 \`Conv2d\`, \`F.adaptive_avg_pool2d\` for ξ's pooling, \`F.interpolat
 pixel loss), loaded with our initial parameters.
 
 FLOPs, counted on our graphs by the per-op rules (2 per multiply-add in matmuls and convolutions, about one per
-element otherwise): a training step (forward, backward and update) ${
-    fixed(f.model.step.step / 1e9, 2)
-  } GFLOP, of
-which ${fixed(f.model.step.matmul / 1e9, 2)} in matmuls; its forward part ${
-    fixed(f.model.step.forward / 1e9, 2)
-  }
-GFLOP (3 × forward would say ${fixed((3 * f.model.step.forward) / 1e9, 2)}). One-image inference (the exported
-graph) ${fixed(f.model.inference.forward / 1e9, 2)} GFLOP, ${fixed(f.model.inference.matmul / 1e9, 2)} in
+element otherwise): a training step (forward, backward and update) ${gf(step.step)} GFLOP, of
+which ${gf(step.matmul)} in matmuls; its forward part ${gf(step.forward)}
+GFLOP (3 × forward would say ${gf(3 * step.forward)}). One-image inference (the exported
+graph) ${gf(inference.forward)} GFLOP, ${gf(inference.matmul)} in
 matmuls. Both sides' GFLOP/s use these counts; MFU divides ours by the MatMul peak measured through ONNX
 Runtime at the same T in the same run (\`matmulPeak\`'s sizes, best of the rounds).
 
@@ -674,11 +606,9 @@ Equal work: both sides start from our initial parameters (a safetensors file; li
 PyTorch's [out, in], the patch embedding reshaped to a convolution kernel) and see the same batch. Loss before
 each step (first round):
 
-${lossTable(f)}
+${lossTable(f.byThreads, f.checkSteps, f.trainRepeats.warmup + f.trainRepeats.runs, false)}
 
-Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
-    rel(STEPS_LOSS_TOLERANCE)
-  } over the
+Tolerances: ${firstTolerance} relative before the first update, ${stepsTolerance} over the
 first ${f.checkSteps} steps.
 
 ${spinningNote(f)}
@@ -693,9 +623,7 @@ runs after ${ir.warmup} warm-up runs per round.
 ${inferTable(f)}
 
 Same outputs: ${fixed(100 * a.classes, 3)} % of the pixels get the same class, the selected classes are
-${a.selectedEqual ? "identical" : "**not identical**"}, scores differ by at most ${
-    rel(a.scores)
-  } and logits by at
+${selected}, scores differ by at most ${rel(a.scores)} and logits by at
 most ${rel(a.logits)}.
 
 ### Where our step's time goes
@@ -722,9 +650,7 @@ ${f.graphs.map(graphTable).join("\n\n")}
 ### Per-step overhead of the plan runtime
 
 "Outside session.run" = the step's wall time minus ONNX Runtime's own \`model_run\` time, step by step: feeding
-the ${
-    fixed(f.model.stateFloats / 1e6, 1)
-  } M floats of state (parameters and momentum) in, onnxruntime-node copying
+the ${stateM} M floats of state (parameters and momentum) in, onnxruntime-node copying
 every output into a fresh JS array, and our host work. Pre-allocated outputs (\`session.run(feeds, fetches)\`) do
 not avoid the copy: the binding writes into them and then copies them out as well. What shrank it: a state
 array a run produced is released as soon as the next run replaces it, and glibc's malloc keeps freed memory
@@ -735,29 +661,19 @@ ${overheadTable(f)}
 
 ### Vocabulary scaling of the head
 
-The segmentation head alone (\`segmenterHead\`: ξ, selection, ψ, τ; pixel tokens [1, ${
-    f.vocabSetting.grid ** 2
-  },
-${f.vocabSetting.dim}] of one ${
-    f.vocabSetting.grid * 16
-  }² image in, logits at the ${f.vocabSetting.grid}×${f.vocabSetting.grid}
+The segmentation head alone (\`segmenterHead\`: ξ, selection, ψ, τ; pixel tokens [1, ${v.grid ** 2},
+${v.dim}] of one ${side}² image in, logits at the ${v.grid}×${v.grid}
 feature grid out), exported with its parameters and run in its own Deno process per configuration; peak RSS is
-that process's VmHWM (Deno, ONNX Runtime, the model and its runs). RankSeg: top-κ with κ = ${f.vocabSetting.kappa},
+that process's VmHWM (Deno, ONNX Runtime, the model and its runs). RankSeg: top-κ with κ = ${v.kappa},
 ψ = mask transformer (2 layers) over the pixel tokens and κ class tokens, rank-adaptive τ. Full-K: ψ = per-pixel
 linear classifier over all K classes. ξ's transformer encoder attends over 64 + K tokens, O(K²) (at K =
-${ks[ks.length - 1].toLocaleString("en-US")} two heads of ${
-    (64 + ks[ks.length - 1]).toLocaleString("en-US")
-  }² scores
-would be ${
-    fixed((2 * (64 + ks[ks.length - 1]) ** 2 * 4) / 2 ** 30, 1)
-  } GiB), so it is not run there; RankSeg's flat
+${kMaxText} two heads of ${(64 + kMax).toLocaleString("en-US")}² scores
+would be ${fixed((2 * (64 + kMax) ** 2 * 4) / 2 ** 30, 1)} GiB), so it is not run there; RankSeg's flat
 cost at large K takes the GAP + linear ξ, and the goal is measured on that variant. Median (p10–p90) of
 ${vr.runs} runs after ${vr.warmup} warm-up runs. Upsampling to the image and the per-pixel argmax are not
 part of the head; they cost O(κ) resp. O(K) per pixel (for the full-K classifier at K =
-${ks[ks.length - 1].toLocaleString("en-US")} the ${
-    f.vocabSetting.grid * 16
-  }² map of K float32 channels alone would hold
-${fixed((ks[ks.length - 1] * (f.vocabSetting.grid * 16) ** 2 * 4) / 2 ** 30, 1)} GiB).
+${kMaxText} the ${side}² map of K float32 channels alone would hold
+${fixed((kMax * side ** 2 * 4) / 2 ** 30, 1)} GiB).
 
 ${vocabTable(f)}
 

@@ -7,8 +7,13 @@ import { fileURLToPath } from "node:url";
 import { execute, openSession, type Plan, type Value, value } from "../plan/runtime.ts";
 import type { HostArray } from "../plan/dtype.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
-import { runsOfTrace, type StepProfile } from "./profile.ts";
-import { summarize } from "./stats.ts";
+import {
+  type InferenceProfile,
+  medianRunTimes,
+  readTrace,
+  runsOfTrace,
+  type StepProfile,
+} from "./profile.ts";
 import { type PeerIdentity, peerScript, runPeerScript } from "./peer.ts";
 import type { InferenceOutputs } from "./perf_report.ts";
 
@@ -72,13 +77,6 @@ export const timeInference = (
     };
   })));
 
-/** Medians over profiled one-image inference runs of the exported model (ORT's own profile). */
-export interface InferenceProfile {
-  readonly runMs: number;
-  readonly kernelMs: number;
-  readonly matmulMs: number;
-}
-
 /** ORT's profile of one-image inference with the exported model, in its own session. */
 export const profileInference = async (
   bytes: Uint8Array,
@@ -98,15 +96,7 @@ export const profileInference = async (
       const feeds = { images: value("float32", image, [1, 3, size, size]) };
       yield* timeRuns(Effect.promise(() => session.run(feeds)), repeats);
     }))); // the trace is written when the session is released
-    const [file] = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
-    if (!file) throw new Error(`ONNX Runtime wrote no profile into ${dir}`);
-    const runs = runsOfTrace(JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)), repeats.runs);
-    const median = (xs: number[]) => summarize(xs).median;
-    return {
-      runMs: median(runs.map((r) => r.runMs)),
-      kernelMs: median(runs.map((r) => r.kernelMs)),
-      matmulMs: median(runs.map((r) => r.matmulMs)),
-    };
+    return medianRunTimes(runsOfTrace(await readTrace(dir), repeats.runs));
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

@@ -36,6 +36,13 @@ export interface StepProfile {
   readonly components: readonly ComponentTime[];
 }
 
+/** Medians over profiled one-image inference runs of the exported model (ORT's own profile). */
+export interface InferenceProfile {
+  readonly runMs: number;
+  readonly kernelMs: number;
+  readonly matmulMs: number;
+}
+
 const MATMUL_OPS = new Set(["MatMul", "FusedMatMul", "Gemm"]);
 
 /** Per run (the last `runs` "model_run" events): time in the run, in its kernels, in its MatMul kernels. */
@@ -51,6 +58,23 @@ export const runsOfTrace = (events: readonly TraceEvent[], runs: number) => {
       matmulMs: ms(inside.filter((k) => MATMUL_OPS.has(k.args?.op_name ?? ""))),
     };
   });
+};
+
+/** The trace ONNX Runtime wrote into `dir` when the profiled session was released. */
+export const readTrace = async (dir: string): Promise<TraceEvent[]> => {
+  const [file] = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
+  if (!file) throw new Error(`ONNX Runtime wrote no profile into ${dir}`);
+  return JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`));
+};
+
+/** Medians over the runs of a trace: time in the run, in its kernels, in its MatMul kernels. */
+export const medianRunTimes = (runs: ReturnType<typeof runsOfTrace>): InferenceProfile => {
+  const median = (xs: number[]) => summarize(xs).median;
+  return {
+    runMs: median(runs.map((r) => r.runMs)),
+    kernelMs: median(runs.map((r) => r.kernelMs)),
+    matmulMs: median(runs.map((r) => r.matmulMs)),
+  };
 };
 
 /**
@@ -78,15 +102,11 @@ export const profileSteps = async (
       const { ms } = yield* timeRuns(ex.run(feeds), { warmup: 0, runs: repeats.runs });
       return { wall: ms, faults: (ownMinorFaults() - before) / repeats.runs };
     }))); // ORT writes the trace when the session is released, at the end of the scope
-    const [file] = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
-    if (!file) throw new Error(`ONNX Runtime wrote no profile into ${dir}`);
-    const events: TraceEvent[] = JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`));
+    const events = await readTrace(dir);
     const runs = runsOfTrace(events, repeats.runs);
     const median = (xs: number[]) => summarize(xs).median;
     return {
-      runMs: median(runs.map((r) => r.runMs)),
-      kernelMs: median(runs.map((r) => r.kernelMs)),
-      matmulMs: median(runs.map((r) => r.matmulMs)),
+      ...medianRunTimes(runs),
       wallMs: median(wall),
       outsideMs: median(runs.map((r, i) => wall[i] - r.runMs)),
       faultsPerStep: faults,

@@ -6,42 +6,26 @@ import type { Machine } from "./machine.ts";
 import type { MatmulFigures, Repeats } from "./measure.ts";
 import type { MlpSpec, StepFlops } from "./mlp.ts";
 import type { StepProfile } from "./profile.ts";
+import { QUIET_LOAD } from "./load.ts";
+import {
+  FIRST_LOSS_TOLERANCE,
+  loadColumn,
+  lossTable,
+  sideBySideColumns,
+  STEPS_LOSS_TOLERANCE,
+  threadsColumn,
+} from "./comparison.ts";
 import {
   fixed,
-  formatLoss as loss,
   formatMs as ms,
   formatPercent as pct,
   formatRelative as rel,
   formatSpread as spread,
   table,
 } from "./markdown.ts";
-import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
+import { gflops, type Summary } from "./stats.ts";
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
-
-/**
- * The cells both step tables (engine, perf) share: each side's time, the ratio of medians and of p10s,
- * and each side's GFLOP/s for `flops` per step.
- */
-export const sideBySideCells = (ours: Summary, peer: Summary, flops: number): string[] => [
-  spread(ours),
-  spread(peer),
-  fixed(ours.median / peer.median, 2),
-  fixed(ours.p10 / peer.p10, 2),
-  fixed(gflops(flops, ours.median), 1),
-  fixed(gflops(flops, peer.median), 1),
-];
-
-/** Largest relative loss difference accepted before the first update (only summation order differs). */
-export const FIRST_LOSS_TOLERANCE = 1e-5;
-/** …and over the first checked steps, where float32 rounding differences compound through updates. */
-export const STEPS_LOSS_TOLERANCE = 1e-4;
-
-/**
- * Above this many cores of outside load the machine is not quiet: the bench waits for less, and the
- * report says the figures are disturbed.
- */
-export const QUIET_LOAD = 0.1;
 
 export interface ThreadFigures {
   readonly threads: number;
@@ -86,141 +70,51 @@ export interface EngineFigures {
   readonly byThreads: readonly ThreadFigures[];
 }
 
-export interface EqualWork {
-  readonly first: number;
-  /** Largest relative difference over the first `checkSteps` losses. */
-  readonly steps: number;
-  readonly passed: boolean;
-}
-
-export const checkEqualWork = (
-  ours: readonly number[],
-  peer: readonly number[],
-  checkSteps: number,
-): EqualWork => {
-  const first = relativeDifference(ours[0], peer[0]);
-  const steps = largestRelativeDifference(ours.slice(0, checkSteps), peer.slice(0, checkSteps));
-  const passed = ours.length >= checkSteps && peer.length >= checkSteps &&
-    first <= FIRST_LOSS_TOLERANCE && steps <= STEPS_LOSS_TOLERANCE;
-  return { first, steps, passed };
-};
-
 /** The best MatMul GFLOP/s (copy subtracted) at one thread count: the divisor of MFU. */
 export const peakOf = (t: ThreadFigures): number => Math.max(...t.matmul.map((m) => m.gflops));
 
-const matmulTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "n",
-      "ORT ms",
-      "output-only ms",
-      "ORT GFLOP/s",
-      "ORT GFLOP/s, copy included",
-      "torch.mm ms",
-      "torch.mm GFLOP/s",
-    ],
-    f.byThreads.flatMap((t) =>
-      t.matmul.map((m) => {
-        const peer = t.peerMatmul.find((p) => p.n === m.n);
-        return [
-          String(t.threads),
-          String(m.n),
-          spread(m.ms),
-          ms(m.outputMs.median),
-          fixed(m.gflops, 1),
-          fixed(m.rawGflops, 1),
-          peer ? spread(peer.ms) : "–",
-          peer ? fixed(gflops(2 * m.n ** 3, peer.ms.median), 1) : "–",
-        ];
-      })
-    ),
-  );
+const matmulTable = (f: EngineFigures) => {
+  type Row = { readonly t: ThreadFigures; readonly m: MatmulFigures };
+  const peer = ({ t, m }: Row) => t.peerMatmul.find((p) => p.n === m.n);
+  return table<Row>([
+    { header: "threads", cell: ({ t }) => String(t.threads) },
+    { header: "n", cell: ({ m }) => String(m.n) },
+    { header: "ORT ms", cell: ({ m }) => spread(m.ms) },
+    { header: "output-only ms", cell: ({ m }) => ms(m.outputMs.median) },
+    { header: "ORT GFLOP/s", cell: ({ m }) => fixed(m.gflops, 1) },
+    { header: "ORT GFLOP/s, copy included", cell: ({ m }) => fixed(m.rawGflops, 1) },
+    { header: "torch.mm ms", cell: (r) => (peer(r) ? spread(peer(r)!.ms) : "–") },
+    {
+      header: "torch.mm GFLOP/s",
+      cell: (r) => (peer(r) ? fixed(gflops(2 * r.m.n ** 3, peer(r)!.ms.median), 1) : "–"),
+    },
+  ], f.byThreads.flatMap((t) => t.matmul.map((m) => ({ t, m }))));
+};
 
 const stepTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "ours ms",
-      "PyTorch ms",
-      "ours / PyTorch",
-      "ratio of p10s",
-      "ours GFLOP/s",
-      "PyTorch GFLOP/s",
-      "MFU (ours ÷ MatMul peak)",
-      "other load, cores (ours / PyTorch)",
-    ],
-    f.byThreads.map((t) => [
-      String(t.threads),
-      ...sideBySideCells(t.ours, t.peer, f.flops.step),
-      pct(gflops(f.flops.step, t.ours.median) / peakOf(t)),
-      `${fixed(t.load.ours, 2)} / ${fixed(t.load.peer, 2)}`,
-    ]),
-  );
+  table<ThreadFigures>([
+    threadsColumn,
+    ...sideBySideColumns((t: ThreadFigures) => t, f.flops.step),
+    { header: "MFU (ours ÷ MatMul peak)", cell: (t) => pct(gflops(f.flops.step, t.ours.median) / peakOf(t)) },
+    loadColumn(),
+  ], f.byThreads);
 
-const overheadTable = (f: EngineFigures) =>
-  table(
-    [
-      "threads",
-      "step ms",
-      "in session.run",
-      "MatMul kernels",
-      "other kernels",
-      "outside session.run",
-      "outside share",
-      "page faults / step",
-      "state in/out ms",
-      "state in/out share",
-    ],
-    f.byThreads.map((t) => {
-      const p = t.profile;
-      const outside = p ? t.ours.median - p.runMs : NaN;
-      return [
-        String(t.threads),
-        ms(t.ours.median),
-        p ? ms(p.runMs) : "–",
-        p ? ms(p.matmulMs) : "–",
-        p ? ms(p.kernelMs - p.matmulMs) : "–",
-        ms(outside),
-        pct(outside / t.ours.median),
-        fixed(t.faultsPerStep, 0),
-        ms(t.stateMs.median),
-        pct(t.stateMs.median / t.ours.median),
-      ];
-    }),
-  );
-
-const lossTable = (f: EngineFigures) => {
-  const k = f.checkSteps;
-  return table(
-    [
-      "threads",
-      "loss step 1: ours",
-      "PyTorch",
-      "rel. diff",
-      `loss step ${k}: ours`,
-      "PyTorch",
-      `max rel. diff, steps 1–${k}`,
-      "check",
-      `step ${f.stepRepeats.warmup + f.stepRepeats.runs}: ours`,
-      "PyTorch",
-    ],
-    f.byThreads.map((t) => {
-      const w = checkEqualWork(t.ourLosses, t.peerLosses, k);
-      return [
-        String(t.threads),
-        loss(t.ourLosses[0]),
-        loss(t.peerLosses[0]),
-        rel(w.first),
-        loss(t.ourLosses[k - 1]),
-        loss(t.peerLosses[k - 1]),
-        rel(w.steps),
-        w.passed ? "passed" : "FAILED",
-        loss(t.ourLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
-        loss(t.peerLosses[f.stepRepeats.warmup + f.stepRepeats.runs - 1]),
-      ];
-    }),
-  );
+const overheadTable = (f: EngineFigures) => {
+  const outside = (t: ThreadFigures) => (t.profile ? t.ours.median - t.profile.runMs : NaN);
+  const profiled =
+    (cell: (p: StepProfile) => string) => (t: ThreadFigures) => (t.profile ? cell(t.profile) : "–");
+  return table<ThreadFigures>([
+    threadsColumn,
+    { header: "step ms", cell: (t) => ms(t.ours.median) },
+    { header: "in session.run", cell: profiled((p) => ms(p.runMs)) },
+    { header: "MatMul kernels", cell: profiled((p) => ms(p.matmulMs)) },
+    { header: "other kernels", cell: profiled((p) => ms(p.kernelMs - p.matmulMs)) },
+    { header: "outside session.run", cell: (t) => ms(outside(t)) },
+    { header: "outside share", cell: (t) => pct(outside(t) / t.ours.median) },
+    { header: "page faults / step", cell: (t) => fixed(t.faultsPerStep, 0) },
+    { header: "state in/out ms", cell: (t) => ms(t.stateMs.median) },
+    { header: "state in/out share", cell: (t) => pct(t.stateMs.median / t.ours.median) },
+  ], f.byThreads);
 };
 
 const loadNote = (f: EngineFigures): string => {
@@ -238,6 +132,8 @@ const loadNote = (f: EngineFigures): string => {
 export const renderEngine = (f: EngineFigures): string => {
   const { widths, batch, lr, momentum } = f.spec;
   const mm = f.matmulRepeats, st = f.stepRepeats;
+  const threads = f.byThreads.map((t) => t.threads).join(" and "), stateM = fixed(f.stateFloats / 1e6, 2);
+  const [firstTolerance, stepsTolerance] = [rel(FIRST_LOSS_TOLERANCE), rel(STEPS_LOSS_TOLERANCE)];
   const threadCounts = f.byThreads
     .map((t) => `T=${t.threads}: torch ${t.torchThreads}, OpenBLAS ${t.openblasThreads ?? "?"}`).join("; ");
   return `
@@ -251,9 +147,7 @@ Command: \`${COMMAND}\` (${f.date}, ${fixed(f.seconds, 0)} s in all).
   pthreads are two pools on the same cores, and spinning OpenMP threads made PyTorch's T = 2 step about
   2.5× slower and erratic here.
 - BLAS used by PyTorch: ${f.blas}.
-- T = ${
-    f.byThreads.map((t) => t.threads).join(" and ")
-  } threads, the same for both sides. The sides never run at
+- T = ${threads} threads, the same for both sides. The sides never run at
   the same time: ${f.rounds} rounds, each measuring ours then PyTorch at every T; samples are pooled over
   the rounds. Before each turn the bench waits up to ${f.quietWait.turn} s (${f.quietWait.start} s at the start) for
   other processes to use less than ${QUIET_LOAD} cores.
@@ -290,9 +184,7 @@ ${stepTable(f)}
 
 Where our step's time goes. "In session.run" and the kernel times come from ONNX Runtime's own profile
 (medians of ${f.profileRuns} profiled steps per T, after the rounds); "outside session.run" is the timed step's
-median minus that: binding the feeds, copying every output (the whole updated state, ${
-    fixed(f.stateFloats / 1e6, 2)
-  } M floats
+median minus that: binding the feeds, copying every output (the whole updated state, ${stateM} M floats
 of parameters and momentum) into fresh JS arrays, and our runtime's bookkeeping. A fresh array that lands
 on pages the process has not used yet costs a page fault per 4 KiB (the kernel maps and zeroes the page);
 "page faults / step" counts them over the timed steps. "State in/out" times a graph over the same state
@@ -305,11 +197,9 @@ ${overheadTable(f)}
 Both sides start from our initial parameters (written to a safetensors file; weights transposed to
 PyTorch's [out, in]) and see the same batch. Loss before each step (first round):
 
-${lossTable(f)}
+${lossTable(f.byThreads, f.checkSteps, f.stepRepeats.warmup + f.stepRepeats.runs, true)}
 
-Tolerances: ${rel(FIRST_LOSS_TOLERANCE)} relative before the first update, ${
-    rel(STEPS_LOSS_TOLERANCE)
-  } over the first
+Tolerances: ${firstTolerance} relative before the first update, ${stepsTolerance} over the first
 ${f.checkSteps} steps.
 `;
 };

@@ -36,3 +36,10 @@ export const largestRelativeDifference = (ours: readonly number[], peer: readonl
 
 /** Floating-point operations per second, in GFLOP/s, for `flops` done in `ms` milliseconds. */
 export const gflops = (flops: number, ms: number): number => flops / (ms * 1e6);
+
+/** The arithmetic mean (NaN when `xs` is empty). */
+export const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The sample standard deviation (n − 1), 0 below two values: the spread over seeds. */
+export const std = (xs: readonly number[]): number =>
+  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));

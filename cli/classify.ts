@@ -88,7 +88,7 @@ const fromRun = (dir: string) =>
     return { model, state: run.state, scaling: scalingOf(model, run.experiment.data.test) } satisfies Source;
   });
 
-const sourceOf = (source: string, padding: "same" | "symmetric") =>
+const sourceOf = (source: string, padding: "same" | "symmetric"): Effect.Effect<Source, unknown> =>
   existsSync(source) && statSync(source).isDirectory()
     ? fromRun(source)
     : extname(source).toLowerCase() === ".safetensors"

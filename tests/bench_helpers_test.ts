@@ -1,10 +1,11 @@
 /** The engine benchmark's pure pieces: statistics, Markdown sections, /proc parsing, pooling, the loss check. */
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { quantile, relativeDifference, summarize } from "../bench/stats.ts";
-import { replaceSection, table } from "../bench/markdown.ts";
+import { type Column, replaceSection, table } from "../bench/markdown.ts";
 import { averageLoad, machineBusySeconds, minorFaults, otherLoad, processSeconds } from "../bench/load.ts";
 import { describeCpu } from "../bench/machine.ts";
-import { checkEqualWork, type EngineFigures, renderEngine } from "../bench/report.ts";
+import { checkEqualWork } from "../bench/comparison.ts";
+import { type EngineFigures, renderEngine } from "../bench/report.ts";
 import { poolRounds, type Round } from "../bench/rounds.ts";
 import type { MatmulFigures } from "../bench/measure.ts";
 import type { PeerResult } from "../bench/peer.ts";
@@ -43,8 +44,13 @@ Deno.test("replaceSection rewrites only its own section, or appends it", () => {
 });
 
 Deno.test("table pads its columns and right-aligns every column after the first", () => {
+  const columns: Column<{ name: string; ms: number }>[] = [
+    { header: "name", cell: (r) => r.name },
+    { header: "ms", cell: (r) => String(r.ms) },
+  ];
+  const rows = [{ name: "ours", ms: 1.5 }, { name: "PyTorch", ms: 12.25 }];
   assertEquals(
-    table(["name", "ms"], [["ours", "1.5"], ["PyTorch", "12.25"]]),
+    table(columns, rows),
     [
       "| name    |    ms |",
       "| ------- | ----: |",
@@ -52,6 +58,12 @@ Deno.test("table pads its columns and right-aligns every column after the first"
       "| PyTorch | 12.25 |",
     ].join("\n"),
   );
+  // Unpadded, for hand-written documents: alignment only in the rule ("plain"), or none ("bare").
+  assertEquals(
+    table([columns[0], { ...columns[1], align: "left" }, columns[1]], rows.slice(0, 1), "plain"),
+    "| name | ms | ms |\n| --- | --- | ---: |\n| ours | 1.5 | 1.5 |",
+  );
+  assertEquals(table(columns, rows.slice(0, 1), "bare"), "| name | ms |\n|---|---|\n| ours | 1.5 |");
 });
 
 Deno.test("/proc parsing: machine busy time and a process's own and children's CPU time", () => {

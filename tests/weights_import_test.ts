@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assert, assertClose, assertEquals } from "./assert.ts";
-import { encodeSafetensors, type Tensor } from "../train/checkpoint_safetensors.ts";
+import { encodeSafetensors, type Tensor } from "../io/safetensors.ts";
 import { foldBatchNorm } from "../weights/fold_batch_norm.ts";
 import { importWeights, type WeightsError } from "../weights/import.ts";
 import { MOBILENET_V2_TORCHVISION } from "../weights/mobilenet_v2_names.ts";

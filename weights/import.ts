@@ -11,7 +11,7 @@
  */
 import { Data, Effect } from "effect";
 import { readFile } from "node:fs/promises";
-import { decodeSafetensors, type Tensor } from "../train/checkpoint_safetensors.ts";
+import { decodeSafetensors, type Tensor } from "../io/safetensors.ts";
 import { foldBatchNorm } from "./fold_batch_norm.ts";
 import { type LayerRule, type NameTable, PARAMETERS_OF, ruleFor } from "./name_table.ts";
 
