@@ -1,6 +1,7 @@
 /**
  * `deno task predict <run-dir> <image...> --out DIR`: for each image a colorized mask, an overlay, and
- * `predictions.json` with the selected top-κ classes and their multi-label scores.
+ * `predictions.json` with the selected top-κ classes and their multi-label scores. `--export-size`
+ * predicts exactly as the exported ONNX model is used (eval/export_size.ts), for comparing the two.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
@@ -11,6 +12,7 @@ import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import { makePredictor } from "../eval/predictor.ts";
+import { predictAtExportSize } from "../eval/export_size.ts";
 import { colorizeMask, overlay, writePng } from "../eval/colorize.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
@@ -22,6 +24,10 @@ export const predictCommand = Command.make("predict", {
   images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
   out: Flag.String("out").pipe(Flag.withDescription("output folder")),
   checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  exportSize: Flag.Boolean("export-size").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("fit to the training crop, pad, map classes back by nearest: as the exported model"),
+  ),
   ...runFlags,
 }, (a) =>
   Effect.scoped(Effect.gen(function* () {
@@ -43,9 +49,14 @@ export const predictCommand = Command.make("predict", {
       const [h, w] = e.data.test.resize === null
         ? [img.height, img.width]
         : rescaleSize(img.height, img.width, e.data.test.resize);
-      const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
-      const p = yield* predictor.predict(
-        normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
+      const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* predictor.predict(
+        normalizeRgb(
+          yield* resizeRgb(img.data, img.height, img.width, h, w),
+          h,
+          w,
+          e.data.test.mean,
+          e.data.test.std,
+        ),
         h,
         w,
         [img.height, img.width],
