@@ -7,7 +7,7 @@ import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { readRgb } from "../data/decode.ts";
+import { readRgb, type RgbImage } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
@@ -42,25 +42,25 @@ export const predictCommand = Command.make("predict", {
       provider: a.provider as Provider,
       threads: Option.getOrUndefined(a.threads),
     });
+    /** The default: the test pipeline's resize (if any), the model at that size, classes at the image's. */
+    const atTestSize = (img: RgbImage) =>
+      Effect.gen(function* () {
+        const [h, w] = e.data.test.resize === null
+          ? [img.height, img.width]
+          : rescaleSize(img.height, img.width, e.data.test.resize);
+        const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
+        return yield* predictor.predict(
+          normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
+          h,
+          w,
+          [img.height, img.width],
+        );
+      });
     yield* Effect.promise(() => mkdir(a.out, { recursive: true }));
     const results: unknown[] = [];
     for (const file of a.images) {
       const img = yield* readRgb(file);
-      const [h, w] = e.data.test.resize === null
-        ? [img.height, img.width]
-        : rescaleSize(img.height, img.width, e.data.test.resize);
-      const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* predictor.predict(
-        normalizeRgb(
-          yield* resizeRgb(img.data, img.height, img.width, h, w),
-          h,
-          w,
-          e.data.test.mean,
-          e.data.test.std,
-        ),
-        h,
-        w,
-        [img.height, img.width],
-      );
+      const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* atTestSize(img);
       const stem = basename(file, extname(file));
       const mask = colorizeMask(p.classes, img.width, img.height, classes.colors, classes.ignoreIndex);
       yield* writePng(join(a.out, `${stem}-mask.png`), mask, img.width, img.height);
