@@ -60,7 +60,12 @@ const fromWeights = (file: string, padding: "same" | "symmetric") =>
       classes,
       backbone: mobileNetV2({ outputStride: 32, outputs: ["final"], padding, pretrained: file }),
     });
-    return { model, state: yield* pretrainedState(model), scaling: MINUS_ONE_TO_ONE, weightsFile: file } satisfies Source;
+    return {
+      model,
+      state: yield* pretrainedState(model),
+      scaling: MINUS_ONE_TO_ONE,
+      weightsFile: file,
+    } satisfies Source;
   });
 
 const scalingOf = (model: Classifier, test: InputScaling): InputScaling =>

@@ -3,6 +3,8 @@
  * dynamic batch) at the training crop size. Inputs: `images` float32 [batch, 3, H, W], normalized
  * (x − mean) / std, RGB. Outputs: `classes` int64 [batch, H, W], `logits` float32 [batch, K, h, w],
  * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
+ * The file's `metadata_props` (printed too) say how to fit an image of any size to H×W and map the
+ * classes back (eval/export_size.ts).
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
@@ -19,7 +21,7 @@ export const exportCommand = Command.make("export", {
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const ranker = yield* loadRanker(run.experiment);
-    const { bytes, inputs, outputs } = exportModel(run.experiment, run.state, ranker);
+    const { bytes, inputs, outputs, metadata } = exportModel(run.experiment, run.state, ranker);
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);
     for (
@@ -32,4 +34,5 @@ export const exportCommand = Command.make("export", {
         `  ${v[0].padEnd(6)} ${v[1].name.padEnd(9)} ${v[1].dtype}[${v[1].shape.join(", ")}]`,
       );
     }
+    for (const [key, v] of Object.entries(metadata)) yield* Console.log(`  meta   ${key} = ${v}`);
   })).pipe(Command.withDescription("Export a run as a self-contained ONNX model with a dynamic batch."));

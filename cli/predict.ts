@@ -1,17 +1,19 @@
 /**
  * `deno task predict <run-dir> <image...> --out DIR`: for each image a colorized mask, an overlay with a
  * legend strip (colour and name of each class present) below it, and `predictions.json` with the
- * selected top-κ classes, their multi-label scores and the same legend.
+ * selected top-κ classes, their multi-label scores and the same legend. `--export-size` predicts exactly
+ * as the exported ONNX model is used (eval/export_size.ts), for comparing the two.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { readRgb } from "../data/decode.ts";
+import { readRgb, type RgbImage } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import { makePredictor } from "../eval/predictor.ts";
+import { predictAtExportSize } from "../eval/export_size.ts";
 import { colorizeMask, overlay, writePng } from "../eval/colorize.ts";
 import { legendEntries, writePngWithLegend } from "../eval/legend.ts";
 import { loadRun } from "../train/load_run.ts";
@@ -25,6 +27,10 @@ export const predictCommand = Command.make("predict", {
   images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
   out: Flag.String("out").pipe(Flag.withDescription("output folder")),
   checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  exportSize: Flag.Boolean("export-size").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("fit to the training crop, pad, map classes back by nearest: as the exported model"),
+  ),
   ...runFlags,
 }, (a) =>
   Effect.scoped(Effect.gen(function* () {
@@ -39,20 +45,25 @@ export const predictCommand = Command.make("predict", {
       provider: a.provider as Provider,
       threads: Option.getOrUndefined(a.threads),
     });
+    /** The default: the test pipeline's resize (if any), the model at that size, classes at the image's. */
+    const atTestSize = (img: RgbImage) =>
+      Effect.gen(function* () {
+        const [h, w] = e.data.test.resize === null
+          ? [img.height, img.width]
+          : rescaleSize(img.height, img.width, e.data.test.resize);
+        const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
+        return yield* predictor.predict(
+          normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
+          h,
+          w,
+          [img.height, img.width],
+        );
+      });
     yield* Effect.promise(() => mkdir(a.out, { recursive: true }));
     const results: unknown[] = [];
     for (const file of a.images) {
       const img = yield* readRgb(file);
-      const [h, w] = e.data.test.resize === null
-        ? [img.height, img.width]
-        : rescaleSize(img.height, img.width, e.data.test.resize);
-      const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
-      const p = yield* predictor.predict(
-        normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
-        h,
-        w,
-        [img.height, img.width],
-      );
+      const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* atTestSize(img);
       const stem = basename(file, extname(file));
       const mask = colorizeMask(p.classes, img.width, img.height, classes.colors, classes.ignoreIndex);
       yield* writePng(join(a.out, `${stem}-mask.png`), mask, img.width, img.height);

@@ -1,11 +1,15 @@
 /**
  * Export of a trained segmenter as one ONNX file: the inference graph at the training crop size,
- * parameters embedded as initializers, the batch dimension symbolic.
+ * parameters embedded as initializers, the batch dimension symbolic. The fixed size, the normalization
+ * and how to map classes back to an image's own size are written into `metadata_props`
+ * (eval/export_size.ts): position embeddings and upsampling matrices are constants of the traced size,
+ * so the height and width cannot be symbolic.
  */
 import type { Experiment } from "../dsl/experiment.ts";
 import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { exportOnnx } from "../plan/export.ts";
+import { exportMetadata } from "./export_size.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";
 
@@ -30,7 +34,9 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
     state: values,
     dynamicBatch: TRACE_BATCH,
     docString:
-      `kappa export of ${e.name}: images float32 [batch,3,${height},${width}] normalized (x-mean)/std, RGB`,
+      `kappa export of ${e.name}: images float32 [batch,3,${height},${width}] normalized (x-mean)/std, RGB; ` +
+      "see metadata_props kappa.* for the size, mean/std and how to map classes back",
+    metadata: exportMetadata(e),
   });
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
@@ -39,6 +45,7 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
   });
   return {
     bytes,
+    metadata: exportMetadata(e),
     inputs: [sig("images", "float32", [TRACE_BATCH, 3, height, width])],
     outputs: outputs.map((n) => sig(n, g.outputs.get(n)!.dtype, g.outputs.get(n)!.shape)),
   };

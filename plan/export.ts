@@ -15,6 +15,8 @@ export interface ExportOptions {
   /** The batch size the graph was traced with, exported as the symbolic dimension `batch`. */
   readonly dynamicBatch?: number;
   readonly docString?: string;
+  /** The model's `metadata_props`: what a user needs to feed it (sizes, normalization). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export const exportOnnx = (g: Graph, options: ExportOptions): Uint8Array => {
@@ -23,6 +25,7 @@ export const exportOnnx = (g: Graph, options: ExportOptions): Uint8Array => {
     initializers: options.state,
     dynamicBatch: options.dynamicBatch === undefined ? undefined : { batch: options.dynamicBatch },
     docString: options.docString,
+    metadata: options.metadata,
   });
   if (lowered.variables.length > 0) {
     throw new GraphError({

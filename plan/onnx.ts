@@ -33,6 +33,8 @@ export interface LowerOptions {
   readonly dynamicBatch?: { readonly batch: number; readonly name?: string };
   readonly name?: string;
   readonly docString?: string;
+  /** The model's `metadata_props` (key → value), readable by any ONNX Runtime. */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export interface Lowered {
@@ -232,6 +234,7 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
     opsetImport: [{ domain: "", version: OPSET }],
     producerName: "kappa",
     docString: options.docString,
+    metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     graph: {
       name: options.name ?? g.name,
       node: nodeProtos,

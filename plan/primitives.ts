@@ -19,7 +19,6 @@ import {
   broadcastShapes,
   type DType,
   formatType,
-  type HostArray,
   isFloat,
   normalizeAxis,
   ONNX_DTYPE,

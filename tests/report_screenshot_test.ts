@@ -1,6 +1,7 @@
 /**
- * Renders a small report in headless Chromium and checks the screenshot is a real picture. Skipped
- * where Chromium is not installed (`apt-get install -y chromium`).
+ * Renders a small report in headless Chromium and checks the screenshot is a real picture. `.ci/setup`
+ * installs Chromium (`apt-get install -y chromium`); where none could be installed the test is skipped
+ * and its name says why (`deno test --quiet` hides console output).
  */
 import { Effect } from "effect";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -12,9 +13,12 @@ import { writeReport } from "../train/report.ts";
 import { findChromium, screenshotHtml } from "../scripts/screenshot-report.ts";
 
 const chromium = await findChromium();
+const noChromium = "no Chromium on PATH (tried chromium, chromium-browser, google-chrome); " +
+  "run .ci/setup or apt-get install -y chromium";
+if (chromium === undefined) console.log(`report_screenshot_test: skipping: ${noChromium}`);
 
 Deno.test({
-  name: "a report renders in headless Chromium",
+  name: "a report renders in headless Chromium" + (chromium === undefined ? ` (skipped: ${noChromium})` : ""),
   ignore: chromium === undefined,
   fn: async () => {
     const dir = await mkdtemp(join(tmpdir(), "kappa-shot-"));

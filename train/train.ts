@@ -151,7 +151,11 @@ export const nextPosition = (p: Position, n: number, b: number): Position =>
     : { epoch: p.epoch, index: p.index + b };
 
 /** The experiment with the folder's run extended to `steps` in total (`--extend-steps`). */
-const extendedExperiment = <E extends Experiment | ExperimentFor<"semantic">>(dir: string, e: E, steps: number) =>
+const extendedExperiment = <E extends Experiment | ExperimentFor<"semantic">>(
+  dir: string,
+  e: E,
+  steps: number,
+) =>
   Effect.gen(function* () {
     const saved = (yield* readRunSpec(dir)) as { train?: { steps?: number } } | undefined;
     const before = saved?.train?.steps;
@@ -240,7 +244,9 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     // A fresh run starts its backbone from the pretrained file; a resumed one has it in its checkpoint.
     if (step === 0) {
       for (const [name, v] of pretrained) ex.state.set(name, value("float32", v.data, v.shape));
-      if (pretrained.size > 0) yield* log(`initialized ${pretrained.size} parameters from the pretrained backbone`);
+      if (pretrained.size > 0) {
+        yield* log(`initialized ${pretrained.size} parameters from the pretrained backbone`);
+      }
     }
 
     const checkpoint = (best?: { metric: string; value: number }) =>
