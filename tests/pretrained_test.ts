@@ -50,7 +50,9 @@ Deno.test("classify: the ten check images, each expected class first, at the ref
   assertEquals(results.length, 10);
   for (const [i, expected] of LABELS.images.entries()) {
     const [first] = results[i].top;
-    assertEquals([first.class, first.name], [expected.class, expected.name], results[i].file);
+    assertEquals(first.class, expected.class, results[i].file);
+    // imagenet_classes.txt gives each class's synonyms ("ringneck snake, ring-necked snake, ring snake").
+    assert(first.name.startsWith(expected.name), `${first.name} for ${expected.name}`);
     // The reference's preprocessing, with libvips' bilinear resize (the spaniel differs most: 0.029).
     assertClose(first.probability, expected.p_same_padding, { atol: 0.03, message: expected.file });
     assertEquals(results[i].top.length, 5);
@@ -145,8 +147,9 @@ Deno.test("pretrained: a width-0.5 model refuses the width-1.0 file, one line pe
 Deno.test("pretrained: describe costs the MobileNetV2 backbone (its 7 blocks to stride 8 at 32×32)", () => {
   const d = describeModel(pretrainedSegmenter().model, [32, 32]);
   const backbone = d.components.find((c) => c.component === "backbone")!;
-  // torchvision's features.0..6 (stem + blocks 1..6), BatchNorm folded into conv biases.
-  assertEquals(backbone.params, 25_264);
+  // torchvision's features.0..6 (stem + blocks 1..6), BatchNorm folded into conv biases: stem 896, block 1
+  // 848, block 2 4,920, block 3 8,520, block 4 9,680, blocks 5 and 6 14,432 each.
+  assertEquals(backbone.params, 53_728);
   assert(backbone.gflops > 0);
 });
 
