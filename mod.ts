@@ -91,9 +91,17 @@ export { loadDatasetSpec } from "./data/spec_file.ts";
 export { type SplitReport, validateSplit } from "./data/validate.ts";
 export type { DataError } from "./data/errors.ts";
 
-// ── Programs: train, evaluate, predict, export
+// ── Pretrained weights: imported by a name table per architecture (torchvision MobileNetV2 today)
+export { importWeights, type ParameterValue, readSafetensorsFile, WeightsError } from "./weights/import.ts";
+export { MOBILENET_V2_TORCHVISION } from "./weights/mobilenet_v2_names.ts";
+export type { LayerRule, NameTable } from "./weights/name_table.ts";
+export { foldBatchNorm } from "./weights/fold_batch_norm.ts";
+export { pretrainedValues } from "./interpret/pretrained.ts";
+
+// ── Programs: train, evaluate, predict, classify, export
 export { train, type TrainOptions, type TrainResult } from "./train/train.ts";
 export { type LoadedRun, loadRun } from "./train/load_run.ts";
 export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
 export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";
 export { exportModel } from "./eval/export_model.ts";
+export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";

@@ -72,9 +72,12 @@ export type MobileNetV2 = typeof MobileNetV2.Type;
 export const Backbone = Schema.Union([ViT, ConvNet, MobileNetV2]);
 export type Backbone = typeof Backbone.Type;
 
-/** torchvision's `_make_divisible`: round a scaled width to a multiple of 8, never below 90 % of it. */
+/**
+ * A channel count rounded to the nearest multiple of `divisor` (at least `divisor`), never more than
+ * 10 % below `v`: torchvision's `_make_divisible`, which fixes the widths its checkpoints have.
+ */
 export const makeDivisible = (v: number, divisor = 8): number => {
-  const rounded = Math.max(divisor, Math.floor(v + divisor / 2) - (Math.floor(v + divisor / 2) % divisor));
+  const rounded = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
   return rounded < 0.9 * v ? rounded + divisor : rounded;
 };
 

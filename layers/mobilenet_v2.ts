@@ -15,9 +15,9 @@
 import type { Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { normal, zeros } from "../plan/init.ts";
+import { makeDivisible, type MobileNetV2Output } from "../dsl/model.ts";
 
 /** The feature maps a MobileNetV2 can return, by nominal stride: c2 = 4, c3 = 8, c4 = 16, c5 = 32. */
-export type MobileNetV2Output = "c2" | "c3" | "c4" | "c5" | "final";
 
 export interface MobileNetV2Options {
   /** Scales every width (torchvision's `width_mult`, default 1.0), rounded by `makeDivisible(·, 8)`. */
@@ -56,15 +56,6 @@ const INVERTED_RESIDUAL_SETTINGS: readonly { t: number; c: number; n: number; s:
 
 /** The block (torchvision `features.{i}`) whose output is each stage's feature map. */
 const STAGE_ENDS: Record<Exclude<MobileNetV2Output, "final">, number> = { c2: 3, c3: 6, c4: 13, c5: 17 };
-
-/**
- * A channel count rounded to the nearest multiple of `divisor` (at least `divisor`), never more than
- * 10 % below `v`: torchvision's `_make_divisible`, which fixes the widths its checkpoints have.
- */
-export const makeDivisible = (v: number, divisor = 8): number => {
-  const rounded = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
-  return rounded < 0.9 * v ? rounded + divisor : rounded;
-};
 
 /** The convolution's input pads [top, left, bottom, right] under the layer's padding convention. */
 export const convPads = (
