@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { cli } from "./cli_runner.ts";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { experimentJson } from "../dsl/experiment.ts";
@@ -16,16 +17,6 @@ import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
 import { value } from "../plan/runtime.ts";
 import { readImageRgb } from "../eval/png.ts";
-
-const cli = async (...args: string[]) => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/main.ts", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-};
 
 const CAMVID_IMAGE = "../shared/data/camvid/images/val/0016E5_07959.jpg";
 
