@@ -27,3 +27,14 @@ export type { CocoDataset, PanopticImage, Segment } from "./coco.ts";
 export { type SplitReport, type ValidateOptions, validateSplit } from "./validate.ts";
 export { type DataArgs, dataCommand, parseDataArgs } from "./command.ts";
 export { loadDatasetSpec } from "./spec_file.ts";
+export {
+  countTruncation,
+  NO_TRUNCATION,
+  type PanopticTargets,
+  panopticTargets,
+  stackTargets,
+  type TargetBatch,
+  type TargetSegment,
+  truncationReport,
+  type TruncationTotals,
+} from "./panoptic_targets.ts";
