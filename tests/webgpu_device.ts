@@ -1,0 +1,31 @@
+/**
+ * Whether the webgpu provider has an adapter here, for tests that need one. Without one, such tests are
+ * skipped and say why; with KAPPA_EXPECT_WEBGPU=1 (set by CI after .ci/setup-vulkan) a missing device
+ * fails them instead.
+ */
+import { Effect, Exit } from "effect";
+import { Graph } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { execute, graphStage, plan } from "../plan/runtime.ts";
+
+export const EXPECT_WEBGPU = "KAPPA_EXPECT_WEBGPU";
+
+const probe = async (): Promise<string | undefined> => {
+  const g = new Graph("probe");
+  g.output("y", o.neg(o.input(g, "x", [1])));
+  const exit = await Effect.runPromiseExit(
+    Effect.scoped(execute(plan("probe", g, [graphStage(g)]), { provider: "webgpu" })),
+  );
+  return Exit.isSuccess(exit) ? undefined : exit.cause.toString().split("\n")[0];
+};
+
+/** Undefined when webgpu works; otherwise why not. Throws when CI expects the device. */
+export const webgpuUnavailable = async (file: string): Promise<string | undefined> => {
+  const reason = await probe();
+  if (reason === undefined) return undefined;
+  if (Deno.env.get(EXPECT_WEBGPU) === "1") {
+    throw new Error(`${file}: ${EXPECT_WEBGPU}=1 but webgpu is unavailable: ${reason}`);
+  }
+  console.error(`${file}: webgpu tests skipped: ${reason}`);
+  return reason;
+};
