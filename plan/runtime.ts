@@ -27,6 +27,7 @@ import { release, retainFreedMemory } from "./host_memory.ts";
 import { type Lowered, type LowerOptions, toOnnx, type ValueSpec } from "./onnx.ts";
 import { Graph } from "./graph.ts";
 import { input } from "./ops.ts";
+import type { LowerTarget } from "./primitives.ts";
 import { describeWebGpuFailure, diagnoseWebGpu } from "./webgpu_diagnosis.ts";
 
 export type Provider = "cpu" | "webgpu" | "cuda";
@@ -96,7 +97,10 @@ export const value = (dtype: DType, data: HostArray, shape: Shape): Value =>
 export interface GraphStage {
   readonly _tag: "GraphStage";
   readonly name: string;
+  /** The plain ONNX lowering (the CPU's, and what names the stage's inputs and outputs). */
   readonly lowered: Lowered;
+  /** The lowering for another provider (same inputs and outputs), when it differs. */
+  readonly lowerFor?: (target: LowerTarget) => Lowered;
 }
 
 export interface HostStage {
@@ -131,7 +135,12 @@ export const graphStage = (g: Graph, options: LowerOptions & { name?: string } =
   _tag: "GraphStage",
   name: options.name ?? g.name,
   lowered: toOnnx(g, options),
+  lowerFor: (target) => toOnnx(g, { ...options, target }),
 });
+
+/** The ONNX model a stage runs on `provider`. */
+const loweringFor = (stage: GraphStage, provider: Provider): Lowered =>
+  provider === "webgpu" && stage.lowerFor ? stage.lowerFor("webgpu") : stage.lowered;
 
 /** A plan made of stages; state and feeds are derived from the graph stages' inputs. */
 export const plan = (name: string, g: Graph, stages: readonly Stage[]): Plan => {
@@ -294,7 +303,8 @@ export const execute = (
             if (o.name.startsWith(NEXT)) locations[o.name] = "gpu-buffer";
           }
         }
-        sessions.set(stage.name, yield* openSession(stage.name, stage.lowered.bytes, options, locations));
+        const bytes = loweringFor(stage, provider).bytes;
+        sessions.set(stage.name, yield* openSession(stage.name, bytes, options, locations));
       }
     }
     const state = new Map<string, Value>(

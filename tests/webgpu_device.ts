@@ -29,3 +29,25 @@ export const webgpuUnavailable = async (file: string): Promise<string | undefine
   console.error(`${file}: webgpu tests skipped: ${reason}`);
   return reason;
 };
+
+/**
+ * The op types ONNX Runtime ran on its CPU provider, by count, from the profiles written with
+ * `profilePrefix` (ONNX Runtime's own record of where each node ran).
+ */
+export const nodesOnCpu = (profilePrefix: string): Map<string, number> => {
+  const slash = profilePrefix.lastIndexOf("/");
+  const dir = profilePrefix.slice(0, slash), base = profilePrefix.slice(slash + 1);
+  const counts = new Map<string, number>();
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.startsWith(base) || !entry.name.endsWith(".json")) continue;
+    const events = JSON.parse(Deno.readTextFileSync(`${dir}/${entry.name}`)) as {
+      cat?: string;
+      args?: { provider?: string; op_name?: string };
+    }[];
+    for (const e of events) {
+      if (e.cat !== "Node" || e.args?.provider !== "CPUExecutionProvider") continue;
+      counts.set(e.args.op_name!, (counts.get(e.args.op_name!) ?? 0) + 1);
+    }
+  }
+  return counts;
+};
