@@ -31,23 +31,34 @@ export const webgpuUnavailable = async (file: string): Promise<string | undefine
 };
 
 /**
- * The op types ONNX Runtime ran on its CPU provider, by count, from the profiles written with
- * `profilePrefix` (ONNX Runtime's own record of where each node ran).
+ * The nodes ONNX Runtime ran on its CPU provider — node name → "OpType(input types → output types)" —
+ * from the profiles written with `profilePrefix` (ONNX Runtime's own record of where each node ran).
  */
-export const nodesOnCpu = (profilePrefix: string): Map<string, number> => {
+export const nodesOnCpu = (profilePrefix: string): Map<string, string> => {
   const slash = profilePrefix.lastIndexOf("/");
   const dir = profilePrefix.slice(0, slash), base = profilePrefix.slice(slash + 1);
-  const counts = new Map<string, number>();
+  const nodes = new Map<string, string>();
   for (const entry of Deno.readDirSync(dir)) {
     if (!entry.name.startsWith(base) || !entry.name.endsWith(".json")) continue;
     const events = JSON.parse(Deno.readTextFileSync(`${dir}/${entry.name}`)) as {
       cat?: string;
-      args?: { provider?: string; op_name?: string };
+      name?: string;
+      args?: {
+        provider?: string;
+        op_name?: string;
+        input_type_shape?: Record<string, unknown>[];
+        output_type_shape?: Record<string, unknown>[];
+      };
     }[];
     for (const e of events) {
       if (e.cat !== "Node" || e.args?.provider !== "CPUExecutionProvider") continue;
-      counts.set(e.args.op_name!, (counts.get(e.args.op_name!) ?? 0) + 1);
+      const types = (xs?: Record<string, unknown>[]) => (xs ?? []).flatMap(Object.keys).join(",");
+      const name = e.name!.replace(/_kernel_time$|_fence_(before|after)$/, "");
+      nodes.set(
+        name,
+        `${e.args.op_name}(${types(e.args.input_type_shape)} → ${types(e.args.output_type_shape)})`,
+      );
     }
   }
-  return counts;
+  return nodes;
 };
