@@ -195,6 +195,9 @@ export const main = async (args: readonly string[]) => {
     "WebGPU",
     `Measured by \`${cmd}\` on ${m.cpu} (${m.cores} cores), onnxruntime-node ${m.ort}. Here the webgpu device ` +
       "is Mesa's lavapipe, a software Vulkan device running on the same CPU cores: a correctness device, " +
-      "slower than the CPU provider, not a GPU measurement.\n\n" + text,
+      "slower than the CPU provider, not a GPU measurement; the copies that device-resident state saves are " +
+      "small next to its compute, so its two webgpu rows differ by noise. The first step's time is with Mesa's " +
+      "shader cache warm; with a cold cache the training graph's first step took about 190 s here.\n\n" +
+      text,
   );
 };
