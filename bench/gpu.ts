@@ -132,7 +132,12 @@ const measure = (o: Options, provider: Provider, deviceState: boolean) =>
 /** Runs the webgpu tests in a child process (the device expected), for the JSON device check. */
 const runTests = async () => {
   const root = fileURLToPath(new URL("..", import.meta.url));
-  const files = ["webgpu_runtime_test.ts", "webgpu_lowering_test.ts", "webgpu_quickstart_test.ts"];
+  const files = [
+    "webgpu_runtime_test.ts",
+    "webgpu_lowering_test.ts",
+    "webgpu_quickstart_test.ts",
+    "webgpu_train_test.ts",
+  ];
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", ...files.map((f) => `tests/${f}`)],
     cwd: root,
