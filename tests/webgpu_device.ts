@@ -3,7 +3,7 @@
  * skipped and say why; with KAPPA_EXPECT_WEBGPU=1 (set by CI after .ci/setup-vulkan) a missing device
  * fails them instead.
  */
-import { Effect, Exit } from "effect";
+import { Effect } from "effect";
 import { Graph } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { execute, graphStage, plan } from "../plan/runtime.ts";
@@ -13,10 +13,11 @@ export const EXPECT_WEBGPU = "KAPPA_EXPECT_WEBGPU";
 const probe = async (): Promise<string | undefined> => {
   const g = new Graph("probe");
   g.output("y", o.neg(o.input(g, "x", [1])));
-  const exit = await Effect.runPromiseExit(
-    Effect.scoped(execute(plan("probe", g, [graphStage(g)]), { provider: "webgpu" })),
+  return await Effect.runPromise(
+    Effect.scoped(execute(plan("probe", g, [graphStage(g)]), { provider: "webgpu" })).pipe(
+      Effect.match({ onSuccess: () => undefined, onFailure: (e) => e.message }),
+    ),
   );
-  return Exit.isSuccess(exit) ? undefined : exit.cause.toString().split("\n")[0];
 };
 
 /** Undefined when webgpu works; otherwise why not. Throws when CI expects the device. */
@@ -29,6 +30,10 @@ export const webgpuUnavailable = async (file: string): Promise<string | undefine
   console.error(`${file}: webgpu tests skipped: ${reason}`);
   return reason;
 };
+
+/** A device test's name, carrying the reason when it is skipped (`deno test --quiet` hides console output). */
+export const deviceTestName = (name: string, unavailable: string | undefined): string =>
+  unavailable === undefined ? name : `${name} [skipped: ${unavailable}]`;
 
 /**
  * The nodes ONNX Runtime ran on its CPU provider — node name → "OpType(input types → output types)" —

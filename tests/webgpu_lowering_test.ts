@@ -12,7 +12,7 @@ import { Graph } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { decodeOnnx, toOnnx } from "../plan/onnx.ts";
 import { execute, graphStage, plan, type Provider, value } from "../plan/runtime.ts";
-import { nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
+import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_lowering_test.ts");
 
@@ -51,7 +51,10 @@ Deno.test("webgpu lowering: no LogSoftmax and no int64 Equal/Where/gathers/scatt
 });
 
 Deno.test({
-  name: "webgpu lowering: every node runs on the device and computes the CPU's values",
+  name: deviceTestName(
+    "webgpu lowering: every node runs on the device and computes the CPU's values",
+    unavailable,
+  ),
   ignore: unavailable !== undefined,
   fn: async () => {
     const dir = await mkdtemp(join(tmpdir(), "kappa-webgpu-lowering-"));

@@ -28,7 +28,7 @@ import {
   value,
 } from "../plan/runtime.ts";
 import { decodeOnnx, toOnnx } from "../plan/onnx.ts";
-import { nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
+import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_quickstart_test.ts");
 
@@ -86,7 +86,10 @@ const indexCasts = (bytes: Uint8Array): Set<string> => {
 const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
 Deno.test({
-  name: "webgpu: the quickstart model trains and infers on the device as on the CPU",
+  name: deviceTestName(
+    "webgpu: the quickstart model trains and infers on the device as on the CPU",
+    unavailable,
+  ),
   ignore: unavailable !== undefined,
   sanitizeResources: false,
   fn: async (t) => {

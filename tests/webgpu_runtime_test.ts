@@ -10,7 +10,7 @@ import * as o from "../plan/ops.ts";
 import { ones } from "../plan/init.ts";
 import { execute, graphStage, NEXT, onHost, plan, value } from "../plan/runtime.ts";
 import { classifyWebGpuFailure, describeWebGpuFailure } from "../plan/webgpu_diagnosis.ts";
-import { webgpuUnavailable } from "./webgpu_device.ts";
+import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_runtime_test.ts");
 
@@ -98,7 +98,10 @@ const counterPlan = () => {
 };
 
 Deno.test({
-  name: "webgpu: state stays on the device between runs; only outputs and read-backs cross to the host",
+  name: deviceTestName(
+    "webgpu: state stays on the device between runs; only outputs and read-backs cross to the host",
+    unavailable,
+  ),
   ignore: unavailable !== undefined,
   fn: async () => {
     const x = value("float32", Float32Array.of(1, 2, 3), [3]);
@@ -136,7 +139,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu: a device value fed to a CPU session is refused with a clear error",
+  name: deviceTestName(
+    "webgpu: a device value fed to a CPU session is refused with a clear error",
+    unavailable,
+  ),
   ignore: unavailable !== undefined,
   fn: async () => {
     const x = value("float32", Float32Array.of(1, 2, 3), [3]);

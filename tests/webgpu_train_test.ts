@@ -19,7 +19,7 @@ import { loadCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { openDataset } from "../data/open.ts";
 import { value } from "../plan/runtime.ts";
-import { webgpuUnavailable } from "./webgpu_device.ts";
+import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_train_test.ts");
 
@@ -62,8 +62,10 @@ const losses = (dir: string) =>
     .filter((m) => m.kind === "train").map((m) => m.loss);
 
 Deno.test({
-  name:
+  name: deviceTestName(
     "webgpu train: stop at step 3, resume to 6 = never stopping, bitwise; evaluation from device state = the CPU's",
+    unavailable,
+  ),
   ignore: unavailable !== undefined,
   fn: async () => {
     const root = await mkdtemp(join(tmpdir(), "kappa-webgpu-train-"));
