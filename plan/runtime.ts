@@ -108,7 +108,10 @@ export interface HostStage {
   readonly name: string;
   /** The values `run` returns (so later graph stages do not expect them as feeds). */
   readonly outputs: readonly string[];
-  /** Reads values computed so far (feeds, state, earlier outputs) and returns new named values. */
+  /**
+   * Reads values computed so far (feeds, state, earlier outputs) and returns new named values. On
+   * `webgpu` the state entries are device values (their `data` throws): host stages read graph outputs.
+   */
   readonly run: (env: ReadonlyMap<string, Value>) => Effect.Effect<Record<string, Value>, RuntimeError>;
 }
 
