@@ -11,7 +11,15 @@ import onnxProto from "onnx-proto";
 import type { DType, HostArray, Shape } from "./dtype.ts";
 import { hostArray, ONNX_DTYPE } from "./dtype.ts";
 import { type Graph, GraphError, type Node, type Tensor } from "./graph.ts";
-import { type Attr, type LowerContext, type Prim, type Rule, RULES } from "./primitives.ts";
+import {
+  type Attr,
+  type LowerContext,
+  type LowerTarget,
+  type Op,
+  type Prim,
+  type Rule,
+  RULES,
+} from "./primitives.ts";
 
 const { onnx } = onnxProto as unknown as typeof P;
 
@@ -35,8 +43,31 @@ export interface LowerOptions {
   readonly docString?: string;
   /** The model's `metadata_props` (key → value), readable by any ONNX Runtime. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** The provider to lower for (default `cpu`: plain ONNX, what exports use). */
+  readonly target?: LowerTarget;
 }
 
+/**
+ * Ops that ONNX Runtime's WebGPU provider runs on the CPU when they carry int64 values (seen in its
+ * profile: Equal, Where, GatherElements, ScatterElements, Expand and Reshape of label and class-index
+ * maps). For `webgpu` their int64 operands are cast to a type it takes and their results cast back, so
+ * that the whole step stays on the device: indices to int32, values to int32 — or to float32 for
+ * GatherElements, which has no int32 kernel there (exact: class ids, ranks and positions are < 2^24),
+ * through int32, since its Cast between int64 and float32 runs on the CPU too.
+ */
+const NARROWED_ON_WEBGPU: ReadonlyMap<Op, DType> = new Map<Op, DType>([
+  ["equal", "int32"],
+  ["less", "int32"],
+  ["greater", "int32"],
+  ["lessOrEqual", "int32"],
+  ["greaterOrEqual", "int32"],
+  ["where", "int32"],
+  ["gather", "int32"],
+  ["gatherElements", "float32"],
+  ["scatterElements", "int32"],
+  ["expand", "int32"],
+  ["reshape", "int32"],
+]);
 export interface Lowered {
   readonly bytes: Uint8Array;
   /** Graph inputs in declaration order: feeds and (non-embedded) variables. */
@@ -141,7 +172,9 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
     return name;
   };
 
+  const target = options.target ?? "cpu";
   const ctxBase = {
+    target,
     fresh,
     constant: addConstant,
     int64: (values: readonly number[], shape?: Shape) =>
@@ -208,17 +241,50 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
       names.set(t.id, name);
       return name;
     });
+    const operands = ruleOf(prim).inputs(prim);
+    const valueType = target === "webgpu" ? NARROWED_ON_WEBGPU.get(prim.op) : undefined;
+    const narrowed = valueType !== undefined && [...operands, ...n.outputs].some((t) => t.dtype === "int64");
+    const indices = "indices" in prim ? prim.indices : undefined;
+    // Narrowing: copies of int64 operands in the types the provider takes, results cast back to int64.
+    const narrowName = new Map<number, string>();
+    if (narrowed) {
+      for (const t of operands) {
+        if (t.dtype !== "int64" || narrowName.has(t.id)) continue;
+        const to = t === indices ? "int32" : valueType;
+        const int32 = fresh("int32");
+        ctxBase.node("Cast", [names.get(t.id)!], [int32], { to: { int: ONNX_DTYPE.int32 } });
+        if (to === "int32") narrowName.set(t.id, int32);
+        else {
+          const name = fresh(to);
+          ctxBase.node("Cast", [int32], [name], { to: { int: ONNX_DTYPE[to] } });
+          narrowName.set(t.id, name);
+        }
+      }
+    }
+    const narrowOut = out.map((
+      name,
+      i,
+    ) => (narrowed && n.outputs[i].dtype === "int64" ? fresh(valueType) : name));
     const ctx: LowerContext = {
       ...ctxBase,
-      out,
+      out: narrowOut,
       used: n.outputs.map((t) => used.has(t.id)),
       name: (t: Tensor) => {
-        const name = names.get(t.id);
+        const name = narrowName.get(t.id) ?? names.get(t.id);
         if (name === undefined) throw new Error(`internal: operand t${t.id} of ${prim.op} was not lowered`);
         return name;
       },
     };
     ruleOf(prim).lower(prim, ctx);
+    for (const [i, name] of narrowOut.entries()) {
+      if (name === out[i]) continue;
+      let int32 = name;
+      if (valueType !== "int32") {
+        int32 = fresh("int32");
+        ctxBase.node("Cast", [name], [int32], { to: { int: ONNX_DTYPE.int32 } });
+      }
+      ctxBase.node("Cast", [int32], [out[i]], { to: { int: ONNX_DTYPE.int64 } });
+    }
   }
 
   // Outputs that are inputs, variables, constants, or repeated need an Identity to carry their own name.

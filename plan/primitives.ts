@@ -60,7 +60,14 @@ export type Attr =
   | { readonly string: string };
 
 /** What a rule's `lower` can do: name operands, emit ONNX nodes and constants. */
+/**
+ * The provider a graph is lowered for. `webgpu` avoids ops that ONNX Runtime's WebGPU provider leaves to
+ * the CPU (each such node costs device↔host copies inside a step), with ops that compute the same values.
+ */
+export type LowerTarget = "cpu" | "webgpu";
+
 export interface LowerContext {
+  readonly target: LowerTarget;
   /** The ONNX value name of an operand. */
   readonly name: (t: Tensor) => string;
   /** Names of this node's outputs. */
@@ -457,7 +464,20 @@ export const RULES: RuleTable = {
   logSoftmax: {
     inputs: (p) => [p.x],
     infer: ({ x, axis }) => (requireFloat(x), axisOrFail(axis, x.rank), [x]),
-    lower: (p, ctx) => ctx.node("LogSoftmax", [ctx.name(p.x)], ctx.out, { axis: { int: p.axis } }),
+    lower: (p, ctx) => {
+      if (ctx.target === "cpu") {
+        return ctx.node("LogSoftmax", [ctx.name(p.x)], ctx.out, { axis: { int: p.axis } });
+      }
+      // WebGPU has no LogSoftmax kernel: x − max − log Σ exp(x − max), the same stable form.
+      const axes = ctx.int64([p.axis]), max = ctx.fresh("max"), shifted = ctx.fresh("shifted");
+      const exp = ctx.fresh("exp"), sum = ctx.fresh("sum"), logSum = ctx.fresh("logSum");
+      ctx.node("ReduceMax", [ctx.name(p.x), axes], [max], { keepdims: { int: 1 } });
+      ctx.node("Sub", [ctx.name(p.x), max], [shifted]);
+      ctx.node("Exp", [shifted], [exp]);
+      ctx.node("ReduceSum", [exp, axes], [sum], { keepdims: { int: 1 } });
+      ctx.node("Log", [sum], [logSum]);
+      ctx.node("Sub", [shifted, logSum], ctx.out);
+    },
     vjp: ({ axis }, [y], [ct], o) => ct ? [o.sub(ct, o.mul(o.exp(y), o.sum(ct, [axis], true)))] : [],
     flops: (_, [y]) => 5 * size(y),
   },

@@ -7,18 +7,28 @@
  * entry `x` with the stage output `next:x` when one exists. Sessions live in an Effect `Scope` and are
  * released when it closes, on success, failure or interruption.
  *
- * ONNX Runtime copies every output and computes on the calling thread; state therefore goes in and
- * comes out as host arrays on each run. To keep that cheap, a state array that a run produced is
+ * On the CPU, ONNX Runtime copies every output and computes on the calling thread; state therefore goes
+ * in and comes out as host arrays on each run. To keep that cheap, a state array that a run produced is
  * released as soon as a later run replaces it, and freed memory is kept for the next run's arrays
  * (`host_memory.ts`).
+ *
+ * On `webgpu`, state stays on the device: state set from the host is uploaded once (an Identity graph
+ * with device outputs), `next:` outputs stay device buffers and are fed back on the next run, and only
+ * the other outputs (losses, metrics, predictions) come to the host. `hostState` reads state back (an
+ * Identity graph with host outputs: `getData()` on a device tensor aborts the process in
+ * onnxruntime-node 1.30) for checkpoints and exports. A device value fed to a CPU session would read as
+ * NaN, so the runtime refuses it.
  */
 import * as ort from "onnxruntime-node";
-import { Data, Effect, type Scope } from "effect";
+import { Data, Effect, Scope } from "effect";
 import { type DType, type HostArray, type Shape, shapeEquals, sizeOf } from "./dtype.ts";
-import type { Graph } from "./graph.ts";
 import { type Init, initialize } from "./init.ts";
 import { release, retainFreedMemory } from "./host_memory.ts";
 import { type Lowered, type LowerOptions, toOnnx, type ValueSpec } from "./onnx.ts";
+import { Graph } from "./graph.ts";
+import { input } from "./ops.ts";
+import type { LowerTarget } from "./primitives.ts";
+import { describeWebGpuFailure, diagnoseWebGpu } from "./webgpu_diagnosis.ts";
 
 export type Provider = "cpu" | "webgpu" | "cuda";
 export const PROVIDERS: readonly Provider[] = ["cpu", "webgpu", "cuda"];
@@ -62,6 +72,11 @@ export interface RuntimeOptions {
    * outside (the initial state, a checkpoint) are never released.
    */
   readonly recycleStateMemory?: boolean;
+  /**
+   * With `webgpu`: keep state on the device between runs (default true). Off, state goes through the
+   * host on every run as on the CPU (for measuring what device-resident state saves).
+   */
+  readonly deviceState?: boolean;
 }
 
 /** A host tensor as ONNX Runtime takes and returns it. */
@@ -82,7 +97,10 @@ export const value = (dtype: DType, data: HostArray, shape: Shape): Value =>
 export interface GraphStage {
   readonly _tag: "GraphStage";
   readonly name: string;
+  /** The plain ONNX lowering (the CPU's, and what names the stage's inputs and outputs). */
   readonly lowered: Lowered;
+  /** The lowering for another provider (same inputs and outputs), when it differs. */
+  readonly lowerFor?: (target: LowerTarget) => Lowered;
 }
 
 export interface HostStage {
@@ -90,7 +108,10 @@ export interface HostStage {
   readonly name: string;
   /** The values `run` returns (so later graph stages do not expect them as feeds). */
   readonly outputs: readonly string[];
-  /** Reads values computed so far (feeds, state, earlier outputs) and returns new named values. */
+  /**
+   * Reads values computed so far (feeds, state, earlier outputs) and returns new named values. On
+   * `webgpu` the state entries are device values (their `data` throws): host stages read graph outputs.
+   */
   readonly run: (env: ReadonlyMap<string, Value>) => Effect.Effect<Record<string, Value>, RuntimeError>;
 }
 
@@ -117,7 +138,12 @@ export const graphStage = (g: Graph, options: LowerOptions & { name?: string } =
   _tag: "GraphStage",
   name: options.name ?? g.name,
   lowered: toOnnx(g, options),
+  lowerFor: (target) => toOnnx(g, { ...options, target }),
 });
+
+/** The ONNX model a stage runs on `provider`. */
+const loweringFor = (stage: GraphStage, provider: Provider): Lowered =>
+  provider === "webgpu" && stage.lowerFor ? stage.lowerFor("webgpu") : stage.lowered;
 
 /** A plan made of stages; state and feeds are derived from the graph stages' inputs. */
 export const plan = (name: string, g: Graph, stages: readonly Stage[]): Plan => {
@@ -165,20 +191,24 @@ export const checkProvider = (provider: Provider): Effect.Effect<void, ProviderU
   return Effect.void;
 };
 
-const providerReason = (provider: Provider, error: unknown): string => {
+const providerReason = async (provider: Provider, error: unknown): Promise<string> => {
   const text = String(error);
-  if (provider === "webgpu" && /vulkan|adapter|webgpu_context/i.test(text)) {
-    return "no WebGPU adapter could be created (the WebGPU provider needs a GPU and a Vulkan loader, " +
-      "libvulkan.so.1; none was found)";
-  }
+  if (provider === "webgpu" && /adapter/i.test(text)) return describeWebGpuFailure(await diagnoseWebGpu());
   return text.split("\n")[0];
 };
+
+/** Where ONNX Runtime leaves an output: on the host, or (webgpu) in a device buffer. */
+export type OutputLocation = "cpu" | "gpu-buffer";
+
+/** Whether a value lives on the host (its data readable) rather than on a device. */
+export const onHost = (v: Value): boolean => v.location === "cpu";
 
 /** Creates an ONNX Runtime session for a serialized model, released when the scope closes. */
 export const openSession = (
   name: string,
   bytes: Uint8Array,
   options: RuntimeOptions = {},
+  outputLocations: Readonly<Record<string, OutputLocation>> = {},
 ): Effect.Effect<ort.InferenceSession, ProviderUnavailable | RuntimeError, Scope.Scope> => {
   const provider = options.provider ?? "cpu";
   const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -187,49 +217,97 @@ export const openSession = (
     ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
     ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
     ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
+    ...(Object.keys(outputLocations).length ? { preferredOutputLocation: { ...outputLocations } } : {}),
   };
   return checkProvider(provider).pipe(
     Effect.andThen(
       Effect.acquireRelease(
         Effect.tryPromise({
           try: () => ort.InferenceSession.create(bytes, sessionOptions),
-          catch: (e): ProviderUnavailable | RuntimeError =>
+          catch: (e): unknown => e,
+        }).pipe(
+          Effect.catch((e): Effect.Effect<never, ProviderUnavailable | RuntimeError> =>
             provider !== "cpu" && /provider|vulkan|adapter|webgpu|cuda/i.test(String(e))
-              ? new ProviderUnavailable({ provider, reason: providerReason(provider, e) })
-              : new RuntimeError({
-                stage: name,
-                reason: `cannot create session: ${String(e).split("\n")[0]}`,
-              }),
-        }),
+              ? Effect.promise(() => providerReason(provider, e)).pipe(
+                Effect.flatMap((reason) => Effect.fail(new ProviderUnavailable({ provider, reason }))),
+              )
+              : Effect.fail(
+                new RuntimeError({
+                  stage: name,
+                  reason: `cannot create session: ${String(e).split("\n")[0]}`,
+                }),
+              )
+          ),
+        ),
         (session) => Effect.promise(() => session.release()).pipe(Effect.ignore),
       ),
     ),
   );
 };
 
+/** Bytes copied between the host and the device by an executor's runs (zero on the CPU). */
+export interface Transfers {
+  toDevice: number;
+  toHost: number;
+}
+
 /** A running plan: its sessions, and its state between runs. */
 export interface Executor {
   readonly plan: Plan;
-  /** Current state by name (parameters, moments, buffers). */
+  readonly provider: Provider;
+  /**
+   * Current state by name (parameters, moments, buffers). With `webgpu` these are device values after
+   * the first run: read them with `hostState`. Values set here from the host are uploaded by the next run.
+   */
   readonly state: Map<string, Value>;
   /**
    * Runs every stage once; returns all values the stages produced (not the feeds or the state). With
-   * `recycleStateMemory` (the default), the `next:` values it returns are released by the run after.
+   * `recycleStateMemory` (the default), the `next:` values it returns are released by the run after;
+   * device values it replaces are always released.
    */
   readonly run: (feeds: Readonly<Record<string, Value>>) => Effect.Effect<Map<string, Value>, RuntimeError>;
+  /** The state as host values (device values read back; host values as they are), e.g. to checkpoint. */
+  readonly hostState: () => Effect.Effect<Map<string, Value>, RuntimeError>;
+  /** Host↔device bytes so far (feeds, uploads, outputs and read-backs); the caller may reset them. */
+  readonly transfers: Transfers;
 }
+
+/** The bytes of a host value. */
+const bytesOf = (v: Value): number => (v.data as HostArray).byteLength;
+
+/** A graph copying each value to an output named `prefix + name` (Identity nodes, no arithmetic). */
+const identityGraph = (specs: readonly ValueSpec[], prefix: string): Graph => {
+  const g = new Graph("copy");
+  for (const s of specs) g.output(prefix + s.name, input(g, s.name, s.shape, s.dtype));
+  return g;
+};
+
+const UPLOADED = "device:";
+const READ_BACK = "host:";
 
 /** Opens sessions for every graph stage of `plan` and initializes its state from `seed`. */
 export const execute = (
   p: Plan,
-  { seed = 0, recycleStateMemory = true, ...options }: RuntimeOptions & { seed?: number } = {},
+  { seed = 0, recycleStateMemory = true, deviceState = true, ...options }: RuntimeOptions & {
+    seed?: number;
+  } = {},
 ): Effect.Effect<Executor, ProviderUnavailable | RuntimeError, Scope.Scope> =>
   Effect.gen(function* () {
     if (recycleStateMemory) retainFreedMemory();
+    const provider = options.provider ?? "cpu";
+    const onDevice = provider === "webgpu" && deviceState;
+    const scope = yield* Effect.scope;
     const sessions = new Map<string, ort.InferenceSession>();
     for (const stage of p.stages) {
       if (stage._tag === "GraphStage") {
-        sessions.set(stage.name, yield* openSession(stage.name, stage.lowered.bytes, options));
+        const locations: Record<string, OutputLocation> = {};
+        if (onDevice) {
+          for (const o of stage.lowered.outputs) {
+            if (o.name.startsWith(NEXT)) locations[o.name] = "gpu-buffer";
+          }
+        }
+        const bytes = loweringFor(stage, provider).bytes;
+        sessions.set(stage.name, yield* openSession(stage.name, bytes, options, locations));
       }
     }
     const state = new Map<string, Value>(
@@ -237,16 +315,71 @@ export const execute = (
         s,
       ) => [s.name, value(s.dtype, initialize(s.init, s.name, s.dtype, s.shape, seed), s.shape)]),
     );
+    const specs = new Map(p.state.map((s) => [s.name, s]));
+    const transfers: Transfers = { toDevice: 0, toHost: 0 };
     // State values this executor got from ORT: only these are released when replaced.
     const producedState = new WeakSet<Value>();
+    const releaseValue = (v: Value) => {
+      if (onHost(v)) {
+        if (recycleStateMemory) release(v.data as HostArray);
+      } else v.dispose();
+    };
+
+    // Copy sessions (upload, read back), one per set of state names, opened on first use.
+    const copySessions = new Map<string, ort.InferenceSession>();
+    const copy = (names: readonly string[], prefix: string, location: OutputLocation) =>
+      Effect.gen(function* () {
+        const key = `${prefix}${names.join(",")}`;
+        let session = copySessions.get(key);
+        if (!session) {
+          const g = identityGraph(names.map((n) => specs.get(n)!), prefix);
+          const locations = Object.fromEntries(names.map((n) => [prefix + n, location]));
+          session = yield* openSession(key, toOnnx(g).bytes, options, locations).pipe(
+            Effect.provideService(Scope.Scope, scope),
+            Effect.mapError((e) => new RuntimeError({ stage: "copy state", reason: e.message })),
+          );
+          copySessions.set(key, session);
+        }
+        const feeds = Object.fromEntries(names.map((n) => [n, state.get(n)!]));
+        const out = yield* Effect.tryPromise({
+          try: () => session.run(feeds) as Promise<Record<string, Value>>,
+          catch: (e) => new RuntimeError({ stage: "copy state", reason: String(e).split("\n")[0] }),
+        });
+        return new Map(names.map((n) => [n, out[prefix + n]]));
+      });
+
+    // State set from the host (the initial state, a checkpoint, a ranker) goes to the device once.
+    const upload = Effect.gen(function* () {
+      const names = [...state].filter(([, v]) => onHost(v)).map(([n]) => n);
+      if (names.length === 0) return;
+      for (const n of names) transfers.toDevice += bytesOf(state.get(n)!);
+      for (const [n, v] of yield* copy(names, UPLOADED, "gpu-buffer")) {
+        state.set(n, v);
+        producedState.add(v);
+      }
+    });
+
+    const hostState = () =>
+      Effect.gen(function* () {
+        const names = [...state].filter(([, v]) => !onHost(v)).map(([n]) => n);
+        const host = new Map(state);
+        if (names.length === 0) return host;
+        for (const [n, v] of yield* copy(names, READ_BACK, "cpu")) {
+          host.set(n, v);
+          transfers.toHost += bytesOf(v);
+        }
+        return host;
+      });
+
     const run = (feeds: Readonly<Record<string, Value>>) =>
       Effect.gen(function* () {
+        if (onDevice) yield* upload;
         const env = new Map<string, Value>(state);
         for (const [k, v] of Object.entries(feeds)) env.set(k, v);
         const produced = new Map<string, Value>();
         for (const stage of p.stages) {
           const outputs = stage._tag === "GraphStage"
-            ? yield* runGraphStage(stage, sessions.get(stage.name)!, env)
+            ? yield* runGraphStage(stage, sessions.get(stage.name)!, env, provider, transfers)
             : yield* stage.run(env);
           for (const [k, v] of Object.entries(outputs)) {
             env.set(k, v);
@@ -258,16 +391,22 @@ export const execute = (
           const name = k.slice(NEXT.length);
           const replaced = state.get(name);
           state.set(name, v);
-          if (!recycleStateMemory) continue;
+          if (!recycleStateMemory && onHost(v)) continue;
           producedState.add(v);
-          if (replaced && replaced !== v && producedState.has(replaced)) release(replaced.data as HostArray);
+          if (replaced && replaced !== v && producedState.has(replaced)) releaseValue(replaced);
         }
         return produced;
       });
-    return { plan: p, state, run };
+    return { plan: p, provider, state, run, hostState, transfers };
   });
 
-const runGraphStage = (stage: GraphStage, session: ort.InferenceSession, env: ReadonlyMap<string, Value>) =>
+const runGraphStage = (
+  stage: GraphStage,
+  session: ort.InferenceSession,
+  env: ReadonlyMap<string, Value>,
+  provider: Provider,
+  transfers: Transfers,
+) =>
   Effect.gen(function* () {
     const feeds: Record<string, Value> = {};
     for (const spec of stage.lowered.inputs) {
@@ -279,12 +418,24 @@ const runGraphStage = (stage: GraphStage, session: ort.InferenceSession, env: Re
           reason: `input "${spec.name}" is ${v.type}[${v.dims}], expected ${spec.dtype}[${spec.shape}]`,
         });
       }
+      if (!onHost(v) && provider !== "webgpu") {
+        return yield* new RuntimeError({
+          stage: stage.name,
+          reason: `input "${spec.name}" is a ${v.location} value on the webgpu device, which a ${provider} ` +
+            `session cannot read; read it back first (Executor.hostState)`,
+        });
+      }
+      if (provider !== "cpu" && onHost(v)) transfers.toDevice += bytesOf(v);
       feeds[spec.name] = v;
     }
-    return yield* Effect.tryPromise({
+    const out = yield* Effect.tryPromise({
       try: () => session.run(feeds) as Promise<Record<string, Value>>,
       catch: (e) => new RuntimeError({ stage: stage.name, reason: String(e).split("\n")[0] }),
     });
+    if (provider !== "cpu") {
+      for (const v of Object.values(out)) if (onHost(v)) transfers.toHost += bytesOf(v);
+    }
+    return out;
   });
 
 /** Number of elements a value holds. */

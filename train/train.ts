@@ -256,8 +256,9 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           interval: { losses: interval.losses, images: interval.images },
           elapsedSeconds: elapsedBefore + (performance.now() - processStart) / 1000,
         };
+        // On webgpu the state lives on the device: a checkpoint is one of the few reasons to read it back.
         const saved = yield* saveCheckpoint(ckptDir, step, {
-          tensors: stateTensors(ex.state),
+          tensors: stateTensors(yield* ex.hostState()),
           metadata: { [LOOP_STATE_KEY]: JSON.stringify(loop), "train.seed": JSON.stringify(t.seed) },
         }, { keepLast: t.keepCheckpoints, best });
         yield* log(`checkpoint ${saved.file}`);
