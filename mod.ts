@@ -41,11 +41,15 @@ export { canonicalJson, specHash } from "./dsl/canonical.ts";
 export { inferenceGraph, lossGraph, trainingGraph } from "./interpret/graphs.ts";
 export type { Shapes } from "./interpret/shapes.ts";
 export {
+  ATTENTIVE_LOSS,
   CLASSES,
   FULL,
+  IMAGE_LABELS,
+  IMAGE_LEVEL_LOSS,
   LOGITS,
   LOSS,
   MULTILABEL_LOSS,
+  PIXEL_LABELLED,
   PIXEL_LOSS,
   type Ranker,
   SCORES,

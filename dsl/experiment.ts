@@ -45,6 +45,16 @@ export const experimentViolations = (e: Experiment): Violation[] => {
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
+  const aux = e.model._tag === "Segmenter" ? e.model.attentiveClassifier : undefined;
+  if (aux) {
+    const [h, w] = e.data.train.cropSize.map((s) => Math.floor(s / stride));
+    if (aux.pixels > h * w) {
+      out.push({
+        path: "model.attentiveClassifier.pixels",
+        message: `${aux.pixels} exceeds the ${h}×${w} = ${h * w} feature pixels of the training crop`,
+      });
+    }
+  }
   // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
   const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
   if (expects) {

@@ -163,7 +163,17 @@ export const MaskTransformerPsi = Schema.TaggedStruct("MaskTransformer", {
 /** A per-pixel linear classifier (over the selected classes' weight columns). */
 export const LinearPsi = Schema.TaggedStruct("Linear", {});
 
-export const PixelHead = Schema.Union([MaskTransformerPsi, LinearPsi]);
+/**
+ * LarvSeg's classifier: projected, L2-normalised pixel features p̂ = ℓ2(x·P_x) and class embeddings
+ * ê = ℓ2(e·P_e); cosine s = p̂·ê; logits z = γ·(s − μ)/√(σ² + ε) + β with μ, σ² taken over the classes of
+ * each pixel (the selected ones under top-κ) and learnable scalars γ (init 1), β (init 0). The z-score
+ * with γ is its temperature: pair it with `temperature: noTemperature()`.
+ */
+export const LarvSegPsi = Schema.TaggedStruct("LarvSeg", {
+  epsilon: Schema.Number.check(Schema.isGreaterThan(0)),
+});
+
+export const PixelHead = Schema.Union([MaskTransformerPsi, LinearPsi, LarvSegPsi]);
 export type PixelHead = typeof PixelHead.Type;
 
 // ---------------------------------------------------------------------------------------------------
@@ -197,7 +207,15 @@ export const RankAdaptiveTemperature = Schema.TaggedStruct("RankAdaptive", {
 /** LayerNorm over the κ rank-ordered logits with per-rank γ_r, β_r (the official code's `mask_norm`). */
 export const RankLayerNorm = Schema.TaggedStruct("RankLayerNorm", {});
 
-export const Temperature = Schema.Union([SharedTemperature, RankAdaptiveTemperature, RankLayerNorm]);
+/** No temperature: ψ's logits are used as they are (LarvSeg's classifier scales its own z-scores by γ). */
+export const NoTemperature = Schema.TaggedStruct("None", {});
+
+export const Temperature = Schema.Union([
+  SharedTemperature,
+  RankAdaptiveTemperature,
+  RankLayerNorm,
+  NoTemperature,
+]);
 export type Temperature = typeof Temperature.Type;
 
 // ---------------------------------------------------------------------------------------------------
@@ -223,6 +241,43 @@ export const Scheme = Schema.Union([Joint, Independent]);
 export type Scheme = typeof Scheme.Type;
 
 // ---------------------------------------------------------------------------------------------------
+// LarvSeg: image-level supervision (the losses of classes that have no masks)
+
+/**
+ * LarvSeg's image-level loss (λ_cls): for each image and each class l of its image-level labels, the
+ * logits z averaged over all pixels of the image (at feature resolution), the image's *other* labelled
+ * classes dropped from the vocabulary, cross-entropy against l; the mean over the (image, class) pairs
+ * of the batch.
+ */
+export const ImageLevelLoss = Schema.TaggedStruct("ImageLevel", { weight: NonNegative });
+export type ImageLevelLoss = typeof ImageLevelLoss.Type;
+
+/**
+ * LarvSeg's category-wise attentive classifier (λ_aux) and its memory bank [classes, M, K, d] of
+ * detached pixel embeddings p̂, with a circular slot pointer and a fill counter per class.
+ *
+ * - `crossImage` (the paper's, M = 20, K = 20): each (image, class l) pair is scored against the bank as
+ *   it stood before the step, then the image's K pixels of highest raw cosine s_l are written to slot
+ *   ptr_l (the pointer advances once per pair, in batch order). A class contributes once its bank has
+ *   been filled (M writes).
+ * - `singleImage` (the released configs, M = 1, K = 1): the bank is written first, so a class is scored
+ *   against this image's own top-K pixels (foreground and background alike); always ready.
+ *
+ * `labelsPerImage` is the static bound of a graph with static shapes: the attentive loss and the bank
+ * see at most this many labels per image (the lowest class ids first); the image-level loss sees all.
+ */
+export const AttentiveClassifier = Schema.TaggedStruct("CategoryWiseAttentive", {
+  weight: NonNegative,
+  variant: Schema.Literals(["crossImage", "singleImage"]),
+  /** M: bank slots per class. */
+  slots: Positive,
+  /** K: pixel features per slot (the top-K pixels of one image). */
+  pixels: Positive,
+  labelsPerImage: Positive,
+});
+export type AttentiveClassifier = typeof AttentiveClassifier.Type;
+
+// ---------------------------------------------------------------------------------------------------
 // The segmenter
 
 export const Segmenter = Schema.TaggedStruct("Segmenter", {
@@ -239,8 +294,28 @@ export const Segmenter = Schema.TaggedStruct("Segmenter", {
   pixelLossWeight: NonNegative,
   multiLabelLoss: Schema.NullOr(MultiLabelLoss),
   scheme: Scheme,
+  /** LarvSeg's image-level loss (absent: none; optional so that specs without it keep their hash). */
+  imageLevelLoss: Schema.optionalKey(ImageLevelLoss),
+  /** LarvSeg's category-wise attentive classifier (absent: none). */
+  attentiveClassifier: Schema.optionalKey(AttentiveClassifier),
 });
 export type Segmenter = typeof Segmenter.Type;
+
+/** Whether a segmenter's training graph takes image-level labels (LarvSeg's losses). */
+export const usesImageLabels = (m: Segmenter): boolean =>
+  m.imageLevelLoss !== undefined || m.attentiveClassifier !== undefined;
+
+/** The memory bank's shape [classes, M, K, d] (d: the head width). */
+export const bankShape = (m: Segmenter, a: AttentiveClassifier): [number, number, number, number] => [
+  m.classes,
+  a.slots,
+  a.pixels,
+  m.headDim,
+];
+
+/** P: the (image, class) pairs per image the attentive classifier scores, min(labelsPerImage, classes). */
+export const attentivePairs = (m: Segmenter, a: AttentiveClassifier): number =>
+  Math.min(a.labelsPerImage, m.classes);
 
 // ---------------------------------------------------------------------------------------------------
 // Model kinds
@@ -344,6 +419,8 @@ export const maskTransformer = (o: Opt<typeof MaskTransformerPsi.Type> = {}): Pi
   ...o,
 });
 export const linearPsi = (): PixelHead => ({ _tag: "Linear" });
+/** LarvSeg's cosine classifier with the z-score over classes (ε = 1e-5, the official code's). */
+export const larvSegClassifier = (epsilon = 1e-5): PixelHead => ({ _tag: "LarvSeg", epsilon });
 
 export const all = (): Selection => ({ _tag: "All" });
 export const topK = (k: number): Selection => ({ _tag: "TopK", k });
@@ -359,6 +436,7 @@ export const groundTruth = (
 export const shared = (init = 0.1): Temperature => ({ _tag: "Shared", init });
 export const rankAdaptive = (init = 0.1): Temperature => ({ _tag: "RankAdaptive", init });
 export const rankLayerNorm = (): Temperature => ({ _tag: "RankLayerNorm" });
+export const noTemperature = (): Temperature => ({ _tag: "None" });
 
 export const asymmetricLoss = (o: Opt<typeof AsymmetricLoss.Type> = {}): MultiLabelLoss => ({
   _tag: "Asymmetric",
@@ -371,6 +449,28 @@ export const asymmetricLoss = (o: Opt<typeof AsymmetricLoss.Type> = {}): MultiLa
   ...o,
 });
 export const bceLoss = (weight = 10): MultiLabelLoss => ({ _tag: "BCE", weight });
+
+/** LarvSeg's image-level loss, λ_cls = 0.1 by default (the paper's). */
+export const imageLevelLoss = (weight = 0.1): ImageLevelLoss => ({ _tag: "ImageLevel", weight });
+
+/**
+ * LarvSeg's category-wise attentive classifier, λ_aux = 0.1; the paper's cross-image bank (M = 20,
+ * K = 20) by default, the released single-image variant (M = 1, K = 1) with `variant: "singleImage"`.
+ */
+export const attentiveClassifier = (
+  o: Opt<AttentiveClassifier> = {},
+): AttentiveClassifier => {
+  const single = o.variant === "singleImage";
+  return {
+    _tag: "CategoryWiseAttentive",
+    weight: 0.1,
+    variant: "crossImage",
+    slots: single ? 1 : 20,
+    pixels: single ? 1 : 20,
+    labelsPerImage: 16,
+    ...o,
+  };
+};
 
 export const joint = (): Scheme => ({ _tag: "Joint" });
 export const independent = (ranker: string): Scheme => ({ _tag: "Independent", ranker });
@@ -394,6 +494,27 @@ export const segmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "backb
     scheme: joint(),
     ...o,
   };
+};
+
+/**
+ * A LarvSeg segmenter: the LarvSeg classifier over every class (no ξ, `select: all()`, no temperature),
+ * the image-level loss and the cross-image attentive classifier. Pass `attentiveClassifier:
+ * attentiveClassifier({ variant: "singleImage" })` for the released variant, or `undefined` to drop it
+ * (an `undefined` loss is left out of the spec, as if never given).
+ */
+export const larvSegmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "backbone">): Segmenter => {
+  const spec: Segmenter = segmenter({
+    xi: null,
+    psi: larvSegClassifier(),
+    select: all(),
+    temperature: noTemperature(),
+    multiLabelLoss: null,
+    imageLevelLoss: imageLevelLoss(),
+    attentiveClassifier: attentiveClassifier(),
+    ...o,
+  });
+  const { imageLevelLoss: cls, attentiveClassifier: aux, ...rest } = spec;
+  return { ...rest, ...(cls ? { imageLevelLoss: cls } : {}), ...(aux ? { attentiveClassifier: aux } : {}) };
 };
 
 /** A classifier: backbone + global average pool + linear over `classes`. */

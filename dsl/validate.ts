@@ -92,10 +92,47 @@ export const segmenterViolations = (m: Segmenter, path = "model"): Violation[] =
   if (!m.psi && s._tag !== "All") {
     v("select", "a multi-label-only model (psi: null) selects nothing; use all()");
   }
+  out.push(...larvSegViolations(m, path));
   if (m.scheme._tag === "Independent") {
     if (m.xi) v("xi", "the independent scheme ranks with a separate model (scheme.ranker); set xi to null");
     if (m.scheme.ranker.trim() === "") {
       v("scheme.ranker", "must name the run folder of the multi-label model");
+    }
+  }
+  return out;
+};
+
+/**
+ * LarvSeg's rules. How it composes with RankSeg: the LarvSeg classifier is a pixel head like any other
+ * (with top-κ its z-score runs over the κ selected classes), but its two losses need logits for every
+ * class of the image-level labels, so they require `select: all()`. (RankSeg's ξ can learn from
+ * image-level labels on its own: its multi-label loss needs no masks.)
+ */
+const larvSegViolations = (m: Segmenter, path: string): Violation[] => {
+  const out: Violation[] = [];
+  const v = (p: string, message: string) => out.push({ path: `${path}.${p}`, message });
+  if (m.psi?._tag === "LarvSeg" && m.temperature._tag !== "None") {
+    v("temperature", "the LarvSeg classifier's z-score with γ is its temperature; use noTemperature()");
+  }
+  for (
+    const [field, name] of [["imageLevelLoss", "the image-level loss"], [
+      "attentiveClassifier",
+      "the attentive classifier",
+    ]] as const
+  ) {
+    if (m[field] === undefined) continue;
+    if (!m.psi) v(field, `${name} needs a pixel head (model.psi is null)`);
+    if (m.select._tag !== "All") {
+      v("select", `${name} (model.${field}) needs logits for every class; use all()`);
+    }
+  }
+  const a = m.attentiveClassifier;
+  if (a) {
+    if (m.psi && m.psi._tag !== "LarvSeg") {
+      v("attentiveClassifier", "needs the LarvSeg classifier's embeddings (model.psi: larvSegClassifier())");
+    }
+    if (a.variant === "singleImage" && a.slots !== 1) {
+      v("attentiveClassifier.slots", `the single-image variant has one slot (M = 1), got ${a.slots}`);
     }
   }
   return out;

@@ -6,7 +6,7 @@
 import { Graph, type Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { minimize, type OptimizerConfig } from "../plan/optim.ts";
-import { backboneStride, type Segmenter } from "../dsl/model.ts";
+import { attentivePairs, backboneStride, type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import type { Shapes } from "./shapes.ts";
 import { segmenterForward } from "../layers/segmenter.ts";
 import { rankTargets } from "../layers/selection.ts";
@@ -17,9 +17,20 @@ import {
   resizeChannelsLast,
 } from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
+import { attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
 
 /** Names of the loss outputs of a training graph. */
-export const LOSS = "loss", PIXEL_LOSS = "loss.pixel", MULTILABEL_LOSS = "loss.multiLabel";
+export const LOSS = "loss",
+  PIXEL_LOSS = "loss.pixel",
+  MULTILABEL_LOSS = "loss.multiLabel",
+  IMAGE_LEVEL_LOSS = "loss.imageLevel",
+  ATTENTIVE_LOSS = "loss.attentive";
+
+/** Every loss output a segmenter's training graph may have, in logging order. */
+export const LOSS_NAMES = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS, IMAGE_LEVEL_LOSS, ATTENTIVE_LOSS] as const;
+
+/** Inputs of a LarvSeg training graph: [b, K] multi-hot image-level labels, [b] 1 = the pixel labels are valid. */
+export const IMAGE_LABELS = "imageLabels", PIXEL_LABELLED = "pixelLabelled";
 
 const trainGrid = (spec: Segmenter, [h, w]: readonly [number, number]) => {
   const s = backboneStride(spec.backbone);
@@ -49,15 +60,22 @@ const rankerScores = (ranker: Ranker | undefined, images: Tensor): Tensor | unde
     )
   );
 
-const inputs = (g: Graph, shapes: Shapes) => {
+const inputs = (g: Graph, spec: Segmenter, shapes: Shapes) => {
   const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
-  const labels = o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32");
-  return { images, labels: o.cast(labels, "int64") };
+  const labels = o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64");
+  if (!usesImageLabels(spec)) return { images, labels };
+  // Images with image-level labels only (pixelLabelled = 0) contribute no pixel term: their labels
+  // are ignored here, whatever the loader put in them.
+  const imageLabels = o.input(g, IMAGE_LABELS, [shapes.batch, spec.classes]);
+  const pixelLabelled = o.reshape(o.input(g, PIXEL_LABELLED, [shapes.batch]), [shapes.batch, 1, 1]);
+  return { images, labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex), imageLabels };
 };
 
 /**
  * The training graph: inputs `images` [b,3,H,W] (normalized), `labels` [b,H,W] int32, `lr`, `step`
- * (and `noise:*` for dropout); outputs `loss`, its terms, `gradNorm` and the `next:` state.
+ * (and `noise:*` for dropout; with LarvSeg's losses `imageLabels` [b,K] and `pixelLabelled` [b], both
+ * float32 0/1); outputs `loss`, its terms, `gradNorm` and the `next:` state (optimizer moments and
+ * LarvSeg's memory bank, `model.attentive.bank*`).
  */
 export const trainingGraph = (
   spec: Segmenter,
@@ -77,7 +95,7 @@ export const lossGraph = (
   ranker?: Ranker,
 ): { graph: Graph; loss: Tensor } => {
   const g = new Graph("train");
-  const { images, labels } = inputs(g, shapes);
+  const { images, labels, imageLabels } = inputs(g, spec, shapes);
   // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
   const scores = rankerScores(ranker, images);
   const out = g.scope("model", () =>
@@ -88,6 +106,20 @@ export const lossGraph = (
       rankerScores: scores,
     }));
   const terms: Tensor[] = [];
+  // LarvSeg's losses read the logits over every class (validation requires select: all()) channel-last
+  // at feature resolution, [b, n, K]; the bank is model state, traced under `model.attentive`.
+  const larvSeg = imageLabels && out.logitsChannelsLast && (() => {
+    const [b, h, w, k] = out.logitsChannelsLast!.shape;
+    return { logits: o.reshape(out.logitsChannelsLast!, [b, h * w, k]), labels: imageLabels };
+  })();
+  const aux = spec.attentiveClassifier;
+  const attentive = larvSeg && aux && out.larvSeg &&
+    g.scope("model", () =>
+      attentiveClassifier(aux, attentivePairs(spec, aux), {
+        ...larvSeg,
+        embeddings: out.larvSeg!.embeddings,
+        cosine: out.larvSeg!.cosine,
+      }));
   g.scope("loss", () => {
     if (out.logitsChannelsLast) {
       // Logits are upsampled to the label size (mmseg), targets remapped to ranks in the graph. Both
@@ -104,12 +136,19 @@ export const lossGraph = (
     }
     if (spec.xi && spec.multiLabelLoss) {
       const l = spec.multiLabelLoss;
+      // With image-level labels, ξ learns from them too (its loss needs no masks): the union of both.
+      const target = imageLabels ? o.maximum(out.present!, imageLabels) : out.present!;
       const ml = l._tag === "Asymmetric"
-        ? asymmetricLoss(out.scores!, out.present!, l)
-        : binaryCrossEntropy(out.scores!, out.present!);
+        ? asymmetricLoss(out.scores!, target, l)
+        : binaryCrossEntropy(out.scores!, target);
       g.output(MULTILABEL_LOSS, ml);
       terms.push(o.mul(ml, l.weight));
     }
+    if (larvSeg && spec.imageLevelLoss) {
+      const il = g.output(IMAGE_LEVEL_LOSS, imageLevelLoss(larvSeg.logits, larvSeg.labels));
+      terms.push(o.mul(il, spec.imageLevelLoss.weight));
+    }
+    if (attentive && aux) terms.push(o.mul(g.output(ATTENTIVE_LOSS, attentive.loss), aux.weight));
   });
   return { graph: g, loss: g.output(LOSS, terms.reduce((a, b) => o.add(a, b))) };
 };

@@ -9,7 +9,7 @@ import { backbone } from "./backbone.ts";
 import { linear } from "./linear.ts";
 import { classEmbeddings, multiLabelHead } from "./xi.ts";
 import { gatherClasses, presence, selectClasses, type Selected } from "./selection.ts";
-import { pixelHead } from "./psi.ts";
+import { larvSegClassifier, type LarvSegPixels, pixelHead } from "./psi.ts";
 import { applyTemperature } from "./temperature.ts";
 
 export interface SegmenterOutput {
@@ -23,6 +23,8 @@ export interface SegmenterOutput {
   readonly logitsChannelsLast?: Tensor;
   /** [b, K] ground-truth presence, when labels were given. */
   readonly present?: Tensor;
+  /** The LarvSeg classifier's p̂ and raw cosine (and its logits, before τ), when ψ is that classifier. */
+  readonly larvSeg?: LarvSegPixels;
 }
 
 export interface ForwardOptions {
@@ -64,10 +66,12 @@ export const segmenterHead = (
   const classFeatures = xi?.classFeatures ??
     g.scope("psi", () => classEmbeddings(g, spec.classes, spec.headDim));
   const chosen = selected ? gatherClasses(classFeatures, selected.indices) : classFeatures;
-  const rankLogits = pixelHead(spec.psi, pixels, chosen, selected?.indices, spec.classes, train); // [b, n, κ]
+  const larvSeg = spec.psi._tag === "LarvSeg" ? larvSegClassifier(spec.psi, pixels, chosen) : undefined;
+  const rankLogits = larvSeg?.logits ??
+    pixelHead(spec.psi, pixels, chosen, selected?.indices, spec.classes, train); // [b, n, κ]
   const scaled = applyTemperature(spec.temperature, rankLogits, selected?.valid);
   const [b, , k] = scaled.shape;
   const logits = o.reshape(o.transpose(scaled, [0, 2, 1]), [b, k, grid[0], grid[1]]);
   const logitsChannelsLast = o.reshape(scaled, [b, grid[0], grid[1], k]);
-  return { scores, selected, logits, logitsChannelsLast, present };
+  return { scores, selected, logits, logitsChannelsLast, present, larvSeg };
 };

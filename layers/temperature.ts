@@ -4,6 +4,7 @@
  *  - Shared: logits / τ with one learnable τ = exp(θ) (θ keeps τ positive).
  *  - RankAdaptive: logits_r / τ_r with one τ_r = exp(θ_r) per rank position (the paper's Eq. 3).
  *  - RankLayerNorm: LayerNorm over the κ logits with per-rank γ_r, β_r (the official code).
+ *  - None: the logits as they are (LarvSeg's classifier scales its own z-scores).
  * Invalid oracle slots (`valid` false) are excluded from the normalization and set to −100.
  */
 import type { Tensor } from "../plan/graph.ts";
@@ -40,6 +41,9 @@ export const applyTemperature = (spec: Temperature, logits: Tensor, valid?: Tens
         out = mask ? maskedLayerNorm(logits, mask, gamma, beta) : o.layerNorm(logits, gamma, beta);
         break;
       }
+      case "None":
+        out = logits;
+        break;
     }
     return valid ? o.where(o.unsqueeze(valid, 1), out, MASKED_LOGIT) : out;
   });

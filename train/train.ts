@@ -11,7 +11,7 @@
 import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
-import { LOSS, MULTILABEL_LOSS, PIXEL_LOSS } from "../interpret/segmenter.ts";
+import { IMAGE_LABELS, LOSS, LOSS_NAMES, PIXEL_LABELLED } from "../interpret/segmenter.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { learningRate } from "../dsl/training.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
@@ -43,6 +43,7 @@ import { writeReport } from "./report.ts";
 import { type Progress, progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
 import { type ExperimentFor, requireTask } from "../interpret/kinds.ts";
+import { usesImageLabels } from "../dsl/model.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 
 /** A loss term became NaN or infinite; the last checkpoint is left as it was. */
@@ -144,6 +145,31 @@ export const checkClasses = (e: ExperimentFor<"semantic">, classes: ClassTable, 
     }
   });
 
+/** LarvSeg's losses need image-level labels from the data (e.g. of classes whose masks are hidden). */
+export const checkImageLabels = (e: ExperimentFor<"semantic">) =>
+  usesImageLabels(e.model) && e.data.dataset.imageLabels === undefined
+    ? Effect.fail(
+      new ExperimentDataMismatch({
+        path: "data.dataset.imageLabels",
+        reason: `model.${
+          e.model.imageLevelLoss ? "imageLevelLoss" : "attentiveClassifier"
+        } trains on image-level labels; set it to "image" or "crop" (with the novel classes in "hidden")`,
+      }),
+    )
+    : Effect.void;
+
+/**
+ * LarvSeg's per-image feeds: the multi-hot image-level labels as float32 and the per-image flag that
+ * the pixel labels are valid (every image of a pixel-labelled dataset).
+ */
+export const imageLabelFeeds = (batch: Batch, classes: number): Record<string, Value> => {
+  if (!batch.imageLabels) throw new Error("internal: a LarvSeg batch without image-level labels");
+  return {
+    [IMAGE_LABELS]: value("float32", Float32Array.from(batch.imageLabels), [batch.batchSize, classes]),
+    [PIXEL_LABELLED]: value("float32", new Float32Array(batch.batchSize).fill(1), [batch.batchSize]),
+  };
+};
+
 /** The position of the batch after `p` in an epoch of `n` samples in batches of `b` (dropLast). */
 export const nextPosition = (p: Position, n: number, b: number): Position =>
   p.index + 2 * b > Math.floor(n / b) * b
@@ -183,6 +209,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const t = e.train;
     const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
     yield* checkClasses(e, dataset.classes, dataset.name);
+    yield* checkImageLabels(e);
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
     yield* checkRunFolder(dir, e, { resume, extend });
@@ -210,7 +237,8 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       if (ex.state.has(name)) ex.state.set(name, v);
     }
     const noiseFeeds = p.feeds.filter((f) => f.name.startsWith(NOISE));
-    const lossNames = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS].filter((n) => g.outputs.has(n));
+    const lossNames = LOSS_NAMES.filter((n) => g.outputs.has(n));
+    const larvSeg = p.feeds.some((f) => f.name === IMAGE_LABELS);
 
     // Wall-clock seconds of training so far, carried across resumptions (not part of the exact results).
     let elapsedBefore = 0;
@@ -320,6 +348,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           labels: value("int32", batch.labels, [batch.batchSize, batch.height, batch.width]),
           lr: scalar(lr),
           step: scalar(step),
+          ...(larvSeg ? imageLabelFeeds(batch, e.model.classes) : {}),
         };
         for (const f of noiseFeeds) feeds[f.name] = noiseFeed(t.seed, step, f);
         const out = yield* ex.run(feeds);

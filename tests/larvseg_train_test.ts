@@ -1,0 +1,166 @@
+/**
+ * LarvSeg in the interpreter and the training loop: the per-image inputs of its training graph, its
+ * bank as checkpointed state with bitwise resume, and an inference graph (and export) without the bank.
+ */
+import { Effect, Exit } from "effect";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import { runGraph } from "./graph_runner.ts";
+import { type Experiment, experiment } from "../dsl/experiment.ts";
+import * as m from "../dsl/model.ts";
+import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
+import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
+import { inferenceGraph, lossGraph } from "../interpret/graphs.ts";
+import {
+  ATTENTIVE_LOSS,
+  IMAGE_LABELS,
+  IMAGE_LEVEL_LOSS,
+  PIXEL_LABELLED,
+  PIXEL_LOSS,
+} from "../interpret/segmenter.ts";
+import { train, type TrainOptions } from "../train/train.ts";
+import { loadCheckpoint } from "../train/checkpoint.ts";
+import { exportModel } from "../eval/export_model.ts";
+import { value } from "../plan/runtime.ts";
+import { random } from "../core/random.ts";
+import { proceduralNames } from "../data/procedural.ts";
+
+const K = 8;
+const model = (o: Partial<m.Segmenter> = {}) =>
+  m.larvSegmenter({
+    classes: K,
+    backbone: m.vit({ dim: 16, depth: 1, heads: 2, patchSize: 8 }),
+    attentiveClassifier: m.attentiveClassifier({ slots: 2, pixels: 4, labelsPerImage: 4 }),
+    ...o,
+  });
+
+/** A tiny LarvSeg run on synthetic data: class 3's masks hidden, image-level labels of each crop. */
+const larvSegExperiment = (): Experiment =>
+  experiment({
+    name: "tiny-larvseg",
+    model: model(),
+    data: {
+      dataset: procedural({
+        numClasses: K,
+        height: 40,
+        width: 40,
+        count: 24,
+        classesPerImage: 3,
+        seed: 1,
+        hidden: [proceduralNames(K)[3]],
+        imageLabels: "crop",
+      }),
+      train: trainPipeline({ scale: [40, 40], ratioRange: [0.8, 1.2], cropSize: [32, 32] }),
+      test: testPipeline(),
+    },
+    train: trainConfig({
+      steps: 8,
+      batchSize: 4,
+      optimizer: adamWSpec({ lr: 3e-3 }),
+      schedule: poly({ warmupSteps: 2 }),
+      logEvery: 2,
+      checkpointEvery: 4,
+      keepCheckpoints: 3,
+    }),
+    eval: evalConfig({ examples: 0 }),
+  });
+
+const quiet: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true };
+const run = (e: Experiment, options: TrainOptions) =>
+  Effect.runPromiseExit(train(e, { ...quiet, ...options }));
+
+const finalState = async (dir: string) => {
+  const files = (await readdir(join(dir, "checkpoints"))).filter((f) => f.startsWith("step-")).sort();
+  return (await Effect.runPromise(loadCheckpoint(join(dir, "checkpoints", files.at(-1)!)))).tensors;
+};
+
+const BANK = "model.attentive.bank",
+  POINTER = "model.attentive.bankPointer",
+  FILL = "model.attentive.bankFill";
+
+Deno.test("LarvSeg training graph: image-level inputs, loss terms, the bank as non-trainable state", () => {
+  const shapes = { batch: 2, height: 32, width: 32, trainSize: [32, 32] as const };
+  const { graph } = lossGraph(model(), shapes);
+  for (const name of [IMAGE_LABELS, PIXEL_LABELLED]) assert(graph.lookup(name), name);
+  for (const name of [PIXEL_LOSS, IMAGE_LEVEL_LOSS, ATTENTIVE_LOSS]) assert(graph.outputs.has(name), name);
+  for (const [name, shape] of [[BANK, [K, 2, 4, 16]], [POINTER, [K]], [FILL, [K]]] as const) {
+    const t = graph.lookup(name)!;
+    const prim = graph.producer(t).prim;
+    assert(prim.op === "variable" && !prim.trainable, `${name} is state`);
+    assertEquals(t.shape, shape);
+    assert(graph.outputs.has(`next:${name}`), `next:${name}`);
+  }
+  // Without LarvSeg's losses the graph takes no image-level inputs (existing runs feed what they did).
+  const plain = lossGraph(model({ imageLevelLoss: undefined, attentiveClassifier: undefined }), shapes).graph;
+  assert(!plain.lookup(IMAGE_LABELS) && !plain.lookup(BANK));
+});
+
+Deno.test("LarvSeg: images with image-level labels only contribute no pixel cross-entropy", async () => {
+  const shapes = { batch: 2, height: 16, width: 16, trainSize: [16, 16] as const };
+  const { graph } = lossGraph(model({ attentiveClassifier: undefined }), shapes);
+  const rng = random(3);
+  const feeds = (pixelLabelled: number[]) => ({
+    images: value("float32", Float32Array.from({ length: 2 * 3 * 256 }, () => rng.normal()), [2, 3, 16, 16]),
+    labels: value("int32", new Int32Array(2 * 256).map((_, i) => i % 3), [2, 16, 16]),
+    [IMAGE_LABELS]: value("float32", Float32Array.from([1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), [
+      2,
+      K,
+    ]),
+    [PIXEL_LABELLED]: value("float32", Float32Array.from(pixelLabelled), [2]),
+  });
+  const none = await runGraph(graph, feeds([0, 0]), { seed: 1 });
+  assertEquals(none[PIXEL_LOSS], [0]);
+  assert(none[IMAGE_LEVEL_LOSS][0] > 0);
+  const some = await runGraph(graph, feeds([1, 0]), { seed: 1 });
+  assert(some[PIXEL_LOSS][0] > 0);
+  assertClose(some["loss"][0], some[PIXEL_LOSS][0] + 0.1 * some[IMAGE_LEVEL_LOSS][0]);
+});
+
+Deno.test("LarvSeg train: stop at step 4, resume to 8 = never stopping, bitwise, the bank included", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kappa-larvseg-"));
+  try {
+    const e = larvSegExperiment();
+    const straight = join(root, "straight"), resumed = join(root, "resumed");
+    assert(Exit.isSuccess(await run(e, { out: straight })));
+    const stopped = await run(e, { out: resumed, stopAfter: 4 });
+    assert(Exit.isFailure(stopped) && String(stopped.cause).includes("stopped at step 4"), String(stopped));
+    assert(Exit.isSuccess(await run(e, { out: resumed, resume: true })));
+    const [a, b] = [await finalState(straight), await finalState(resumed)];
+    assertEquals(Object.keys(a).sort(), Object.keys(b).sort());
+    for (const name of Object.keys(a)) {
+      const [x, y] = [a[name].data as Float32Array, b[name].data as Float32Array];
+      assert(x.length === y.length && x.every((v, i) => Object.is(v, y[i])), `${name} differs`);
+    }
+    // The bank was written: 8 steps × 4 images fill every class that occurs (2 slots each).
+    const fill = Array.from(a[FILL].data as Float32Array);
+    assert(fill.some((f) => f === 2), `fill ${fill}`);
+    assert((a[BANK].data as Float32Array).some((v) => v !== 0));
+    assert(Array.from(a[POINTER].data as Float32Array).every((p) => p === 0 || p === 1));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+Deno.test("LarvSeg adds no inference cost: the inference graph and the export have no bank", () => {
+  const spec = model();
+  const g = inferenceGraph(spec, { batch: 1, height: 32, width: 32, trainSize: [32, 32] });
+  const variables = g.nodes.flatMap((n) => (n.prim.op === "variable" ? [n.prim.name] : []));
+  assert(variables.length > 0 && !variables.some((v) => v.includes("attentive")), variables.join());
+  // Exported from a training state that holds the bank: only what inference needs is embedded.
+  const { graph } = lossGraph(spec, { batch: 2, height: 32, width: 32, trainSize: [32, 32] });
+  const state = new Map(
+    graph.nodes.flatMap((n) =>
+      n.prim.op === "variable"
+        ? [[
+          n.prim.name,
+          value("float32", new Float32Array(n.prim.shape.reduce((x, y) => x * y, 1)), n.prim.shape),
+        ]]
+        : []
+    ),
+  );
+  assert(state.has(BANK));
+  const { bytes } = exportModel({ ...larvSegExperiment(), model: spec }, state);
+  assert(!new TextDecoder("latin1").decode(bytes).includes("attentive"), "the export holds no bank");
+});
