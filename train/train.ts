@@ -41,6 +41,7 @@ import {
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import { makeEvalRecord, toPercent, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
+import { baseNovelMIoU, novelMask } from "../eval/base_novel.ts";
 import { writeReport } from "./report.ts";
 import { type Progress, progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
@@ -309,6 +310,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
 
     // Every evaluation of the run sees the same images, so "best" and the final table are comparable.
     const split = e.data.dataset.testSplit;
+    const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
     const validate = (final: boolean) =>
       Effect.gen(function* () {
         const result = yield* evaluate(e, ex.state, dataset.classes, {
@@ -335,6 +337,10 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           aAcc: toPercent(s.aAcc),
           mAcc: toPercent(s.mAcc),
           ...(mAP === null ? {} : { mAP }),
+          ...(novel === undefined ? {} : (() => {
+            const bn = baseNovelMIoU(s.iou, novel);
+            return { mIoUBase: toPercent(bn.base), mIoUNovel: toPercent(bn.novel) };
+          })()),
         })]);
         const line = evalLine(step, split, result);
         yield* log(line);
@@ -435,6 +441,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       classNames: dataset.classes.names,
       segmentation: evaluation.segmentation,
       mAP: evaluation.mAP,
+      ...(novel ? { novel } : {}),
     });
     yield* writeEvalRecord(dir, record);
     print(
@@ -442,6 +449,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         classNames: dataset.classes.names,
         segmentation: evaluation.segmentation,
         mAP: evaluation.mAP ?? undefined,
+        ...(novel ? { novel } : {}),
       }),
     );
     const report = yield* writeReport(dir, { title: e.name });
