@@ -213,3 +213,28 @@ Deno.test("deno task data: an experiment's image-level source is reported (image
     await rm(root, { recursive: true, force: true });
   }
 });
+
+Deno.test({
+  name: "mixed loader: image-level samples made in a Worker equal those made on the main thread",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await tempDir("kappa-mixed-");
+    try {
+      const labels = await writeTags(root);
+      const inWorkers = await Effect.runPromise(
+        Stream.runCollect(
+          mixedTrainLoader(dataset, pipeline, imageLevelData({ labels }), {
+            batchSize: 4,
+            seed: 7,
+            workers: 1,
+            prefetch: 0,
+          }).pipe(Stream.take(3)),
+        ),
+      ).then((c) => Array.from(c) as Batch[]);
+      (await take(labels, 3)).forEach((b, i) => same(b, inWorkers[i]));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+});
