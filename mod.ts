@@ -89,6 +89,13 @@ export {
 // ── Data: readers, loaders (Effect streams), validation
 export { openDataset } from "./data/open.ts";
 export { defaultWorkers, testLoader, trainLoader } from "./data/loader.ts";
+export { mixedTrainLoader } from "./data/mixed_loader.ts";
+export {
+  type ImageLevelSource,
+  imageLevelSummary,
+  multiHot,
+  readImageLevelLabels,
+} from "./data/image_level.ts";
 export type { Batch, Position, TestBatch } from "./data/batch.ts";
 export { type ClassTable, readClassTable } from "./data/classes.ts";
 export { loadDatasetSpec } from "./data/spec_file.ts";
@@ -108,4 +115,5 @@ export { type LoadedRun, loadRun } from "./train/load_run.ts";
 export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
 export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";
 export { exportModel } from "./eval/export_model.ts";
+export { baseNovelMIoU, novelMask, UnknownNovelClass } from "./eval/base_novel.ts";
 export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";

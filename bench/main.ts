@@ -5,6 +5,8 @@
 const suites: Record<string, () => Promise<unknown>> = {
   engine: async () => (await import("./engine.ts")).main(Deno.args.slice(1)),
   ablation: async () => (await import("./ablation.ts")).main(Deno.args.slice(1)),
+  larvseg: async () => (await import("./larvseg.ts")).main(Deno.args.slice(1)),
+  "larvseg-bank": async () => (await import("./larvseg_bank.ts")).main(Deno.args.slice(1)),
   perf: async () => (await import("./perf.ts")).main(Deno.args.slice(1)),
   gpu: async () => (await import("./gpu.ts")).main(Deno.args.slice(1)),
   data: async () => {

@@ -5,6 +5,7 @@ import { openDataset } from "../data/open.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
+import { novelMask } from "../eval/base_novel.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
@@ -33,6 +34,7 @@ export const evalCommand = Command.make("eval", {
     const e = run.experiment;
     const split = Option.getOrElse(a.split, () => e.data.dataset.testSplit);
     const dataset = yield* openDataset(e.data.dataset, split);
+    const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
     const mode = Option.getOrElse(a.mode, () => e.eval.mode);
     const crop = e.eval.crop ?? e.data.train.cropSize;
     const stride = e.eval.stride ?? ([Math.ceil((crop[0] * 2) / 3), Math.ceil((crop[1] * 2) / 3)] as const);
@@ -59,6 +61,7 @@ export const evalCommand = Command.make("eval", {
       classNames: dataset.classes.names,
       segmentation: result.segmentation,
       mAP: result.mAP,
+      ...(novel ? { novel } : {}),
     });
     const file = yield* writeEvalRecord(run.dir, record);
     yield* Console.log(
@@ -71,6 +74,7 @@ export const evalCommand = Command.make("eval", {
         classNames: dataset.classes.names,
         segmentation: result.segmentation,
         mAP: result.mAP ?? undefined,
+        ...(novel ? { novel } : {}),
       }),
     );
   })).pipe(

@@ -24,6 +24,11 @@ export interface Batch {
   readonly position: Position;
   /** [B, K] multi-hot image-level labels, when the dataset spec asks for them. */
   readonly imageLabels?: Uint8Array;
+  /**
+   * [B] 1 = the labels are pixel labels, 0 = an image-level image (its labels are all ignore); set by
+   * the LarvSeg loader that mixes both kinds (absent = every image is pixel-labelled).
+   */
+  readonly pixelLabelled?: Uint8Array;
 }
 
 /** A test batch (batch size 1): the inputs plus the original-resolution label map for evaluation. */

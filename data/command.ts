@@ -6,6 +6,7 @@ import { Console, Effect } from "effect";
 import { join } from "node:path";
 import { BadFiles, type DataError, InvalidConfig, type Problem, problemLine } from "./errors.ts";
 import { listDirs } from "./listing.ts";
+import { type ImageLevelSource, imageLevelSummary, readImageLevelLabels } from "./image_level.ts";
 import { checkDatasetRoot } from "./open.ts";
 import type { DatasetSpec } from "../dsl/dataset.ts";
 import { loadDatasetSpec } from "./spec_file.ts";
@@ -84,13 +85,37 @@ export const formatReports = (reports: readonly SplitReport[]): string => {
   return lines.join("\n");
 };
 
+/** The image-level source's report: images, labels per image, images per class. */
+export const formatImageLevel = (
+  source: ImageLevelSource,
+  classNames: readonly string[],
+  ratio: number,
+): string => {
+  const s = imageLevelSummary(source);
+  const width = Math.min(28, Math.max(5, ...classNames.map((n) => n.length)) + 2);
+  const order = classNames.map((_, c) => c);
+  const shown = classNames.length <= 256
+    ? order
+    : order.sort((a, b) => s.imagesPerClass[b] - s.imagesPerClass[a]).slice(0, 50);
+  return [
+    `image-level source ${source.file}: ${s.images} images, ${
+      s.labelsPerImage.toFixed(2)
+    } labels per image, ${
+      s.imagesPerClass.filter((n) => n > 0).length
+    }/${classNames.length} classes tagged; ${pct(ratio)} % of each training batch`,
+    "images per class:",
+    ...shown.map((c) => `${classNames[c].slice(0, width - 1).padEnd(width)}${pad(s.imagesPerClass[c], 8)}`),
+    ...(shown.length < classNames.length ? [`… ${classNames.length - shown.length} more classes`] : []),
+  ].join("\n");
+};
+
 /**
  * The data command: validates the named split (or all splits), prints the tables, and on bad files fails
  * with `BadFiles` holding one problem per bad file (the CLI prints one line each and exits non-zero).
  */
 export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[], DataError> =>
   Effect.gen(function* () {
-    const { spec, file, path } = yield* loadDatasetSpec(args.target);
+    const { spec, file, path, imageLevel } = yield* loadDatasetSpec(args.target);
     yield* checkDatasetRoot(spec, file, path);
     const splits = args.split === undefined ? yield* splitsOf(spec) : [args.split];
     if (splits.length === 0) {
@@ -104,6 +129,11 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
       problems.push(...report.problems);
     }
     yield* Console.log(formatReports(reports));
+    if (imageLevel && reports.length > 0) {
+      // Bad tags fail here, one problem each, like bad files.
+      const source = yield* readImageLevelLabels(imageLevel.labels, reports[0].classNames.length);
+      yield* Console.log(`\n${formatImageLevel(source, reports[0].classNames, imageLevel.ratio)}`);
+    }
     if (problems.length > 0) {
       if (args.skipBad) {
         yield* Console.log(`\nskipped ${problems.length} bad file${problems.length > 1 ? "s" : ""}:`);

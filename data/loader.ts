@@ -72,7 +72,7 @@ const OPTIONS = "loader options";
 export const defaultWorkers = (): number =>
   Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
 
-const checkInt = (value: number, name: string, min: number): Effect.Effect<void, InvalidConfig> =>
+export const checkInt = (value: number, name: string, min: number): Effect.Effect<void, InvalidConfig> =>
   Number.isInteger(value) && value >= min ? Effect.void : Effect.fail(
     new InvalidConfig({ file: OPTIONS, message: `${name} must be an integer >= ${min}, got ${value}` }),
   );
@@ -81,7 +81,7 @@ const checkInt = (value: number, name: string, min: number): Effect.Effect<void,
  * Opens the split and applies the bad-input policy to its listing: problems fail the loader with one line
  * each unless `skipBad`, and a split with no usable sample is `EmptySplit`.
  */
-const openForLoading = (
+export const openForLoading = (
   spec: DatasetSpec,
   split: string,
   options: LoaderOptions,
@@ -114,11 +114,11 @@ const openForLoading = (
   });
 
 /** Runs tasks on the main thread or, with `workers > 0`, in a Worker pool tied to the stream's scope. */
-const taskRunner = (dataset: Dataset, workers: number) =>
+export const taskRunner = (dataset: Dataset, workers: number) =>
   workers > 0 ? workerPool(workers) : Effect.succeed(((task) => runTask(dataset, task)) as TaskRunner);
 
 /** With `skipBad`, a bad sample becomes `null` (and a warning); otherwise its error fails the stream. */
-const tolerate = <A>(
+export const tolerate = <A>(
   effect: Effect.Effect<A, FileError>,
   skipBad: boolean,
 ): Effect.Effect<A | null, FileError> =>

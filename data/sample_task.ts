@@ -3,7 +3,9 @@
  * main thread or be posted to a Worker unchanged.
  */
 import { Effect } from "effect";
-import type { Dataset, SampleRef } from "./dataset.ts";
+import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
+import { readRgb } from "./decode.ts";
+import { type ImageLevelSample, multiHot } from "./image_level.ts";
 import type { FileError } from "./errors.ts";
 import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
 import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
@@ -34,23 +36,57 @@ export interface TestTask {
   readonly sample: SampleRef;
 }
 
-export type SampleTask = TrainTask | TestTask;
+/**
+ * One image of an image-level source (no mask) through the training pipeline: its labels are all
+ * ignore and its image-level labels are its tags. `source` is the pixel-labelled dataset whose class
+ * table (K, ignore index) the sample shares.
+ */
+export interface ImageLevelTask {
+  readonly kind: "imageLevel";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: ImageLevelSample;
+  readonly seed: number;
+  readonly epoch: number;
+  readonly index: number;
+}
+
+export type SampleTask = TrainTask | TestTask | ImageLevelTask;
 
 /** The result of a task of kind K. */
-export type TaskResult<T extends SampleTask> = T extends TrainTask ? ProcessedSample : TestSample;
+export type TaskResult<T extends SampleTask> = T extends TestTask ? TestSample : ProcessedSample;
+
+/** Decodes an image-level image as a sample whose every pixel is ignored. */
+const readImageLevel = (dataset: Dataset, sample: ImageLevelSample): Effect.Effect<LabeledImage, FileError> =>
+  Effect.map(readRgb(sample.image), (rgb) => ({
+    id: sample.id,
+    width: rgb.width,
+    height: rgb.height,
+    image: rgb.data,
+    labels: new Int32Array(rgb.width * rgb.height).fill(dataset.classes.ignoreIndex),
+  }));
 
 /** Decodes the task's sample and runs its pipeline. */
 export const runTask = <T extends SampleTask>(
   dataset: Dataset,
   task: T,
-): Effect.Effect<TaskResult<T>, FileError> =>
-  Effect.flatMap(
+): Effect.Effect<TaskResult<T>, FileError> => {
+  if (task.kind === "imageLevel") {
+    const k = dataset.classes.names.length;
+    return Effect.flatMap(readImageLevel(dataset, task.sample), (raw) =>
+      Effect.map(
+        trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index)),
+        (s): ProcessedSample => ({ ...s, imageLabels: multiHot(task.sample, k) }),
+      )) as Effect.Effect<TaskResult<T>, FileError>;
+  }
+  return Effect.flatMap(
     dataset.read(task.sample),
     (raw) =>
       task.kind === "train"
         ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
         : testSample(dataset, task.pipeline, raw),
   ) as Effect.Effect<TaskResult<T>, FileError>;
+};
 
 /** A way to run tasks: on the main thread or in a pool of Workers. */
 export type TaskRunner = <T extends SampleTask>(task: T) => Effect.Effect<TaskResult<T>, FileError>;

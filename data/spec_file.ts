@@ -9,7 +9,8 @@ import { pathToFileURL } from "node:url";
 import { builtinDatasets } from "../dsl/datasets.ts";
 import { errorText, readJson } from "./config_file.ts";
 import { InvalidConfig } from "./errors.ts";
-import { type DatasetSpec, decodeDatasetSpec } from "../dsl/dataset.ts";
+import { type DatasetSpec, decodeDatasetSpec, ImageLevelData } from "../dsl/dataset.ts";
+import { decodeConfig } from "../dsl/decode.ts";
 
 /** A dataset spec and where it came from. */
 export interface LoadedSpec {
@@ -17,6 +18,8 @@ export interface LoadedSpec {
   readonly file: string;
   /** Where in `file` the dataset spec sits: `""` (the file is one), `"dataset"` or `"data.dataset"`. */
   readonly path: string;
+  /** An experiment's image-level source (`data.imageLevel`), when it names one. */
+  readonly imageLevel?: ImageLevelData;
 }
 
 /**
@@ -87,5 +90,7 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
     }
     const found = yield* datasetOf(value, target);
     const spec = yield* decodeDatasetSpec(found.value, target);
-    return { spec, file: target, path: found.path };
+    const il = (value as { data?: { imageLevel?: unknown } } | null)?.data?.imageLevel;
+    const imageLevel = il === undefined ? undefined : yield* decodeConfig(ImageLevelData, il, target);
+    return { spec, file: target, path: found.path, ...(imageLevel ? { imageLevel } : {}) };
   });

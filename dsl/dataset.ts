@@ -181,6 +181,35 @@ export const cocoPanoptic = (input: Omit<typeof CocoPanopticSpec.Encoded, "_tag"
 export const procedural = (input: Omit<typeof ProceduralSpec.Encoded, "_tag">): ProceduralSpec =>
   constructed(decodeDatasetSpec({ _tag: "Procedural", ...input }, "procedural(...)")) as ProceduralSpec;
 
+/**
+ * LarvSeg's second data source: images with image-level labels only (no masks), read from a `labels.json`
+ * (`{"images": "<folder relative to the file>", "labels": {"<file>": [class id, ...]}}`, ccp's
+ * `image-level/` form), mixed into every training batch.
+ *
+ * `ratio` is the share of each batch that comes from this source: `round(batchSize · ratio)` image-level
+ * images and the rest pixel-labelled ones. The official code trains the two kinds 1:1 *across GPUs* (each
+ * GPU's batch holds one kind; the gradients are averaged); a single process gets the same 1:1 gradient mix
+ * by putting both kinds in every batch, which the default 0.5 does. Both kinds share one mean over the
+ * batch's (image, class) pairs in the image-level loss and one pixel mean in the pixel loss.
+ */
+export const ImageLevelData = Schema.Struct({
+  labels: Schema.String,
+  ratio: Schema.Number.check(
+    Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true }),
+  ).pipe(withDefault(0.5)),
+});
+export type ImageLevelData = typeof ImageLevelData.Type;
+
+/** The per-batch split of an image-level source: image-level images and pixel-labelled ones. */
+export const imageLevelShare = (batchSize: number, ratio: number) => {
+  const imageLevel = Math.round(batchSize * ratio);
+  return { imageLevel, pixel: batchSize - imageLevel };
+};
+
+/** An image-level data source with defaults (ratio 0.5, the official 1:1); throws on invalid input. */
+export const imageLevelData = (input: typeof ImageLevelData.Encoded): ImageLevelData =>
+  constructed(decodeConfig(ImageLevelData, input, "imageLevelData(...)"));
+
 /** mmsegmentation's ImageNet mean, RGB order, 0..255 scale. */
 export const IMAGENET_MEAN = [123.675, 116.28, 103.53] as const;
 /** mmsegmentation's ImageNet std, RGB order, 0..255 scale. */

@@ -10,13 +10,22 @@ import { Effect, Result, Schema } from "effect";
 import { existsSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DatasetSpec, TestPipeline, TrainPipeline } from "./dataset.ts";
-import { backboneStride, Model } from "./model.ts";
+import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
+import { backboneStride, Model, usesImageLabels } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
 import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
 
-export const DataConfig = Schema.Struct({ dataset: DatasetSpec, train: TrainPipeline, test: TestPipeline });
+/**
+ * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg, an optional
+ * image-level source mixed into every training batch (`imageLevel`, see `ImageLevelData`).
+ */
+export const DataConfig = Schema.Struct({
+  dataset: DatasetSpec,
+  train: TrainPipeline,
+  test: TestPipeline,
+  imageLevel: Schema.optionalKey(ImageLevelData),
+});
 export type DataConfig = typeof DataConfig.Type;
 
 export const Experiment = Schema.TaggedStruct("Experiment", {
@@ -55,6 +64,33 @@ export const experimentViolations = (e: Experiment): Violation[] => {
       });
     }
   }
+  const il = e.data.imageLevel;
+  if (il) {
+    const share = imageLevelShare(e.train.batchSize, il.ratio);
+    if (share.imageLevel < 1 || share.pixel < 1) {
+      out.push({
+        path: "data.imageLevel.ratio",
+        message:
+          `${il.ratio} of a batch of ${e.train.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
+      });
+    }
+    if (e.model._tag !== "Segmenter" || !usesImageLabels(e.model)) {
+      out.push({
+        path: "data.imageLevel",
+        message: "image-level images train only through model.imageLevelLoss or model.attentiveClassifier",
+      });
+    }
+    if (e.data.dataset.imageLabels === undefined) {
+      out.push({
+        path: "data.dataset.imageLabels",
+        message:
+          `with data.imageLevel the pixel-labelled images need image-level labels too ("image" or "crop")`,
+      });
+    }
+  }
+  const novel = e.eval.novel ?? [];
+  const twice = novel.find((n, i) => novel.indexOf(n) !== i);
+  if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
   // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
   const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
   if (expects) {

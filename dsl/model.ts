@@ -181,8 +181,12 @@ export type PixelHead = typeof PixelHead.Type;
 
 /** Complete label: every class, in class order. */
 export const All = Schema.TaggedStruct("All", {});
-/** The κ classes ξ ranks highest, sorted by score, one index set per image; same rule in training and eval. */
-export const TopK = Schema.TaggedStruct("TopK", { k: Positive });
+/**
+ * The κ classes ξ ranks highest, sorted by score, one index set per image; same rule in training and eval
+ * unless `train: false`, which trains ψ over every class (what LarvSeg's losses need) and selects the top
+ * κ only at evaluation and inference (the RankSeg + LarvSeg combination).
+ */
+export const TopK = Schema.TaggedStruct("TopK", { k: Positive, train: Schema.optionalKey(Schema.Boolean) });
 /**
  * Oracle: the classes present in the ground truth, in κ = `k` slots (unused slots are masked out).
  * `train: false` trains with top-κ of ξ and uses the ground truth at evaluation only.
@@ -423,7 +427,8 @@ export const linearPsi = (): PixelHead => ({ _tag: "Linear" });
 export const larvSegClassifier = (epsilon = 1e-5): PixelHead => ({ _tag: "LarvSeg", epsilon });
 
 export const all = (): Selection => ({ _tag: "All" });
-export const topK = (k: number): Selection => ({ _tag: "TopK", k });
+export const topK = (k: number, o: { readonly train?: boolean } = {}): Selection =>
+  o.train === false ? { _tag: "TopK", k, train: false } : { _tag: "TopK", k };
 export const groundTruth = (
   { k, train = true, eval: atEval = true }: { k: number; train?: boolean; eval?: boolean },
 ): Selection => ({

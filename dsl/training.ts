@@ -62,6 +62,11 @@ export const EvalConfig = Schema.Struct({
   stride: Schema.NullOr(Size),
   /** How many example predictions the report shows. */
   examples: NonNegativeInt,
+  /**
+   * LarvSeg's novel classes (names of the class table): mIoU is also reported over them and over the
+   * other (base) classes. Names are checked against the dataset when it is opened.
+   */
+  novel: Schema.optionalKey(Schema.Array(Schema.String)),
 });
 export type EvalConfig = typeof EvalConfig.Type;
 

@@ -122,8 +122,11 @@ const larvSegViolations = (m: Segmenter, path: string): Violation[] => {
   ) {
     if (m[field] === undefined) continue;
     if (!m.psi) v(field, `${name} needs a pixel head (model.psi is null)`);
-    if (m.select._tag !== "All") {
-      v("select", `${name} (model.${field}) needs logits for every class; use all()`);
+    if (m.select._tag !== "All" && !(m.select._tag === "TopK" && m.select.train === false)) {
+      v(
+        "select",
+        `${name} (model.${field}) needs logits for every class; use all() or topK(k, { train: false })`,
+      );
     }
   }
   const a = m.attentiveClassifier;

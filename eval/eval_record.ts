@@ -11,10 +11,17 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import type { SegmentationSummary } from "./segmentation_metrics.ts";
+import { baseNovelMIoU } from "./base_novel.ts";
 
 const Ratio = Schema.NullOr(Schema.Number);
 
-export const ClassResult = Schema.Struct({ name: Schema.String, iou: Ratio, acc: Ratio });
+export const ClassResult = Schema.Struct({
+  name: Schema.String,
+  iou: Ratio,
+  acc: Ratio,
+  /** LarvSeg: the class is one of the experiment's novel classes (absent = not split). */
+  novel: Schema.optional(Schema.Boolean),
+});
 
 export const EvalRecord = Schema.Struct({
   split: Schema.String,
@@ -27,6 +34,9 @@ export const EvalRecord = Schema.Struct({
   mAcc: Ratio,
   aAcc: Ratio,
   mAP: Ratio,
+  /** LarvSeg: mIoU over the base and over the novel classes (`eval.novel`), when the experiment names them. */
+  mIoUBase: Schema.optional(Ratio),
+  mIoUNovel: Schema.optional(Ratio),
   classes: Schema.Array(ClassResult),
   /** How predictions were made, e.g. "whole" or "slide". */
   mode: Schema.String,
@@ -59,7 +69,7 @@ export const evalFileName = (split: string): string => {
 };
 
 export const makeEvalRecord = (
-  { split, images, step, checkpoint, mode, classNames, segmentation, mAP }: {
+  { split, images, step, checkpoint, mode, classNames, segmentation, mAP, novel }: {
     split: string;
     images: number;
     step: number;
@@ -70,6 +80,8 @@ export const makeEvalRecord = (
     segmentation: SegmentationSummary;
     /** Already ×100, as `multilabelAccumulator` returns it. */
     mAP?: number | null;
+    /** [K] 1 = a novel class (`novelMask`): adds mIoUBase / mIoUNovel and marks the classes. */
+    novel?: Uint8Array;
   },
 ): EvalRecord => ({
   split,
@@ -81,10 +93,15 @@ export const makeEvalRecord = (
   mAcc: toPercent(segmentation.mAcc),
   aAcc: toPercent(segmentation.aAcc),
   mAP: finiteOrNull(mAP),
+  ...(novel === undefined ? {} : (() => {
+    const split = baseNovelMIoU(segmentation.iou, novel);
+    return { mIoUBase: toPercent(split.base), mIoUNovel: toPercent(split.novel) };
+  })()),
   classes: Array.from(segmentation.iou, (iou, c) => ({
     name: classNames[c] ?? `class_${c}`,
     iou: toPercent(iou),
     acc: toPercent(segmentation.acc[c]),
+    ...(novel === undefined ? {} : { novel: novel[c] === 1 }),
   })),
   mode,
 });

@@ -4,6 +4,7 @@
  * `mIoU=<x> mAP=<y>` so scripts can grep it; mAP is `n/a` when the run has no multi-label head.
  */
 import type { SegmentationSummary } from "./segmentation_metrics.ts";
+import { baseNovelMIoU } from "./base_novel.ts";
 
 const percent = (x: number | null | undefined): string =>
   x === null || x === undefined || Number.isNaN(x) ? "nan" : (100 * x).toFixed(2);
@@ -13,11 +14,16 @@ export interface MetricsTableInput {
   readonly segmentation: SegmentationSummary;
   /** Already ×100 (as `multilabelAccumulator` returns it); absent or NaN prints `n/a`. */
   readonly mAP?: number | null;
+  /** [K] 1 = a novel class: marked `*` and summarized as base/novel mIoU. */
+  readonly novel?: Uint8Array;
 }
 
-export const formatMetricsTable = ({ classNames, segmentation, mAP }: MetricsTableInput): string => {
+export const formatMetricsTable = ({ classNames, segmentation, mAP, novel }: MetricsTableInput): string => {
   const { iou, acc } = segmentation;
-  const names = Array.from({ length: iou.length }, (_, c) => classNames[c] ?? `class_${c}`);
+  const names = Array.from(
+    { length: iou.length },
+    (_, c) => `${classNames[c] ?? `class_${c}`}${novel?.[c] === 1 ? " *" : ""}`,
+  );
   const nameWidth = Math.max(5, ...names.map((n) => n.length));
   const row = (name: string, a: string, b: string) =>
     `${name.padEnd(nameWidth)}  ${a.padStart(7)}  ${b.padStart(7)}`;
@@ -28,6 +34,10 @@ export const formatMetricsTable = ({ classNames, segmentation, mAP }: MetricsTab
     ...names.map((name, c) => row(name, percent(iou[c]), percent(acc[c]))),
     rule,
     `aAcc=${percent(segmentation.aAcc)} mAcc=${percent(segmentation.mAcc)}`,
+    ...(novel === undefined ? [] : (() => {
+      const s = baseNovelMIoU(iou, novel);
+      return [`mIoU base=${percent(s.base)} novel=${percent(s.novel)} (* = novel class)`];
+    })()),
     `mIoU=${percent(segmentation.mIoU)} mAP=${
       mAP === null || mAP === undefined || Number.isNaN(mAP) ? "n/a" : mAP.toFixed(2)
     }`,

@@ -57,6 +57,8 @@ export const selectClasses = (
   present: () => Tensor,
 ): Selected | undefined => {
   if (spec._tag === "All") return undefined;
+  // Top-κ at evaluation only: training sees every class.
+  if (spec._tag === "TopK" && spec.train === false && mode === "train") return undefined;
   const oracle = spec._tag === "GroundTruth" && (mode === "train" ? spec.train : spec.eval);
   if (oracle) return groundTruthClasses(present(), spec.k, scores);
   if (!scores) {

@@ -52,8 +52,8 @@ Deno.test("LarvSeg's cross-field rules name the field", () => {
     "model.temperature: the LarvSeg classifier's z-score with γ is its temperature; use noTemperature()",
   ]);
   assertEquals(paths({ ...s, xi: m.gapLinear(), multiLabelLoss: m.asymmetricLoss(), select: m.topK(10) }), [
-    "model.select: the image-level loss (model.imageLevelLoss) needs logits for every class; use all()",
-    "model.select: the attentive classifier (model.attentiveClassifier) needs logits for every class; use all()",
+    "model.select: the image-level loss (model.imageLevelLoss) needs logits for every class; use all() or topK(k, { train: false })",
+    "model.select: the attentive classifier (model.attentiveClassifier) needs logits for every class; use all() or topK(k, { train: false })",
   ]);
   assertEquals(paths({ ...s, psi: m.linearPsi(), temperature: m.shared() }), [
     "model.attentiveClassifier: needs the LarvSeg classifier's embeddings (model.psi: larvSegClassifier())",
@@ -93,4 +93,26 @@ Deno.test("the bank's K must fit in the training crop's feature pixels", () => {
   assertEquals(experimentViolations(e).map((v) => `${v.path}: ${v.message}`), [
     "model.attentiveClassifier.pixels: 20 exceeds the 4×4 = 16 feature pixels of the training crop",
   ]);
+});
+
+Deno.test("RankSeg + LarvSeg: topK(κ, { train: false }) trains over every class and selects κ at inference", async () => {
+  const { lossGraph, inferenceGraph } = await import("../interpret/graphs.ts");
+  const s = m.larvSegmenter({
+    classes: 6,
+    backbone,
+    xi: m.transformerEncoder({ pool: 2, heads: 2 }),
+    multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
+    select: m.topK(3, { train: false }),
+    attentiveClassifier: m.attentiveClassifier({ slots: 2, pixels: 2, labelsPerImage: 3 }),
+  });
+  assertEquals(paths(s), []);
+  assertEquals(m.topK(3), { _tag: "TopK", k: 3 }); // the plain form keeps its JSON (and existing hashes)
+  const shapes = { batch: 2, height: 16, width: 16, trainSize: [16, 16] as const };
+  const { graph } = lossGraph(s, shapes);
+  // Training: no selection, the LarvSeg losses and ξ's multi-label loss are all there.
+  for (const name of ["loss.imageLevel", "loss.attentive", "loss.multiLabel"]) {
+    assert(graph.outputs.has(name), name);
+  }
+  const inference = inferenceGraph(s, shapes);
+  assertEquals(inference.outputs.get("selected")!.shape, [2, 3]);
 });

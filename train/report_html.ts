@@ -197,16 +197,21 @@ const classTable = (record: EvalRecord) => {
     const width = c.iou === null ? 0 : Math.max(0, Math.min(100, c.iou));
     const meter = `<span class="meter"><span class="bar" style="width:${width.toFixed(1)}%"></span></span>`;
     const absent = c.iou === null ? ` class="absent" title="absent from this split"` : "";
-    return `<tr${absent}><td>${escape(c.name)}</td><td class="num">${percent(c.iou)}</td><td>${meter}</td>` +
+    const name = c.novel
+      ? `${escape(c.name)} <span class="novel" title="novel class">novel</span>`
+      : escape(c.name);
+    return `<tr${absent}><td>${name}</td><td class="num">${percent(c.iou)}</td><td>${meter}</td>` +
       `<td class="num">${percent(c.acc)}</td></tr>`;
   });
   const mAP = record.mAP === null ? "n/a" : record.mAP.toFixed(2);
   const images = record.images === undefined ? "" : `, ${record.images} images`;
   return `<div class="eval-table"><h3>${escape(record.split)}${images} — step ${record.step}</h3>` +
     `<p class="meta">checkpoint <code>${escape(record.checkpoint)}</code>, mode ${escape(record.mode)}<br>` +
-    `mIoU ${percent(record.mIoU)} · mAcc ${percent(record.mAcc)} · aAcc ${
-      percent(record.aAcc)
-    } · mAP ${mAP}</p>` +
+    `mIoU ${percent(record.mIoU)} · mAcc ${percent(record.mAcc)} · aAcc ${percent(record.aAcc)} · mAP ${mAP}${
+      record.mIoUBase === undefined && record.mIoUNovel === undefined
+        ? ""
+        : ` · mIoU base ${percent(record.mIoUBase ?? null)} · novel ${percent(record.mIoUNovel ?? null)}`
+    }</p>` +
     `<table><thead><tr><th>Class</th><th class="num">IoU (%)</th><th></th><th class="num">Acc (%)</th></tr></thead><tbody>\n${
       rows.join("\n")
     }\n</tbody></table></div>`;
@@ -265,6 +270,7 @@ th.num { text-align: right; }
 .meter { display: block; width: 120px; height: 10px; background: #eef1f4; border-radius: 2px; }
 .bar { display: block; height: 100%; background: #4a7fd0; border-radius: 2px; }
 tr.absent td { color: #9aa1a9; }
+.novel { font-size: 11px; color: #8a4b00; background: #fff1dc; border-radius: 2px; padding: 0 3px; }
 .example { background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 10px; margin-bottom: 12px; }
 .example-id { font-weight: 600; margin-bottom: 6px; } .example-row { display: flex; gap: 8px; }
 figure { margin: 0; flex: 1; min-width: 0; } figure img { width: 100%; height: auto; display: block;

@@ -16,6 +16,8 @@ import { trainingGraph } from "../interpret/graphs.ts";
 import { learningRate } from "../dsl/training.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { trainLoader } from "../data/loader.ts";
+import { mixedTrainLoader, openImageLevel } from "../data/mixed_loader.ts";
+import { imageLevelShare } from "../dsl/dataset.ts";
 import { openDataset } from "../data/open.ts";
 import type { Batch, Position } from "../data/batch.ts";
 import type { ClassTable } from "../data/classes.ts";
@@ -39,6 +41,7 @@ import {
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import { makeEvalRecord, toPercent, writeEvalRecord } from "../eval/eval_record.ts";
 import { formatMetricsTable } from "../eval/metrics_table.ts";
+import { baseNovelMIoU, novelMask } from "../eval/base_novel.ts";
 import { writeReport } from "./report.ts";
 import { type Progress, progressReporter } from "./progress.ts";
 import { loadRanker } from "./ranker.ts";
@@ -160,13 +163,20 @@ export const checkImageLabels = (e: ExperimentFor<"semantic">) =>
 
 /**
  * LarvSeg's per-image feeds: the multi-hot image-level labels as float32 and the per-image flag that
- * the pixel labels are valid (every image of a pixel-labelled dataset).
+ * the pixel labels are valid (1 for every image of a pixel-labelled dataset, 0 for the images a mixed
+ * batch takes from an image-level source).
  */
 export const imageLabelFeeds = (batch: Batch, classes: number): Record<string, Value> => {
   if (!batch.imageLabels) throw new Error("internal: a LarvSeg batch without image-level labels");
   return {
     [IMAGE_LABELS]: value("float32", Float32Array.from(batch.imageLabels), [batch.batchSize, classes]),
-    [PIXEL_LABELLED]: value("float32", new Float32Array(batch.batchSize).fill(1), [batch.batchSize]),
+    [PIXEL_LABELLED]: value(
+      "float32",
+      batch.pixelLabelled
+        ? Float32Array.from(batch.pixelLabelled)
+        : new Float32Array(batch.batchSize).fill(1),
+      [batch.batchSize],
+    ),
   };
 };
 
@@ -210,6 +220,11 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
     yield* checkClasses(e, dataset.classes, dataset.name);
     yield* checkImageLabels(e);
+    // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
+    // bad tag reported) before the slow compilation.
+    const imageLevel = e.data.imageLevel;
+    if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
+    const pixelBatch = imageLevel ? imageLevelShare(t.batchSize, imageLevel.ratio).pixel : t.batchSize;
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
     yield* checkRunFolder(dir, e, { resume, extend });
@@ -295,6 +310,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
 
     // Every evaluation of the run sees the same images, so "best" and the final table are comparable.
     const split = e.data.dataset.testSplit;
+    const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
     const validate = (final: boolean) =>
       Effect.gen(function* () {
         const result = yield* evaluate(e, ex.state, dataset.classes, {
@@ -321,6 +337,10 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           aAcc: toPercent(s.aAcc),
           mAcc: toPercent(s.mAcc),
           ...(mAP === null ? {} : { mAP }),
+          ...(novel === undefined ? {} : (() => {
+            const bn = baseNovelMIoU(s.iou, novel);
+            return { mIoUBase: toPercent(bn.base), mIoUNovel: toPercent(bn.novel) };
+          })()),
         })]);
         const line = evalLine(step, split, result);
         yield* log(line);
@@ -358,7 +378,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           interval.losses[name] = (interval.losses[name] ?? 0) + v;
         }
         interval.images += batch.batchSize;
-        position = nextPosition(batch.position, n, t.batchSize);
+        position = nextPosition(batch.position, n, pixelBatch);
         if (step % t.logEvery === 0 || step === t.steps) {
           const steps = step % t.logEvery === 0 ? t.logEvery : step % t.logEvery;
           const mean = (name: string) => interval.losses[name] / steps;
@@ -395,12 +415,15 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
 
     if (step < t.steps) {
       yield* log(`training ${e.name} for ${t.steps - step} steps from step ${step}`);
-      const batches = trainLoader(e.data.dataset, e.data.train, {
+      const loaderOptions = {
         batchSize: t.batchSize,
         seed: t.seed,
         start: position,
         workers: options.workers,
-      }).pipe(Stream.take(t.steps - step));
+      };
+      const batches = (imageLevel
+        ? mixedTrainLoader(e.data.dataset, e.data.train, imageLevel, loaderOptions)
+        : trainLoader(e.data.dataset, e.data.train, loaderOptions)).pipe(Stream.take(t.steps - step));
       yield* Stream.runForEach(batches, runStep);
       progress.done();
     }
@@ -418,6 +441,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       classNames: dataset.classes.names,
       segmentation: evaluation.segmentation,
       mAP: evaluation.mAP,
+      ...(novel ? { novel } : {}),
     });
     yield* writeEvalRecord(dir, record);
     print(
@@ -425,6 +449,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         classNames: dataset.classes.names,
         segmentation: evaluation.segmentation,
         mAP: evaluation.mAP ?? undefined,
+        ...(novel ? { novel } : {}),
       }),
     );
     const report = yield* writeReport(dir, { title: e.name });

@@ -1,0 +1,4 @@
+/** LarvSeg grid, coco133: row "ca-cross" (see grid.ts). */
+import { rowExperiment } from "./grid.ts";
+
+export default rowExperiment("coco133", "ca-cross");

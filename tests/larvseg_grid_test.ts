@@ -1,0 +1,48 @@
+/** The LarvSeg grid: every checked-in row decodes, the novel-class rule, and the RESULTS.md findings. */
+import { Effect } from "effect";
+import { readdirSync } from "node:fs";
+import { assert, assertEquals } from "./assert.ts";
+import { loadExperiment } from "../dsl/experiment.ts";
+import { novelClasses, rowExperiment, ROWS } from "../experiments/larvseg/grid.ts";
+import { larvSegFindings, type LarvSegRow } from "../bench/larvseg.ts";
+
+Deno.test("LarvSeg grid: 2 datasets × 6 rows checked in, each decodes and names its novel classes", async () => {
+  const files = readdirSync("experiments/larvseg").filter((f) => f !== "grid.ts").sort();
+  assertEquals(files.length, 12);
+  for (const f of files) {
+    const e = await Effect.runPromise(loadExperiment(`experiments/larvseg/${f}`));
+    assert((e.eval.novel ?? []).length > 0, f);
+  }
+  // ccp: 51 classes occur in val, 48 without background/skin/hair, every third from the second: 16.
+  assertEquals(novelClasses("ccp").length, 16);
+  assertEquals(novelClasses("ccp").slice(0, 3), ["bag", "blouse", "bracelet"]);
+  assertEquals(novelClasses("coco133").length, 41);
+  const ccp = rowExperiment("ccp", "ca-cross");
+  assertEquals(ccp.data.dataset.hidden, [...novelClasses("ccp")]);
+  assertEquals(ccp.data.imageLevel?.ratio, 0.5);
+  assertEquals(rowExperiment("ccp", "full").data.dataset.hidden, undefined);
+  assertEquals(rowExperiment("coco133", "ca-cross").data.imageLevel, undefined);
+  assertEquals(ROWS.length, 6);
+});
+
+Deno.test("LarvSeg findings: deltas against the combined seed spread, the paper's beside", () => {
+  const e = rowExperiment("ccp", "image-level");
+  const row = (name: string, novel: number[], base: number[]): LarvSegRow => ({
+    dataset: "ccp",
+    row: name,
+    file: `${name}.ts`,
+    e,
+    runs: novel.map((n, i) => ({ mIoU: 0, base: base[i], novel: n, aAcc: 0 })),
+  });
+  const out = larvSegFindings([
+    row("image-level", [2, 4], [30, 30]),
+    row("ca-cross", [6, 8], [30, 31]),
+  ]);
+  // novel: +4.00, spread hypot(√2, √2) = 2.00 → beyond; base +0.50, spread hypot(0, 0.71) = 0.71 → within.
+  const line = out.find((l) => l.startsWith("- CA-classifier (cross-image bank)"))!;
+  assertEquals(
+    line,
+    "- CA-classifier (cross-image bank) over the image-level baseline: novel +4.00 (±2.00, beyond the spread), " +
+      "base +0.50 (±0.71, within the seed spread) — paper: novel +6.0.",
+  );
+});
