@@ -27,6 +27,7 @@ import {
   sizeOf,
   type TensorType,
 } from "./dtype.ts";
+import { argMaxOnDevice, RANK_TOPK_LIMIT, topKOnDevice } from "./device_indices.ts";
 import type {
   BinaryOp,
   CompareOp,
@@ -565,11 +566,17 @@ export const RULES: RuleTable = {
       const a = axisOrFail(axis, x.rank);
       return [{ dtype: "int64", shape: reducedShape(x.shape, [a], keepDims) }];
     },
-    lower: (p, ctx) =>
+    lower: (p, ctx) => {
+      const axis = normalizeAxis(p.axis, p.x.rank)!;
+      // WebGPU's ArgMax leaves its int64 indices in host memory (their reader then runs on the CPU).
+      if (ctx.target === "webgpu" && p.x.dtype === "float32") {
+        return argMaxOnDevice(ctx, ctx.name(p.x), p.x.shape, axis, p.keepDims);
+      }
       ctx.node("ArgMax", [ctx.name(p.x)], ctx.out, {
-        axis: { int: normalizeAxis(p.axis, p.x.rank)! },
+        axis: { int: axis },
         keepdims: { int: p.keepDims ? 1 : 0 },
-      }),
+      });
+    },
     vjp: nonDifferentiable,
     flops: (p) => size(p.x),
   },
@@ -847,12 +854,22 @@ export const RULES: RuleTable = {
       const shape = x.shape.map((d, i) => (i === a ? k : d));
       return [{ dtype: x.dtype, shape }, { dtype: "int64", shape }];
     },
-    lower: (p, ctx) =>
+    lower: (p, ctx) => {
+      // WebGPU's TopK leaves its int64 indices in host memory (their reader then runs on the CPU): rank
+      // the entries on the device instead, where the pairwise comparisons stay small.
+      const axis = normalizeAxis(p.axis, p.x.rank)!;
+      if (
+        ctx.target === "webgpu" && p.x.dtype === "float32" &&
+        sizeOf(p.x.shape) * p.x.shape[axis] <= RANK_TOPK_LIMIT
+      ) {
+        return topKOnDevice(ctx, ctx.name(p.x), p.x.shape, axis, p.k, p.largest);
+      }
       ctx.node("TopK", [ctx.name(p.x), ctx.int64([p.k])], ctx.out, {
         axis: { int: p.axis },
         largest: { int: p.largest ? 1 : 0 },
         sorted: { int: 1 },
-      }),
+      });
+    },
     vjp: ({ x, axis }, [_, indices], [ct], o) =>
       ct ? [o.scatterElements(o.zeros(o.graphOf(ct), x.shape, x.dtype), indices, ct, axis, "add")] : [],
     flops: (p) => size(p.x),
