@@ -22,6 +22,12 @@ const COMPONENTS: [string, RegExp][] = [
   ["neck (pixel token projection)", /^model\.proj/],
   ["ξ (multi-label head)", /^model\.xi/],
   ["ψ (pixel head) + τ", /^model\.(psi|temperature)/],
+  // The panoptic mask transformer's parts, in kMaX's names.
+  ["pixel decoder", /^model\.pixelDecoder/],
+  ["transformer decoder (N queries)", /^model\.transformerDecoder/],
+  ["class head (K + 1)", /^model\.classHead/],
+  ["mask embeddings · pixel embeddings", /^model\.(maskEmbeddingHead|pixelEmbeddingHead)/],
+  ["RankSeg multi-label head", /^model\.rankSegHead/],
 ];
 
 /** Costs per component; "other" holds upsampling, argmax and the scatter back to K classes. */
