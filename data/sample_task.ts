@@ -3,8 +3,9 @@
  * main thread or be posted to a Worker unchanged.
  */
 import { Effect } from "effect";
-import type { Dataset, SampleRef } from "./dataset.ts";
-import type { FileError } from "./errors.ts";
+import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
+import { type FileError, InvalidLabels } from "./errors.ts";
+import type { CocoDataset } from "./coco.ts";
 import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
 import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
@@ -24,6 +25,8 @@ export interface TrainTask {
   readonly seed: number;
   readonly epoch: number;
   readonly index: number;
+  /** Also read the panoptic annotation (segment ids and segments) and carry it through the pipeline. */
+  readonly panoptic?: boolean;
 }
 
 /** One test sample to produce. */
@@ -39,17 +42,38 @@ export type SampleTask = TrainTask | TestTask;
 /** The result of a task of kind K. */
 export type TaskResult<T extends SampleTask> = T extends TrainTask ? ProcessedSample : TestSample;
 
+/** The sample with its panoptic annotation (a dataset without `readPanoptic` has none: an error). */
+const readWithSegments = (dataset: Dataset, sample: SampleRef): Effect.Effect<LabeledImage, FileError> => {
+  const reader = (dataset as Partial<CocoDataset>).readPanoptic;
+  if (!reader) {
+    return Effect.fail(
+      new InvalidLabels({
+        file: sample.mask,
+        message: `${dataset.name} has no panoptic segments (COCO panoptic only)`,
+      }),
+    );
+  }
+  return Effect.map(Effect.all([dataset.read(sample), reader(sample)]), ([raw, p]) => ({
+    ...raw,
+    panoptic: {
+      segmentIds: p.segmentIds,
+      segments: p.segments.map(({ id, category, isThing, isCrowd }) => ({ id, category, isThing, isCrowd })),
+    },
+  }));
+};
+
 /** Decodes the task's sample and runs its pipeline. */
 export const runTask = <T extends SampleTask>(
   dataset: Dataset,
   task: T,
 ): Effect.Effect<TaskResult<T>, FileError> =>
   Effect.flatMap(
-    dataset.read(task.sample),
-    (raw) =>
-      task.kind === "train"
-        ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
-        : testSample(dataset, task.pipeline, raw),
+    task.kind === "train" && task.panoptic
+      ? readWithSegments(dataset, task.sample)
+      : dataset.read(task.sample),
+    (raw) => task.kind === "train"
+      ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
+      : testSample(dataset, task.pipeline, raw),
   ) as Effect.Effect<TaskResult<T>, FileError>;
 
 /** A way to run tasks: on the main thread or in a pool of Workers. */

@@ -68,7 +68,7 @@ export const lossGraph = (
 export const inferenceGraph = (
   model: Model,
   shapes: Shapes,
-  options: segmenter.InferenceOptions = {},
+  options: segmenter.InferenceOptions & panoptic.PanopticInferenceOptions = {},
 ): Graph => {
   switch (model._tag) {
     case "Segmenter":
@@ -76,6 +76,6 @@ export const inferenceGraph = (
     case "Classifier":
       return classifier.inferenceGraph(model, shapes);
     case "PanopticSegmenter":
-      return panoptic.inferenceGraph(model, shapes);
+      return panoptic.inferenceGraph(model, shapes, options);
   }
 };

@@ -57,7 +57,10 @@ export const LOSS = "loss",
   SEMANTIC_LOSS = "loss.semantic",
   MULTILABEL_LOSS = "loss.multiLabel";
 /** Inference outputs. */
-export const CLASS_PROBABILITIES = "classProbabilities", MASK_PROBABILITIES = "maskProbabilities";
+export const CLASS_PROBABILITIES = "classProbabilities",
+  MASK_PROBABILITIES = "maskProbabilities",
+  CLASS_LOGITS = "classLogits",
+  MASK_LOGITS = "maskLogits";
 
 /** Ground-truth masks per image: as many as queries, so that every mask can be matched. */
 export const maxMasks = (spec: PanopticSegmenter): number => spec.numMaskSlots;
@@ -180,19 +183,37 @@ export const trainingStages = (
   };
 };
 
+export interface PanopticInferenceOptions {
+  /** The part of the (padded) input that holds the image, [h, w] from the top left (default: all). */
+  readonly valid?: readonly [number, number];
+  /** Size of the `maskLogits` output: the valid region resized to it (default: the valid size). */
+  readonly output?: readonly [number, number];
+}
+
 /**
  * The inference graph: `images` [b, 3, H, W] → `classProbabilities` [b, N, K + 1] and
- * `maskProbabilities` [b, N, H, W]. It reads only the spec's architecture fields: ReMask, ReClass and
- * the loss weights leave it unchanged.
+ * `maskProbabilities` [b, N, H, W] (softmax over queries), plus their logits for mask-wise merging on
+ * the host: `classLogits` and `maskLogits` [b, N, oh, ow] (the valid region at the output size). It
+ * reads only the spec's architecture fields: ReMask, ReClass and the loss weights leave it unchanged.
  */
-export const inferenceGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
+export const inferenceGraph = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  options: PanopticInferenceOptions = {},
+): Graph => {
   const g = new Graph("inference");
   const { batch: b, height, width } = shapes;
   const images = o.input(g, IMAGES, [b, 3, height, width]);
   const out = g.scope("model", () => panopticForward(spec, images, { mode: "eval" }));
   const [h, w] = out.grid;
+  const n = spec.numMaskSlots;
+  g.output(CLASS_LOGITS, out.classLogits);
   g.output(CLASS_PROBABILITIES, o.softmax(out.classLogits, -1));
-  const masks = o.resize(o.reshape(out.maskLogits, [b, spec.numMaskSlots, h, w]), height, width);
+  const masks = o.resize(o.reshape(out.maskLogits, [b, n, h, w]), height, width);
   g.output(MASK_PROBABILITIES, o.softmax(masks, 1));
+  const [vh, vw] = options.valid ?? [height, width];
+  const [oh, ow] = options.output ?? [vh, vw];
+  const region = vh === height && vw === width ? masks : o.slice(masks, [2, 3], [0, 0], [vh, vw]);
+  g.output(MASK_LOGITS, oh === vh && ow === vw ? region : o.resize(region, oh, ow));
   return g;
 };

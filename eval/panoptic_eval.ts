@@ -1,0 +1,181 @@
+/**
+ * Evaluating a panoptic model: per test image, the inference graph (padded to the backbone's coarsest
+ * stride, mask logits brought back to the original size in the graph), mask-wise merging on the host
+ * (`panoptic_merge.ts`), then PQ / SQ / RQ over all, things and stuff (`panoptic_quality.ts`, panopticapi's
+ * rules) against the COCO panoptic ground truth, and mIoU of the semantic map the panoptic map implies
+ * (each segment's class on its pixels, void pixels predicted as nothing).
+ */
+import { Effect, Scope, Stream } from "effect";
+import type { PanopticSegmenter } from "../dsl/model.ts";
+import { panopticStrides } from "../dsl/model.ts";
+import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
+import type { ExperimentFor } from "../interpret/kinds.ts";
+import {
+  execute,
+  type Executor,
+  graphStage,
+  plan,
+  type RuntimeOptions,
+  type Value,
+  value,
+} from "../plan/runtime.ts";
+import { testLoader } from "../data/loader.ts";
+import { openDataset } from "../data/open.ts";
+import type { ClassTable } from "../data/classes.ts";
+import type { CocoDataset } from "../data/coco.ts";
+import { InvalidLabels } from "../data/errors.ts";
+import { type MergeOptions, mergePanoptic, type PanopticMap } from "./panoptic_merge.ts";
+import { panopticAccumulator, type PanopticSummary } from "./panoptic_quality.ts";
+import { segmentationAccumulator, type SegmentationSummary } from "./segmentation_metrics.ts";
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/** One image's panoptic prediction at the requested output size. */
+export interface PanopticPrediction extends PanopticMap {
+  /** The derived semantic map: each pixel's segment class, `ignoreIndex` on void. */
+  readonly semantic: Int32Array;
+}
+
+export interface PanopticPredictor {
+  /** Predicts one normalized image [1, 3, height, width] at `output` = [H0, W0]. */
+  readonly predict: (
+    image: Float32Array,
+    height: number,
+    width: number,
+    output: readonly [number, number],
+  ) => Effect.Effect<PanopticPrediction, unknown>;
+}
+
+/** A predictor with one session per padded input size, fed the trained state. */
+export const makePanopticPredictor = (
+  model: PanopticSegmenter,
+  state: ReadonlyMap<string, Value>,
+  isThing: readonly boolean[],
+  options: RuntimeOptions & { readonly trainSize: readonly [number, number]; readonly merge?: MergeOptions },
+): Effect.Effect<PanopticPredictor, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope;
+    const sessions = new Map<string, Executor>();
+    const stride = Math.max(4, ...panopticStrides(model.backbone));
+    const predict = (image: Float32Array, height: number, width: number, output: readonly [number, number]) =>
+      Effect.gen(function* () {
+        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
+        const key = `${ph}x${pw}:${height}x${width}:${output}`;
+        let ex = sessions.get(key);
+        if (!ex) {
+          const g = inferenceGraph(model, { batch: 1, height: ph, width: pw, trainSize: options.trainSize }, {
+            valid: [height, width],
+            output,
+          });
+          ex = yield* execute(
+            plan(key, g, [graphStage(g, { outputs: [CLASS_LOGITS, MASK_LOGITS] })]),
+            options,
+          )
+            .pipe(Scope.provide(scope));
+          for (const name of ex.state.keys()) {
+            const v = state.get(name);
+            if (v) ex.state.set(name, v);
+          }
+          sessions.set(key, ex);
+        }
+        const padded = new Float32Array(3 * ph * pw);
+        for (let c = 0; c < 3; c++) {
+          for (let y = 0; y < height; y++) {
+            padded.set(
+              image.subarray((c * height + y) * width, (c * height + y + 1) * width),
+              (c * ph + y) * pw,
+            );
+          }
+        }
+        const out = yield* ex.run({ images: value("float32", padded, [1, 3, ph, pw]) });
+        const [oh, ow] = output;
+        const map = mergePanoptic(
+          out.get(CLASS_LOGITS)!.data as Float32Array,
+          out.get(MASK_LOGITS)!.data as Float32Array,
+          { queries: model.numMaskSlots, classes: model.classes, pixels: oh * ow },
+          isThing,
+          options.merge,
+        );
+        const classOf = new Map(map.segments.map((s) => [s.id, s.category]));
+        const semantic = Int32Array.from(map.ids, (id) => id === 0 ? model.ignoreIndex : classOf.get(id)!);
+        return { ...map, semantic };
+      });
+    return { predict };
+  });
+
+export interface PanopticEvaluation {
+  /** Fractions (panopticapi's `pq_compute` values); ×100 for the usual percent. */
+  readonly pq: PanopticSummary;
+  /** Of the semantic map derived from the panoptic map. */
+  readonly segmentation: SegmentationSummary;
+  readonly images: number;
+}
+
+export interface PanopticEvaluateOptions extends RuntimeOptions {
+  readonly split?: string;
+  readonly limit?: number;
+  readonly workers?: number;
+  readonly merge?: MergeOptions;
+  /** Called with each image's id, prediction and test batch (predict/examples). */
+  readonly onImage?: (id: string, p: PanopticPrediction) => Effect.Effect<void, unknown>;
+}
+
+/** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split. */
+export const evaluatePanoptic = (
+  e: ExperimentFor<"panoptic">,
+  state: ReadonlyMap<string, Value>,
+  classes: ClassTable,
+  options: PanopticEvaluateOptions = {},
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const k = e.model.classes;
+    const split = options.split ?? e.data.dataset.testSplit;
+    const dataset = (yield* openDataset(e.data.dataset, split)) as Partial<CocoDataset> & { name: string };
+    if (!dataset.readPanoptic || !dataset.samples) {
+      return yield* new InvalidLabels({
+        file: dataset.name,
+        message: "has no panoptic segments to evaluate",
+      });
+    }
+    const sampleById = new Map(dataset.samples.map((s) => [s.id, s]));
+    const isThing = classes.isThing ?? classes.names.map(() => false);
+    const predictor = yield* makePanopticPredictor(e.model, state, isThing, {
+      ...options,
+      trainSize: e.data.train.cropSize,
+    });
+    const pq = panopticAccumulator({
+      categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
+    });
+    const seg = segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex });
+    let images = 0;
+    let stream = testLoader(e.data.dataset, e.data.test, { split, workers: options.workers });
+    if (options.limit !== undefined) stream = stream.pipe(Stream.take(options.limit));
+    yield* Stream.runForEach(stream, (batch) =>
+      Effect.gen(function* () {
+        const { height, width, labels } = batch.original;
+        const id = batch.ids[0];
+        const p = yield* predictor.predict(batch.images, batch.height, batch.width, [height, width]);
+        const truth = yield* dataset.readPanoptic!(sampleById.get(id)!);
+        // Segments of classes the dataset drops are void for PQ (panopticapi: not a category).
+        const kept = truth.segments.filter((s) => s.category >= 0 && s.category < k);
+        const keptIds = new Set(kept.map((s) => s.id));
+        const ids = Int32Array.from(truth.segmentIds, (v) => keptIds.has(v) ? v : 0);
+        pq.add(
+          { ids: p.ids, segments: p.segments.map((s) => ({ id: s.id, category: s.category })) },
+          { ids, segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })) },
+        );
+        seg.add(p.semantic, labels);
+        if (options.onImage) yield* options.onImage(id, p);
+        images++;
+      }));
+    return { pq: pq.summary(), segmentation: seg.summary(), images } satisfies PanopticEvaluation;
+  }));
+
+/** `eval step 100 (val2017, 20 images): PQ 1.23 SQ … RQ … PQ_th … PQ_st … mIoU …`, all in percent. */
+export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluation): string => {
+  const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : "nan");
+  const { all, things, stuff } = r.pq;
+  return `eval step ${step} (${split}, ${r.images} images): PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${
+    pct(all.rq)
+  } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}`;
+};
