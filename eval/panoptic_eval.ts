@@ -6,6 +6,8 @@
  * (each segment's class on its pixels, void pixels predicted as nothing).
  */
 import { Effect, Scope, Stream } from "effect";
+import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic_write.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { panopticStrides } from "../dsl/model.ts";
 import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
@@ -15,6 +17,8 @@ import {
   type Executor,
   graphStage,
   plan,
+  type ProviderUnavailable,
+  type RuntimeError,
   type RuntimeOptions,
   type Value,
   value,
@@ -43,7 +47,7 @@ export interface PanopticPredictor {
     height: number,
     width: number,
     output: readonly [number, number],
-  ) => Effect.Effect<PanopticPrediction, unknown>;
+  ) => Effect.Effect<PanopticPrediction, RuntimeError | ProviderUnavailable>;
 }
 
 /** A predictor with one session per padded input size, fed the trained state. */
@@ -116,8 +120,6 @@ export interface PanopticEvaluateOptions extends RuntimeOptions {
   readonly limit?: number;
   readonly workers?: number;
   readonly merge?: MergeOptions;
-  /** Called with each image's id, prediction and test batch (predict/examples). */
-  readonly onImage?: (id: string, p: PanopticPrediction) => Effect.Effect<void, unknown>;
 }
 
 /** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split. */
@@ -165,7 +167,6 @@ export const evaluatePanoptic = (
           { ids, segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })) },
         );
         seg.add(p.semantic, labels);
-        if (options.onImage) yield* options.onImage(id, p);
         images++;
       }));
     return { pq: pq.summary(), segmentation: seg.summary(), images } satisfies PanopticEvaluation;
@@ -178,4 +179,31 @@ export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluat
   return `eval step ${step} (${split}, ${r.images} images): PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${
     pct(all.rq)
   } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}`;
+};
+
+/** The summary table: PQ / SQ / RQ (percent) for all, things and stuff (`n` categories each), mIoU. */
+export const formatPanopticTable = (r: PanopticEvaluation): string => {
+  const pct = (x: number) => (100 * x).toFixed(2).padStart(8);
+  const rows = (["all", "things", "stuff"] as const).map((g) => {
+    const s = r.pq[g];
+    return `${g.padEnd(8)}${pct(s.pq)}${pct(s.sq)}${pct(s.rq)}${String(s.n).padStart(6)}`;
+  });
+  return [
+    `${"".padEnd(8)}${"PQ".padStart(8)}${"SQ".padStart(8)}${"RQ".padStart(8)}${"n".padStart(6)}`,
+    ...rows,
+  ]
+    .join("\n") + `\nmIoU (semantic map from the panoptic map) ${(100 * r.segmentation.mIoU).toFixed(2)}`;
+};
+
+/** Writes `eval-<split>.json` (fractions, per category too) into a run folder; returns its path. */
+export const writePanopticRecord = (
+  dir: string,
+  record: { split: string; step: number; checkpoint: string; evaluation: PanopticEvaluation },
+) => {
+  const file = join(dir, `eval-${record.split}.json`);
+  const { evaluation, ...rest } = record;
+  return Effect.as(
+    writeFileAtomic(file, JSON.stringify({ ...rest, units: "fraction", ...evaluation }, null, 2) + "\n"),
+    file,
+  );
 };

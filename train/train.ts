@@ -22,8 +22,13 @@ import {
   truncationReport,
   type TruncationTotals,
 } from "../data/panoptic_targets.ts";
-import { evaluatePanoptic, panopticEvalLine, type PanopticEvaluation } from "../eval/panoptic_eval.ts";
-import { writeFileAtomic } from "../io/atomic_write.ts";
+import {
+  evaluatePanoptic,
+  formatPanopticTable,
+  panopticEvalLine,
+  type PanopticEvaluation,
+  writePanopticRecord,
+} from "../eval/panoptic_eval.ts";
 import { learningRate } from "../dsl/training.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { trainLoader } from "../data/loader.ts";
@@ -473,14 +478,8 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     if (isPanoptic) {
       const r = yield* validatePanoptic();
       yield* checkpoint(panopticBest(r));
-      yield* writeFileAtomic(
-        join(dir, `eval-${split}.json`),
-        JSON.stringify(
-          { split, step, checkpoint: last, units: "fraction", ...r },
-          null,
-          2,
-        ) + "\n",
-      );
+      yield* writePanopticRecord(dir, { split, step, checkpoint: last, evaluation: r });
+      print(formatPanopticTable(r));
       return { runDir: dir, step, panoptic: r } satisfies TrainResult;
     }
     const evaluation = yield* validate(true);
