@@ -1,7 +1,7 @@
 /**
  * Evaluating a panoptic model: per test image, the inference graph (padded to the backbone's coarsest
- * stride, mask logits brought back to the original size in the graph), mask-wise merging on the host
- * (`panoptic_merge.ts`), then PQ / SQ / RQ over all, things and stuff (`panoptic_quality.ts`, panopticapi's
+ * stride), mask-wise merging on the host at the test pipeline's size (`panoptic_merge.ts`), the panoptic
+ * map resized to the original size by nearest neighbour, then PQ / SQ / RQ over all, things and stuff (`panoptic_quality.ts`, panopticapi's
  * rules) against the COCO panoptic ground truth, and mIoU of the semantic map the panoptic map implies
  * (each segment's class on its pixels, void pixels predicted as nothing).
  */
@@ -28,6 +28,9 @@ import { openDataset } from "../data/open.ts";
 import type { ClassTable } from "../data/classes.ts";
 import type { CocoDataset } from "../data/coco.ts";
 import { InvalidLabels } from "../data/errors.ts";
+import { validateSplit } from "../data/validate.ts";
+import { resizeLabels } from "../data/resize.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
 import { type MergeOptions, mergePanoptic, type PanopticMap } from "./panoptic_merge.ts";
 import { panopticAccumulator, type PanopticSummary } from "./panoptic_quality.ts";
 import { segmentationAccumulator, type SegmentationSummary } from "./segmentation_metrics.ts";
@@ -61,16 +64,16 @@ export const makePanopticPredictor = (
     const scope = yield* Effect.scope;
     const sessions = new Map<string, Executor>();
     const stride = Math.max(4, ...panopticStrides(model.backbone));
+    // One session per padded size: the merge runs on the host at the network's input size (the valid
+    // region cropped out of the mask logits), and the panoptic map is resized to the output size by
+    // nearest neighbour, so test images of many sizes share few sessions.
     const predict = (image: Float32Array, height: number, width: number, output: readonly [number, number]) =>
       Effect.gen(function* () {
         const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
-        const key = `${ph}x${pw}:${height}x${width}:${output}`;
+        const key = `${ph}x${pw}`;
         let ex = sessions.get(key);
         if (!ex) {
-          const g = inferenceGraph(model, { batch: 1, height: ph, width: pw, trainSize: options.trainSize }, {
-            valid: [height, width],
-            output,
-          });
+          const g = inferenceGraph(model, { batch: 1, height: ph, width: pw, trainSize: options.trainSize });
           ex = yield* execute(
             plan(key, g, [graphStage(g, { outputs: [CLASS_LOGITS, MASK_LOGITS] })]),
             options,
@@ -92,17 +95,26 @@ export const makePanopticPredictor = (
           }
         }
         const out = yield* ex.run({ images: value("float32", padded, [1, 3, ph, pw]) });
-        const [oh, ow] = output;
-        const map = mergePanoptic(
+        const n = model.numMaskSlots;
+        const full = out.get(MASK_LOGITS)!.data as Float32Array; // [1, N, ph, pw]
+        const masks = new Float32Array(n * height * width);
+        for (let q = 0; q < n; q++) {
+          for (let y = 0; y < height; y++) {
+            const from = (q * ph + y) * pw;
+            masks.set(full.subarray(from, from + width), (q * height + y) * width);
+          }
+        }
+        const merged = mergePanoptic(
           out.get(CLASS_LOGITS)!.data as Float32Array,
-          out.get(MASK_LOGITS)!.data as Float32Array,
-          { queries: model.numMaskSlots, classes: model.classes, pixels: oh * ow },
+          masks,
+          { queries: n, classes: model.classes, pixels: height * width },
           isThing,
           options.merge,
         );
-        const classOf = new Map(map.segments.map((s) => [s.id, s.category]));
-        const semantic = Int32Array.from(map.ids, (id) => id === 0 ? model.ignoreIndex : classOf.get(id)!);
-        return { ...map, semantic };
+        const ids = resizeLabels(merged.ids, height, width, output[0], output[1]);
+        const classOf = new Map(merged.segments.map((s) => [s.id, s.category]));
+        const semantic = Int32Array.from(ids, (id) => id === 0 ? model.ignoreIndex : classOf.get(id)!);
+        return { ids, segments: merged.segments, semantic };
       });
     return { predict };
   });
@@ -207,3 +219,40 @@ export const writePanopticRecord = (
     file,
   );
 };
+
+/**
+ * The trivial panoptic predictor a model must beat: every pixel of every test image is one segment of
+ * the stuff class with the most training pixels. Returns that class and its PQ (all categories).
+ */
+export const trivialPanopticQuality = (spec: DatasetSpec, classes: ClassTable, trainSplit: string) =>
+  Effect.gen(function* () {
+    const counts = (yield* validateSplit(spec, trainSplit)).pixelCounts;
+    const isThing = classes.isThing ?? classes.names.map(() => false);
+    let best = -1;
+    counts.forEach((n, c) => {
+      if (!isThing[c] && (best < 0 || n > counts[best])) best = c;
+    });
+    const dataset = (yield* openDataset(spec, spec.testSplit)) as Partial<CocoDataset> & { name: string };
+    if (!dataset.readPanoptic || !dataset.samples) {
+      return yield* new InvalidLabels({
+        file: dataset.name,
+        message: "has no panoptic segments to evaluate",
+      });
+    }
+    const pq = panopticAccumulator({
+      categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
+    });
+    for (const sample of dataset.samples) {
+      const truth = yield* dataset.readPanoptic(sample);
+      const kept = truth.segments.filter((s) => s.category >= 0 && s.category < classes.names.length);
+      const keptIds = new Set(kept.map((s) => s.id));
+      pq.add(
+        { ids: new Int32Array(truth.segmentIds.length).fill(1), segments: [{ id: 1, category: best }] },
+        {
+          ids: Int32Array.from(truth.segmentIds, (v) => keptIds.has(v) ? v : 0),
+          segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })),
+        },
+      );
+    }
+    return { classIndex: best, className: classes.names[best], pq: pq.summary().all.pq };
+  });

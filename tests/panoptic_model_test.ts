@@ -196,4 +196,11 @@ Deno.test("describe: a panoptic model is costed per part", () => {
   ) assert(names.includes(part), `${part} missing from ${names}`);
   // The class head: 16 × 4 weights + 4 biases.
   assertEquals(d.components.find((c) => c.component === "class head (K + 1)")!.params, 68);
+  // The auxiliary semantic head exists only in training: listed after the total, 16 × 3 + 3 parameters.
+  assertEquals(d.components.at(-1), {
+    component: "aux. semantic head (training only)",
+    params: 51,
+    gflops: d.components.at(-1)!.gflops,
+  });
+  assertEquals(d.components.at(-2)!.component, "total");
 });
