@@ -18,6 +18,13 @@ export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
  * 1.84 s per baseline step (2.08 s with ReMaX's training-only terms), so a run is ~14-16 minutes plus
  * its evaluation: 5 rows × 3 seeds ≈ 3.7 hours, inside the 4-hour budget.
  */
+//
+// Not yet shown to be enough: a 150-step baseline run (seed 0, `deno task train
+// experiments/panoptic/coco133-baseline.ts --steps 150`) learned its masks (mask-ID cross-entropy 3.47 → 1.50)
+// but no class confidence reached the merging thresholds (0.7 thing / 0.5 stuff): PQ 0.00 on val, against
+// 0.06 for the trivial predictor (0.02 with thresholds at 0.1). kMaX's PQ-style terms weigh the class
+// loss by the matched dice and the dice loss by the class probability, both tiny early on. Run one seed of
+// the baseline at STEPS before the grid.
 export const STEPS = 450;
 /** κ for RankSeg query classification (coco133 crops hold a handful of the 133 classes). */
 export const KAPPA = 25;
