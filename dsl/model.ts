@@ -291,6 +291,20 @@ export const QueryClassification = Schema.Union([AllClasses, RankSegQueries]);
 export type QueryClassification = typeof QueryClassification.Type;
 
 /**
+ * Mask-wise merging's thresholds (DESIGN.md's defaults): mask probability > `maskThreshold`; a query is
+ * kept at confidence ≥ `thingThreshold` / `stuffThreshold` when more than `overlapThreshold` of its mask
+ * is still free and the free part has at least `minArea` pixels.
+ */
+export const MergeThresholds = Schema.Struct({
+  maskThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
+  thingThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  stuffThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  overlapThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  minArea: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+});
+export type MergeThresholds = typeof MergeThresholds.Type;
+
+/**
  * A panoptic mask transformer (kMaX-DeepLab's layout, field names after its config): a multi-scale
  * backbone → pixel decoder to stride 4 → `numMaskSlots` queries refined by `transformerDecoderLayers`
  * layers that cross-attend to the pixel features → per query class logits over K + 1 (void) and a mask
@@ -328,6 +342,8 @@ export const PanopticSegmenter = Schema.TaggedStruct("PanopticSegmenter", {
   remask: Schema.Boolean,
   reclass: Schema.Boolean,
   queryClassification: QueryClassification,
+  /** Inference post-processing (a host step after the graph): how per-query masks merge into segments. */
+  merge: MergeThresholds,
 });
 export type PanopticSegmenter = typeof PanopticSegmenter.Type;
 
@@ -501,5 +517,6 @@ export const panopticSegmenter = (
   remask: false,
   reclass: false,
   queryClassification: allClasses(),
+  merge: { maskThreshold: 0.4, thingThreshold: 0.7, stuffThreshold: 0.5, overlapThreshold: 0.8, minArea: 0 },
   ...o,
 });

@@ -58,13 +58,18 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
 };
 
 /** The panoptic export's metadata: the semantic export's size and normalization, and merging in words. */
-const panopticMetadata = (e: Experiment): Record<string, string> => ({
-  ...exportMetadata(e),
-  "kappa.postprocess": "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
-    "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
-    "maskProbabilities > 0.4 (crop [:h, :w], resize to H0 x W0 first); paste queries by confidence x mean mask " +
-    "probability, best first, keeping one if confidence >= 0.7 (thing) / 0.5 (stuff) and > 0.8 of its mask is " +
-    "still free; it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0)",
-  "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
-    "(softmax over the N queries per pixel)",
-});
+const panopticMetadata = (e: Experiment): Record<string, string> => {
+  const m = e.model._tag === "PanopticSegmenter" ? e.model.merge : undefined;
+  return {
+    ...exportMetadata(e),
+    "kappa.postprocess":
+      "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
+      "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
+      "maskProbabilities > maskThreshold (crop [:h, :w], resize to H0 x W0 first); paste queries by confidence x mean mask " +
+      "probability, best first, keeping one if confidence >= thingThreshold / stuffThreshold and > overlapThreshold of its " +
+      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0)",
+    "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
+      "(softmax over the N queries per pixel)",
+    ...(m ? { "kappa.merge": JSON.stringify(m) } : {}),
+  };
+};

@@ -109,7 +109,7 @@ export const makePanopticPredictor = (
           masks,
           { queries: n, classes: model.classes, pixels: height * width },
           isThing,
-          options.merge,
+          options.merge ?? model.merge,
         );
         const ids = resizeLabels(merged.ids, height, width, output[0], output[1]);
         const classOf = new Map(merged.segments.map((s) => [s.id, s.category]));

@@ -19,12 +19,14 @@ export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
  * its evaluation: 5 rows × 3 seeds ≈ 3.7 hours, inside the 4-hour budget.
  */
 //
-// Not yet shown to be enough: a 150-step baseline run (seed 0, `deno task train
-// experiments/panoptic/coco133-baseline.ts --steps 150`) learned its masks (mask-ID cross-entropy 3.47 → 1.50)
-// but no class confidence reached the merging thresholds (0.7 thing / 0.5 stuff): PQ 0.00 on val, against
-// 0.06 for the trivial predictor (0.02 with thresholds at 0.1). kMaX's PQ-style terms weigh the class
-// loss by the matched dice and the dice loss by the class probability, both tiny early on. Run one seed of
-// the baseline at STEPS before the grid.
+// Not yet shown to be enough at DESIGN.md's merging thresholds. Baseline, seed 0 (`deno task train
+// experiments/panoptic/coco133-baseline.ts`): after 150 and after 450 steps no class confidence reaches 0.7
+// (thing) / 0.5 (stuff), so merging keeps nothing: PQ 0.00 on val, against 0.06 for the trivial predictor.
+// The model does segment: the same 450-step checkpoint scores PQ 0.21 (PQ_th 0.09, PQ_st 0.37) with both
+// thresholds at 0.3 and PQ 0.31 at 0.1 (all 100 val images). kMaX's PQ-style terms weigh the class loss by
+// the matched dice and the dice loss by the class probability, both small this early. The thresholds are the
+// model's `merge` field (DESIGN.md's values by default); choosing CPU-scale values on val would tune on the
+// test set — coco133 has no other held-out split.
 export const STEPS = 450;
 /** κ for RankSeg query classification (coco133 crops hold a handful of the 133 classes). */
 export const KAPPA = 25;
