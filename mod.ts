@@ -38,7 +38,9 @@ export { InvalidConfig } from "./dsl/decode.ts";
 export { canonicalJson, specHash } from "./dsl/canonical.ts";
 
 // ── The interpreter: spec → graphs, parameter/FLOP tables, model kinds and their tasks
-export { inferenceGraph, lossGraph, trainingGraph } from "./interpret/graphs.ts";
+export { inferenceGraph, lossGraph, trainingGraph, trainingStages } from "./interpret/graphs.ts";
+/** The panoptic kind's graphs and names (cost graph → Hungarian matching host stage → loss + update). */
+export * as panoptic from "./interpret/panoptic.ts";
 export type { Shapes } from "./interpret/shapes.ts";
 export {
   ATTENTIVE_LOSS,
@@ -117,3 +119,11 @@ export { makePredictor, type Prediction, type PredictOptions, type Predictor } f
 export { exportModel } from "./eval/export_model.ts";
 export { baseNovelMIoU, novelMask, UnknownNovelClass } from "./eval/base_novel.ts";
 export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";
+export {
+  evaluatePanoptic,
+  makePanopticPredictor,
+  type PanopticEvaluation,
+  type PanopticPrediction,
+} from "./eval/panoptic_eval.ts";
+export { mergePanoptic } from "./eval/panoptic_merge.ts";
+export { panopticAccumulator } from "./eval/panoptic_quality.ts";

@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   larvseg: async () => (await import("./larvseg.ts")).main(Deno.args.slice(1)),
   "larvseg-bank": async () => (await import("./larvseg_bank.ts")).main(Deno.args.slice(1)),
   perf: async () => (await import("./perf.ts")).main(Deno.args.slice(1)),
+  panoptic: async () => (await import("./panoptic.ts")).main(Deno.args.slice(1)),
   gpu: async () => (await import("./gpu.ts")).main(Deno.args.slice(1)),
   data: async () => {
     const [{ Effect }, { benchData }] = await Promise.all([import("effect"), import("./data.ts")]);

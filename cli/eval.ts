@@ -10,6 +10,8 @@ import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../plan/runtime.ts";
+import { evaluatePanoptic, formatPanopticTable, writePanopticRecord } from "../eval/panoptic_eval.ts";
+import { requireTask } from "../interpret/kinds.ts";
 
 export const evalCommand = Command.make("eval", {
   run: Argument.String("run-dir"),
@@ -34,6 +36,29 @@ export const evalCommand = Command.make("eval", {
     const e = run.experiment;
     const split = Option.getOrElse(a.split, () => e.data.dataset.testSplit);
     const dataset = yield* openDataset(e.data.dataset, split);
+    if (e.model._tag === "PanopticSegmenter") {
+      // Panoptic: PQ / SQ / RQ and the derived semantic map's mIoU (whole images; no slide or oracle).
+      const pe = yield* requireTask(e, "panoptic", "eval");
+      const r = yield* evaluatePanoptic(pe, run.state, dataset.classes, {
+        split,
+        provider: a.provider as Provider,
+        threads: Option.getOrUndefined(a.threads),
+        workers: Option.getOrUndefined(a.workers),
+        limit: Option.getOrUndefined(a.limit),
+      });
+      const file = yield* writePanopticRecord(run.dir, {
+        split,
+        step: run.step,
+        checkpoint: run.checkpoint,
+        evaluation: r,
+      });
+      yield* Console.log(`${r.images} images of ${dataset.name}/${split}; wrote ${file}`);
+      yield* Console.log(formatPanopticTable(r));
+      yield* Console.log(
+        `PQ=${(100 * r.pq.all.pq).toFixed(2)} mIoU=${(100 * r.segmentation.mIoU).toFixed(2)}`,
+      );
+      return;
+    }
     const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
     const mode = Option.getOrElse(a.mode, () => e.eval.mode);
     const crop = e.eval.crop ?? e.data.train.cropSize;

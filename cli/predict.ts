@@ -21,6 +21,7 @@ import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../plan/runtime.ts";
 import { requireTask } from "../interpret/kinds.ts";
+import { predictPanoptic } from "./predict_panoptic.ts";
 
 export const predictCommand = Command.make("predict", {
   run: Argument.String("run-dir"),
@@ -35,6 +36,13 @@ export const predictCommand = Command.make("predict", {
 }, (a) =>
   Effect.scoped(Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
+    if (run.experiment.model._tag === "PanopticSegmenter") {
+      const pe = yield* requireTask(run.experiment, "panoptic", "predict");
+      return yield* predictPanoptic(run, pe, a.images, a.out, {
+        provider: a.provider as Provider,
+        threads: Option.getOrUndefined(a.threads),
+      });
+    }
     const e = yield* requireTask(run.experiment, "semantic", "predict");
     const classes = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)).classes;
     const ranker = yield* loadRanker(e);

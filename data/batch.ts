@@ -2,6 +2,7 @@
  * Batches: what loader streams emit, and collation of processed samples into one.
  */
 import type { ProcessedSample, TestSample } from "./pipeline.ts";
+import type { PanopticLabels } from "./dataset.ts";
 
 /** Where a batch sits in the training order. */
 export interface Position {
@@ -29,6 +30,8 @@ export interface Batch {
    * the LarvSeg loader that mixes both kinds (absent = every image is pixel-labelled).
    */
   readonly pixelLabelled?: Uint8Array;
+  /** Per sample: segment ids [H, W] and segments, when the loader was asked for panoptic targets. */
+  readonly panoptic?: readonly PanopticLabels[];
 }
 
 /** A test batch (batch size 1): the inputs plus the original-resolution label map for evaluation. */
@@ -70,6 +73,7 @@ export const collate = (
     ids: samples.map((s) => s.id),
     position,
     ...(imageLabels === undefined ? {} : { imageLabels }),
+    ...(samples[0].panoptic === undefined ? {} : { panoptic: samples.map((s) => s.panoptic!) }),
   };
 };
 

@@ -10,6 +10,16 @@ import type { ClassTable } from "./classes.ts";
 import type { FileError, Problem } from "./errors.ts";
 import type { LabelMapping } from "./labels.ts";
 import type { DatasetSpec } from "../dsl/dataset.ts";
+import type { TargetSegment } from "./panoptic_targets.ts";
+
+/**
+ * A sample's panoptic annotation as training needs it: the segment id of every pixel (0 = void) and the
+ * segments' classes; the training pipeline crops, flips and pads it exactly as the semantic labels.
+ */
+export interface PanopticLabels {
+  readonly segmentIds: Int32Array;
+  readonly segments: readonly TargetSegment[];
+}
 
 /** One sample of a split: its id (the file stem) and the files it is read from. */
 export interface SampleRef {
@@ -30,6 +40,8 @@ export interface LabeledImage {
    * still carry their ids here; the pipeline hides them after deriving image-level labels.
    */
   readonly labels: Int32Array;
+  /** Present when the task asks for panoptic targets (COCO panoptic datasets only). */
+  readonly panoptic?: PanopticLabels;
 }
 
 /** An opened split of a dataset. */

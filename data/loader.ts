@@ -58,6 +58,8 @@ export interface TrainLoaderOptions extends LoaderOptions {
   readonly start?: { readonly epoch: number; readonly index: number };
   /** Drop each epoch's last, incomplete batch (default true). */
   readonly dropLast?: boolean;
+  /** Batches carry each sample's panoptic segment ids and segments (COCO panoptic datasets). */
+  readonly panoptic?: boolean;
 }
 
 /** Options of the test loader. */
@@ -189,6 +191,7 @@ export const trainLoader = (
                 seed,
                 epoch: slot.epoch,
                 index: slot.index,
+                ...(options.panoptic ? { panoptic: true } : {}),
               }),
               skipBad,
             ),

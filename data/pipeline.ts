@@ -10,7 +10,7 @@
 import { Effect } from "effect";
 import { type Random, random } from "../core/random.ts";
 import { chooseCrop, cropArray, flipHorizontal } from "./crop.ts";
-import type { Dataset, LabeledImage } from "./dataset.ts";
+import type { Dataset, LabeledImage, PanopticLabels } from "./dataset.ts";
 import { hideClasses, imageLabelsOf } from "./labels.ts";
 import { normalizeRgb, padLabels } from "./normalize.ts";
 import { applyDistortion, drawDistortion } from "./photometric.ts";
@@ -35,6 +35,8 @@ export interface ProcessedSample {
   readonly labels: Int32Array;
   /** Multi-hot over K, when the dataset spec asks for image-level labels. */
   readonly imageLabels?: Uint8Array;
+  /** Segment ids through the same rescale, crop, flip and padding as `labels` (padding: 0, void). */
+  readonly panoptic?: PanopticLabels;
 }
 
 /** A test sample: the (possibly resized) inputs plus the original label map for evaluation. */
@@ -72,9 +74,13 @@ export const trainSample = (
     // in-place steps below never touch the decoded sample.
     const image = yield* resizeCropRgb(raw.image, raw.height, raw.width, h, w, box);
     const labels = cropArray(resizedLabels, w, 1, box);
+    // Segment ids take the labels' path (nearest resize, same box, same flip); no random draw of their own.
+    const segmentIds = raw.panoptic &&
+      cropArray(resizeLabels(raw.panoptic.segmentIds, raw.height, raw.width, h, w), w, 1, box);
     if (rng.uniform() < pipeline.flipProb) {
       flipHorizontal(image, ch, cw, 3);
       flipHorizontal(labels, ch, cw, 1);
+      if (segmentIds) flipHorizontal(segmentIds, ch, cw, 1);
     }
     if (pipeline.photometric) applyDistortion(image, drawDistortion(rng));
 
@@ -93,6 +99,9 @@ export const trainSample = (
       image: normalizeRgb(image, ch, cw, pipeline.mean, pipeline.std, oh, ow, pipeline.padValue),
       labels: padLabels(labels, ch, cw, oh, ow, ignoreIndex),
       ...(imageLabels === undefined ? {} : { imageLabels }),
+      ...(segmentIds === undefined ? {} : {
+        panoptic: { segmentIds: padLabels(segmentIds, ch, cw, oh, ow, 0), segments: raw.panoptic!.segments },
+      }),
     };
   });
 

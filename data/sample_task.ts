@@ -6,7 +6,8 @@ import { Effect } from "effect";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
 import { readRgb } from "./decode.ts";
 import { type ImageLevelSample, multiHot } from "./image_level.ts";
-import type { FileError } from "./errors.ts";
+import { type FileError, InvalidLabels } from "./errors.ts";
+import type { CocoDataset } from "./coco.ts";
 import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
 import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
@@ -26,6 +27,8 @@ export interface TrainTask {
   readonly seed: number;
   readonly epoch: number;
   readonly index: number;
+  /** Also read the panoptic annotation (segment ids and segments) and carry it through the pipeline. */
+  readonly panoptic?: boolean;
 }
 
 /** One test sample to produce. */
@@ -66,6 +69,26 @@ const readImageLevel = (dataset: Dataset, sample: ImageLevelSample): Effect.Effe
     labels: new Int32Array(rgb.width * rgb.height).fill(dataset.classes.ignoreIndex),
   }));
 
+/** The sample with its panoptic annotation (a dataset without `readPanoptic` has none: an error). */
+const readWithSegments = (dataset: Dataset, sample: SampleRef): Effect.Effect<LabeledImage, FileError> => {
+  const reader = (dataset as Partial<CocoDataset>).readPanoptic;
+  if (!reader) {
+    return Effect.fail(
+      new InvalidLabels({
+        file: sample.mask,
+        message: `${dataset.name} has no panoptic segments (COCO panoptic only)`,
+      }),
+    );
+  }
+  return Effect.map(Effect.all([dataset.read(sample), reader(sample)]), ([raw, p]) => ({
+    ...raw,
+    panoptic: {
+      segmentIds: p.segmentIds,
+      segments: p.segments.map(({ id, category, isThing, isCrowd }) => ({ id, category, isThing, isCrowd })),
+    },
+  }));
+};
+
 /** Decodes the task's sample and runs its pipeline. */
 export const runTask = <T extends SampleTask>(
   dataset: Dataset,
@@ -80,7 +103,9 @@ export const runTask = <T extends SampleTask>(
       )) as Effect.Effect<TaskResult<T>, FileError>;
   }
   return Effect.flatMap(
-    dataset.read(task.sample),
+    task.kind === "train" && task.panoptic
+      ? readWithSegments(dataset, task.sample)
+      : dataset.read(task.sample),
     (raw) =>
       task.kind === "train"
         ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))

@@ -42,6 +42,7 @@ export const transferList = (s: ProcessedSample | TestSample): ArrayBuffer[] => 
   const arrays: ArrayBufferView[] = [s.image, s.labels];
   if (s.imageLabels !== undefined) arrays.push(s.imageLabels);
   if ("original" in s) arrays.push(s.original.labels);
+  if (s.panoptic) arrays.push(s.panoptic.segmentIds);
   const buffers = new Set<ArrayBuffer>();
   for (const a of arrays) {
     if (a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) {

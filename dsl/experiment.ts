@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
-import { backboneStride, Model, usesImageLabels } from "./model.ts";
+import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
 import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
@@ -91,6 +91,25 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
   if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
+  if (e.model._tag === "PanopticSegmenter") {
+    // Panoptic targets are segments (one mask per thing instance and per stuff class).
+    if (e.data.dataset._tag !== "CocoPanoptic") {
+      out.push({
+        path: "data.dataset",
+        message: `a PanopticSegmenter trains on panoptic segments, which only CocoPanoptic datasets have ` +
+          `(this one is ${e.data.dataset._tag})`,
+      });
+    }
+    const finest = panopticStrides(e.model.backbone);
+    const coarsest = Math.max(...finest);
+    const bad = e.data.train.cropSize.find((s) => s % coarsest !== 0);
+    if (bad !== undefined && coarsest !== stride) {
+      out.push({
+        path: "data.train.cropSize",
+        message: `${bad} is not a multiple of the coarsest backbone stride (${coarsest})`,
+      });
+    }
+  }
   // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
   const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
   if (expects) {

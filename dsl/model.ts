@@ -111,6 +111,18 @@ export const backboneStride = (b: Backbone): number => {
   }
 };
 
+/** The strides of the feature maps a panoptic segmenter reads from its backbone (every stage / output). */
+export const panopticStrides = (b: Backbone): number[] => {
+  switch (b._tag) {
+    case "ViT":
+      return [b.patchSize];
+    case "ConvNet":
+      return b.widths.map((_, i) => 2 ** (i + 1));
+    case "MobileNetV2":
+      return b.outputs.map((o) => Math.min(MOBILENET_V2_STRIDES[o], b.outputStride));
+  }
+};
+
 /** Output width of a backbone (of the features a model reads). */
 export const backboneDim = (b: Backbone): number => {
   switch (b._tag) {
@@ -328,9 +340,9 @@ export const attentivePairs = (m: Segmenter, a: AttentiveClassifier): number =>
  * Every kind of model kappa builds, discriminated on `_tag`; an experiment's `model` is one of them.
  *
  * The interpreter (`interpret/kinds.ts`) maps each kind to the task its runs train and evaluate on
- * (semantic segmentation for `Segmenter`, classification for `Classifier`), and train / eval / predict /
- * export dispatch on that. A new kind (next: a panoptic mask-transformer segmenter) is one more member
- * here, its rules in `dsl/validate.ts`, and one more entry in each of the interpreter's tables.
+ * (semantic segmentation for `Segmenter`, classification for `Classifier`, panoptic segmentation for
+ * `PanopticSegmenter`), and train / eval / predict / export dispatch on that. A new kind is one more
+ * member here, its rules in `dsl/validate.ts`, and one more entry in each of the interpreter's tables.
  */
 /**
  * A backbone with a classification head: global average pooling of the last feature map, then a linear
@@ -343,7 +355,78 @@ export const Classifier = Schema.TaggedStruct("Classifier", {
 });
 export type Classifier = typeof Classifier.Type;
 
-export const Model = Schema.Union([Segmenter, Classifier]);
+// ---------------------------------------------------------------------------------------------------
+// The panoptic mask-transformer segmenter (kMaX-DeepLab; ReMaX's relaxed training; RankSeg queries)
+
+/** Every query classifies over the K classes + void (kMaX). */
+export const AllClasses = Schema.TaggedStruct("AllClasses", {});
+/**
+ * RankSeg on a mask transformer (the RankSeg paper's Mask2Former + RankSeg setting): a multi-label head
+ * ranks the K classes of each image and every query classifies over the top-κ (`k`) classes + void;
+ * the multi-label head trains with binary cross-entropy on the image's classes (`weight`).
+ */
+export const RankSegQueries = Schema.TaggedStruct("RankSeg", { k: Positive, weight: NonNegative });
+export const QueryClassification = Schema.Union([AllClasses, RankSegQueries]);
+export type QueryClassification = typeof QueryClassification.Type;
+
+/**
+ * Mask-wise merging's thresholds (DESIGN.md's defaults): mask probability > `maskThreshold`; a query is
+ * kept at confidence ≥ `thingThreshold` / `stuffThreshold` when more than `overlapThreshold` of its mask
+ * is still free and the free part has at least `minArea` pixels.
+ */
+export const MergeThresholds = Schema.Struct({
+  maskThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
+  thingThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  stuffThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  overlapThreshold: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  minArea: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+});
+export type MergeThresholds = typeof MergeThresholds.Type;
+
+/**
+ * A panoptic mask transformer (kMaX-DeepLab's layout, field names after its config): a multi-scale
+ * backbone → pixel decoder to stride 4 → `numMaskSlots` queries refined by `transformerDecoderLayers`
+ * layers that cross-attend to the pixel features → per query class logits over K + 1 (void) and a mask
+ * embedding; mask logits = mask embedding · pixel embeddings; an auxiliary semantic head (training only).
+ *
+ * `crossAttention`: "softmax" is the standard cross-attention; "kmeans" is kMaX's cluster-wise argmax
+ * (each pixel is assigned to the query it matches best, one-hot over queries, and a query's update is
+ * the sum of its pixels' values). `remask` / `reclass` switch on ReMaX's relaxations (training only:
+ * the inference graph is the same either way).
+ */
+export const PanopticSegmenter = Schema.TaggedStruct("PanopticSegmenter", {
+  /** K: thing and stuff classes (void, index K, is added by the class head). */
+  classes: Positive,
+  ignoreIndex: Schema.Int,
+  backbone: Backbone,
+  /** Width of the pixel decoder's feature maps (kMaX: 128 at stride 4). */
+  pixelDecoderDim: Positive,
+  /** N, the object queries (kMaX: num_mask_slots = 128 on COCO). */
+  numMaskSlots: Positive,
+  /** Transformer-decoder layers refining the queries (kMaX: 2 per stage × 3 stages). */
+  transformerDecoderLayers: Positive,
+  /** Query width (kMaX: 256). */
+  queryDim: Positive,
+  /** Heads of the queries' self-attention (kMaX: 8). */
+  heads: Positive,
+  /** FFN width / query width (kMaX: 2048 / 256 = 8). */
+  mlpRatio: Schema.Number.check(Schema.isGreaterThan(0)),
+  /** Width of mask embeddings and pixel embeddings (kMaX: 128). */
+  maskEmbeddingDim: Positive,
+  crossAttention: Schema.Literals(["softmax", "kmeans"]),
+  /** kMaX's loss weights: PQ-style 3.0, mask-ID cross-entropy 0.3, auxiliary semantic 1.0. */
+  pqStyleLossWeight: NonNegative,
+  maskIdCrossEntropyWeight: NonNegative,
+  auxSemanticWeight: NonNegative,
+  remask: Schema.Boolean,
+  reclass: Schema.Boolean,
+  queryClassification: QueryClassification,
+  /** Inference post-processing (a host step after the graph): how per-query masks merge into segments. */
+  merge: MergeThresholds,
+});
+export type PanopticSegmenter = typeof PanopticSegmenter.Type;
+
+export const Model = Schema.Union([Segmenter, Classifier, PanopticSegmenter]);
 export type Model = typeof Model.Type;
 export type ModelKind = Model["_tag"];
 
@@ -525,5 +608,41 @@ export const larvSegmenter = (o: Opt<Segmenter> & Pick<Segmenter, "classes" | "b
 /** A classifier: backbone + global average pool + linear over `classes`. */
 export const classifier = (o: Pick<Classifier, "classes" | "backbone">): Classifier => ({
   _tag: "Classifier",
+  ...o,
+});
+
+export const allClasses = (): QueryClassification => ({ _tag: "AllClasses" });
+/** RankSeg query classification over the top-`k` ranked classes (multi-label BCE weight 1 by default). */
+export const rankSegQueries = (k: number, weight = 1): QueryClassification => ({
+  _tag: "RankSeg",
+  k,
+  weight,
+});
+
+/**
+ * A panoptic mask transformer with kMaX's loss weights and layout, its sizes scaled for 2 CPU cores
+ * (kMaX on COCO: 128 queries, 6 decoder layers, width 256; here 32, 2, 64). kMaX's cluster-wise argmax
+ * cross-attention by default; ReMask, ReClass and RankSeg off.
+ */
+export const panopticSegmenter = (
+  o: Opt<PanopticSegmenter> & Pick<PanopticSegmenter, "classes" | "backbone">,
+): PanopticSegmenter => ({
+  _tag: "PanopticSegmenter",
+  ignoreIndex: 255,
+  pixelDecoderDim: 64,
+  numMaskSlots: 32,
+  transformerDecoderLayers: 2,
+  queryDim: 64,
+  heads: 2,
+  mlpRatio: 4,
+  maskEmbeddingDim: 64,
+  crossAttention: "kmeans",
+  pqStyleLossWeight: 3,
+  maskIdCrossEntropyWeight: 0.3,
+  auxSemanticWeight: 1,
+  remask: false,
+  reclass: false,
+  queryClassification: allClasses(),
+  merge: { maskThreshold: 0.4, thingThreshold: 0.7, stuffThreshold: 0.5, overlapThreshold: 0.8, minArea: 0 },
   ...o,
 });

@@ -3,7 +3,13 @@
  * violation is reported with its path, e.g. `model.select.k: 200 exceeds the number of classes (133)`.
  */
 import { Data, Result, Schema, SchemaIssue } from "effect";
-import { type Backbone, type Model, type Segmenter, Segmenter as SegmenterSchema } from "./model.ts";
+import {
+  type Backbone,
+  type Model,
+  type PanopticSegmenter,
+  type Segmenter,
+  Segmenter as SegmenterSchema,
+} from "./model.ts";
 
 export interface Violation {
   readonly path: string;
@@ -141,6 +147,40 @@ const larvSegViolations = (m: Segmenter, path: string): Violation[] => {
   return out;
 };
 
+/**
+ * The cross-field rules of a panoptic segmenter: a multi-scale backbone with a stride-4 map (the pixel
+ * decoder's output stride), widths that divide into heads, κ within K.
+ */
+export const panopticViolations = (m: PanopticSegmenter, path = "model"): Violation[] => {
+  const out: Violation[] = [];
+  const v = (p: string, message: string) => out.push({ path: `${path}.${p}`, message });
+  const b = m.backbone;
+  out.push(...backboneViolations(b, `${path}.backbone`));
+  if (b._tag === "ViT") {
+    v("backbone", "a panoptic segmenter needs a multi-scale backbone (convNet or mobileNetV2), not a ViT");
+  }
+  if (b._tag === "ConvNet" && b.widths.length < 2) {
+    v(
+      "backbone.widths",
+      `${b.widths.length} stage(s) reach stride ${
+        2 ** b.widths.length
+      }; the pixel decoder needs a stride-4 map (2 stages or more)`,
+    );
+  }
+  if (b._tag === "MobileNetV2" && !b.outputs.includes("c2")) {
+    v("backbone.outputs", 'must include "c2": the pixel decoder needs the stride-4 map');
+  }
+  if (m.queryDim % m.heads !== 0) v("queryDim", `${m.queryDim} is not divisible by heads (${m.heads})`);
+  if (m.ignoreIndex >= 0 && m.ignoreIndex <= m.classes) {
+    v("ignoreIndex", `${m.ignoreIndex} is a class id or void (0..${m.classes}); use a value outside`);
+  }
+  const q = m.queryClassification;
+  if (q._tag === "RankSeg" && q.k > m.classes) {
+    v("queryClassification.k", `${q.k} exceeds the number of classes (${m.classes})`);
+  }
+  return out;
+};
+
 /** The cross-field rules of a model spec of any kind. */
 export const modelViolations = (m: Model, path = "model"): Violation[] => {
   switch (m._tag) {
@@ -148,6 +188,8 @@ export const modelViolations = (m: Model, path = "model"): Violation[] => {
       return segmenterViolations(m, path);
     case "Classifier":
       return backboneViolations(m.backbone, `${path}.backbone`);
+    case "PanopticSegmenter":
+      return panopticViolations(m, path);
   }
 };
 

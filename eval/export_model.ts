@@ -8,6 +8,7 @@
 import type { Experiment } from "../dsl/experiment.ts";
 import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
+import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
 import { exportOnnx } from "../plan/export.ts";
 import { exportMetadata } from "./export_size.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
@@ -27,7 +28,12 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
   const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
     ranker,
   });
-  const outputs = [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
+  // A panoptic model exports probabilities; mask-wise merging into a panoptic map is the host step
+  // (eval/panoptic_merge.ts), described in the metadata.
+  const outputs = e.model._tag === "PanopticSegmenter"
+    ? [CLASS_PROBABILITIES, MASK_PROBABILITIES]
+    : [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
+  const metadata = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e) : exportMetadata(e);
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
   const bytes = exportOnnx(g, {
     outputs,
@@ -36,7 +42,7 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
     docString:
       `kappa export of ${e.name}: images float32 [batch,3,${height},${width}] normalized (x-mean)/std, RGB; ` +
       "see metadata_props kappa.* for the size, mean/std and how to map classes back",
-    metadata: exportMetadata(e),
+    metadata,
   });
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
@@ -45,8 +51,25 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
   });
   return {
     bytes,
-    metadata: exportMetadata(e),
+    metadata,
     inputs: [sig("images", "float32", [TRACE_BATCH, 3, height, width])],
     outputs: outputs.map((n) => sig(n, g.outputs.get(n)!.dtype, g.outputs.get(n)!.shape)),
+  };
+};
+
+/** The panoptic export's metadata: the semantic export's size and normalization, and merging in words. */
+const panopticMetadata = (e: Experiment): Record<string, string> => {
+  const m = e.model._tag === "PanopticSegmenter" ? e.model.merge : undefined;
+  return {
+    ...exportMetadata(e),
+    "kappa.postprocess":
+      "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
+      "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
+      "maskProbabilities > maskThreshold (crop [:h, :w], resize to H0 x W0 first); paste queries by confidence x mean mask " +
+      "probability, best first, keeping one if confidence >= thingThreshold / stuffThreshold and > overlapThreshold of its " +
+      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0)",
+    "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
+      "(softmax over the N queries per pixel)",
+    ...(m ? { "kappa.merge": JSON.stringify(m) } : {}),
   };
 };

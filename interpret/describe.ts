@@ -5,6 +5,9 @@
 import type { Model } from "../dsl/model.ts";
 import { inferenceGraph } from "./graphs.ts";
 import { describe } from "../plan/describe.ts";
+import { Graph } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { panopticForward } from "../layers/panoptic.ts";
 
 export interface ComponentCost {
   readonly component: string;
@@ -22,6 +25,12 @@ const COMPONENTS: [string, RegExp][] = [
   ["neck (pixel token projection)", /^model\.proj/],
   ["ξ (multi-label head)", /^model\.xi/],
   ["ψ (pixel head) + τ", /^model\.(psi|temperature)/],
+  // The panoptic mask transformer's parts, in kMaX's names.
+  ["pixel decoder", /^model\.pixelDecoder/],
+  ["transformer decoder (N queries)", /^model\.transformerDecoder/],
+  ["class head (K + 1)", /^model\.classHead/],
+  ["mask embeddings · pixel embeddings", /^model\.(maskEmbeddingHead|pixelEmbeddingHead)/],
+  ["RankSeg multi-label head", /^model\.rankSegHead/],
 ];
 
 /** Costs per component; "other" holds upsampling, argmax and the scatter back to K classes. */
@@ -43,8 +52,30 @@ export const describeModel = (
     .map((n) => ({ component: n, params: sums.get(n)!.params, gflops: sums.get(n)!.flops / 1e9 }));
   return {
     input: [height, width],
-    components: [...components, { component: "total", params: total.params, gflops: total.flops / 1e9 }],
+    components: [
+      ...components,
+      { component: "total", params: total.params, gflops: total.flops / 1e9 },
+      ...trainingOnly(spec, [height, width]),
+    ],
   };
+};
+
+/**
+ * Parts that exist only in training, listed after the total (which is the inference graph's): the panoptic
+ * model's auxiliary semantic head.
+ */
+const trainingOnly = (spec: Model, [height, width]: readonly [number, number]): ComponentCost[] => {
+  if (spec._tag !== "PanopticSegmenter") return [];
+  const g = new Graph("train");
+  const images = o.input(g, "images", [1, 3, height, width]);
+  const out = g.scope("model", () => panopticForward(spec, images, { mode: "train" }));
+  g.output("semantic", out.semanticLogits!);
+  const head = describe(g, { depth: 8 }).filter((r) => /^model\.semanticHead/.test(r.scope));
+  return [{
+    component: "aux. semantic head (training only)",
+    params: head.reduce((a, r) => a + r.params, 0),
+    gflops: head.reduce((a, r) => a + r.flops, 0) / 1e9,
+  }];
 };
 
 export const formatDescription = (name: string, d: ModelDescription): string => {

@@ -1,13 +1,18 @@
 /**
  * Spec → graphs, for every model kind: the training graph (forward, losses, backward and optimizer
  * update in one ONNX run) and the inference graph. Each kind's interpreter lives in a module of its own
- * (`segmenter.ts`, `classifier.ts`); these functions dispatch on the model's `_tag`.
+ * (`segmenter.ts`, `classifier.ts`, `panoptic.ts`); these functions dispatch on the model's `_tag`.
+ *
+ * A panoptic model trains with a plan of three stages (cost graph → Hungarian matching on the host →
+ * loss + update graph): `trainingStages` gives every kind's stages, `trainingGraph` the last one.
  */
 import type { Model } from "../dsl/model.ts";
 import type { Graph, Tensor } from "../plan/graph.ts";
 import type { OptimizerConfig } from "../plan/optim.ts";
 import * as classifier from "./classifier.ts";
 import * as segmenter from "./segmenter.ts";
+import * as panoptic from "./panoptic.ts";
+import { graphStage, type Stage } from "../plan/runtime.ts";
 import type { Shapes } from "./shapes.ts";
 
 /** The training graph of any model kind; `ranker` is the independent scheme's frozen model. */
@@ -22,7 +27,25 @@ export const trainingGraph = (
       return segmenter.trainingGraph(model, shapes, optimizer, ranker);
     case "Classifier":
       return classifier.trainingGraph(model, shapes, optimizer);
+    case "PanopticSegmenter":
+      return panoptic.trainingGraph(model, shapes, optimizer);
   }
+};
+
+/**
+ * The stages of a training plan: one graph (forward, losses, backward, update) for semantic and
+ * classification models; cost graph → matching host stage → loss + update graph for a panoptic one.
+ * `graph` is the stage that declares the plan's state (parameters, optimizer moments).
+ */
+export const trainingStages = (
+  model: Model,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  ranker?: segmenter.Ranker,
+): { graph: Graph; stages: Stage[] } => {
+  if (model._tag === "PanopticSegmenter") return panoptic.trainingStages(model, shapes, optimizer);
+  const graph = trainingGraph(model, shapes, optimizer, ranker);
+  return { graph, stages: [graphStage(graph, { name: "train" })] };
 };
 
 /** The forward pass and losses of the training graph, without gradients or updates. */
@@ -36,6 +59,8 @@ export const lossGraph = (
       return segmenter.lossGraph(model, shapes, ranker);
     case "Classifier":
       return classifier.lossGraph(model, shapes);
+    case "PanopticSegmenter":
+      return panoptic.lossGraph(model, shapes);
   }
 };
 
@@ -43,12 +68,14 @@ export const lossGraph = (
 export const inferenceGraph = (
   model: Model,
   shapes: Shapes,
-  options: segmenter.InferenceOptions = {},
+  options: segmenter.InferenceOptions & panoptic.PanopticInferenceOptions = {},
 ): Graph => {
   switch (model._tag) {
     case "Segmenter":
       return segmenter.inferenceGraph(model, shapes, options);
     case "Classifier":
       return classifier.inferenceGraph(model, shapes);
+    case "PanopticSegmenter":
+      return panoptic.inferenceGraph(model, shapes, options);
   }
 };

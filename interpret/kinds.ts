@@ -6,7 +6,7 @@
  * that names the kind, instead of assuming one head. A new kind is one more entry here.
  */
 import { Data, Effect } from "effect";
-import type { Classifier, Model, ModelKind, Segmenter } from "../dsl/model.ts";
+import type { Classifier, Model, ModelKind, PanopticSegmenter, Segmenter } from "../dsl/model.ts";
 import type { Experiment } from "../dsl/experiment.ts";
 
 /** What a run of a model does: per-pixel classes, one class per image, or panoptic segments. */
@@ -15,13 +15,14 @@ export type Task = "semantic" | "classification" | "panoptic";
 export const TASK: { readonly [K in ModelKind]: Task } = {
   Segmenter: "semantic",
   Classifier: "classification",
+  PanopticSegmenter: "panoptic",
 };
 
 /** The model kinds of each task. */
 interface TaskModels {
   readonly semantic: Segmenter;
   readonly classification: Classifier;
-  readonly panoptic: never;
+  readonly panoptic: PanopticSegmenter;
 }
 export type ModelFor<T extends Task> = TaskModels[T];
 /** An experiment whose model is of task `T`. */

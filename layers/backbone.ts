@@ -78,6 +78,16 @@ const conv3x3 = (x: Tensor, out: number, stride: 1 | 2, name: string, norm: bool
  * scratch on a few hundred images lacks.
  */
 export const convNet = (x: Tensor, spec: ConvNet): Features => {
+  const maps = convNetStages(x, spec);
+  const h = maps[maps.length - 1];
+  const [b, c, gh, gw] = h.shape;
+  const tokens = o.transpose(o.reshape(h, [b, c, gh * gw]), [0, 2, 1]);
+  return { tokens: layerNorm(tokens, { name: "norm" }), grid: [gh, gw] };
+};
+
+/** The ConvNet's feature map after each stage, [b, widths[s], H/2^(s+1), W/2^(s+1)] (no final norm). */
+export const convNetStages = (x: Tensor, spec: ConvNet): Tensor[] => {
+  const maps: Tensor[] = [];
   let h = x;
   spec.widths.forEach((width, s) =>
     x.graph.scope(`stages.${s}`, () => {
@@ -85,11 +95,10 @@ export const convNet = (x: Tensor, spec: ConvNet): Features => {
       for (let i = 1; i < spec.blocksPerStage; i++) {
         h = o.add(h, o.gelu(conv3x3(h, width, 1, `conv${i}`, spec.groupNorm)));
       }
+      maps.push(h);
     })
   );
-  const [b, c, gh, gw] = h.shape;
-  const tokens = o.transpose(o.reshape(h, [b, c, gh * gw]), [0, 2, 1]);
-  return { tokens: layerNorm(tokens, { name: "norm" }), grid: [gh, gw] };
+  return maps;
 };
 
 /**

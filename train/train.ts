@@ -12,7 +12,23 @@ import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
 import { IMAGE_LABELS, LOSS, LOSS_NAMES, PIXEL_LABELLED } from "../interpret/segmenter.ts";
-import { trainingGraph } from "../interpret/graphs.ts";
+import { trainingStages } from "../interpret/graphs.ts";
+import * as panoptic from "../interpret/panoptic.ts";
+import {
+  countTruncation,
+  NO_TRUNCATION,
+  panopticTargets,
+  stackTargets,
+  truncationReport,
+  type TruncationTotals,
+} from "../data/panoptic_targets.ts";
+import {
+  evaluatePanoptic,
+  formatPanopticTable,
+  panopticEvalLine,
+  type PanopticEvaluation,
+  writePanopticRecord,
+} from "../eval/panoptic_eval.ts";
 import { learningRate } from "../dsl/training.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { trainLoader } from "../data/loader.ts";
@@ -21,7 +37,7 @@ import { imageLevelShare } from "../dsl/dataset.ts";
 import { openDataset } from "../data/open.ts";
 import type { Batch, Position } from "../data/batch.ts";
 import type { ClassTable } from "../data/classes.ts";
-import { execute, graphStage, plan, type Provider, type Value, value } from "../plan/runtime.ts";
+import { execute, plan, type Provider, type Value, value } from "../plan/runtime.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState, stateTensors } from "./run_state.ts";
@@ -107,6 +123,8 @@ export interface TrainResult {
   readonly runDir: string;
   readonly step: number;
   readonly evaluation?: EvaluationResult;
+  /** The final evaluation of a panoptic run. */
+  readonly panoptic?: PanopticEvaluation;
   readonly report?: string;
 }
 
@@ -131,7 +149,11 @@ export const bestMetric = (split: string, r: EvaluationResult) => ({
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
 
 /** Checks that the dataset's class table fits the model. */
-export const checkClasses = (e: ExperimentFor<"semantic">, classes: ClassTable, source: string) =>
+export const checkClasses = (
+  e: { readonly model: { readonly classes: number; readonly ignoreIndex: number } },
+  classes: ClassTable,
+  source: string,
+) =>
   Effect.gen(function* () {
     if (classes.names.length !== e.model.classes) {
       return yield* new ExperimentDataMismatch({
@@ -149,8 +171,8 @@ export const checkClasses = (e: ExperimentFor<"semantic">, classes: ClassTable, 
   });
 
 /** LarvSeg's losses need image-level labels from the data (e.g. of classes whose masks are hidden). */
-export const checkImageLabels = (e: ExperimentFor<"semantic">) =>
-  usesImageLabels(e.model) && e.data.dataset.imageLabels === undefined
+export const checkImageLabels = (e: ExperimentFor<"semantic"> | ExperimentFor<"panoptic">) =>
+  e.model._tag === "Segmenter" && usesImageLabels(e.model) && e.data.dataset.imageLabels === undefined
     ? Effect.fail(
       new ExperimentDataMismatch({
         path: "data.dataset.imageLabels",
@@ -187,7 +209,9 @@ export const nextPosition = (p: Position, n: number, b: number): Position =>
     : { epoch: p.epoch, index: p.index + b };
 
 /** The experiment with the folder's run extended to `steps` in total (`--extend-steps`). */
-const extendedExperiment = <E extends Experiment | ExperimentFor<"semantic">>(
+const extendedExperiment = <
+  E extends Experiment | ExperimentFor<"semantic"> | ExperimentFor<"panoptic">,
+>(
   dir: string,
   e: E,
   steps: number,
@@ -209,7 +233,11 @@ const extendedExperiment = <E extends Experiment | ExperimentFor<"semantic">>(
 
 export const train = (experiment: Experiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
-    const given = yield* requireTask(experiment, "semantic", "train");
+    // Semantic and panoptic models train here; a panoptic plan has a cost graph and a matching stage.
+    const given = experiment.model._tag === "PanopticSegmenter"
+      ? yield* requireTask(experiment, "panoptic", "train")
+      : yield* requireTask(experiment, "semantic", "train");
+    const isPanoptic = given.model._tag === "PanopticSegmenter";
     const provider = options.provider ?? "cpu";
     // The folder of the experiment as given; an extension keeps the folder and changes the step count.
     const dir = runDirFor(experiment, options.out);
@@ -234,8 +262,8 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const [height, width] = e.data.train.cropSize;
     const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
     const ranker = yield* loadRanker(e);
-    const g = trainingGraph(e.model, shapes, optimizerConfig(t), ranker);
-    const p = plan(e.name, g, [graphStage(g, { name: "train" })]);
+    const { graph: g, stages } = trainingStages(e.model, shapes, optimizerConfig(t), ranker);
+    const p = plan(e.name, g, stages);
     const ex = yield* execute(p, { seed: t.seed, provider, threads: options.threads });
     // Read before anything is written, so that a weights file that does not fit leaves no run folder.
     const pretrained = yield* pretrainedValues(e.model, g);
@@ -252,8 +280,19 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       if (ex.state.has(name)) ex.state.set(name, v);
     }
     const noiseFeeds = p.feeds.filter((f) => f.name.startsWith(NOISE));
-    const lossNames = LOSS_NAMES.filter((n) => g.outputs.has(n));
+    const lossNames = [
+      ...new Set([
+        ...LOSS_NAMES,
+        panoptic.PQ_CLASS_LOSS,
+        panoptic.PQ_DICE_LOSS,
+        panoptic.MASK_ID_LOSS,
+        panoptic.SEMANTIC_LOSS,
+      ]),
+    ].filter((n) => g.outputs.has(n));
     const larvSeg = p.feeds.some((f) => f.name === IMAGE_LABELS);
+    // Ground-truth masks dropped because an image had more than N (counted since this process started).
+    let truncation: TruncationTotals = NO_TRUNCATION;
+    const maxMasks = e.model._tag === "PanopticSegmenter" ? panoptic.maxMasks(e.model) : 0;
 
     // Wall-clock seconds of training so far, carried across resumptions (not part of the exact results).
     let elapsedBefore = 0;
@@ -311,6 +350,40 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     // Every evaluation of the run sees the same images, so "best" and the final table are comparable.
     const split = e.data.dataset.testSplit;
     const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
+    const validatePanoptic = () =>
+      Effect.gen(function* () {
+        const r = yield* evaluatePanoptic(e as ExperimentFor<"panoptic">, ex.state, dataset.classes, {
+          provider,
+          threads: options.threads,
+          workers: options.workers,
+          limit: options.evalLimit,
+        });
+        const pct = (x: number) => toPercent(x);
+        yield* appendLines(dir, METRICS, [JSON.stringify({
+          kind: "eval",
+          step,
+          split,
+          images: r.images,
+          units: "percent",
+          PQ: pct(r.pq.all.pq),
+          SQ: pct(r.pq.all.sq),
+          RQ: pct(r.pq.all.rq),
+          PQ_th: pct(r.pq.things.pq),
+          PQ_st: pct(r.pq.stuff.pq),
+          mIoU: pct(r.segmentation.mIoU),
+        })]);
+        const line = panopticEvalLine(step, split, r);
+        yield* log(line);
+        progress.done();
+        print(line);
+        return r;
+      });
+    const panopticBest = (r: PanopticEvaluation) => ({
+      metric: `PQ (${split}, ${r.images} images)`,
+      value: 100 * r.pq.all.pq,
+    });
+    const logTruncation = () => isPanoptic ? log(truncationReport(truncation, maxMasks)) : Effect.void;
+
     const validate = (final: boolean) =>
       Effect.gen(function* () {
         const result = yield* evaluate(e, ex.state, dataset.classes, {
@@ -363,13 +436,31 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       Effect.gen(function* () {
         step++;
         const lr = learningRate(t.schedule, t.optimizer.lr, step, t.steps);
+        const dims = [batch.batchSize, batch.height, batch.width];
         const feeds: Record<string, Value> = {
           images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]),
-          labels: value("int32", batch.labels, [batch.batchSize, batch.height, batch.width]),
+          labels: value("int32", batch.labels, dims),
           lr: scalar(lr),
           step: scalar(step),
           ...(larvSeg ? imageLabelFeeds(batch, e.model.classes) : {}),
         };
+        if (isPanoptic) {
+          // Targets from the segment ids that went through the batch's crop and flip; their semantic
+          // labels (crowd and void ignored) replace the semantic PNG's.
+          const targets = batch.panoptic!.map((s, i) =>
+            panopticTargets(s.segmentIds, s.segments, {
+              maxMasks,
+              ignoreIndex: e.model.ignoreIndex,
+              source: batch.ids[i],
+            })
+          );
+          for (const target of targets) truncation = countTruncation(truncation, target);
+          const stacked = stackTargets(targets, e.model.classes);
+          feeds.labels = value("int32", Int32Array.from(stacked.semantic, Number), dims);
+          feeds[panoptic.MASK_IDS] = value("int64", stacked.maskIds, dims);
+          feeds[panoptic.MASK_CLASSES] = value("int64", stacked.classes, [batch.batchSize, maxMasks]);
+          feeds[panoptic.MASK_COUNTS] = value("int64", stacked.counts, [batch.batchSize]);
+        }
         for (const f of noiseFeeds) feeds[f.name] = noiseFeed(t.seed, step, f);
         const out = yield* ex.run(feeds);
         for (const name of lossNames) {
@@ -401,10 +492,13 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           interval.images = 0;
           interval.started = performance.now();
         }
-        if (step % t.checkpointEvery === 0 && step < t.steps) yield* checkpoint();
+        if (step % t.checkpointEvery === 0 && step < t.steps) {
+          yield* logTruncation();
+          yield* checkpoint();
+        }
         if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
-          const r = yield* validate(false);
-          yield* checkpoint(bestMetric(split, r));
+          if (isPanoptic) yield* checkpoint(panopticBest(yield* validatePanoptic()));
+          else yield* checkpoint(bestMetric(split, yield* validate(false)));
         }
         if (stopRequested || step === options.stopAfter) {
           const file = yield* checkpoint();
@@ -420,6 +514,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
         seed: t.seed,
         start: position,
         workers: options.workers,
+        panoptic: isPanoptic,
       };
       const batches = (imageLevel
         ? mixedTrainLoader(e.data.dataset, e.data.train, imageLevel, loaderOptions)
@@ -427,8 +522,16 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
       yield* Stream.runForEach(batches, runStep);
       progress.done();
     }
+    yield* logTruncation();
     const last = yield* checkpoint();
     if (options.skipFinalEval) return { runDir: dir, step } satisfies TrainResult;
+    if (isPanoptic) {
+      const r = yield* validatePanoptic();
+      yield* checkpoint(panopticBest(r));
+      yield* writePanopticRecord(dir, { split, step, checkpoint: last, evaluation: r });
+      print(formatPanopticTable(r));
+      return { runDir: dir, step, panoptic: r } satisfies TrainResult;
+    }
     const evaluation = yield* validate(true);
     yield* checkpoint(bestMetric(split, evaluation));
     // The final table is the last checkpoint's, on the run's evaluation image set.

@@ -1,0 +1,292 @@
+/**
+ * `deno task bench panoptic [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: the ReMaX grid on
+ * coco133 (`experiments/panoptic/coco133-*.ts`: baseline, + ReMask, + ReClass, ReMaX, + RankSeg queries),
+ * every row for every seed, evaluated by PQ; writes the "Panoptic segmentation on coco133" section of
+ * RESULTS.md (PQ / PQ_th / PQ_st / mIoU mean ± std, training step time, inference time, the papers'
+ * claims beside ours, findings against the seed spread, the trivial predictor) and
+ * results/panoptic-coco133.svg. Resumable: a run with its eval record is skipped, an interrupted one
+ * resumes from its checkpoint. Budget: 5 rows × 3 seeds ≈ 3 hours of 2-core time (grid.ts, STEPS).
+ *
+ * `deno task bench panoptic step`: one training step split into its stages (cost graph, Hungarian matching
+ * on the host, loss + update graph) for the baseline and ReMaX rows, on a real coco133 batch; writes the
+ * "Panoptic training step" section of BENCHMARKS.md.
+ */
+import { Effect, Stream } from "effect";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
+import { train } from "../train/train.ts";
+import { withOverrides } from "../cli/train.ts";
+import { expectModelFor } from "../interpret/kinds.ts";
+import { trainingStages } from "../interpret/graphs.ts";
+import * as panoptic from "../interpret/panoptic.ts";
+import { optimizerConfig } from "../interpret/optimizer.ts";
+import { execute, graphStage, type HostStage, plan, type Value, value } from "../plan/runtime.ts";
+import { trainLoader } from "../data/loader.ts";
+import { openDataset } from "../data/open.ts";
+import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
+import { trivialPanopticQuality } from "../eval/panoptic_eval.ts";
+import { barChart } from "./bar_chart.ts";
+import { fixed, recordSection, table } from "./markdown.ts";
+import { summarize } from "./stats.ts";
+
+const SPECS = "experiments/panoptic";
+const RUNS = "runs/panoptic";
+const TITLE = "Panoptic segmentation on coco133 (ReMaX, RankSeg queries)";
+
+/** Rows in table order, with what the papers claim for each (ReMaX's and RankSeg's own words). */
+const ROWS: Record<string, { readonly label: string; readonly paper: string }> = {
+  baseline: { label: "kMaX-style baseline", paper: "—" },
+  remask: { label: "+ ReMask", paper: "ReMaX: improves PQ over the baseline" },
+  reclass: { label: "+ ReClass", paper: "ReMaX: improves PQ over the baseline" },
+  remax: { label: "+ ReMask + ReClass (ReMaX)", paper: "ReMaX: the largest gain; no inference cost" },
+  rankseg: { label: "+ RankSeg query classification", paper: "RankSeg (Mask2Former + RankSeg): higher PQ" },
+};
+const ORDER = Object.keys(ROWS);
+
+type RowResult = { row: string; e: Experiment; runs: RunResult[]; inference: number };
+
+interface RunResult {
+  readonly pq: number;
+  readonly pqTh: number;
+  readonly pqSt: number;
+  readonly mIoU: number;
+  /** Seconds per training step (batch / images per second, averaged over the logged intervals). */
+  readonly stepSeconds: number;
+}
+
+const flag = (name: string): string | undefined => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+const std = (xs: readonly number[]) => {
+  const m = mean(xs);
+  return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+};
+
+const readRun = (dir: string, split: string, batch: number): RunResult => {
+  const r = JSON.parse(readFileSync(join(dir, `eval-${split}.json`), "utf8"));
+  const rates = readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    .filter((m) => m.kind === "train").map((m) => batch / m.imagesPerSecond);
+  return {
+    pq: r.pq.all.pq,
+    pqTh: r.pq.things.pq,
+    pqSt: r.pq.stuff.pq,
+    mIoU: r.segmentation.mIoU,
+    stepSeconds: mean(rates),
+  };
+};
+
+/** Median ms of the inference graph on one 128×128 image (random parameters: the cost, not the output). */
+const inferenceMs = (e: Experiment) =>
+  Effect.scoped(Effect.gen(function* () {
+    const [h, w] = e.data.train.cropSize;
+    const model = expectModelFor(e.model, "panoptic", "bench panoptic");
+    const g = panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] });
+    const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
+    const images = value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]);
+    const times: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const t0 = performance.now();
+      yield* ex.run({ images });
+      if (i >= 2) times.push(performance.now() - t0);
+    }
+    return summarize(times).median;
+  }));
+
+const grid = async () => {
+  const seeds = Number(flag("seeds") ?? 3);
+  const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
+  const only = new RegExp(flag("only") ?? ".");
+  const reportOnly = Deno.args.includes("--report-only");
+  const files = readdirSync(SPECS).filter((f) => /^coco133-.*\.ts$/.test(f) && only.test(f))
+    .sort((a, b) => ORDER.indexOf(a.slice(8, -3)) - ORDER.indexOf(b.slice(8, -3)));
+  const rows: RowResult[] = [];
+  for (const file of files) {
+    const base = await Effect.runPromise(loadExperiment(join(SPECS, file)));
+    const runs: RunResult[] = [];
+    for (let seed = 0; seed < seeds; seed++) {
+      const e = withOverrides(base, steps, seed);
+      const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
+      const split = e.data.dataset.testSplit;
+      if (!existsSync(join(dir, `eval-${split}.json`))) {
+        if (reportOnly) continue;
+        const resume = existsSync(join(dir, "checkpoints"));
+        console.error(`${resume ? "resuming" : "training"} ${dir}`);
+        await Effect.runPromise(train(e, { out: dir, resume, print: () => {} }));
+      }
+      runs.push(readRun(dir, split, e.train.batchSize));
+    }
+    rows.push({
+      row: file.slice(8, -3),
+      e: base,
+      runs,
+      inference: await Effect.runPromise(inferenceMs(base)),
+    });
+  }
+  const first = rows[0]?.e;
+  if (!first) throw new Error(`no spec in ${SPECS} matches --only`);
+  const classes =
+    (await Effect.runPromise(openDataset(first.data.dataset, first.data.dataset.testSplit))).classes;
+  const trivial = await Effect.runPromise(
+    trivialPanopticQuality(first.data.dataset, classes, first.data.dataset.trainSplit),
+  );
+  await writeSection(rows, trivial, seeds, steps);
+};
+
+const writeSection = async (
+  rows: RowResult[],
+  trivial: { className: string; pq: number },
+  seeds: number,
+  steps: number | undefined,
+) => {
+  const pm = (xs: number[]) => xs.length ? `${fixed(100 * mean(xs), 2)} ± ${fixed(100 * std(xs), 2)}` : "–";
+  const body = [
+    `Written by \`deno task bench panoptic --seeds ${seeds}${steps ? ` --steps ${steps}` : ""}\` on ${
+      new Date().toISOString().slice(0, 10)
+    }: ${steps ?? rows[0].e.train.steps} steps at batch ${
+      rows[0].e.train.batchSize
+    }, 128×128 crops, pretrained ` +
+    "MobileNetV2, 32 queries, 2 decoder layers, kMaX's loss weights (3.0 / 0.3 / 1.0); PQ on the 100 " +
+    "coco133 val images (percent, mean ± std over seeds). Trivial predictor: every pixel one segment of " +
+    `the most frequent stuff class in training ("${trivial.className}"): PQ ${fixed(100 * trivial.pq, 2)}.`,
+    "",
+    table<RowResult>(
+      [
+        { header: "row", cell: (r) => ROWS[r.row]?.label ?? r.row },
+        { header: "seeds", cell: (r) => String(r.runs.length) },
+        { header: "PQ", cell: (r) => pm(r.runs.map((x) => x.pq)) },
+        { header: "PQ_th", cell: (r) => pm(r.runs.map((x) => x.pqTh)) },
+        { header: "PQ_st", cell: (r) => pm(r.runs.map((x) => x.pqSt)) },
+        { header: "mIoU", cell: (r) => pm(r.runs.map((x) => x.mIoU)) },
+        { header: "s / step", cell: (r) => fixed(mean(r.runs.map((x) => x.stepSeconds)), 2) },
+        { header: "inference ms", cell: (r) => fixed(r.inference, 1) },
+        { header: "paper", cell: (r) => ROWS[r.row]?.paper ?? "—" },
+      ],
+      rows,
+      "plain",
+    ),
+    "",
+    "Findings (a difference counts when it exceeds twice the larger seed std of the two rows):",
+    "",
+    ...findings(rows, trivial.pq),
+    "",
+    "![PQ per row](results/panoptic-coco133.svg)",
+  ].join("\n");
+  await mkdir("results", { recursive: true });
+  await writeFile(
+    "results/panoptic-coco133.svg",
+    barChart(
+      "PQ on coco133 val (mean ± std over seeds); line: trivial predictor",
+      rows.map((r) => ({
+        label: ROWS[r.row]?.label ?? r.row,
+        mean: 100 * mean(r.runs.map((x) => x.pq)),
+        std: 100 * std(r.runs.map((x) => x.pq)),
+      })),
+      100 * trivial.pq,
+    ),
+  );
+  await recordSection("RESULTS.md", TITLE, body);
+};
+
+/** One line per row against the baseline (and the baseline against the trivial predictor). */
+const findings = (rows: { row: string; runs: RunResult[]; inference: number }[], trivialPq: number) => {
+  const base = rows.find((r) => r.row === "baseline");
+  if (!base || base.runs.length === 0) return ["- no baseline runs yet"];
+  const pqs = (r: { runs: RunResult[] }) => r.runs.map((x) => x.pq);
+  const out = [
+    `- baseline vs trivial: ${fixed(100 * mean(pqs(base)), 2)} vs ${fixed(100 * trivialPq, 2)} PQ (${
+      mean(pqs(base)) - 2 * std(pqs(base)) > trivialPq ? "clearly above" : "NOT clearly above"
+    })`,
+  ];
+  for (const r of rows) {
+    if (r === base || r.runs.length === 0) continue;
+    const diff = mean(pqs(r)) - mean(pqs(base));
+    const spread = 2 * Math.max(std(pqs(r)), std(pqs(base)));
+    const verdict = Math.abs(diff) > spread ? (diff > 0 ? "better" : "worse") : "within the seed spread";
+    out.push(
+      `- ${ROWS[r.row]?.label ?? r.row}: ${diff >= 0 ? "+" : ""}${fixed(100 * diff, 2)} PQ (2σ = ${
+        fixed(100 * spread, 2)
+      }): ${verdict}; inference ${fixed(r.inference, 1)} ms vs ${fixed(base.inference, 1)} ms`,
+    );
+  }
+  return out;
+};
+
+/** A timing mark between stages: a host stage with no outputs that records when it ran. */
+const mark = (times: number[]): HostStage => ({
+  _tag: "HostStage",
+  name: "mark",
+  outputs: [],
+  run: () => Effect.sync(() => (times.push(performance.now()), {})),
+});
+
+const step = async () => {
+  const lines: string[] = [];
+  for (const row of ["baseline", "remax"]) {
+    const e = await Effect.runPromise(loadExperiment(join(SPECS, `coco133-${row}.ts`)));
+    const model = expectModelFor(e.model, "panoptic", "bench panoptic step");
+    const [height, width] = e.data.train.cropSize;
+    const b = e.train.batchSize;
+    const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+    const { graph, stages } = trainingStages(model, shapes, optimizerConfig(e.train));
+    const times: number[] = [];
+    const timed = [mark(times), stages[0], mark(times), stages[1], mark(times), stages[2], mark(times)];
+    const batch = (await Effect.runPromise(Stream.runCollect(
+      trainLoader(e.data.dataset, e.data.train, { batchSize: b, seed: 0, workers: 0, panoptic: true })
+        .pipe(Stream.take(1)),
+    )))[0];
+    const m = panoptic.maxMasks(model);
+    const stacked = stackTargets(
+      batch.panoptic!.map((s) => panopticTargets(s.segmentIds, s.segments, { maxMasks: m })),
+      model.classes,
+    );
+    const dims = [b, height, width];
+    const feeds: Record<string, Value> = {
+      images: value("float32", batch.images, [b, 3, height, width]),
+      labels: value("int32", Int32Array.from(stacked.semantic, Number), dims),
+      maskIds: value("int64", stacked.maskIds, dims),
+      maskClasses: value("int64", stacked.classes, [b, m]),
+      maskCounts: value("int64", stacked.counts, [b]),
+      lr: value("float32", Float32Array.of(1e-4), []),
+      step: value("float32", Float32Array.of(1), []),
+    };
+    const parts = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(plan("step", graph, timed), { threads: 2 });
+      const cost: number[] = [], match: number[] = [], loss: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        times.length = 0;
+        yield* ex.run(feeds);
+        if (i < 2) continue; // warm-up
+        cost.push(times[1] - times[0]), match.push(times[2] - times[1]), loss.push(times[3] - times[2]);
+      }
+      return [cost, match, loss].map((t) => summarize(t).median);
+    })));
+    const total = parts.reduce((a, c) => a + c, 0);
+    lines.push(
+      `| ${row} | ${parts.map((p) => `${fixed(p, 1)} (${fixed((100 * p) / total, 1)} %)`).join(" | ")} | ${
+        fixed(total, 1)
+      } |`,
+    );
+    console.log(lines.at(-1));
+  }
+  const body = [
+    "Written by `deno task bench panoptic step`: one training step of the coco133 grid's model (batch 4, " +
+    "128×128, 32 queries, pretrained MobileNetV2), 2 threads, median of 6 steps after 2 warm-up steps, ms. " +
+    "The forward is recomputed in the loss graph (interpret/panoptic.ts says why), so the cost graph is the " +
+    "price of a second forward; the Hungarian matching itself runs on the host.",
+    "",
+    "| row | cost graph | Hungarian matching (host) | loss + update graph | step |",
+    "| --- | --- | --- | --- | --- |",
+    ...lines,
+  ].join("\n");
+  await recordSection("BENCHMARKS.md", "Panoptic training step (cost / matching / loss + update)", body);
+};
+
+export const main = async (args: string[]) => {
+  if (args[0] === "step") return await step();
+  return await grid();
+};

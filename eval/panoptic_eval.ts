@@ -1,0 +1,258 @@
+/**
+ * Evaluating a panoptic model: per test image, the inference graph (padded to the backbone's coarsest
+ * stride), mask-wise merging on the host at the test pipeline's size (`panoptic_merge.ts`), the panoptic
+ * map resized to the original size by nearest neighbour, then PQ / SQ / RQ over all, things and stuff (`panoptic_quality.ts`, panopticapi's
+ * rules) against the COCO panoptic ground truth, and mIoU of the semantic map the panoptic map implies
+ * (each segment's class on its pixels, void pixels predicted as nothing).
+ */
+import { Effect, Scope, Stream } from "effect";
+import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic_write.ts";
+import type { PanopticSegmenter } from "../dsl/model.ts";
+import { panopticStrides } from "../dsl/model.ts";
+import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
+import type { ExperimentFor } from "../interpret/kinds.ts";
+import {
+  execute,
+  type Executor,
+  graphStage,
+  plan,
+  type ProviderUnavailable,
+  type RuntimeError,
+  type RuntimeOptions,
+  type Value,
+  value,
+} from "../plan/runtime.ts";
+import { testLoader } from "../data/loader.ts";
+import { openDataset } from "../data/open.ts";
+import type { ClassTable } from "../data/classes.ts";
+import type { CocoDataset } from "../data/coco.ts";
+import { InvalidLabels } from "../data/errors.ts";
+import { validateSplit } from "../data/validate.ts";
+import { resizeLabels } from "../data/resize.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
+import { type MergeOptions, mergePanoptic, type PanopticMap } from "./panoptic_merge.ts";
+import { panopticAccumulator, type PanopticSummary } from "./panoptic_quality.ts";
+import { segmentationAccumulator, type SegmentationSummary } from "./segmentation_metrics.ts";
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/** One image's panoptic prediction at the requested output size. */
+export interface PanopticPrediction extends PanopticMap {
+  /** The derived semantic map: each pixel's segment class, `ignoreIndex` on void. */
+  readonly semantic: Int32Array;
+}
+
+export interface PanopticPredictor {
+  /** Predicts one normalized image [1, 3, height, width] at `output` = [H0, W0]. */
+  readonly predict: (
+    image: Float32Array,
+    height: number,
+    width: number,
+    output: readonly [number, number],
+  ) => Effect.Effect<PanopticPrediction, RuntimeError | ProviderUnavailable>;
+}
+
+/** A predictor with one session per padded input size, fed the trained state. */
+export const makePanopticPredictor = (
+  model: PanopticSegmenter,
+  state: ReadonlyMap<string, Value>,
+  isThing: readonly boolean[],
+  options: RuntimeOptions & { readonly trainSize: readonly [number, number]; readonly merge?: MergeOptions },
+): Effect.Effect<PanopticPredictor, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope;
+    const sessions = new Map<string, Executor>();
+    const stride = Math.max(4, ...panopticStrides(model.backbone));
+    // One session per padded size: the merge runs on the host at the network's input size (the valid
+    // region cropped out of the mask logits), and the panoptic map is resized to the output size by
+    // nearest neighbour, so test images of many sizes share few sessions.
+    const predict = (image: Float32Array, height: number, width: number, output: readonly [number, number]) =>
+      Effect.gen(function* () {
+        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
+        const key = `${ph}x${pw}`;
+        let ex = sessions.get(key);
+        if (!ex) {
+          const g = inferenceGraph(model, { batch: 1, height: ph, width: pw, trainSize: options.trainSize });
+          ex = yield* execute(
+            plan(key, g, [graphStage(g, { outputs: [CLASS_LOGITS, MASK_LOGITS] })]),
+            options,
+          )
+            .pipe(Scope.provide(scope));
+          for (const name of ex.state.keys()) {
+            const v = state.get(name);
+            if (v) ex.state.set(name, v);
+          }
+          sessions.set(key, ex);
+        }
+        const padded = new Float32Array(3 * ph * pw);
+        for (let c = 0; c < 3; c++) {
+          for (let y = 0; y < height; y++) {
+            padded.set(
+              image.subarray((c * height + y) * width, (c * height + y + 1) * width),
+              (c * ph + y) * pw,
+            );
+          }
+        }
+        const out = yield* ex.run({ images: value("float32", padded, [1, 3, ph, pw]) });
+        const n = model.numMaskSlots;
+        const full = out.get(MASK_LOGITS)!.data as Float32Array; // [1, N, ph, pw]
+        const masks = new Float32Array(n * height * width);
+        for (let q = 0; q < n; q++) {
+          for (let y = 0; y < height; y++) {
+            const from = (q * ph + y) * pw;
+            masks.set(full.subarray(from, from + width), (q * height + y) * width);
+          }
+        }
+        const merged = mergePanoptic(
+          out.get(CLASS_LOGITS)!.data as Float32Array,
+          masks,
+          { queries: n, classes: model.classes, pixels: height * width },
+          isThing,
+          options.merge ?? model.merge,
+        );
+        const ids = resizeLabels(merged.ids, height, width, output[0], output[1]);
+        const classOf = new Map(merged.segments.map((s) => [s.id, s.category]));
+        const semantic = Int32Array.from(ids, (id) => id === 0 ? model.ignoreIndex : classOf.get(id)!);
+        return { ids, segments: merged.segments, semantic };
+      });
+    return { predict };
+  });
+
+export interface PanopticEvaluation {
+  /** Fractions (panopticapi's `pq_compute` values); ×100 for the usual percent. */
+  readonly pq: PanopticSummary;
+  /** Of the semantic map derived from the panoptic map. */
+  readonly segmentation: SegmentationSummary;
+  readonly images: number;
+}
+
+export interface PanopticEvaluateOptions extends RuntimeOptions {
+  readonly split?: string;
+  readonly limit?: number;
+  readonly workers?: number;
+  readonly merge?: MergeOptions;
+}
+
+/** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split. */
+export const evaluatePanoptic = (
+  e: ExperimentFor<"panoptic">,
+  state: ReadonlyMap<string, Value>,
+  classes: ClassTable,
+  options: PanopticEvaluateOptions = {},
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const k = e.model.classes;
+    const split = options.split ?? e.data.dataset.testSplit;
+    const dataset = (yield* openDataset(e.data.dataset, split)) as Partial<CocoDataset> & { name: string };
+    if (!dataset.readPanoptic || !dataset.samples) {
+      return yield* new InvalidLabels({
+        file: dataset.name,
+        message: "has no panoptic segments to evaluate",
+      });
+    }
+    const sampleById = new Map(dataset.samples.map((s) => [s.id, s]));
+    const isThing = classes.isThing ?? classes.names.map(() => false);
+    const predictor = yield* makePanopticPredictor(e.model, state, isThing, {
+      ...options,
+      trainSize: e.data.train.cropSize,
+    });
+    const pq = panopticAccumulator({
+      categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
+    });
+    const seg = segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex });
+    let images = 0;
+    let stream = testLoader(e.data.dataset, e.data.test, { split, workers: options.workers });
+    if (options.limit !== undefined) stream = stream.pipe(Stream.take(options.limit));
+    yield* Stream.runForEach(stream, (batch) =>
+      Effect.gen(function* () {
+        const { height, width, labels } = batch.original;
+        const id = batch.ids[0];
+        const p = yield* predictor.predict(batch.images, batch.height, batch.width, [height, width]);
+        const truth = yield* dataset.readPanoptic!(sampleById.get(id)!);
+        // Segments of classes the dataset drops are void for PQ (panopticapi: not a category).
+        const kept = truth.segments.filter((s) => s.category >= 0 && s.category < k);
+        const keptIds = new Set(kept.map((s) => s.id));
+        const ids = Int32Array.from(truth.segmentIds, (v) => keptIds.has(v) ? v : 0);
+        pq.add(
+          { ids: p.ids, segments: p.segments.map((s) => ({ id: s.id, category: s.category })) },
+          { ids, segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })) },
+        );
+        seg.add(p.semantic, labels);
+        images++;
+      }));
+    return { pq: pq.summary(), segmentation: seg.summary(), images } satisfies PanopticEvaluation;
+  }));
+
+/** `eval step 100 (val2017, 20 images): PQ 1.23 SQ … RQ … PQ_th … PQ_st … mIoU …`, all in percent. */
+export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluation): string => {
+  const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : "nan");
+  const { all, things, stuff } = r.pq;
+  return `eval step ${step} (${split}, ${r.images} images): PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${
+    pct(all.rq)
+  } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}`;
+};
+
+/** The summary table: PQ / SQ / RQ (percent) for all, things and stuff (`n` categories each), mIoU. */
+export const formatPanopticTable = (r: PanopticEvaluation): string => {
+  const pct = (x: number) => (100 * x).toFixed(2).padStart(8);
+  const rows = (["all", "things", "stuff"] as const).map((g) => {
+    const s = r.pq[g];
+    return `${g.padEnd(8)}${pct(s.pq)}${pct(s.sq)}${pct(s.rq)}${String(s.n).padStart(6)}`;
+  });
+  return [
+    `${"".padEnd(8)}${"PQ".padStart(8)}${"SQ".padStart(8)}${"RQ".padStart(8)}${"n".padStart(6)}`,
+    ...rows,
+  ]
+    .join("\n") + `\nmIoU (semantic map from the panoptic map) ${(100 * r.segmentation.mIoU).toFixed(2)}`;
+};
+
+/** Writes `eval-<split>.json` (fractions, per category too) into a run folder; returns its path. */
+export const writePanopticRecord = (
+  dir: string,
+  record: { split: string; step: number; checkpoint: string; evaluation: PanopticEvaluation },
+) => {
+  const file = join(dir, `eval-${record.split}.json`);
+  const { evaluation, ...rest } = record;
+  return Effect.as(
+    writeFileAtomic(file, JSON.stringify({ ...rest, units: "fraction", ...evaluation }, null, 2) + "\n"),
+    file,
+  );
+};
+
+/**
+ * The trivial panoptic predictor a model must beat: every pixel of every test image is one segment of
+ * the stuff class with the most training pixels. Returns that class and its PQ (all categories).
+ */
+export const trivialPanopticQuality = (spec: DatasetSpec, classes: ClassTable, trainSplit: string) =>
+  Effect.gen(function* () {
+    const counts = (yield* validateSplit(spec, trainSplit)).pixelCounts;
+    const isThing = classes.isThing ?? classes.names.map(() => false);
+    let best = -1;
+    counts.forEach((n, c) => {
+      if (!isThing[c] && (best < 0 || n > counts[best])) best = c;
+    });
+    const dataset = (yield* openDataset(spec, spec.testSplit)) as Partial<CocoDataset> & { name: string };
+    if (!dataset.readPanoptic || !dataset.samples) {
+      return yield* new InvalidLabels({
+        file: dataset.name,
+        message: "has no panoptic segments to evaluate",
+      });
+    }
+    const pq = panopticAccumulator({
+      categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
+    });
+    for (const sample of dataset.samples) {
+      const truth = yield* dataset.readPanoptic(sample);
+      const kept = truth.segments.filter((s) => s.category >= 0 && s.category < classes.names.length);
+      const keptIds = new Set(kept.map((s) => s.id));
+      pq.add(
+        { ids: new Int32Array(truth.segmentIds.length).fill(1), segments: [{ id: 1, category: best }] },
+        {
+          ids: Int32Array.from(truth.segmentIds, (v) => keptIds.has(v) ? v : 0),
+          segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })),
+        },
+      );
+    }
+    return { classIndex: best, className: classes.names[best], pq: pq.summary().all.pq };
+  });

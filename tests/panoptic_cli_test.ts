@@ -1,0 +1,94 @@
+/**
+ * A panoptic run through the CLI as a user runs it: train (tiny, coco133), eval (PQ / SQ / RQ and
+ * mIoU), predict (COCO panoptic PNG + JSON, picture), export (ONNX that a fresh ONNX Runtime session runs,
+ * matching the plan's inference graph); evaluation with merging thresholds at 0 scores real segments.
+ */
+import { Effect } from "effect";
+import * as ort from "onnxruntime-node";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import { cli } from "./cli_runner.ts";
+import { experimentJson } from "../dsl/experiment.ts";
+import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
+import { loadRun } from "../train/load_run.ts";
+import { requireTask } from "../interpret/kinds.ts";
+import { openDataset } from "../data/open.ts";
+import { evaluatePanoptic } from "../eval/panoptic_eval.ts";
+import { inferenceGraph } from "../interpret/panoptic.ts";
+import { runGraph } from "./graph_runner.ts";
+import { value } from "../plan/runtime.ts";
+
+const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
+
+Deno.test({
+  name: "panoptic CLI: train → eval → predict → export; PQ with real segments at merge thresholds 0",
+  ignore: !HAVE_COCO,
+  fn: async () => {
+    const root = await mkdtemp(join(tmpdir(), "kappa-panoptic-cli-"));
+    try {
+      const spec = join(root, "tiny.json"), dir = join(root, "run");
+      const e = tinyPanoptic({ steps: 4, checkpointEvery: 4 });
+      await writeFile(spec, experimentJson(e));
+      const t = await cli("train", spec, "--out", dir, "--workers", "0", "--eval-limit", "2");
+      assertEquals(t.code, 0, t.stderr);
+      assert(/eval step 4 \(val2017, 2 images\): PQ \d+\.\d\d SQ/.test(t.stdout + t.stderr), t.stderr);
+
+      const ev = await cli("eval", dir, "--limit", "2", "--workers", "0");
+      assertEquals(ev.code, 0, ev.stderr);
+      assert(/PQ=\d+\.\d\d mIoU=\d+\.\d\d/.test(ev.stdout), ev.stdout);
+      const record = JSON.parse(readFileSync(join(dir, "eval-val2017.json"), "utf8"));
+      assertEquals([record.images, record.units, record.pq.perCategory.length], [2, "fraction", 133]);
+
+      const image = "../shared/data/coco133/images/val2017/000000000139.jpg";
+      const out = join(root, "pred");
+      const pr = await cli("predict", dir, image, "--out", out);
+      assertEquals(pr.code, 0, pr.stderr);
+      for (
+        const f of ["000000000139_panoptic.png", "000000000139-panoptic.png", "000000000139-overlay.png"]
+      ) {
+        assert(existsSync(join(out, f)), f);
+      }
+      const json = JSON.parse(readFileSync(join(out, "panoptic.json"), "utf8"));
+      assertEquals(json.annotations[0].file_name, "000000000139_panoptic.png");
+      assertEquals(json.categories.length, 133);
+
+      const onnx = join(root, "model.onnx");
+      const ex = await cli("export", dir, onnx);
+      assertEquals(ex.code, 0, ex.stderr);
+      assert(ex.stdout.includes("kappa.postprocess = mask-wise merging"), ex.stdout);
+      const session = await ort.InferenceSession.create(onnx);
+      assertEquals([...session.outputNames], ["classProbabilities", "maskProbabilities"]);
+      const run = await Effect.runPromise(loadRun(dir));
+      const x = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i));
+      const got = await session.run({ images: new ort.Tensor("float32", x, [1, 3, 64, 64]) });
+      const want = await runGraph(
+        inferenceGraph(
+          (await Effect.runPromise(requireTask(run.experiment, "panoptic", "test"))).model,
+          { batch: 1, height: 64, width: 64, trainSize: [64, 64] },
+        ),
+        { images: value("float32", x, [1, 3, 64, 64]) },
+        { state: Object.fromEntries(run.state) },
+      );
+      for (const name of ["classProbabilities", "maskProbabilities"]) {
+        assertClose(got[name].data as Float32Array, want[name], { atol: 1e-5, message: name });
+      }
+
+      // With every threshold at 0 the best query claims every pixel: merging yields a segment and PQ counts them.
+      const pe = await Effect.runPromise(requireTask(run.experiment, "panoptic", "test"));
+      const classes = (await Effect.runPromise(openDataset(pe.data.dataset, "val2017"))).classes;
+      const r = await Effect.runPromise(evaluatePanoptic(pe, run.state, classes, {
+        limit: 2,
+        workers: 0,
+        merge: { maskThreshold: 0, thingThreshold: 0, stuffThreshold: 0, overlapThreshold: 0 },
+      }));
+      const counted = r.pq.perCategory.reduce((s, c) => s + c.tp + c.fp, 0);
+      assert(counted > 0, "no predicted segment was scored");
+      assert(r.segmentation.mIoU >= 0 && r.pq.all.n > 0);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+});
