@@ -9,6 +9,7 @@ import type { Experiment } from "../dsl/experiment.ts";
 import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { exportOnnx } from "../plan/export.ts";
+import { quantizeMatMuls } from "../plan/quantize.ts";
 import { exportMetadata } from "./export_size.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";
@@ -22,22 +23,40 @@ export interface ExportedSignature {
   readonly shape: readonly (number | string)[];
 }
 
-export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ranker?: Ranker) => {
+/** Reduced-precision export: "int8" = the parameters' matmuls dynamically quantized (plan/quantize.ts). */
+export type ExportQuantization = "int8";
+export const EXPORT_QUANTIZATIONS = ["int8"] as const satisfies readonly ExportQuantization[];
+
+const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
+  int8: "int8: MatMul weights per-column symmetric int8, activations quantized per tensor at run time " +
+    "(DynamicQuantizeLinear + MatMulInteger); attention and everything else float32",
+};
+
+export const exportModel = (
+  e: Experiment,
+  state: ReadonlyMap<string, Value>,
+  ranker?: Ranker,
+  { quantize }: { readonly quantize?: ExportQuantization } = {},
+) => {
   const [height, width] = e.data.train.cropSize;
   const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
     ranker,
   });
   const outputs = [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
-  const bytes = exportOnnx(g, {
+  const metadata = quantize
+    ? { ...exportMetadata(e), "kappa.quantization": QUANTIZATION_NOTE[quantize] }
+    : exportMetadata(e);
+  const float = exportOnnx(g, {
     outputs,
     state: values,
     dynamicBatch: TRACE_BATCH,
     docString:
       `kappa export of ${e.name}: images float32 [batch,3,${height},${width}] normalized (x-mean)/std, RGB; ` +
       "see metadata_props kappa.* for the size, mean/std and how to map classes back",
-    metadata: exportMetadata(e),
+    metadata,
   });
+  const bytes = quantize ? quantizeMatMuls(float, { weights: new Set(state.keys()) }).bytes : float;
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
     dtype,
@@ -45,7 +64,7 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
   });
   return {
     bytes,
-    metadata: exportMetadata(e),
+    metadata,
     inputs: [sig("images", "float32", [TRACE_BATCH, 3, height, width])],
     outputs: outputs.map((n) => sig(n, g.outputs.get(n)!.dtype, g.outputs.get(n)!.shape)),
   };
