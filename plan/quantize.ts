@@ -5,6 +5,9 @@
  *   DynamicQuantizeLinear(x) → (x_q uint8, x_scale, x_zero) ;  W_q int8, W_scale [N] (per output column)
  *   MatMulInteger(x_q, W_q, x_zero) → int32 ;  Cast → float32 ;  · (x_scale · W_scale)
  *
+ * and likewise every bias-free `Conv(x, W)` (kappa adds the bias apart) becomes ConvInteger with the
+ * same attributes and one weight scale per output channel.
+ *
  * Standard ONNX ops only (any ONNX Runtime runs them); ONNX Runtime's CPU provider fuses the chain into
  * its MatMulIntegerToFloat / DynamicQuantizeMatMul kernels (u8·s8 on VNNI where the CPU has it).
  * Weights are symmetric (zero point 0, ±127) per column; activations get one scale and zero point per
@@ -23,10 +26,25 @@ export interface QuantizeOptions {
 
 export interface Quantized {
   readonly bytes: Uint8Array;
-  /** The MatMul nodes rewritten, and those left in float32 (activation × activation, other weights). */
+  /** MatMul / Conv nodes rewritten, and those left in float32 (activation × activation, other weights). */
   readonly quantized: number;
   readonly kept: number;
 }
+
+/** Per-row symmetric int8 weights and their scales: w ≈ q[r, c] · scale[r] (convolution kernels). */
+export const quantizeRows = (w: Float32Array, rows: number, cols: number) => {
+  const scale = new Float32Array(rows);
+  const q = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let max = 0;
+    for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(w[r * cols + c]));
+    scale[r] = max > 0 ? max / 127 : 1;
+    for (let c = 0; c < cols; c++) {
+      q[r * cols + c] = Math.max(-127, Math.min(127, Math.round(w[r * cols + c] / scale[r])));
+    }
+  }
+  return { q, scale };
+};
 
 /** Per-column symmetric int8 weights and their scales: w ≈ q[k, n] · scale[n]. */
 export const quantizeColumns = (w: Float32Array, k: number, n: number) => {
@@ -64,25 +82,31 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
   const nodes: P.onnx.INodeProto[] = [];
   let quantized = 0, kept = 0;
   for (const node of graph.node ?? []) {
-    if (node.opType !== "MatMul" || (node.domain ?? "") !== "") {
+    const conv = node.opType === "Conv";
+    if ((node.opType !== "MatMul" && !conv) || (node.domain ?? "") !== "") {
       nodes.push(node);
       continue;
     }
     const w = inits.get(node.input![1]);
     const dims = (w?.dims ?? []).map(Number);
     if (
-      !w || w.dataType !== FLOAT || dims.length !== 2 || (options.weights && !options.weights.has(w.name!))
+      !w || w.dataType !== FLOAT || dims.length !== (conv ? 4 : 2) || node.input!.length > 2 ||
+      (options.weights && !options.weights.has(w.name!))
     ) {
       kept++;
       nodes.push(node);
       continue;
     }
-    const [k, n] = dims, name = w.name!;
+    const name = w.name!;
     if (!added.has(name)) {
-      const { q, scale } = quantizeColumns(floats(w), k, n);
+      // MatMul: W [K, N], one scale per output column. Conv: W [C_out, C_in/group, kh, kw], one scale
+      // per output channel, shaped [C_out, 1, 1] to broadcast over the output's [b, C_out, h, w].
+      const [k, n] = dims;
+      const cols = dims.slice(1).reduce((a, b) => a * b, 1);
+      const { q, scale } = conv ? quantizeRows(floats(w), k, cols) : quantizeColumns(floats(w), k, n);
       added.set(name, [
-        { name: `${name}/int8`, dims: [k, n], dataType: INT8, rawData: raw(q) },
-        { name: `${name}/scale`, dims: [n], dataType: FLOAT, rawData: raw(scale) },
+        { name: `${name}/int8`, dims, dataType: INT8, rawData: raw(q) },
+        { name: `${name}/scale`, dims: conv ? [k, 1, 1] : [n], dataType: FLOAT, rawData: raw(scale) },
       ]);
     }
     const out = node.output![0], base = `${out}/int8`;
@@ -93,7 +117,12 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
         input: [node.input![0]],
         output: [at("x"), at("x_scale"), at("x_zero")],
       },
-      { opType: "MatMulInteger", input: [at("x"), `${name}/int8`, at("x_zero")], output: [at("int32")] },
+      {
+        opType: conv ? "ConvInteger" : "MatMulInteger",
+        input: [at("x"), `${name}/int8`, at("x_zero")],
+        output: [at("int32")],
+        attribute: conv ? node.attribute : [],
+      },
       {
         opType: "Cast",
         input: [at("int32")],

