@@ -6,6 +6,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   engine: async () => (await import("./engine.ts")).main(Deno.args.slice(1)),
   ablation: async () => (await import("./ablation.ts")).main(Deno.args.slice(1)),
   perf: async () => (await import("./perf.ts")).main(Deno.args.slice(1)),
+  quantize: async () => (await import("./quantize.ts")).main(Deno.args.slice(1)),
   data: async () => {
     const [{ Effect }, { benchData }] = await Promise.all([import("effect"), import("./data.ts")]);
     return Effect.runPromise(benchData());

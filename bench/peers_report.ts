@@ -46,7 +46,7 @@ export interface SideFigures {
   readonly version: string;
   readonly backend: string;
   readonly byThreads: readonly SideThread[];
-  /** Seconds of the first step in the side's first process (a cold compile cache). */
+  /** Seconds of the first step in the side's first process (tracing and compiling for compiled sides). */
   readonly firstStepSeconds: number;
   /** Loss before each of the first `trackSteps` steps (reduced-precision sides and PyTorch eager). */
   readonly track?: readonly number[];
@@ -71,6 +71,8 @@ export interface PeersFigures {
   readonly checkSteps: number;
   /** The short runs each thread setting was tried with; absent when not tuned (--quick). */
   readonly tuneRepeats?: Repeats;
+  /** Whether torch.compile's cache was empty when the run began (else an earlier run compiled). */
+  readonly coldCompile?: boolean;
 }
 
 const x2 = (v: number) => fixed(v, 2);
@@ -270,7 +272,11 @@ ${trainTable(f)}
 
 ${
     compiled.length
-      ? `First step, cold compile cache (tracing and compiling, reported apart from the steady state above): ${
+      ? `First step in each side's first process (tracing and compiling; ${
+        f.coldCompile === false
+          ? "torch.compile's cache held an earlier run's kernels"
+          : "torch.compile's cache empty"
+      }), reported apart from the steady state above: ${
         compiled.map((s) => `${s.side.label} ${fixed(s.firstStepSeconds, 1)} s`).join(", ")
       }.`
       : ""

@@ -20,7 +20,7 @@ import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
 import { stateSize, stepFlops } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
-import { ensurePeerVenv } from "./peer_venv.ts";
+import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import {
   configsOf,
   runSide,
@@ -265,7 +265,10 @@ export const main = async (_args: string[]): Promise<void> => {
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-perf-", suffix: ".safetensors" });
   await Deno.writeFile(peerFile, peerInputs(pm, g, initial));
 
-  const inductorCache = await Deno.makeTempDir({ prefix: "kappa-inductor-" });
+  // torch.compile's cache persists beside the venv (a cold compile takes minutes on two busy cores);
+  // whether this run found it cold is reported beside the first step's time.
+  const inductorCache = `${VENV}/inductor-cache`;
+  const coldCompile = !(await Deno.stat(inductorCache).then(() => true, () => false));
   const sideEnv = { TORCHINDUCTOR_CACHE_DIR: inductorCache };
   const missing: string[] = [];
   const peers = prepareSides(peerFile, sideEnv, missing);
@@ -342,7 +345,6 @@ export const main = async (_args: string[]): Promise<void> => {
     peerTracks = { ours: ourTrack, tracks };
   } finally {
     await Deno.remove(peerFile).catch(() => {});
-    await Deno.remove(inductorCache, { recursive: true }).catch(() => {});
   }
 
   const byThreads: PerfThread[] = [];
@@ -449,6 +451,7 @@ export const main = async (_args: string[]): Promise<void> => {
     trackSteps: TRACK_STEPS,
     checkSteps: CHECK_STEPS,
     tuneRepeats: QUICK ? undefined : TUNE_REPEATS,
+    coldCompile,
   };
   const vocab = await vocabulary();
   const loaderFigures = await loaders();

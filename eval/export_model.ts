@@ -23,13 +23,23 @@ export interface ExportedSignature {
   readonly shape: readonly (number | string)[];
 }
 
-/** Reduced-precision export: "int8" = the parameters' matmuls dynamically quantized (plan/quantize.ts). */
-export type ExportQuantization = "int8";
-export const EXPORT_QUANTIZATIONS = ["int8"] as const satisfies readonly ExportQuantization[];
+/**
+ * Reduced-precision export (plan/quantize.ts): "int8" = the parameters' matmuls dynamically quantized to
+ * int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" = the convolutions too
+ * (measured slower there: its ConvInteger loses the fused float32 convolution kernels; BENCHMARKS.md).
+ */
+export type ExportQuantization = "int8" | "int8-conv";
+export const EXPORT_QUANTIZATIONS = ["int8", "int8-conv"] as const satisfies readonly ExportQuantization[];
+
+const QUANTIZED_OPS = { int8: ["MatMul"], "int8-conv": ["MatMul", "Conv"] } as const;
 
 const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
-  int8: "int8: MatMul weights per-column symmetric int8, activations quantized per tensor at run time " +
-    "(DynamicQuantizeLinear + MatMulInteger); attention and everything else float32",
+  int8: "int8: MatMul weights per output column, symmetric int8; activations quantized per tensor at run " +
+    "time (DynamicQuantizeLinear + MatMulInteger); convolutions, attention's activation matmuls and " +
+    "everything else float32",
+  "int8-conv": "int8-conv: MatMul weights per output column and Conv kernels per output channel, " +
+    "symmetric int8; activations quantized per tensor at run time (DynamicQuantizeLinear + MatMulInteger / " +
+    "ConvInteger); attention's activation matmuls and everything else float32",
 };
 
 export const exportModel = (
@@ -56,7 +66,9 @@ export const exportModel = (
       "see metadata_props kappa.* for the size, mean/std and how to map classes back",
     metadata,
   });
-  const bytes = quantize ? quantizeMatMuls(float, { weights: new Set(state.keys()) }).bytes : float;
+  const bytes = quantize
+    ? quantizeMatMuls(float, { weights: new Set(state.keys()), ops: QUANTIZED_OPS[quantize] }).bytes
+    : float;
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
     dtype,

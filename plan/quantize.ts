@@ -22,6 +22,8 @@ const FLOAT = 1, INT8 = 3;
 export interface QuantizeOptions {
   /** Only initializers with these names are quantized (e.g. the model's parameters, not constants). */
   readonly weights?: ReadonlySet<string>;
+  /** The op types to rewrite (default both). */
+  readonly ops?: readonly ("MatMul" | "Conv")[];
 }
 
 export interface Quantized {
@@ -81,9 +83,10 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
   const added = new Map<string, P.onnx.ITensorProto[]>();
   const nodes: P.onnx.INodeProto[] = [];
   let quantized = 0, kept = 0;
+  const ops = new Set<string>(options.ops ?? ["MatMul", "Conv"]);
   for (const node of graph.node ?? []) {
     const conv = node.opType === "Conv";
-    if ((node.opType !== "MatMul" && !conv) || (node.domain ?? "") !== "") {
+    if (!ops.has(node.opType ?? "") || (node.domain ?? "") !== "") {
       nodes.push(node);
       continue;
     }

@@ -1,8 +1,9 @@
 /**
- * int8 export (plan/quantize.ts, `deno task export --quantize int8`): the per-column weight quantization
- * by hand, the rewritten graph (the parameters' matmuls become DynamicQuantizeLinear + MatMulInteger,
- * attention's activation matmuls stay float32), and the quantized tiny segmenter agreeing with the float32
- * export on most pixels of the same images.
+ * int8 export (plan/quantize.ts, `deno task export --quantize int8 | int8-conv`): the per-column and
+ * per-channel weight quantization by hand, the rewritten graph (the parameters' matmuls become
+ * DynamicQuantizeLinear + MatMulInteger, with int8-conv the convolutions ConvInteger; attention's
+ * activation matmuls stay float32), and the quantized tiny segmenter agreeing with the float32 export on
+ * most pixels of the same images.
  */
 import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
@@ -55,7 +56,7 @@ const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
   return {
     size: [height, width] as const,
     float: exportModel(e, state).bytes,
-    int8: exportModel(e, state, undefined, { quantize: "int8" }),
+    int8: exportModel(e, state, undefined, { quantize: backbone === "conv" ? "int8-conv" : "int8" }),
   };
 };
 
@@ -66,7 +67,7 @@ const opCounts = (bytes: Uint8Array) => {
 };
 
 for (const backbone of ["vit", "conv"] as const) {
-  Deno.test(`export --quantize int8 (${backbone}): weights in int8, agreeing with float32 on most pixels`, async () => {
+  Deno.test(`export --quantize (${backbone}): weights in int8, agreeing with float32 on most pixels`, async () => {
     const { size: [h, w], float, int8 } = await tinyExport(backbone);
     const before = opCounts(float), after = opCounts(int8.bytes);
     const quantized = after.get("MatMulInteger") ?? 0, convs = after.get("ConvInteger") ?? 0;
@@ -74,7 +75,7 @@ for (const backbone of ["vit", "conv"] as const) {
     assert(quantized > 0, "no MatMulInteger in the quantized export");
     assertEquals(after.get("DynamicQuantizeLinear"), quantized + convs);
     assertEquals((after.get("MatMul") ?? 0) + quantized, before.get("MatMul"));
-    // Every convolution's kernel is a parameter: all become ConvInteger.
+    // Every convolution's kernel is a parameter: with int8-conv all become ConvInteger.
     assertEquals(convs, before.get("Conv") ?? 0);
     assertEquals(after.get("Conv") ?? 0, 0);
     assert(int8.metadata["kappa.quantization"]?.startsWith("int8"));
