@@ -339,8 +339,12 @@ export const main = async (_args: string[]): Promise<void> => {
         train: { warmup: 0, runs: TRACK_STEPS - 1 },
         infer: null,
       };
-      const r = runSide(peers.python, side, byThreads.get(t)!.config, request, sideEnv);
-      tracks.set(side, [...(r.losses ?? [])]);
+      try {
+        const r = runSide(peers.python, side, byThreads.get(t)!.config, request, sideEnv);
+        tracks.set(side, [...(r.losses ?? [])]);
+      } catch (e) {
+        missing.push(`${side.label}'s ${TRACK_STEPS}-step loss failed (${String(e).split("\n")[0]})`);
+      }
     }
     peerTracks = { ours: ourTrack, tracks };
   } finally {
