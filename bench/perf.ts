@@ -79,6 +79,8 @@ import {
 
 /** `--quick`: one short round of everything, to try the bench out; BENCHMARKS.md is not written. */
 const QUICK = Deno.args.includes("--quick");
+/** `--sides=eager,jax`: only these PyTorch 2 / JAX sides (default all; SIDES in bench/peers.ts). */
+const ONLY_SIDES = Deno.args.find((a) => a.startsWith("--sides="))?.slice("--sides=".length).split(",");
 const THREADS = [1, 2];
 const ROUNDS = QUICK ? 1 : 3;
 const SEED = 0;
@@ -211,7 +213,8 @@ const prepareSides = (inputs: string, env: Record<string, string>, missing: stri
   const venv = ensurePeerVenv(log);
   missing.push(...venv.missing);
   for (const line of venv.missing) log(`${line}; continuing with the Debian PyTorch 1.13 peer`);
-  const sides = SIDES.filter((s) => (s.framework === "torch" ? venv.torch : venv.jax));
+  const sides = SIDES.filter((s) => (s.framework === "torch" ? venv.torch : venv.jax))
+    .filter((s) => !ONLY_SIDES || ONLY_SIDES.includes(s.name));
   const runs = new Map<Side, Map<number, SideRuns>>();
   const firstStep = new Map<Side, number>();
   for (const side of sides) {
