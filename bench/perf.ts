@@ -20,6 +20,18 @@ import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
 import { stateSize, stepFlops } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
+import { ensurePeerVenv, VENV } from "./peer_venv.ts";
+import {
+  configsOf,
+  runSide,
+  type Side,
+  type SideResult,
+  SIDES,
+  type ThreadConfig,
+  tuneSide,
+  type Tuning,
+} from "./peers.ts";
+import { type OursThread, peersEqualWork, type PeersFigures, type SideFigures } from "./peers_report.ts";
 import { describeBlas } from "./peer.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { recordSection } from "./markdown.ts";
@@ -67,6 +79,8 @@ import {
 
 /** `--quick`: one short round of everything, to try the bench out; BENCHMARKS.md is not written. */
 const QUICK = Deno.args.includes("--quick");
+/** `--sides=eager,jax`: only these PyTorch 2 / JAX sides (default all; SIDES in bench/peers.ts). */
+const ONLY_SIDES = Deno.args.find((a) => a.startsWith("--sides="))?.slice("--sides=".length).split(",");
 const THREADS = [1, 2];
 const ROUNDS = QUICK ? 1 : 3;
 const SEED = 0;
@@ -81,6 +95,12 @@ const VOCAB_REPEATS = repeats(3, 15);
 const QUICKSTART_REPEATS = repeats(3, 10);
 /** Steps whose losses must agree with PyTorch's. */
 const CHECK_STEPS = 5;
+/** The short runs each peer's thread settings are tried with (full runs only). */
+const TUNE_REPEATS = { warmup: 2, runs: 3 };
+/** Steps over which the reduced-precision sides' loss is compared with our float32 loss. */
+const TRACK_STEPS = 30;
+/** Sides whose first TRACK_STEPS losses are recorded (bf16, and float32 PyTorch for scale). */
+const TRACKED = new Set(["eager", "eager-bf16", "compile-bf16"]);
 const QUIET_WAIT_SECONDS = QUICK ? { start: 2, turn: 1 } : { start: 60, turn: 5 };
 const SECTION = "Performance (segmenter)";
 const BENCHMARKS = new URL("../BENCHMARKS.md", import.meta.url);
@@ -177,6 +197,64 @@ const loaders = async (): Promise<{ quickstart: LoaderFigure; perf: LoaderFigure
   return { quickstart: q, perf: p };
 };
 
+/** A peer side's measurements at one T, gathered over the rounds. */
+interface SideRuns {
+  tuning?: Tuning;
+  config: ThreadConfig;
+  results: SideResult[];
+  loads: Load[];
+}
+
+/**
+ * The PyTorch 2 and JAX sides that can run here, each with its thread setting per T: the fastest of
+ * its settings in a short run each (full runs), or its first setting (--quick).
+ */
+const prepareSides = (inputs: string, env: Record<string, string>, missing: string[]) => {
+  const venv = ensurePeerVenv(log);
+  missing.push(...venv.missing);
+  for (const line of venv.missing) log(`${line}; continuing with the Debian PyTorch 1.13 peer`);
+  const sides = SIDES.filter((s) => (s.framework === "torch" ? venv.torch : venv.jax))
+    .filter((s) => !ONLY_SIDES || ONLY_SIDES.includes(s.name));
+  const runs = new Map<Side, Map<number, SideRuns>>();
+  const firstStep = new Map<Side, number>();
+  for (const side of sides) {
+    const byThreads = new Map<number, SideRuns>();
+    try {
+      for (const threads of THREADS) {
+        if (QUICK) {
+          byThreads.set(threads, { config: configsOf(side)[0], results: [], loads: [] });
+          continue;
+        }
+        log(`${side.label}, T=${threads}: trying ${configsOf(side).length} thread settings…`);
+        const { tuning, first } = tuneSide(venv.python, side, inputs, threads, TUNE_REPEATS, env);
+        if (!firstStep.has(side)) firstStep.set(side, first.firstStepSeconds ?? NaN);
+        byThreads.set(threads, { tuning, config: tuning.tried[tuning.best].config, results: [], loads: [] });
+      }
+      runs.set(side, byThreads);
+    } catch (e) {
+      missing.push(`${side.label} failed (${String(e).split("\n")[0]})`);
+      log(String(e));
+    }
+  }
+  return { python: venv.python, runs, firstStep };
+};
+
+const mib = (kib: number | undefined) => (kib ?? NaN) / 1024;
+
+/** Our peak RSS of a training step at `threads`, in a Deno process of its own. */
+const ourStepMemory = async (threads: number): Promise<number> => {
+  const child = new URL("./step_memory_child.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", child, JSON.stringify({ threads, runs: 3 })],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`step memory child failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
+  }
+  return mib(JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!).peakRssKiB);
+};
+
 export const main = async (_args: string[]): Promise<void> => {
   const started = performance.now();
   const python = ensurePeer();
@@ -190,7 +268,16 @@ export const main = async (_args: string[]): Promise<void> => {
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-perf-", suffix: ".safetensors" });
   await Deno.writeFile(peerFile, peerInputs(pm, g, initial));
 
+  // torch.compile's cache persists beside the venv (a cold compile takes minutes on two busy cores);
+  // whether this run found it cold is reported beside the first step's time.
+  const inductorCache = `${VENV}/inductor-cache`;
+  const coldCompile = !(await Deno.stat(inductorCache).then(() => true, () => false));
+  const sideEnv = { TORCHINDUCTOR_CACHE_DIR: inductorCache };
+  const missing: string[] = [];
+  const peers = prepareSides(peerFile, sideEnv, missing);
+
   const rounds: Round[] = [];
+  let peerTracks: { ours: number[]; tracks: Map<Side, number[]> } = { ours: [], tracks: new Map() };
   const load = await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.start);
   if (load >= QUIET_LOAD) log(`other processes keep ${load.toFixed(2)} cores busy; measuring anyway`);
   try {
@@ -221,8 +308,48 @@ export const main = async (_args: string[]): Promise<void> => {
           peer: peer.result,
           load: { ours: ours.load, peer: peer.load },
         });
+        for (const [side, byThreads] of peers.runs) {
+          const r = byThreads.get(threads)!;
+          log(`round ${round}/${ROUNDS}, T=${threads}: ${side.label}…`);
+          await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
+          try {
+            const request = { inputs: peerFile, threads, train: TRAIN_REPEATS, infer: INFER_REPEATS };
+            const m = await withLoad(() =>
+              Promise.resolve(runSide(peers.python, side, r.config, request, sideEnv))
+            );
+            if (!peers.firstStep.has(side)) peers.firstStep.set(side, m.result.firstStepSeconds ?? NaN);
+            r.results.push(m.result);
+            r.loads.push(m.load);
+          } catch (e) {
+            missing.push(`${side.label} failed (${String(e).split("\n")[0]})`);
+            log(String(e));
+            peers.runs.delete(side);
+          }
+        }
       }
     }
+    // The loss over the first TRACK_STEPS steps: ours in float32, and the tracked sides.
+    const t = THREADS[THREADS.length - 1];
+    log(`loss over ${TRACK_STEPS} steps, T=${t}: ours and ${[...TRACKED].join(", ")}…`);
+    const ourTrack =
+      (await timeTraining(p, feeds, t, { warmup: 0, runs: TRACK_STEPS }, { seed: SEED })).losses;
+    const tracks = new Map<Side, number[]>();
+    for (const [side, byThreads] of peers.runs) {
+      if (!TRACKED.has(side.name)) continue;
+      const request = {
+        inputs: peerFile,
+        threads: t,
+        train: { warmup: 0, runs: TRACK_STEPS - 1 },
+        infer: null,
+      };
+      try {
+        const r = runSide(peers.python, side, byThreads.get(t)!.config, request, sideEnv);
+        tracks.set(side, [...(r.losses ?? [])]);
+      } catch (e) {
+        missing.push(`${side.label}'s ${TRACK_STEPS}-step loss failed (${String(e).split("\n")[0]})`);
+      }
+    }
+    peerTracks = { ours: ourTrack, tracks };
   } finally {
     await Deno.remove(peerFile).catch(() => {});
   }
@@ -287,6 +414,52 @@ export const main = async (_args: string[]): Promise<void> => {
     ),
     await graphOps("exported model", exported),
   ];
+  const ourMemory = new Map<number, number>();
+  for (const threads of THREADS) {
+    log(`T=${threads}: our training step's peak RSS…`);
+    ourMemory.set(threads, await ourStepMemory(threads));
+  }
+  const sideFigures: SideFigures[] = [...peers.runs].flatMap(([side, byThreads]) => {
+    const first = [...byThreads.values()].find((r) => r.results.length)?.results[0];
+    if (!first) return [];
+    return [{
+      side,
+      version: side.framework === "jax" ? first.torch : `PyTorch ${first.torch}`,
+      backend: first.backend,
+      firstStepSeconds: peers.firstStep.get(side) ?? NaN,
+      track: peerTracks.tracks.get(side),
+      byThreads: THREADS.map((threads) => {
+        const r = byThreads.get(threads)!;
+        return {
+          threads,
+          config: r.config.label,
+          tried: r.tuning?.tried.map((x) => ({ label: x.config.label, medianMs: x.medianMs })) ?? [],
+          train: summarize(r.results.flatMap((x) => [...(x.stepMs ?? [])])),
+          infer: summarize(r.results.flatMap((x) => [...(x.inferMs ?? [])])),
+          losses: [...(r.results[0]?.losses ?? [])],
+          peakRssMiB: Math.max(...r.results.map((x) => mib(x.peakRssKiB))),
+          load: averageLoad(r.loads),
+        };
+      }),
+    }];
+  });
+  const ours: OursThread[] = byThreads.map((t) => ({
+    threads: t.threads,
+    train: t.train.ours,
+    infer: t.infer.ours,
+    losses: t.ourLosses,
+    peakRssMiB: ourMemory.get(t.threads) ?? NaN,
+  }));
+  const peerFigures: PeersFigures = {
+    sides: sideFigures,
+    missing,
+    ours,
+    ourTrack: peerTracks.ours,
+    trackSteps: TRACK_STEPS,
+    checkSteps: CHECK_STEPS,
+    tuneRepeats: QUICK ? undefined : TUNE_REPEATS,
+    coldCompile,
+  };
   const vocab = await vocabulary();
   const loaderFigures = await loaders();
 
@@ -332,11 +505,15 @@ export const main = async (_args: string[]): Promise<void> => {
     vocabSetting: { kappa: KAPPA, dim: HEAD_SETTING.dim, grid: HEAD_SETTING.grid },
     loaders: loaderFigures,
     graphs,
+    peers: peerFigures,
   };
   const body = renderPerf(figures);
   console.log(`## ${SECTION}\n${body}`);
   if (QUICK) return log("--quick: BENCHMARKS.md is left unchanged");
-  if (!byThreads.every((t) => checkEqualWork(t.ourLosses, t.peerLosses, CHECK_STEPS).passed)) {
+  if (
+    !byThreads.every((t) => checkEqualWork(t.ourLosses, t.peerLosses, CHECK_STEPS).passed) ||
+    !peersEqualWork(peerFigures)
+  ) {
     log("the equal work check FAILED; BENCHMARKS.md is left unchanged");
     Deno.exit(1);
   }

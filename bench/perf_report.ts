@@ -16,6 +16,7 @@ import {
   threadsColumn,
 } from "./comparison.ts";
 import { QUIET_LOAD } from "./load.ts";
+import { type PeersFigures, renderPeers } from "./peers_report.ts";
 import {
   type Column,
   fixed,
@@ -159,6 +160,8 @@ export interface PerfFigures {
   readonly loaders: { readonly quickstart: LoaderFigure; readonly perf: LoaderFigure };
   /** Op counts of the training step and the exported model, emitted and after ORT's optimizations. */
   readonly graphs: readonly GraphOps[];
+  /** The PyTorch 2 and JAX peers (absent in records made before they were part of the bench). */
+  readonly peers?: PeersFigures;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -684,5 +687,5 @@ ${vocabTable(f)}
 the quickstart experiment's (${f.quickstart.description}) and the perf model's.
 
 ${dataTable(f)}
-`;
+${f.peers ? renderPeers(f.peers) : ""}`;
 };

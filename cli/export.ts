@@ -4,12 +4,13 @@
  * (x − mean) / std, RGB. Outputs: `classes` int64 [batch, H, W], `logits` float32 [batch, K, h, w],
  * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
  * The file's `metadata_props` (printed too) say how to fit an image of any size to H×W and map the
- * classes back (eval/export_size.ts).
+ * classes back (eval/export_size.ts). `--quantize int8`: the parameters' matmuls run in int8 (weights
+ * per column, activations per tensor at run time; plan/quantize.ts); `int8-conv`: the convolutions too.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { writeFile } from "node:fs/promises";
-import { exportModel } from "../eval/export_model.ts";
+import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 
@@ -17,11 +18,17 @@ export const exportCommand = Command.make("export", {
   run: Argument.String("run-dir"),
   file: Argument.String("file.onnx"),
   checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  quantize: Flag.Literals("quantize", EXPORT_QUANTIZATIONS).pipe(
+    Flag.optional,
+    Flag.withDescription(`reduced-precision weights: ${EXPORT_QUANTIZATIONS.join(", ")}`),
+  ),
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const ranker = yield* loadRanker(run.experiment);
-    const { bytes, inputs, outputs, metadata } = exportModel(run.experiment, run.state, ranker);
+    const { bytes, inputs, outputs, metadata } = exportModel(run.experiment, run.state, ranker, {
+      quantize: Option.getOrUndefined(a.quantize),
+    });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);
     for (

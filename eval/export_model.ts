@@ -10,6 +10,7 @@ import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/seg
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
 import { exportOnnx } from "../plan/export.ts";
+import { quantizeMatMuls } from "../plan/quantize.ts";
 import { exportMetadata } from "./export_size.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";
@@ -23,7 +24,31 @@ export interface ExportedSignature {
   readonly shape: readonly (number | string)[];
 }
 
-export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ranker?: Ranker) => {
+/**
+ * Reduced-precision export (plan/quantize.ts): "int8" = the parameters' matmuls dynamically quantized to
+ * int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" = the convolutions too
+ * (measured slower there: its ConvInteger loses the fused float32 convolution kernels; BENCHMARKS.md).
+ */
+export type ExportQuantization = "int8" | "int8-conv";
+export const EXPORT_QUANTIZATIONS = ["int8", "int8-conv"] as const satisfies readonly ExportQuantization[];
+
+const QUANTIZED_OPS = { int8: ["MatMul"], "int8-conv": ["MatMul", "Conv"] } as const;
+
+const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
+  int8: "int8: MatMul weights per output column, symmetric int8; activations quantized per tensor at run " +
+    "time (DynamicQuantizeLinear + MatMulInteger); convolutions, attention's activation matmuls and " +
+    "everything else float32",
+  "int8-conv": "int8-conv: MatMul weights per output column and Conv kernels per output channel, " +
+    "symmetric int8; activations quantized per tensor at run time (DynamicQuantizeLinear + MatMulInteger / " +
+    "ConvInteger); attention's activation matmuls and everything else float32",
+};
+
+export const exportModel = (
+  e: Experiment,
+  state: ReadonlyMap<string, Value>,
+  ranker?: Ranker,
+  { quantize }: { readonly quantize?: ExportQuantization } = {},
+) => {
   const [height, width] = e.data.train.cropSize;
   const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
     ranker,
@@ -33,9 +58,10 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
   const outputs = e.model._tag === "PanopticSegmenter"
     ? [CLASS_PROBABILITIES, MASK_PROBABILITIES]
     : [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
-  const metadata = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e) : exportMetadata(e);
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
-  const bytes = exportOnnx(g, {
+  const described = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e) : exportMetadata(e);
+  const metadata = quantize ? { ...described, "kappa.quantization": QUANTIZATION_NOTE[quantize] } : described;
+  const float = exportOnnx(g, {
     outputs,
     state: values,
     dynamicBatch: TRACE_BATCH,
@@ -44,6 +70,9 @@ export const exportModel = (e: Experiment, state: ReadonlyMap<string, Value>, ra
       "see metadata_props kappa.* for the size, mean/std and how to map classes back",
     metadata,
   });
+  const bytes = quantize
+    ? quantizeMatMuls(float, { weights: new Set(state.keys()), ops: QUANTIZED_OPS[quantize] }).bytes
+    : float;
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
     dtype,

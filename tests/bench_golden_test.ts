@@ -9,6 +9,8 @@
  */
 import { assertEquals } from "./assert.ts";
 import { type PerfFigures, type PerfThread, renderPerf } from "../bench/perf_report.ts";
+import { type PeersFigures, renderPeers, type SideThread } from "../bench/peers_report.ts";
+import { SIDES } from "../bench/peers.ts";
 import { type EngineFigures, renderEngine, type ThreadFigures } from "../bench/report.ts";
 import { type DataBenchResult, renderData } from "../bench/data.ts";
 import { datasetSection, findings, resultsHeader, type RowResult } from "../bench/ablation.ts";
@@ -188,6 +190,55 @@ Deno.test("golden: renderPerf, a busy run with unmet goals, spinning off at T = 
 
 Deno.test("golden: renderPerf, a quiet run with every goal met", () =>
   golden("perf_quiet.txt", renderPerf(quietPerf)));
+
+// The PyTorch 2 and JAX peers: every side at T = 1 and 2, one fp32 side off by more than the tolerance.
+const sideThread = (threads: number, trainMs: number, inferMs: number, first: number): SideThread => ({
+  threads,
+  config: threads === 1 ? "OMP_WAIT_POLICY=PASSIVE" : "OpenMP default (idle threads spin)",
+  tried: [
+    { label: "OpenMP default (idle threads spin)", medianMs: trainMs * 1.02 },
+    { label: "OMP_WAIT_POLICY=PASSIVE", medianMs: threads === 1 ? trainMs : trainMs * 1.3 },
+  ],
+  train: spread(trainMs),
+  infer: spread(inferMs),
+  losses: [first, 4.66052, 4.38294, 4.1, 3.9, 3.7],
+  peakRssMiB: 890.4 + threads,
+  load: 0.03 * threads,
+});
+
+const peersFigures: PeersFigures = {
+  sides: SIDES.map((side, i) => ({
+    side,
+    version: side.framework === "jax" ? "JAX 0.10.2" : "PyTorch 2.13.0+cpu",
+    backend: side.framework === "jax" ? "XLA:CPU, jaxlib 0.10.2" : "BLAS mkl; oneDNN v3.12.0",
+    firstStepSeconds: 12.5 + i,
+    track: side.name === "jax" || side.name === "compile"
+      ? undefined
+      : Array.from({ length: 30 }, (_, s) => 5.925 - 0.05 * s + (side.precision === "bf16" ? 0.002 * s : 0)),
+    byThreads: [
+      sideThread(1, 800 + 100 * i, 50 + 5 * i, side.name === "jax" ? 5.93 : 5.925106),
+      sideThread(2, 470 + 60 * i, 31 + 3 * i, side.precision === "bf16" ? 5.92499 : 5.925107),
+    ],
+  })),
+  missing: ["Debian PyTorch 1.13: apt-get failed"],
+  ours: [1, 2].map((threads) => ({
+    threads,
+    train: spread(threads === 1 ? 809 : 471),
+    infer: spread(threads === 1 ? 47.5 : 30.7),
+    losses: [5.925108, 4.66052, 4.38294, 4.1, 3.9, 3.7],
+    peakRssMiB: 700 + threads,
+  })),
+  ourTrack: Array.from({ length: 30 }, (_, s) => 5.925 - 0.05 * s),
+  trackSteps: 30,
+  checkSteps: 5,
+  tuneRepeats: { warmup: 2, runs: 3 },
+};
+
+Deno.test("golden: renderPeers, every side at T = 1 and 2, JAX off by more than the tolerance", () =>
+  golden("peers.txt", renderPeers(peersFigures)));
+
+Deno.test("golden: renderPerf with the peers appended", () =>
+  golden("perf_with_peers.txt", renderPerf({ ...quietPerf, peers: peersFigures })));
 
 // ---------------------------------------------------------------------------------------------------
 // bench engine
