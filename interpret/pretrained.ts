@@ -8,7 +8,7 @@
  * segmenter, blocks past the last feature map it reads — are declared unused rather than unexpected.
  */
 import { Effect } from "effect";
-import { type MobileNetV2, type MobileNetV2Output, type Model } from "../dsl/model.ts";
+import type { MobileNetV2, MobileNetV2Output, Model } from "../dsl/model.ts";
 import type { Graph } from "../plan/graph.ts";
 import { importWeights, type ParameterValue, type WeightsError } from "../weights/import.ts";
 import { MOBILENET_V2_TORCHVISION } from "../weights/mobilenet_v2_names.ts";
