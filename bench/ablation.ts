@@ -36,6 +36,8 @@ export interface Grid {
   readonly svgPrefix: string;
   /** Appended to each dataset's heading, so that the two grids' sections have distinct anchors. */
   readonly headingSuffix: string;
+  /** The datasets' order (runs and sections); alphabetical when absent. */
+  readonly datasets?: readonly string[];
 }
 
 export const GRIDS: Record<string, Grid> = {
@@ -54,6 +56,7 @@ export const GRIDS: Record<string, Grid> = {
     title: "# RankSeg on the ImageNet-pretrained MobileNetV2: ablation and oracles",
     svgPrefix: "ablation-pretrained",
     headingSuffix: ", pretrained MobileNetV2",
+    datasets: ["coco133", "ccp"],
   },
 };
 
@@ -141,8 +144,14 @@ export const main = async (args: string[]) => {
   const reportOnly = Deno.args.includes("--report-only");
   const rank = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
-    return [dataset, order(rest.join("-"))] as const;
+    const i = grid.datasets?.indexOf(dataset) ?? -1;
+    return [i < 0 ? dataset : String(i).padStart(4, "0"), order(rest.join("-"))] as const;
   };
+  // The learning curves first (`curve-<dataset>.ts`, one seed): the sections quote them.
+  for (const file of readdirSync(grid.specs).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
+    const e = await Effect.runPromise(loadExperiment(join(grid.specs, file)));
+    await Effect.runPromise(runOne(e, join(grid.runs, file.replace(/\.ts$/, "")), reportOnly));
+  }
   const files = readdirSync(grid.specs).filter((f) => isRowSpec(f) && only.test(f))
     .sort((a, b) => {
       const [[da, ra], [db, rb]] = [rank(a), rank(b)];
