@@ -7,7 +7,7 @@ export const dataCliCommand = Command.make(
   "data",
   {
     target: Argument.String("target").pipe(
-      Argument.withDescription("camvid, coco133, a dataset .json or an experiment"),
+      Argument.withDescription("camvid, coco133, ccp, a dataset .json or an experiment"),
     ),
     split: Flag.String("split").pipe(Flag.optional, Flag.withDescription("one split (default: all)")),
     skipBad: Flag.Boolean("skip-bad").pipe(

@@ -51,6 +51,12 @@ const datasetOf = (
   );
 };
 
+/** The built-in names as a list in words: "camvid, coco133 or ccp". */
+const builtinNames = (): string => {
+  const names = Object.keys(builtinDatasets);
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+};
+
 /** Loads the dataset spec a CLI target names (see module doc). */
 export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, InvalidConfig> =>
   Effect.gen(function* () {
@@ -61,9 +67,7 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
       return yield* Effect.fail(
         new InvalidConfig({
           file: target,
-          message: `not found; expected ${
-            Object.keys(builtinDatasets).join(" or ")
-          }, a .json spec or a .ts module`,
+          message: `not found; expected ${builtinNames()}, a .json spec or a .ts module`,
         }),
       );
     }

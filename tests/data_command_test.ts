@@ -149,7 +149,7 @@ Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, an
     );
     assertEquals(
       (await failure(loadDatasetSpec("cityscapes"))).message,
-      "not found; expected camvid or coco133, a .json spec or a .ts module",
+      "not found; expected camvid, coco133 or ccp, a .json spec or a .ts module",
     );
     const yaml = await put(join(root, "d.yaml"), "_tag: Folder");
     assertEquals(

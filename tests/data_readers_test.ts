@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { join } from "node:path";
 import { assertClose, assertEquals } from "./assert.ts";
 import { check as assert, encodeJpeg, encodePng, gradient, put, withTempDir } from "./data_fixtures.ts";
-import { camvid, coco133 } from "../dsl/datasets.ts";
+import { camvid, ccp, coco133 } from "../dsl/datasets.ts";
 import type { CocoDataset } from "../data/coco.ts";
 import { readMask, readRgb, readSegmentIds } from "../data/decode.ts";
 import { openDataset } from "../data/open.ts";
@@ -29,6 +29,20 @@ Deno.test("camvid and coco133 list the right splits: 367/101/233 and 100/100 ima
   }
   const e = await failure(openDataset(camvid, "training"));
   assertEquals(e.message, `split "training" does not exist (splits found: test, train, val)`);
+});
+
+Deno.test("ccp lists 804/200 images over 59 classes (ignore 255); image-level/ is not a split", async () => {
+  for (const [split, n] of [["train", 804], ["val", 200]] as const) {
+    const d = await run(openDataset(ccp, split));
+    assertEquals([d.samples.length, d.imageCount, d.problems.length], [n, n, 0], `ccp/${split}`);
+    assertEquals([d.classes.names.length, d.classes.names[0], d.classes.ignoreIndex], [
+      59,
+      "background",
+      255,
+    ]);
+  }
+  const e = await failure(openDataset(ccp, "image-level"));
+  assertEquals(e.message, `split "image-level" does not exist (splits found: train, val)`);
 });
 
 Deno.test("camvid: a frame decodes to 480x360 RGB with its mask's values as training ids (11 = void)", async () => {

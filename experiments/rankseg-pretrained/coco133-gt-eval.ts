@@ -1,0 +1,4 @@
+/** RankSeg ablation on the pretrained MobileNetV2, coco133: row "gt-eval" (see grid.ts). */
+import { rowExperiment } from "./grid.ts";
+
+export default rowExperiment("coco133", "gt-eval");

@@ -1,0 +1,4 @@
+/** RankSeg ablation on the pretrained MobileNetV2, coco133: row "mt" (see grid.ts). */
+import { rowExperiment } from "./grid.ts";
+
+export default rowExperiment("coco133", "mt");
