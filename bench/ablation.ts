@@ -24,7 +24,7 @@ import { withOverrides } from "../cli/train.ts";
 import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
-import { formatGenerated, table } from "./markdown.ts";
+import { formatGenerated, replaceSection, table } from "./markdown.ts";
 import { mean, std } from "./stats.ts";
 
 /** A grid: where its row specs and runs live, its RESULTS.md title, and its plots' and headings' names. */
@@ -203,20 +203,12 @@ const writeResults = async (
 };
 
 /**
- * RESULTS.md with `grid`'s part (from its title line to the next grid's title) replaced by `part`, or
- * added in GRIDS' order; the other grids' parts are kept byte for byte.
+ * RESULTS.md with `grid`'s part (its level-1 title up to the next level-1 title) replaced by `part` (which
+ * starts with that title), or appended; everything else — the other grid, the LarvSeg and panoptic
+ * parts — stays byte for byte.
  */
-export const replacePart = (file: string, grid: Grid, part: string): string => {
-  const titles = Object.values(GRIDS).map((g) => g.title);
-  const parts = new Map<string, string>();
-  let current: string | undefined;
-  for (const line of file.split("\n")) {
-    if (titles.includes(line)) current = line;
-    if (current !== undefined) parts.set(current, (parts.get(current) ?? "") + line + "\n");
-  }
-  parts.set(grid.title, part);
-  return titles.filter((t) => parts.has(t)).map((t) => parts.get(t)!.replace(/\n+$/, "\n")).join("\n");
-};
+export const replacePart = (file: string, grid: Grid, part: string): string =>
+  replaceSection(file, grid.title.replace(/^# /, ""), part.slice(part.indexOf("\n") + 1), 1);
 
 /** One point of a learning curve: the validation mIoU (%) after `step` steps, and the training time. */
 export interface CurvePoint {

@@ -135,7 +135,7 @@ export const main = async (_args: string[]) => {
     await writeFile(section.svg, section.chart);
     await formatGenerated(section.svg);
   }
-  await recordSection("RESULTS.md", SECTION, body.join("\n"));
+  await recordSection("RESULTS.md", SECTION, body.join("\n"), 1);
   console.log(body.join("\n"));
 };
 

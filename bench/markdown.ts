@@ -46,18 +46,22 @@ export const table = <R>(
 };
 
 /**
- * Replaces the level-2 section `## <title>` of `doc` (up to the next level-2 heading or the end) with
- * `body`, or appends the section when it is absent, so each suite rewrites only its own section.
+ * Replaces the section `<#…#> <title>` of heading `level` in `doc` (up to the next heading of that level or
+ * a higher one, or the end) with `body`, or appends the section when it is absent, so each suite rewrites
+ * only its own section and keeps the rest byte for byte. BENCHMARKS.md has level-2 sections under one
+ * title; RESULTS.md has one level-1 part per experiment grid (each with its own level-2 sections).
  */
-export const replaceSection = (doc: string, title: string, body: string): string => {
-  const section = `## ${title}\n\n${body.trim()}\n`;
+export const replaceSection = (doc: string, title: string, body: string, level = 2): string => {
+  const mark = "#".repeat(level);
+  const section = `${mark} ${title}\n\n${body.trim()}\n`;
   const lines = doc.split("\n");
-  const start = lines.findIndex((l) => l.trimEnd() === `## ${title}`);
+  const start = lines.findIndex((l) => l.trimEnd() === `${mark} ${title}`);
   if (start < 0) {
     const head = doc.trimEnd();
-    return head ? `${head}\n\n${section}` : `# Benchmarks\n\n${section}`;
+    return head ? `${head}\n\n${section}` : level === 2 ? `# Benchmarks\n\n${section}` : section;
   }
-  let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
+  const ends = new RegExp(`^#{1,${level}} `);
+  let end = lines.findIndex((l, i) => i > start && ends.test(l));
   if (end < 0) end = lines.length;
   const before = lines.slice(0, start).join("\n").trimEnd();
   const after = lines.slice(end).join("\n").trim();
@@ -65,18 +69,18 @@ export const replaceSection = (doc: string, title: string, body: string): string
 };
 
 /**
- * Rewrites the `## title` section of a Markdown file (creating the file or appending the section), then
- * formats the file: `deno fmt` wraps Markdown prose, so formatting now keeps `deno fmt --check` clean
- * after a bench run.
+ * Rewrites the section `title` of a Markdown file (creating the file or appending the section) at
+ * heading `level` (2 by default), then formats the file: `deno fmt` wraps Markdown prose, so formatting
+ * now keeps `deno fmt --check` clean after a bench run.
  */
-export const recordSection = async (file: string, title: string, body: string): Promise<void> => {
+export const recordSection = async (file: string, title: string, body: string, level = 2): Promise<void> => {
   let doc = "";
   try {
     doc = await Deno.readTextFile(file);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  await Deno.writeTextFile(file, replaceSection(doc, title, body));
+  await Deno.writeTextFile(file, replaceSection(doc, title, body, level));
   await formatGenerated(file);
 };
 

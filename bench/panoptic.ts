@@ -189,7 +189,7 @@ const writeSection = async (
       100 * trivial.pq,
     ),
   );
-  await recordSection("RESULTS.md", TITLE, body);
+  await recordSection("RESULTS.md", TITLE, body, 1);
 };
 
 /** One line per row against the baseline (and the baseline against the trivial predictor). */

@@ -22,6 +22,16 @@ Deno.test("summarize: median and p10/p90 interpolate between order statistics", 
   assertEquals(relativeDifference(0.5, 0), 0.5);
 });
 
+Deno.test("replaceSection at level 1: a RESULTS.md part ends at the next level-1 title, its level-2 sections inside", () => {
+  const doc = "# RankSeg\n\n## camvid\n\nold\n\n# LarvSeg\n\n## ccp\n\nkept\n";
+  assertEquals(
+    replaceSection(doc, "RankSeg", "## camvid\n\nnew", 1),
+    "# RankSeg\n\n## camvid\n\nnew\n\n# LarvSeg\n\n## ccp\n\nkept\n",
+  );
+  assertEquals(replaceSection("", "LarvSeg", "x", 1), "# LarvSeg\n\nx\n");
+  assertEquals(replaceSection("# RankSeg\n\na\n", "Panoptic", "p", 1), "# RankSeg\n\na\n\n# Panoptic\n\np\n");
+});
+
 Deno.test("replaceSection rewrites only its own section, or appends it", () => {
   const doc =
     "# Benchmarks\n\nintro\n\n## Data\n\ndata figures\n\n## Engine\n\nold\n\n## Eval\n\neval figures\n";
