@@ -19,12 +19,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
 import { describeModel } from "../interpret/describe.ts";
-import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, replaceSection, table } from "./markdown.ts";
+import { finishedRun, flag } from "./grid_runs.ts";
 import { mean, std } from "./stats.ts";
 
 /** A grid: where its row specs and runs live, its RESULTS.md title, and its plots' and headings' names. */
@@ -103,24 +103,13 @@ export interface RunResult {
   readonly mAP: number | null;
 }
 
-const flag = (name: string): string | undefined => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
-
 /** The learning-curve specs beside a grid's rows (`curve-<dataset>.ts`): not rows. */
 const isRowSpec = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
 
 const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   Effect.gen(function* () {
-    const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-    if (!existsSync(record)) {
-      if (reportOnly) return undefined;
-      const resume = existsSync(join(dir, "checkpoints"));
-      console.error(`${resume ? "resuming" : "training"} ${dir}`);
-      yield* train(e, { out: dir, resume, print: () => {} });
-    }
-    return yield* readRunResult(record);
+    const record = yield* finishedRun(e, dir, reportOnly);
+    return record === undefined ? undefined : yield* readRunResult(record);
   });
 
 /** A run's eval record as fractions (mAP ×100); records hold percent, older ones fractions (converted on reading). */

@@ -9,15 +9,15 @@
  * skipped, an interrupted one resumes from its checkpoint); `--report-only` trains nothing.
  */
 import { Effect } from "effect";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, recordSection, table } from "./markdown.ts";
+import { finishedRun, flag } from "./grid_runs.ts";
 import { mean, std } from "./stats.ts";
 
 const SPECS = "experiments/larvseg";
@@ -60,11 +60,6 @@ export interface LarvSegRow {
   readonly runs: readonly LarvSegRun[];
 }
 
-const flag = (name: string): string | undefined => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
-
 /** A run's eval record as percentages (all, base, novel mIoU; aAcc). */
 export const readLarvSegRun = (file: string) =>
   readEvalRecord(file).pipe(
@@ -78,14 +73,8 @@ export const readLarvSegRun = (file: string) =>
 
 const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   Effect.gen(function* () {
-    const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-    if (!existsSync(record)) {
-      if (reportOnly) return undefined;
-      const resume = existsSync(join(dir, "checkpoints"));
-      console.error(`${resume ? "resuming" : "training"} ${dir}`);
-      yield* train(e, { out: dir, resume, print: () => {} });
-    }
-    return yield* readLarvSegRun(record);
+    const record = yield* finishedRun(e, dir, reportOnly);
+    return record === undefined ? undefined : yield* readLarvSegRun(record);
   });
 
 export const main = async (_args: string[]) => {

@@ -19,6 +19,7 @@ import { execute, graphStage, plan, type Value, value } from "../plan/runtime.ts
 import { random } from "../core/random.ts";
 import { VOCABULARY } from "./vocab.ts";
 import { recordSection, table } from "./markdown.ts";
+import { flag } from "./grid_runs.ts";
 
 const D = 64, SIZE = 64, BATCH = 2;
 
@@ -72,11 +73,6 @@ const stepMs = (classes: number, variant: "none" | "crossImage" | "singleImage",
     for (let s = 0; s < steps; s++) yield* ex.run(feeds(s + 2));
     return (performance.now() - t0) / steps;
   }));
-
-const flag = (name: string): string | undefined => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
 
 export const main = async (_args: string[]) => {
   const maxClasses = Number(flag("max-classes") ?? 21841);

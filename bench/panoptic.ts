@@ -12,11 +12,10 @@
  * "Panoptic training step" section of BENCHMARKS.md.
  */
 import { Effect, Stream } from "effect";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { train } from "../train/train.ts";
 import { withOverrides } from "../cli/train.ts";
 import { expectModelFor } from "../interpret/kinds.ts";
 import { trainingStages } from "../interpret/graphs.ts";
@@ -29,6 +28,8 @@ import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
 import { trivialPanopticQuality } from "../eval/panoptic_eval.ts";
 import { barChart } from "./bar_chart.ts";
 import { fixed, recordSection, table } from "./markdown.ts";
+import { finishedRun, flag } from "./grid_runs.ts";
+import { mean, std } from "./stats.ts";
 import { summarize } from "./stats.ts";
 
 const SPECS = "experiments/panoptic";
@@ -55,17 +56,6 @@ interface RunResult {
   /** Seconds per training step (batch / images per second, averaged over the logged intervals). */
   readonly stepSeconds: number;
 }
-
-const flag = (name: string): string | undefined => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
-
-const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-const std = (xs: readonly number[]) => {
-  const m = mean(xs);
-  return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
-};
 
 const readRun = (dir: string, split: string, batch: number): RunResult => {
   const r = JSON.parse(readFileSync(join(dir, `eval-${split}.json`), "utf8"));
@@ -111,14 +101,8 @@ const grid = async () => {
     for (let seed = 0; seed < seeds; seed++) {
       const e = withOverrides(base, steps, seed);
       const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      const split = e.data.dataset.testSplit;
-      if (!existsSync(join(dir, `eval-${split}.json`))) {
-        if (reportOnly) continue;
-        const resume = existsSync(join(dir, "checkpoints"));
-        console.error(`${resume ? "resuming" : "training"} ${dir}`);
-        await Effect.runPromise(train(e, { out: dir, resume, print: () => {} }));
-      }
-      runs.push(readRun(dir, split, e.train.batchSize));
+      if (await Effect.runPromise(finishedRun(e, dir, reportOnly)) === undefined) continue;
+      runs.push(readRun(dir, e.data.dataset.testSplit, e.train.batchSize));
     }
     rows.push({
       row: file.slice(8, -3),

@@ -1,0 +1,32 @@
+/**
+ * What every experiment grid (RankSeg ablation, LarvSeg, panoptic) does with one of its runs: train it
+ * into its folder unless its evaluation record is there (resuming from its checkpoints when a sitting
+ * was interrupted), then read the record. Grids resume across sittings this way.
+ */
+import { Effect } from "effect";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Experiment } from "../dsl/experiment.ts";
+import { train } from "../train/train.ts";
+
+/** A command-line flag's value (`--name value`), or undefined. */
+export const flag = (name: string): string | undefined => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+
+/**
+ * The run's evaluation record file, after training the run when it has none; undefined when it has none
+ * and `reportOnly` says not to train.
+ */
+export const finishedRun = (e: Experiment, dir: string, reportOnly: boolean) =>
+  Effect.gen(function* () {
+    const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
+    if (!existsSync(record)) {
+      if (reportOnly) return undefined;
+      const resume = existsSync(join(dir, "checkpoints"));
+      console.error(`${resume ? "resuming" : "training"} ${dir}`);
+      yield* train(e, { out: dir, resume, print: () => {} });
+    }
+    return record;
+  });
