@@ -14,16 +14,10 @@ import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
 import { ccp, coco133 } from "../../dsl/datasets.ts";
 import { testPipeline, trainPipeline } from "../../dsl/dataset.ts";
+import { ablationModel, type AblationRow } from "../rankseg/grid.ts";
 
 export type Dataset = "coco133" | "ccp";
-export type Row =
-  | "baseline"
-  | "mt"
-  | "mt-ls"
-  | "mt-ls-ra"
-  | "mt-ls-rln"
-  | "gt-eval"
-  | "gt-train-eval";
+export type Row = AblationRow;
 
 /** The provided ImageNet MobileNetV2 (torchvision layout; inputs in [−1, 1]). */
 export const WEIGHTS = "../shared/weights/mobilenet_v2_1.0_224.safetensors";
@@ -65,52 +59,21 @@ const data = (d: Dataset) => {
 };
 
 /** The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary. */
-export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter => {
-  const base = {
-    classes: CLASSES[d],
-    ignoreIndex: 255,
-    backbone: m.mobileNetV2({ outputStride: 16, pretrained: WEIGHTS }),
-    // The from-scratch grid's head width (its ConvNet ends at 128 channels): a 320-wide mask transformer
-    // would cost more than the backbone and halve the steps the budget buys.
-    headDim: 128,
-    psi: m.maskTransformer({ layers: 2, heads: 2 }),
-  };
-  const withXi = {
-    ...base,
-    xi: m.transformerEncoder({ pool: 8, heads: 2 }),
-    multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
-  };
-  switch (row) {
-    case "baseline":
-      return m.segmenter({
-        ...base,
-        xi: null,
-        multiLabelLoss: null,
-        select: m.all(),
-        temperature: m.shared(),
-      });
-    case "mt":
-      return m.segmenter({ ...withXi, select: m.all(), temperature: m.shared() });
-    case "mt-ls":
-      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.shared() });
-    case "mt-ls-ra":
-      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankAdaptive() });
-    case "mt-ls-rln":
-      return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankLayerNorm() });
-    case "gt-eval":
-      return m.segmenter({
-        ...withXi,
-        select: m.groundTruth({ k: kappa, train: false }),
-        temperature: m.rankAdaptive(),
-      });
-    case "gt-train-eval":
-      return m.segmenter({
-        ...withXi,
-        select: m.groundTruth({ k: ORACLE_SLOTS[d] }),
-        temperature: m.rankAdaptive(),
-      });
-  }
-};
+export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
+  ablationModel(
+    {
+      classes: CLASSES[d],
+      ignoreIndex: 255,
+      backbone: m.mobileNetV2({ outputStride: 16, pretrained: WEIGHTS }),
+      // The from-scratch grid's head width (its ConvNet ends at 128 channels): a 320-wide mask transformer
+      // would cost more than the backbone and halve the steps the budget buys.
+      headDim: 128,
+      psi: m.maskTransformer({ layers: 2, heads: 2 }),
+    },
+    row,
+    kappa,
+    ORACLE_SLOTS[d],
+  );
 
 /** The experiment of one row (κ only for the sweep rows); `steps` and `evalEvery` for the learning curve. */
 export const rowExperiment = (

@@ -47,18 +47,32 @@ const data = (d: Dataset) =>
       test: testPipeline({ resize: [240, 180] }),
     };
 
+/** The rows that differ only in the parts the paper ablates (ξ, selection, τ); every grid has them. */
+export type AblationRow =
+  | "baseline"
+  | "mt"
+  | "mt-ls"
+  | "mt-ls-ra"
+  | "mt-ls-rln"
+  | "gt-eval"
+  | "gt-train-eval";
+
+/** What a grid's rows share: classes, ignore index, backbone, ψ and (optionally) the head width. */
+export type RowBase = Pick<m.Segmenter, "classes" | "ignoreIndex" | "backbone" | "psi"> & {
+  headDim?: number;
+};
+
 /**
- * The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary (and ψ, in the two
- * "-linear" reference rows only).
+ * The model of an ablation row over a grid's shared `base`: ξ, selection (κ, or the train+eval oracle's
+ * `oracleSlots`) and τ vary, nothing else. The pretrained grid (`../rankseg-pretrained/grid.ts`) uses the
+ * same rows over its own base.
  */
-export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter => {
-  const classes = CLASSES[d];
-  const base = {
-    classes,
-    ignoreIndex: d === "camvid" ? 11 : 255,
-    backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
-    psi: row.endsWith("-linear") ? m.linearPsi() : m.maskTransformer({ layers: 2, heads: 2 }),
-  };
+export const ablationModel = (
+  base: RowBase,
+  row: AblationRow,
+  kappa: number,
+  oracleSlots: number,
+): m.Segmenter => {
   const withXi = {
     ...base,
     xi: m.transformerEncoder({ pool: 8, heads: 2 }),
@@ -66,7 +80,6 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
   };
   switch (row) {
     case "baseline":
-    case "baseline-linear":
       return m.segmenter({
         ...base,
         xi: null,
@@ -79,7 +92,6 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
     case "mt-ls":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.shared() });
     case "mt-ls-ra":
-    case "mt-ls-ra-linear":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankAdaptive() });
     case "mt-ls-rln":
       return m.segmenter({ ...withXi, select: m.topK(kappa), temperature: m.rankLayerNorm() });
@@ -92,11 +104,28 @@ export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
     case "gt-train-eval":
       return m.segmenter({
         ...withXi,
-        select: m.groundTruth({ k: ORACLE_SLOTS[d] }),
+        select: m.groundTruth({ k: oracleSlots }),
         temperature: m.rankAdaptive(),
       });
   }
 };
+
+/**
+ * The model of a row: the same backbone and heads everywhere; ξ, selection and τ vary (and ψ, in the two
+ * "-linear" reference rows only).
+ */
+export const rowModel = (d: Dataset, row: Row, kappa = KAPPA[d]): m.Segmenter =>
+  ablationModel(
+    {
+      classes: CLASSES[d],
+      ignoreIndex: d === "camvid" ? 11 : 255,
+      backbone: m.convNet({ widths: [32, 64, 128], blocksPerStage: 2 }),
+      psi: row.endsWith("-linear") ? m.linearPsi() : m.maskTransformer({ layers: 2, heads: 2 }),
+    },
+    row === "baseline-linear" ? "baseline" : row === "mt-ls-ra-linear" ? "mt-ls-ra" : row,
+    kappa,
+    ORACLE_SLOTS[d],
+  );
 
 /** The experiment of one row (κ only for the sweep rows). */
 export const rowExperiment = (d: Dataset, row: Row, kappa?: number) =>
