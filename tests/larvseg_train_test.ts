@@ -2,8 +2,8 @@
  * LarvSeg in the interpreter and the training loop: the per-image inputs of its training graph, its
  * bank as checkpointed state with bitwise resume, and an inference graph (and export) without the bank.
  */
-import { Effect, Exit } from "effect";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { Exit } from "effect";
+import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertClose, assertEquals } from "./assert.ts";
@@ -20,12 +20,11 @@ import {
   PIXEL_LABELLED,
   PIXEL_LOSS,
 } from "../interpret/segmenter.ts";
-import { train, type TrainOptions } from "../train/train.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { value } from "../plan/runtime.ts";
 import { random } from "../core/random.ts";
 import { proceduralNames } from "../data/procedural.ts";
+import { finalState, run } from "./run_helpers.ts";
 
 const K = 8;
 const model = (o: Partial<m.Segmenter> = {}) =>
@@ -66,15 +65,6 @@ const larvSegExperiment = (): Experiment =>
     }),
     eval: evalConfig({ examples: 0 }),
   });
-
-const quiet: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true };
-const run = (e: Experiment, options: TrainOptions) =>
-  Effect.runPromiseExit(train(e, { ...quiet, ...options }));
-
-const finalState = async (dir: string) => {
-  const files = (await readdir(join(dir, "checkpoints"))).filter((f) => f.startsWith("step-")).sort();
-  return (await Effect.runPromise(loadCheckpoint(join(dir, "checkpoints", files.at(-1)!)))).tensors;
-};
 
 const BANK = "model.attentive.bank",
   POINTER = "model.attentive.bankPointer",

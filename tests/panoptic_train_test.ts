@@ -6,33 +6,18 @@
  */
 import { Effect, Exit, Stream } from "effect";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import type { Experiment } from "../dsl/experiment.ts";
-import { train, type TrainOptions } from "../train/train.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
+import { train } from "../train/train.ts";
 import { trainLoader } from "../data/loader.ts";
 import { coco133 } from "../dsl/datasets.ts";
 import { trainPipeline } from "../dsl/dataset.ts";
 import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
+import { finalState, metrics, run } from "./run_helpers.ts";
 
 const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
-const quiet: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true };
-const run = (e: Experiment, options: TrainOptions) =>
-  Effect.runPromiseExit(train(e, { ...quiet, ...options }));
-
-const metrics = (dir: string) =>
-  readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {
-    const { imagesPerSecond: _a, elapsedSeconds: _b, ...rest } = JSON.parse(l);
-    return rest;
-  });
-
-const finalState = async (dir: string) => {
-  const files = (await readdir(join(dir, "checkpoints"))).filter((f) => f.startsWith("step-")).sort();
-  return (await Effect.runPromise(loadCheckpoint(join(dir, "checkpoints", files.at(-1)!)))).tensors;
-};
 
 Deno.test({
   name: "panoptic loader: segment ids follow the labels through rescale, crop and flip (workers or not)",

@@ -4,32 +4,14 @@
  */
 import { Effect, Exit } from "effect";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import type { Experiment } from "../dsl/experiment.ts";
 import { adamWSpec, learningRate } from "../dsl/training.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
-import { train, type TrainOptions } from "../train/train.ts";
-import { loadCheckpoint, readBestRecord } from "../train/checkpoint.ts";
-
-const quiet: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true };
-
-const run = (e: Experiment, options: TrainOptions) =>
-  Effect.runPromiseExit(train(e, { ...quiet, ...options }));
-
-/** metrics.jsonl without the wall-clock fields, which are the only values allowed to differ. */
-const metrics = (dir: string) =>
-  readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {
-    const { imagesPerSecond: _a, elapsedSeconds: _b, ...rest } = JSON.parse(l);
-    return rest;
-  });
-
-const finalState = async (dir: string) => {
-  const files = (await readdir(join(dir, "checkpoints"))).filter((f) => f.startsWith("step-")).sort();
-  return (await Effect.runPromise(loadCheckpoint(join(dir, "checkpoints", files.at(-1)!)))).tensors;
-};
+import { readBestRecord } from "../train/checkpoint.ts";
+import { finalState, metrics, run } from "./run_helpers.ts";
 
 const assertSameState = async (a: string, b: string) => {
   const [sa, sb] = [await finalState(a), await finalState(b)];

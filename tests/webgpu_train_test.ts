@@ -6,7 +6,7 @@
  */
 import { Effect, Exit } from "effect";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
@@ -15,11 +15,11 @@ import { experiment } from "../dsl/experiment.ts";
 import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { trainConfig } from "../dsl/training.ts";
 import { train, type TrainOptions } from "../train/train.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { openDataset } from "../data/open.ts";
 import { value } from "../plan/runtime.ts";
 import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
+import { finalState } from "./run_helpers.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_train_test.ts");
 
@@ -51,11 +51,6 @@ const e = experiment({
 });
 
 const options: TrainOptions = { workers: 0, print: () => {}, skipFinalEval: true, provider: "webgpu" };
-
-const finalState = async (dir: string) => {
-  const files = (await readdir(join(dir, "checkpoints"))).filter((f) => f.startsWith("step-")).sort();
-  return (await Effect.runPromise(loadCheckpoint(join(dir, "checkpoints", files.at(-1)!)))).tensors;
-};
 
 const losses = (dir: string) =>
   readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
