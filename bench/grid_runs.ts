@@ -16,6 +16,19 @@ export const flag = (name: string): string | undefined => {
 };
 
 /**
+ * `--threads T` (intra-op threads per run) and `--workers W` (data-loading Workers), so that two grid
+ * processes can share a machine (e.g. one per dataset at one thread each); a resumed run must keep its
+ * thread count to stay bitwise the same.
+ */
+const runOptions = () => {
+  const threads = flag("threads"), workers = flag("workers");
+  return {
+    ...(threads === undefined ? {} : { threads: Number(threads) }),
+    ...(workers === undefined ? {} : { workers: Number(workers) }),
+  };
+};
+
+/**
  * The run's evaluation record file, after training the run when it has none; undefined when it has none
  * and `reportOnly` says not to train.
  */
@@ -26,7 +39,7 @@ export const finishedRun = (e: Experiment, dir: string, reportOnly: boolean) =>
       if (reportOnly) return undefined;
       const resume = existsSync(join(dir, "checkpoints"));
       console.error(`${resume ? "resuming" : "training"} ${dir}`);
-      yield* train(e, { out: dir, resume, print: () => {} });
+      yield* train(e, { out: dir, resume, print: () => {}, ...runOptions() });
     }
     return record;
   });
