@@ -4,7 +4,9 @@
  * (`segmenter.ts`, `classifier.ts`, `panoptic.ts`); these functions dispatch on the model's `_tag`.
  *
  * A panoptic model trains with a plan of three stages (cost graph → Hungarian matching on the host →
- * loss + update graph): `trainingStages` gives every kind's stages, `trainingGraph` the last one.
+ * loss + update graph), a LarvSeg segmenter with its attentive classifier with three too (memory bank
+ * read on the host → training graph → bank write on the host): `trainingStages` gives every kind's
+ * stages, `trainingGraph` the graph one.
  */
 import type { Model } from "../dsl/model.ts";
 import type { Graph, Tensor } from "../plan/graph.ts";
@@ -34,7 +36,8 @@ export const trainingGraph = (
 
 /**
  * The stages of a training plan: one graph (forward, losses, backward, update) for semantic and
- * classification models; cost graph → matching host stage → loss + update graph for a panoptic one.
+ * classification models (with LarvSeg's memory bank read and written by host stages around it); cost
+ * graph → matching host stage → loss + update graph for a panoptic one.
  * `graph` is the stage that declares the plan's state (parameters, optimizer moments).
  */
 export const trainingStages = (
@@ -44,6 +47,7 @@ export const trainingStages = (
   ranker?: segmenter.Ranker,
 ): { graph: Graph; stages: Stage[] } => {
   if (model._tag === "PanopticSegmenter") return panoptic.trainingStages(model, shapes, optimizer);
+  if (model._tag === "Segmenter") return segmenter.trainingStages(model, shapes, optimizer, ranker);
   const graph = trainingGraph(model, shapes, optimizer, ranker);
   return { graph, stages: [graphStage(graph, { name: "train" })] };
 };

@@ -17,7 +17,8 @@ import {
   resizeChannelsLast,
 } from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
-import { attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
+import { type Attentive, attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
+import { graphStage, type Stage } from "../plan/runtime.ts";
 
 /** Names of the loss outputs of a training graph. */
 export const LOSS = "loss",
@@ -74,26 +75,48 @@ const inputs = (g: Graph, spec: Segmenter, shapes: Shapes) => {
 /**
  * The training graph: inputs `images` [b,3,H,W] (normalized), `labels` [b,H,W] int32, `lr`, `step`
  * (and `noise:*` for dropout; with LarvSeg's losses `imageLabels` [b,K] and `pixelLabelled` [b], both
- * float32 0/1); outputs `loss`, its terms, `gradNorm` and the `next:` state (optimizer moments and
- * LarvSeg's memory bank, `model.attentive.bank*`).
+ * float32 0/1); outputs `loss`, its terms, `gradNorm` and the `next:` state (optimizer moments). With
+ * the attentive classifier it also reads the memory bank's class means and returns its new rows: it
+ * runs between the bank's host stages (`trainingStages`).
  */
 export const trainingGraph = (
   spec: Segmenter,
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: Ranker,
-): Graph => {
-  const { graph, loss } = lossGraph(spec, shapes, ranker);
+): Graph => trainingParts(spec, shapes, optimizer, ranker).graph;
+
+const trainingParts = (spec: Segmenter, shapes: Shapes, optimizer: OptimizerConfig, ranker?: Ranker) => {
+  const { graph, loss, bank } = lossGraph(spec, shapes, ranker);
   minimize(loss, optimizer);
-  return graph;
+  return { graph, bank };
 };
 
-/** The forward pass and losses of the training graph, without gradients or updates. */
+/**
+ * The training plan's stages: the training graph, and with LarvSeg's attentive classifier the memory
+ * bank's `read` stage before it and `write` stage after it (host stages that keep the bank,
+ * `model.attentive.bank*`, as state updated in place; layers/larvseg_bank.ts says why).
+ */
+export const trainingStages = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  ranker?: Ranker,
+): { graph: Graph; stages: Stage[] } => {
+  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker);
+  const train = graphStage(graph, { name: "train" });
+  return { graph, stages: bank ? [bank.read, train, bank.write] : [train] };
+};
+
+/**
+ * The forward pass and losses of the training graph, without gradients or updates; `bank`: the memory
+ * bank's host stages when the model has LarvSeg's attentive classifier.
+ */
 export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
   ranker?: Ranker,
-): { graph: Graph; loss: Tensor } => {
+): { graph: Graph; loss: Tensor; bank?: Attentive["stages"] } => {
   const g = new Graph("train");
   const { images, labels, imageLabels } = inputs(g, spec, shapes);
   // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
@@ -150,7 +173,8 @@ export const lossGraph = (
     }
     if (attentive && aux) terms.push(o.mul(g.output(ATTENTIVE_LOSS, attentive.loss), aux.weight));
   });
-  return { graph: g, loss: g.output(LOSS, terms.reduce((a, b) => o.add(a, b))) };
+  const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
+  return { graph: g, loss, ...(attentive ? { bank: attentive.stages } : {}) };
 };
 
 /** Names of the inference outputs. */

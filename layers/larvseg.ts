@@ -4,15 +4,17 @@
  * outputs channel-last over the n = h·w pixel tokens at feature resolution: z [b, n, K] (logits), p̂
  * [b, n, d] and s [b, n, K] (raw cosine); labels are multi-hot [b, K] floats.
  *
- * The bank is plan state (variables with `trainable: false`), updated inside the training graph: its
- * `next:` outputs replace it after each run, so it is saved in checkpoints like the optimizer moments
- * and a resumed run continues with bitwise the same bank. Nothing here has a parameter that inference
- * needs: the inference graph never declares the bank (LarvSeg adds no inference cost).
+ * The bank is plan state kept by two runtime host stages around the training graph
+ * (`larvseg_bank.ts` says why: ONNX Runtime copies every graph output, so a bank returned as a `next:`
+ * output would cost a bank-sized copy per step). The graph takes the paired classes and their bank
+ * means as inputs and returns the new rows; the stages read and update the bank in place. It is saved
+ * in checkpoints like the optimizer moments, a resumed run continues with bitwise the same bank, and
+ * the inference graph never sees it (LarvSeg adds no inference cost).
  */
 import type { Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
-import { zeros } from "../plan/init.ts";
-import { NEXT } from "../plan/runtime.ts";
+import type { HostStage } from "../plan/runtime.ts";
+import { type BankNames, bankStages } from "./larvseg_bank.ts";
 import type { AttentiveClassifier } from "../dsl/model.ts";
 
 /** A logit low enough to drop a class from a softmax (finite, so 0·it stays 0 in gradients). */
@@ -73,37 +75,28 @@ export interface AttentiveInputs {
   readonly labels: Tensor;
 }
 
-/** The bank's state and the values that replace it after the run (already exposed as `next:` outputs). */
-export interface Bank {
-  /** [K, M, Kp, d]: per class, M slots of the top-Kp pixel embeddings of one image. */
-  readonly features: Tensor;
-  /** [K]: the slot the next write goes to (an integer, stored as float32 like all checkpointed state). */
-  readonly pointer: Tensor;
-  /** [K]: writes so far, saturating at M (the bank is ready when full). */
-  readonly fill: Tensor;
-  readonly next: { readonly features: Tensor; readonly pointer: Tensor; readonly fill: Tensor };
-}
-
 export interface Attentive {
   /** L_aux: mean over the (image, class) pairs scored; pairs whose bank is not ready contribute 0. */
   readonly loss: Tensor;
-  readonly bank: Bank;
+  /** The host stages that run before (`read`) and after (`write`) the graph; `read` declares the bank state. */
+  readonly stages: { readonly read: HostStage; readonly write: HostStage };
+  /** The names of the bank's state, the stages' outputs and the rows output. */
+  readonly names: BankNames;
   /** [b, P] int64: the classes paired with each image (its labels first, lowest ids first). */
   readonly classes: Tensor;
+  /** [b, P, Kp, d]: the rows `write` stores (this image's top-Kp p̂ of each paired class). */
+  readonly rows: Tensor;
   /** [b, P, n]: A = σ(z-score over pixels of S_fg − S_bg). */
   readonly attention: Tensor;
 }
 
-const variableName = (t: Tensor): string => {
+/** The graph input a tensor is (the stages read the labels by name). */
+const inputName = (t: Tensor): string => {
   const prim = t.graph.producer(t).prim;
-  if (prim.op !== "variable") throw new Error("internal: bank state must be a variable");
+  if (prim.op !== "input") {
+    throw new Error("internal: the attentive classifier's labels must be a graph input");
+  }
   return prim.name;
-};
-
-/** x mod m for non-negative integer-valued floats (exact: integer division on int64). */
-const modulo = (x: Tensor, m: number): Tensor => {
-  const i = o.cast(x, "int64");
-  return o.cast(o.sub(i, o.mul(o.div(i, m), m)), "float32");
 };
 
 /**
@@ -116,11 +109,13 @@ const modulo = (x: Tensor, m: number): Tensor => {
  *     ready (if none, 1 − S_fg). A = σ(z-score over the pixels of S_fg − S_bg), detached.
  *  2. L_aux(l) = the image-level loss of the pixel mean of A·z (divided by n, not ΣA), other labelled
  *     classes dropped; 0 while l's bank is not ready. Mean over the pairs.
- *  3. The bank: the image's Kp pixels of highest raw cosine s_l are written (p̂, detached) to slot
- *     (ptr_l + writes of l by earlier images of the batch) mod M; ptr_l advances by the batch's writes
- *     of l; a write that a later image of the batch overwrites is skipped, so the result equals writing
- *     image by image. Cross-image: scored against the bank before the writes; single-image: after them,
- *     i.e. against this image's own top-Kp pixels (M = 1), always ready.
+ *  3. The bank: the image's Kp pixels of highest raw cosine s_l (p̂, detached) leave the graph as
+ *     `rows`; the `write` stage stores them image by image to slot ptr_l of class l, advancing ptr_l
+ *     mod M (so several images of a batch take consecutive slots and the bank wraps). Cross-image:
+ *     scored against the bank before the writes (`read` gathers c_l before the graph runs);
+ *     single-image: after them, i.e. against this image's own top-Kp pixels (M = 1), always ready.
+ *
+ * The pairs, c_l and the readiness are graph inputs that `read` computes from the labels and the bank.
  */
 export const attentiveClassifier = (
   spec: AttentiveClassifier,
@@ -134,9 +129,19 @@ export const attentiveClassifier = (
     const m = spec.slots, kp = spec.pixels, p = pairs;
     const embeddings = o.stopGradient(x.embeddings);
     const cosine = o.stopGradient(x.cosine);
+    const names: BankNames = {
+      labels: inputName(x.labels),
+      bank: g.qualify("bank"),
+      pointer: g.qualify("bankPointer"),
+      fill: g.qualify("bankFill"),
+      pairs: g.qualify("pairs"),
+      centroids: g.qualify("centroids"),
+      ready: g.qualify("bankReady"),
+      rows: g.qualify("rows"),
+    };
 
-    // Pairs: ONNX TopK breaks ties by the lower index, so labelled classes come first, by class id.
-    const ids = o.topK(x.labels, p, 1).indices; // [b, P]
+    // Pairs, from the `read` stage: labelled classes first, by class id.
+    const ids = o.input(g, names.pairs, [b, p], "int64");
     const valid = o.gatherElements(x.labels, ids, 1); // [b, P] 1 = a labelled class
 
     // This image's top-Kp pixels of each paired class, by raw cosine: [b, P, Kp, d].
@@ -150,62 +155,14 @@ export const attentiveClassifier = (
       o.gatherElements(embeddings, o.expand(o.reshape(top, [b, p * kp, 1]), [b, p * kp, d]), 1),
       [b, p, kp, d],
     );
-
-    // The bank and its bookkeeping.
-    const features = o.variable(g, "bank", [classes, m, kp, d], zeros, { trainable: false });
-    const pointer = o.variable(g, "bankPointer", [classes], zeros, { trainable: false });
-    const fill = o.variable(g, "bankFill", [classes], zeros, { trainable: false });
-    const writes = o.scatterElements(o.zeros(g, [b, classes]), ids, valid, 1); // [b, K] 0/1
-    const earlierImages = o.constant(
-      g,
-      Array.from({ length: b * b }, (_, i) => (i % b < Math.floor(i / b) ? 1 : 0)),
-      [b, b],
-    ); // [i, j] = 1 for j < i
-    const before = o.matmul(earlierImages, writes); // [b, K]: writes of the class by earlier images
-    const perClass = o.sum(writes, [0]); // [K]
-    const offset = o.gatherElements(before, ids, 1); // [b, P]
-    const slot = modulo(o.add(o.gather(pointer, ids, 0), offset), m); // [b, P]
-    // Skipped: a later image of the batch writes the same slot (M or more writes after this one).
-    const kept = o.mul(
-      valid,
-      o.cast(o.greaterOrEqual(offset, o.sub(o.gather(perClass, ids, 0), m)), "float32"),
-    );
-    const rows = o.cast(o.add(o.mul(o.cast(ids, "float32"), m), slot), "int64"); // [b, P] into [K·M]
-    const flatRows = o.reshape(rows, [b * p]);
-    const bankRows = o.reshape(features, [classes * m, kp * d]);
-    const written = o.scatterElements(
-      o.zeros(g, [classes * m]),
-      flatRows,
-      o.reshape(kept, [b * p]),
-      0,
-      "add",
-    );
-    // Kept writes target distinct rows; skipped ones add exact zeros, so each written row is bitwise p̂.
-    const added = o.scatterElements(
-      o.zeros(g, [classes * m, kp * d]),
-      o.expand(o.reshape(flatRows, [b * p, 1]), [b * p, kp * d]),
-      o.mul(o.reshape(own, [b * p, kp * d]), o.reshape(kept, [b * p, 1])),
-      0,
-      "add",
-    );
-    const nextFeatures = o.reshape(
-      o.where(o.greater(o.reshape(written, [classes * m, 1]), 0.5), added, bankRows),
-      [classes, m, kp, d],
-    );
-    const nextPointer = modulo(o.add(pointer, perClass), m);
-    const nextFill = o.minimum(o.add(fill, perClass), m);
-    for (const [state, next] of [[features, nextFeatures], [pointer, nextPointer], [fill, nextFill]]) {
-      g.output(`${NEXT}${variableName(state)}`, next);
-    }
+    g.output(names.rows, own);
 
     // S_fg, S_bg and the attention A.
     const single = spec.variant === "singleImage";
     const centroids = single
       ? o.mean(own, [2]) // [b, P, d]: this image's own top-Kp pixels (the bank after the write)
-      : o.mean(o.gather(features, ids, 0), [2, 3]); // [b, P, d]: the bank before the write
-    const ready = single
-      ? valid
-      : o.mul(valid, o.cast(o.greaterOrEqual(o.gather(fill, ids, 0), m), "float32"));
+      : o.input(g, names.centroids, [b, p, d]); // [b, P, d]: the bank before the write
+    const ready = single ? valid : o.mul(valid, o.input(g, names.ready, [b, p]));
     const fg = o.matmul(centroids, o.mT(embeddings)); // [b, P, n]
     const weights = o.unsqueeze(ready, 2); // [b, P, 1]
     const others = o.sub(o.sum(o.mul(fg, weights), [1], true), o.mul(fg, weights));
@@ -218,15 +175,6 @@ export const attentiveClassifier = (
     const ce = exclusiveCrossEntropy(pooled, o.expand(o.unsqueeze(x.labels, 1), [b, p, classes]));
     const target = o.reshape(o.gatherElements(ce, o.unsqueeze(ids, 2), 2), [b, p]);
     const loss = o.div(o.sum(o.mul(target, ready)), o.maximum(o.sum(valid), 1));
-    return {
-      loss,
-      bank: {
-        features,
-        pointer,
-        fill,
-        next: { features: nextFeatures, pointer: nextPointer, fill: nextFill },
-      },
-      classes: ids,
-      attention,
-    };
+    const stages = bankStages(names, { batch: b, pairs: p, classes, slots: m, pixels: kp, d });
+    return { loss, stages, names, classes: ids, rows: own, attention };
   });

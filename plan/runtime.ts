@@ -18,6 +18,11 @@
  * Identity graph with host outputs: `getData()` on a device tensor aborts the process in
  * onnxruntime-node 1.30) for checkpoints and exports. A device value fed to a CPU session would read as
  * NaN, so the runtime refuses it.
+ *
+ * A host stage may declare state of its own, which it updates in place (LarvSeg's memory bank: a
+ * graph would have to return the whole bank as a `next:` output to change a few rows of it, and ONNX
+ * Runtime copies every output). Such state is checkpointed and restored like the rest but stays a
+ * host array on every provider.
  */
 import * as ort from "onnxruntime-node";
 import { Data, Effect, Scope } from "effect";
@@ -113,6 +118,12 @@ export interface HostStage {
    * `webgpu` the state entries are device values (their `data` throws): host stages read graph outputs.
    */
   readonly run: (env: ReadonlyMap<string, Value>) => Effect.Effect<Record<string, Value>, RuntimeError>;
+  /**
+   * State this stage keeps and updates in place (e.g. LarvSeg's memory bank): part of the plan's state
+   * (initialized, checkpointed, restored like any other) but always host arrays, on every provider —
+   * never uploaded to a device, since the stage reads and writes their `data`.
+   */
+  readonly state?: readonly StateSpec[];
 }
 
 export type Stage = GraphStage | HostStage;
@@ -153,6 +164,7 @@ export const plan = (name: string, g: Graph, stages: readonly Stage[]): Plan => 
   for (const stage of stages) {
     if (stage._tag !== "GraphStage") {
       for (const name of stage.outputs) produced.add(name);
+      for (const spec of stage.state ?? []) state.set(spec.name, spec);
       continue;
     }
     for (const v of stage.lowered.inputs) {
@@ -316,6 +328,10 @@ export const execute = (
       ) => [s.name, value(s.dtype, initialize(s.init, s.name, s.dtype, s.shape, seed), s.shape)]),
     );
     const specs = new Map(p.state.map((s) => [s.name, s]));
+    // State that host stages update in place stays on the host whatever the provider.
+    const hostOwned = new Set(
+      p.stages.flatMap((s) => (s._tag === "HostStage" ? (s.state ?? []).map((v) => v.name) : [])),
+    );
     const transfers: Transfers = { toDevice: 0, toHost: 0 };
     // State values this executor got from ORT: only these are released when replaced.
     const producedState = new WeakSet<Value>();
@@ -350,7 +366,7 @@ export const execute = (
 
     // State set from the host (the initial state, a checkpoint, a ranker) goes to the device once.
     const upload = Effect.gen(function* () {
-      const names = [...state].filter(([, v]) => onHost(v)).map(([n]) => n);
+      const names = [...state].filter(([n, v]) => onHost(v) && !hostOwned.has(n)).map(([n]) => n);
       if (names.length === 0) return;
       for (const n of names) transfers.toDevice += bytesOf(state.get(n)!);
       for (const [n, v] of yield* copy(names, UPLOADED, "gpu-buffer")) {

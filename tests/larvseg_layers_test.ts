@@ -9,6 +9,7 @@ import { Graph } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
 import { execute, graphStage, plan, value } from "../plan/runtime.ts";
 import { attentiveClassifier, exclusiveCrossEntropy, imageLevelLoss } from "../layers/larvseg.ts";
+import { pairClasses, readBank, writeBank } from "../layers/larvseg_bank.ts";
 import * as m from "../dsl/model.ts";
 import { checkCase } from "../plan/gradcheck.ts";
 import { assert } from "./assert.ts";
@@ -61,19 +62,19 @@ const tinyAttentive = (fill: number[]) => {
   };
   const a = attentiveClassifier(spec, 3, inputs);
   g.output("loss", a.loss);
-  return runGraph(g, {
-    logits: f32([2, 0, 1, 0, 1, 1], [1, 2, 3]),
-    embeddings: f32([1, 0, 0, 1], [1, 2, 2]),
-    cosine: f32([1, 0, 0, 0, 1, 0], [1, 2, 3]),
-    labels: f32([1, 1, 0], [1, 3]),
-  }, {
-    state: {
-      "attentive.bank": f32([1, 0, 0, 1, 0, 0], [3, 1, 1, 2]),
-      "attentive.bankPointer": f32([0, 0, 0], [3]),
-      "attentive.bankFill": f32(fill, [3]),
-    },
-    outputs: ["loss"],
-  });
+  return Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(plan("t", g, [a.stages.read, graphStage(g), a.stages.write]));
+    ex.state.set("attentive.bank", f32([1, 0, 0, 1, 0, 0], [3, 1, 1, 2]));
+    ex.state.set("attentive.bankPointer", f32([0, 0, 0], [3]));
+    ex.state.set("attentive.bankFill", f32(fill, [3]));
+    const out = yield* ex.run({
+      logits: f32([2, 0, 1, 0, 1, 1], [1, 2, 3]),
+      embeddings: f32([1, 0, 0, 1], [1, 2, 2]),
+      cosine: f32([1, 0, 0, 0, 1, 0], [1, 2, 3]),
+      labels: f32([1, 1, 0], [1, 3]),
+    });
+    return { loss: Array.from(out.get("loss")!.data as Float32Array) };
+  })));
 };
 
 Deno.test("attentive loss: S_fg, S_bg, A and the pooled cross-entropy on a tiny case", async () => {
@@ -132,7 +133,7 @@ Deno.test("the bank writes each class's top-K pixels to its slot, in image order
     [[2], [2], [2]], // class 2 from slot 0: images 0, 1, 2 → slots 0, 1, 0 (image 2 overwrites image 0)
   ];
   const states = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-    const ex = yield* execute(plan("t", g, [graphStage(g)]));
+    const ex = yield* execute(plan("t", g, [a.stages.read, graphStage(g), a.stages.write]));
     const seen: Record<string, number[]>[] = [];
     for (const labels of steps) {
       yield* ex.run({
@@ -182,4 +183,25 @@ Deno.test("image-level loss: its gradient (composed from primitives) matches cen
     f: (z, labels) => imageLevelLoss(z, o.cast(labels, "float64")),
   }));
   assert(result.passed, `max error ${result.maxError} > ${result.tolerance}`);
+});
+
+Deno.test("the bank read: pairs (labels first, then the lowest unlabelled ids), class means, readiness", () => {
+  // 2 images, 4 classes, P = 3; M = 2 slots, Kp = 1, d = 2. Image 0 labels {1, 3}: pairs [1, 3, 0];
+  // image 1 labels {0, 1, 2, 3}: the first three, [0, 1, 2]. Class l's slots hold [l, 0] and [l, 2],
+  // so c_l = [l, 1]; fill [2, 1, 2, 0]: classes 0 and 2 ready.
+  const dims = { batch: 2, pairs: 3, classes: 4, slots: 2, pixels: 1, d: 2 };
+  const pairs = pairClasses([0, 1, 0, 1, 1, 1, 1, 1], 2, 4, 3);
+  assertEquals(Array.from(pairs, Number), [1, 3, 0, 0, 1, 2]);
+  const bank = Float32Array.from([0, 1, 2, 3].flatMap((l) => [l, 0, l, 2]));
+  const { centroids, ready } = readBank(bank, Float32Array.from([2, 1, 2, 0]), pairs, dims);
+  assertEquals(Array.from(centroids), [1, 1, 3, 1, 0, 1, 0, 1, 1, 1, 2, 1]);
+  assertEquals(Array.from(ready), [0, 0, 1, 1, 0, 1]);
+  // Writing image 1's rows [10 + j, 20 + j] for its pairs j = 0, 1, 2 (image 0 writes only its labels):
+  // class 1 gets image 0's row at slot 1 (its pointer), then image 1's at slot 0 (wrapped).
+  const state = { bank, pointer: Float32Array.from([0, 1, 1, 0]), fill: Float32Array.from([2, 1, 2, 0]) };
+  const rows = Float32Array.from([0, 1, 2, 3, 4, 5].flatMap((i) => [10 * Math.floor(i / 3) + i, 20 + i]));
+  writeBank(state, rows, pairs, [0, 1, 0, 1, 1, 1, 1, 1], dims);
+  assertEquals(Array.from(state.bank), [13, 23, 0, 2, 14, 24, 0, 20, 2, 0, 15, 25, 1, 21, 3, 2]);
+  assertEquals(Array.from(state.pointer), [1, 1, 0, 1]);
+  assertEquals(Array.from(state.fill), [2, 2, 2, 1]);
 });

@@ -12,19 +12,24 @@ import { type Experiment, experiment } from "../dsl/experiment.ts";
 import * as m from "../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
 import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
-import { inferenceGraph, lossGraph } from "../interpret/graphs.ts";
+import { inferenceGraph, lossGraph, trainingStages } from "../interpret/graphs.ts";
+import { sgd } from "../plan/optim.ts";
 import {
   ATTENTIVE_LOSS,
   IMAGE_LABELS,
   IMAGE_LEVEL_LOSS,
+  lossGraph as segmenterLossGraph,
   PIXEL_LABELLED,
   PIXEL_LOSS,
 } from "../interpret/segmenter.ts";
 import { exportModel } from "../eval/export_model.ts";
-import { value } from "../plan/runtime.ts";
+import { plan, value } from "../plan/runtime.ts";
 import { random } from "../core/random.ts";
 import { proceduralNames } from "../data/procedural.ts";
 import { finalState, run } from "./run_helpers.ts";
+import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
+
+const unavailable = await webgpuUnavailable("larvseg_train_test.ts");
 
 const K = 8;
 const model = (o: Partial<m.Segmenter> = {}) =>
@@ -70,18 +75,28 @@ const BANK = "model.attentive.bank",
   POINTER = "model.attentive.bankPointer",
   FILL = "model.attentive.bankFill";
 
-Deno.test("LarvSeg training graph: image-level inputs, loss terms, the bank as non-trainable state", () => {
+Deno.test("LarvSeg training plan: image-level inputs, loss terms, the bank as host-stage state", () => {
   const shapes = { batch: 2, height: 32, width: 32, trainSize: [32, 32] as const };
-  const { graph } = lossGraph(model(), shapes);
+  const { graph, bank } = segmenterLossGraph(model(), shapes);
   for (const name of [IMAGE_LABELS, PIXEL_LABELLED]) assert(graph.lookup(name), name);
   for (const name of [PIXEL_LOSS, IMAGE_LEVEL_LOSS, ATTENTIVE_LOSS]) assert(graph.outputs.has(name), name);
-  for (const [name, shape] of [[BANK, [K, 2, 4, 16]], [POINTER, [K]], [FILL, [K]]] as const) {
-    const t = graph.lookup(name)!;
-    const prim = graph.producer(t).prim;
-    assert(prim.op === "variable" && !prim.trainable, `${name} is state`);
-    assertEquals(t.shape, shape);
-    assert(graph.outputs.has(`next:${name}`), `next:${name}`);
+  // The bank is the read stage's state, outside the graph: per step the graph gets the pairs' class
+  // means and returns the new rows (P = 4 pairs, Kp = 4 pixels, d = 16), never the bank.
+  assertEquals(
+    bank!.read.state!.map((s) => [s.name, s.shape]),
+    [[BANK, [K, 2, 4, 16]], [POINTER, [K]], [FILL, [K]]],
+  );
+  for (const name of [BANK, POINTER, FILL]) {
+    assert(!graph.lookup(name) && !graph.outputs.has(`next:${name}`), name);
   }
+  assertEquals(graph.lookup("model.attentive.centroids")!.shape, [2, 4, 16]);
+  assertEquals(graph.outputs.get("model.attentive.rows")!.shape, [2, 4, 4, 16]);
+  const { stages } = trainingStages(model(), shapes, { optimizer: sgd({}) });
+  assertEquals(stages.map((s) => s.name), ["bank read", "train", "bank write"]);
+  assertEquals(
+    plan("t", graph, stages).state.filter((s) => s.name.includes("attentive")).map((s) => s.name),
+    [BANK, POINTER, FILL],
+  );
   // Without LarvSeg's losses the graph takes no image-level inputs (existing runs feed what they did).
   const plain = lossGraph(model({ imageLevelLoss: undefined, attentiveClassifier: undefined }), shapes).graph;
   assert(!plain.lookup(IMAGE_LABELS) && !plain.lookup(BANK));
@@ -139,18 +154,43 @@ Deno.test("LarvSeg adds no inference cost: the inference graph and the export ha
   const variables = g.nodes.flatMap((n) => (n.prim.op === "variable" ? [n.prim.name] : []));
   assert(variables.length > 0 && !variables.some((v) => v.includes("attentive")), variables.join());
   // Exported from a training state that holds the bank: only what inference needs is embedded.
-  const { graph } = lossGraph(spec, { batch: 2, height: 32, width: 32, trainSize: [32, 32] });
-  const state = new Map(
-    graph.nodes.flatMap((n) =>
-      n.prim.op === "variable"
-        ? [[
-          n.prim.name,
-          value("float32", new Float32Array(n.prim.shape.reduce((x, y) => x * y, 1)), n.prim.shape),
-        ]]
-        : []
+  const { graph, bank } = segmenterLossGraph(spec, { batch: 2, height: 32, width: 32, trainSize: [32, 32] });
+  const zeros = (shape: readonly number[]) =>
+    value("float32", new Float32Array(shape.reduce((x, y) => x * y, 1)), shape);
+  const state = new Map([
+    ...graph.nodes.flatMap((n) =>
+      n.prim.op === "variable" ? [[n.prim.name, zeros(n.prim.shape)] as const] : []
     ),
-  );
+    ...bank!.read.state!.map((s) => [s.name, zeros(s.shape)] as const),
+  ]);
   assert(state.has(BANK));
   const { bytes } = exportModel({ ...larvSegExperiment(), model: spec }, state);
   assert(!new TextDecoder("latin1").decode(bytes).includes("attentive"), "the export holds no bank");
+});
+
+Deno.test({
+  name: deviceTestName(
+    "LarvSeg on webgpu: the bank stays host state; stop at 4, resume to 8 = never stopping, bitwise",
+    unavailable,
+  ),
+  ignore: unavailable !== undefined,
+  fn: async () => {
+    const root = await mkdtemp(join(tmpdir(), "kappa-larvseg-webgpu-"));
+    try {
+      const e = larvSegExperiment(), provider = "webgpu" as const;
+      const straight = join(root, "straight"), resumed = join(root, "resumed");
+      assert(Exit.isSuccess(await run(e, { out: straight, provider })));
+      const stopped = await run(e, { out: resumed, stopAfter: 4, provider });
+      assert(Exit.isFailure(stopped) && String(stopped.cause).includes("stopped at step 4"), String(stopped));
+      assert(Exit.isSuccess(await run(e, { out: resumed, resume: true, provider })));
+      const [a, b] = [await finalState(straight), await finalState(resumed)];
+      for (const name of Object.keys(a)) {
+        const [x, y] = [a[name].data as Float32Array, b[name].data as Float32Array];
+        assert(x.length === y.length && x.every((v, i) => Object.is(v, y[i])), `${name} differs`);
+      }
+      assert(Array.from(a[FILL].data as Float32Array).some((f) => f === 2));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
 });

@@ -19,6 +19,7 @@ import {
   value,
 } from "../plan/runtime.ts";
 import { linear } from "../layers/linear.ts";
+import { hostStatePlan } from "./host_state_plan.ts";
 
 const tinyGraph = (batch: number) => {
   const g = new Graph("tiny");
@@ -209,4 +210,20 @@ Deno.test("runtime: intra-op threads that sleep instead of spinning compute the 
     })));
   assertEquals(await totals(false), await totals(true));
   assertEquals(await totals(false), [9, 15]);
+});
+
+Deno.test("runtime: a host stage's own state is plan state, initialized, and updated in place", async () => {
+  const p = hostStatePlan();
+  assertEquals(p.state.map((s) => s.name), ["seen"]);
+  assertEquals(p.feeds.map((f) => f.name), ["x"]);
+  const x = value("float32", Float32Array.of(1, 2, 3), [3]);
+  const out = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(p);
+    const initial = ex.state.get("seen")!;
+    const totals: number[] = [];
+    for (let i = 0; i < 3; i++) totals.push((yield* ex.run({ x })).get("total")!.data[0] as number);
+    const host = yield* ex.hostState();
+    return { totals, same: ex.state.get("seen") === initial, seen: host.get("seen")!.data[0] };
+  })));
+  assertEquals(out, { totals: [7, 8, 9], same: true, seen: 3 });
 });

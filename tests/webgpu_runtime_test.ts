@@ -11,6 +11,7 @@ import { ones } from "../plan/init.ts";
 import { execute, graphStage, NEXT, onHost, plan, value } from "../plan/runtime.ts";
 import { classifyWebGpuFailure, describeWebGpuFailure } from "../plan/webgpu_diagnosis.ts";
 import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
+import { hostStatePlan } from "./host_state_plan.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_runtime_test.ts");
 
@@ -159,5 +160,30 @@ Deno.test({
       text.includes('input "c" is a gpu-buffer value on the webgpu device, which a cpu session cannot read'),
       text,
     );
+  },
+});
+
+Deno.test({
+  name: deviceTestName(
+    "webgpu: a host stage's own state stays a host array and is never uploaded",
+    unavailable,
+  ),
+  ignore: unavailable !== undefined,
+  fn: async () => {
+    const x = value("float32", Float32Array.of(1, 2, 3), [3]);
+    const out = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(hostStatePlan(), { provider: "webgpu" });
+      const totals: number[] = [], bytes: number[][] = [];
+      for (let i = 0; i < 3; i++) {
+        totals.push((yield* ex.run({ x })).get("total")!.data[0] as number);
+        bytes.push([ex.transfers.toDevice, ex.transfers.toHost]);
+      }
+      return { totals, bytes, onHost: onHost(ex.state.get("seen")!), seen: ex.state.get("seen")!.data[0] };
+    })));
+    assertEquals(out.totals, [7, 8, 9]);
+    // Per run: x (12 B) and seenNow (4 B) go up, total (4 B) comes down; `seen` never moves.
+    assertEquals(out.bytes, [[16, 4], [32, 8], [48, 12]]);
+    assert(out.onHost);
+    assertEquals(out.seen, 3);
   },
 });
