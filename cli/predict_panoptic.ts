@@ -4,8 +4,10 @@
  * `<stem>-panoptic.png` (class colours, instances shaded apart, white outlines) and
  * `<stem>-overlay.png` (that picture over the image), and one `panoptic.json` in COCO's layout
  * (`annotations[].segments_info` with COCO category ids, area, bbox and score; `categories`).
+ * `--export-size` predicts the way the exported ONNX model is used (`eval/export_size.ts`).
  */
 import { Console, Effect } from "effect";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import { readRgb } from "../data/decode.ts";
@@ -17,14 +19,32 @@ import { makePanopticPredictor } from "../eval/panoptic_eval.ts";
 import { colorizePanoptic, panopticPngRgb, segmentsInfo } from "../eval/panoptic_output.ts";
 import { overlay, writePng } from "../eval/colorize.ts";
 import type { ExperimentFor } from "../interpret/kinds.ts";
+import type { PanopticSegmenter } from "../dsl/model.ts";
+import { fitSize } from "../eval/export_size.ts";
 import type { RuntimeOptions, Value } from "../plan/runtime.ts";
+
+/**
+ * The merge thresholds of a run: the spec's, with the class thresholds that its evaluation's calibration
+ * chose (`eval-<test split>.json`) when the model has `mergeCalibration` and the record exists.
+ */
+export const calibratedMerge = (dir: string, e: ExperimentFor<"panoptic">): PanopticSegmenter["merge"] => {
+  const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
+  if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
+  const c = JSON.parse(readFileSync(file, "utf8")).calibration;
+  return c
+    ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
+    : e.model.merge;
+};
 
 export const predictPanoptic = (
   run: { readonly dir: string; readonly checkpoint: string; readonly state: ReadonlyMap<string, Value> },
   e: ExperimentFor<"panoptic">,
   images: readonly string[],
   out: string,
-  runtime: RuntimeOptions,
+  runtime: RuntimeOptions & {
+    /** Predict as the exported model is used (`eval/export_size.ts`): fit into the crop size, pad to it. */
+    readonly exportSize?: boolean;
+  },
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const dataset = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)) as Partial<CocoDataset> & {
@@ -43,19 +63,35 @@ export const predictPanoptic = (
       ...runtime,
       trainSize: e.data.train.cropSize,
     });
+    // A calibrated model merges with the class thresholds its evaluation chose on the training split.
+    const merge = calibratedMerge(run.dir, e);
+    if (e.model.mergeCalibration) {
+      yield* Console.log(
+        merge === e.model.merge
+          ? `no eval-${e.data.dataset.testSplit}.json with a calibration in ${run.dir}: merging with the spec's thresholds`
+          : `merging with class thresholds thing ${merge.thingThreshold} / stuff ${merge.stuffThreshold} (chosen on ${e.data.dataset.trainSplit})`,
+      );
+    }
     yield* Effect.promise(() => mkdir(out, { recursive: true }));
     const annotations: unknown[] = [];
     for (const file of images) {
       const img = yield* readRgb(file);
-      const [h, w] = e.data.test.resize === null
+      const crop = e.data.train.cropSize;
+      // --export-size: the exported model's rule (fit inside the crop, pad bottom/right to it, merge on the
+      // image's region, ids back to the image's size by nearest neighbour); else the test pipeline's size.
+      const [h, w] = runtime.exportSize
+        ? fitSize(img.height, img.width, crop)
+        : e.data.test.resize === null
         ? [img.height, img.width]
         : rescaleSize(img.height, img.width, e.data.test.resize);
       const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
-      const p = yield* predictor.predict(
+      const [p] = yield* predictor.predictEach(
         normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
         h,
         w,
         [img.height, img.width],
+        [merge],
+        runtime.exportSize ? crop : undefined,
       );
       const stem = basename(file, extname(file));
       const png = join(out, `${stem}_panoptic.png`);

@@ -94,9 +94,11 @@ const panopticMetadata = (e: Experiment): Record<string, string> => {
     "kappa.postprocess":
       "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
       "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
-      "maskProbabilities > maskThreshold (crop [:h, :w], resize to H0 x W0 first); paste queries by confidence x mean mask " +
+      "maskProbabilities[:, :, :h, :w] > maskThreshold; paste queries by confidence x mean mask " +
       "probability, best first, keeping one if confidence >= thingThreshold / stuffThreshold and > overlapThreshold of its " +
-      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0)",
+      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0); " +
+      "then the segment ids to H0 x W0 by nearest neighbour: row y reads floor((y + 0.5) * h / H0), column x " +
+      "reads floor((x + 0.5) * w / W0) (kappa predict --export-size follows this)",
     "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
       "(softmax over the N queries per pixel)",
     ...(m ? { "kappa.merge": JSON.stringify(m) } : {}),
