@@ -7,7 +7,6 @@
  * `--export-size` predicts the way the exported ONNX model is used (`eval/export_size.ts`).
  */
 import { Console, Effect } from "effect";
-import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import { readRgb } from "../data/decode.ts";
@@ -15,26 +14,12 @@ import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import type { CocoDataset } from "../data/coco.ts";
-import { makePanopticPredictor } from "../eval/panoptic_eval.ts";
+import { calibratedMerge, makePanopticPredictor } from "../eval/panoptic_eval.ts";
 import { colorizePanoptic, panopticPngRgb, segmentsInfo } from "../eval/panoptic_output.ts";
 import { overlay, writePng } from "../eval/colorize.ts";
 import type { ExperimentFor } from "../interpret/kinds.ts";
-import type { PanopticSegmenter } from "../dsl/model.ts";
 import { fitSize } from "../eval/export_size.ts";
 import type { RuntimeOptions, Value } from "../plan/runtime.ts";
-
-/**
- * The merge thresholds of a run: the spec's, with the class thresholds that its evaluation's calibration
- * chose (`eval-<test split>.json`) when the model has `mergeCalibration` and the record exists.
- */
-export const calibratedMerge = (dir: string, e: ExperimentFor<"panoptic">): PanopticSegmenter["merge"] => {
-  const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-  if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
-  const c = JSON.parse(readFileSync(file, "utf8")).calibration;
-  return c
-    ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
-    : e.model.merge;
-};
 
 export const predictPanoptic = (
   run: { readonly dir: string; readonly checkpoint: string; readonly state: ReadonlyMap<string, Value> },

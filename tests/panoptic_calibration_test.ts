@@ -6,11 +6,20 @@
 import { Effect } from "effect";
 import { existsSync } from "node:fs";
 import { assert, assertEquals } from "./assert.ts";
-import { bestCandidate, calibrationCandidates, evaluatePanoptic } from "../eval/panoptic_eval.ts";
+import {
+  bestCandidate,
+  calibratedMerge,
+  calibrationCandidates,
+  evaluatePanoptic,
+} from "../eval/panoptic_eval.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { decodeExperiment, experimentHash } from "../dsl/experiment.ts";
 import { openDataset } from "../data/open.ts";
 import { requireTask } from "../interpret/kinds.ts";
 import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
+import type { MergeCalibration } from "../dsl/model.ts";
 
 const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
 
@@ -87,4 +96,30 @@ Deno.test({
     assertEquals(r.pq, given.pq);
     assertEquals(r.segmentation, given.segmentation);
   },
+});
+
+Deno.test("calibration: predict and export read the chosen pair from the run's eval record", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-calibrated-"));
+  try {
+    const calibration: MergeCalibration = { thingThresholds: [0.7, 0.2], stuffThresholds: [0.5, 0.1] };
+    const calibrated = await Effect.runPromise(
+      requireTask(tinyPanoptic({}, { mergeCalibration: calibration }), "panoptic", "predict"),
+    );
+    const plain = await Effect.runPromise(requireTask(tinyPanoptic(), "panoptic", "predict"));
+    // No record yet: the spec's thresholds.
+    assertEquals(calibratedMerge(dir, calibrated), calibrated.model.merge);
+    await writeFile(
+      join(dir, "eval-val2017.json"),
+      JSON.stringify({ calibration: { thingThreshold: 0.2, stuffThreshold: 0.1 } }),
+    );
+    assertEquals(calibratedMerge(dir, calibrated), {
+      ...calibrated.model.merge,
+      thingThreshold: 0.2,
+      stuffThreshold: 0.1,
+    });
+    // A model without mergeCalibration keeps its own thresholds whatever the folder holds.
+    assertEquals(calibratedMerge(dir, plain), plain.model.merge);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
