@@ -10,6 +10,9 @@
  * `deno task bench panoptic step`: one training step split into its stages (cost graph, Hungarian matching
  * on the host, loss + update graph) for the baseline and ReMaX rows, on a real coco133 batch; writes the
  * "Panoptic training step" section of BENCHMARKS.md.
+ *
+ * `deno task bench panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what a trained run's class head
+ * does on training batches (the numbers behind grid.ts's comment on merging's thresholds).
  */
 import { Effect, Stream } from "effect";
 import { readdirSync, readFileSync } from "node:fs";
