@@ -121,9 +121,11 @@ export { baseNovelMIoU, novelMask, UnknownNovelClass } from "./eval/base_novel.t
 export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";
 export {
   evaluatePanoptic,
+  evaluatePanopticEach,
   makePanopticPredictor,
+  type MergeCalibrationResult,
   type PanopticEvaluation,
   type PanopticPrediction,
 } from "./eval/panoptic_eval.ts";
-export { mergePanoptic } from "./eval/panoptic_merge.ts";
+export { mergePanoptic, pasteSegments, prepareMerge } from "./eval/panoptic_merge.ts";
 export { panopticAccumulator } from "./eval/panoptic_quality.ts";

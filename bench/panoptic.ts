@@ -10,6 +10,9 @@
  * `deno task bench panoptic step`: one training step split into its stages (cost graph, Hungarian matching
  * on the host, loss + update graph) for the baseline and ReMaX rows, on a real coco133 batch; writes the
  * "Panoptic training step" section of BENCHMARKS.md.
+ *
+ * `deno task bench panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what a trained run's class head
+ * does on training batches (the numbers behind grid.ts's comment on merging's thresholds).
  */
 import { Effect, Stream } from "effect";
 import { readdirSync, readFileSync } from "node:fs";
@@ -22,6 +25,8 @@ import { trainingStages } from "../interpret/graphs.ts";
 import * as panoptic from "../interpret/panoptic.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { execute, graphStage, type HostStage, plan, type Value, value } from "../plan/runtime.ts";
+import { matchingStage } from "../plan/matching_stage.ts";
+import { loadRun } from "../train/load_run.ts";
 import { trainLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
 import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
@@ -55,6 +60,8 @@ interface RunResult {
   readonly mIoU: number;
   /** Seconds per training step (batch / images per second, averaged over the logged intervals). */
   readonly stepSeconds: number;
+  /** Merging's class thresholds (thing / stuff) chosen on the training split, when calibrated. */
+  readonly thresholds?: string;
 }
 
 const readRun = (dir: string, split: string, batch: number): RunResult => {
@@ -67,6 +74,9 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
     pqSt: r.pq.stuff.pq,
     mIoU: r.segmentation.mIoU,
     stepSeconds: mean(rates),
+    thresholds: r.calibration
+      ? `${r.calibration.thingThreshold} / ${r.calibration.stuffThreshold}`
+      : undefined,
   };
 };
 
@@ -146,6 +156,10 @@ const writeSection = async (
         { header: "PQ_th", cell: (r) => pm(r.runs.map((x) => x.pqTh)) },
         { header: "PQ_st", cell: (r) => pm(r.runs.map((x) => x.pqSt)) },
         { header: "mIoU", cell: (r) => pm(r.runs.map((x) => x.mIoU)) },
+        {
+          header: "class thresholds (chosen on train)",
+          cell: (r) => r.runs.map((x) => x.thresholds ?? "spec").join(", ") || "–",
+        },
         { header: "s / step", cell: (r) => fixed(mean(r.runs.map((x) => x.stepSeconds)), 2) },
         { header: "inference ms", cell: (r) => fixed(r.inference, 1) },
         { header: "paper", cell: (r) => ROWS[r.row]?.paper ?? "—" },
@@ -270,7 +284,72 @@ const step = async () => {
   await recordSection("BENCHMARKS.md", "Panoptic training step (cost / matching / loss + update)", body);
 };
 
+/**
+ * `deno task bench panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what the class head of a
+ * trained panoptic run does on N training batches (default 8; seed 0): the share of matched queries, their
+ * probability of the matched class, their confidence (best non-void class), the void probability of the
+ * unmatched ones, and the PQ-style class term's weights on each (α·dice, (1 − α)·void ratio). Means over
+ * the batches; the numbers behind grid.ts's STEPS comment.
+ */
+const diagnose = async (args: string[]) => {
+  const dir = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+  if (!dir) throw new Error("bench panoptic diagnose: give a run folder");
+  const batches = Number(flag("batches") ?? 8);
+  const run = await Effect.runPromise(loadRun(dir, flag("checkpoint")));
+  const model = expectModelFor(run.experiment.model, "panoptic", "bench panoptic diagnose");
+  const e = run.experiment;
+  const [height, width] = e.data.train.cropSize;
+  const b = e.train.batchSize;
+  const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+  const g = panoptic.diagnosticsGraph(model, shapes);
+  const stages = [
+    graphStage(panoptic.costGraph(model, shapes), { name: "cost" }),
+    matchingStage({
+      costs: panoptic.COSTS,
+      counts: panoptic.MASK_COUNTS,
+      index: panoptic.MATCHED_INDEX,
+      matrix: panoptic.MATCHING,
+    }),
+    graphStage(g, { name: "diagnostics" }),
+  ];
+  const m = panoptic.maxMasks(model);
+  const loaded = await Effect.runPromise(Stream.runCollect(
+    trainLoader(e.data.dataset, e.data.train, { batchSize: b, seed: 0, workers: 0, panoptic: true })
+      .pipe(Stream.take(batches)),
+  ));
+  const totals = new Map<string, number>();
+  await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(plan("diagnose", g, stages), { threads: 1 });
+    for (const name of ex.state.keys()) {
+      const v = run.state.get(name);
+      if (v) ex.state.set(name, v);
+    }
+    for (const batch of loaded) {
+      const stacked = stackTargets(
+        batch.panoptic!.map((s) => panopticTargets(s.segmentIds, s.segments, { maxMasks: m })),
+        model.classes,
+      );
+      const dims = [b, height, width];
+      const out = yield* ex.run({
+        images: value("float32", batch.images, [b, 3, height, width]),
+        labels: value("int32", Int32Array.from(stacked.semantic, Number), dims),
+        maskIds: value("int64", stacked.maskIds, dims),
+        maskClasses: value("int64", stacked.classes, [b, m]),
+        maskCounts: value("int64", stacked.counts, [b]),
+      });
+      for (const [name, v] of out) {
+        if (!name.startsWith(panoptic.DIAGNOSTICS)) continue;
+        const key = name.slice(panoptic.DIAGNOSTICS.length);
+        totals.set(key, (totals.get(key) ?? 0) + (v.data[0] as number) / loaded.length);
+      }
+    }
+  })));
+  console.log(`${dir} (step ${run.step}), ${loaded.length} training batches of ${b}:`);
+  for (const [name, v] of totals) console.log(`  ${name.padEnd(22)} ${v.toFixed(4)}`);
+};
+
 export const main = async (args: string[]) => {
   if (args[0] === "step") return await step();
+  if (args[0] === "diagnose") return await diagnose(args.slice(1));
   return await grid();
 };

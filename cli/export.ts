@@ -13,6 +13,8 @@ import { writeFile } from "node:fs/promises";
 import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
+import { calibratedMerge } from "../eval/panoptic_eval.ts";
+import { requireTask } from "../interpret/kinds.ts";
 
 export const exportCommand = Command.make("export", {
   run: Argument.String("run-dir"),
@@ -26,8 +28,14 @@ export const exportCommand = Command.make("export", {
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const ranker = yield* loadRanker(run.experiment);
-    const { bytes, inputs, outputs, metadata } = exportModel(run.experiment, run.state, ranker, {
+    // A calibrated panoptic run's metadata gives the class thresholds its evaluation chose on train.
+    const e = run.experiment;
+    const merge = e.model._tag === "PanopticSegmenter"
+      ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
+      : undefined;
+    const { bytes, inputs, outputs, metadata } = exportModel(e, run.state, ranker, {
       quantize: Option.getOrUndefined(a.quantize),
+      merge,
     });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);

@@ -41,6 +41,7 @@ export const predictCommand = Command.make("predict", {
       return yield* predictPanoptic(run, pe, a.images, a.out, {
         provider: a.provider as Provider,
         threads: Option.getOrUndefined(a.threads),
+        exportSize: a.exportSize,
       });
     }
     const e = yield* requireTask(run.experiment, "semantic", "predict");

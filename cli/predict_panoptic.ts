@@ -4,6 +4,7 @@
  * `<stem>-panoptic.png` (class colours, instances shaded apart, white outlines) and
  * `<stem>-overlay.png` (that picture over the image), and one `panoptic.json` in COCO's layout
  * (`annotations[].segments_info` with COCO category ids, area, bbox and score; `categories`).
+ * `--export-size` predicts the way the exported ONNX model is used (`eval/export_size.ts`).
  */
 import { Console, Effect } from "effect";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -13,10 +14,11 @@ import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
 import type { CocoDataset } from "../data/coco.ts";
-import { makePanopticPredictor } from "../eval/panoptic_eval.ts";
+import { calibratedMerge, makePanopticPredictor } from "../eval/panoptic_eval.ts";
 import { colorizePanoptic, panopticPngRgb, segmentsInfo } from "../eval/panoptic_output.ts";
 import { overlay, writePng } from "../eval/colorize.ts";
 import type { ExperimentFor } from "../interpret/kinds.ts";
+import { fitSize } from "../eval/export_size.ts";
 import type { RuntimeOptions, Value } from "../plan/runtime.ts";
 
 export const predictPanoptic = (
@@ -24,7 +26,10 @@ export const predictPanoptic = (
   e: ExperimentFor<"panoptic">,
   images: readonly string[],
   out: string,
-  runtime: RuntimeOptions,
+  runtime: RuntimeOptions & {
+    /** Predict as the exported model is used (`eval/export_size.ts`): fit into the crop size, pad to it. */
+    readonly exportSize?: boolean;
+  },
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const dataset = (yield* openDataset(e.data.dataset, e.data.dataset.testSplit)) as Partial<CocoDataset> & {
@@ -43,19 +48,35 @@ export const predictPanoptic = (
       ...runtime,
       trainSize: e.data.train.cropSize,
     });
+    // A calibrated model merges with the class thresholds its evaluation chose on the training split.
+    const merge = calibratedMerge(run.dir, e);
+    if (e.model.mergeCalibration) {
+      yield* Console.log(
+        merge === e.model.merge
+          ? `no eval-${e.data.dataset.testSplit}.json with a calibration in ${run.dir}: merging with the spec's thresholds`
+          : `merging with class thresholds thing ${merge.thingThreshold} / stuff ${merge.stuffThreshold} (chosen on ${e.data.dataset.trainSplit})`,
+      );
+    }
     yield* Effect.promise(() => mkdir(out, { recursive: true }));
     const annotations: unknown[] = [];
     for (const file of images) {
       const img = yield* readRgb(file);
-      const [h, w] = e.data.test.resize === null
+      const crop = e.data.train.cropSize;
+      // --export-size: the exported model's rule (fit inside the crop, pad bottom/right to it, merge on the
+      // image's region, ids back to the image's size by nearest neighbour); else the test pipeline's size.
+      const [h, w] = runtime.exportSize
+        ? fitSize(img.height, img.width, crop)
+        : e.data.test.resize === null
         ? [img.height, img.width]
         : rescaleSize(img.height, img.width, e.data.test.resize);
       const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
-      const p = yield* predictor.predict(
+      const [p] = yield* predictor.predictEach(
         normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std),
         h,
         w,
         [img.height, img.width],
+        [merge],
+        runtime.exportSize ? crop : undefined,
       );
       const stem = basename(file, extname(file));
       const png = join(out, `${stem}_panoptic.png`);

@@ -383,6 +383,22 @@ export const MergeThresholds = Schema.Struct({
 });
 export type MergeThresholds = typeof MergeThresholds.Type;
 
+const Unit = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1));
+
+/**
+ * Class thresholds of mask-wise merging measured on the training split, for runs too short for the
+ * class confidences to reach `merge`'s (kMaX's are for 150k steps). When set, every evaluation first
+ * merges the training split's images (the test pipeline, whole images) under each pair of
+ * `thingThresholds` × `stuffThresholds` and keeps the pair with the best PQ there (ties: the earlier
+ * pair, thing-major); it then evaluates the requested split with that pair and `merge`'s other
+ * thresholds, and records the pair and each candidate's training PQ. The test split never chooses.
+ */
+export const MergeCalibration = Schema.Struct({
+  thingThresholds: Schema.NonEmptyArray(Unit),
+  stuffThresholds: Schema.NonEmptyArray(Unit),
+});
+export type MergeCalibration = typeof MergeCalibration.Type;
+
 /**
  * A panoptic mask transformer (kMaX-DeepLab's layout, field names after its config): a multi-scale
  * backbone → pixel decoder to stride 4 → `numMaskSlots` queries refined by `transformerDecoderLayers`
@@ -423,6 +439,8 @@ export const PanopticSegmenter = Schema.TaggedStruct("PanopticSegmenter", {
   queryClassification: QueryClassification,
   /** Inference post-processing (a host step after the graph): how per-query masks merge into segments. */
   merge: MergeThresholds,
+  /** Class thresholds chosen on the training split instead of `merge`'s (absent: `merge`'s, DESIGN.md's). */
+  mergeCalibration: Schema.optionalKey(MergeCalibration),
 });
 export type PanopticSegmenter = typeof PanopticSegmenter.Type;
 

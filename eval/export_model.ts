@@ -6,6 +6,7 @@
  * so the height and width cannot be symbolic.
  */
 import type { Experiment } from "../dsl/experiment.ts";
+import type { MergeThresholds } from "../dsl/model.ts";
 import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
@@ -47,7 +48,11 @@ export const exportModel = (
   e: Experiment,
   state: ReadonlyMap<string, Value>,
   ranker?: Ranker,
-  { quantize }: { readonly quantize?: ExportQuantization } = {},
+  { quantize, merge }: {
+    readonly quantize?: ExportQuantization;
+    /** A panoptic run's merge thresholds for the metadata (default: the spec's `merge`). */
+    readonly merge?: MergeThresholds;
+  } = {},
 ) => {
   const [height, width] = e.data.train.cropSize;
   const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
@@ -59,7 +64,7 @@ export const exportModel = (
     ? [CLASS_PROBABILITIES, MASK_PROBABILITIES]
     : [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
-  const described = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e) : exportMetadata(e);
+  const described = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e, merge) : exportMetadata(e);
   const metadata = quantize ? { ...described, "kappa.quantization": QUANTIZATION_NOTE[quantize] } : described;
   const float = exportOnnx(g, {
     outputs,
@@ -87,16 +92,18 @@ export const exportModel = (
 };
 
 /** The panoptic export's metadata: the semantic export's size and normalization, and merging in words. */
-const panopticMetadata = (e: Experiment): Record<string, string> => {
-  const m = e.model._tag === "PanopticSegmenter" ? e.model.merge : undefined;
+const panopticMetadata = (e: Experiment, merge?: MergeThresholds): Record<string, string> => {
+  const m = e.model._tag === "PanopticSegmenter" ? merge ?? e.model.merge : undefined;
   return {
     ...exportMetadata(e),
     "kappa.postprocess":
       "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
       "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
-      "maskProbabilities > maskThreshold (crop [:h, :w], resize to H0 x W0 first); paste queries by confidence x mean mask " +
+      "maskProbabilities[:, :, :h, :w] > maskThreshold; paste queries by confidence x mean mask " +
       "probability, best first, keeping one if confidence >= thingThreshold / stuffThreshold and > overlapThreshold of its " +
-      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0)",
+      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0); " +
+      "then the segment ids to H0 x W0 by nearest neighbour: row y reads floor((y + 0.5) * h / H0), column x " +
+      "reads floor((x + 0.5) * w / W0) (kappa predict --export-size follows this)",
     "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
       "(softmax over the N queries per pixel)",
     ...(m ? { "kappa.merge": JSON.stringify(m) } : {}),

@@ -6,6 +6,7 @@
  * (each segment's class on its pixels, void pixels predicted as nothing).
  */
 import { Effect, Scope, Stream } from "effect";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
@@ -31,7 +32,14 @@ import { InvalidLabels } from "../data/errors.ts";
 import { validateSplit } from "../data/validate.ts";
 import { resizeLabels } from "../data/resize.ts";
 import type { DatasetSpec } from "../dsl/dataset.ts";
-import { type MergeOptions, mergePanoptic, type PanopticMap } from "./panoptic_merge.ts";
+import {
+  MERGE_DEFAULTS,
+  type MergeOptions,
+  type PanopticMap,
+  pasteSegments,
+  type PreparedMerge,
+  prepareMerge,
+} from "./panoptic_merge.ts";
 import { panopticAccumulator, type PanopticSummary } from "./panoptic_quality.ts";
 import { segmentationAccumulator, type SegmentationSummary } from "./segmentation_metrics.ts";
 
@@ -44,13 +52,26 @@ export interface PanopticPrediction extends PanopticMap {
 }
 
 export interface PanopticPredictor {
-  /** Predicts one normalized image [1, 3, height, width] at `output` = [H0, W0]. */
+  /**
+   * Predicts one normalized image [1, 3, height, width] at `output` = [H0, W0]. The image is padded
+   * bottom/right with 0 to `padTo` (default: the next multiple of the output stride); merging runs on
+   * its own region, and the segment ids are resized to `output` by nearest neighbour.
+   */
   readonly predict: (
     image: Float32Array,
     height: number,
     width: number,
     output: readonly [number, number],
   ) => Effect.Effect<PanopticPrediction, RuntimeError | ProviderUnavailable>;
+  /** One network run, merged under each of `merges` (in that order). */
+  readonly predictEach: (
+    image: Float32Array,
+    height: number,
+    width: number,
+    output: readonly [number, number],
+    merges: readonly MergeOptions[],
+    padTo?: readonly [number, number],
+  ) => Effect.Effect<PanopticPrediction[], RuntimeError | ProviderUnavailable>;
 }
 
 /** A predictor with one session per padded input size, fed the trained state. */
@@ -67,9 +88,16 @@ export const makePanopticPredictor = (
     // One session per padded size: the merge runs on the host at the network's input size (the valid
     // region cropped out of the mask logits), and the panoptic map is resized to the output size by
     // nearest neighbour, so test images of many sizes share few sessions.
-    const predict = (image: Float32Array, height: number, width: number, output: readonly [number, number]) =>
+    const predictEach = (
+      image: Float32Array,
+      height: number,
+      width: number,
+      output: readonly [number, number],
+      merges: readonly MergeOptions[],
+      padTo?: readonly [number, number],
+    ) =>
       Effect.gen(function* () {
-        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
+        const [ph, pw] = padTo ?? [roundUp(height, stride), roundUp(width, stride)];
         const key = `${ph}x${pw}`;
         let ex = sessions.get(key);
         if (!ex) {
@@ -104,19 +132,36 @@ export const makePanopticPredictor = (
             masks.set(full.subarray(from, from + width), (q * height + y) * width);
           }
         }
-        const merged = mergePanoptic(
-          out.get(CLASS_LOGITS)!.data as Float32Array,
-          masks,
-          { queries: n, classes: model.classes, pixels: height * width },
-          isThing,
-          options.merge ?? model.merge,
-        );
-        const ids = resizeLabels(merged.ids, height, width, output[0], output[1]);
-        const classOf = new Map(merged.segments.map((s) => [s.id, s.category]));
-        const semantic = Int32Array.from(ids, (id) => id === 0 ? model.ignoreIndex : classOf.get(id)!);
-        return { ids, segments: merged.segments, semantic };
+        const classLogits = out.get(CLASS_LOGITS)!.data as Float32Array;
+        const size = { queries: n, classes: model.classes, pixels: height * width };
+        // Merges that share a mask threshold share the softmax over queries and the paste order.
+        const prepared = new Map<number, PreparedMerge>();
+        const done = new Map<string, PanopticPrediction>();
+        return merges.map((m) => {
+          const { maskThreshold, ...rest } = { ...MERGE_DEFAULTS, ...m };
+          let prep = prepared.get(maskThreshold);
+          if (!prep) {
+            prepared.set(maskThreshold, prep = prepareMerge(classLogits, masks, size, maskThreshold));
+          }
+          const merged = pasteSegments(prep, isThing, rest);
+          // Thresholds that keep the same segments give the same map: resized and labelled once.
+          const key = `${maskThreshold}:${JSON.stringify(merged.segments)}`;
+          const seen = done.get(key);
+          if (seen) return seen;
+          const ids = resizeLabels(merged.ids, height, width, output[0], output[1]);
+          const classOf = new Int32Array(merged.segments.length + 1).fill(model.ignoreIndex);
+          for (const s of merged.segments) classOf[s.id] = s.category;
+          const prediction = { ids, segments: merged.segments, semantic: ids.map((id) => classOf[id]) };
+          done.set(key, prediction);
+          return prediction;
+        });
       });
-    return { predict };
+    const predict = (image: Float32Array, height: number, width: number, output: readonly [number, number]) =>
+      Effect.map(
+        predictEach(image, height, width, output, [options.merge ?? model.merge]),
+        ([p]) => p,
+      );
+    return { predict, predictEach };
   });
 
 export interface PanopticEvaluation {
@@ -125,21 +170,53 @@ export interface PanopticEvaluation {
   /** Of the semantic map derived from the panoptic map. */
   readonly segmentation: SegmentationSummary;
   readonly images: number;
+  /** With the model's `mergeCalibration`: the class thresholds chosen on the training split. */
+  readonly calibration?: MergeCalibrationResult;
+}
+
+/** The class thresholds a `mergeCalibration` chose, and every candidate's PQ on the split it chose on. */
+export interface MergeCalibrationResult {
+  readonly split: string;
+  readonly images: number;
+  readonly thingThreshold: number;
+  readonly stuffThreshold: number;
+  readonly candidates: readonly { thingThreshold: number; stuffThreshold: number; pq: number }[];
 }
 
 export interface PanopticEvaluateOptions extends RuntimeOptions {
   readonly split?: string;
   readonly limit?: number;
   readonly workers?: number;
+  /** Merge thresholds to use as given (no calibration); default: the model's. */
   readonly merge?: MergeOptions;
 }
 
-/** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split. */
-export const evaluatePanoptic = (
+/** The candidates of a calibration, thing-major, each on top of `merge`. */
+export const calibrationCandidates = (
+  merge: MergeOptions,
+  c: { thingThresholds: readonly number[]; stuffThresholds: readonly number[] },
+): MergeOptions[] =>
+  c.thingThresholds.flatMap((thingThreshold) =>
+    c.stuffThresholds.map((stuffThreshold) => ({ ...merge, thingThreshold, stuffThreshold }))
+  );
+
+/** The index of the best PQ (the first on ties; NaN never wins). */
+export const bestCandidate = (pqs: readonly number[]): number =>
+  pqs.reduce(
+    (best, pq, i) => (pq > (pqs[best] ?? -Infinity) || (best < 0 && !Number.isNaN(pq)) ? i : best),
+    -1,
+  );
+
+/** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split, once per merge. */
+export const evaluatePanopticEach = (
   e: ExperimentFor<"panoptic">,
   state: ReadonlyMap<string, Value>,
   classes: ClassTable,
-  options: PanopticEvaluateOptions = {},
+  merges: readonly MergeOptions[],
+  options: Omit<PanopticEvaluateOptions, "merge"> & {
+    /** PQ only: the derived semantic maps' mIoU is not accumulated (its summary is empty). */
+    readonly pqOnly?: boolean;
+  } = {},
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const k = e.model.classes;
@@ -157,10 +234,12 @@ export const evaluatePanoptic = (
       ...options,
       trainSize: e.data.train.cropSize,
     });
-    const pq = panopticAccumulator({
-      categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
-    });
-    const seg = segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex });
+    const accumulators = merges.map(() => ({
+      pq: panopticAccumulator({
+        categories: classes.names.map((name, id) => ({ id, name, isThing: isThing[id] })),
+      }),
+      seg: segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex }),
+    }));
     let images = 0;
     let stream = testLoader(e.data.dataset, e.data.test, { split, workers: options.workers });
     if (options.limit !== undefined) stream = stream.pipe(Stream.take(options.limit));
@@ -168,21 +247,78 @@ export const evaluatePanoptic = (
       Effect.gen(function* () {
         const { height, width, labels } = batch.original;
         const id = batch.ids[0];
-        const p = yield* predictor.predict(batch.images, batch.height, batch.width, [height, width]);
+        const predictions = yield* predictor.predictEach(
+          batch.images,
+          batch.height,
+          batch.width,
+          [height, width],
+          merges,
+        );
         const truth = yield* dataset.readPanoptic!(sampleById.get(id)!);
         // Segments of classes the dataset drops are void for PQ (panopticapi: not a category).
         const kept = truth.segments.filter((s) => s.category >= 0 && s.category < k);
         const keptIds = new Set(kept.map((s) => s.id));
         const ids = Int32Array.from(truth.segmentIds, (v) => keptIds.has(v) ? v : 0);
-        pq.add(
-          { ids: p.ids, segments: p.segments.map((s) => ({ id: s.id, category: s.category })) },
-          { ids, segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })) },
-        );
-        seg.add(p.semantic, labels);
+        const gt = {
+          ids,
+          segments: kept.map((s) => ({ id: s.id, category: s.category, iscrowd: s.isCrowd })),
+        };
+        predictions.forEach((p, i) => {
+          accumulators[i].pq.add({
+            ids: p.ids,
+            segments: p.segments.map((s) => ({ id: s.id, category: s.category })),
+          }, gt);
+          if (!options.pqOnly) accumulators[i].seg.add(p.semantic, labels);
+        });
         images++;
       }));
-    return { pq: pq.summary(), segmentation: seg.summary(), images } satisfies PanopticEvaluation;
+    return accumulators.map((a) => ({ pq: a.pq.summary(), segmentation: a.seg.summary(), images }));
   }));
+
+/**
+ * PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split. With the model's
+ * `mergeCalibration` (and no `merge` option), the class thresholds are first chosen on the dataset's
+ * training split (all of its images) and the result says which.
+ */
+export const evaluatePanoptic = (
+  e: ExperimentFor<"panoptic">,
+  state: ReadonlyMap<string, Value>,
+  classes: ClassTable,
+  options: PanopticEvaluateOptions = {},
+) =>
+  Effect.gen(function* () {
+    const { merge, ...rest } = options;
+    const calibration = e.model.mergeCalibration;
+    if (merge || !calibration) {
+      const [r] = yield* evaluatePanopticEach(e, state, classes, [merge ?? e.model.merge], rest);
+      return r as PanopticEvaluation;
+    }
+    const candidates = calibrationCandidates(e.model.merge, calibration);
+    const trainSplit = e.data.dataset.trainSplit;
+    const onTrain = yield* evaluatePanopticEach(e, state, classes, candidates, {
+      ...rest,
+      split: trainSplit,
+      limit: undefined,
+      pqOnly: true,
+    });
+    const best = Math.max(0, bestCandidate(onTrain.map((r) => r.pq.all.pq)));
+    const chosen = candidates[best];
+    const [r] = yield* evaluatePanopticEach(e, state, classes, [chosen], rest);
+    return {
+      ...r,
+      calibration: {
+        split: trainSplit,
+        images: onTrain[0].images,
+        thingThreshold: chosen.thingThreshold!,
+        stuffThreshold: chosen.stuffThreshold!,
+        candidates: candidates.map((c, i) => ({
+          thingThreshold: c.thingThreshold!,
+          stuffThreshold: c.stuffThreshold!,
+          pq: onTrain[i].pq.all.pq,
+        })),
+      },
+    };
+  });
 
 /** `eval step 100 (val2017, 20 images): PQ 1.23 SQ … RQ … PQ_th … PQ_st … mIoU …`, all in percent. */
 export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluation): string => {
@@ -190,8 +326,15 @@ export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluat
   const { all, things, stuff } = r.pq;
   return `eval step ${step} (${split}, ${r.images} images): PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${
     pct(all.rq)
-  } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}`;
+  } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}${calibrationNote(r)}`;
 };
+
+/** ` (class thresholds thing 0.3 / stuff 0.2, chosen on train2017)`, or nothing without calibration. */
+const calibrationNote = (r: PanopticEvaluation): string =>
+  r.calibration
+    ? ` (class thresholds thing ${r.calibration.thingThreshold} / stuff ${r.calibration.stuffThreshold}, ` +
+      `chosen on ${r.calibration.split})`
+    : "";
 
 /** The summary table: PQ / SQ / RQ (percent) for all, things and stuff (`n` categories each), mIoU. */
 export const formatPanopticTable = (r: PanopticEvaluation): string => {
@@ -204,7 +347,9 @@ export const formatPanopticTable = (r: PanopticEvaluation): string => {
     `${"".padEnd(8)}${"PQ".padStart(8)}${"SQ".padStart(8)}${"RQ".padStart(8)}${"n".padStart(6)}`,
     ...rows,
   ]
-    .join("\n") + `\nmIoU (semantic map from the panoptic map) ${(100 * r.segmentation.mIoU).toFixed(2)}`;
+    .join("\n") +
+    `\nmIoU (semantic map from the panoptic map) ${(100 * r.segmentation.mIoU).toFixed(2)}` +
+    (r.calibration ? `\nmerging:${calibrationNote(r)}` : "");
 };
 
 /** Writes `eval-<split>.json` (fractions, per category too) into a run folder; returns its path. */
@@ -256,3 +401,16 @@ export const trivialPanopticQuality = (spec: DatasetSpec, classes: ClassTable, t
     }
     return { classIndex: best, className: classes.names[best], pq: pq.summary().all.pq };
   });
+
+/**
+ * The merge thresholds of a run: the spec's, with the class thresholds that its evaluation's calibration
+ * chose (`eval-<test split>.json`) when the model has `mergeCalibration` and the record exists.
+ */
+export const calibratedMerge = (dir: string, e: ExperimentFor<"panoptic">): PanopticSegmenter["merge"] => {
+  const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
+  if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
+  const c = JSON.parse(readFileSync(file, "utf8")).calibration;
+  return c
+    ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
+    : e.model.merge;
+};

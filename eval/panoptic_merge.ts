@@ -46,23 +46,37 @@ export interface PanopticMap {
   readonly segments: readonly MergedSegment[];
 }
 
+/** What merging computes before any class threshold: per query its class, confidence, mask and score. */
+export interface PreparedMerge {
+  readonly queries: number;
+  readonly pixels: number;
+  readonly maskThreshold: number;
+  readonly category: Int32Array;
+  readonly confidence: Float64Array;
+  /** [N, P] mask probabilities (softmax over queries per pixel). */
+  readonly probs: Float64Array;
+  /** Pixels of each query's binary mask (probability > maskThreshold). */
+  readonly area: Int32Array;
+  /** Queries, best score (confidence × mean mask probability) first; ties: lower query index. */
+  readonly order: readonly number[];
+}
+
 /**
- * Merges one image. `classLogits` [N, K + 1] (void last), `maskLogits` [N, P] row-major; `isThing[c]`
- * for the K classes.
+ * Steps 1–2 and the paste order of mask-wise merging (the part that does not depend on the class
+ * thresholds, so several threshold settings can share it). `classLogits` [N, K + 1] (void last),
+ * `maskLogits` [N, P] row-major.
  */
-export const mergePanoptic = (
+export const prepareMerge = (
   classLogits: ArrayLike<number>,
   maskLogits: ArrayLike<number>,
   { queries, classes, pixels }: { queries: number; classes: number; pixels: number },
-  isThing: readonly boolean[],
-  options: MergeOptions = {},
-): PanopticMap => {
-  const opt = { ...MERGE_DEFAULTS, ...options };
+  maskThreshold = MERGE_DEFAULTS.maskThreshold,
+): PreparedMerge => {
   const n = queries, k1 = classes + 1, p = pixels;
-  if (classLogits.length !== n * k1 || maskLogits.length !== n * p || isThing.length !== classes) {
+  if (classLogits.length !== n * k1 || maskLogits.length !== n * p) {
     throw new RangeError(
-      `mergePanoptic: expected ${n}×${k1} class logits, ${n}×${p} mask logits and ${classes} isThing flags, ` +
-        `got ${classLogits.length}, ${maskLogits.length} and ${isThing.length}`,
+      `mergePanoptic: expected ${n}×${k1} class logits and ${n}×${p} mask logits, ` +
+        `got ${classLogits.length} and ${maskLogits.length}`,
     );
   }
   // 1. Class and confidence per query.
@@ -92,24 +106,34 @@ export const mergePanoptic = (
   for (let q = 0; q < n; q++) {
     let sum = 0;
     for (let i = 0; i < p; i++) {
-      if (probs[q * p + i] > opt.maskThreshold) {
+      if (probs[q * p + i] > maskThreshold) {
         area[q]++;
         sum += probs[q * p + i];
       }
     }
     score[q] = area[q] > 0 ? confidence[q] * sum / area[q] : 0;
   }
-  // 3. Paste, best score first (ties: lower query index).
   const order = Array.from({ length: n }, (_, q) => q).sort((a, b) => score[b] - score[a] || a - b);
+  return { queries: n, pixels: p, maskThreshold, category, confidence, probs, area, order };
+};
+
+/** Steps 3–4: pastes the prepared queries under the class, overlap and area thresholds of `options`. */
+export const pasteSegments = (
+  prepared: PreparedMerge,
+  isThing: readonly boolean[],
+  options: Omit<MergeOptions, "maskThreshold"> = {},
+): PanopticMap => {
+  const opt = { ...MERGE_DEFAULTS, ...options };
+  const { pixels: p, probs, area, category, confidence, maskThreshold } = prepared;
   const ids = new Int32Array(p);
   const segments: { id: number; category: number; isThing: boolean; score: number; area: number }[] = [];
   const stuffSegment = new Map<number, number>(); // class → index in segments
-  for (const q of order) {
+  for (const q of prepared.order) {
     const c = category[q];
     const thing = isThing[c];
     if (area[q] === 0 || confidence[q] < (thing ? opt.thingThreshold : opt.stuffThreshold)) continue;
     let free = 0;
-    for (let i = 0; i < p; i++) if (probs[q * p + i] > opt.maskThreshold && ids[i] === 0) free++;
+    for (let i = 0; i < p; i++) if (probs[q * p + i] > maskThreshold && ids[i] === 0) free++;
     if (free <= opt.overlapThreshold * area[q] || free < opt.minArea) continue;
     let index = thing ? undefined : stuffSegment.get(c);
     if (index === undefined) {
@@ -125,9 +149,39 @@ export const mergePanoptic = (
     }
     const segment = segments[index];
     for (let i = 0; i < p; i++) {
-      if (probs[q * p + i] > opt.maskThreshold && ids[i] === 0) ids[i] = segment.id;
+      if (probs[q * p + i] > maskThreshold && ids[i] === 0) ids[i] = segment.id;
     }
     segment.area += free;
   }
   return { ids, segments };
+};
+
+/**
+ * Merges one image. `classLogits` [N, K + 1] (void last), `maskLogits` [N, P] row-major; `isThing[c]`
+ * for the K classes.
+ */
+export const mergePanoptic = (
+  classLogits: ArrayLike<number>,
+  maskLogits: ArrayLike<number>,
+  { queries, classes, pixels }: { queries: number; classes: number; pixels: number },
+  isThing: readonly boolean[],
+  options: MergeOptions = {},
+): PanopticMap => {
+  if (
+    classLogits.length !== queries * (classes + 1) || maskLogits.length !== queries * pixels ||
+    isThing.length !== classes
+  ) {
+    throw new RangeError(
+      `mergePanoptic: expected ${queries}×${
+        classes + 1
+      } class logits, ${queries}×${pixels} mask logits and ` +
+        `${classes} isThing flags, got ${classLogits.length}, ${maskLogits.length} and ${isThing.length}`,
+    );
+  }
+  const { maskThreshold, ...rest } = { ...MERGE_DEFAULTS, ...options };
+  return pasteSegments(
+    prepareMerge(classLogits, maskLogits, { queries, classes, pixels }, maskThreshold),
+    isThing,
+    rest,
+  );
 };

@@ -33,6 +33,7 @@ import {
   auxSemanticCrossEntropy,
   maskIdCrossEntropy,
   matchingCosts,
+  matchingDiagnostics,
   pqStyleLoss,
   targetMasks,
 } from "../layers/panoptic_losses.ts";
@@ -148,6 +149,31 @@ export const lossGraph = (spec: PanopticSegmenter, shapes: Shapes): { graph: Gra
     }
   });
   return { graph: g, loss: g.output(LOSS, terms.reduce((a, b) => o.add(a, b))) };
+};
+
+/** Prefix of the diagnostics graph's outputs (`diagnostics.matchedClassProb`, …). */
+export const DIAGNOSTICS = "diagnostics.";
+
+/**
+ * The diagnostics graph: the training forward (no backward, no update) and `matchingDiagnostics` of the
+ * matched pairs (input `matching`), each output named `diagnostics.<name>`. Run after the cost graph
+ * and the matching stage, in place of the loss graph.
+ */
+export const diagnosticsGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
+  const g = new Graph("diagnostics");
+  const f = trainingForward(g, spec, shapes);
+  const matching = o.input(g, MATCHING, [shapes.batch, spec.numMaskSlots, maxMasks(spec)]);
+  g.scope("diagnostics", () => {
+    const d = matchingDiagnostics({
+      maskLogits: f.maskLogits,
+      classLogits: f.out.classLogits,
+      gtMasks: f.gtMasks,
+      gtClasses: f.gtClasses,
+      matching,
+    });
+    for (const [name, t] of Object.entries(d)) g.output(DIAGNOSTICS + name, t);
+  });
+  return g;
 };
 
 /** The loss graph with backward and optimizer update (inputs: the feeds, `matching`, `lr`, `step`). */

@@ -8,12 +8,15 @@
  *
  * Simplifications against kMaX, for CPU scale: every decoder layer attends to the stride-4 pixel
  * features (kMaX walks strides 32 → 16 → 8 in its three stages), normalization is LayerNorm (kMaX's
- * BatchNorm needs batch statistics that a batch of 2–4 crops does not give), and the pixel decoder is a
- * top-down FPN (kMaX's is an axial-attention one).
+ * BatchNorm needs batch statistics that a batch of 2–4 crops does not give), the pixel decoder is a
+ * top-down FPN (kMaX's is an axial-attention one), the decoder layers cluster with the final mask
+ * predictor (kMaX gives each layer a predictor of its own) and no loss is applied to the layers'
+ * predictions (kMaX's deep supervision). Kept from kMaX: clustering by mask predictions, the class
+ * head's std-0.01 initialization and its constant bias towards void (`withVoidPrior`).
  */
 import type { Tensor } from "../plan/graph.ts";
 import * as o from "../plan/ops.ts";
-import { normal, zeros } from "../plan/init.ts";
+import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { convNetStages } from "./backbone.ts";
 import { mobileNetV2 } from "./mobilenet_v2.ts";
@@ -89,19 +92,52 @@ export const pixelDecoder = (
   });
 
 /**
- * kMaX's cluster-wise argmax cross-attention: each pixel is assigned to the query (cluster centre) with
- * the highest affinity q·k — a one-hot over queries instead of a softmax over pixels — and each query
- * is updated by the sum of its pixels' values (LayerNorm'd: kMaX normalizes the update with BatchNorm).
- * The argmax passes no gradient; the values and the projection learn.
+ * kMaX's prediction of masks from queries [b, N, D] → mask logits [b, N, P]: the decoder's output norm
+ * (`transformerDecoder.norm`), the mask-embedding head, · the pixel embeddings (scaled as attention scores
+ * are). Built once per model: the final prediction and every decoder layer's clustering share it, as
+ * kMaX's layers cluster pixels by the same kind of mask prediction that the losses train.
  */
-export const kmeansCrossAttention = (queries: Tensor, pixels: Tensor): Tensor =>
+export interface MaskPredictor {
+  /** The decoder's output norm, shared by the final prediction and each layer's clustering. */
+  readonly norm: (queries: Tensor) => Tensor;
+  /** Mask logits of normalized queries. */
+  readonly masks: (normalized: Tensor) => Tensor;
+}
+
+/** The shared mask predictor over pixel features [b, P, C] (creates its parameters once). */
+export const maskPredictor = (pixels: Tensor, spec: PanopticSegmenter): MaskPredictor => {
+  const g = pixels.graph;
+  const e = spec.maskEmbeddingDim;
+  const pixelEmbeddings = linear(pixels, e, { name: "pixelEmbeddingHead" }); // [b, P, E]
+  const [w, bias] = g.scope("maskEmbeddingHead", () => [
+    o.variable(g, "weight", [spec.queryDim, e], truncNormal(0.02)),
+    o.variable(g, "bias", [e], zeros),
+  ]);
+  const [scale, shift] = g.scope("transformerDecoder", () =>
+    g.scope("norm", () => [
+      o.variable(g, "weight", [spec.queryDim], ones),
+      o.variable(g, "bias", [spec.queryDim], zeros),
+    ]));
+  return {
+    norm: (queries) => o.layerNorm(queries, scale, shift, { epsilon: 1e-5 }),
+    masks: (normalized) =>
+      o.matmul(o.mul(o.add(o.matmul(normalized, w), bias), 1 / Math.sqrt(e)), o.mT(pixelEmbeddings)),
+  };
+};
+
+/**
+ * kMaX's cluster-wise argmax cross-attention: each pixel is assigned to the query (cluster centre) whose
+ * predicted mask logit there is highest — a one-hot over queries instead of a softmax over pixels — and
+ * each query is updated by the sum of its pixels' values (LayerNorm'd: kMaX normalizes the update with
+ * BatchNorm). As in kMaX, the assignment comes from the mask prediction of the current queries (which
+ * the mask losses train), not from a separate query–key affinity: the argmax passes no gradient, so
+ * projections that only fed it would never learn. `maskLogits` [b, N, P] are those predictions.
+ */
+export const kmeansCrossAttention = (queries: Tensor, pixels: Tensor, maskLogits: Tensor): Tensor =>
   queries.graph.scope("kmeansAttn", () => {
     const [, n, d] = queries.shape;
-    const q = linear(queries, d, { name: "q" });
-    const k = linear(pixels, d, { name: "k" });
     const v = linear(pixels, d, { name: "v" });
-    const affinity = o.matmul(q, o.mT(k)); // [b, N, P]
-    const assignment = o.mT(o.oneHot(o.argMax(affinity, 1), n, "float32")); // [b, N, P], one 1 per pixel
+    const assignment = o.mT(o.oneHot(o.argMax(o.stopGradient(maskLogits), 1), n, "float32")); // [b, N, P]
     const update = layerNorm(o.matmul(assignment, v), { name: "updateNorm" }); // [b, N, d]
     return linear(update, d, { name: "proj" });
   });
@@ -112,30 +148,40 @@ export const transformerDecoderLayer = (
   pixels: Tensor,
   spec: PanopticSegmenter,
   name: string,
+  predict: MaskPredictor,
 ): Tensor =>
   queries.graph.scope(name, () => {
     const d = spec.queryDim;
-    const x = layerNorm(queries, { name: "norm1" });
+    // kMaX clusters pixels by the current queries' mask predictions (the shared predictor, its norm
+    // included); softmax cross-attention reads its own pre-norm.
     const cross = spec.crossAttention === "kmeans"
-      ? kmeansCrossAttention(x, pixels)
-      : attention(x, { heads: spec.heads, context: pixels, name: "crossAttn" });
+      ? kmeansCrossAttention(queries, pixels, predict.masks(predict.norm(queries)))
+      : attention(layerNorm(queries, { name: "norm1" }), {
+        heads: spec.heads,
+        context: pixels,
+        name: "crossAttn",
+      });
     let h = o.add(queries, cross);
     h = o.add(h, attention(layerNorm(h, { name: "norm2" }), { heads: spec.heads, name: "selfAttn" }));
     return o.add(h, mlp(layerNorm(h, { name: "norm3" }), Math.round(d * spec.mlpRatio)));
   });
 
 /** N learned queries refined by the decoder layers → [b, N, queryDim]. */
-export const transformerDecoder = (pixels: Tensor, spec: PanopticSegmenter): Tensor =>
+export const transformerDecoder = (
+  pixels: Tensor,
+  spec: PanopticSegmenter,
+  predict: MaskPredictor,
+): Tensor =>
   pixels.graph.scope("transformerDecoder", () => {
     const [b] = pixels.shape;
     const g = pixels.graph;
-    // Unit-scale initial queries: with kMaX's argmax, near-equal queries would all tie on query 0.
+    // Unit-scale initial queries (kMaX's cluster centres: truncated normal, std 1).
     const init = o.variable(g, "queries", [1, spec.numMaskSlots, spec.queryDim], normal(1));
     let queries = o.expand(init, [b, spec.numMaskSlots, spec.queryDim]);
     for (let l = 0; l < spec.transformerDecoderLayers; l++) {
-      queries = transformerDecoderLayer(queries, pixels, spec, `layers.${l}`);
+      queries = transformerDecoderLayer(queries, pixels, spec, `layers.${l}`, predict);
     }
-    return layerNorm(queries, { name: "norm" });
+    return predict.norm(queries);
   });
 
 /**
@@ -163,6 +209,24 @@ export const rankSegClassLogits = (
   };
 };
 
+/** kMaX's prior probability of void for every query at initialization. */
+export const VOID_PRIOR = 0.9;
+
+/**
+ * kMaX's bias towards void: a constant log(K·p / (1 − p)) added to the void logit, so that a query whose
+ * class logits are near zero (kMaX initializes the class head with std 0.01) predicts void with
+ * probability p and each class with (1 − p) / K. Most queries are unmatched, so this starts them at their
+ * target instead of spending the first steps pushing every query towards void.
+ */
+export const withVoidPrior = (classLogits: Tensor, p: number): Tensor => {
+  const k1 = classLogits.shape[classLogits.rank - 1];
+  const bias = Float32Array.from(
+    { length: k1 },
+    (_, c) => c === k1 - 1 ? Math.log(((k1 - 1) * p) / (1 - p)) : 0,
+  );
+  return o.add(classLogits, o.constant(classLogits.graph, bias, [k1]));
+};
+
 /** The whole model: images [b, 3, H, W] → class logits, mask logits (and training-only heads). */
 export const panopticForward = (
   spec: PanopticSegmenter,
@@ -170,15 +234,13 @@ export const panopticForward = (
   { mode, present }: PanopticForwardOptions,
 ): PanopticOutput => {
   const { pixels, grid } = pixelDecoder(backboneMaps(images, spec), spec.pixelDecoderDim);
-  const queries = transformerDecoder(pixels, spec);
-  let classLogits = linear(queries, spec.classes + 1, { name: "classHead" });
-  const maskEmbeddings = linear(queries, spec.maskEmbeddingDim, { name: "maskEmbeddingHead" });
-  const pixelEmbeddings = linear(pixels, spec.maskEmbeddingDim, { name: "pixelEmbeddingHead" });
-  // mask logits = query embedding · pixel embeddings (scaled as attention scores are).
-  const maskLogits = o.matmul(
-    o.mul(maskEmbeddings, 1 / Math.sqrt(spec.maskEmbeddingDim)),
-    o.mT(pixelEmbeddings),
+  const predict = maskPredictor(pixels, spec);
+  const queries = transformerDecoder(pixels, spec, predict);
+  let classLogits = withVoidPrior(
+    linear(queries, spec.classes + 1, { name: "classHead", init: truncNormal(0.01) }),
+    VOID_PRIOR,
   );
+  const maskLogits = predict.masks(queries);
   let scores: Tensor | undefined;
   const q = spec.queryClassification;
   if (q._tag === "RankSeg") {

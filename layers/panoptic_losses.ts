@@ -153,3 +153,40 @@ export const auxSemanticCrossEntropy = (logits: Tensor, labels: Tensor, ignoreIn
   const counted = o.sum(hot, [1, 2]);
   return o.mean(o.div(o.sum(pixelLoss, [1]), o.maximum(counted, 1)));
 };
+
+/**
+ * Diagnostics of one batch's matching (scalars, no gradient; what `bench panoptic diagnose` prints):
+ * how confident the class head is on matched and on unmatched queries, and how strongly the PQ-style
+ * class term pulls on each (its weights). Means over the queries of the batch they concern (NaN-free:
+ * an empty set gives 0).
+ */
+export const matchingDiagnostics = (x: Omit<PqStyleInputs, "classTargets">): Record<string, Tensor> => {
+  const [b, n] = x.maskLogits.shape;
+  const k = x.classLogits.shape[2] - 1;
+  const probs = maskProbabilities(x.maskLogits, x.gtMasks);
+  const matched = o.sum(x.matching, [2]); // [b, N]
+  const unmatched = o.sub(1, matched);
+  const pick = (pairs: Tensor) => o.sum(o.mul(pairs, x.matching), [2]);
+  const classProbs = o.softmax(x.classLogits, -1); // [b, N, K + 1]
+  const voidProb = o.reshape(o.slice(classProbs, [2], [k], [k + 1]), [b, n]);
+  const confidence = o.max(o.slice(classProbs, [2], [0], [k]), [2]); // best non-void class
+  const matchedDice = pick(diceSimilarity(probs, x.gtMasks));
+  const allProbs = o.softmax(x.maskLogits, 1);
+  const unlabelled = o.sub(1, labelledPixels(x.gtMasks)); // [b, 1, P]
+  const voidRatio = o.div(o.sum(o.mul(allProbs, unlabelled), [2]), o.add(o.sum(allProbs, [2]), 1e-5));
+  const over = (v: Tensor, set: Tensor) => o.div(o.sum(o.mul(v, set)), o.maximum(o.sum(set), 1));
+  return {
+    matchedShare: o.div(o.sum(matched), b * n),
+    voidPixelShare: o.mean(unlabelled),
+    matchedClassProb: over(pick(classSimilarity(x.classLogits, x.gtClasses)), matched),
+    matchedConfidence: over(confidence, matched),
+    matchedVoidProb: over(voidProb, matched),
+    matchedDice: over(matchedDice, matched),
+    matchedClassWeight: over(o.mul(o.maximum(matchedDice, MIN_WEIGHT), PQ_ALPHA), matched),
+    unmatchedVoidProb: over(voidProb, unmatched),
+    unmatchedConfidence: over(confidence, unmatched),
+    unmatchedVoidRatio: over(voidRatio, unmatched),
+    unmatchedClassWeight: over(o.mul(o.maximum(voidRatio, MIN_WEIGHT), 1 - PQ_ALPHA), unmatched),
+    confidentShare: o.mean(o.cast(o.greaterOrEqual(confidence, 0.5), "float32")),
+  };
+};

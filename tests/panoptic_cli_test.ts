@@ -1,7 +1,8 @@
 /**
  * A panoptic run through the CLI as a user runs it: train (tiny, coco133), eval (PQ / SQ / RQ and
  * mIoU), predict (COCO panoptic PNG + JSON, picture), export (ONNX that a fresh ONNX Runtime session runs,
- * matching the plan's inference graph); evaluation with merging thresholds at 0 scores real segments.
+ * matching the plan's inference graph), predict --export-size equal to the exported model used by its
+ * metadata's rule; evaluation with merging thresholds at 0 scores real segments.
  */
 import { Effect } from "effect";
 import * as ort from "onnxruntime-node";
@@ -20,6 +21,11 @@ import { evaluatePanoptic } from "../eval/panoptic_eval.ts";
 import { inferenceGraph } from "../interpret/panoptic.ts";
 import { runGraph } from "./graph_runner.ts";
 import { value } from "../plan/runtime.ts";
+import { readRgb } from "../data/decode.ts";
+import { resizeLabels, resizeRgb } from "../data/resize.ts";
+import { normalizeRgb } from "../data/normalize.ts";
+import { fitSize } from "../eval/export_size.ts";
+import { mergePanoptic } from "../eval/panoptic_merge.ts";
 
 const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
 
@@ -30,7 +36,10 @@ Deno.test({
     const root = await mkdtemp(join(tmpdir(), "kappa-panoptic-cli-"));
     try {
       const spec = join(root, "tiny.json"), dir = join(root, "run");
-      const e = tinyPanoptic({ steps: 4, checkpointEvery: 4 });
+      // Every merging threshold at 0: the maps that predict writes hold segments to compare.
+      const e = tinyPanoptic({ steps: 4, checkpointEvery: 4 }, {
+        merge: { maskThreshold: 0, thingThreshold: 0, stuffThreshold: 0, overlapThreshold: 0, minArea: 0 },
+      });
       await writeFile(spec, experimentJson(e));
       const t = await cli("train", spec, "--out", dir, "--workers", "0", "--eval-limit", "2");
       assertEquals(t.code, 0, t.stderr);
@@ -55,6 +64,8 @@ Deno.test({
       assertEquals(json.annotations[0].file_name, "000000000139_panoptic.png");
       assertEquals(json.categories.length, 133);
 
+      const pe0 = await Effect.runPromise(requireTask(e, "panoptic", "test"));
+      const classes0 = (await Effect.runPromise(openDataset(pe0.data.dataset, "val2017"))).classes;
       const onnx = join(root, "model.onnx");
       const ex = await cli("export", dir, onnx);
       assertEquals(ex.code, 0, ex.stderr);
@@ -75,6 +86,47 @@ Deno.test({
       for (const name of ["classProbabilities", "maskProbabilities"]) {
         assertClose(got[name].data as Float32Array, want[name], { atol: 1e-5, message: name });
       }
+
+      // predict --export-size = the exported model used by its metadata's rule: fit 640×426 inside 64×64
+      // (64×43), pad to 64×64, merge on the 43×64 region, segment ids back to 426×640 by nearest neighbour.
+      const outExport = join(root, "pred-export");
+      const pe2 = await cli("predict", dir, image, "--out", outExport, "--export-size");
+      assertEquals(pe2.code, 0, pe2.stderr);
+      const written = await Effect.runPromise(readRgb(join(outExport, "000000000139_panoptic.png")));
+      assertEquals([written.height, written.width], [426, 640]);
+      const writtenIds = Int32Array.from(
+        { length: 426 * 640 },
+        (_, i) => written.data[3 * i] + 256 * written.data[3 * i + 1] + 65536 * written.data[3 * i + 2],
+      );
+      const img = await Effect.runPromise(readRgb(image));
+      const [h, w] = fitSize(img.height, img.width, [64, 64]);
+      assertEquals([h, w], [43, 64]);
+      const resized = await Effect.runPromise(resizeRgb(img.data, img.height, img.width, h, w));
+      const input = normalizeRgb(resized, h, w, pe0.data.test.mean, pe0.data.test.std, 64, 64, 0);
+      const onnxOut = await session.run({ images: new ort.Tensor("float32", input, [1, 3, 64, 64]) });
+      const probs = onnxOut.maskProbabilities.data as Float32Array; // [1, N, 64, 64]
+      const n = pe0.model.numMaskSlots;
+      const region = new Float32Array(n * h * w);
+      for (let q = 0; q < n; q++) {
+        for (let y = 0; y < h; y++) {
+          for (let x = 0; x < w; x++) region[(q * h + y) * w + x] = Math.log(probs[(q * 64 + y) * 64 + x]);
+        }
+      }
+      const merged = mergePanoptic(
+        Float32Array.from(onnxOut.classProbabilities.data as Float32Array, Math.log),
+        region,
+        { queries: n, classes: 133, pixels: h * w },
+        classes0.isThing!,
+        pe0.model.merge,
+      );
+      assert(merged.segments.length > 0, "thresholds 0: the exported model's merge keeps segments");
+      assertEquals(Array.from(writtenIds), Array.from(resizeLabels(merged.ids, h, w, 426, 640)));
+      // The ids alone say little at thresholds 0 (one segment takes the image); the kept query's class
+      // confidence depends on the padding (queries attend to every pixel), so it checks the 64×64 input.
+      const info =
+        JSON.parse(readFileSync(join(outExport, "panoptic.json"), "utf8")).annotations[0].segments_info;
+      assertEquals(info.length, merged.segments.length);
+      assertClose([info[0].score], [merged.segments[0].score], { atol: 1e-5, message: "score" });
 
       // With every threshold at 0 the best query claims every pixel: merging yields a segment and PQ counts them.
       const pe = await Effect.runPromise(requireTask(run.experiment, "panoptic", "test"));

@@ -15,6 +15,7 @@ import {
   classTargets,
   maskIdCrossEntropy,
   matchingCosts,
+  matchingDiagnostics,
   pqStyleLoss,
   targetMasks,
 } from "../layers/panoptic_losses.ts";
@@ -188,4 +189,29 @@ Deno.test("dice term and mask-ID cross-entropy: gradients w.r.t. mask logits mat
     },
   }));
   assert(result.maxError > 0 && result.passed, `max error ${result.maxError} > ${result.tolerance}`);
+});
+
+Deno.test("matching diagnostics: the hand case's confidences, void probabilities and class weights", async () => {
+  const { g, ...x } = caseGraph();
+  for (const [name, t] of Object.entries(matchingDiagnostics(x))) g.output(name, t);
+  const out = await runGraph(g, CASE);
+  const one = (name: string) => (out[name] as number[])[0];
+  // 1 of 2 queries matched; pixels 2, 3 of 4 unlabelled.
+  assertClose([one("matchedShare"), one("voidPixelShare")], [0.5, 0.5]);
+  // Query 0 (matched): p = [1/2, 1/4, 1/4]: p(class 0) = confidence = 1/2, void 1/4, dice as above.
+  assertClose(
+    [one("matchedClassProb"), one("matchedConfidence"), one("matchedVoidProb"), one("matchedDice")],
+    [0.5, 0.5, 0.25, DICE],
+    { rtol: 1e-5 },
+  );
+  assertClose(one("matchedClassWeight"), 0.75 * DICE, { rtol: 1e-5 });
+  // Query 1 (unmatched): 1/3 each; half its mask on void.
+  assertClose(
+    [one("unmatchedVoidProb"), one("unmatchedConfidence"), one("unmatchedVoidRatio")],
+    [1 / 3, 1 / 3, VOID_RATIO],
+    { rtol: 1e-5 },
+  );
+  assertClose(one("unmatchedClassWeight"), 0.25 * VOID_RATIO, { rtol: 1e-5 });
+  // Confidence ≥ 0.5: query 0 only.
+  assertClose(one("confidentShare"), 0.5);
 });

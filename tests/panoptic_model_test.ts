@@ -4,7 +4,11 @@
  * learning on a hand-made batch, describe's per-part costs.
  */
 import { Effect, Exit } from "effect";
-import { assert, assertEquals, assertNotEquals } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertNotEquals } from "./assert.ts";
+import { runGraph } from "./graph_runner.ts";
+import { Graph } from "../plan/graph.ts";
+import * as o from "../plan/ops.ts";
+import { VOID_PRIOR, withVoidPrior } from "../layers/panoptic.ts";
 import {
   convNet,
   mobileNetV2,
@@ -178,6 +182,41 @@ Deno.test("panoptic training plan: cost → matching → loss + update runs and 
     for (const l of losses) assert(l.every(Number.isFinite), `non-finite loss ${l}`);
     const [first, last] = [losses[0][0], losses[losses.length - 1][0]];
     assert(last < 0.7 * first, `${spec.crossAttention}: loss ${first} → ${last} after 30 steps`);
+  }
+});
+
+Deno.test("kMaX's void prior: zero class logits → void 0.9, each of K classes 0.1 / K", async () => {
+  const g = new Graph("prior");
+  const logits = o.input(g, "logits", [1, 2, 4]); // K = 3
+  g.output("p", o.softmax(withVoidPrior(logits, VOID_PRIOR), -1));
+  const out = await runGraph(g, { logits: value("float32", new Float32Array(8), [1, 2, 4]) });
+  // void logit ln(3 · 0.9 / 0.1) = ln 27: 27 / (27 + 3) = 0.9; each class 1 / 30.
+  assertClose(out.p, [1 / 30, 1 / 30, 1 / 30, 0.9, 1 / 30, 1 / 30, 1 / 30, 0.9], { rtol: 1e-5 });
+});
+
+Deno.test("panoptic training: one step moves every model parameter (kMaX clustering: no dead projections)", async () => {
+  // The k-means cross-attention's argmax passes no gradient: a projection that only fed the assignment
+  // would never learn. kMaX assigns pixels by the (trained) mask predictions instead; every parameter of
+  // the model gets a gradient, so one AdamW step (no weight decay) changes each of them.
+  for (const spec of [tiny(), tiny({ crossAttention: "softmax", queryClassification: rankSegQueries(2) })]) {
+    const { graph, stages } = trainingStages(spec, SHAPES, {
+      optimizer: { _tag: "AdamW", beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 },
+    });
+    const unchanged = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const ex = yield* execute(plan("panoptic", graph, stages), { seed: 1 });
+      const names = [...ex.state.keys()].filter((n) => n.startsWith("model."));
+      const before = new Map(names.map((n) => [n, Float32Array.from(ex.state.get(n)!.data as Float32Array)]));
+      yield* ex.run({
+        ...handBatch(),
+        lr: value("float32", Float32Array.of(1e-3), []),
+        step: value("float32", Float32Array.of(1), []),
+      });
+      return names.filter((n) => {
+        const after = ex.state.get(n)!.data as Float32Array;
+        return before.get(n)!.every((v, i) => v === after[i]);
+      });
+    })));
+    assertEquals(unchanged, [], `${spec.crossAttention}: parameters without gradient`);
   }
 });
 

@@ -1,0 +1,125 @@
+/**
+ * Merging's class thresholds chosen on the training split (`mergeCalibration`): the candidates, the
+ * choice (best training PQ, the first on ties), specs without the field keep their hash, and an
+ * evaluation with it equals one with the chosen thresholds given outright.
+ */
+import { Effect } from "effect";
+import { existsSync } from "node:fs";
+import { assert, assertEquals } from "./assert.ts";
+import {
+  bestCandidate,
+  calibratedMerge,
+  calibrationCandidates,
+  evaluatePanoptic,
+} from "../eval/panoptic_eval.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { decodeExperiment, experimentHash } from "../dsl/experiment.ts";
+import { openDataset } from "../data/open.ts";
+import { requireTask } from "../interpret/kinds.ts";
+import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
+import type { MergeCalibration } from "../dsl/model.ts";
+
+const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
+
+Deno.test("calibration: thing-major candidates on top of merge; the best PQ wins, the first on ties", () => {
+  const merge = {
+    maskThreshold: 0.4,
+    thingThreshold: 0.7,
+    stuffThreshold: 0.5,
+    overlapThreshold: 0.8,
+    minArea: 0,
+  };
+  const c = calibrationCandidates(merge, { thingThresholds: [0.7, 0.3], stuffThresholds: [0.5, 0.2, 0.1] });
+  assertEquals(c.map((m) => [m.thingThreshold, m.stuffThreshold]), [
+    [0.7, 0.5],
+    [0.7, 0.2],
+    [0.7, 0.1],
+    [0.3, 0.5],
+    [0.3, 0.2],
+    [0.3, 0.1],
+  ]);
+  assert(c.every((m) => m.maskThreshold === 0.4 && m.overlapThreshold === 0.8 && m.minArea === 0));
+  assertEquals(bestCandidate([0, 0.02, 0.05, 0.05, 0.01]), 2);
+  assertEquals(bestCandidate([0, 0, 0]), 0); // all tied: DESIGN.md's pair, listed first, stays
+  assertEquals(bestCandidate([NaN, 0.01, NaN]), 1);
+  assertEquals(bestCandidate([]), -1);
+});
+
+Deno.test("calibration: optional in the spec (absent: the hash of a spec without it is unchanged)", async () => {
+  const plain = tinyPanoptic();
+  const calibrated = tinyPanoptic({}, {
+    mergeCalibration: { thingThresholds: [0.7, 0.2], stuffThresholds: [0.5] },
+  });
+  const decoded = await Effect.runPromise(decodeExperiment(JSON.parse(JSON.stringify(calibrated)), "test"));
+  assertEquals(decoded.model, calibrated.model);
+  assert(!("mergeCalibration" in plain.model));
+  assert(experimentHash(plain) !== experimentHash(calibrated));
+  const bad = {
+    ...calibrated,
+    model: { ...calibrated.model, mergeCalibration: { thingThresholds: [1.5], stuffThresholds: [0.5] } },
+  };
+  const exit = await Effect.runPromiseExit(decodeExperiment(JSON.parse(JSON.stringify(bad)), "test"));
+  assert(exit._tag === "Failure", "a threshold above 1 must be refused");
+});
+
+Deno.test({
+  name: "calibration: chosen on train2017 (all 100 images), then val evaluated with the chosen pair",
+  ignore: !HAVE_COCO,
+  fn: async () => {
+    const e = await Effect.runPromise(requireTask(
+      tinyPanoptic({}, {
+        // A threshold of 0 pastes every query: the candidates differ on what they keep.
+        mergeCalibration: { thingThresholds: [0.7, 0], stuffThresholds: [0.5, 0] },
+      }),
+      "panoptic",
+      "eval",
+    ));
+    const classes = (await Effect.runPromise(openDataset(e.data.dataset, "val2017"))).classes;
+    const state = new Map(); // the initial parameters (seeded): the mechanics, not accuracy
+    const r = await Effect.runPromise(evaluatePanoptic(e, state, classes, { limit: 3, workers: 0 }));
+    const cal = r.calibration!;
+    assertEquals([cal.split, cal.images, cal.candidates.length], ["train2017", 100, 4]);
+    const best = bestCandidate(cal.candidates.map((c) => c.pq));
+    assertEquals([cal.thingThreshold, cal.stuffThreshold], [
+      cal.candidates[best].thingThreshold,
+      cal.candidates[best].stuffThreshold,
+    ]);
+    const given = await Effect.runPromise(evaluatePanoptic(e, state, classes, {
+      limit: 3,
+      workers: 0,
+      merge: { ...e.model.merge, thingThreshold: cal.thingThreshold, stuffThreshold: cal.stuffThreshold },
+    }));
+    assertEquals(given.calibration, undefined);
+    assertEquals(r.images, 3);
+    assertEquals(r.pq, given.pq);
+    assertEquals(r.segmentation, given.segmentation);
+  },
+});
+
+Deno.test("calibration: predict and export read the chosen pair from the run's eval record", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-calibrated-"));
+  try {
+    const calibration: MergeCalibration = { thingThresholds: [0.7, 0.2], stuffThresholds: [0.5, 0.1] };
+    const calibrated = await Effect.runPromise(
+      requireTask(tinyPanoptic({}, { mergeCalibration: calibration }), "panoptic", "predict"),
+    );
+    const plain = await Effect.runPromise(requireTask(tinyPanoptic(), "panoptic", "predict"));
+    // No record yet: the spec's thresholds.
+    assertEquals(calibratedMerge(dir, calibrated), calibrated.model.merge);
+    await writeFile(
+      join(dir, "eval-val2017.json"),
+      JSON.stringify({ calibration: { thingThreshold: 0.2, stuffThreshold: 0.1 } }),
+    );
+    assertEquals(calibratedMerge(dir, calibrated), {
+      ...calibrated.model.merge,
+      thingThreshold: 0.2,
+      stuffThreshold: 0.1,
+    });
+    // A model without mergeCalibration keeps its own thresholds whatever the folder holds.
+    assertEquals(calibratedMerge(dir, plain), plain.model.merge);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
