@@ -97,6 +97,8 @@ export interface OpTime {
 
 export interface ClassTime {
   readonly kind: KernelClass;
+  /** Nodes of the backward pass (IR scope `backward:…`): gradients of inputs and weights. */
+  readonly backward: boolean;
   readonly nodes: number;
   readonly ms: number;
   readonly flops: number;
@@ -142,18 +144,14 @@ export const opProfile = (events: readonly NodeEvent[], runs: number): OpProfile
     ...(s.flops ? { flops: s.flops.flops, kind: s.flops.kind } : {}),
   })).sort((a, b) => b.ms - a.ms);
   const byOp = new Map<string, OpTime>();
-  const byClass = new Map<KernelClass, ClassTime>();
+  const byClass = new Map<string, ClassTime>();
   for (const n of nodes) {
     const o = byOp.get(n.op) ?? { op: n.op, nodes: 0, ms: 0 };
     byOp.set(n.op, { op: n.op, nodes: o.nodes + 1, ms: o.ms + n.ms });
     if (n.kind) {
-      const c = byClass.get(n.kind) ?? { kind: n.kind, nodes: 0, ms: 0, flops: 0 };
-      byClass.set(n.kind, {
-        kind: n.kind,
-        nodes: c.nodes + 1,
-        ms: c.ms + n.ms,
-        flops: c.flops + (n.flops ?? 0),
-      });
+      const backward = n.name.startsWith("backward:"), key = `${n.kind}/${backward}`;
+      const c = byClass.get(key) ?? { kind: n.kind, backward, nodes: 0, ms: 0, flops: 0 };
+      byClass.set(key, { ...c, nodes: c.nodes + 1, ms: c.ms + n.ms, flops: c.flops + (n.flops ?? 0) });
     }
   }
   return {
@@ -199,7 +197,10 @@ export const renderOpProfile = (p: OpProfile, peak: number, topOps = 14, topNode
     ], opRows),
     "",
     table<ClassTime>([
-      { header: "compute kernels", cell: (c) => CLASS_LABEL[c.kind] },
+      {
+        header: "compute kernels",
+        cell: (c) => `${CLASS_LABEL[c.kind]}, ${c.backward ? "backward" : "forward"}`,
+      },
       { header: "nodes", cell: (c) => String(c.nodes) },
       { header: "ms", cell: (c) => formatMs(c.ms) },
       { header: "share", cell: (c) => share(c.ms) },

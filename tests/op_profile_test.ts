@@ -61,12 +61,12 @@ Deno.test("opProfile: per-node medians over the runs (a preempted run drops out)
   assertEquals(p.runs, 3);
   assertEquals(p.kernelMs, 4);
   assertEquals(p.byOp.map((o) => [o.op, o.nodes, o.ms]), [["Add", 1, 3], ["MatMul", 1, 1]]);
-  assertEquals(p.byClass, [{ kind: "matmul", nodes: 1, ms: 1, flops: 2e6 }]);
+  assertEquals(p.byClass, [{ kind: "matmul", backward: false, nodes: 1, ms: 1, flops: 2e6 }]);
   const md = renderOpProfile(p, 10);
   // 2 MFLOP in 1 ms = 2 GFLOP/s, 20 % of a 10 GFLOP/s peak; Add is 75 % of the kernel time.
   assert(
     md.split("\n").some((l) =>
-      l.startsWith("| MatMul, FusedMatMul, Gemm") && l.includes("2.0") && l.includes("20 %")
+      l.startsWith("| MatMul, FusedMatMul, Gemm, forward") && l.includes("2.0") && l.includes("20 %")
     ),
   );
   assert(md.split("\n").some((l) => l.startsWith("| Add ") && l.includes("75 %")));
