@@ -188,7 +188,7 @@ export const main = async (args: string[]): Promise<void> => {
   const b = pm.spec.backbone;
   const figures: MobileNetFigures = {
     command: `npx --yes deno@2.9.6 task bench perf --model=mobilenet ${
-      args.filter((a) => a !== "--model=mobilenet").join(" ")
+      args.filter((a) => a !== "--model=mobilenet" && !a.startsWith("--note=")).join(" ")
     }`.trim(),
     date: new Date().toISOString().slice(0, 10),
     machine: `${m.cpu}, ${m.cores} cores; onnxruntime-node ${m.ort}, CPU execution provider`,
