@@ -3,7 +3,8 @@
  * the same model in eager PyTorch, model FLOP utilisation against the MatMul peak measured in the same
  * run, the head's time and memory as the vocabulary grows, the data pipeline against the training step,
  * and the runtime's per-step overhead — at T = 1 and 2 threads on both sides. Prints the table and
- * rewrites the "Performance (segmenter)" section of BENCHMARKS.md.
+ * rewrites the "Performance (segmenter)" section of BENCHMARKS.md. `--model=mobilenet` measures the
+ * MobileNetV2 segmenter against PyTorch 2 instead (bench/perf_mobilenet.ts, its own section).
  *
  * The machine may be shared: the bench waits for other processes to go quiet, measures the sides one
  * at a time in alternating rounds, and reports the load other processes put on the CPU meanwhile.
@@ -255,7 +256,9 @@ const ourStepMemory = async (threads: number): Promise<number> => {
   return mib(JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!).peakRssKiB);
 };
 
-export const main = async (_args: string[]): Promise<void> => {
+export const main = async (args: string[]): Promise<void> => {
+  // `--model=mobilenet`: the MobileNetV2 segmenter against PyTorch 2 (its own section).
+  if (args.includes("--model=mobilenet")) return (await import("./perf_mobilenet.ts")).main(args);
   const started = performance.now();
   const python = ensurePeer();
   const pm = PERF_MODEL;

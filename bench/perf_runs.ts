@@ -29,10 +29,16 @@ export const timeTraining = (
   feeds: Readonly<Record<string, Value>>,
   threads: number,
   repeats: Repeats,
-  { seed = 0, spinning }: { seed?: number; spinning?: boolean } = {},
+  { seed = 0, spinning, state }: {
+    seed?: number;
+    spinning?: boolean;
+    /** Initial values that replace the seeded ones (a pretrained backbone). */
+    state?: ReadonlyMap<string, Value>;
+  } = {},
 ): Promise<TrainingRun> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
     const ex = yield* execute(p, { seed, threads, optimization: "all", spinning });
+    for (const [name, v] of state ?? []) ex.state.set(name, v);
     const { ms, results } = yield* timeRuns(ex.run(feeds), repeats);
     return { ms, losses: results.map((out) => out.get("loss")!.data[0] as number) };
   })));

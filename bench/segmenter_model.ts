@@ -143,6 +143,7 @@ export const peerInputs = (
   g: Graph,
   state: ReadonlyMap<string, Value>,
   data: Batch = perfBatch(pm),
+  config: object = peerConfig(pm),
 ): Uint8Array => {
   const { size, batch } = pm;
   const tensors: Record<string, StoredTensor> = {
@@ -155,14 +156,31 @@ export const peerInputs = (
     const v = state.get(prim.name)!;
     tensors[prim.name] = { dtype: "F32", shape: [...v.dims], data: v.data as Float32Array };
   }
-  return encodeSafetensors(tensors, { config: JSON.stringify(peerConfig(pm)) });
+  return encodeSafetensors(tensors, { config: JSON.stringify(config) });
 };
 
 /** What the peer needs to know besides the tensors (it checks the tensor shapes against it). */
 export const peerConfig = (pm: PerfModel) => {
   const { spec } = pm;
-  if (spec.backbone._tag !== "ViT" || spec.xi?._tag !== "TransformerEncoder") {
+  if (spec.backbone._tag !== "ViT") {
     throw new Error("bench perf: the peer implements a ViT backbone with a transformer-encoder ξ");
+  }
+  return {
+    ...headConfig(pm),
+    patch: spec.backbone.patchSize,
+    dim: spec.backbone.dim,
+    depth: spec.backbone.depth,
+    heads: spec.backbone.heads,
+    mlpRatio: spec.backbone.mlpRatio,
+    backboneEps: spec.backbone.epsilon,
+  };
+};
+
+/** The settings of everything after the backbone (ξ, selection, ψ, τ, losses) and of the optimizer. */
+export const headConfig = (pm: PerfModel) => {
+  const { spec } = pm;
+  if (spec.xi?._tag !== "TransformerEncoder") {
+    throw new Error("bench perf: the peer implements a transformer-encoder ξ");
   }
   if (spec.psi?._tag !== "MaskTransformer" || spec.select._tag !== "TopK") {
     throw new Error("bench perf: the peer implements a mask-transformer ψ over the top-κ classes");
@@ -175,12 +193,6 @@ export const peerConfig = (pm: PerfModel) => {
     classes: spec.classes,
     ignoreIndex: spec.ignoreIndex,
     size: pm.size,
-    patch: spec.backbone.patchSize,
-    dim: spec.backbone.dim,
-    depth: spec.backbone.depth,
-    heads: spec.backbone.heads,
-    mlpRatio: spec.backbone.mlpRatio,
-    backboneEps: spec.backbone.epsilon,
     headDim: spec.headDim,
     xi: { pool: spec.xi.pool, heads: spec.xi.heads, mlpRatio: spec.xi.mlpRatio },
     psi: { layers: spec.psi.layers, heads: spec.psi.heads, mlpRatio: spec.psi.mlpRatio },

@@ -216,6 +216,13 @@ export const CASES: readonly GradCase[] = [
     w,
   ) => o.conv(x, w, { strides: [4, 4] })),
   c(
+    "conv (1×1 pointwise: the weight gradient as a batched matmul)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 3, 4, 5] }, { shape: [4, 3, 1, 1] }],
+    (x, w) => o.conv(x, w),
+  ),
+  c(
     "conv (group 2, pad 1)",
     ["conv"],
     F32,
@@ -256,6 +263,13 @@ export const CASES: readonly GradCase[] = [
     F32,
     [{ shape: [1, 3, 4, 3] }, { shape: [3, 2, 3, 2] }],
     (x, w) => o.convTranspose(x, w, { strides: [2, 2], pads: [1, 0, 0, 1], size: [8, 6] }),
+  ),
+  c(
+    "convTranspose (1×1 pointwise)",
+    ["convTranspose"],
+    F32,
+    [{ shape: [2, 4, 3, 3] }, { shape: [4, 3, 1, 1] }],
+    (x, w) => o.convTranspose(x, w, { size: [3, 3] }),
   ),
   c(
     "convTranspose (dilation 2)",

@@ -1085,6 +1085,7 @@ const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations, group } = p;
   const [n, c, h, wd] = x.shape;
   if (group > 1 && group === c) return depthwiseWeightGrad(p, ct, o);
+  if (isPointwise(p)) return pointwiseWeightGrad(p, ct, o);
   const cg = c / group; // input channels per group
   // [n, c, h, w] → [c/g, g·n, h, w]: batch = channel within the group, channels = (group, image).
   const xt = group === 1
@@ -1099,6 +1100,23 @@ const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   }); // [c/g, o, ≥kh, ≥kw]; the bottom/right pads can give extra rows and columns past the kernel
   const cropped = o.slice(full, [2, 3], [0, 0], [w.shape[2], w.shape[3]]);
   return o.transpose(cropped, [1, 0, 2, 3]);
+};
+
+/** A 1×1, stride-1, unpadded, ungrouped conv: a matmul over channels at every position. */
+const isPointwise = ({ w, strides, pads, group }: PrimOf<"conv">): boolean =>
+  group === 1 && w.shape[2] === 1 && w.shape[3] === 1 && strides.every((s) => s === 1) &&
+  pads.every((q) => q === 0);
+
+/**
+ * w̄ of a pointwise conv (MobileNetV2's expand and project convs) as one batched matmul,
+ * w̄[o, c] = Σ_n ȳ[n] · x[n]ᵀ over the h·w positions, then a sum over the batch. The general form is a
+ * conv whose kernel is the whole cotangent map, which ONNX Runtime's CPU Conv runs through im2col at a
+ * small fraction of its MatMul rate (`deno task bench profile`, BENCHMARKS.md).
+ */
+const pointwiseWeightGrad = ({ x, w }: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
+  const [n, c, h, wd] = x.shape, oc = w.shape[0];
+  const perImage = o.matmul(o.reshape(ct, [n, oc, h * wd]), o.mT(o.reshape(x, [n, c, h * wd]))); // [n, o, c]
+  return o.reshape(o.sum(perImage, [0]), [oc, c, 1, 1]);
 };
 
 /**

@@ -1,5 +1,6 @@
-"""PyTorch 2 peers of `deno task bench perf`: the Segmenter + RankSeg model of segmenter.py, run as one of
-four sides, in the virtual environment the bench manages (bench/peer_venv.ts):
+"""PyTorch 2 peers of `deno task bench perf`: the Segmenter + RankSeg model of segmenter.py (or, when the
+file's config names a MobileNetV2 backbone, segmenter_mobilenet.py's), run as one of four sides, in
+the virtual environment the bench manages (bench/peer_venv.ts):
 
   eager          eager PyTorch, float32
   compile        torch.compile of the forward and loss (AOTAutograd compiles the backward with it); the
@@ -25,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from mlp_step import read_safetensors, timed
-from segmenter import RankSegmenter, load_kappa, training_loss
+from segmenter import load_kappa, training_loss
+from segmenter_mobilenet import model_of
 
 SIDES = ("eager", "compile", "eager-bf16", "compile-bf16")
 
@@ -56,7 +58,7 @@ def autocast(side):
 
 
 def train(c, tensors, side, req):
-    model = RankSegmenter(c)
+    model = model_of(c)
     load_kappa(model, tensors)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=c["momentum"])
@@ -91,7 +93,7 @@ def train(c, tensors, side, req):
 
 def infer(c, tensors, side, req):
     """One image, eval mode, no autograd: scores, selected classes and the rank logits."""
-    model = RankSegmenter(c)
+    model = model_of(c)
     load_kappa(model, tensors)
     model.eval()
     image = tensors["images"][:1].contiguous()
