@@ -9,8 +9,8 @@
  *
  * Measured choices (one seed each, on this repository's shared 2-core machine; see the README): the
  * from-scratch ConvNet quickstart (`quickstart-scratch.ts`) reached 32.39 mIoU after 700 steps (167 s);
- * this backbone, at the from-scratch head's width (128), reached 45.95 after 500 steps (359 s of training on
- * two idle cores, 0.72 s per step: over the 5-minute aim); with a 320-wide head 46.07 after 700 steps, at
+ * this backbone, at the from-scratch head's width (128), reached 45.93 after 500 steps (266 s of training on
+ * two idle cores, 0.53 s per step; 4.6 min for the whole command); with a 320-wide head 46.07 after 700 steps, at
  * 1.2× this model's FLOPs. Output stride 16 rather
  * than 8: 0.84 vs 2.9 GFLOPs per 176×240 crop (whole model).
  */
