@@ -244,6 +244,13 @@ export const CASES: readonly GradCase[] = [
     (x, w) => o.conv(x, w, { pads: o.samePads([5, 4], [3, 3]), group: 2 }),
   ),
   c(
+    "conv (depthwise ×2 channels, strides 2×1, batch-folded w̄)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 2, 5, 4] }, { shape: [4, 1, 3, 3] }],
+    (x, w) => o.conv(x, w, { strides: [2, 1], pads: [1, 0, 1, 1], group: 2 }),
+  ),
+  c(
     "conv (group 2, dilation 2, asymmetric pad)",
     ["conv"],
     F32,

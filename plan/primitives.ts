@@ -1079,12 +1079,14 @@ const requireGroups = (group: number, a: number, b: number, aName: string, bName
  * the batch, its batch becomes the channels, the cotangent is the kernel, and stride and dilation trade
  * places. With groups, group i of that convolution pairs the batch-as-channels of input block i with the
  * cotangent channels of output block i, so it stays one grouped Conv. Depthwise convs take
- * `depthwiseWeightGrad` instead (measured faster on ONNX Runtime's CPU EP).
+ * `depthwiseWeightGrad` or `stridedDepthwiseWeightGrad` instead (measured faster on ONNX Runtime's CPU EP).
  */
 const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations, group } = p;
   const [n, c, h, wd] = x.shape;
-  if (group > 1 && group === c) return depthwiseWeightGrad(p, ct, o);
+  if (group > 1 && group === c) {
+    return strides.some((q) => q > 1) ? stridedDepthwiseWeightGrad(p, ct, o) : depthwiseWeightGrad(p, ct, o);
+  }
   if (isPointwise(p)) return pointwiseWeightGrad(p, ct, o);
   const cg = c / group; // input channels per group
   // [n, c, h, w] → [c/g, g·n, h, w]: batch = channel within the group, channels = (group, image).
@@ -1139,6 +1141,27 @@ const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor |
     pads: [mirrored[0], mirrored[1], mirrored[2], mirrored[3]],
     group: c,
   });
+};
+
+/**
+ * w̄ of a strided depthwise conv as one grouped Conv with the batch folded into the channels: image n's
+ * channel c is group n·c, whose kernel is its own m cotangent planes (the stride becomes the dilation,
+ * the conv's pads stay), giving per-image w̄ [n·c·m, kh, kw] that a sum over the batch finishes. For a
+ * stride of 2 this ran 1.4–2.3× faster than the tap form below on ONNX Runtime's CPU EP at MobileNetV2's
+ * shapes (its strided Slices are slow), and 1.3–2× slower at stride 1 (BENCHMARKS.md, "Where kappa's
+ * step time goes").
+ */
+const stridedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
+  const { x, w, strides, pads, dilations } = p;
+  const [n, c, h, wd] = x.shape, [, oc, ho, wo] = ct.shape;
+  const full = o.conv(o.reshape(x, [1, n * c, h, wd]), o.reshape(ct, [n * oc, 1, ho, wo]), {
+    strides: [dilations[0], dilations[1]],
+    dilations: [strides[0], strides[1]],
+    pads: [pads[0], pads[1], pads[2], pads[3]],
+    group: n * c,
+  }); // [1, n·c·m, ≥kh, ≥kw]; the bottom/right pads can give extra rows and columns past the kernel
+  const cropped = o.slice(full, [2, 3], [0, 0], [w.shape[2], w.shape[3]]);
+  return o.reshape(o.sum(o.reshape(cropped, [n, oc, w.shape[2], w.shape[3]]), [0]), w.shape);
 };
 
 /**
