@@ -156,6 +156,20 @@ export const CASES: readonly GradCase[] = [
     (x, i) => o.gatherElements(x, i, 1),
   ),
   c(
+    "gatherElements (one pick per row: the one-hot x̄)",
+    ["gatherElements"],
+    F64,
+    [{ shape: [2, 5, 3] }, { shape: [2, 1, 3], gen: { indices: 5 } }],
+    (x, i) => o.gatherElements(x, i, 1),
+  ),
+  c(
+    "gatherElements (one pick, negative indices)",
+    ["gatherElements"],
+    F64,
+    [{ shape: [3, 4] }, { shape: [3, 1], gen: { indices: 4 } }],
+    (x, i) => o.gatherElements(x, o.sub(i, 4), -1),
+  ),
+  c(
     "scatterElements (add, repeated indices)",
     ["scatterElements"],
     F64,
