@@ -200,6 +200,8 @@ export const CASES: readonly GradCase[] = [
   c("topK (values)", ["topK"], F64, [{ shape: [3, 5], gen: distinct }], (x) => o.topK(x, 3, 1).values),
   c("expand", ["expand"], F64, [{ shape: [3, 1] }], (x) => o.expand(x, [2, 3, 4])),
   c("clip", ["clip"], F64, [{ shape: [10], gen: distinct }], (x) => o.clip(x, -0.5, 0.7)),
+  c("clip (min only)", ["clip"], F64, [{ shape: [10], gen: distinct }], (x) => o.clip(x, -0.1)),
+  c("clip (max only)", ["clip"], F64, [{ shape: [10], gen: distinct }], (x) => o.clip(x, undefined, 0.2)),
   c("resize (upsample)", ["resize"], F32, [{ shape: [1, 2, 3, 4] }], (x) => o.resize(x, 7, 9)),
   c("resize (downsample)", ["resize"], F32, [{ shape: [2, 1, 8, 6] }], (x) => o.resize(x, 3, 4)),
   c(

@@ -902,14 +902,10 @@ export const RULES: RuleTable = {
         p.min === undefined ? "" : ctx.scalar(p.min, p.x.dtype),
         p.max === undefined ? "" : ctx.scalar(p.max, p.x.dtype),
       ], ctx.out),
-    vjp: ({ x, min, max }, _, [ct], o) => {
-      if (!ct) return [];
-      const bounds = [
-        ...(min === undefined ? [] : [o.greaterOrEqual(x, min)]),
-        ...(max === undefined ? [] : [o.lessOrEqual(x, max)]),
-      ];
-      return [bounds.length ? o.where(bounds.reduce((acc, c) => o.and(acc, c)), ct, 0) : ct];
-    },
+    // ȳ passes where min ≤ x ≤ max, i.e. where the clip left x as it was: one Equal of output and input
+    // and one Where (ReLU6's backward in MobileNetV2), instead of a comparison per bound and their And.
+    vjp: ({ x, min, max }, [y], [ct], o) =>
+      !ct ? [] : [min === undefined && max === undefined ? ct : o.where(o.equal(y, x), ct, 0)],
     flops: elementwise,
   },
   resize: {
