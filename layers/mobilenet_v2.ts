@@ -94,15 +94,13 @@ const convUnit = (x: Tensor, name: string, padding: "same" | "symmetric", unit: 
         normal(Math.sqrt(2 / (out * kernel * kernel))),
       );
       const bias = o.variable(x.graph, "bias", [out], zeros);
-      const y = o.add(
-        o.conv(x, weight, {
-          strides: [stride, stride],
-          dilations: [dilation, dilation],
-          pads: convPads(padding, [h, w], kernel, stride, dilation),
-          group,
-        }),
-        o.reshape(bias, [1, out, 1, 1]),
-      );
+      const y = o.conv(x, weight, {
+        strides: [stride, stride],
+        dilations: [dilation, dilation],
+        pads: convPads(padding, [h, w], kernel, stride, dilation),
+        group,
+        bias,
+      });
       return unit.relu6 ? o.relu6(y) : y;
     }));
 

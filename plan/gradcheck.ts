@@ -239,6 +239,20 @@ export const CASES: readonly GradCase[] = [
     (x, w) => o.conv(x, w),
   ),
   c(
+    "conv (bias input, stride 2)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 3, 5, 5] }, { shape: [4, 3, 3, 3] }, { shape: [4] }],
+    (x, w, b) => o.conv(x, w, { strides: [2, 2], pads: [1, 1, 1, 1], bias: b }),
+  ),
+  c(
+    "conv (depthwise with bias, stride 1)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 3, 4, 4] }, { shape: [3, 1, 3, 3] }, { shape: [3] }],
+    (x, w, b) => o.conv(x, w, { pads: [1, 1, 1, 1], group: 3, bias: b }),
+  ),
+  c(
     "conv (group 2, pad 1)",
     ["conv"],
     F32,

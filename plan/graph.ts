@@ -129,7 +129,13 @@ export type Prim =
   | { readonly op: "expand"; readonly x: Tensor; readonly shape: Shape }
   | { readonly op: "clip"; readonly x: Tensor; readonly min?: number; readonly max?: number }
   | { readonly op: "resize"; readonly x: Tensor; readonly height: number; readonly width: number }
-  | ({ readonly op: "conv"; readonly x: Tensor; readonly w: Tensor } & ConvGeometry)
+  | ({
+    readonly op: "conv";
+    readonly x: Tensor;
+    readonly w: Tensor;
+    /** [o], added to every output position of its channel (ONNX Conv's `B`). */
+    readonly bias?: Tensor;
+  } & ConvGeometry)
   | ({
     /**
      * The adjoint (transpose) of `conv` with weight `w` [o, c, kh, kw] and the same geometry: maps

@@ -296,13 +296,25 @@ export const resize = (x: Tensor, height: number, width: number): Tensor =>
 /**
  * 2-D convolution, NCHW input x [n, c, h, w], OIHW weight w [o, c / group, kh, kw] → [n, o, ho, wo].
  * `pads` is [top, left, bottom, right] (see `samePads` for TensorFlow's "SAME"); `group` = c with o a
- * multiple of c is a depthwise convolution.
+ * multiple of c is a depthwise convolution. `bias` [o] is added to each output channel by the Conv itself.
  */
 export const conv = (
   x: Tensor,
   w: Tensor,
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], group = 1 }: Partial<ConvGeometry> = {},
-): Tensor => one(graphOf(x, w), { op: "conv", x, w, strides, pads, dilations, group });
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], group = 1, bias }:
+    & Partial<ConvGeometry>
+    & { readonly bias?: Tensor } = {},
+): Tensor =>
+  one(graphOf(x, w, ...(bias ? [bias] : [])), {
+    op: "conv",
+    x,
+    w,
+    strides,
+    pads,
+    dilations,
+    group,
+    ...(bias ? { bias } : {}),
+  });
 
 /**
  * The transpose (adjoint) of `conv(·, w)` with the same geometry and groups: [n, o, ho, wo] →

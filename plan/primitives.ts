@@ -945,10 +945,16 @@ export const RULES: RuleTable = {
     flops: (_, [y]) => 8 * size(y),
   },
   conv: {
-    inputs: (p) => [p.x, p.w],
-    infer: ({ x, w, strides, pads, dilations, group }) => {
+    inputs: (p) => (p.bias ? [p.x, p.w, p.bias] : [p.x, p.w]),
+    infer: ({ x, w, bias, strides, pads, dilations, group }) => {
       requireFloat(x);
       requireSameDtype(x, w);
+      if (bias) {
+        requireSameDtype(x, bias);
+        if (bias.rank !== 1 || bias.shape[0] !== w.shape[0]) {
+          fail(`bias ${formatType(bias)} must be [${w.shape[0]}], one per output channel`);
+        }
+      }
       if (x.rank !== 4 || w.rank !== 4) fail(`conv expects NCHW input and OIHW weight`);
       requireGroups(group, x.shape[1], w.shape[0], "input", "output");
       if (x.shape[1] !== w.shape[1] * group) {
@@ -961,7 +967,15 @@ export const RULES: RuleTable = {
       if (out.some((d) => d < 1)) fail(`kernel ${formatType(w)} does not fit input ${formatType(x)}`);
       return [{ dtype: x.dtype, shape: [x.shape[0], w.shape[0], out[0], out[1]] }];
     },
-    lower: (p, ctx) => ctx.node("Conv", [ctx.name(p.x), ctx.name(p.w)], ctx.out, convAttrs(p)),
+    // The bias as Conv's own input rather than an Add after it: ONNX Runtime folds such an Add into the
+    // Conv only when the bias is a constant (inference), not when it is fed (training).
+    lower: (p, ctx) =>
+      ctx.node(
+        "Conv",
+        [ctx.name(p.x), ctx.name(p.w), ...(p.bias ? [ctx.name(p.bias)] : [])],
+        ctx.out,
+        convAttrs(p),
+      ),
     // x̄ is the transposed convolution of the cotangent (ONNX ConvTranspose: no zero-dilated copy of
     // the cotangent, no multiplications by the zeros a stride would insert), with the same groups.
     vjp: (p, _, [ct], o) =>
@@ -975,6 +989,7 @@ export const RULES: RuleTable = {
             size: [p.x.shape[2], p.x.shape[3]],
           }),
           convWeightGrad(p, ct, o),
+          ...(p.bias ? [o.sum(ct, [0, 2, 3])] : []),
         ]
         : [],
     // w.shape[1] is c / group: each output element sums over its own group's channels only.

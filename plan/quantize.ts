@@ -5,8 +5,8 @@
  *   DynamicQuantizeLinear(x) → (x_q uint8, x_scale, x_zero) ;  W_q int8, W_scale [N] (per output column)
  *   MatMulInteger(x_q, W_q, x_zero) → int32 ;  Cast → float32 ;  · (x_scale · W_scale)
  *
- * and likewise every bias-free `Conv(x, W)` (kappa adds the bias apart) becomes ConvInteger with the
- * same attributes and one weight scale per output channel.
+ * and likewise every `Conv(x, W)` or `Conv(x, W, B)` with initializers W (and B) becomes ConvInteger with
+ * the same attributes and one weight scale per output channel, B added after the rescale.
  *
  * Standard ONNX ops only (any ONNX Runtime runs them); ONNX Runtime's CPU provider fuses the chain into
  * its MatMulIntegerToFloat / DynamicQuantizeMatMul kernels (u8·s8 on VNNI where the CPU has it).
@@ -92,8 +92,10 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
     }
     const w = inits.get(node.input![1]);
     const dims = (w?.dims ?? []).map(Number);
+    const bias = conv && node.input!.length === 3 ? inits.get(node.input![2]) : undefined;
     if (
-      !w || w.dataType !== FLOAT || dims.length !== (conv ? 4 : 2) || node.input!.length > 2 ||
+      !w || w.dataType !== FLOAT || dims.length !== (conv ? 4 : 2) ||
+      node.input!.length > (bias?.dataType === FLOAT ? 3 : 2) ||
       (options.weights && !options.weights.has(w.name!))
     ) {
       kept++;
@@ -111,6 +113,15 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
         { name: `${name}/int8`, dims, dataType: INT8, rawData: raw(q) },
         { name: `${name}/scale`, dims: conv ? [k, 1, 1] : [n], dataType: FLOAT, rawData: raw(scale) },
       ]);
+    }
+    if (bias && !added.has(bias.name!)) {
+      // B [C_out] as [C_out, 1, 1], to broadcast over the output's [b, C_out, h, w] like the scale.
+      added.set(bias.name!, [{
+        name: `${bias.name}/chw`,
+        dims: [dims[0], 1, 1],
+        dataType: FLOAT,
+        rawData: raw(floats(bias)),
+      }]);
     }
     const out = node.output![0], base = `${out}/int8`;
     const at = (suffix: string) => `${base}/${suffix}`;
@@ -133,7 +144,8 @@ export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}
         attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: FLOAT }],
       },
       { opType: "Mul", input: [at("x_scale"), `${name}/scale`], output: [at("scale")] },
-      { opType: "Mul", input: [at("float"), at("scale")], output: [out] },
+      { opType: "Mul", input: [at("float"), at("scale")], output: [bias ? at("unbiased") : out] },
+      ...(bias ? [{ opType: "Add", input: [at("unbiased"), `${bias.name}/chw`], output: [out] }] : []),
     );
     quantized++;
   }
