@@ -992,8 +992,9 @@ export const RULES: RuleTable = {
           ...(p.bias ? [o.sum(ct, [0, 2, 3])] : []),
         ]
         : [],
-    // w.shape[1] is c / group: each output element sums over its own group's channels only.
-    flops: ({ w }, [y]) => 2 * size(y) * w.shape[1] * w.shape[2] * w.shape[3],
+    // w.shape[1] is c / group: each output element sums over its own group's channels only; a bias adds
+    // one more per output element (as the Add it replaces counted).
+    flops: ({ w, bias }, [y]) => 2 * size(y) * w.shape[1] * w.shape[2] * w.shape[3] + (bias ? size(y) : 0),
   },
   convTranspose: {
     inputs: (p) => [p.x, p.w],
@@ -1091,8 +1092,15 @@ const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Build
     x.shape.map((d, i) => (i === a ? d : 1)),
     indices.dtype,
   );
-  const wrapped = o.where(o.greater(0, indices), o.add(indices, n), indices);
-  return o.where(o.equal(wrapped, iota), ct, 0);
+  // A negative index −k picks n − k: matched against a second constant rather than wrapped by an
+  // integer Add, which the WebGPU provider would run on the CPU.
+  const iotaFromEnd = o.constant(
+    g,
+    Array.from({ length: n }, (_, i) => i - n),
+    x.shape.map((d, i) => (i === a ? d : 1)),
+    indices.dtype,
+  );
+  return o.where(o.equal(indices, iota), ct, o.where(o.equal(indices, iotaFromEnd), ct, 0));
 };
 
 /** The ONNX attributes of a conv or convTranspose geometry (`group` only when not 1). */
