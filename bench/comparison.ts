@@ -96,3 +96,22 @@ export const lossTable = <
     { header: "PyTorch", cell: (t) => loss(t.peerLosses[last - 1]) },
   ], byThreads);
 };
+
+/**
+ * The peers tables' row order: for each of our thread counts, our row, then every peer side's row at
+ * that thread count (sides measured at other counts are skipped).
+ */
+export const rowsByThreads = <
+  O extends { readonly threads: number },
+  S extends { readonly byThreads: readonly { readonly threads: number }[] },
+  R,
+>(
+  ours: readonly O[],
+  sides: readonly S[],
+  oursRow: (o: O) => R,
+  sideRow: (s: S, t: S["byThreads"][number], o: O) => R,
+): R[] =>
+  ours.flatMap((o) => [
+    oursRow(o),
+    ...sides.flatMap((s) => s.byThreads.filter((t) => t.threads === o.threads).map((t) => sideRow(s, t, o))),
+  ]);

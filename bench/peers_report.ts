@@ -5,7 +5,7 @@
  */
 import type { Repeats } from "./measure.ts";
 import type { Side } from "./peers.ts";
-import { checkEqualWork, FIRST_LOSS_TOLERANCE, STEPS_LOSS_TOLERANCE } from "./comparison.ts";
+import { checkEqualWork, FIRST_LOSS_TOLERANCE, rowsByThreads, STEPS_LOSS_TOLERANCE } from "./comparison.ts";
 import {
   type Column,
   fixed,
@@ -162,38 +162,33 @@ interface Line {
 }
 
 const lines = (f: PeersFigures): Line[] =>
-  f.ours.flatMap((o) => [
-    {
-      label: "kappa (ONNX Runtime)",
-      precision: "fp32",
-      threads: o.threads,
-      config: "intra-op threads spin (ORT default)",
-      train: o.train,
-      infer: o.infer,
-      first: loss(o.losses[0]),
-      check: "–",
-      peakRssMiB: o.peakRssMiB,
-      load: "–",
-    },
-    ...f.sides.flatMap((s) =>
-      s.byThreads.filter((t) => t.threads === o.threads).map((t): Line => {
-        const w = equalWork(f, t);
-        return {
-          label: s.side.label,
-          precision: s.side.precision,
-          threads: t.threads,
-          config: t.config,
-          train: t.train,
-          infer: t.infer,
-          ours: o,
-          first: `${loss(t.losses[0])} (${rel(w.first)})`,
-          check: s.side.precision === "fp32" ? (w.passed ? "passed" : "FAILED") : "not checked (bf16)",
-          peakRssMiB: t.peakRssMiB,
-          load: fixed(t.load, 2),
-        };
-      })
-    ),
-  ]);
+  rowsByThreads(f.ours, f.sides, (o): Line => ({
+    label: "kappa (ONNX Runtime)",
+    precision: "fp32",
+    threads: o.threads,
+    config: "intra-op threads spin (ORT default)",
+    train: o.train,
+    infer: o.infer,
+    first: loss(o.losses[0]),
+    check: "–",
+    peakRssMiB: o.peakRssMiB,
+    load: "–",
+  }), (s, t, o): Line => {
+    const w = equalWork(f, t);
+    return {
+      label: s.side.label,
+      precision: s.side.precision,
+      threads: t.threads,
+      config: t.config,
+      train: t.train,
+      infer: t.infer,
+      ours: o,
+      first: `${loss(t.losses[0])} (${rel(w.first)})`,
+      check: s.side.precision === "fp32" ? (w.passed ? "passed" : "FAILED") : "not checked (bf16)",
+      peakRssMiB: t.peakRssMiB,
+      load: fixed(t.load, 2),
+    };
+  });
 
 const trainTable = (f: PeersFigures) =>
   table<Line>([

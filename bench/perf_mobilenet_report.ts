@@ -7,7 +7,7 @@
  * comes in as data.
  */
 import type { Side } from "./peers.ts";
-import { checkEqualWork, FIRST_LOSS_TOLERANCE, STEPS_LOSS_TOLERANCE } from "./comparison.ts";
+import { checkEqualWork, FIRST_LOSS_TOLERANCE, rowsByThreads, STEPS_LOSS_TOLERANCE } from "./comparison.ts";
 import {
   fixed,
   formatLoss as loss,
@@ -111,34 +111,29 @@ interface Row {
 }
 
 const rows = (f: MobileNetFigures): Row[] =>
-  f.ours.flatMap((o) => [
-    {
-      label: "kappa (ONNX Runtime)",
-      precision: "fp32" as const,
-      threads: o.threads,
-      config: "ORT default (spinning)",
-      train: o.train,
-      infer: o.infer,
-      ours: o,
-      losses: o.losses,
-      isOurs: true,
-      load: o.load,
-    },
-    ...f.sides.flatMap((s) =>
-      s.byThreads.filter((t) => t.threads === o.threads).map((t): Row => ({
-        label: s.side.label,
-        precision: s.side.precision,
-        threads: t.threads,
-        config: t.config,
-        train: t.train,
-        infer: t.infer,
-        ours: o,
-        losses: t.losses,
-        isOurs: false,
-        load: t.load,
-      }))
-    ),
-  ]);
+  rowsByThreads(f.ours, f.sides, (o): Row => ({
+    label: "kappa (ONNX Runtime)",
+    precision: "fp32",
+    threads: o.threads,
+    config: "ORT default (spinning)",
+    train: o.train,
+    infer: o.infer,
+    ours: o,
+    losses: o.losses,
+    isOurs: true,
+    load: o.load,
+  }), (s, t, o): Row => ({
+    label: s.side.label,
+    precision: s.side.precision,
+    threads: t.threads,
+    config: t.config,
+    train: t.train,
+    infer: t.infer,
+    ours: o,
+    losses: t.losses,
+    isOurs: false,
+    load: t.load,
+  }));
 
 /** The fastest side of `precision` (any precision when undefined) at `threads` by `pick`. */
 export const bestMobileNetSide = (
