@@ -1,6 +1,6 @@
 /**
- * `deno task bench quantize <run-dir> [--quick]`: the int8 export (`deno task export --quantize int8`)
- * against the float32 export of the same run: mIoU on the dataset's validation split through the
+ * `deno task bench quantize <run-dir> [--quick]`: the int8 exports (`deno task export --quantize int8 |
+ * int8-conv | int8-static`) against the float32 export of the same run: mIoU on the dataset's validation split through the
  * export's documented pre/post-processing (fit to the export size, pad, classes mapped back to the
  * frame), the share of pixels whose class changes, and one-image latency at T = 1 and 2 in alternating
  * rounds. Prints the section and rewrites "Reduced precision (export)" in BENCHMARKS.md (not with
@@ -9,6 +9,7 @@
 import { Effect } from "effect";
 import type * as ort from "onnxruntime-node";
 import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
+import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
 import { fitSize, predictAtExportSize } from "../eval/export_size.ts";
 import { resizeRgb } from "../data/resize.ts";
 import type { Predictor } from "../eval/predictor.ts";
@@ -113,11 +114,13 @@ export const main = async (args: string[]): Promise<void> => {
   const run = await Effect.runPromise(loadRun(runDir));
   const e = run.experiment;
   const ranker = await Effect.runPromise(loadRanker(e));
+  log(`calibrating int8-static on ${CALIBRATION_IMAGES} training images…`);
+  const ranges = await Effect.runPromise(calibrateExport(e, run.state, ranker));
   const sides: Side[] = [
     { label: "float32", bytes: exportModel(e, run.state, ranker).bytes },
     ...EXPORT_QUANTIZATIONS.map((q) => ({
       label: q,
-      bytes: exportModel(e, run.state, ranker, { quantize: q }).bytes,
+      bytes: exportModel(e, run.state, ranker, { quantize: q, ranges }).bytes,
     })),
   ];
   const split = "val";
@@ -157,6 +160,7 @@ export const main = async (args: string[]): Promise<void> => {
   const resized = await Effect.runPromise(resizeRgb(first.image, first.height, first.width, fh, fw));
   const image = normalizeRgb(resized, fh, fw, e.data.test.mean, e.data.test.std, h, w, 0);
   const rounds = quick ? 1 : 3, repeats = quick ? { warmup: 2, runs: 5 } : { warmup: 5, runs: 20 };
+  log("measuring latency (waiting for a quiet machine first)…");
   await waitForQuiet(QUIET_LOAD, quick ? 2 : 30);
   const quickstartLatency = await latencies(sides, image, [h, w], rounds, repeats, quick);
 
@@ -181,13 +185,14 @@ Command: \`npx --yes deno@2.9.6 task bench quantize ${runDir}\` (${new Date().to
     fixed((performance.now() - started) / 60000, 1)
   } min). Machine: ${mc.cpu}, ${mc.cores} cores; onnxruntime-node ${mc.ort}, CPU execution provider.
 
-The run's float32 export against \`deno task export --quantize int8\` and \`--quantize int8-conv\` of the
-same checkpoint (${run.checkpoint}): every parameter matmul becomes DynamicQuantizeLinear + MatMulInteger, and
+The run's float32 export against \`deno task export --quantize int8\`, \`int8-conv\` and \`int8-static\` of
+the same checkpoint (${run.checkpoint}): every parameter matmul becomes DynamicQuantizeLinear + MatMulInteger;
 with "int8-conv" every convolution ConvInteger (weights symmetric int8 per output column / channel, activations
-uint8 per tensor, quantized at run time; \`plan/quantize.ts\`); attention's activation matmuls,
-normalization and the elementwise ops stay float32. Model file: ${
-    sides.map((s) => `${s.label} ${mb(s.bytes)} MB`).join(", ")
-  }.
+uint8 per tensor, quantized at run time; \`plan/quantize.ts\`); with "int8-static" every convolution in QDQ
+form, its input and output uint8 with scales calibrated on ${CALIBRATION_IMAGES} training images (min/max), weights int8
+per output channel, biases int32, which ONNX Runtime fuses into QLinearConv / QLinearAdd
+(\`plan/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and
+the elementwise ops stay float32. Model file: ${sides.map((s) => `${s.label} ${mb(s.bytes)} MB`).join(", ")}.
 
 Accuracy on ${dataset.name} ${split} (${samples.length} frames, each fitted to the export size
 ${h}×${w}, classes mapped back to the frame as the export's metadata says):

@@ -5,12 +5,15 @@
  * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
  * The file's `metadata_props` (printed too) say how to fit an image of any size to H×W and map the
  * classes back (eval/export_size.ts). `--quantize int8`: the parameters' matmuls run in int8 (weights
- * per column, activations per tensor at run time; plan/quantize.ts); `int8-conv`: the convolutions too.
+ * per column, activations per tensor at run time; plan/quantize.ts); `int8-conv`: the convolutions too;
+ * `int8-static`: the convolutions with activation scales calibrated on `--calibration-images` training
+ * images (plan/quantize_static.ts, eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { writeFile } from "node:fs/promises";
 import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
+import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { calibratedMerge } from "../eval/panoptic_eval.ts";
@@ -24,6 +27,10 @@ export const exportCommand = Command.make("export", {
     Flag.optional,
     Flag.withDescription(`reduced-precision weights: ${EXPORT_QUANTIZATIONS.join(", ")}`),
   ),
+  calibrationImages: Flag.Int("calibration-images").pipe(
+    Flag.withDefault(CALIBRATION_IMAGES),
+    Flag.withDescription("--quantize int8-static: training images that calibrate the activation scales"),
+  ),
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
@@ -33,9 +40,19 @@ export const exportCommand = Command.make("export", {
     const merge = e.model._tag === "PanopticSegmenter"
       ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
       : undefined;
+    const quantize = Option.getOrUndefined(a.quantize);
+    if (quantize === "int8-static" && a.calibrationImages < 1) {
+      return yield* Effect.fail(
+        new Error(`--calibration-images: must be at least 1, got ${a.calibrationImages}`),
+      );
+    }
+    const ranges = quantize === "int8-static"
+      ? yield* calibrateExport(e, run.state, ranker, a.calibrationImages)
+      : undefined;
     const { bytes, inputs, outputs, metadata } = exportModel(e, run.state, ranker, {
-      quantize: Option.getOrUndefined(a.quantize),
+      quantize,
       merge,
+      ranges,
     });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);

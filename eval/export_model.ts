@@ -12,6 +12,7 @@ import { inferenceGraph } from "../interpret/graphs.ts";
 import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
 import { exportOnnx } from "../plan/export.ts";
 import { quantizeMatMuls } from "../plan/quantize.ts";
+import { quantizeConvsStatic, type Range } from "../plan/quantize_static.ts";
 import { exportMetadata } from "./export_size.ts";
 import type { HostArray, Shape } from "../plan/dtype.ts";
 import type { Value } from "../plan/runtime.ts";
@@ -26,14 +27,19 @@ export interface ExportedSignature {
 }
 
 /**
- * Reduced-precision export (plan/quantize.ts): "int8" = the parameters' matmuls dynamically quantized to
- * int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" = the convolutions too
- * (measured slower there: its ConvInteger loses the fused float32 convolution kernels; BENCHMARKS.md).
+ * Reduced-precision export (plan/quantize.ts, plan/quantize_static.ts): "int8" = the parameters' matmuls
+ * dynamically quantized to int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" =
+ * the convolutions too, at run time (measured slower there: its ConvInteger loses the fused float32
+ * convolution kernels; BENCHMARKS.md); "int8-static" = the matmuls as in "int8" and the convolutions in
+ * QDQ form with activation scales calibrated ahead of time (eval/export_calibration.ts), which ONNX
+ * Runtime runs as QLinearConv.
  */
-export type ExportQuantization = "int8" | "int8-conv";
-export const EXPORT_QUANTIZATIONS = ["int8", "int8-conv"] as const satisfies readonly ExportQuantization[];
-
-const QUANTIZED_OPS = { int8: ["MatMul"], "int8-conv": ["MatMul", "Conv"] } as const;
+export type ExportQuantization = "int8" | "int8-conv" | "int8-static";
+export const EXPORT_QUANTIZATIONS = [
+  "int8",
+  "int8-conv",
+  "int8-static",
+] as const satisfies readonly ExportQuantization[];
 
 const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
   int8: "int8: MatMul weights per output column, symmetric int8; activations quantized per tensor at run " +
@@ -42,14 +48,22 @@ const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
   "int8-conv": "int8-conv: MatMul weights per output column and Conv kernels per output channel, " +
     "symmetric int8; activations quantized per tensor at run time (DynamicQuantizeLinear + MatMulInteger / " +
     "ConvInteger); attention's activation matmuls and everything else float32",
+  "int8-static": "int8-static: Conv kernels per output channel, symmetric int8, biases int32; each " +
+    "convolution's input and output uint8 per tensor with scales calibrated on training images (QDQ, run as " +
+    "QLinearConv); MatMul weights as in int8 (activations quantized at run time); everything else float32",
 };
+
+/** Dynamic int8 rewrite of the parameters' matmuls (and convolutions), per quantization. */
+const DYNAMIC_OPS = { int8: ["MatMul"], "int8-conv": ["MatMul", "Conv"], "int8-static": ["MatMul"] } as const;
 
 export const exportModel = (
   e: Experiment,
   state: ReadonlyMap<string, Value>,
   ranker?: Ranker,
-  { quantize, merge }: {
+  { quantize, merge, ranges }: {
     readonly quantize?: ExportQuantization;
+    /** "int8-static": the calibrated range of every tensor it quantizes (eval/export_calibration.ts). */
+    readonly ranges?: ReadonlyMap<string, Range>;
     /** A panoptic run's merge thresholds for the metadata (default: the spec's `merge`). */
     readonly merge?: MergeThresholds;
   } = {},
@@ -75,8 +89,10 @@ export const exportModel = (
       "see metadata_props kappa.* for the size, mean/std and how to map classes back",
     metadata,
   });
+  const weights = new Set(state.keys());
   const bytes = quantize
-    ? quantizeMatMuls(float, { weights: new Set(state.keys()), ops: QUANTIZED_OPS[quantize] }).bytes
+    ? quantizeMatMuls(staticConvs(float, quantize, weights, ranges), { weights, ops: DYNAMIC_OPS[quantize] })
+      .bytes
     : float;
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
@@ -89,6 +105,20 @@ export const exportModel = (
     inputs: [sig("images", "float32", [TRACE_BATCH, 3, height, width])],
     outputs: outputs.map((n) => sig(n, g.outputs.get(n)!.dtype, g.outputs.get(n)!.shape)),
   };
+};
+
+/** With "int8-static", the convolutions in calibrated QDQ form; otherwise `float` as it is. */
+const staticConvs = (
+  float: Uint8Array,
+  quantize: ExportQuantization,
+  weights: ReadonlySet<string>,
+  ranges?: ReadonlyMap<string, Range>,
+) => {
+  if (quantize !== "int8-static") return float;
+  if (!ranges) {
+    throw new Error("export --quantize int8-static: no calibration ranges (eval/export_calibration.ts)");
+  }
+  return quantizeConvsStatic(float, ranges, weights).bytes;
 };
 
 /** The panoptic export's metadata: the semantic export's size and normalization, and merging in words. */

@@ -61,6 +61,25 @@ export const exportMetadata = (e: Experiment): Record<string, string> => {
   };
 };
 
+/** Steps 1–2 for one image: the exported model's input [1, 3, H, W] and the fitted region h×w in it. */
+export const exportInput = (img: RgbImage, e: Experiment) =>
+  Effect.gen(function* () {
+    const size = e.data.train.cropSize;
+    const fitted = fitSize(img.height, img.width, size);
+    const resized = yield* resizeRgb(img.data, img.height, img.width, fitted[0], fitted[1]);
+    const images = normalizeRgb(
+      resized,
+      fitted[0],
+      fitted[1],
+      e.data.test.mean,
+      e.data.test.std,
+      size[0],
+      size[1],
+      0,
+    );
+    return { images, fitted };
+  });
+
 /**
  * Predicts an image of any size the way the exported model is used: `predictor` must have been made
  * for the experiment's model, in whole mode; classes come back at the image's size.
@@ -68,9 +87,7 @@ export const exportMetadata = (e: Experiment): Record<string, string> => {
 export const predictAtExportSize = (predictor: Predictor, img: RgbImage, e: Experiment) =>
   Effect.gen(function* () {
     const size = e.data.train.cropSize;
-    const [h, w] = fitSize(img.height, img.width, size);
-    const resized = yield* resizeRgb(img.data, img.height, img.width, h, w);
-    const x = normalizeRgb(resized, h, w, e.data.test.mean, e.data.test.std, size[0], size[1], 0);
+    const { images: x, fitted: [h, w] } = yield* exportInput(img, e);
     const p = yield* predictor.predict(x, size[0], size[1], size);
     const classes = p.classes.length === 0
       ? p.classes

@@ -64,7 +64,8 @@ export const quantizeColumns = (w: Float32Array, k: number, n: number) => {
   return { q, scale };
 };
 
-const floats = (t: P.onnx.ITensorProto): Float32Array => {
+/** A float32 initializer's values. */
+export const floats = (t: P.onnx.ITensorProto): Float32Array => {
   if (t.rawData && t.rawData.length) {
     // A copy: the decoded bytes need not be aligned (and may be a view into a shared Buffer).
     return new Float32Array(new Uint8Array(t.rawData).buffer);
@@ -72,7 +73,9 @@ const floats = (t: P.onnx.ITensorProto): Float32Array => {
   return Float32Array.from(t.floatData ?? []);
 };
 
-const raw = (a: Int8Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+/** A typed array's bytes, for `rawData`. */
+export const raw = (a: Int8Array | Uint8Array | Int32Array | Float32Array) =>
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** The model `bytes` with its weight matmuls in int8 (see the module comment). */
 export const quantizeMatMuls = (bytes: Uint8Array, options: QuantizeOptions = {}): Quantized => {

@@ -7,9 +7,11 @@
  */
 import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
-import { assert, assertClose, assertEquals } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { quantizeColumns, quantizeMatMuls, quantizeRows } from "../plan/quantize.ts";
+import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../plan/quantize_static.ts";
+import { calibrateExport, calibrationImages } from "../eval/export_calibration.ts";
 import { decodeOnnx } from "../plan/onnx.ts";
 import { execute, graphStage, plan } from "../plan/runtime.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
@@ -38,11 +40,17 @@ Deno.test("quantizeRows: one scale per output channel of a convolution kernel", 
   assertEquals([...q], [64, -127, 127, 64]);
 });
 
-const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
+const BACKBONES = {
+  vit: undefined,
+  conv: m.convNet({ widths: [8, 16], blocksPerStage: 1 }),
+  mobilenet: m.mobileNetV2({ widthMultiplier: 0.25, outputs: ["c3"] }),
+};
+
+/** The tiny experiment with one of the backbones above, and its initial state. */
+const tinyState = async (backbone: keyof typeof BACKBONES) => {
   const t = tinyExperiment();
-  const e = backbone === "vit"
-    ? t
-    : { ...t, model: { ...t.model, backbone: m.convNet({ widths: [8, 16], blocksPerStage: 1 }) } };
+  const b = BACKBONES[backbone];
+  const e = b ? { ...t, model: { ...t.model, backbone: b } } : t;
   const [height, width] = e.data.train.cropSize;
   const g = trainingGraph(
     e.model,
@@ -53,6 +61,12 @@ const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
     const ex = yield* execute(plan(g.name, g, [graphStage(g)]), { seed: 3 });
     return new Map(ex.state);
   })));
+  return { e, state };
+};
+
+const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
+  const { e, state } = await tinyState(backbone);
+  const [height, width] = e.data.train.cropSize;
   return {
     size: [height, width] as const,
     float: exportModel(e, state).bytes,
@@ -103,4 +117,67 @@ Deno.test("quantizeMatMuls: only the named weights; others stay float32", async 
   const none = quantizeMatMuls(float, { weights: new Set(["no such weight"]) });
   assertEquals(none.quantized, 0);
   assertEquals(none.kept, opCounts(float).get("MatMul"));
+});
+
+Deno.test("uint8Params: the range widened to hold 0; scale = (max − min) / 255, zero = round(−min / scale)", () => {
+  // [−1, 3]: scale 4/255, zero 255/4 = 63.75 → 64.
+  const p = uint8Params({ min: -1, max: 3 });
+  assertClose([p.scale], [4 / 255], { atol: 1e-7 });
+  assertEquals(p.zero, 64);
+  // [0.5, 2] becomes [0, 2]: zero point 0 (a ReLU's output, which the Q then clips as ReLU did).
+  const r = uint8Params({ min: 0.5, max: 2 });
+  assertClose([r.scale], [2 / 255], { atol: 1e-7 });
+  assertEquals(r.zero, 0);
+  // All negative: [−2, −1] becomes [−2, 0], zero point 255.
+  assertEquals(uint8Params({ min: -2, max: -1 }).zero, 255);
+  // A constant 0 tensor keeps scale 1 (no division by zero).
+  assertEquals(uint8Params({ min: 0, max: 0 }), { scale: 1, zero: 0 });
+});
+
+Deno.test("export --quantize int8-static: every convolution runs as QLinearConv, agreeing with float32", async () => {
+  const { e, state } = await tinyState("mobilenet");
+  const [h, w] = e.data.train.cropSize;
+  const ranges = await Effect.runPromise(calibrateExport(e, state, undefined, 8));
+  const float = exportModel(e, state).bytes;
+  const q = exportModel(e, state, undefined, { quantize: "int8-static", ranges });
+  assert(q.metadata["kappa.quantization"]?.startsWith("int8-static"));
+  const convs = opCounts(float).get("Conv")!;
+  const before = opCounts(q.bytes);
+  // Each convolution keeps its Conv node between DequantizeLinear inputs (activation, weight, bias).
+  assertEquals(before.get("Conv"), convs);
+  assertEquals(before.get("QuantizeLinear"), ranges.size);
+  // After ONNX Runtime's graph optimizations, none is left in float32: all fused into QLinearConv.
+  const optimized = await Deno.makeTempFile({ suffix: ".onnx" });
+  try {
+    await ort.InferenceSession.create(q.bytes, {
+      optimizedModelFilePath: optimized,
+      intraOpNumThreads: 1,
+      logSeverityLevel: 3, // not the warning that an optimized model is specific to this machine
+    });
+    const after = opCounts(await Deno.readFile(optimized));
+    assertEquals(after.get("QLinearConv"), convs);
+    assertEquals(after.get("Conv") ?? 0, 0);
+    assertEquals(after.get("FusedConv") ?? 0, 0);
+  } finally {
+    await Deno.remove(optimized);
+  }
+  // The calibration images' own classes (within the calibrated ranges) agree on ≥ 90 % of the pixels.
+  const images = await Effect.runPromise(calibrationImages(e, 4));
+  const feeds = {
+    images: new ort.Tensor("float32", Float32Array.from(images.flatMap((i) => [...i])), [4, 3, h, w]),
+  };
+  const run = async (bytes: Uint8Array) => (await (await ort.InferenceSession.create(bytes)).run(feeds));
+  const [a, b] = [await run(float), await run(q.bytes)];
+  const ca = a.classes.data as BigInt64Array, cb = b.classes.data as BigInt64Array;
+  const same = ca.reduce((s, c, i) => s + (c === cb[i] ? 1 : 0), 0) / ca.length;
+  assert(same >= 0.9, `only ${(100 * same).toFixed(1)} % of the pixels agree`);
+});
+
+Deno.test("quantizeConvsStatic: a tensor without a calibration range is named in the error", async () => {
+  const { e, state } = await tinyState("mobilenet");
+  const float = exportModel(e, state).bytes;
+  const tensors = calibrationTensors(float);
+  assertEquals(tensors[0], "images");
+  const ranges = new Map(tensors.slice(1).map((t) => [t, { min: -1, max: 1 }]));
+  assertThrowsMessage(() => quantizeConvsStatic(float, ranges), "no calibration range for tensor(s) images");
 });
