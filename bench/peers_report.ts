@@ -56,6 +56,8 @@ export interface OursThread {
   readonly threads: number;
   readonly train: Summary;
   readonly infer: Summary;
+  /** One-image inference of the int8 export (`--quantize int8`), when measured. */
+  readonly inferInt8?: Summary;
   readonly losses: readonly number[];
   readonly peakRssMiB: number;
 }
@@ -76,6 +78,7 @@ export interface PeersFigures {
 }
 
 const x2 = (v: number) => fixed(v, 2);
+const OURS = "kappa (ONNX Runtime)";
 const ratio = (ours: Summary, peer: Summary) => ours.median / peer.median;
 
 /** The fastest side of `precision` at `threads` by `pick`, if any ran. */
@@ -109,16 +112,18 @@ const goalTable = (f: PeersFigures) => {
   }
   const against = (
     pick: (t: SideThread) => Summary,
-    ours: (o: OursThread) => Summary,
+    ours: (o: OursThread) => Summary | undefined,
     goal: number,
     precision?: Side["precision"],
   ) =>
   (o: OursThread) => {
     const best = bestSide(f, o.threads, pick, precision);
     if (!best) return { text: "no peer ran", met: true };
-    const r = ratio(ours(o), pick(best.at));
+    const mine = ours(o);
+    if (!mine) return { text: "not measured", met: false };
+    const r = ratio(mine, pick(best.at));
     return {
-      text: `${x2(r)} (${ms(ours(o).median)} / ${ms(pick(best.at).median)} ms, ${best.side.side.label})`,
+      text: `${x2(r)} (${ms(mine.median)} / ${ms(pick(best.at).median)} ms, ${best.side.side.label})`,
       met: r <= goal,
     };
   };
@@ -138,6 +143,13 @@ const goalTable = (f: PeersFigures) => {
       goal: PEER_GOALS.infer,
       cell: against((t) => t.infer, (o) => o.infer, PEER_GOALS.infer),
     },
+    ...(f.ours.some((o) => o.inferInt8)
+      ? [{
+        figure: "Inference, one image, reduced precision: ours (int8 export) ÷ best bf16 peer",
+        goal: PEER_GOALS.infer,
+        cell: against((t) => t.infer, (o) => o.inferInt8, PEER_GOALS.infer, "bf16"),
+      }]
+      : []),
   ];
   return table<Row>([
     { header: "figure", cell: (r) => r.figure },
@@ -163,7 +175,7 @@ interface Line {
 
 const lines = (f: PeersFigures): Line[] =>
   rowsByThreads(f.ours, f.sides, (o): Line => ({
-    label: "kappa (ONNX Runtime)",
+    label: OURS,
     precision: "fp32",
     threads: o.threads,
     config: "intra-op threads spin (ORT default)",
@@ -202,13 +214,28 @@ const trainTable = (f: PeersFigures) =>
     { header: "other load, cores", cell: (l) => l.load },
   ], lines(f));
 
+/** The inference lines: ours, then our int8 export when measured, then the peers, per T. */
+const inferLines = (f: PeersFigures): Line[] =>
+  lines(f).flatMap((l) => {
+    const o = l.ours ? undefined : f.ours.find((x) => x.threads === l.threads);
+    return o?.inferInt8 && l.label === OURS
+      ? [l, { ...l, label: `${OURS}, int8 export`, infer: o.inferInt8 }]
+      : [l];
+  });
+
 const inferTable = (f: PeersFigures) =>
   table<Line>([
     { header: "side", cell: (l) => l.label },
     { header: "T", cell: (l) => String(l.threads) },
     { header: "ms per image", cell: (l) => spread(l.infer) },
     { header: "ours ÷ side", cell: (l) => (l.ours ? x2(ratio(l.ours.infer, l.infer)) : "–") },
-  ], lines(f));
+    ...(f.ours.some((o) => o.inferInt8)
+      ? [{
+        header: "ours int8 ÷ side",
+        cell: (l: Line) => (l.ours?.inferInt8 ? x2(ratio(l.ours.inferInt8, l.infer)) : "–"),
+      }]
+      : []),
+  ], inferLines(f));
 
 const configTable = (f: PeersFigures) => {
   const rows = f.sides.flatMap((s) => s.byThreads.map((t) => ({ s, t })));
@@ -277,7 +304,12 @@ ${
       : ""
   }
 
-Inference, one image (each side's own eval forward: scores, top-κ and the per-pixel class):
+Inference, one image (each side's own eval forward: scores, top-κ and the per-pixel class)${
+    f.ours.some((o) => o.inferInt8)
+      ? "; our int8 export (`--quantize int8`: the parameters' matmuls in int8, activations quantized at run " +
+        "time) is measured in our turn, and its ratio is the reduced-precision class's against the bf16 sides"
+      : ""
+  }:
 
 ${inferTable(f)}
 

@@ -113,6 +113,8 @@ interface Round {
   readonly peak: number;
   readonly train: { readonly ms: number[]; readonly losses: number[] };
   readonly inferMs: number[];
+  /** The int8 export's one-image inference (the reduced-precision class). */
+  readonly inferInt8Ms: number[];
   readonly outputs: Awaited<ReturnType<typeof timeInference>>["outputs"];
   readonly peer: SegmenterPeerResult;
   readonly load: { readonly ours: Load; readonly peer: Load };
@@ -268,6 +270,9 @@ export const main = async (args: string[]): Promise<void> => {
   const image = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
   const initial = await initialState(p, SEED);
   const exported = exportModel(perfExperiment(pm), initial).bytes;
+  // The reduced-precision inference class: the same export with its parameter matmuls in int8 (the perf
+  // model has no convolution, so int8-static would be the same model; BENCHMARKS.md "Reduced precision").
+  const exportedInt8 = exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8" }).bytes;
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-perf-", suffix: ".safetensors" });
   await Deno.writeFile(peerFile, peerInputs(pm, g, initial));
 
@@ -295,7 +300,8 @@ export const main = async (args: string[]): Promise<void> => {
           }
           const train = await timeTraining(p, feeds, threads, TRAIN_REPEATS, { seed: SEED });
           const infer = await timeInference(exported, image, pm.size, threads, INFER_REPEATS);
-          return { peak, train, infer };
+          const inferInt8 = await timeInference(exportedInt8, image, pm.size, threads, INFER_REPEATS);
+          return { peak, train, infer, inferInt8 };
         });
         log(`round ${round}/${ROUNDS}, T=${threads}: PyTorch…`);
         await waitForQuiet(QUIET_LOAD, QUIET_WAIT_SECONDS.turn);
@@ -307,6 +313,7 @@ export const main = async (args: string[]): Promise<void> => {
           peak: ours.result.peak,
           train: ours.result.train,
           inferMs: ours.result.infer.ms,
+          inferInt8Ms: ours.result.inferInt8.ms,
           outputs: ours.result.infer.outputs,
           peer: peer.result,
           load: { ours: ours.load, peer: peer.load },
@@ -450,6 +457,7 @@ export const main = async (args: string[]): Promise<void> => {
     threads: t.threads,
     train: t.train.ours,
     infer: t.infer.ours,
+    inferInt8: summarize(rounds.filter((r) => r.threads === t.threads).flatMap((r) => r.inferInt8Ms)),
     losses: t.ourLosses,
     peakRssMiB: ourMemory.get(t.threads) ?? NaN,
   }));

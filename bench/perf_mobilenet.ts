@@ -11,8 +11,10 @@
  *   --quick         one short round; BENCHMARKS.md is left unchanged
  *   --note=TEXT     a sentence on the machine's load for the section (e.g. "a grid ran beside it")
  */
+import { Effect } from "effect";
 import { graphStage, plan } from "../plan/runtime.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { calibrationRanges } from "../eval/export_calibration.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { describe } from "../plan/describe.ts";
 import { machine } from "./machine.ts";
@@ -65,7 +67,19 @@ export const main = async (args: string[]): Promise<void> => {
   const feeds = perfFeeds(pm);
   const state = await withPretrained(pm, g, await initialState(p, 0));
   const exported = exportModel(perfExperiment(pm), state).bytes;
-  const image = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
+  const batchImages = perfBatch(pm).images, perImage = 3 * pm.size * pm.size;
+  const image = batchImages.slice(0, perImage);
+  // The reduced-precision inference class: the int8-static export, its activation scales calibrated on
+  // the batch's images (what a user calibrates on changes the accuracy, not the time measured here).
+  const calibration = Array.from(
+    { length: batchImages.length / perImage },
+    (_, i) => batchImages.slice(i * perImage, (i + 1) * perImage),
+  );
+  const ranges = await Effect.runPromise(
+    calibrationRanges(exported, calibration, [pm.size, pm.size], new Set(state.keys())),
+  );
+  const exportedInt8 = exportModel(perfExperiment(pm), state, undefined, { quantize: "int8-static", ranges })
+    .bytes;
   const inputs = await Deno.makeTempFile({ prefix: "kappa-mobilenet-", suffix: ".safetensors" });
   await Deno.writeFile(inputs, mobileNetPeerInputs(pm, g, state));
 
@@ -93,7 +107,7 @@ export const main = async (args: string[]): Promise<void> => {
 
   const ours = new Map<
     number,
-    { peak: number; train: number[]; infer: number[]; losses: number[]; loads: Load[] }
+    { peak: number; train: number[]; infer: number[]; inferInt8: number[]; losses: number[]; loads: Load[] }
   >();
   const peer = new Map<string, { results: SideResult[]; loads: Load[] }>();
   await waitForQuiet(0.1, quiet.start);
@@ -109,13 +123,15 @@ export const main = async (args: string[]): Promise<void> => {
           }
           const t = await timeTraining(p, feeds, threads, train, { state });
           const i = await timeInference(exported, image, pm.size, threads, infer);
-          return { peak, t, i };
+          const i8 = await timeInference(exportedInt8, image, pm.size, threads, infer);
+          return { peak, t, i, i8 };
         });
         const o = ours.get(threads) ??
-          { peak: 0, train: [], infer: [], losses: m.result.t.losses, loads: [] };
+          { peak: 0, train: [], infer: [], inferInt8: [], losses: m.result.t.losses, loads: [] };
         o.peak = Math.max(o.peak, m.result.peak);
         o.train.push(...m.result.t.ms);
         o.infer.push(...m.result.i.ms);
+        o.inferInt8.push(...m.result.i8.ms);
         o.loads.push(m.load);
         ours.set(threads, o);
         for (const side of sides) {
@@ -180,6 +196,7 @@ export const main = async (args: string[]): Promise<void> => {
       peak: o.peak,
       train: summarize(o.train),
       infer: summarize(o.infer),
+      inferInt8: summarize(o.inferInt8),
       losses: o.losses,
       load: averageLoad(o.loads),
     };

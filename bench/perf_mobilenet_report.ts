@@ -53,6 +53,8 @@ export interface MobileNetOurs {
   readonly peak: number;
   readonly train: Summary;
   readonly infer: Summary;
+  /** One-image inference of the int8-static export (calibrated QDQ convolutions), when measured. */
+  readonly inferInt8?: Summary;
   readonly losses: readonly number[];
   readonly load: number;
 }
@@ -178,6 +180,13 @@ const summaryTable = (f: MobileNetFigures) => {
       figure: "Inference, one image: ours (exported ONNX) ÷ best peer",
       cell: (o: MobileNetOurs) => cell(o, (t) => t.infer, o.infer),
     },
+    ...(f.ours.some((o) => o.inferInt8)
+      ? [{
+        figure: "Inference, one image, reduced precision: ours (int8-static export) ÷ best bf16 peer",
+        cell: (o: MobileNetOurs) =>
+          o.inferInt8 ? cell(o, (t) => t.infer, o.inferInt8, "bf16") : "not measured",
+      }]
+      : []),
     {
       figure: "MFU: our training FLOP/s ÷ ORT MatMul peak",
       cell: (o: MobileNetOurs) => {
@@ -238,14 +247,30 @@ const trainTable = (f: MobileNetFigures) =>
     { header: "other load, cores", cell: (r) => fixed(r.load, 2) },
   ], rows(f));
 
+/** The inference rows: ours, then our int8-static export when measured, then the peers, per T. */
+const inferRows = (f: MobileNetFigures): Row[] =>
+  rows(f).flatMap((r) =>
+    r.isOurs && r.ours.inferInt8
+      ? [r, { ...r, label: `${r.label}, int8-static export`, infer: r.ours.inferInt8 }]
+      : [r]
+  );
+
 const inferTable = (f: MobileNetFigures) =>
   table<Row>([
     { header: "side", cell: (r) => r.label },
     { header: "T", cell: (r) => String(r.threads) },
     { header: "ms per image", cell: (r) => spread(r.infer) },
     { header: "ours ÷ side", cell: (r) => (r.isOurs ? "–" : x2(r.ours.infer.median / r.infer.median)) },
+    ...(f.ours.some((o) => o.inferInt8)
+      ? [{
+        header: "ours int8-static ÷ side",
+        cell: (
+          r: Row,
+        ) => (r.isOurs || !r.ours.inferInt8 ? "–" : x2(r.ours.inferInt8.median / r.infer.median)),
+      }]
+      : []),
     { header: "GFLOP/s", cell: (r) => gf(gflops(f.model.inference.total, r.infer.median)) },
-  ], rows(f));
+  ], inferRows(f));
 
 const flopTable = (f: MobileNetFigures) => {
   const parts = [

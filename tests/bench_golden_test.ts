@@ -237,6 +237,15 @@ const peersFigures: PeersFigures = {
 Deno.test("golden: renderPeers, every side at T = 1 and 2, JAX off by more than the tolerance", () =>
   golden("peers.txt", renderPeers(peersFigures)));
 
+Deno.test("golden: renderPeers with our int8 export's inference (the reduced-precision class)", () =>
+  golden(
+    "peers_int8.txt",
+    renderPeers({
+      ...peersFigures,
+      ours: peersFigures.ours.map((o) => ({ ...o, inferInt8: spread(o.threads === 1 ? 30.9 : 20.6) })),
+    }),
+  ));
+
 Deno.test("golden: renderPerf with the peers appended", () =>
   golden("perf_with_peers.txt", renderPerf({ ...quietPerf, peers: peersFigures })));
 

@@ -128,3 +128,22 @@ Deno.test("renderMobileNet: a float32 side whose step-2 loss differs fails the c
   assert(!mobileNetEqualWork(f));
   assert(renderMobileNet(f).split("\n").find((l) => l.startsWith("| PyTorch 2 eager "))!.includes("FAILED"));
 });
+
+Deno.test("renderMobileNet: the int8-static export's inference against the best bf16 side", () => {
+  const f = figures([3.500001, 2.40001, 2.2, 2.1, 1.701]);
+  const md = renderMobileNet({ ...f, ours: f.ours.map((o) => ({ ...o, inferInt8: sum(22.5) })) });
+  const line = (start: string) => md.split("\n").find((l) => l.startsWith(start)) ?? "";
+  // 22.5 / 50 against the one bf16 side (the float32 eager side, at 100 ms, is not in this class).
+  assert(
+    line("| Inference, one image, reduced precision").includes(
+      "0.45 (22.5 / 50.0 ms, torch.compile, bf16 autocast)",
+    ),
+  );
+  // Its own line in the inference table, and its ratio to each peer: 22.5 / 100 and 22.5 / 50.
+  assert(line("| kappa (ONNX Runtime), int8-static export").includes("22.5"));
+  const inferLine = (start: string) => md.split("\n").filter((l) => l.startsWith(start)).at(-1) ?? "";
+  assert(/\|\s+0\.23\s+\|/.test(inferLine("| PyTorch 2 eager ")), inferLine("| PyTorch 2 eager "));
+  assert(/\|\s+0\.45\s+\|/.test(inferLine("| torch.compile, bf16 autocast")));
+  // Without the measurement, neither the figure nor the column appears.
+  assert(!renderMobileNet(f).includes("int8-static"));
+});
