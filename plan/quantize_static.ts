@@ -18,6 +18,7 @@ import { floats, quantizeRows, raw } from "./quantize.ts";
 
 const { onnx } = onnxProto as unknown as typeof P;
 const FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6;
+const INT32_MAX = 2 ** 31 - 1;
 
 /** The observed range of one activation tensor over the calibration images. */
 export interface Range {
@@ -189,7 +190,11 @@ export const quantizeConvsStatic = (
         const sx = params.get(node.input![0])!.scale;
         const b = floats(inits.get(node.input![2])!);
         const bScale = Float32Array.from(scale, (s) => sx * s);
-        const bq = Int32Array.from(b, (v, c) => Math.round(v / bScale[c]));
+        // Clamped, not wrapped, should a bias be huge against its scale (a near-zero kernel).
+        const bq = Int32Array.from(
+          b,
+          (v, c) => Math.max(-INT32_MAX, Math.min(INT32_MAX, Math.round(v / bScale[c]))),
+        );
         added.push(
           { name: at("b_int32"), dims: [rows], dataType: INT32, rawData: raw(bq) },
           { name: at("b_scale"), dims: [rows], dataType: FLOAT, rawData: raw(bScale) },
