@@ -13,6 +13,8 @@ import { readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
+import { imageLevelShare } from "../dsl/dataset.ts";
+import type { TrainConfig } from "../dsl/training.ts";
 import { withOverrides } from "../cli/train.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
@@ -131,6 +133,18 @@ export const main = async (_args: string[]) => {
 const cell = (xs: readonly number[]) =>
   xs.length ? `${mean(xs).toFixed(2)} ± ${std(xs).toFixed(2)}` : "not run yet";
 
+/** How a batch splits between pixel-labelled and image-level photos, when some row has a second source. */
+const batchMix = (own: readonly LarvSegRow[], batchSize: number) => {
+  const source = own.find((r) => r.e.data.imageLevel)?.e.data.imageLevel;
+  if (!source) return "";
+  const { pixel, imageLevel } = imageLevelShare(batchSize, source.ratio);
+  return ` (${pixel} pixel-labelled + ${imageLevel} tag photos in the rows with image-level data)`;
+};
+
+/** The learning-rate multipliers other than 1, e.g. ", ×0.1 on ^model\.backbone\.". */
+const groupsText = (groups: TrainConfig["paramGroups"]) =>
+  groups.filter((g) => g.lrMult !== 1).map((g) => `, ×${g.lrMult} on \`${g.pattern}\``).join("");
+
 /** One dataset's part of the section: setting, table, findings, plot. */
 export const larvSegSection = (
   dataset: string,
@@ -148,10 +162,12 @@ export const larvSegSection = (
     "",
     `Every row: ${e.model.backbone._tag} backbone (ImageNet weights), LarvSeg classifier, crop ${
       e.data.train.cropSize.join("×")
-    }, batch ${t.batchSize}${e.data.imageLevel ? "" : ""}, ${
+    }, batch ${t.batchSize}${batchMix(own, t.batchSize)}, ${
       steps ?? t.steps
-    } steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, poly), seeds 0–${seeds - 1}; ` +
-    `evaluated on ${e.data.dataset.testSplit}. Novel classes: ${novel.join(", ")}.`,
+    } steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}${groupsText(t.paramGroups)}, poly), seeds 0–${
+      seeds - 1
+    }; evaluated on ${e.data.dataset.testSplit}. ` +
+    `Novel classes: ${novel.join(", ")}.`,
     "",
     table<LarvSegRow>(
       [
