@@ -254,5 +254,15 @@ export const larvSegFindings = (rows: readonly LarvSegRow[]): string[] => {
       "for frequent classes only, so its effect is expected to be smaller here than in the paper. A delta " +
       "within the seed spread is no evidence either way; more steps (`--steps`) are what would test it.",
   );
+  const mixed = rows.find((r) => r.e.data.imageLevel);
+  if (mixed) {
+    const { pixel, imageLevel } = imageLevelShare(mixed.e.train.batchSize, mixed.e.data.imageLevel!.ratio);
+    out.push(
+      "",
+      `The rows with tag photos train on ${pixel} pixel-labelled images per step, the others on ` +
+        `${mixed.e.train.batchSize} (the other ${imageLevel} places are tag photos, the official 1:1 mix): ` +
+        "their base mIoU reflects that smaller mask supervision as well as the image-level terms.",
+    );
+  }
   return out;
 };

@@ -46,3 +46,23 @@ Deno.test("LarvSeg findings: deltas against the combined seed spread, the paper'
       "base +0.50 (±0.71, within the seed spread) — paper: novel +6.0.",
   );
 });
+
+Deno.test("LarvSeg findings: with a tag-photo source, the halved pixel supervision is stated", () => {
+  const row = (name: "seg-only" | "image-level"): LarvSegRow => ({
+    dataset: "ccp",
+    row: name,
+    file: `${name}.ts`,
+    e: rowExperiment("ccp", name),
+    runs: [{ mIoU: 0, base: 10, novel: 0, aAcc: 0 }],
+  });
+  const out = larvSegFindings([row("seg-only"), row("image-level")]);
+  assertEquals(
+    out.at(-1),
+    "The rows with tag photos train on 4 pixel-labelled images per step, the others on 8 (the other 4 " +
+      "places are tag photos, the official 1:1 mix): their base mIoU reflects that smaller mask " +
+      "supervision as well as the image-level terms.",
+  );
+  // coco133's image-level labels come from the same photos: no such line.
+  const coco = larvSegFindings([{ ...row("seg-only"), e: rowExperiment("coco133", "image-level") }]);
+  assertEquals(coco.some((l) => l.startsWith("The rows with tag photos")), false);
+});
