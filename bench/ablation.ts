@@ -14,7 +14,7 @@
  * from its checkpoint.
  */
 import { Effect } from "effect";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
@@ -24,7 +24,7 @@ import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, replaceSection, table } from "./markdown.ts";
-import { finishedRun, flag } from "./grid_runs.ts";
+import { type CurvePoint, finishedRun, flag, learningCurve } from "./grid_runs.ts";
 import { mean, std } from "./stats.ts";
 
 /** A grid: where its row specs and runs live, its RESULTS.md title, and its plots' and headings' names. */
@@ -198,28 +198,6 @@ const writeResults = async (
  */
 export const replacePart = (file: string, grid: Grid, part: string): string =>
   replaceSection(file, grid.title.replace(/^# /, ""), part.slice(part.indexOf("\n") + 1), 1);
-
-/** One point of a learning curve: the validation mIoU (%) after `step` steps, and the training time. */
-export interface CurvePoint {
-  readonly step: number;
-  readonly mIoU: number;
-  readonly seconds: number | null;
-}
-
-/** The periodic evaluations of a learning-curve run (its metrics.jsonl), or [] when it has not run. */
-export const learningCurve = (metrics: string): CurvePoint[] => {
-  if (!existsSync(metrics)) return [];
-  let seconds: number | null = null;
-  const points: CurvePoint[] = [];
-  for (const line of readFileSync(metrics, "utf8").split("\n").filter((l) => l.trim() !== "")) {
-    const r = JSON.parse(line) as { kind?: string; step?: number; mIoU?: number; elapsedSeconds?: number };
-    if (r.kind === "train" && typeof r.elapsedSeconds === "number") seconds = r.elapsedSeconds;
-    if (r.kind === "eval" && typeof r.step === "number" && typeof r.mIoU === "number") {
-      points.push({ step: r.step, mIoU: r.mIoU, seconds });
-    }
-  }
-  return points;
-};
 
 /** The title of RESULTS.md, the command that wrote it on `date`, and which rows lack seeds. */
 export const resultsHeader = (

@@ -4,7 +4,7 @@
  * was interrupted), then read the record. Grids resume across sittings this way.
  */
 import { Effect } from "effect";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Experiment } from "../dsl/experiment.ts";
 import { train } from "../train/train.ts";
@@ -43,3 +43,40 @@ export const finishedRun = (e: Experiment, dir: string, reportOnly: boolean) =>
     }
     return record;
   });
+
+/**
+ * One point of a learning curve: the validation mIoU (%) after `step` steps, the training time before it,
+ * and the base / novel means where the evaluation named novel classes (LarvSeg).
+ */
+export interface CurvePoint {
+  readonly step: number;
+  readonly mIoU: number;
+  readonly seconds: number | null;
+  readonly base?: number;
+  readonly novel?: number;
+}
+
+/** The periodic evaluations of a learning-curve run (its metrics.jsonl), or [] when it has not run. */
+export const learningCurve = (metrics: string): CurvePoint[] => {
+  if (!existsSync(metrics)) return [];
+  let seconds: number | null = null;
+  const points: CurvePoint[] = [];
+  for (const line of readFileSync(metrics, "utf8").split("\n").filter((l) => l.trim() !== "")) {
+    const r = JSON.parse(line) as {
+      kind?: string;
+      step?: number;
+      mIoU?: number;
+      mIoUBase?: number;
+      mIoUNovel?: number;
+      elapsedSeconds?: number;
+    };
+    if (r.kind === "train" && typeof r.elapsedSeconds === "number") seconds = r.elapsedSeconds;
+    if (r.kind === "eval" && typeof r.step === "number" && typeof r.mIoU === "number") {
+      const split = typeof r.mIoUBase === "number" && typeof r.mIoUNovel === "number"
+        ? { base: r.mIoUBase, novel: r.mIoUNovel }
+        : {};
+      points.push({ step: r.step, mIoU: r.mIoU, seconds, ...split });
+    }
+  }
+  return points;
+};

@@ -5,6 +5,9 @@
  * paper's deltas beside ours, findings computed against the seed spread) and a plot per dataset
  * (results/larvseg-<dataset>.svg).
  *
+ * First it runs the budget probes (`curve-<dataset>.ts`: the image-level row at 4× the steps, one seed,
+ * validated every 150 steps), which the sections quote.
+ *
  * Resumable like the ablation runner (its machinery: a run whose folder holds its eval record is
  * skipped, an interrupted one resumes from its checkpoint); `--report-only` trains nothing.
  */
@@ -19,7 +22,7 @@ import { withOverrides } from "../cli/train.ts";
 import { readEvalRecord } from "../eval/eval_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, recordSection, table } from "./markdown.ts";
-import { finishedRun, flag } from "./grid_runs.ts";
+import { type CurvePoint, finishedRun, flag, learningCurve } from "./grid_runs.ts";
 import { mean, std } from "./stats.ts";
 
 const SPECS = "experiments/larvseg";
@@ -88,7 +91,13 @@ export const main = async (_args: string[]) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return { dataset, row: rest.join("-") };
   };
-  const files = readdirSync(SPECS).filter((f) => f.endsWith(".ts") && f !== "grid.ts" && only.test(f))
+  // The budget probes first (`curve-<dataset>.ts`, one seed): the sections quote them.
+  for (const file of readdirSync(SPECS).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
+    const e = await Effect.runPromise(loadExperiment(join(SPECS, file)));
+    await Effect.runPromise(finishedRun(e, join(RUNS, file.replace(/\.ts$/, "")), reportOnly));
+  }
+  const isRow = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
+  const files = readdirSync(SPECS).filter((f) => isRow(f) && only.test(f))
     .sort((a, b) => {
       const [x, y] = [split(a), split(b)];
       return x.dataset === y.dataset
@@ -121,7 +130,8 @@ export const main = async (_args: string[]) => {
   ];
   await mkdir("results", { recursive: true });
   for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
-    const section = larvSegSection(dataset, rows.filter((r) => r.dataset === dataset), seeds, steps);
+    const curve = learningCurve(join(RUNS, `curve-${dataset}`, "metrics.jsonl"));
+    const section = larvSegSection(dataset, rows.filter((r) => r.dataset === dataset), seeds, steps, curve);
     body.push(...section.lines);
     await writeFile(section.svg, section.chart);
     await formatGenerated(section.svg);
@@ -151,6 +161,7 @@ export const larvSegSection = (
   own: readonly LarvSegRow[],
   seeds: number,
   steps: number | undefined,
+  curve: readonly CurvePoint[] = [],
 ): { lines: string[]; svg: string; chart: string } => {
   const e = own[0].e;
   const t = e.train;
@@ -189,6 +200,7 @@ export const larvSegSection = (
     ),
     "",
     ...larvSegFindings(own.filter((r) => r.runs.length > 0)),
+    ...budgetProbeLines(curve, dataset),
     "",
     `![novel mIoU per row on ${dataset}](${svg})`,
     "",
@@ -203,6 +215,28 @@ export const larvSegSection = (
     svg,
     chart: barChart(`${dataset}: novel-class mIoU per row (mean ± std, ${seeds} seeds)`, bars),
   };
+};
+
+/**
+ * The budget probe's evaluations (the image-level row at 4× the steps, one seed): whether novel IoU
+ * appears with a longer schedule.
+ */
+export const budgetProbeLines = (curve: readonly CurvePoint[], dataset: string): string[] => {
+  if (curve.length === 0) return [];
+  const at = (p: CurvePoint) =>
+    `step ${p.step}: ${p.mIoU.toFixed(2)} / ${p.base?.toFixed(2) ?? "—"} / ${p.novel?.toFixed(2) ?? "—"}`;
+  const last = curve.at(-1)!;
+  return [
+    "",
+    `Budget probe (\`${SPECS}/curve-${dataset}.ts\`: the image-level row, one seed, validated every ` +
+    `${curve[0].step} steps; all / base / novel mIoU): ${curve.map(at).join("; ")}. ` +
+    ((last.novel ?? 0) > 0
+      ? `Novel IoU is ${
+        last.novel!.toFixed(2)
+      } after ${last.step} steps: the image-level signal shows with a longer schedule.`
+      : `Novel IoU is still 0 after ${last.step} steps: at this scale the image-level signal alone does not make any ` +
+        "novel class win a pixel's argmax."),
+  ];
 };
 
 /**

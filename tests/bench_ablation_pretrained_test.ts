@@ -3,7 +3,8 @@
  * splice that keeps the from-scratch part byte for byte.
  */
 import { assertEquals } from "./assert.ts";
-import { datasetSection, findings, GRIDS, learningCurve, replacePart } from "../bench/ablation.ts";
+import { datasetSection, findings, GRIDS, replacePart } from "../bench/ablation.ts";
+import { learningCurve } from "../bench/grid_runs.ts";
 import { rowExperiment } from "../experiments/rankseg-pretrained/grid.ts";
 import { join } from "node:path";
 

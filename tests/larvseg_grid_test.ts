@@ -4,11 +4,11 @@ import { readdirSync } from "node:fs";
 import { assert, assertEquals } from "./assert.ts";
 import { loadExperiment } from "../dsl/experiment.ts";
 import { novelClasses, rowExperiment, ROWS } from "../experiments/larvseg/grid.ts";
-import { larvSegFindings, type LarvSegRow } from "../bench/larvseg.ts";
+import { budgetProbeLines, larvSegFindings, type LarvSegRow } from "../bench/larvseg.ts";
 
-Deno.test("LarvSeg grid: 2 datasets × 6 rows checked in, each decodes and names its novel classes", async () => {
+Deno.test("LarvSeg grid: 2 datasets × 6 rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
   const files = readdirSync("experiments/larvseg").filter((f) => f !== "grid.ts").sort();
-  assertEquals(files.length, 12);
+  assertEquals(files.length, 14);
   for (const f of files) {
     const e = await Effect.runPromise(loadExperiment(`experiments/larvseg/${f}`));
     assert((e.eval.novel ?? []).length > 0, f);
@@ -23,6 +23,14 @@ Deno.test("LarvSeg grid: 2 datasets × 6 rows checked in, each decodes and names
   assertEquals(rowExperiment("ccp", "full").data.dataset.hidden, undefined);
   assertEquals(rowExperiment("coco133", "ca-cross").data.imageLevel, undefined);
   assertEquals(ROWS.length, 6);
+  // The probe: the image-level row at 4× the steps, validated along the way, under a name of its own.
+  const probe = await Effect.runPromise(loadExperiment("experiments/larvseg/curve-ccp.ts"));
+  assertEquals([probe.name, probe.train.steps, probe.train.evalEvery], [
+    "larvseg-ccp-image-level-curve",
+    600,
+    150,
+  ]);
+  assertEquals(rowExperiment("ccp", "image-level").name, "larvseg-ccp-image-level");
 });
 
 Deno.test("LarvSeg findings: deltas against the combined seed spread, the paper's beside", () => {
@@ -65,4 +73,21 @@ Deno.test("LarvSeg findings: with a tag-photo source, the halved pixel supervisi
   // coco133's image-level labels come from the same photos: no such line.
   const coco = larvSegFindings([{ ...row("seg-only"), e: rowExperiment("coco133", "image-level") }]);
   assertEquals(coco.some((l) => l.startsWith("The rows with tag photos")), false);
+});
+
+Deno.test("LarvSeg budget probe: each evaluation's all / base / novel, and what the last says", () => {
+  const p = (step: number, novel: number) => ({ step, mIoU: 5, seconds: null, base: 7.5, novel });
+  assertEquals(budgetProbeLines([], "ccp"), []);
+  const zero = budgetProbeLines([p(150, 0), p(300, 0)], "ccp");
+  assertEquals(
+    zero[1],
+    "Budget probe (`experiments/larvseg/curve-ccp.ts`: the image-level row, one seed, validated every 150 " +
+      "steps; all / base / novel mIoU): step 150: 5.00 / 7.50 / 0.00; step 300: 5.00 / 7.50 / 0.00. Novel IoU " +
+      "is still 0 after 300 steps: at this scale the image-level signal alone does not make any novel class " +
+      "win a pixel's argmax.",
+  );
+  assertEquals(
+    budgetProbeLines([p(150, 0), p(300, 1.25)], "ccp")[1].split(". ").at(-1),
+    "Novel IoU is 1.25 after 300 steps: the image-level signal shows with a longer schedule.",
+  );
 });

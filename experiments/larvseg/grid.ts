@@ -215,17 +215,24 @@ export const rowModel = (d: Dataset, row: Row): m.Segmenter => {
   }
 };
 
-/** The experiment of one row. */
-export const rowExperiment = (d: Dataset, row: Row) => {
+/**
+ * The experiment of one row; `steps` and `evalEvery` for the budget probe (`curve-<dataset>.ts`), which
+ * gets a name of its own.
+ */
+export const rowExperiment = (
+  d: Dataset,
+  row: Row,
+  { steps = STEPS, evalEvery = 0 }: { steps?: number; evalEvery?: number } = {},
+) => {
   const imageLevel = d === "ccp" && row !== "seg-only" && row !== "full"
     ? { imageLevel: imageLevelData({ labels: "../shared/data/ccp/image-level/labels.json", ratio: 0.5 }) }
     : {};
   return experiment({
-    name: `larvseg-${d}-${row}`,
+    name: `larvseg-${d}-${row}${steps === STEPS && evalEvery === 0 ? "" : "-curve"}`,
     model: rowModel(d, row),
     data: { dataset: dataset(d, row), ...pipelines(d), ...imageLevel },
     train: trainConfig({
-      steps: STEPS,
+      steps,
       batchSize: BATCH,
       // Not the paper's SGD (lr 1e-3 over 320k iterations): at this budget SGD leaves the cosine head
       // untrained (coco133 seg-only, 150 steps, measured: SGD lr 0.01 → 0.59 val mIoU, SGD lr 0.1 with the
@@ -235,6 +242,7 @@ export const rowExperiment = (d: Dataset, row: Row) => {
       paramGroups: [{ pattern: "^model\\.backbone\\.", lrMult: 0.1, wdMult: 1 }],
       schedule: poly({ warmupSteps: 20, minLr: 1e-5 }),
       logEvery: 10,
+      evalEvery,
       checkpointEvery: 100,
       keepCheckpoints: 1,
     }),
