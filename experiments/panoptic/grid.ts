@@ -14,9 +14,11 @@ import { testPipeline, trainPipeline } from "../../dsl/dataset.ts";
 export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
 
 /**
- * Steps per run (batch 4, 128×128 crops). Measured by `bench panoptic step` on the shared 2-core machine:
- * 1.84 s per baseline step (2.08 s with ReMaX's training-only terms), so a run is ~14-16 minutes plus
- * its evaluation: 5 rows × 3 seeds ≈ 3.7 hours, inside the 4-hour budget. The evaluation includes the
+ * Steps per run (batch 4, 128×128 crops). Measured by `bench panoptic step` on the shared 2-core machine
+ * under load: 1.84 s per baseline step (2.08 s with ReMaX's training-only terms), so a run is ~14-16
+ * minutes plus its evaluation: 5 rows × 3 seeds ≈ 3.7 hours, inside the 4-hour budget. With the other
+ * processes paused the same bench measured 354 ms (baseline) and 352 ms (ReMaX) at 2 threads, so on a
+ * quiet machine the grid takes a fraction of that budget. The evaluation includes the
  * train-split calibration of merging (100 train + 100 val images): 2 min 39 s for 30 candidates with
  * one thread under heavy load (`deno task eval <run> --threads 1`); the grid's 20 candidates cost less.
  */
