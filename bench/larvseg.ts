@@ -288,8 +288,11 @@ export const larvSegFindings = (rows: readonly LarvSegRow[]): string[] => {
       "them), but both are cross-entropies over the vocabulary without the image's other present classes: " +
       "they lift a present novel class above the classes absent from the image and never ask it to beat the " +
       "base classes that share the image, which the pixel loss (weight 1 against λ 0.1) trains on every " +
-      "labelled pixel. The fully supervised row shows the same model learns these classes from masks within " +
-      "the same budget. A delta within the seed spread is no evidence either way.",
+      `labelled pixel.${
+        (by.get("full")?.runs.length ?? 0) > 0 && mean(of(by.get("full")!, "novel")) > 0
+          ? " The fully supervised row shows the same model learns these classes from masks within the same budget."
+          : ""
+      } A delta within the seed spread is no evidence either way.`,
   );
   const mixed = rows.find((r) => r.e.data.imageLevel);
   if (mixed) {
