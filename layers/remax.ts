@@ -8,14 +8,24 @@ import * as o from "../plan/ops.ts";
 import { classTargets, oneHotOrZero } from "./panoptic_losses.ts";
 
 /**
- * ReMask: m̃ = m + m ⊙ (σ(class logits)ᵀ · stopgrad(σ(semantic logits))), each query's mask logits
- * relaxed by the semantic prediction of the classes it predicts (the void column takes no part). The
- * semantic head gets no gradient through it. m̃ replaces m for matching and the mask losses.
+ * ReMask: m̃ = m + m ⊙ (p_classᵀ · stopgrad(p_semantic)), each query's mask logits relaxed by the
+ * semantic prediction of the classes it predicts, m̃ replacing m for matching and the mask losses; the
+ * semantic head gets no gradient through it. p_class is the class softmax over K + 1 with the void column
+ * dropped (the matching cost's class probability), p_semantic the per-pixel softmax over the K classes,
+ * so the gate Σ_k p_class[n, k]·p_semantic[k, p] is the probability that pixel p's class is query n's:
+ * it lies in [0, 1] and m̃ in [m, 2m].
+ *
+ * Why softmaxes, not the sigmoids of the notation "σ(class)ᵀ·σ(semantic)": with sigmoids the gate is a
+ * sum of K terms, ≈ K/4 at initialization (34 for coco133's 133 classes), so training fits m̃ and the
+ * raw m the inference graph uses shrinks by that factor. Measured on the coco133 grid (150 steps): the
+ * sigmoid form's raw mask logits had std 0.13 against the baseline's 2.4–3.7 on val images, every
+ * pixel's softmax over queries stayed near uniform (max 0.04–0.05 < the 0.4 mask threshold), and PQ was
+ * 0.00 on every seed. A probability gate keeps the relaxation a bounded re-weighting.
  */
 export const reMask = (maskLogits: Tensor, classLogits: Tensor, semanticLogits: Tensor): Tensor => {
   const k = semanticLogits.shape[1];
-  const classProbs = o.sigmoid(o.slice(classLogits, [2], [0], [k])); // [b, N, K]
-  const semantic = o.stopGradient(o.sigmoid(semanticLogits)); // [b, K, P]
+  const classProbs = o.slice(o.softmax(classLogits, -1), [2], [0], [k]); // [b, N, K]
+  const semantic = o.stopGradient(o.softmax(semanticLogits, 1)); // [b, K, P]
   return o.add(maskLogits, o.mul(maskLogits, o.matmul(classProbs, semantic)));
 };
 

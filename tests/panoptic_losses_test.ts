@@ -119,7 +119,7 @@ Deno.test("auxiliary semantic cross-entropy: per-image mean over labelled pixels
   assertClose(out.loss, ((2 * log(4 / 3) + log(2)) / 3 + log(2)) / 2, { rtol: 1e-5 });
 });
 
-Deno.test("ReMask: m + m ⊙ (σ(class)ᵀ σ(semantic)), no gradient into the semantic head", async () => {
+Deno.test("ReMask: m + m ⊙ (p_classᵀ p_semantic) with softmax probabilities, no gradient into the semantic head", async () => {
   const g = new Graph("remask");
   const m = o.input(g, "m", [1, 1, 2]);
   const cls = o.input(g, "cls", [1, 1, 3]);
@@ -130,18 +130,41 @@ Deno.test("ReMask: m + m ⊙ (σ(class)ᵀ σ(semantic)), no gradient into the s
   g.output("dm", dm);
   g.output("dcls", dcls);
   g.output("dsem", dsem);
-  // σ(class) = [1/2, 1/2] (the void logit 5 takes no part); σ(semantic) = [[1/2, 1/2], [3/4, 1/4]];
-  // their product per pixel: [5/8, 3/8]; m̃ = [1 + 5/8, −2 − 2·3/8].
+  // Class softmax over K + 1 = [2, 1, 5] / 8, void dropped: p = [1/4, 1/8]. Semantic softmax over the
+  // classes per pixel: pixel 0 [1/4, 3/4], pixel 1 [3/4, 1/4]. Gate: [1/16 + 3/32, 3/16 + 1/32] =
+  // [5/32, 7/32]; m̃ = [1 + 5/32, −2 − 14/32].
   const out = await runGraph(g, {
     m: f32([1, 1, 2], 1, -2),
-    cls: f32([1, 1, 3], 0, 0, 5),
+    cls: f32([1, 1, 3], log(2), 0, log(5)),
     sem: f32([1, 2, 2], 0, 0, log(3), -log(3)),
   });
-  assertClose(out.relaxed, [1.625, -2.75]);
-  assertClose(out.dm, [1.625, 1.375]);
-  // ∂/∂class c = σ'(0)·Σ_p m_p σ(sem_cp) = 1/4·(1/2 − 1), 1/4·(3/4 − 1/2); void 0.
-  assertClose(out.dcls, [-0.125, 0.0625, 0]);
+  assertClose(out.relaxed, [1.15625, -2.4375]);
+  assertClose(out.dm, [37 / 32, 39 / 32]);
+  // ∂/∂p_k = Σ_p m_p p_semantic[k, p] = [−5/4, 1/4], void 0; through the softmax:
+  // p_j (g_j − Σ_i p_i g_i) with Σ_i p_i g_i = −9/32.
+  assertClose(out.dcls, [-31 / 128, 17 / 256, 45 / 256]);
   assertClose(out.dsem, [0, 0, 0, 0]);
+});
+
+Deno.test("ReMask: the gate stays in [0, 1] for a large vocabulary (m̃ ≤ 2m at initialization, K = 133)", async () => {
+  // The reason for probabilities over sigmoids: zero logits give σ = 1/2 per class, and a sigmoid gate
+  // would be 133/4 ≈ 33 here.
+  const [n, k, p] = [2, 133, 3];
+  const g = new Graph("remask-large");
+  const relaxed = reMask(
+    o.input(g, "m", [1, n, p]),
+    o.input(g, "cls", [1, n, k + 1]),
+    o.input(g, "sem", [1, k, p]),
+  );
+  g.output("relaxed", relaxed);
+  const out = await runGraph(g, {
+    m: f32([1, n, p], 1, -1, 2, 0.5, -3, 1),
+    cls: f32([1, n, k + 1], ...new Array(n * (k + 1)).fill(0)),
+    sem: f32([1, k, p], ...new Array(k * p).fill(0)),
+  });
+  // Class probability 1/134 each (void counted), semantic 1/133 each: gate = 133 · 1/134 · 1/133 = 1/134.
+  const gate = 1 / 134;
+  assertClose(out.relaxed, [1, -1, 2, 0.5, -3, 1].map((v) => v * (1 + gate)), { rtol: 1e-5 });
 });
 
 Deno.test("ReClass: soft targets from the overlap of the mask with each class region, η = 0.1", async () => {
