@@ -15,7 +15,7 @@
  * does on training batches (the numbers behind grid.ts's comment on merging's thresholds).
  */
 import { Effect, Stream } from "effect";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
@@ -33,6 +33,13 @@ import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
 import { trivialPanopticQuality } from "../eval/panoptic_eval.ts";
 import { barChart } from "./bar_chart.ts";
 import { fixed, recordSection, table } from "./markdown.ts";
+import {
+  type Diagnostics,
+  panopticFindings,
+  panopticLikelyCauses,
+  rowLabel,
+  ROWS,
+} from "./panoptic_findings.ts";
 import { finishedRun, flag } from "./grid_runs.ts";
 import { mean, std } from "./stats.ts";
 import { summarize } from "./stats.ts";
@@ -41,14 +48,6 @@ const SPECS = "experiments/panoptic";
 const RUNS = "runs/panoptic";
 const TITLE = "Panoptic segmentation on coco133 (ReMaX, RankSeg queries)";
 
-/** Rows in table order, with what the papers claim for each (ReMaX's and RankSeg's own words). */
-const ROWS: Record<string, { readonly label: string; readonly paper: string }> = {
-  baseline: { label: "kMaX-style baseline", paper: "—" },
-  remask: { label: "+ ReMask", paper: "ReMaX: improves PQ over the baseline" },
-  reclass: { label: "+ ReClass", paper: "ReMaX: improves PQ over the baseline" },
-  remax: { label: "+ ReMask + ReClass (ReMaX)", paper: "ReMaX: the largest gain; no inference cost" },
-  rankseg: { label: "+ RankSeg query classification", paper: "RankSeg (Mask2Former + RankSeg): higher PQ" },
-};
 const ORDER = Object.keys(ROWS);
 
 /** `inference` and `stepMs`: measured when the section is written (2 threads), not during training. */
@@ -81,22 +80,43 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
   };
 };
 
-/** Median ms of the inference graph on one 128×128 image (random parameters: the cost, not the output). */
-const inferenceMs = (e: Experiment) =>
+/**
+ * Median ms of each experiment's inference graph on one 128×128 image (random parameters: the cost, not
+ * the output), 2 threads. All sessions are built first and measured in interleaved rounds (2 warm-up
+ * rounds, then 10), so no row pays the process's warm-up: measured one after the other, the first row
+ * took twice as long as the later ones with the same graph.
+ */
+const inferenceMs = (experiments: readonly Experiment[]) =>
   Effect.scoped(Effect.gen(function* () {
-    const [h, w] = e.data.train.cropSize;
-    const model = expectModelFor(e.model, "panoptic", "bench panoptic");
-    const g = panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] });
-    const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
-    const images = value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]);
-    const times: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const t0 = performance.now();
-      yield* ex.run({ images });
-      if (i >= 2) times.push(performance.now() - t0);
+    const sessions = [];
+    for (const e of experiments) {
+      const [h, w] = e.data.train.cropSize;
+      const model = expectModelFor(e.model, "panoptic", "bench panoptic");
+      const g = panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] });
+      const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
+      sessions.push({ ex, images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]) });
     }
-    return summarize(times).median;
+    const times = sessions.map((): number[] => []);
+    for (let round = 0; round < 12; round++) {
+      for (const [i, { ex, images }] of sessions.entries()) {
+        const t0 = performance.now();
+        yield* ex.run({ images });
+        if (round >= 2) times[i].push(performance.now() - t0);
+      }
+    }
+    return times.map((t) => summarize(t).median);
   }));
+
+/** Each experiment's training step (ms, the sum of its stages), rows alternated over 3 rounds: the median. */
+const stepMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
+  const rounds = experiments.map((): number[] => []);
+  for (let round = 0; round < 3; round++) {
+    for (const [i, e] of experiments.entries()) {
+      rounds[i].push((await stepParts(e)).reduce((a, c) => a + c, 0));
+    }
+  }
+  return rounds.map((r) => summarize(r).median);
+};
 
 const grid = async () => {
   const seeds = Number(flag("seeds") ?? 3);
@@ -115,14 +135,11 @@ const grid = async () => {
       if (await Effect.runPromise(finishedRun(e, dir, reportOnly)) === undefined) continue;
       runs.push(readRun(dir, e.data.dataset.testSplit, e.train.batchSize));
     }
-    rows.push({
-      row: file.slice(8, -3),
-      e: base,
-      runs,
-      inference: await Effect.runPromise(inferenceMs(base)),
-      stepMs: (await stepParts(base)).reduce((a, c) => a + c, 0),
-    });
+    rows.push({ row: file.slice(8, -3), e: base, runs, inference: NaN, stepMs: NaN });
   }
+  const inference = await Effect.runPromise(inferenceMs(rows.map((r) => r.e)));
+  const step = await stepMs(rows.map((r) => r.e));
+  rows.forEach((r, i) => (r.inference = inference[i], r.stepMs = step[i]));
   const first = rows[0]?.e;
   if (!first) throw new Error(`no spec in ${SPECS} matches --only`);
   const classes =
@@ -130,7 +147,19 @@ const grid = async () => {
   const trivial = await Effect.runPromise(
     trivialPanopticQuality(first.data.dataset, classes, first.data.dataset.trainSplit),
   );
-  await writeSection(rows, trivial, seeds, steps);
+  // The likely causes quote the class head and ReMask's gate of each row's first seed.
+  const firstSeed = (row: string) => {
+    const r = rows.find((x) => x.row === row);
+    if (!r || r.runs.length === 0) return undefined;
+    const e = withOverrides(r.e, steps, 0);
+    return join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s0`);
+  };
+  const diagnosticsOf = async (row: string) => {
+    const dir = firstSeed(row);
+    return dir && existsSync(join(dir, "checkpoints")) ? (await diagnostics(dir, 8)).totals : undefined;
+  };
+  const diag = { baseline: await diagnosticsOf("baseline"), remask: await diagnosticsOf("remask") };
+  await writeSection(rows, trivial, seeds, steps, diag);
 };
 
 const writeSection = async (
@@ -138,6 +167,7 @@ const writeSection = async (
   trivial: { className: string; pq: number },
   seeds: number,
   steps: number | undefined,
+  diagnostics: { baseline?: Diagnostics; remask?: Diagnostics },
 ) => {
   const pm = (xs: number[]) => xs.length ? `${fixed(100 * mean(xs), 2)} ± ${fixed(100 * std(xs), 2)}` : "–";
   const body = [
@@ -149,13 +179,14 @@ const writeSection = async (
     "MobileNetV2, 32 queries, 2 decoder layers, kMaX's loss weights (3.0 / 0.3 / 1.0); PQ on the 100 " +
     "coco133 val images (percent, mean ± std over seeds). Trivial predictor: every pixel one segment of " +
     `the most frequent stuff class in training ("${trivial.className}"): PQ ${fixed(100 * trivial.pq, 2)}. ` +
-    '"step ms" and "inference ms" are measured when this section is written, at 2 threads (a training ' +
-    'step on a real batch, median of 6 after 2 warm-up; one 128×128 image, median of 10); "s / step in the ' +
+    '"step ms" and "inference ms" are measured when this section is written, at 2 threads, rows ' +
+    "alternated (a training step on a real batch: median over 3 rounds of the median of 6 steps after 2 " +
+    'warm-up steps; one 128×128 image: median of 10 interleaved rounds after 2 warm-up rounds); "s / step in the ' +
     "runs\" is the grid runs' own wall time per step at 1 thread, with other grid processes sharing the cores.",
     "",
     table<RowResult>(
       [
-        { header: "row", cell: (r) => ROWS[r.row]?.label ?? r.row },
+        { header: "row", cell: (r) => rowLabel(r.row) },
         { header: "seeds", cell: (r) => String(r.runs.length) },
         { header: "PQ", cell: (r) => pm(r.runs.map((x) => x.pq)) },
         { header: "PQ_th", cell: (r) => pm(r.runs.map((x) => x.pqTh)) },
@@ -176,7 +207,14 @@ const writeSection = async (
     "",
     "Findings (a difference counts when it exceeds twice the larger seed std of the two rows):",
     "",
-    ...findings(rows, trivial.pq),
+    ...panopticFindings(rows, trivial.pq),
+    "",
+    "Likely causes:",
+    "",
+    ...panopticLikelyCauses(rows, diagnostics, {
+      steps: steps ?? rows[0].e.train.steps,
+      batch: rows[0].e.train.batchSize,
+    }),
     "",
     "![PQ per row](results/panoptic-coco133.svg)",
   ].join("\n");
@@ -186,7 +224,7 @@ const writeSection = async (
     barChart(
       "PQ on coco133 val (mean ± std over seeds); line: trivial predictor",
       rows.map((r) => ({
-        label: ROWS[r.row]?.label ?? r.row,
+        label: rowLabel(r.row),
         mean: 100 * mean(r.runs.map((x) => x.pq)),
         std: 100 * std(r.runs.map((x) => x.pq)),
       })),
@@ -194,30 +232,6 @@ const writeSection = async (
     ),
   );
   await recordSection("RESULTS.md", TITLE, body, 1);
-};
-
-/** One line per row against the baseline (and the baseline against the trivial predictor). */
-const findings = (rows: { row: string; runs: RunResult[]; inference: number }[], trivialPq: number) => {
-  const base = rows.find((r) => r.row === "baseline");
-  if (!base || base.runs.length === 0) return ["- no baseline runs yet"];
-  const pqs = (r: { runs: RunResult[] }) => r.runs.map((x) => x.pq);
-  const out = [
-    `- baseline vs trivial: ${fixed(100 * mean(pqs(base)), 2)} vs ${fixed(100 * trivialPq, 2)} PQ (${
-      mean(pqs(base)) - 2 * std(pqs(base)) > trivialPq ? "clearly above" : "NOT clearly above"
-    })`,
-  ];
-  for (const r of rows) {
-    if (r === base || r.runs.length === 0) continue;
-    const diff = mean(pqs(r)) - mean(pqs(base));
-    const spread = 2 * Math.max(std(pqs(r)), std(pqs(base)));
-    const verdict = Math.abs(diff) > spread ? (diff > 0 ? "better" : "worse") : "within the seed spread";
-    out.push(
-      `- ${ROWS[r.row]?.label ?? r.row}: ${diff >= 0 ? "+" : ""}${fixed(100 * diff, 2)} PQ (2σ = ${
-        fixed(100 * spread, 2)
-      }): ${verdict}; inference ${fixed(r.inference, 1)} ms vs ${fixed(base.inference, 1)} ms`,
-    );
-  }
-  return out;
 };
 
 /** A timing mark between stages: a host stage with no outputs that records when it ran. */
@@ -309,8 +323,18 @@ const step = async () => {
 const diagnose = async (args: string[]) => {
   const dir = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
   if (!dir) throw new Error("bench panoptic diagnose: give a run folder");
-  const batches = Number(flag("batches") ?? 8);
-  const run = await Effect.runPromise(loadRun(dir, flag("checkpoint")));
+  const { step, batches, batch, totals } = await diagnostics(
+    dir,
+    Number(flag("batches") ?? 8),
+    flag("checkpoint"),
+  );
+  console.log(`${dir} (step ${step}), ${batches} training batches of ${batch}:`);
+  for (const [name, v] of totals) console.log(`  ${name.padEnd(22)} ${v.toFixed(4)}`);
+};
+
+/** The diagnostics' means over `batches` training batches (seed 0) of a trained run. */
+const diagnostics = async (dir: string, batches: number, checkpoint?: string) => {
+  const run = await Effect.runPromise(loadRun(dir, checkpoint));
   const model = expectModelFor(run.experiment.model, "panoptic", "bench panoptic diagnose");
   const e = run.experiment;
   const [height, width] = e.data.train.cropSize;
@@ -359,8 +383,7 @@ const diagnose = async (args: string[]) => {
       }
     }
   })));
-  console.log(`${dir} (step ${run.step}), ${loaded.length} training batches of ${b}:`);
-  for (const [name, v] of totals) console.log(`  ${name.padEnd(22)} ${v.toFixed(4)}`);
+  return { step: run.step, batches: loaded.length, batch: b, totals: totals as Diagnostics };
 };
 
 export const main = async (args: string[]) => {

@@ -37,7 +37,7 @@ import {
   pqStyleLoss,
   targetMasks,
 } from "../layers/panoptic_losses.ts";
-import { reClassTargets, reMask } from "../layers/remax.ts";
+import { reClassTargets, reMask, reMaskGate } from "../layers/remax.ts";
 import { presence } from "../layers/selection.ts";
 import { binaryCrossEntropy } from "../layers/losses.ts";
 import type { Shapes } from "./shapes.ts";
@@ -172,6 +172,16 @@ export const diagnosticsGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph
       matching,
     });
     for (const [name, t] of Object.entries(d)) g.output(DIAGNOSTICS + name, t);
+    if (spec.remask) {
+      // How much ReMask relaxes the positives: its gate averaged over the ground-truth pixels of each
+      // matched query (m̃ = m·(1 + gate) there).
+      const own = o.matmul(matching, f.gtMasks); // [b, N, P]
+      const gate = reMaskGate(f.out.classLogits, f.out.semanticLogits!);
+      g.output(
+        DIAGNOSTICS + "matchedReMaskGate",
+        o.div(o.sum(o.mul(gate, own)), o.maximum(o.sum(own), 1)),
+      );
+    }
   });
   return g;
 };

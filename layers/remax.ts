@@ -13,7 +13,7 @@ import { classTargets, oneHotOrZero } from "./panoptic_losses.ts";
  * semantic head gets no gradient through it. p_class is the class softmax over K + 1 with the void column
  * dropped (the matching cost's class probability), p_semantic the per-pixel softmax over the K classes,
  * so the gate Σ_k p_class[n, k]·p_semantic[k, p] is the probability that pixel p's class is query n's:
- * it lies in [0, 1] and m̃ in [m, 2m].
+ * it lies in [0, 1] and m̃ between m and 2m.
  *
  * Why softmaxes, not the sigmoids of the notation "σ(class)ᵀ·σ(semantic)": with sigmoids the gate is a
  * sum of K terms, ≈ K/4 at initialization (34 for coco133's 133 classes), so training fits m̃ and the
@@ -22,11 +22,15 @@ import { classTargets, oneHotOrZero } from "./panoptic_losses.ts";
  * pixel's softmax over queries stayed near uniform (max 0.04–0.05 < the 0.4 mask threshold), and PQ was
  * 0.00 on every seed. A probability gate keeps the relaxation a bounded re-weighting.
  */
-export const reMask = (maskLogits: Tensor, classLogits: Tensor, semanticLogits: Tensor): Tensor => {
+export const reMask = (maskLogits: Tensor, classLogits: Tensor, semanticLogits: Tensor): Tensor =>
+  o.add(maskLogits, o.mul(maskLogits, reMaskGate(classLogits, semanticLogits)));
+
+/** ReMask's gate [b, N, P]: Σ_k p_class[n, k]·stopgrad(p_semantic[k, p]), in [0, 1]. */
+export const reMaskGate = (classLogits: Tensor, semanticLogits: Tensor): Tensor => {
   const k = semanticLogits.shape[1];
   const classProbs = o.slice(o.softmax(classLogits, -1), [2], [0], [k]); // [b, N, K]
   const semantic = o.stopGradient(o.softmax(semanticLogits, 1)); // [b, K, P]
-  return o.add(maskLogits, o.mul(maskLogits, o.matmul(classProbs, semantic)));
+  return o.matmul(classProbs, semantic);
 };
 
 /** ReClass's η (the smoothing strength). */
