@@ -5,7 +5,8 @@
  * RESULTS.md (PQ / PQ_th / PQ_st / mIoU mean ± std, training step time, inference time, the papers'
  * claims beside ours, findings against the seed spread, the trivial predictor) and
  * results/panoptic-coco133.svg. Resumable: a run with its eval record is skipped, an interrupted one
- * resumes from its checkpoint. Budget: 5 rows × 3 seeds ≈ 3 hours of 2-core time (grid.ts, STEPS).
+ * resumes from its checkpoint. Budget: 5 rows × 3 seeds ≈ 40 minutes of the idle 2-core machine as two
+ * `--threads 1` processes (grid.ts, STEPS, has the measurement).
  *
  * `deno task bench panoptic step`: one training step split into its stages (cost graph, Hungarian matching
  * on the host, loss + update graph) for the baseline and ReMaX rows, on a real coco133 batch; writes the

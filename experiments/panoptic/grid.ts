@@ -21,6 +21,9 @@ export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
  * quiet machine the grid takes a fraction of that budget. The evaluation includes the
  * train-split calibration of merging (100 train + 100 val images): 2 min 39 s for 30 candidates with
  * one thread under heavy load (`deno task eval <run> --threads 1`); the grid's 20 candidates cost less.
+ * The budget on the otherwise idle machine, measured: the ReMask and ReMaX rows (6 runs) ran as two
+ * processes at `--threads 1` (`--only remask`, `--only remax`) in 15 min 5 s, 4 min 28 s to 5 min 23 s per
+ * run with its calibrated evaluation, so the whole grid needs about 40 minutes of the 2-core machine.
  */
 //
 // Why merging's class thresholds are chosen on train (`MERGE_CALIBRATION`), measured on the shared machine
