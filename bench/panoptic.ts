@@ -83,9 +83,10 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
 
 /**
  * Median ms of each experiment's inference graph on one 128×128 image (random parameters: the cost, not
- * the output), 2 threads. All sessions are built first and measured in interleaved rounds (2 warm-up
- * rounds, then 10), so no row pays the process's warm-up: measured one after the other, the first row
- * took twice as long as the later ones with the same graph.
+ * the output), 2 threads. All sessions are built first, then measured in 3 rounds with the rows' order
+ * rotated, each row 2 warm-up and 10 timed runs per round: measured once one after the other, the first
+ * row took twice as long as the later ones with the same graph, and interleaving single runs makes each
+ * session wait on the previous one's still-spinning threads.
  */
 const inferenceMs = (experiments: readonly Experiment[]) =>
   Effect.scoped(Effect.gen(function* () {
@@ -98,11 +99,15 @@ const inferenceMs = (experiments: readonly Experiment[]) =>
       sessions.push({ ex, images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]) });
     }
     const times = sessions.map((): number[] => []);
-    for (let round = 0; round < 12; round++) {
-      for (const [i, { ex, images }] of sessions.entries()) {
-        const t0 = performance.now();
-        yield* ex.run({ images });
-        if (round >= 2) times[i].push(performance.now() - t0);
+    for (let round = 0; round < 3; round++) {
+      for (let j = 0; j < sessions.length; j++) {
+        const i = (j + round) % sessions.length;
+        const { ex, images } = sessions[i];
+        for (let run = 0; run < 12; run++) {
+          const t0 = performance.now();
+          yield* ex.run({ images });
+          if (run >= 2) times[i].push(performance.now() - t0);
+        }
       }
     }
     return times.map((t) => summarize(t).median);
@@ -182,7 +187,7 @@ const writeSection = async (
     `the most frequent stuff class in training ("${trivial.className}"): PQ ${fixed(100 * trivial.pq, 2)}. ` +
     '"step ms" and "inference ms" are measured when this section is written, at 2 threads, rows ' +
     "alternated (a training step on a real batch: median over 3 rounds of the median of 6 steps after 2 " +
-    'warm-up steps; one 128×128 image: median of 10 interleaved rounds after 2 warm-up rounds); "s / step in the ' +
+    'warm-up steps; one 128×128 image: median of 3 rounds × 10 runs, each after 2 warm-up runs); "s / step in the ' +
     "runs\" is the grid runs' own wall time per step at 1 thread, with other grid processes sharing the cores.",
     "",
     table<RowResult>(

@@ -86,7 +86,7 @@ export const panopticLikelyCauses = (
         `After ${budget.steps} steps of batch ${budget.batch}, a matched query gives its ground-truth class ` +
         `a probability of ${fixed(d.get("matchedClassProb") ?? NaN, 3)} on average, and ${
           fixed(100 * (d.get("confidentShare") ?? NaN), 1)
-        } % of matched queries reach merging's 0.7 thing threshold (baseline seed 0, 8 training ` +
+        } % of all queries reach a confidence of 0.5, merging's stuff threshold (baseline seed 0, 8 training ` +
         "batches, `deno task bench panoptic diagnose`). So merging keeps segments only under the low " +
         "thresholds calibration picks on train (the table's column), and a thing needs its instance's mask " +
         "right as well, while a stuff class is one large segment per image.",

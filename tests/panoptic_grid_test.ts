@@ -48,7 +48,10 @@ Deno.test("panoptic likely causes: stated only when their numbers are there", ()
     out[0].startsWith("- **Things are nearly missed** (baseline PQ_th 0.03 vs PQ_st 0.65)."),
     true,
   );
-  assertEquals(out[0].includes("a probability of 0.076 on average, and 0.0 % of matched queries"), true);
+  assertEquals(
+    out[0].includes("a probability of 0.076 on average, and 0.0 % of all queries reach a confidence of 0.5"),
+    true,
+  );
   assertEquals(out[1].includes("averages 0.012 over the matched queries' own pixels"), true);
   assertEquals(out[1].includes("ground-truth class gets 0.080"), true);
   assertEquals(out[1].endsWith("by about 1.2 %, consistent with a result within the seed spread."), true);
