@@ -83,35 +83,33 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
 
 /**
  * Median ms of each experiment's inference graph on one 128×128 image (random parameters: the cost, not
- * the output), 2 threads. All sessions are built first, then measured in 3 rounds with the rows' order
- * rotated, each row 2 warm-up and 10 timed runs per round: measured once one after the other, the first
- * row took twice as long as the later ones with the same graph, and interleaving single runs makes each
- * session wait on the previous one's still-spinning threads.
+ * the output), 2 threads: 3 rounds with the rows' order rotated, each row a fresh session per round with
+ * 2 warm-up and 10 timed runs. Measured once one after the other, the first row took twice as long as the
+ * later ones with the same graph; with all sessions alive at once, each waited on the others' idle
+ * spinning threads (18 vs 14 ms for the same graph).
  */
-const inferenceMs = (experiments: readonly Experiment[]) =>
-  Effect.scoped(Effect.gen(function* () {
-    const sessions = [];
-    for (const e of experiments) {
+const inferenceMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
+  const times = experiments.map((): number[] => []);
+  for (let round = 0; round < 3; round++) {
+    for (let j = 0; j < experiments.length; j++) {
+      const i = (j + round) % experiments.length;
+      const e = experiments[i];
       const [h, w] = e.data.train.cropSize;
       const model = expectModelFor(e.model, "panoptic", "bench panoptic");
       const g = panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] });
-      const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
-      sessions.push({ ex, images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]) });
-    }
-    const times = sessions.map((): number[] => []);
-    for (let round = 0; round < 3; round++) {
-      for (let j = 0; j < sessions.length; j++) {
-        const i = (j + round) % sessions.length;
-        const { ex, images } = sessions[i];
+      const images = value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]);
+      await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+        const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
         for (let run = 0; run < 12; run++) {
           const t0 = performance.now();
           yield* ex.run({ images });
           if (run >= 2) times[i].push(performance.now() - t0);
         }
-      }
+      })));
     }
-    return times.map((t) => summarize(t).median);
-  }));
+  }
+  return times.map((t) => summarize(t).median);
+};
 
 /** Each experiment's training step (ms, the sum of its stages), rows alternated over 3 rounds: the median. */
 const stepMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
@@ -143,7 +141,7 @@ const grid = async () => {
     }
     rows.push({ row: file.slice(8, -3), e: base, runs, inference: NaN, stepMs: NaN });
   }
-  const inference = await Effect.runPromise(inferenceMs(rows.map((r) => r.e)));
+  const inference = await inferenceMs(rows.map((r) => r.e));
   const step = await stepMs(rows.map((r) => r.e));
   rows.forEach((r, i) => (r.inference = inference[i], r.stepMs = step[i]));
   const first = rows[0]?.e;
