@@ -60,6 +60,19 @@ export const panopticFindings = (rows: readonly PanopticRowResult[], trivialPq: 
       }): ${verdict}; inference ${fixed(r.inference, 1)} ms vs ${fixed(base.inference, 1)} ms`,
     );
   }
+  const same = rows.filter((r) => ["baseline", "remask", "reclass", "remax"].includes(r.row));
+  if (same.length > 1) {
+    const ms = same.map((r) => r.inference);
+    out.push(
+      `- **inference**: ${
+        same.map((r) => rowLabel(r.row)).join(", ")
+      } run one and the same inference graph ` +
+        "(tests/panoptic_model_test.ts compares the printed graphs); their measured times differ by up to " +
+        `${
+          fixed((100 * (Math.max(...ms) - Math.min(...ms))) / Math.min(...ms), 0)
+        } %, which is measurement noise.`,
+    );
+  }
   return out;
 };
 

@@ -27,6 +27,9 @@ Deno.test("panoptic findings: deltas against twice the larger seed std, labels b
     "- **baseline vs trivial**: 30.00 vs 0.06 PQ (clearly above)",
     "- **+ ReMask**: +6.00 PQ (2σ = 4.00): better; inference 16.0 ms vs 15.0 ms",
     "- **+ ReClass**: +1.00 PQ (2σ = 10.00): within the seed spread; inference 15.0 ms vs 15.0 ms",
+    "- **inference**: kMaX-style baseline, + ReMask, + ReClass run one and the same inference graph " +
+    "(tests/panoptic_model_test.ts compares the printed graphs); their measured times differ by up to 7 %, " +
+    "which is measurement noise.",
   ]);
   assertEquals(panopticFindings([row("remask", [0.1])], 0), ["- no baseline runs yet"]);
 });
