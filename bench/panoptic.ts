@@ -33,7 +33,7 @@ import { openDataset } from "../data/open.ts";
 import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
 import { trivialPanopticQuality } from "../eval/panoptic_eval.ts";
 import { barChart } from "./bar_chart.ts";
-import { fixed, recordSection, table } from "./markdown.ts";
+import { fixed, formatGenerated, recordSection, table } from "./markdown.ts";
 import {
   type Diagnostics,
   panopticFindings,
@@ -235,6 +235,7 @@ const writeSection = async (
       100 * trivial.pq,
     ),
   );
+  await formatGenerated("results/panoptic-coco133.svg");
   await recordSection("RESULTS.md", TITLE, body, 1);
 };
 
