@@ -151,7 +151,7 @@ const grid = async () => {
   const trivial = await Effect.runPromise(
     trivialPanopticQuality(first.data.dataset, classes, first.data.dataset.trainSplit),
   );
-  // The likely causes quote the class head and ReMask's gate of each row's first seed.
+  // The likely causes quote the class head and ReMask's gate of the baseline's and ReMask's first seeds.
   const firstSeed = (row: string) => {
     const r = rows.find((x) => x.row === row);
     if (!r || r.runs.length === 0) return undefined;
