@@ -90,4 +90,10 @@ Deno.test("LarvSeg budget probe: each evaluation's all / base / novel, and what 
     budgetProbeLines([p(150, 0), p(300, 1.25)], "ccp")[1].split(". ").at(-1),
     "Novel IoU is 1.25 after 300 steps: the image-level signal shows with a longer schedule.",
   );
+  // A few pixels (0.02 points) are a trace, not a signal.
+  assertEquals(
+    budgetProbeLines([p(150, 0), p(300, 0.02)], "coco133")[1].split("steps): ").at(-1)!.split(". ").at(-1),
+    "Novel IoU is 0.02 after 300 steps: a trace (a few pixels), below the 0.5 points this section counts as a " +
+      "signal; at this scale the image-level signal alone makes hardly any novel class win a pixel's argmax.",
+  );
 });
