@@ -16,7 +16,7 @@
  * does on training batches (the numbers behind grid.ts's comment on merging's thresholds).
  */
 import { Effect, Stream } from "effect";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
@@ -52,7 +52,15 @@ const TITLE = "Panoptic segmentation on coco133 (ReMaX, RankSeg queries)";
 const ORDER = Object.keys(ROWS);
 
 /** `inference` and `stepMs`: measured when the section is written (2 threads), not during training. */
-type RowResult = { row: string; e: Experiment; runs: RunResult[]; inference: number; stepMs: number };
+type RowResult = {
+  row: string;
+  e: Experiment;
+  runs: RunResult[];
+  /** Seed 0's run folder, when that run is finished (the likely causes quote its diagnostics). */
+  seed0?: string;
+  inference: number;
+  stepMs: number;
+};
 
 interface RunResult {
   readonly pq: number;
@@ -89,15 +97,19 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
  * spinning threads (18 vs 14 ms for the same graph).
  */
 const inferenceMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
+  const cases = experiments.map((e) => {
+    const [h, w] = e.data.train.cropSize;
+    const model = expectModelFor(e.model, "panoptic", "bench panoptic");
+    return {
+      g: panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] }),
+      images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]),
+    };
+  });
   const times = experiments.map((): number[] => []);
   for (let round = 0; round < 3; round++) {
-    for (let j = 0; j < experiments.length; j++) {
-      const i = (j + round) % experiments.length;
-      const e = experiments[i];
-      const [h, w] = e.data.train.cropSize;
-      const model = expectModelFor(e.model, "panoptic", "bench panoptic");
-      const g = panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] });
-      const images = value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]);
+    for (let j = 0; j < cases.length; j++) {
+      const i = (j + round) % cases.length;
+      const { g, images } = cases[i];
       await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
         const ex = yield* execute(plan("inference", g, [graphStage(g)]), { threads: 2 });
         for (let run = 0; run < 12; run++) {
@@ -129,21 +141,23 @@ const grid = async () => {
   const reportOnly = Deno.args.includes("--report-only");
   const files = readdirSync(SPECS).filter((f) => /^coco133-.*\.ts$/.test(f) && only.test(f))
     .sort((a, b) => ORDER.indexOf(a.slice(8, -3)) - ORDER.indexOf(b.slice(8, -3)));
-  const rows: RowResult[] = [];
+  const measured: Omit<RowResult, "inference" | "stepMs">[] = [];
   for (const file of files) {
     const base = await Effect.runPromise(loadExperiment(join(SPECS, file)));
     const runs: RunResult[] = [];
+    let seed0: string | undefined;
     for (let seed = 0; seed < seeds; seed++) {
       const e = withOverrides(base, steps, seed);
       const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
       if (await Effect.runPromise(finishedRun(e, dir, reportOnly)) === undefined) continue;
       runs.push(readRun(dir, e.data.dataset.testSplit, e.train.batchSize));
+      if (seed === 0) seed0 = dir;
     }
-    rows.push({ row: file.slice(8, -3), e: base, runs, inference: NaN, stepMs: NaN });
+    measured.push({ row: file.slice(8, -3), e: base, runs, seed0 });
   }
-  const inference = await inferenceMs(rows.map((r) => r.e));
-  const step = await stepMs(rows.map((r) => r.e));
-  rows.forEach((r, i) => (r.inference = inference[i], r.stepMs = step[i]));
+  const inference = await inferenceMs(measured.map((r) => r.e));
+  const step = await stepMs(measured.map((r) => r.e));
+  const rows: RowResult[] = measured.map((r, i) => ({ ...r, inference: inference[i], stepMs: step[i] }));
   const first = rows[0]?.e;
   if (!first) throw new Error(`no spec in ${SPECS} matches --only`);
   const classes =
@@ -152,15 +166,9 @@ const grid = async () => {
     trivialPanopticQuality(first.data.dataset, classes, first.data.dataset.trainSplit),
   );
   // The likely causes quote the class head and ReMask's gate of the baseline's and ReMask's first seeds.
-  const firstSeed = (row: string) => {
-    const r = rows.find((x) => x.row === row);
-    if (!r || r.runs.length === 0) return undefined;
-    const e = withOverrides(r.e, steps, 0);
-    return join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s0`);
-  };
   const diagnosticsOf = async (row: string) => {
-    const dir = firstSeed(row);
-    return dir && existsSync(join(dir, "checkpoints")) ? (await diagnostics(dir, 8)).totals : undefined;
+    const dir = rows.find((r) => r.row === row)?.seed0;
+    return dir ? (await diagnostics(dir, 8)).totals : undefined;
   };
   const diag = { baseline: await diagnosticsOf("baseline"), remask: await diagnosticsOf("remask") };
   await writeSection(rows, trivial, seeds, steps, diag);
