@@ -3,14 +3,18 @@ import os from "node:os";
 import * as ort from "onnxruntime-node";
 
 export interface Machine {
-  /** e.g. "AMD EPYC (family 25, model 17; AVX-512)". */
+  /** e.g. "AMD EPYC (family 25, model 17; AVX-512, VNNI)". */
   readonly cpu: string;
   readonly cores: number;
   readonly memoryGiB: number;
   readonly ort: string;
 }
 
-/** The CPU as /proc/cpuinfo describes its first core, with the widest vector extension it reports. */
+/**
+ * The CPU as /proc/cpuinfo describes its first core, with the widest vector extension it reports and
+ * whether it has VNNI (int8 dot products that accumulate in int32: without it ONNX Runtime's u8·s8 kernels
+ * add pairs of products in a saturating int16, see plan/quantize.ts).
+ */
 export const describeCpu = (cpuinfo: string): string => {
   const field = (key: string) => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1]?.trim();
   const flags = new Set((field("flags") ?? "").split(/\s+/));
@@ -25,7 +29,8 @@ export const describeCpu = (cpuinfo: string): string => {
     field("cpu family") && `family ${field("cpu family")}`,
     field("model") && `model ${field("model")}`,
   ].filter(Boolean).join(", ");
-  const extra = [details, vector].filter(Boolean).join("; ");
+  const vnni = flags.has("avx512_vnni") || flags.has("avx_vnni") ? "VNNI" : "";
+  const extra = [details, [vector, vnni].filter(Boolean).join(", ")].filter(Boolean).join("; ");
   return `${field("model name") ?? "unknown CPU"}${extra ? ` (${extra})` : ""}`;
 };
 
