@@ -7,7 +7,10 @@
 // it does not change: code that chose before it loaded (glibc's string functions) and /proc/cpuinfo.
 //
 //   gcc -O2 -shared -fPIC -o /tmp/cpuid_avx2.so bench/cpuid_avx2.c
-//   LD_PRELOAD=/tmp/cpuid_avx2.so npx --yes deno@2.9.6 task bench quantize runs/<run>
+//   LD_PRELOAD=/tmp/cpuid_avx2.so deno task bench quantize runs/<run>
+//
+// with `deno` the deno@2.9.6 binary itself (npx --yes deno@2.9.6 eval 'console.log(Deno.execPath())'), not
+// npx: node, which npx is, crashes under it (its own SIGSEGV handler takes the CPUID faults).
 //
 // Used to measure the int8 exports on AVX2 kernels (BENCHMARKS.md "Reduced precision (export)"); a
 // faithful check of accuracy, and of the kernels' relative cost, not of an AVX2 CPU's absolute speed.

@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   panoptic: async () => (await import("./panoptic.ts")).main(Deno.args.slice(1)),
   gpu: async () => (await import("./gpu.ts")).main(Deno.args.slice(1)),
   quantize: async () => (await import("./quantize.ts")).main(Deno.args.slice(1)),
+  "quantize-kernels": async () => (await import("./quantize_kernels.ts")).main(Deno.args.slice(1)),
   profile: async () => (await import("./profile_ops.ts")).main(Deno.args.slice(1)),
   data: async () => {
     const [{ Effect }, { benchData }] = await Promise.all([import("effect"), import("./data.ts")]);

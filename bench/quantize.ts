@@ -260,11 +260,15 @@ export const main = async (args: string[]): Promise<void> => {
   const preload = Deno.env.get("LD_PRELOAD"), keepAvx512 = Deno.env.get("CPUID_KEEP_AVX512");
   const hidden = keepAvx512 ? "VNNI" : "AVX-512 and VNNI";
   const title = `${mc.cpu}${preload ? `, ${hidden} hidden from CPUID (LD_PRELOAD)` : ""}`;
-  const env = preload ? `${keepAvx512 ? `CPUID_KEEP_AVX512=${keepAvx512} ` : ""}LD_PRELOAD=${preload} ` : "";
+  // Under the library, the deno binary runs the bench itself: npx's node would take the CPUID faults.
+  const command = preload
+    ? `${
+      keepAvx512 ? `CPUID_KEEP_AVX512=${keepAvx512} ` : ""
+    }LD_PRELOAD=${preload} deno task bench quantize ${runDir}\` ` +
+      "(deno: the deno@2.9.6 binary that npx runs; "
+    : `npx --yes deno@2.9.6 task bench quantize ${runDir}\` (`;
   const body = `
-Command: \`${env}npx --yes deno@2.9.6 task bench quantize ${runDir}\` (${
-    new Date().toISOString().slice(0, 10)
-  }, ${
+Command: \`${command}${new Date().toISOString().slice(0, 10)}, ${
     fixed((performance.now() - started) / 60000, 1)
   } min). Machine: ${mc.cpu}, ${mc.cores} cores; onnxruntime-node ${mc.ort}, CPU execution provider. ONNX Runtime's u8·s8 integer kernels in this process: ${kernels}.
 
