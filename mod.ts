@@ -14,7 +14,7 @@
  * ```
  *
  * The layers under it follow the data flow: specs (`dsl/`) → the interpreter (`interpret/`) → layers
- * (`layers/`) → the plan IR and runtime (`plan/`); data loading (`data/`), training (`train/`) and
+ * (`layers/`) → the IR (`ir/`) → ONNX (`onnx/`) → the runtime (`runtime/`); data loading (`data/`), training (`train/`) and
  * evaluation (`eval/`) are Effect programs over them. README.md, "Architecture", has the whole map.
  */
 
@@ -67,26 +67,22 @@ export { requireTask, TASK, type Task, UnsupportedModelKind } from "./interpret/
 export { optimizerConfig } from "./interpret/optimizer.ts";
 
 // ── The engine: IR, ops, autodiff, in-graph optimizers, ONNX export, runtime
-export { Graph, GraphError, Tensor } from "./plan/graph.ts";
-export * as ops from "./plan/ops.ts";
-export { printGraph } from "./plan/print.ts";
-export { adamW, minimize, type OptimizerConfig, sgd } from "./plan/optim.ts";
-export { exportOnnx } from "./plan/export.ts";
+export { Graph, GraphError, Tensor } from "./ir/graph.ts";
+export * as ops from "./ir/ops.ts";
+export { printGraph } from "./ir/print.ts";
+export { adamW, minimize, type OptimizerConfig, sgd } from "./ir/optim.ts";
+export { exportOnnx } from "./onnx/export.ts";
+export { graphStage, type Plan, plan, RuntimeError } from "./ir/plan.ts";
+export { type Value, value } from "./ir/value.ts";
 export {
   execute,
   type Executor,
-  graphStage,
   openSession,
-  type Plan,
-  plan,
   type Provider,
   PROVIDERS,
   ProviderUnavailable,
-  RuntimeError,
   type RuntimeOptions,
-  type Value,
-  value,
-} from "./plan/runtime.ts";
+} from "./runtime/execute.ts";
 
 // ── Data: readers, loaders (Effect streams), validation
 export { openDataset } from "./data/open.ts";

@@ -9,7 +9,9 @@
  * processes put on the CPU meanwhile is measured and reported.
  */
 import { Effect } from "effect";
-import { execute, graphStage, type Plan, plan, type Value } from "../plan/runtime.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, type Plan, plan } from "../ir/plan.ts";
+import type { Value } from "../ir/value.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats, timeGraph, timeRuns } from "./measure.ts";
 import {

@@ -16,7 +16,9 @@ import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { noiseFeed } from "../train/run_state.ts";
-import { execute, graphStage, plan, type Provider, type Value, value } from "../plan/runtime.ts";
+import { execute, type Provider } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { machine } from "./machine.ts";
 import { recordSection } from "./markdown.ts";
 

@@ -3,9 +3,11 @@
  * CPU, the ceiling that other benchmarks divide their model FLOP/s by.
  */
 import { Effect } from "effect";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { execute, graphStage, plan, type Value, value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import { gflops, summarize, type Summary } from "./stats.ts";
 

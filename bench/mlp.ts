@@ -3,14 +3,15 @@
  * its fixed batch, the FLOPs it does, a graph that only moves the same state in and out, and the file
  * that hands our initial parameters and the batch to the PyTorch peer.
  */
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { uniform, zeros } from "../plan/init.ts";
-import { minimize, parameters, sgd } from "../plan/optim.ts";
-import { type Plan, type Value, value } from "../plan/runtime.ts";
-import { liveNodes } from "../plan/onnx.ts";
-import { type Prim, type Rule, RULES } from "../plan/primitives.ts";
-import { describe } from "../plan/describe.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { uniform, zeros } from "../ir/init.ts";
+import { minimize, parameters, sgd } from "../ir/optim.ts";
+import type { Plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
+import { liveNodes } from "../ir/live.ts";
+import { type Prim, type Rule, RULES } from "../ir/primitives.ts";
+import { describe } from "../ir/describe.ts";
 import { linear } from "../layers/linear.ts";
 import { softmaxCrossEntropy } from "../layers/losses.ts";
 import { random } from "../core/random.ts";

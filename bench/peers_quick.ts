@@ -6,7 +6,7 @@
  *
  * `--compile-threads=1`: the torch.compile sides run at T = 1 only (their T = 2 kernels compile anew).
  */
-import { graphStage, plan } from "../plan/runtime.ts";
+import { graphStage, plan } from "../ir/plan.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES } from "./peers.ts";

@@ -10,8 +10,9 @@
  * at a time in alternating rounds, and reports the load other processes put on the CPU meanwhile.
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../plan/runtime.ts";
-import { describe } from "../plan/describe.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { toOnnx } from "../onnx/lower.ts";
+import { describe } from "../ir/describe.ts";
 import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
@@ -420,7 +421,9 @@ export const main = async (args: string[]): Promise<void> => {
   const graphs = [
     await graphOps(
       "training step",
-      training._tag === "GraphStage" ? training.lowered.bytes : new Uint8Array(),
+      training._tag === "GraphStage"
+        ? toOnnx(training.graph, { outputs: training.outputs }).bytes
+        : new Uint8Array(),
     ),
     await graphOps("exported model", exported),
   ];

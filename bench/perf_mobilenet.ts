@@ -12,11 +12,11 @@
  *   --note=TEXT     a sentence on the machine's load for the section (e.g. "a grid ran beside it")
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../plan/runtime.ts";
+import { graphStage, plan } from "../ir/plan.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { calibrationRanges } from "../eval/export_calibration.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
-import { describe } from "../plan/describe.ts";
+import { describe } from "../ir/describe.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";

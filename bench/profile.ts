@@ -6,7 +6,9 @@
  * timed steps are measured without it.)
  */
 import { Effect } from "effect";
-import { execute, type Plan, type RuntimeOptions, type Value } from "../plan/runtime.ts";
+import { execute, type RuntimeOptions } from "../runtime/execute.ts";
+import type { Plan } from "../ir/plan.ts";
+import type { Value } from "../ir/value.ts";
 import { ownMinorFaults } from "./load.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import { summarize } from "./stats.ts";
@@ -117,7 +119,7 @@ export const profileSteps = async (
   }
 };
 
-/** The part of the model a node belongs to, from the scope its ONNX name carries (plan/onnx.ts). */
+/** The part of the model a node belongs to, from the scope its ONNX name carries (onnx/lower.ts). */
 export const componentOf = (nodeName: string): { component: string; backward: boolean } => {
   const slash = nodeName.indexOf("/");
   if (slash < 0) return { component: "inserted by ONNX Runtime", backward: false };

@@ -7,7 +7,9 @@
  *   deno task bench profile [--models=vit,mobilenet] [--threads=1] [--runs=5] [--warmup=2]
  */
 import { Effect } from "effect";
-import { execute, graphStage, plan, type Value } from "../plan/runtime.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import type { Value } from "../ir/value.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { readTrace } from "./profile.ts";
 import { type NodeEvent, opProfile, renderOpProfile } from "./op_profile.ts";

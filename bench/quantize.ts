@@ -16,7 +16,9 @@ import type { Predictor } from "../eval/predictor.ts";
 import { segmentationAccumulator } from "../eval/segmentation_metrics.ts";
 import { openDataset } from "../data/mod.ts";
 import { normalizeRgb } from "../data/normalize.ts";
-import { graphStage, openSession, plan, type Value, value } from "../plan/runtime.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { openSession, runSession, tensorFeeds } from "../runtime/execute.ts";
+import { type Value, value } from "../ir/value.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
@@ -52,7 +54,7 @@ const latencies = async (
         const m = await withLoad(() =>
           Effect.runPromise(Effect.scoped(Effect.gen(function* () {
             const session = yield* openSession(s.label, s.bytes, { threads, optimization: "all" });
-            const feeds = { images: value("float32", image, [1, 3, h, w]) };
+            const feeds = tensorFeeds({ images: value("float32", image, [1, 3, h, w]) });
             return (yield* timeRuns(Effect.promise(() => session.run(feeds as never)), repeats)).ms;
           })))
         );
@@ -95,7 +97,7 @@ const describePerf = () => {
 const sessionPredictor = (session: ort.InferenceSession): Predictor => ({
   predict: (image, height, width) =>
     Effect.promise(async () => {
-      const out = await session.run({ images: value("float32", image, [1, 3, height, width]) } as never);
+      const out = await runSession(session, { images: value("float32", image, [1, 3, height, width]) });
       const classes = (out as unknown as Record<string, Value>).classes.data as BigInt64Array;
       return { classes: Int32Array.from(classes, Number) };
     }),
@@ -188,10 +190,10 @@ Command: \`npx --yes deno@2.9.6 task bench quantize ${runDir}\` (${new Date().to
 The run's float32 export against \`deno task export --quantize int8\`, \`int8-conv\` and \`int8-static\` of
 the same checkpoint (${run.checkpoint}): every parameter matmul becomes DynamicQuantizeLinear + MatMulInteger;
 with "int8-conv" every convolution ConvInteger (weights symmetric int8 per output column / channel, activations
-uint8 per tensor, quantized at run time; \`plan/quantize.ts\`); with "int8-static" every convolution in QDQ
+uint8 per tensor, quantized at run time; \`onnx/quantize.ts\`); with "int8-static" every convolution in QDQ
 form, its input and output uint8 with scales calibrated on ${CALIBRATION_IMAGES} training images (min/max), weights int8
 per output channel, biases int32, which ONNX Runtime fuses into QLinearConv / QLinearAdd
-(\`plan/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and
+(\`onnx/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and
 the elementwise ops stay float32. Model file: ${sides.map((s) => `${s.label} ${mb(s.bytes)} MB`).join(", ")}.
 
 Accuracy on ${dataset.name} ${split} (${samples.length} frames, each fitted to the export size

@@ -4,9 +4,9 @@
  * its fixed batch, and the file that hands our initial parameters and the batch to the PyTorch peer
  * (bench/peer/segmenter.py), which rebuilds the same model from it.
  */
-import type { Graph } from "../plan/graph.ts";
-import { parameters, sgd } from "../plan/optim.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import type { Graph } from "../ir/graph.ts";
+import { parameters, sgd } from "../ir/optim.ts";
+import { type Value, value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import * as m from "../dsl/model.ts";
 import { trainingGraph } from "../interpret/graphs.ts";

@@ -8,12 +8,13 @@
  * parameters embedded, so its peak RSS (the kernel's VmHWM) is that configuration's alone.
  */
 import { fileURLToPath } from "node:url";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { liveNodes, toOnnx } from "../plan/onnx.ts";
-import type { HostArray } from "../plan/dtype.ts";
-import { initialize } from "../plan/init.ts";
-import { type Prim, type Rule, RULES } from "../plan/primitives.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { liveNodes } from "../ir/live.ts";
+import { toOnnx } from "../onnx/lower.ts";
+import type { HostArray } from "../ir/dtype.ts";
+import { initialize } from "../ir/init.ts";
+import { type Prim, type Rule, RULES } from "../ir/primitives.ts";
 import * as m from "../dsl/model.ts";
 import { segmenterHead } from "../layers/segmenter.ts";
 import type { Repeats } from "./measure.ts";

@@ -23,11 +23,11 @@ import { modelFor } from "../interpret/kinds.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 import { readSafetensorsFile } from "../weights/import.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { type Value, value } from "../ir/value.ts";
 import { loadRun } from "../train/load_run.ts";
 import { classifyImages } from "../eval/classify.ts";
 import { runFlags } from "./train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
 
 const SIZE = 224, CROP = 0.875;
 

@@ -9,7 +9,7 @@ import { novelMask } from "../eval/base_novel.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
 import { evaluatePanoptic, formatPanopticTable, writePanopticRecord } from "../eval/panoptic_eval.ts";
 import { requireTask } from "../interpret/kinds.ts";
 

@@ -5,9 +5,9 @@
  * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
  * The file's `metadata_props` (printed too) say how to fit an image of any size to H×W and map the
  * classes back (eval/export_size.ts). `--quantize int8`: the parameters' matmuls run in int8 (weights
- * per column, activations per tensor at run time; plan/quantize.ts); `int8-conv`: the convolutions too;
+ * per column, activations per tensor at run time; onnx/quantize.ts); `int8-conv`: the convolutions too;
  * `int8-static`: the convolutions with activation scales calibrated on `--calibration-images` training
- * images (plan/quantize_static.ts, eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
+ * images (onnx/quantize_static.ts, eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";

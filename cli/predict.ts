@@ -19,7 +19,7 @@ import { legendEntries, writePngWithLegend } from "../eval/legend.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
 import { requireTask } from "../interpret/kinds.ts";
 import { predictPanoptic } from "./predict_panoptic.ts";
 

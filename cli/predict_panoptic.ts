@@ -19,7 +19,8 @@ import { colorizePanoptic, panopticPngRgb, segmentsInfo } from "../eval/panoptic
 import { overlay, writePng } from "../eval/colorize.ts";
 import type { ExperimentFor } from "../interpret/kinds.ts";
 import { fitSize } from "../eval/export_size.ts";
-import type { RuntimeOptions, Value } from "../plan/runtime.ts";
+import type { RuntimeOptions } from "../runtime/execute.ts";
+import type { Value } from "../ir/value.ts";
 
 export const predictPanoptic = (
   run: { readonly dir: string; readonly checkpoint: string; readonly state: ReadonlyMap<string, Value> },

@@ -6,7 +6,7 @@ import { Console, Data, Effect, Option } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
 
 export const runFlags = {
   provider: Flag.Literals("provider", ["cpu", "webgpu", "cuda"]).pipe(

@@ -16,7 +16,8 @@ import { segmentationAccumulator, type SegmentationSummary } from "./segmentatio
 import { multilabelAccumulator } from "./multilabel_ap.ts";
 import { colorizeMask, overlay, writePng } from "./colorize.ts";
 import { makePredictor, type Prediction } from "./predictor.ts";
-import type { RuntimeOptions, Value } from "../plan/runtime.ts";
+import type { RuntimeOptions } from "../runtime/execute.ts";
+import type { Value } from "../ir/value.ts";
 import { requireTask } from "../interpret/kinds.ts";
 
 export interface EvaluateOptions extends RuntimeOptions {

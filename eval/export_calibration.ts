@@ -1,6 +1,6 @@
 /**
  * Calibration of the static int8 export (`deno task export --quantize int8-static`,
- * plan/quantize_static.ts): the float32 export runs on training images prepared exactly as the export's
+ * onnx/quantize_static.ts): the float32 export runs on training images prepared exactly as the export's
  * users prepare theirs (eval/export_size.ts), with every tensor that gets a fixed uint8 scale fetched as
  * an extra output; a tensor's range is its minimum and maximum over all of them (what ONNX Runtime's
  * quantization tool calls MinMax calibration). Training images, so that the validation split that
@@ -9,10 +9,11 @@
 import { Effect } from "effect";
 import type { Experiment } from "../dsl/experiment.ts";
 import { openDataset } from "../data/open.ts";
-import { openSession, type Value, value } from "../plan/runtime.ts";
+import { openSession, runSession } from "../runtime/execute.ts";
+import { type Value, value } from "../ir/value.ts";
 import type { Ranker } from "../interpret/segmenter.ts";
 import { exportModel } from "./export_model.ts";
-import { calibrationTensors, type Range, withOutputs } from "../plan/quantize_static.ts";
+import { calibrationTensors, type Range, withOutputs } from "../onnx/quantize_static.ts";
 import { exportInput } from "./export_size.ts";
 
 /** How many training images calibrate by default. */
@@ -48,7 +49,7 @@ export const calibrationRanges = (
     const ranges = new Map<string, Range>(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));
     for (const image of images) {
       const feeds = { images: value("float32", image, [1, 3, height, width]) };
-      const out = yield* Effect.promise(() => session.run(feeds as never, [...tensors]));
+      const out = yield* Effect.promise(() => runSession(session, feeds, [...tensors]));
       for (const t of tensors) {
         const data = (out as Record<string, { data: Float32Array }>)[t].data;
         let { min, max } = ranges.get(t)!;

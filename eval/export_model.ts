@@ -10,12 +10,12 @@ import type { MergeThresholds } from "../dsl/model.ts";
 import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
-import { exportOnnx } from "../plan/export.ts";
-import { quantizeMatMuls } from "../plan/quantize.ts";
-import { quantizeConvsStatic, type Range } from "../plan/quantize_static.ts";
+import { exportOnnx } from "../onnx/export.ts";
+import { quantizeMatMuls } from "../onnx/quantize.ts";
+import { quantizeConvsStatic, type Range } from "../onnx/quantize_static.ts";
 import { exportMetadata } from "./export_size.ts";
-import type { HostArray, Shape } from "../plan/dtype.ts";
-import type { Value } from "../plan/runtime.ts";
+import type { HostArray, Shape } from "../ir/dtype.ts";
+import type { Value } from "../ir/value.ts";
 
 /** The traced batch size: exported as the symbolic dimension `batch`. */
 const TRACE_BATCH = 2;
@@ -27,7 +27,7 @@ export interface ExportedSignature {
 }
 
 /**
- * Reduced-precision export (plan/quantize.ts, plan/quantize_static.ts): "int8" = the parameters' matmuls
+ * Reduced-precision export (onnx/quantize.ts, onnx/quantize_static.ts): "int8" = the parameters' matmuls
  * dynamically quantized to int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" =
  * the convolutions too, at run time (measured slower there: its ConvInteger loses the fused float32
  * convolution kernels; BENCHMARKS.md); "int8-static" = the matmuls as in "int8" and the convolutions in

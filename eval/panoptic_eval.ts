@@ -13,17 +13,9 @@ import type { PanopticSegmenter } from "../dsl/model.ts";
 import { panopticStrides } from "../dsl/model.ts";
 import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
 import type { ExperimentFor } from "../interpret/kinds.ts";
-import {
-  execute,
-  type Executor,
-  graphStage,
-  plan,
-  type ProviderUnavailable,
-  type RuntimeError,
-  type RuntimeOptions,
-  type Value,
-  value,
-} from "../plan/runtime.ts";
+import { execute, type Executor, type ProviderUnavailable, type RuntimeOptions } from "../runtime/execute.ts";
+import { graphStage, plan, type RuntimeError } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { testLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
 import type { ClassTable } from "../data/classes.ts";

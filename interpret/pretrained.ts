@@ -9,7 +9,7 @@
  */
 import { Effect } from "effect";
 import type { MobileNetV2, MobileNetV2Output, Model } from "../dsl/model.ts";
-import type { Graph } from "../plan/graph.ts";
+import type { Graph } from "../ir/graph.ts";
 import { importWeights, type ParameterValue, type WeightsError } from "../weights/import.ts";
 import { MOBILENET_V2_TORCHVISION } from "../weights/mobilenet_v2_names.ts";
 

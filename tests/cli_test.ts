@@ -15,7 +15,7 @@ import { experimentJson } from "../dsl/experiment.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { readImageRgb } from "../eval/png.ts";
 
 const CAMVID_IMAGE = "../shared/data/camvid/images/val/0016E5_07959.jpg";

@@ -22,7 +22,7 @@ import { trainPipeline } from "../dsl/dataset.ts";
 import { adamWSpec } from "../dsl/training.ts";
 import { readRgb } from "../data/decode.ts";
 import { resizeRgb } from "../data/resize.ts";
-import { decodeOnnx } from "../plan/onnx.ts";
+import { decodeOnnx } from "../onnx/lower.ts";
 import { readImageRgb } from "../eval/png.ts";
 import { train } from "../train/train.ts";
 import { loadRun } from "../train/load_run.ts";

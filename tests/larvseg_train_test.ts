@@ -13,7 +13,7 @@ import * as m from "../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
 import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { inferenceGraph, lossGraph, trainingStages } from "../interpret/graphs.ts";
-import { sgd } from "../plan/optim.ts";
+import { sgd } from "../ir/optim.ts";
 import {
   ATTENTIVE_LOSS,
   IMAGE_LABELS,
@@ -23,7 +23,8 @@ import {
   PIXEL_LOSS,
 } from "../interpret/segmenter.ts";
 import { exportModel } from "../eval/export_model.ts";
-import { plan, value } from "../plan/runtime.ts";
+import { plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import { proceduralNames } from "../data/procedural.ts";
 import { finalState, run } from "./run_helpers.ts";

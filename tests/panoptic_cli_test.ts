@@ -20,7 +20,7 @@ import { openDataset } from "../data/open.ts";
 import { evaluatePanoptic } from "../eval/panoptic_eval.ts";
 import { inferenceGraph } from "../interpret/panoptic.ts";
 import { runGraph } from "./graph_runner.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { readRgb } from "../data/decode.ts";
 import { resizeLabels, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";

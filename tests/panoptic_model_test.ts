@@ -6,8 +6,8 @@
 import { Effect, Exit } from "effect";
 import { assert, assertClose, assertEquals, assertNotEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { VOID_PRIOR, withVoidPrior } from "../layers/panoptic.ts";
 import {
   convNet,
@@ -24,8 +24,10 @@ import { coco133 } from "../dsl/datasets.ts";
 import { testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { evalConfig, trainConfig } from "../dsl/training.ts";
 import { panopticViolations } from "../dsl/validate.ts";
-import { printGraph } from "../plan/print.ts";
-import { execute, plan, value } from "../plan/runtime.ts";
+import { printGraph } from "../ir/print.ts";
+import { execute } from "../runtime/execute.ts";
+import { plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { inferenceGraph, trainingStages } from "../interpret/graphs.ts";
 import {
   costGraph,

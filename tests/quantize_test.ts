@@ -1,5 +1,5 @@
 /**
- * int8 export (plan/quantize.ts, `deno task export --quantize int8 | int8-conv`): the per-column and
+ * int8 export (onnx/quantize.ts, `deno task export --quantize int8 | int8-conv`): the per-column and
  * per-channel weight quantization by hand, the rewritten graph (the parameters' matmuls become
  * DynamicQuantizeLinear + MatMulInteger, with int8-conv the convolutions ConvInteger; attention's
  * activation matmuls stay float32), and the quantized tiny segmenter agreeing with the float32 export on
@@ -9,11 +9,12 @@ import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
 import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
-import { quantizeColumns, quantizeMatMuls, quantizeRows } from "../plan/quantize.ts";
-import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../plan/quantize_static.ts";
+import { quantizeColumns, quantizeMatMuls, quantizeRows } from "../onnx/quantize.ts";
+import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../onnx/quantize_static.ts";
 import { calibrateExport, calibrationImages } from "../eval/export_calibration.ts";
-import { decodeOnnx } from "../plan/onnx.ts";
-import { execute, graphStage, plan } from "../plan/runtime.ts";
+import { decodeOnnx } from "../onnx/lower.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";

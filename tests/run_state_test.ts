@@ -1,7 +1,7 @@
 import { Effect, Exit } from "effect";
 import { assert, assertEquals } from "./assert.ts";
 import { LOOP_STATE_KEY, noiseFeed, restoreState } from "../train/run_state.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { type Value, value } from "../ir/value.ts";
 
 const state = () => new Map<string, Value>([["model.w", value("float32", new Float32Array(6), [2, 3])]]);
 const loop = {

@@ -18,16 +18,9 @@ import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { noiseFeed } from "../train/run_state.ts";
-import {
-  execute,
-  type Executor,
-  graphStage,
-  openSession,
-  plan,
-  type Provider,
-  type Value,
-  value,
-} from "../plan/runtime.ts";
+import { execute, type Executor, openSession, type Provider, runSession } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_quickstart_test.ts");
@@ -210,7 +203,7 @@ Deno.test({
             W,
           ],
         );
-        const out = await session.run({ images: two });
+        const out = await runSession(session, { images: two });
         const expected = (await infer("cpu", copyHost(cpu.state))).classes;
         const got = out[CLASSES].data as BigInt64Array;
         const same = expected.filter((v, i) => v === got[i] && v === got[i + expected.length]).length;

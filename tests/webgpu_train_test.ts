@@ -17,7 +17,7 @@ import { trainConfig } from "../dsl/training.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { openDataset } from "../data/open.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
 import { finalState } from "./run_helpers.ts";
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
 import { BEST_FILE, latestCheckpoint, loadCheckpoint, readBestRecord } from "./checkpoint.ts";
 import { CHECKPOINTS } from "./run_folder.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { type Value, value } from "../ir/value.ts";
 
 export class RunNotFound
   extends Data.TaggedError("RunNotFound")<{ readonly dir: string; readonly reason: string }> {

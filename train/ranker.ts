@@ -6,7 +6,7 @@
 import { Data, Effect } from "effect";
 import type { Experiment } from "../dsl/experiment.ts";
 import type { Ranker } from "../interpret/segmenter.ts";
-import type { Value } from "../plan/runtime.ts";
+import type { Value } from "../ir/value.ts";
 import { loadRun } from "./load_run.ts";
 
 /** The ranker run cannot serve as one. */

@@ -9,13 +9,13 @@
  *   eval-<split>.json, examples/, report.html
  */
 import { Data, Effect } from "effect";
-import * as ort from "onnxruntime-node";
 import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { onnxRuntimeVersion } from "../runtime/execute.ts";
 import { specDiff } from "./spec_diff.ts";
 
 /** A run folder that cannot be used as asked (exists without --resume, or holds another experiment). */
@@ -71,7 +71,7 @@ export const runMeta = (e: Experiment, provider: string, threads: number | undef
   versions: {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
-    onnxruntime: ort.env.versions.node,
+    onnxruntime: onnxRuntimeVersion(),
     effect: dependencyVersion("effect"),
     sharp: dependencyVersion("sharp"),
   },

@@ -5,9 +5,9 @@
 import { Data, Effect, Schema } from "effect";
 import { decodeMetadataJson, type LoadedCheckpoint } from "./checkpoint.ts";
 import type { Tensor as SafeTensor } from "../io/safetensors.ts";
-import { type Value, value } from "../plan/runtime.ts";
-import { nameKey } from "../plan/init.ts";
-import type { ValueSpec } from "../plan/onnx.ts";
+import { type Value, value } from "../ir/value.ts";
+import { nameKey } from "../ir/init.ts";
+import type { ValueSpec } from "../ir/live.ts";
 import { random } from "../core/random.ts";
 
 /** A checkpoint that does not fit the model it is loaded into. */

@@ -11,7 +11,7 @@
  * (`release`), and malloc keeps freed memory (`retainFreedMemory`), so the next run's arrays reuse the
  * previous run's memory.
  */
-import type { HostArray } from "./dtype.ts";
+import type { HostArray } from "../ir/dtype.ts";
 
 /** glibc's mallopt parameters (malloc.h). */
 const M_TRIM_THRESHOLD = -1;

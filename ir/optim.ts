@@ -17,7 +17,7 @@ import { type Graph, GraphError, type Tensor } from "./graph.ts";
 import { grad } from "./autodiff.ts";
 import * as ops from "./ops.ts";
 import { zeros } from "./init.ts";
-import { NEXT } from "./runtime.ts";
+import { NEXT } from "./plan.ts";
 
 export type Optimizer =
   | {

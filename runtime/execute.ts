@@ -1,11 +1,10 @@
 /**
- * Execution plans on ONNX Runtime.
+ * Running execution plans (`ir/plan.ts`) on ONNX Runtime.
  *
- * A plan is a sequence of stages — ONNX graphs and host functions (e.g. Hungarian matching between a
- * cost graph and a training graph) — plus named state (parameters, optimizer moments, buffers). Running
- * a plan feeds the caller's inputs and the current state to the stages in order and replaces each state
- * entry `x` with the stage output `next:x` when one exists. Sessions live in an Effect `Scope` and are
- * released when it closes, on success, failure or interruption.
+ * `execute` lowers each graph stage of a plan for the provider (`onnx/lower.ts`), opens its session and
+ * initializes the plan's state; each run feeds the caller's inputs and the current state to the stages
+ * in order and replaces each state entry `x` with the stage output `next:x` when one exists. Sessions
+ * live in an Effect `Scope` and are released when it closes, on success, failure or interruption.
  *
  * On the CPU, ONNX Runtime copies every output and computes on the calling thread; state therefore goes
  * in and comes out as host arrays on each run. To keep that cheap, a state array that a run produced is
@@ -26,14 +25,19 @@
  */
 import * as ort from "onnxruntime-node";
 import { Data, Effect, Scope } from "effect";
-import { type DType, type HostArray, type Shape, shapeEquals, sizeOf } from "./dtype.ts";
-import { type Init, initialize } from "./init.ts";
+import { type DType, type HostArray, shapeEquals } from "../ir/dtype.ts";
+import { initialize } from "../ir/init.ts";
 import { release, retainFreedMemory } from "./host_memory.ts";
-import { type Lowered, type LowerOptions, toOnnx, type ValueSpec } from "./onnx.ts";
-import { Graph } from "./graph.ts";
-import { input } from "./ops.ts";
-import type { LowerTarget } from "./primitives.ts";
+import { type Lowered, toOnnx } from "../onnx/lower.ts";
+import type { ValueSpec } from "../ir/live.ts";
+import { Graph } from "../ir/graph.ts";
+import { input } from "../ir/ops.ts";
+import { type GraphStage, NEXT, type Plan, RuntimeError } from "../ir/plan.ts";
+import { onHost, type Value, value } from "../ir/value.ts";
 import { describeWebGpuFailure, diagnoseWebGpu } from "./webgpu_diagnosis.ts";
+
+/** The version of the ONNX Runtime that runs plans (recorded in run folders). */
+export const onnxRuntimeVersion = (): string => ort.env.versions.node ?? "unknown";
 
 export type Provider = "cpu" | "webgpu" | "cuda";
 export const PROVIDERS: readonly Provider[] = ["cpu", "webgpu", "cuda"];
@@ -45,14 +49,6 @@ export class ProviderUnavailable extends Data.TaggedError("ProviderUnavailable")
 }> {
   override get message(): string {
     return `execution provider "${this.provider}" is unavailable: ${this.reason}`;
-  }
-}
-
-/** ONNX Runtime failed to create a session or to run one, or a feed is missing or malformed. */
-export class RuntimeError
-  extends Data.TaggedError("RuntimeError")<{ readonly stage: string; readonly reason: string }> {
-  override get message(): string {
-    return `${this.stage}: ${this.reason}`;
   }
 }
 
@@ -84,9 +80,6 @@ export interface RuntimeOptions {
   readonly deviceState?: boolean;
 }
 
-/** A host tensor as ONNX Runtime takes and returns it. */
-export type Value = ort.Tensor;
-
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float32: "float32",
   float64: "float64",
@@ -95,88 +88,31 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   bool: "bool",
 };
 
-/** Wraps a host array as a runtime value (no copy). */
-export const value = (dtype: DType, data: HostArray, shape: Shape): Value =>
-  new ort.Tensor(ORT_TYPE[dtype], data as never, [...shape]);
+/** The ONNX Runtime tensor of a value: itself when ONNX Runtime made it, else a wrapper (no copy). */
+export const toTensor = (v: Value): ort.Tensor =>
+  v instanceof ort.Tensor ? v : new ort.Tensor(ORT_TYPE[v.type as DType], v.data as never, [...v.dims]);
 
-export interface GraphStage {
-  readonly _tag: "GraphStage";
-  readonly name: string;
-  /** The plain ONNX lowering (the CPU's, and what names the stage's inputs and outputs). */
-  readonly lowered: Lowered;
-  /** The lowering for another provider (same inputs and outputs), when it differs. */
-  readonly lowerFor?: (target: LowerTarget) => Lowered;
-}
+/** Feeds for `session.run`: each value as ONNX Runtime's tensor (no copy). */
+export const tensorFeeds = (feeds: Readonly<Record<string, Value>>): Record<string, ort.Tensor> =>
+  Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toTensor(v)]));
 
-export interface HostStage {
-  readonly _tag: "HostStage";
-  readonly name: string;
-  /** The values `run` returns (so later graph stages do not expect them as feeds). */
-  readonly outputs: readonly string[];
-  /**
-   * Reads values computed so far (feeds, state, earlier outputs) and returns new named values. On
-   * `webgpu` the state entries are device values (their `data` throws): host stages read graph outputs.
-   */
-  readonly run: (env: ReadonlyMap<string, Value>) => Effect.Effect<Record<string, Value>, RuntimeError>;
-  /**
-   * State this stage keeps and updates in place (e.g. LarvSeg's memory bank): part of the plan's state
-   * (initialized, checkpointed, restored like any other) but always host arrays, on every provider —
-   * never uploaded to a device, since the stage reads and writes their `data`.
-   */
-  readonly state?: readonly StateSpec[];
-}
+/** Runs a session on values (all outputs, or `fetches`); its outputs are values, on the host or a device. */
+export const runSession = (
+  session: ort.InferenceSession,
+  feeds: Readonly<Record<string, Value>>,
+  fetches?: readonly string[],
+): Promise<Record<string, Value>> =>
+  (fetches ? session.run(tensorFeeds(feeds), [...fetches]) : session.run(tensorFeeds(feeds))) as Promise<
+    Record<string, Value>
+  >;
 
-export type Stage = GraphStage | HostStage;
-
-export interface StateSpec extends ValueSpec {
-  readonly init: Init;
-}
-
-export interface Plan {
-  readonly name: string;
-  readonly stages: readonly Stage[];
-  /** Variables the stages read; their values persist across runs. */
-  readonly state: readonly StateSpec[];
-  /** Values the caller feeds on each run. */
-  readonly feeds: readonly ValueSpec[];
-}
-
-/** The prefix of a graph output that replaces a state entry after a run. */
-export const NEXT = "next:";
-
-/** One graph stage computing the named outputs of `g` (default: all of them). */
-export const graphStage = (g: Graph, options: LowerOptions & { name?: string } = {}): GraphStage => ({
-  _tag: "GraphStage",
-  name: options.name ?? g.name,
-  lowered: toOnnx(g, options),
-  lowerFor: (target) => toOnnx(g, { ...options, target }),
-});
-
-/** The ONNX model a stage runs on `provider`. */
+/** The ONNX model a graph stage runs on `provider`. */
 const loweringFor = (stage: GraphStage, provider: Provider): Lowered =>
-  provider === "webgpu" && stage.lowerFor ? stage.lowerFor("webgpu") : stage.lowered;
-
-/** A plan made of stages; state and feeds are derived from the graph stages' inputs. */
-export const plan = (name: string, g: Graph, stages: readonly Stage[]): Plan => {
-  const state = new Map<string, StateSpec>();
-  const feeds = new Map<string, ValueSpec>();
-  const produced = new Set<string>();
-  for (const stage of stages) {
-    if (stage._tag !== "GraphStage") {
-      for (const name of stage.outputs) produced.add(name);
-      for (const spec of stage.state ?? []) state.set(spec.name, spec);
-      continue;
-    }
-    for (const v of stage.lowered.inputs) {
-      const t = g.lookup(v.name);
-      const prim = t && g.producer(t).prim;
-      if (prim?.op === "variable") state.set(v.name, { ...v, init: prim.init });
-      else if (!produced.has(v.name)) feeds.set(v.name, v);
-    }
-    for (const v of stage.lowered.outputs) produced.add(v.name);
-  }
-  return { name, stages, state: [...state.values()], feeds: [...feeds.values()] };
-};
+  toOnnx(stage.graph, {
+    ...(stage.outputs ? { outputs: stage.outputs } : {}),
+    name: stage.name,
+    target: stage.target ?? (provider === "webgpu" ? "webgpu" : "cpu"),
+  });
 
 const GRAPH_OPTIMIZATION = {
   disabled: "disabled",
@@ -211,9 +147,6 @@ const providerReason = async (provider: Provider, error: unknown): Promise<strin
 
 /** Where ONNX Runtime leaves an output: on the host, or (webgpu) in a device buffer. */
 export type OutputLocation = "cpu" | "gpu-buffer";
-
-/** Whether a value lives on the host (its data readable) rather than on a device. */
-export const onHost = (v: Value): boolean => v.location === "cpu";
 
 /** Creates an ONNX Runtime session for a serialized model, released when the scope closes. */
 export const openSession = (
@@ -314,7 +247,7 @@ export const execute = (
       if (stage._tag === "GraphStage") {
         const locations: Record<string, OutputLocation> = {};
         if (onDevice) {
-          for (const o of stage.lowered.outputs) {
+          for (const o of stage.results) {
             if (o.name.startsWith(NEXT)) locations[o.name] = "gpu-buffer";
           }
         }
@@ -338,7 +271,7 @@ export const execute = (
     const releaseValue = (v: Value) => {
       if (onHost(v)) {
         if (recycleStateMemory) release(v.data as HostArray);
-      } else v.dispose();
+      } else toTensor(v).dispose();
     };
 
     // Copy sessions (upload, read back), one per set of state names, opened on first use.
@@ -358,7 +291,7 @@ export const execute = (
         }
         const feeds = Object.fromEntries(names.map((n) => [n, state.get(n)!]));
         const out = yield* Effect.tryPromise({
-          try: () => session.run(feeds) as Promise<Record<string, Value>>,
+          try: () => runSession(session, feeds),
           catch: (e) => new RuntimeError({ stage: "copy state", reason: String(e).split("\n")[0] }),
         });
         return new Map(names.map((n) => [n, out[prefix + n]]));
@@ -425,7 +358,7 @@ const runGraphStage = (
 ) =>
   Effect.gen(function* () {
     const feeds: Record<string, Value> = {};
-    for (const spec of stage.lowered.inputs) {
+    for (const spec of stage.inputs) {
       const v = env.get(spec.name);
       if (!v) return yield* new RuntimeError({ stage: stage.name, reason: `missing input "${spec.name}"` });
       if (v.type !== ORT_TYPE[spec.dtype] || !shapeEquals(v.dims, spec.shape)) {
@@ -445,7 +378,7 @@ const runGraphStage = (
       feeds[spec.name] = v;
     }
     const out = yield* Effect.tryPromise({
-      try: () => session.run(feeds) as Promise<Record<string, Value>>,
+      try: () => runSession(session, feeds),
       catch: (e) => new RuntimeError({ stage: stage.name, reason: String(e).split("\n")[0] }),
     });
     if (provider !== "cpu") {
@@ -453,6 +386,3 @@ const runGraphStage = (
     }
     return out;
   });
-
-/** Number of elements a value holds. */
-export const valueSize = (v: Value): number => sizeOf(v.dims);

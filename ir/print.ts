@@ -7,7 +7,7 @@
  */
 import { formatType } from "./dtype.ts";
 import type { Graph, Node, Tensor } from "./graph.ts";
-import { liveNodes } from "./onnx.ts";
+import { liveNodes } from "./live.ts";
 
 const field = (v: unknown, name: (t: Tensor) => string): string => {
   if (v && typeof v === "object" && "graph" in v && "id" in v) return name(v as Tensor);

@@ -7,12 +7,14 @@
  * for the op and its VJP, otherwise in float32 with the loss accumulated in float64 and wider tolerances.
  */
 import { Effect } from "effect";
-import { type DType, hostArray, type Shape, sizeOf } from "./dtype.ts";
-import { Graph, type Tensor } from "./graph.ts";
-import * as o from "./ops.ts";
-import { grad } from "./autodiff.ts";
-import { type Op, RULES } from "./primitives.ts";
-import { execute, graphStage, plan, type ProviderUnavailable, type RuntimeError, value } from "./runtime.ts";
+import { type DType, hostArray, type Shape, sizeOf } from "../ir/dtype.ts";
+import { Graph, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { grad } from "../ir/autodiff.ts";
+import { type Op, RULES } from "../ir/primitives.ts";
+import { execute, type ProviderUnavailable } from "./execute.ts";
+import { graphStage, plan, type RuntimeError } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 
 /** Primitives without a gradient to check (integer/boolean outputs, sources). */

@@ -9,7 +9,7 @@
  * When y's only consumer is a Relu or Clip (ReLU6), the Q goes after it: its range starts at 0, so the
  * Q makes the activation redundant. ONNX Runtime's CPU provider fuses each DQ → Conv → Q group into
  * QLinearConv (u8·s8, NHWC kernels, depthwise included) and DQ, DQ → Add → Q into QLinearAdd, so a
- * convolutional backbone runs in int8 from its first Q to its last DQ. Unlike ConvInteger (plan/quantize.ts,
+ * convolutional backbone runs in int8 from its first Q to its last DQ. Unlike ConvInteger (onnx/quantize.ts,
  * "int8-conv", quantized at run time) this keeps ONNX Runtime's fused, blocked convolution kernels.
  */
 import type * as P from "onnx-proto";
@@ -124,7 +124,7 @@ const axisAttribute = (axis: number): P.onnx.IAttributeProto => ({
 
 /**
  * The model `bytes` with its parameter convolutions in QDQ int8 (module comment); `ranges` holds every
- * tensor `calibrationTensors` names. Weights are symmetric int8 per output channel (plan/quantize.ts
+ * tensor `calibrationTensors` names. Weights are symmetric int8 per output channel (onnx/quantize.ts
  * `quantizeRows`); biases int32 at scale s_x · s_W, as QLinearConv takes them.
  */
 export const quantizeConvsStatic = (

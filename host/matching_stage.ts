@@ -10,7 +10,8 @@
  */
 import { Effect } from "effect";
 import { AssignmentError, linearSumAssignment } from "./hungarian.ts";
-import { type HostStage, RuntimeError, type Value, value } from "./runtime.ts";
+import { type HostStage, RuntimeError } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 
 export interface MatchingStageNames {
   /** The stage's name in errors. */

@@ -4,9 +4,9 @@
  * success.
  */
 import * as ort from "onnxruntime-node";
-import { Graph } from "./graph.ts";
-import * as o from "./ops.ts";
-import { toOnnx } from "./onnx.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { toOnnx } from "../onnx/lower.ts";
 
 const g = new Graph("probe");
 g.output("y", o.neg(o.input(g, "x", [1])));

@@ -2,10 +2,10 @@
  * Self-contained ONNX export: the inference part of a graph with its variables embedded as initializers,
  * optionally with a symbolic batch dimension, runnable by any ONNX Runtime (Python included).
  */
-import type { HostArray } from "./dtype.ts";
-import type { Graph } from "./graph.ts";
-import { toOnnx } from "./onnx.ts";
-import { GraphError } from "./graph.ts";
+import type { HostArray } from "../ir/dtype.ts";
+import type { Graph } from "../ir/graph.ts";
+import { toOnnx } from "./lower.ts";
+import { GraphError } from "../ir/graph.ts";
 
 export interface ExportOptions {
   /** Graph outputs to export. */

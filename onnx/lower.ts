@@ -8,9 +8,10 @@
  */
 import type * as P from "onnx-proto";
 import onnxProto from "onnx-proto";
-import type { DType, HostArray, Shape } from "./dtype.ts";
-import { hostArray, ONNX_DTYPE } from "./dtype.ts";
-import { type Graph, GraphError, type Node, type Tensor } from "./graph.ts";
+import type { DType, HostArray, Shape } from "../ir/dtype.ts";
+import { hostArray, ONNX_DTYPE } from "../ir/dtype.ts";
+import { type Graph, GraphError, type Tensor } from "../ir/graph.ts";
+import { liveNodes, outputTensors, type ValueSpec } from "../ir/live.ts";
 import {
   type Attr,
   type LowerContext,
@@ -19,18 +20,12 @@ import {
   type Prim,
   type Rule,
   RULES,
-} from "./primitives.ts";
+} from "../ir/primitives.ts";
 
 const { onnx } = onnxProto as unknown as typeof P;
 
 export const OPSET = 21;
 export const IR_VERSION = 10;
-
-export interface ValueSpec {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: Shape;
-}
 
 export interface LowerOptions {
   /** Graph outputs to compute (default: all). */
@@ -79,19 +74,6 @@ export interface Lowered {
 
 const ruleOf = (prim: Prim) => RULES[prim.op] as unknown as Rule<Prim>;
 
-/** The nodes needed to compute `roots`, in topological (creation) order. */
-export const liveNodes = (g: Graph, roots: readonly Tensor[]): Node[] => {
-  const live = new Set<number>();
-  const stack = roots.map((t) => t.node);
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (live.has(id)) continue;
-    live.add(id);
-    for (const t of ruleOf(g.nodes[id].prim).inputs(g.nodes[id].prim)) stack.push(t.node);
-  }
-  return [...live].sort((a, b) => a - b).map((id) => g.nodes[id]);
-};
-
 const attribute = (name: string, a: Attr): P.onnx.IAttributeProto => {
   const T = onnx.AttributeProto.AttributeType;
   if ("int" in a) return { name, type: T.INT, i: a.int };
@@ -125,12 +107,9 @@ const valueInfo = (v: ValueSpec, batchName?: string, batch?: number): P.onnx.IVa
 
 /** Lowers the part of `g` that computes the requested outputs to a serialized ONNX model. */
 export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
-  const outputNames = options.outputs ?? [...g.outputs.keys()];
-  const roots = outputNames.map((name) => {
-    const t = g.outputs.get(name);
-    if (!t) throw new GraphError({ path: name, message: `${name}: no such graph output in ${g.name}` });
-    return t;
-  });
+  const requested = outputTensors(g, options.outputs);
+  const outputNames = requested.map((r) => r.name);
+  const roots = requested.map((r) => r.tensor);
   const nodes = liveNodes(g, roots);
   const nodeProtos: P.onnx.INodeProto[] = [];
   const initializers: P.onnx.ITensorProto[] = [];

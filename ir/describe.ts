@@ -7,7 +7,7 @@
  */
 import { sizeOf } from "./dtype.ts";
 import type { Graph, Tensor } from "./graph.ts";
-import { liveNodes } from "./onnx.ts";
+import { liveNodes } from "./live.ts";
 import { type Prim, type Rule, RULES } from "./primitives.ts";
 
 export interface ScopeCost {
