@@ -17,6 +17,8 @@ import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { calibratedMerge } from "../eval/panoptic_eval.ts";
+import { openDataset } from "../data/open.ts";
+import { errorLines } from "./errors.ts";
 import { requireTask } from "../interpret/kinds.ts";
 import { BOUNDS, checkpointFlag, intFlag, pathArgument, runArgument } from "./flag_schema.ts";
 
@@ -43,6 +45,16 @@ export const exportCommand = Command.make("export", {
       ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
       : undefined;
     const quantize = Option.getOrUndefined(a.quantize);
+    // The class names come from the dataset's class table, as predict's legend does; an export without the
+    // data at hand still works, without names, and says so.
+    const classNames = yield* openDataset(e.data.dataset, e.data.dataset.testSplit).pipe(
+      Effect.map((d) => d.classes.names),
+      Effect.catch((error) =>
+        Console.error(`no kappa.class_names in the export: ${errorLines(error)[0]}`).pipe(
+          Effect.as(undefined),
+        )
+      ),
+    );
     const ranges = quantize === "int8-static"
       ? yield* calibrateExport(e, run.state, ranker, a.calibrationImages)
       : undefined;
@@ -50,6 +62,7 @@ export const exportCommand = Command.make("export", {
       quantize,
       merge,
       ranges,
+      classNames,
     });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);
