@@ -8,7 +8,7 @@
  * beside the weights file when it has one name per class.
  */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import {
@@ -28,6 +28,8 @@ import { loadRun } from "../train/load_run.ts";
 import { classifyImages } from "../eval/classify.ts";
 import { runFlags } from "./train.ts";
 import type { Provider } from "../runtime/execute.ts";
+import { BOUNDS, intFlag, pathArgument, pathFlag } from "./flag_schema.ts";
+import { imageInputs, imagesArgument } from "./image_inputs.ts";
 
 const SIZE = 224, CROP = 0.875;
 
@@ -113,11 +115,18 @@ const namesOf = (classes: number, names?: string, weightsFile?: string): string[
 };
 
 export const classifyCommand = Command.make("classify", {
-  source: Argument.String("experiment|run-dir|weights.safetensors"),
-  images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
-  names: Flag.String("names").pipe(Flag.optional, Flag.withDescription("class names, one per line")),
+  source: pathArgument(
+    "model",
+    "what classifies: a Classifier experiment (.ts or .json), a run folder of one, or a MobileNetV2 " +
+      ".safetensors file in torchvision's layout",
+  ),
+  images: imagesArgument(),
+  names: pathFlag(
+    "names",
+    "class names, one per line (default: imagenet_classes.txt beside the weights file, when it names every class)",
+  ).pipe(Flag.optional),
   json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("machine-readable output")),
-  top: Flag.Int("top").pipe(Flag.withDefault(5), Flag.withDescription("classes per image")),
+  top: intFlag("top", BOUNDS.top, "classes per image (default 5)").pipe(Flag.withDefault(5)),
   padding: Flag.Literals("padding", ["same", "symmetric"]).pipe(
     Flag.withDefault("same" as const),
     Flag.withDescription("for a .safetensors file: SAME (TensorFlow) or symmetric (torchvision) padding"),
@@ -126,6 +135,7 @@ export const classifyCommand = Command.make("classify", {
   threads: runFlags.threads,
 }, (a) =>
   Effect.gen(function* () {
+    const images = yield* imageInputs(a.images);
     const source = yield* sourceOf(a.source, a.padding);
     const names = namesOf(source.model.classes, Option.getOrUndefined(a.names), source.weightsFile);
     if (names && names.length !== source.model.classes) {
@@ -133,7 +143,7 @@ export const classifyCommand = Command.make("classify", {
         new Error(`--names: ${names.length} names for a model of ${source.model.classes} classes`),
       );
     }
-    const results = yield* classifyImages(source.model, source.state, a.images, {
+    const results = yield* classifyImages(source.model, source.state, images, {
       size: [SIZE, SIZE],
       cropFraction: CROP,
       scaling: source.scaling,

@@ -1,6 +1,6 @@
 /** `deno task eval <run-dir> [--checkpoint FILE] [--mode whole|slide] [--oracle gt] [--split S]`. */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { openDataset } from "../data/open.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
@@ -12,22 +12,28 @@ import { runFlags } from "./train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { evaluatePanoptic, formatPanopticTable, writePanopticRecord } from "../eval/panoptic_eval.ts";
 import { requireTask } from "../interpret/kinds.ts";
+import { BOUNDS, checkpointFlag, intFlag, runArgument } from "./flag_schema.ts";
 
 export const evalCommand = Command.make("eval", {
-  run: Argument.String("run-dir"),
-  checkpoint: Flag.String("checkpoint").pipe(
+  run: runArgument(),
+  checkpoint: checkpointFlag(),
+  mode: Flag.Literals("mode", ["whole", "slide"]).pipe(
     Flag.optional,
     Flag.withDescription(
-      "default: best.safetensors (highest mIoU of the run's evaluations, all on one image set), else the newest",
+      "whole: each image in one pass; slide: overlapping crops averaged (default: the experiment's eval.mode)",
     ),
   ),
-  mode: Flag.Literals("mode", ["whole", "slide"]).pipe(Flag.optional),
   oracle: Flag.Literals("oracle", ["gt"]).pipe(
     Flag.optional,
-    Flag.withDescription("select ground-truth classes"),
+    Flag.withDescription(
+      "select the ground-truth classes instead of the ranked ones (writes eval-<split>-oracle.json)",
+    ),
   ),
-  split: Flag.String("split").pipe(Flag.optional),
-  limit: Flag.Int("limit").pipe(Flag.optional, Flag.withDescription("only the first N images")),
+  split: Flag.String("split").pipe(
+    Flag.optional,
+    Flag.withDescription("the dataset split to evaluate (default: the dataset's test split)"),
+  ),
+  limit: intFlag("limit", BOUNDS.images, "only the first N images of the split").pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {

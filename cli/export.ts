@@ -10,27 +10,31 @@
  * images (onnx/quantize_static.ts, eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { writeFile } from "node:fs/promises";
 import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
 import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
 import { loadRun } from "../train/load_run.ts";
 import { loadRanker } from "../train/ranker.ts";
 import { calibratedMerge } from "../eval/panoptic_eval.ts";
+import { openDataset } from "../data/open.ts";
+import { errorLines } from "./errors.ts";
 import { requireTask } from "../interpret/kinds.ts";
+import { BOUNDS, checkpointFlag, intFlag, pathArgument, runArgument } from "./flag_schema.ts";
 
 export const exportCommand = Command.make("export", {
-  run: Argument.String("run-dir"),
-  file: Argument.String("file.onnx"),
-  checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  run: runArgument(),
+  file: pathArgument("file.onnx", "the ONNX file to write"),
+  checkpoint: checkpointFlag(),
   quantize: Flag.Literals("quantize", EXPORT_QUANTIZATIONS).pipe(
     Flag.optional,
     Flag.withDescription(`reduced-precision weights: ${EXPORT_QUANTIZATIONS.join(", ")}`),
   ),
-  calibrationImages: Flag.Int("calibration-images").pipe(
-    Flag.withDefault(CALIBRATION_IMAGES),
-    Flag.withDescription("--quantize int8-static: training images that calibrate the activation scales"),
-  ),
+  calibrationImages: intFlag(
+    "calibration-images",
+    BOUNDS.images,
+    `--quantize int8-static: training images that calibrate the activation scales (default ${CALIBRATION_IMAGES})`,
+  ).pipe(Flag.withDefault(CALIBRATION_IMAGES)),
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
@@ -41,11 +45,16 @@ export const exportCommand = Command.make("export", {
       ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
       : undefined;
     const quantize = Option.getOrUndefined(a.quantize);
-    if (quantize === "int8-static" && a.calibrationImages < 1) {
-      return yield* Effect.fail(
-        new Error(`--calibration-images: must be at least 1, got ${a.calibrationImages}`),
-      );
-    }
+    // The class names come from the dataset's class table, as predict's legend does; an export without the
+    // data at hand still works, without names, and says so.
+    const classNames = yield* openDataset(e.data.dataset, e.data.dataset.testSplit).pipe(
+      Effect.map((d) => d.classes.names),
+      Effect.catch((error) =>
+        Console.error(`no kappa.class_names in the export: ${errorLines(error)[0]}`).pipe(
+          Effect.as(undefined),
+        )
+      ),
+    );
     const ranges = quantize === "int8-static"
       ? yield* calibrateExport(e, run.state, ranker, a.calibrationImages)
       : undefined;
@@ -53,6 +62,7 @@ export const exportCommand = Command.make("export", {
       quantize,
       merge,
       ranges,
+      classNames,
     });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);

@@ -5,7 +5,7 @@
  * as the exported ONNX model is used (eval/export_size.ts), for comparing the two.
  */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import { readRgb, type RgbImage } from "../data/decode.ts";
@@ -22,12 +22,14 @@ import { runFlags } from "./train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { requireTask } from "../interpret/kinds.ts";
 import { predictPanoptic } from "./predict_panoptic.ts";
+import { checkpointFlag, pathFlag, runArgument } from "./flag_schema.ts";
+import { imageInputs, imagesArgument } from "./image_inputs.ts";
 
 export const predictCommand = Command.make("predict", {
-  run: Argument.String("run-dir"),
-  images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
-  out: Flag.String("out").pipe(Flag.withDescription("output folder")),
-  checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  run: runArgument(),
+  images: imagesArgument(),
+  out: pathFlag("out", "output folder: masks, overlays and predictions.json"),
+  checkpoint: checkpointFlag(),
   exportSize: Flag.Boolean("export-size").pipe(
     Flag.withDefault(false),
     Flag.withDescription("fit to the training crop, pad, map classes back by nearest: as the exported model"),
@@ -35,10 +37,11 @@ export const predictCommand = Command.make("predict", {
   ...runFlags,
 }, (a) =>
   Effect.scoped(Effect.gen(function* () {
+    const images = yield* imageInputs(a.images);
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     if (run.experiment.model._tag === "PanopticSegmenter") {
       const pe = yield* requireTask(run.experiment, "panoptic", "predict");
-      return yield* predictPanoptic(run, pe, a.images, a.out, {
+      return yield* predictPanoptic(run, pe, images, a.out, {
         provider: a.provider as Provider,
         threads: Option.getOrUndefined(a.threads),
         exportSize: a.exportSize,
@@ -70,7 +73,7 @@ export const predictCommand = Command.make("predict", {
       });
     yield* Effect.promise(() => mkdir(a.out, { recursive: true }));
     const results: unknown[] = [];
-    for (const file of a.images) {
+    for (const file of images) {
       const img = yield* readRgb(file);
       const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* atTestSize(img);
       const stem = basename(file, extname(file));

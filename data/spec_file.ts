@@ -4,13 +4,13 @@
  */
 import { Effect } from "effect";
 import { existsSync } from "node:fs";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { extname } from "node:path";
 import { builtinDatasets } from "../dsl/datasets.ts";
-import { errorText, readJson } from "./config_file.ts";
+import { readJson } from "./config_file.ts";
 import { InvalidConfig } from "./errors.ts";
 import { type DatasetSpec, decodeDatasetSpec, ImageLevelData } from "../dsl/dataset.ts";
 import { decodeConfig } from "../dsl/decode.ts";
+import { importFailure, importModule } from "../dsl/module_file.ts";
 
 /** A dataset spec and where it came from. */
 export interface LoadedSpec {
@@ -75,8 +75,16 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
     if (ext === ".json") value = yield* readJson(target);
     else if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
       const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(resolve(target)).href),
-        catch: (e) => new InvalidConfig({ file: target, message: `cannot import: ${errorText(e)}` }),
+        try: () => importModule(target),
+        catch: (e) => {
+          const f = importFailure(e, target);
+          return f.inModule
+            ? new InvalidConfig({ file: f.location!, message: `cannot import: ${f.text}` })
+            : new InvalidConfig({
+              file: target,
+              message: `cannot import: ${f.location ? `${f.location}: ` : ""}${f.text}`,
+            });
+        },
       });
       if (!("default" in module)) {
         return yield* Effect.fail(

@@ -8,10 +8,10 @@
  */
 import { Effect, Result, Schema } from "effect";
 import { existsSync } from "node:fs";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { extname } from "node:path";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
 import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
+import { importFailure, importModule } from "./module_file.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
 import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
@@ -42,8 +42,13 @@ export const experiment = <M extends Model>(
   e: Omit<Experiment, "_tag" | "model"> & { readonly model: M },
 ): Experiment & { readonly model: M } => ({ _tag: "Experiment", ...e });
 
-/** The cross-field rules of an experiment (model rules included). */
-export const experimentViolations = (e: Experiment): Violation[] => {
+/**
+ * The cross-field rules of an experiment (model rules included). `train` may be missing (it did not
+ * decode): the rules that need it are skipped.
+ */
+export const experimentViolations = (
+  e: Omit<Experiment, "train"> & { readonly train?: Experiment["train"] },
+): Violation[] => {
   const out = modelViolations(e.model, "model");
   const stride = backboneStride(e.model.backbone);
   const unit = e.model.backbone._tag === "ViT"
@@ -66,12 +71,12 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   }
   const il = e.data.imageLevel;
   if (il) {
-    const share = imageLevelShare(e.train.batchSize, il.ratio);
+    const share = e.train ? imageLevelShare(e.train.batchSize, il.ratio) : { imageLevel: 1, pixel: 1 };
     if (share.imageLevel < 1 || share.pixel < 1) {
       out.push({
         path: "data.imageLevel.ratio",
         message:
-          `${il.ratio} of a batch of ${e.train.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
+          `${il.ratio} of a batch of ${e.train?.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
       });
     }
     if (e.model._tag !== "Segmenter" || !usesImageLabels(e.model)) {
@@ -137,22 +142,53 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   return out;
 };
 
-/** Decodes and validates an experiment value; `source` names where it came from. */
-export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
-  const decoded = Result.flatMap(decodeWith(Experiment, input, ""), (e) => {
-    const violations = experimentViolations(e);
-    return violations.length ? Result.fail(violations) : Result.succeed(e);
+/**
+ * The cross-field rules of the parts that decode when the experiment as a whole does not (a bad
+ * train.steps, say), so that one run of validation reports every violation, not only the structural
+ * ones: the model's own rules once the model decodes, the rules between model, data and evaluation once
+ * those three do (train's are skipped if train does not).
+ */
+const rulesOfDecodedParts = (input: unknown): Violation[] => {
+  const o = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
+  const part = <S extends Schema.Constraint & Schema.ConstraintDecoder<unknown>>(schema: S, key: string) => {
+    const decoded = decodeWith(schema, o[key], key);
+    return Result.isSuccess(decoded) ? decoded.success as S["Type"] : undefined;
+  };
+  const model = part(Model, "model");
+  if (model === undefined) return [];
+  const [data, evaluation] = [part(DataConfig, "data"), part(EvalConfig, "eval")];
+  if (data === undefined || evaluation === undefined) return modelViolations(model, "model");
+  const train = part(TrainConfig, "train");
+  return experimentViolations({
+    _tag: "Experiment",
+    name: "",
+    model,
+    data,
+    eval: evaluation,
+    ...(train ? { train } : {}),
   });
-  return Result.isSuccess(decoded)
-    ? Effect.succeed(decoded.success)
-    : Effect.fail(new SpecError({ source, violations: decoded.failure }));
 };
 
-/** Loads an experiment from a `.ts` module (default export) or a `.json` file. */
+/** Decodes and validates an experiment value, reporting every violation; `source` names where it came from. */
+export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
+  const decoded = decodeWith(Experiment, input, "");
+  const violations = Result.isSuccess(decoded)
+    ? experimentViolations(decoded.success)
+    : [...decoded.failure, ...rulesOfDecodedParts(input)];
+  return Result.isSuccess(decoded) && violations.length === 0
+    ? Effect.succeed(decoded.success)
+    : Effect.fail(new SpecError({ source, violations }));
+};
+
+/**
+ * Loads an experiment from a `.ts` module (default export) or a `.json` file. A file that cannot be read
+ * is one violation of the whole file (empty path); a module that does not import names the line and
+ * column (`SpecError.source` = `file:line:column` when the error is in the module itself).
+ */
 export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecError> =>
   Effect.gen(function* () {
-    const fail = (message: string) =>
-      Effect.fail(new SpecError({ source: file, violations: [{ path: file, message }] }));
+    const fail = (message: string, source = file) =>
+      Effect.fail(new SpecError({ source, violations: [{ path: "", message }] }));
     if (!existsSync(file)) return yield* fail("no such file");
     const ext = extname(file).toLowerCase();
     let value: unknown;
@@ -166,9 +202,15 @@ export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecErro
       );
     } else if ([".ts", ".js", ".mts", ".mjs"].includes(ext)) {
       const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(resolve(file)).href),
-        catch: (e) => (e as Error).message.split("\n")[0],
-      }).pipe(Effect.catch((message) => fail(`cannot import: ${message}`)));
+        try: () => importModule(file),
+        catch: (e) => importFailure(e, file),
+      }).pipe(
+        Effect.catch((f) =>
+          f.inModule
+            ? fail(`cannot import: ${f.text}`, f.location)
+            : fail(`cannot import: ${f.location ? `${f.location}: ` : ""}${f.text}`)
+        ),
+      );
       if (module.default === undefined) return yield* fail("the module has no default export");
       value = module.default;
     } else return yield* fail(`expected a .ts module or a .json file, got "${ext || file}"`);

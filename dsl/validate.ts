@@ -16,13 +16,17 @@ export interface Violation {
   readonly message: string;
 }
 
-/** A spec that fails validation; `source` names the file or value it came from. */
+/**
+ * A spec that fails validation; `source` names the file or value it came from (`file:line:column` for a
+ * module that does not import). A violation with an empty path concerns the whole source (a missing file,
+ * invalid JSON).
+ */
 export class SpecError extends Data.TaggedError("SpecError")<{
   readonly source: string;
   readonly violations: readonly Violation[];
 }> {
   override get message(): string {
-    return this.violations.map((v) => `${v.path}: ${v.message}`).join("\n");
+    return this.violations.map((v) => (v.path ? `${v.path}: ${v.message}` : v.message)).join("\n");
   }
 }
 

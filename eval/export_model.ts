@@ -60,8 +60,10 @@ export const exportModel = (
   e: Experiment,
   state: ReadonlyMap<string, Value>,
   ranker?: Ranker,
-  { quantize, merge, ranges }: {
+  { quantize, merge, ranges, classNames }: {
     readonly quantize?: ExportQuantization;
+    /** The dataset's class names, in class order: written as `kappa.class_names` (a JSON array). */
+    readonly classNames?: readonly string[];
     /** "int8-static": the calibrated range of every tensor it quantizes (eval/export_calibration.ts). */
     readonly ranges?: ReadonlyMap<string, Range>;
     /** A panoptic run's merge thresholds for the metadata (default: the spec's `merge`). */
@@ -78,7 +80,10 @@ export const exportModel = (
     ? [CLASS_PROBABILITIES, MASK_PROBABILITIES]
     : [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
-  const described = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e, merge) : exportMetadata(e);
+  const described: Record<string, string> = {
+    ...(e.model._tag === "PanopticSegmenter" ? panopticMetadata(e, merge) : exportMetadata(e)),
+    ...(classNames ? { "kappa.class_names": JSON.stringify(classNames) } : {}),
+  };
   const metadata = quantize ? { ...described, "kappa.quantization": QUANTIZATION_NOTE[quantize] } : described;
   const float = exportOnnx(g, {
     outputs,
