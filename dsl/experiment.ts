@@ -7,14 +7,12 @@
  * reported with its path.
  */
 import { Effect, Result, Schema } from "effect";
-import { existsSync } from "node:fs";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
 import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
 import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
+import { loadSpecFile } from "./load_spec.ts";
 
 /**
  * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg, an optional
@@ -148,32 +146,14 @@ export const decodeExperiment = (input: unknown, source: string): Effect.Effect<
     : Effect.fail(new SpecError({ source, violations: decoded.failure }));
 };
 
-/** Loads an experiment from a `.ts` module (default export) or a `.json` file. */
+/** Loads an experiment from a `.ts` module (default export) or a `.json` file (`dsl/load_spec.ts`). */
 export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecError> =>
-  Effect.gen(function* () {
-    const fail = (message: string) =>
-      Effect.fail(new SpecError({ source: file, violations: [{ path: file, message }] }));
-    if (!existsSync(file)) return yield* fail("no such file");
-    const ext = extname(file).toLowerCase();
-    let value: unknown;
-    if (ext === ".json") {
-      const text = yield* Effect.tryPromise({ try: () => Deno.readTextFile(file), catch: (e) => String(e) })
-        .pipe(
-          Effect.catch((message) => fail(`cannot read: ${message}`)),
-        );
-      value = yield* Effect.try({ try: () => JSON.parse(text), catch: (e) => (e as Error).message }).pipe(
-        Effect.catch((message) => fail(`invalid JSON: ${message}`)),
-      );
-    } else if ([".ts", ".js", ".mts", ".mjs"].includes(ext)) {
-      const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(resolve(file)).href),
-        catch: (e) => (e as Error).message.split("\n")[0],
-      }).pipe(Effect.catch((message) => fail(`cannot import: ${message}`)));
-      if (module.default === undefined) return yield* fail("the module has no default export");
-      value = module.default;
-    } else return yield* fail(`expected a .ts module or a .json file, got "${ext || file}"`);
-    return yield* decodeExperiment(value, file);
-  });
+  loadSpecFile(file).pipe(
+    Effect.mapError((e) =>
+      new SpecError({ source: e.file, violations: [{ path: e.file, message: e.message }] })
+    ),
+    Effect.flatMap((value) => decodeExperiment(value, file)),
+  );
 
 /** The canonical JSON text of an experiment. */
 export const experimentJson = (e: Experiment): string => canonicalJson(e);

@@ -1,0 +1,55 @@
+/**
+ * One loader for spec files (`dsl/load_spec.ts`): experiments and dataset specs read `.json` and import `.ts`
+ * the same way, and a file that cannot be loaded fails with the same one-line message naming it, whichever
+ * of the two loads it.
+ */
+import { Effect } from "effect";
+import { join } from "node:path";
+import { assertEquals } from "./assert.ts";
+import { put, withTempDir } from "./data_fixtures.ts";
+import { loadSpecFile } from "../dsl/load_spec.ts";
+import { experimentJson, loadExperiment } from "../dsl/experiment.ts";
+import { loadDatasetSpec } from "../data/spec_file.ts";
+import quickstart from "../experiments/quickstart.ts";
+
+const failure = <E>(effect: Effect.Effect<unknown, E>): Promise<E> => Effect.runPromise(Effect.flip(effect));
+
+Deno.test("loadSpecFile: a .json file parsed, a module's default export imported", () =>
+  withTempDir(async (dir) => {
+    const json = await put(join(dir, "a.json"), '{"x": [1, 2]}');
+    const module = await put(join(dir, "b.ts"), "export default { x: [1, 2] };\n");
+    for (const file of [json, module]) {
+      assertEquals(await Effect.runPromise(loadSpecFile(file)), { x: [1, 2] }, file);
+    }
+  }));
+
+Deno.test("a spec file that cannot be loaded: one message naming the file, the same for experiments and datasets", () =>
+  withTempDir(async (dir) => {
+    const cases: [string, string, string][] = [
+      ["bad.json", "{ not json", "invalid JSON: "],
+      ["empty.ts", "export const x = 1;\n", "the module has no default export"],
+      ["broken.ts", "export default {", "cannot import: "],
+      ["spec.yaml", "a: 1\n", 'expected a .ts module or a .json file, got ".yaml"'],
+    ];
+    for (const [name, text, message] of cases) {
+      const file = await put(join(dir, name), text);
+      const loaded = await failure(loadSpecFile(file));
+      assertEquals([loaded.file, loaded.message.startsWith(message)], [file, true], loaded.message);
+      const experiment = await failure(loadExperiment(file));
+      assertEquals(experiment.violations, [{ path: file, message: loaded.message }]);
+      const dataset = await failure(loadDatasetSpec(file));
+      assertEquals([dataset.file, dataset.message], [file, loaded.message]);
+    }
+    const missing = join(dir, "missing.ts");
+    assertEquals((await failure(loadSpecFile(missing))).message, "no such file");
+    assertEquals((await failure(loadExperiment(missing))).message, `${missing}: no such file`);
+  }));
+
+Deno.test("loadExperiment: the .ts module and its canonical .json load as the same experiment", () =>
+  withTempDir(async (dir) => {
+    const json = await put(join(dir, "quickstart.json"), experimentJson(quickstart));
+    const [fromTs, fromJson] = await Promise.all(
+      ["experiments/quickstart.ts", json].map((f) => Effect.runPromise(loadExperiment(f))),
+    );
+    assertEquals(experimentJson(fromJson), experimentJson(fromTs));
+  }));
