@@ -8,9 +8,8 @@ import { Command, Flag } from "effect/cli";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import quickstart from "../experiments/quickstart.ts";
-import { decodeExperiment } from "../dsl/experiment.ts";
+import { decodeExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train } from "../train/train.ts";
-import { withOverrides } from "./train.ts";
 
 class DataMissing extends Data.TaggedError("DataMissing")<{ readonly root: string }> {
   override get message(): string {

@@ -155,6 +155,15 @@ export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecErro
     Effect.flatMap((value) => decodeExperiment(value, file)),
   );
 
+/**
+ * The experiment with a step count and a seed of its own, each only when given: what `train --steps N
+ * --seed S` runs, and how the experiment grids make one run per seed from a row's spec.
+ */
+export const withOverrides = (e: Experiment, steps?: number, seed?: number): Experiment => ({
+  ...e,
+  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
+});
+
 /** The canonical JSON text of an experiment. */
 export const experimentJson = (e: Experiment): string => canonicalJson(e);
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { assertEquals } from "./assert.ts";
 import { put, withTempDir } from "./data_fixtures.ts";
 import { loadSpecFile } from "../dsl/load_spec.ts";
-import { experimentJson, loadExperiment } from "../dsl/experiment.ts";
+import { experimentJson, loadExperiment, withOverrides } from "../dsl/experiment.ts";
 import { loadDatasetSpec } from "../data/spec_file.ts";
 import quickstart from "../experiments/quickstart.ts";
 
@@ -53,3 +53,11 @@ Deno.test("loadExperiment: the .ts module and its canonical .json load as the sa
     );
     assertEquals(experimentJson(fromJson), experimentJson(fromTs));
   }));
+
+Deno.test("withOverrides: the step count and seed replaced only when given", () => {
+  assertEquals(withOverrides(quickstart), quickstart);
+  const e = withOverrides(quickstart, 7, 3);
+  assertEquals([e.train.steps, e.train.seed], [7, 3]);
+  assertEquals({ ...e, train: quickstart.train }, { ...quickstart });
+  assertEquals(withOverrides(quickstart, undefined, 2).train.steps, quickstart.train.steps);
+});
