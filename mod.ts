@@ -32,6 +32,7 @@ export {
   experimentJson,
   experimentViolations,
   loadExperiment,
+  withOverrides,
 } from "./dsl/experiment.ts";
 export { decodeSegmenter, modelViolations, SpecError, type Violation } from "./dsl/validate.ts";
 export { InvalidConfig } from "./dsl/decode.ts";
@@ -125,3 +126,7 @@ export {
 } from "./eval/panoptic_eval.ts";
 export { mergePanoptic, pasteSegments, prepareMerge } from "./eval/panoptic_merge.ts";
 export { panopticAccumulator } from "./eval/panoptic_quality.ts";
+export { type EvalRecord, EvalRecordError, readEvalRecord } from "./eval/eval_record.ts";
+/** The trivial predictors a model must beat: the most frequent training class (semantic) or stuff class (PQ). */
+export { type MajorityBaseline, majorityBaseline } from "./eval/trivial.ts";
+export { trivialPanopticQuality } from "./eval/panoptic_eval.ts";

@@ -1,57 +1,15 @@
 /**
- * `deno task bench <suite>`: performance measurements, as ratios against a peer run side by side, and the
- * experiment grids. Suites write their figures into BENCHMARKS.md (RESULTS.md for the grids) together
- * with the command that produced them.
+ * `deno task bench <suite>`: performance measurements, as ratios against a peer run side by side. Suites
+ * write their figures into BENCHMARKS.md together with the command that produced them. The experiment
+ * grids that write RESULTS.md are `deno task grid` (grids/main.ts).
  *
- * This dispatcher holds every suite's usage: `--help` / `-h` print it without loading the suite, an unknown
- * flag or a bad value is refused in one line before anything runs (bench/suite_args.ts), and a suite that
- * ends with a typed error — Ctrl-C during a grid's training stops it with a checkpoint — prints one line.
+ * This table holds every suite's usage: `--help` / `-h` print it without loading the suite, an unknown
+ * flag or a bad value is refused in one line before anything runs, and a suite that ends with a typed
+ * error prints one line (figures/command_line.ts).
  */
-import { BOUNDS } from "../cli/flag_schema.ts";
-import { failureOutcome, parseSuiteArgs, type SuiteFlag, type SuiteUsage, TASK } from "./suite_args.ts";
+import { BOUNDS, dispatch, int, type Suite } from "../figures/command_line.ts";
 
-interface Suite extends SuiteUsage {
-  /** One line for `bench --help`. */
-  readonly title: string;
-  readonly run: (args: string[]) => Promise<unknown>;
-}
-
-const int = (bounds: (typeof BOUNDS)[keyof typeof BOUNDS]) => ({ _tag: "Int", bounds }) as const;
-
-/** The flags every experiment grid shares (bench/grid_runs.ts reads them as `--name value`). */
-const gridFlags = (what: string): Record<string, SuiteFlag> => ({
-  seeds: { form: "space", metavar: "N", value: int(BOUNDS.seeds), description: "seeds per row (default 3)" },
-  steps: {
-    form: "space",
-    metavar: "N",
-    value: int(BOUNDS.steps),
-    description: "train each run this many steps instead of its spec's",
-  },
-  only: {
-    form: "space",
-    metavar: "REGEX",
-    value: { _tag: "Regex" },
-    description: `only the ${what} spec files whose name matches`,
-  },
-  "report-only": {
-    form: "switch",
-    description: "train nothing: write the tables from the runs finished so far",
-  },
-  threads: {
-    form: "space",
-    metavar: "T",
-    value: int(BOUNDS.threads),
-    description: "intra-op threads of each run (a resumed run must keep its count)",
-  },
-  workers: {
-    form: "space",
-    metavar: "W",
-    value: int(BOUNDS.workers),
-    description: "data-loading Workers of each run",
-  },
-});
-
-const quick = (what: string): SuiteFlag => ({ form: "switch", description: what });
+const quick = (what: string) => ({ form: "switch", description: what }) as const;
 
 export const SUITES: Record<string, Suite> = {
   engine: {
@@ -145,22 +103,6 @@ export const SUITES: Record<string, Suite> = {
       return Effect.runPromise(benchData());
     },
   },
-  ablation: {
-    title: "the RankSeg ablation grids (RESULTS.md)",
-    summary:
-      "Trains and evaluates a RankSeg ablation grid (one spec per row, every seed; resumable) and writes " +
-      "its part of RESULTS.md with a plot per dataset.",
-    flags: {
-      grid: {
-        form: "space",
-        metavar: "scratch|pretrained",
-        value: { _tag: "Choice", choices: ["scratch", "pretrained"] },
-        description: "experiments/rankseg (from scratch, the default) or experiments/rankseg-pretrained",
-      },
-      ...gridFlags("grid's"),
-    },
-    run: async (args) => (await import("./ablation.ts")).main(args),
-  },
   gpu: {
     title: "webgpu against cpu; --json: the device check of a machine with a GPU",
     summary:
@@ -189,14 +131,6 @@ export const SUITES: Record<string, Suite> = {
       },
     },
     run: async (args) => (await import("./gpu.ts")).main(args),
-  },
-  larvseg: {
-    title: "the LarvSeg grid (RESULTS.md)",
-    summary:
-      "Trains and evaluates the LarvSeg grid (experiments/larvseg, every seed, its budget probes first; " +
-      'resumable) and writes RESULTS.md\'s "LarvSeg at CPU scale" section.',
-    flags: gridFlags("grid's"),
-    run: async (args) => (await import("./larvseg.ts")).main(args),
   },
   "larvseg-bank": {
     title: "LarvSeg's memory bank as the vocabulary grows",
@@ -230,43 +164,6 @@ export const SUITES: Record<string, Suite> = {
     },
     run: async (args) => (await import("./larvseg_bank.ts")).main(args),
   },
-  panoptic: {
-    title: "the ReMaX grid on coco133 (RESULTS.md); step; diagnose <run-dir>",
-    summary: "Without a mode: trains and evaluates the ReMaX grid on coco133 (resumable) and writes its " +
-      "RESULTS.md section. step: one training step split into its stages (BENCHMARKS.md). diagnose <run-dir>: " +
-      "what a trained run's class head does on training batches.",
-    positionals: [
-      {
-        name: "mode",
-        required: false,
-        choices: ["step", "diagnose"],
-        description: "what to measure (default: the grid)",
-      },
-      { name: "run-dir", required: false, description: "diagnose: the run folder" },
-    ],
-    flags: {
-      ...gridFlags("grid's"),
-      batches: {
-        form: "space",
-        metavar: "N",
-        value: int(BOUNDS.repeats),
-        description: "diagnose: training batches (default 8)",
-      },
-      checkpoint: {
-        form: "space",
-        metavar: "FILE",
-        value: { _tag: "Path" },
-        description: "diagnose: the checkpoint (default: as eval chooses)",
-      },
-    },
-    check: (p) =>
-      p[0] === "diagnose" && p.length < 2
-        ? "diagnose needs a run folder: panoptic diagnose <run-dir>"
-        : p[0] !== "diagnose" && p.length > 1
-        ? `unexpected argument ${JSON.stringify(p[1])}`
-        : undefined,
-    run: async (args) => (await import("./panoptic.ts")).main(args),
-  },
   quantize: {
     title: "a run's int8 exports against its float32 export",
     summary: "The int8 exports of a run against its float32 export: mIoU through the export's documented " +
@@ -281,52 +178,11 @@ export const SUITES: Record<string, Suite> = {
   },
 };
 
-/** The suites' list for `bench --help`. */
-const overview = () =>
-  [
-    `usage: ${TASK} <suite> [flags]   (${TASK} <suite> --help for a suite's flags)`,
-    "",
-    ...Object.entries(SUITES).map(([name, s]) => `  ${name.padEnd(14)}${s.title}`),
-    "",
-  ].join("\n");
-
-const dispatch = async (args: readonly string[]): Promise<number> => {
-  const [suite, ...rest] = args;
-  if (suite === undefined || suite === "--help" || suite === "-h") {
-    if (suite === undefined) {
-      console.error(`bench: which suite? see ${TASK} --help`);
-      return 2;
-    }
-    console.log(overview());
-    return 0;
-  }
-  const s = Object.hasOwn(SUITES, suite) ? SUITES[suite] : undefined;
-  if (!s) {
-    console.error(`bench: unknown suite ${suite}; see ${TASK} --help`);
-    return 2;
-  }
-  const parsed = parseSuiteArgs(suite, s, rest);
-  if (parsed._tag === "Help") {
-    console.log(parsed.text);
-    return 0;
-  }
-  if (parsed._tag === "Invalid") {
-    console.error(parsed.line);
-    return 2;
-  }
-  try {
-    await s.run(rest);
-    return 0;
-  } catch (e) {
-    const outcome = failureOutcome(suite, e);
-    if (!outcome) throw e;
-    for (const line of outcome.lines) console.error(line);
-    return outcome.code;
-  }
-};
+/** The experiment grids, which were bench suites before they moved to `deno task grid`. */
+const MOVED_TO_GRID = { ablation: "grid", larvseg: "grid", panoptic: "grid" } as const;
 
 if (import.meta.main) {
-  const code = await dispatch(Deno.args);
-  // A suite that finished ends when its last pending work does, as before this dispatcher existed.
+  const code = await dispatch("bench", SUITES, Deno.args, MOVED_TO_GRID);
+  // A suite that finished ends when its last pending work does.
   if (code !== 0) Deno.exit(code);
 }

@@ -3,13 +3,9 @@
  * CPU, the ceiling that other benchmarks divide their model FLOP/s by.
  */
 import { Effect } from "effect";
-import { Graph } from "../ir/graph.ts";
-import * as o from "../ir/ops.ts";
-import { execute } from "../runtime/execute.ts";
-import { graphStage, plan } from "../ir/plan.ts";
-import { type Value, value } from "../ir/value.ts";
-import { random } from "../core/random.ts";
-import { gflops, summarize, type Summary } from "./stats.ts";
+import { execute, Graph, graphStage, ops as o, plan, type Value, value } from "../mod.ts";
+import { random } from "../profiling.ts";
+import { gflops, summarize, type Summary } from "../figures/stats.ts";
 
 export interface Repeats {
   /** Runs before timing starts (session warm-up, arena growth, caches). */

@@ -6,8 +6,7 @@
  *
  * `--compile-threads=1`: the torch.compile sides run at T = 1 only (their T = 2 kernels compile anew).
  */
-import { graphStage, plan } from "../ir/plan.ts";
-import { exportModel } from "../eval/export_model.ts";
+import { exportModel, graphStage, plan } from "../mod.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES } from "./peers.ts";
 import { type PeersFigures, renderPeers, type SideFigures } from "./peers_report.ts";
@@ -21,7 +20,7 @@ import {
   perfTrainingGraph,
 } from "./segmenter_model.ts";
 import { averageLoad, withLoad } from "./load.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 const log = (line: string) => console.error(`peers quick: ${line}`);
 const only = Deno.args.find((a) => a.startsWith("--sides="))?.slice(8).split(",");

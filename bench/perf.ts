@@ -10,13 +10,18 @@
  * at a time in alternating rounds, and reports the load other processes put on the CPU meanwhile.
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../ir/plan.ts";
-import { toOnnx } from "../onnx/lower.ts";
-import { describe } from "../ir/describe.ts";
-import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
-import { optimizerConfig } from "../interpret/optimizer.ts";
-import { exportModel } from "../eval/export_model.ts";
-import { camvid, defaultWorkers, trainPipeline } from "../data/mod.ts";
+import {
+  camvid,
+  defaultWorkers,
+  exportModel,
+  graphStage,
+  inferenceGraph,
+  optimizerConfig,
+  plan,
+  trainingGraph,
+  trainPipeline,
+} from "../mod.ts";
+import { describe, toOnnx } from "../profiling.ts";
 import quickstart from "../experiments/quickstart.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
@@ -36,8 +41,8 @@ import {
 import { type OursThread, peersEqualWork, type PeersFigures, type SideFigures } from "./peers_report.ts";
 import { describeBlas } from "./peer.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
-import { recordSection } from "./markdown.ts";
-import { summarize } from "./stats.ts";
+import { recordSection } from "../figures/markdown.ts";
+import { summarize } from "../figures/stats.ts";
 import { checkEqualWork } from "./comparison.ts";
 import { loaderImagesPerSecond } from "./data.ts";
 import { graphOps } from "./optimized_graph.ts";

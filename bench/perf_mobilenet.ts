@@ -12,18 +12,15 @@
  *   --note=TEXT     a sentence on the machine's load for the section (e.g. "a grid ran beside it")
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../ir/plan.ts";
-import { exportModel } from "../eval/export_model.ts";
-import { calibrationRanges } from "../eval/export_calibration.ts";
-import { inferenceGraph } from "../interpret/graphs.ts";
-import { describe } from "../ir/describe.ts";
+import { exportModel, graphStage, inferenceGraph, plan } from "../mod.ts";
+import { calibrationRanges, describe } from "../profiling.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES, type ThreadConfig, tuneSide } from "./peers.ts";
 import { averageLoad, type Load, waitForQuiet, withLoad } from "./load.ts";
-import { recordSection } from "./markdown.ts";
-import { summarize } from "./stats.ts";
+import { recordSection } from "../figures/markdown.ts";
+import { summarize } from "../figures/stats.ts";
 import { initialState, timeInference, timeTraining } from "./perf_runs.ts";
 import { perfBatch, perfExperiment, perfFeeds, perfTrainingGraph, shapesOf } from "./segmenter_model.ts";
 import {

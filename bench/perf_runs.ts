@@ -4,10 +4,8 @@
  */
 import { Effect } from "effect";
 import { fileURLToPath } from "node:url";
-import { execute, openSession, tensorFeeds } from "../runtime/execute.ts";
-import type { Plan } from "../ir/plan.ts";
-import { type Value, value } from "../ir/value.ts";
-import type { HostArray } from "../ir/dtype.ts";
+import { execute, openSession, type Plan, type Value, value } from "../mod.ts";
+import { type HostArray, tensorFeeds } from "../profiling.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import {
   type InferenceProfile,

@@ -6,12 +6,10 @@
  * timed steps are measured without it.)
  */
 import { Effect } from "effect";
-import { execute, type RuntimeOptions } from "../runtime/execute.ts";
-import type { Plan } from "../ir/plan.ts";
-import type { Value } from "../ir/value.ts";
+import { execute, type Plan, type RuntimeOptions, type Value } from "../mod.ts";
 import { ownMinorFaults } from "./load.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 /** The fields of a trace event that we read. */
 export interface TraceEvent {

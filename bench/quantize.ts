@@ -8,23 +8,34 @@
  */
 import { Effect } from "effect";
 import type * as ort from "onnxruntime-node";
-import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
-import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
-import { fitSize, predictAtExportSize } from "../eval/export_size.ts";
-import { resizeRgb } from "../data/resize.ts";
-import type { Predictor } from "../eval/predictor.ts";
-import { segmentationAccumulator } from "../eval/segmentation_metrics.ts";
-import { openDataset } from "../data/mod.ts";
-import { normalizeRgb } from "../data/normalize.ts";
-import { graphStage, plan } from "../ir/plan.ts";
-import { openSession, runSession, tensorFeeds } from "../runtime/execute.ts";
-import { type Value, value } from "../ir/value.ts";
-import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
+import {
+  exportModel,
+  graphStage,
+  loadRun,
+  openDataset,
+  openSession,
+  plan,
+  type Predictor,
+  type Value,
+  value,
+} from "../mod.ts";
+import {
+  calibrateExport,
+  CALIBRATION_IMAGES,
+  EXPORT_QUANTIZATIONS,
+  fitSize,
+  loadRanker,
+  normalizeRgb,
+  predictAtExportSize,
+  resizeRgb,
+  runSession,
+  segmentationAccumulator,
+  tensorFeeds,
+} from "../profiling.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { machine } from "./machine.ts";
-import { fixed, formatSpread, recordSection, table } from "./markdown.ts";
-import { summarize, type Summary } from "./stats.ts";
+import { fixed, formatSpread, recordSection, table } from "../figures/markdown.ts";
+import { summarize, type Summary } from "../figures/stats.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import { initialState } from "./perf_runs.ts";
 import { PERF_MODEL, perfBatch, perfExperiment, perfTrainingGraph } from "./segmenter_model.ts";

@@ -8,15 +8,18 @@
  * parameters embedded, so its peak RSS (the kernel's VmHWM) is that configuration's alone.
  */
 import { fileURLToPath } from "node:url";
-import { Graph } from "../ir/graph.ts";
-import * as o from "../ir/ops.ts";
-import { liveNodes } from "../ir/live.ts";
-import { toOnnx } from "../onnx/lower.ts";
-import type { HostArray } from "../ir/dtype.ts";
-import { initialize } from "../ir/init.ts";
-import { type Prim, type Rule, RULES } from "../ir/primitives.ts";
-import * as m from "../dsl/model.ts";
-import { segmenterHead } from "../layers/segmenter.ts";
+import { Graph, ops as o } from "../mod.ts";
+import {
+  type HostArray,
+  initialize,
+  liveNodes,
+  type Prim,
+  type Rule,
+  RULES,
+  segmenterHead,
+  toOnnx,
+} from "../profiling.ts";
+import * as m from "../mod.ts";
 import type { Repeats } from "./measure.ts";
 
 /** The vocabulary sizes: ADE20K's 150 and ADE20K-Full's 847 classes up to ImageNet-21k's 21,841. */

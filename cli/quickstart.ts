@@ -8,9 +8,9 @@ import { Command, Flag } from "effect/cli";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import quickstart from "../experiments/quickstart.ts";
-import { decodeExperiment } from "../dsl/experiment.ts";
+import { decodeExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train } from "../train/train.ts";
-import { runFlags, withOverrides } from "./train.ts";
+import { runFlags } from "./train.ts";
 import { BOUNDS, intFlag, pathFlag } from "./flag_schema.ts";
 import type { Provider } from "../runtime/execute.ts";
 

@@ -4,7 +4,7 @@
  */
 import { Console, Data, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
+import { type Experiment, loadExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
@@ -28,12 +28,6 @@ export const runFlags = {
 };
 
 const opt = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o);
-
-/** The experiment with command-line overrides of its step count and seed. */
-export const withOverrides = (e: Experiment, steps?: number, seed?: number): Experiment => ({
-  ...e,
-  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
-});
 
 /** Two flags that cannot be given together. */
 class ConflictingFlags

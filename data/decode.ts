@@ -8,7 +8,7 @@
  */
 import { Effect } from "effect";
 import sharp from "sharp";
-import { errorText } from "./config_file.ts";
+import { errorText } from "../dsl/load_spec.ts";
 import { InvalidLabels, UnreadableFile } from "./errors.ts";
 
 // libvips caches decoded images by file name; the loader reads each file once per epoch, so the cache

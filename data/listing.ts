@@ -4,7 +4,7 @@
 import { Effect } from "effect";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { errorText } from "./config_file.ts";
+import { errorText } from "../dsl/load_spec.ts";
 import { EmptySplit, InvalidConfig } from "./errors.ts";
 
 /** A file name split into its stem and the suffix that matched. */

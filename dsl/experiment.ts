@@ -7,14 +7,12 @@
  * reported with its path.
  */
 import { Effect, Result, Schema } from "effect";
-import { existsSync } from "node:fs";
-import { extname } from "node:path";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
 import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
-import { importFailure, importModule } from "./module_file.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
 import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
+import { loadSpecFile } from "./load_spec.ts";
 
 /**
  * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg, an optional
@@ -181,41 +179,24 @@ export const decodeExperiment = (input: unknown, source: string): Effect.Effect<
 };
 
 /**
- * Loads an experiment from a `.ts` module (default export) or a `.json` file. A file that cannot be read
- * is one violation of the whole file (empty path); a module that does not import names the line and
- * column (`SpecError.source` = `file:line:column` when the error is in the module itself).
+ * Loads an experiment from a `.ts` module (default export) or a `.json` file (`dsl/load_spec.ts`). A file
+ * that cannot be loaded is one violation of the whole file (empty path); a module that does not import
+ * names the line and column (`SpecError.source` = `file:line:column` when the error is in the module).
  */
 export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecError> =>
-  Effect.gen(function* () {
-    const fail = (message: string, source = file) =>
-      Effect.fail(new SpecError({ source, violations: [{ path: "", message }] }));
-    if (!existsSync(file)) return yield* fail("no such file");
-    const ext = extname(file).toLowerCase();
-    let value: unknown;
-    if (ext === ".json") {
-      const text = yield* Effect.tryPromise({ try: () => Deno.readTextFile(file), catch: (e) => String(e) })
-        .pipe(
-          Effect.catch((message) => fail(`cannot read: ${message}`)),
-        );
-      value = yield* Effect.try({ try: () => JSON.parse(text), catch: (e) => (e as Error).message }).pipe(
-        Effect.catch((message) => fail(`invalid JSON: ${message}`)),
-      );
-    } else if ([".ts", ".js", ".mts", ".mjs"].includes(ext)) {
-      const module = yield* Effect.tryPromise({
-        try: () => importModule(file),
-        catch: (e) => importFailure(e, file),
-      }).pipe(
-        Effect.catch((f) =>
-          f.inModule
-            ? fail(`cannot import: ${f.text}`, f.location)
-            : fail(`cannot import: ${f.location ? `${f.location}: ` : ""}${f.text}`)
-        ),
-      );
-      if (module.default === undefined) return yield* fail("the module has no default export");
-      value = module.default;
-    } else return yield* fail(`expected a .ts module or a .json file, got "${ext || file}"`);
-    return yield* decodeExperiment(value, file);
-  });
+  loadSpecFile(file).pipe(
+    Effect.mapError((e) => new SpecError({ source: e.file, violations: [{ path: "", message: e.message }] })),
+    Effect.flatMap((value) => decodeExperiment(value, file)),
+  );
+
+/**
+ * The experiment with a step count and a seed of its own, each only when given: what `train --steps N
+ * --seed S` runs, and how the experiment grids make one run per seed from a row's spec.
+ */
+export const withOverrides = (e: Experiment, steps?: number, seed?: number): Experiment => ({
+  ...e,
+  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
+});
 
 /** The canonical JSON text of an experiment. */
 export const experimentJson = (e: Experiment): string => canonicalJson(e);

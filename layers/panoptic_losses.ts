@@ -155,7 +155,7 @@ export const auxSemanticCrossEntropy = (logits: Tensor, labels: Tensor, ignoreIn
 };
 
 /**
- * Diagnostics of one batch's matching (scalars, no gradient; what `bench panoptic diagnose` prints):
+ * Diagnostics of one batch's matching (scalars, no gradient; what `grid panoptic diagnose` prints):
  * how confident the class head is on matched and on unmatched queries, and how strongly the PQ-style
  * class term pulls on each (its weights). Means over the queries of the batch they concern (NaN-free:
  * an empty set gives 0).

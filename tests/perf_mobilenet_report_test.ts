@@ -10,7 +10,7 @@ import {
   renderMobileNet,
 } from "../bench/perf_mobilenet_report.ts";
 import { SIDES } from "../bench/peers.ts";
-import type { Summary } from "../bench/stats.ts";
+import type { Summary } from "../figures/stats.ts";
 
 Deno.test("flopSplit: matmuls, dense and depthwise convolutions, the rest", () => {
   const g = new Graph("split");

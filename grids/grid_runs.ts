@@ -6,14 +6,19 @@
 import { Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Experiment } from "../dsl/experiment.ts";
-import { train } from "../train/train.ts";
+import { type Experiment, train } from "../mod.ts";
+import { flag } from "../figures/flags.ts";
 
-/** A command-line flag's value (`--name value`), or undefined. */
-export const flag = (name: string): string | undefined => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-};
+/**
+ * The flags every grid reads: `--seeds N` (3 by default), `--steps N` (an override of the specs' step
+ * count, whose runs get folders of their own), `--only REGEX` (the spec files to run) and `--report-only`.
+ */
+export const gridFlags = () => ({
+  seeds: Number(flag("seeds") ?? 3),
+  steps: flag("steps") === undefined ? undefined : Number(flag("steps")),
+  only: new RegExp(flag("only") ?? "."),
+  reportOnly: Deno.args.includes("--report-only"),
+});
 
 /**
  * `--threads T` (intra-op threads per run) and `--workers W` (data-loading Workers), so that two grid

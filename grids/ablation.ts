@@ -1,5 +1,5 @@
 /**
- * `deno task bench ablation [--grid scratch|pretrained] [--seeds 3] [--steps N] [--only REGEX]
+ * `deno task grid ablation [--grid scratch|pretrained] [--seeds 3] [--steps N] [--only REGEX]
  * [--report-only]`: runs a RankSeg ablation grid (one spec per row: `experiments/rankseg/*.ts` from
  * scratch, `experiments/rankseg-pretrained/*.ts` on the ImageNet MobileNetV2) for every seed, evaluates
  * each run, and writes the grid's part of RESULTS.md with mIoU mean ± std over seeds, mAP, params and
@@ -17,15 +17,20 @@ import { Effect } from "effect";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { describeModel } from "../interpret/describe.ts";
-import { withOverrides } from "../cli/train.ts";
-import { type MajorityBaseline, majorityBaseline } from "../eval/trivial.ts";
-import { readEvalRecord } from "../eval/eval_record.ts";
+import {
+  describeModel,
+  type Experiment,
+  loadExperiment,
+  type MajorityBaseline,
+  majorityBaseline,
+  readEvalRecord,
+  withOverrides,
+} from "../mod.ts";
 import { barChart } from "./bar_chart.ts";
-import { formatGenerated, replaceSection, table } from "./markdown.ts";
-import { type CurvePoint, finishedRun, flag, learningCurve } from "./grid_runs.ts";
-import { mean, std } from "./stats.ts";
+import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
+import { type CurvePoint, finishedRun, gridFlags, learningCurve } from "./grid_runs.ts";
+import { flag } from "../figures/flags.ts";
+import { mean, std } from "../figures/stats.ts";
 
 /** A grid: where its row specs and runs live, its RESULTS.md title, and its plots' and headings' names. */
 export interface Grid {
@@ -124,13 +129,10 @@ export const main = async (args: string[]) => {
   void args;
   const grid = GRIDS[flag("grid") ?? "scratch"];
   if (grid === undefined) {
-    console.error(`bench ablation: --grid ${flag("grid")}: expected ${Object.keys(GRIDS).join(" or ")}`);
+    console.error(`grid ablation: --grid ${flag("grid")}: expected ${Object.keys(GRIDS).join(" or ")}`);
     Deno.exit(2);
   }
-  const seeds = Number(flag("seeds") ?? 3);
-  const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
-  const only = new RegExp(flag("only") ?? ".");
-  const reportOnly = Deno.args.includes("--report-only");
+  const { seeds, steps, only, reportOnly } = gridFlags();
   const rank = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     const i = grid.datasets?.indexOf(dataset) ?? -1;
@@ -211,7 +213,7 @@ export const resultsHeader = (
   const flags = `${grid.name === "scratch" ? "" : `--grid ${grid.name} `}--seeds ${seeds}${
     steps === undefined ? "" : ` --steps ${steps}`
   }`;
-  const command = `npx --yes deno@2.9.6 task bench ablation ${flags}${reportOnly ? " --report-only" : ""}`;
+  const command = `npx --yes deno@2.9.6 task grid ablation ${flags}${reportOnly ? " --report-only" : ""}`;
   const missing = rows.filter((r) => r.runs.length < seeds);
   return [
     grid.title,

@@ -1,10 +1,10 @@
 /**
  * What the panoptic grid's RESULTS.md section says in words: one finding per row against the baseline
  * (a difference counts when it exceeds twice the larger seed std of the two), then the likely causes,
- * each stated only when the numbers it explains are there. Pure: `bench panoptic` measures, this writes.
+ * each stated only when the numbers it explains are there. Pure: `grid panoptic` measures, this writes.
  */
-import { fixed } from "./markdown.ts";
-import { mean, std } from "./stats.ts";
+import { fixed } from "../figures/markdown.ts";
+import { mean, std } from "../figures/stats.ts";
 
 /** Rows in table order, with what the papers claim for each (ReMaX's and RankSeg's own words). */
 export const ROWS: Record<string, { readonly label: string; readonly paper: string }> = {
@@ -32,7 +32,7 @@ export interface PanopticRowResult {
   readonly inference: number;
 }
 
-/** `bench panoptic diagnose`'s means for one run: the class head and ReMask's gate on training batches. */
+/** `grid panoptic diagnose`'s means for one run: the class head and ReMask's gate on training batches. */
 export type Diagnostics = ReadonlyMap<string, number>;
 
 const pqs = (r: { runs: readonly PanopticRunResult[] }) => r.runs.map((x) => x.pq);
@@ -100,7 +100,7 @@ export const panopticLikelyCauses = (
         `a probability of ${fixed(d.get("matchedClassProb") ?? NaN, 3)} on average, and ${
           fixed(100 * (d.get("confidentShare") ?? NaN), 1)
         } % of all queries reach a confidence of 0.5, merging's stuff threshold (baseline seed 0, 8 training ` +
-        "batches, `deno task bench panoptic diagnose`). So merging keeps segments only under the low " +
+        "batches, `deno task grid panoptic diagnose`). So merging keeps segments only under the low " +
         "thresholds calibration picks on train (the table's column), and a thing needs its instance's mask " +
         "right as well, while a stuff class is one large segment per image.",
     );

@@ -3,19 +3,13 @@
  * splice that keeps the from-scratch part byte for byte.
  */
 import { assertEquals } from "./assert.ts";
-import { datasetSection, findings, GRIDS, replacePart } from "../bench/ablation.ts";
-import { learningCurve } from "../bench/grid_runs.ts";
+import { goldenIn } from "./golden.ts";
+import { datasetSection, findings, GRIDS, replacePart } from "../grids/ablation.ts";
+import { learningCurve } from "../grids/grid_runs.ts";
 import { rowExperiment } from "../experiments/rankseg-pretrained/grid.ts";
 import { join } from "node:path";
 
-const FIXTURES = new URL("./fixtures/bench_golden/", import.meta.url);
-const UPDATE = Deno.env.get("UPDATE_GOLDEN") === "1";
-
-const golden = async (name: string, actual: string) => {
-  const file = new URL(name, FIXTURES);
-  if (UPDATE) await Deno.writeTextFile(file, actual);
-  assertEquals(actual, await Deno.readTextFile(file), `${name} differs from its golden output`);
-};
+const golden = goldenIn(new URL("./fixtures/grids_golden/", import.meta.url));
 
 type Row = Parameters<typeof rowExperiment>[1];
 const row = (r: Row, mIoUs: number[], mAP: number | null, kappa?: number) => ({

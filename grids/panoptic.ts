@@ -1,5 +1,5 @@
 /**
- * `deno task bench panoptic [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: the ReMaX grid on
+ * `deno task grid panoptic [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: the ReMaX grid on
  * coco133 (`experiments/panoptic/coco133-*.ts`: baseline, + ReMask, + ReClass, ReMaX, + RankSeg queries),
  * every row for every seed, evaluated by PQ; writes the "Panoptic segmentation on coco133" section of
  * RESULTS.md (PQ / PQ_th / PQ_st / mIoU mean ± std, training step time, inference time, the papers'
@@ -8,34 +8,43 @@
  * resumes from its checkpoint. Budget: 5 rows × 3 seeds ≈ 40 minutes of the idle 2-core machine as two
  * `--threads 1` processes (grid.ts, STEPS, has the measurement).
  *
- * `deno task bench panoptic step`: one training step split into its stages (cost graph, Hungarian matching
+ * `deno task grid panoptic step`: one training step split into its stages (cost graph, Hungarian matching
  * on the host, loss + update graph) for the baseline and ReMaX rows, on a real coco133 batch; writes the
  * "Panoptic training step" section of BENCHMARKS.md.
  *
- * `deno task bench panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what a trained run's class head
+ * `deno task grid panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what a trained run's class head
  * does on training batches (the numbers behind grid.ts's comment on merging's thresholds).
  */
 import { Effect, Stream } from "effect";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { withOverrides } from "../cli/train.ts";
-import { expectModelFor } from "../interpret/kinds.ts";
-import { trainingStages } from "../interpret/graphs.ts";
-import * as panoptic from "../interpret/panoptic.ts";
-import { optimizerConfig } from "../interpret/optimizer.ts";
-import { execute } from "../runtime/execute.ts";
-import { graphStage, type HostStage, plan } from "../ir/plan.ts";
-import { type Value, value } from "../ir/value.ts";
-import { matchingStage } from "../host/matching_stage.ts";
-import { loadRun } from "../train/load_run.ts";
-import { trainLoader } from "../data/loader.ts";
-import { openDataset } from "../data/open.ts";
-import { panopticTargets, stackTargets } from "../data/panoptic_targets.ts";
-import { trivialPanopticQuality } from "../eval/panoptic_eval.ts";
+import {
+  execute,
+  type Experiment,
+  graphStage,
+  loadExperiment,
+  loadRun,
+  openDataset,
+  optimizerConfig,
+  panoptic,
+  plan,
+  trainingStages,
+  trainLoader,
+  trivialPanopticQuality,
+  type Value,
+  value,
+  withOverrides,
+} from "../mod.ts";
+import {
+  expectModelFor,
+  type HostStage,
+  matchingStage,
+  panopticTargets,
+  stackTargets,
+} from "../profiling.ts";
 import { barChart } from "./bar_chart.ts";
-import { fixed, formatGenerated, recordSection, table } from "./markdown.ts";
+import { fixed, formatGenerated, recordSection, table } from "../figures/markdown.ts";
 import {
   type Diagnostics,
   panopticFindings,
@@ -43,9 +52,9 @@ import {
   rowLabel,
   ROWS,
 } from "./panoptic_findings.ts";
-import { finishedRun, flag } from "./grid_runs.ts";
-import { mean, std } from "./stats.ts";
-import { summarize } from "./stats.ts";
+import { finishedRun, gridFlags } from "./grid_runs.ts";
+import { flag } from "../figures/flags.ts";
+import { mean, std, summarize } from "../figures/stats.ts";
 
 const SPECS = "experiments/panoptic";
 const RUNS = "runs/panoptic";
@@ -101,7 +110,7 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
 const inferenceMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
   const cases = experiments.map((e) => {
     const [h, w] = e.data.train.cropSize;
-    const model = expectModelFor(e.model, "panoptic", "bench panoptic");
+    const model = expectModelFor(e.model, "panoptic", "grid panoptic");
     return {
       g: panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] }),
       images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]),
@@ -137,10 +146,7 @@ const stepMs = async (experiments: readonly Experiment[]): Promise<number[]> => 
 };
 
 const grid = async () => {
-  const seeds = Number(flag("seeds") ?? 3);
-  const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
-  const only = new RegExp(flag("only") ?? ".");
-  const reportOnly = Deno.args.includes("--report-only");
+  const { seeds, steps, only, reportOnly } = gridFlags();
   const files = readdirSync(SPECS).filter((f) => /^coco133-.*\.ts$/.test(f) && only.test(f))
     .sort((a, b) => ORDER.indexOf(a.slice(8, -3)) - ORDER.indexOf(b.slice(8, -3)));
   const measured: Omit<RowResult, "inference" | "stepMs">[] = [];
@@ -185,7 +191,7 @@ const writeSection = async (
 ) => {
   const pm = (xs: number[]) => xs.length ? `${fixed(100 * mean(xs), 2)} ± ${fixed(100 * std(xs), 2)}` : "–";
   const body = [
-    `Written by \`deno task bench panoptic --seeds ${seeds}${steps ? ` --steps ${steps}` : ""}\` on ${
+    `Written by \`deno task grid panoptic --seeds ${seeds}${steps ? ` --steps ${steps}` : ""}\` on ${
       new Date().toISOString().slice(0, 10)
     }: ${steps ?? rows[0].e.train.steps} steps at batch ${
       rows[0].e.train.batchSize
@@ -263,7 +269,7 @@ const mark = (times: number[]): HostStage => ({
  * warm-up steps.
  */
 const stepParts = async (e: Experiment): Promise<[number, number, number]> => {
-  const model = expectModelFor(e.model, "panoptic", "bench panoptic step");
+  const model = expectModelFor(e.model, "panoptic", "grid panoptic step");
   const [height, width] = e.data.train.cropSize;
   const b = e.train.batchSize;
   const shapes = { batch: b, height, width, trainSize: [height, width] as const };
@@ -316,7 +322,7 @@ const step = async () => {
     console.log(lines.at(-1));
   }
   const body = [
-    "Written by `deno task bench panoptic step`: one training step of the coco133 grid's model (batch 4, " +
+    "Written by `deno task grid panoptic step`: one training step of the coco133 grid's model (batch 4, " +
     "128×128, 32 queries, pretrained MobileNetV2), 2 threads, median of 6 steps after 2 warm-up steps, ms. " +
     "The forward is recomputed in the loss graph (interpret/panoptic.ts says why), so the cost graph is the " +
     "price of a second forward; the Hungarian matching itself runs on the host.",
@@ -329,7 +335,7 @@ const step = async () => {
 };
 
 /**
- * `deno task bench panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what the class head of a
+ * `deno task grid panoptic diagnose RUN [--batches N] [--checkpoint FILE]`: what the class head of a
  * trained panoptic run does on N training batches (default 8; seed 0): the share of matched queries, their
  * probability of the matched class, their confidence (best non-void class), the void probability of the
  * unmatched ones, and the PQ-style class term's weights on each (α·dice, (1 − α)·void ratio). Means over
@@ -337,7 +343,7 @@ const step = async () => {
  */
 const diagnose = async (args: string[]) => {
   const dir = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
-  if (!dir) throw new Error("bench panoptic diagnose: give a run folder");
+  if (!dir) throw new Error("grid panoptic diagnose: give a run folder");
   const { step, batches, batch, totals } = await diagnostics(
     dir,
     Number(flag("batches") ?? 8),
@@ -350,7 +356,7 @@ const diagnose = async (args: string[]) => {
 /** The diagnostics' means over `batches` training batches (seed 0) of a trained run. */
 const diagnostics = async (dir: string, batches: number, checkpoint?: string) => {
   const run = await Effect.runPromise(loadRun(dir, checkpoint));
-  const model = expectModelFor(run.experiment.model, "panoptic", "bench panoptic diagnose");
+  const model = expectModelFor(run.experiment.model, "panoptic", "grid panoptic diagnose");
   const e = run.experiment;
   const [height, width] = e.data.train.cropSize;
   const b = e.train.batchSize;

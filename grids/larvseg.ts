@@ -1,5 +1,5 @@
 /**
- * `deno task bench larvseg [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: runs the LarvSeg grid
+ * `deno task grid larvseg [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: runs the LarvSeg grid
  * (`experiments/larvseg/<dataset>-<row>.ts`) for every seed, evaluates each run, and writes the
  * "LarvSeg at CPU scale" section of RESULTS.md (all / base / novel mIoU mean ± std over seeds, the
  * paper's deltas beside ours, findings computed against the seed spread) and a plot per dataset
@@ -15,15 +15,18 @@ import { Effect } from "effect";
 import { readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
-import type { TrainConfig } from "../dsl/training.ts";
-import { withOverrides } from "../cli/train.ts";
-import { readEvalRecord } from "../eval/eval_record.ts";
+import {
+  type Experiment,
+  imageLevelShare,
+  loadExperiment,
+  readEvalRecord,
+  type TrainConfig,
+  withOverrides,
+} from "../mod.ts";
 import { barChart } from "./bar_chart.ts";
-import { formatGenerated, recordSection, table } from "./markdown.ts";
-import { type CurvePoint, finishedRun, flag, learningCurve } from "./grid_runs.ts";
-import { mean, std } from "./stats.ts";
+import { formatGenerated, recordSection, table } from "../figures/markdown.ts";
+import { type CurvePoint, finishedRun, gridFlags, learningCurve } from "./grid_runs.ts";
+import { mean, std } from "../figures/stats.ts";
 
 const SPECS = "experiments/larvseg";
 const RUNS = "runs/larvseg";
@@ -83,10 +86,7 @@ const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
   });
 
 export const main = async (_args: string[]) => {
-  const seeds = Number(flag("seeds") ?? 3);
-  const steps = flag("steps") === undefined ? undefined : Number(flag("steps"));
-  const only = new RegExp(flag("only") ?? ".");
-  const reportOnly = Deno.args.includes("--report-only");
+  const { seeds, steps, only, reportOnly } = gridFlags();
   const split = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return { dataset, row: rest.join("-") };
@@ -123,7 +123,7 @@ export const main = async (_args: string[]) => {
     reportOnly ? " --report-only" : ""
   }`;
   const body = [
-    `Produced by \`npx --yes deno@2.9.6 task bench larvseg ${flags}\` on ${
+    `Produced by \`npx --yes deno@2.9.6 task grid larvseg ${flags}\` on ${
       new Date().toISOString().slice(0, 10)
     }.`,
     "",
