@@ -3,21 +3,19 @@
  * Schema (`dsl/decode.ts`); unreadable files and bad JSON are `InvalidConfig` naming the file.
  */
 import { Effect, type Schema } from "effect";
-import { readFile } from "node:fs/promises";
+import { readJsonFile as readJsonValue } from "../io/json_file.ts";
 import { decodeConfig, type ExcessKeys, InvalidConfig } from "../dsl/decode.ts";
 
 /** Reads and parses a JSON file, not yet decoded; unreadable files and bad JSON are `InvalidConfig`. */
 export const readJson = (file: string): Effect.Effect<unknown, InvalidConfig> =>
-  Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => new InvalidConfig({ file, message: `cannot read: ${errorText(e)}` }),
-    });
-    return yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => new InvalidConfig({ file, message: `invalid JSON: ${errorText(e)}` }),
-    });
-  });
+  readJsonValue(file).pipe(
+    Effect.mapError((e) =>
+      new InvalidConfig({
+        file,
+        message: `${e.problem === "not JSON" ? "invalid JSON" : e.problem}: ${e.detail}`,
+      })
+    ),
+  );
 
 /** Reads a JSON file and decodes it with `schema`. */
 export const readJsonFile = <S extends Schema.Decoder<unknown>>(
