@@ -42,7 +42,7 @@ import { plan } from "../ir/plan.ts";
 import { type Value, value } from "../ir/value.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState, stateTensors } from "./run_state.ts";
+import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState } from "./run_state.ts";
 import {
   appendLines,
   CHECKPOINTS,
@@ -341,8 +341,9 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           elapsedSeconds: elapsedBefore + (performance.now() - processStart) / 1000,
         };
         // On webgpu the state lives on the device: a checkpoint is one of the few reasons to read it back.
+        // A state that went NaN / ±Infinity is refused here, so the last checkpoint stays a usable one.
         const saved = yield* saveCheckpoint(ckptDir, step, {
-          tensors: stateTensors(yield* ex.hostState()),
+          tensors: yield* checkpointTensors(yield* ex.hostState(), step),
           metadata: { [LOOP_STATE_KEY]: JSON.stringify(loop), "train.seed": JSON.stringify(t.seed) },
         }, { keepLast: t.keepCheckpoints, best });
         yield* log(`checkpoint ${saved.file}`);
