@@ -41,6 +41,7 @@ import { execute, type Provider } from "../runtime/execute.ts";
 import { plan } from "../ir/plan.ts";
 import { type Value, value } from "../ir/value.ts";
 import { NOISE } from "../layers/dropout.ts";
+import { acquireRunLock } from "./run_lock.ts";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState } from "./run_state.ts";
 import {
@@ -255,11 +256,15 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const imageLevel = e.data.imageLevel;
     if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
     const pixelBatch = imageLevel ? imageLevelShare(t.batchSize, imageLevel.ratio).pixel : t.batchSize;
+    // One train at a time per folder, held until this scope closes (success, failure, interruption).
+    const lock = yield* acquireRunLock(dir);
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
     yield* checkRunFolder(dir, e, { resume, extend });
     const print = options.print ?? ((line: string) => console.error(line));
     const log = (line: string) => appendLines(dir, LOG, [`${new Date().toISOString()} ${line}`]);
+    const say = (line: string) => Effect.andThen(log(line), Effect.sync(() => print(line)));
+    if (lock.recovered) yield* say(lock.recovered);
 
     const [height, width] = e.data.train.cropSize;
     const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
