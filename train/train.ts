@@ -41,9 +41,10 @@ import { execute, type Provider } from "../runtime/execute.ts";
 import { plan } from "../ir/plan.ts";
 import { type Value, value } from "../ir/value.ts";
 import { NOISE } from "../layers/dropout.ts";
+import { movedAsideLine, saveCheckpoint } from "./checkpoint.ts";
+import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed } from "./run_state.ts";
 import { acquireRunLock } from "./run_lock.ts";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState } from "./run_state.ts";
+import { resumeRun } from "./resume.ts";
 import {
   appendLines,
   CHECKPOINTS,
@@ -55,7 +56,6 @@ import {
   readRunSpec,
   runDirFor,
   RunFolderError,
-  truncateMetrics,
 } from "./run_folder.ts";
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import { makeEvalRecord, toPercent, writeEvalRecord } from "../eval/eval_record.ts";
@@ -315,20 +315,19 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     let position: Position = { epoch: 0, index: 0 };
     const ckptDir = join(dir, CHECKPOINTS);
     if (resume) {
-      const { latest, skipped } = yield* latestCheckpoint(ckptDir);
-      for (const s of skipped) yield* log(`skipped ${s.file}: ${s.reason}`);
-      if (latest) {
-        const ckpt = yield* loadCheckpoint(latest.file);
-        const loop = yield* restoreState(ex.state, ckpt);
-        step = latest.step;
-        position = loop.position;
-        interval.losses = { ...loop.interval.losses };
-        interval.images = loop.interval.images;
-        elapsedBefore = loop.elapsedSeconds;
-        yield* truncateMetrics(dir, step);
-        yield* log(`resumed from ${latest.file} at step ${step}`);
-        print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
+      // Repairs what a killed run left (temp files, a corrupt newest checkpoint, a torn or too long
+      // metrics.jsonl), saying each, then restores the newest usable checkpoint (none: step 0).
+      const resumed = yield* resumeRun(dir, ex.state);
+      for (const line of resumed.said) yield* say(line);
+      step = resumed.step;
+      if (resumed.loop) {
+        position = resumed.loop.position;
+        interval.losses = { ...resumed.loop.interval.losses };
+        interval.images = resumed.loop.interval.images;
+        elapsedBefore = resumed.loop.elapsedSeconds;
       }
+      yield* log(`resumed from ${resumed.checkpoint ?? "the start (no checkpoint yet)"} at step ${step}`);
+      print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
     }
     // A fresh run starts its backbone from the pretrained file; a resumed one has it in its checkpoint.
     if (step === 0) {
@@ -351,6 +350,7 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           tensors: yield* checkpointTensors(yield* ex.hostState(), step),
           metadata: { [LOOP_STATE_KEY]: JSON.stringify(loop), "train.seed": JSON.stringify(t.seed) },
         }, { keepLast: t.keepCheckpoints, best });
+        for (const m of saved.movedAside) yield* say(movedAsideLine(m));
         yield* log(`checkpoint ${saved.file}`);
         return saved.file;
       });
