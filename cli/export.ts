@@ -42,7 +42,7 @@ export const exportCommand = Command.make("export", {
     // A calibrated panoptic run's metadata gives the class thresholds its evaluation chose on train.
     const e = run.experiment;
     const merge = e.model._tag === "PanopticSegmenter"
-      ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
+      ? yield* calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
       : undefined;
     const quantize = Option.getOrUndefined(a.quantize);
     // The class names come from the dataset's class table, as predict's legend does; an export without the

@@ -50,7 +50,7 @@ export const predictPanoptic = (
       trainSize: e.data.train.cropSize,
     });
     // A calibrated model merges with the class thresholds its evaluation chose on the training split.
-    const merge = calibratedMerge(run.dir, e);
+    const merge = yield* calibratedMerge(run.dir, e);
     if (e.model.mergeCalibration) {
       yield* Console.log(
         merge === e.model.merge

@@ -8,7 +8,7 @@
 import { Effect, Schema } from "effect";
 import { decodeConfig, InvalidConfig } from "../dsl/decode.ts";
 import { InlineClassTable, MAX_CLASSES, RgbSchema } from "../dsl/dataset.ts";
-import { readJson } from "../dsl/load_spec.ts";
+import { readJson } from "./config_file.ts";
 
 /** An RGB display color. */
 export type Rgb = readonly [number, number, number];

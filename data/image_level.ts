@@ -10,7 +10,7 @@
  */
 import { Effect, Schema } from "effect";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readJsonFile } from "../io/json_file.ts";
 import { dirname, join } from "node:path";
 import { BadFiles, InvalidLabels, type Problem, UnreadableFile } from "./errors.ts";
 
@@ -38,14 +38,14 @@ export interface ImageLevelSource {
 /** Reads and checks `file` against a vocabulary of `classes` classes (names only used in messages). */
 export const readImageLevelLabels = (file: string, classes: number) =>
   Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => new UnreadableFile({ file, message: `cannot read: ${String(e).split("\n")[0]}` }),
-    });
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => new UnreadableFile({ file, message: `invalid JSON: ${(e as Error).message}` }),
-    });
+    const json = yield* readJsonFile(file).pipe(
+      Effect.mapError((e) =>
+        new UnreadableFile({
+          file,
+          message: `${e.problem === "not JSON" ? "invalid JSON" : e.problem}: ${e.detail}`,
+        })
+      ),
+    );
     const decoded = yield* Schema.decodeUnknownEffect(ImageLevelLabelsFile)(json).pipe(
       Effect.mapError((e) => new InvalidLabels({ file, message: String(e.message).split("\n")[0] })),
     );

@@ -7,9 +7,9 @@
  * Records written before `units` existed held fractions (mAP excepted); reading converts them.
  */
 import { Data, Effect, Schema } from "effect";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { readJsonFile } from "../io/json_file.ts";
 import type { SegmentationSummary } from "./segmentation_metrics.ts";
 import { baseNovelMIoU } from "./base_novel.ts";
 
@@ -124,14 +124,9 @@ export const writeEvalRecord = (runDir: string, record: EvalRecord): Effect.Effe
 export const readEvalRecord = (file: string): Effect.Effect<EvalRecord, EvalRecordError> =>
   Effect.gen(function* () {
     const fail = (problem: string) => new EvalRecordError({ file, message: `${file}: ${problem}` });
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => fail(`cannot read (${e instanceof Error ? e.message : e})`),
-    });
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => fail(`not JSON (${e instanceof Error ? e.message : e})`),
-    });
+    const json = yield* readJsonFile(file).pipe(
+      Effect.mapError((e) => new EvalRecordError({ file, message: e.message })),
+    );
     const record = yield* Schema.decodeUnknownEffect(EvalRecord)(json).pipe(
       Effect.mapError((e) => fail(e.message.replace(/\s*\n\s*/g, " "))),
     );

@@ -6,9 +6,10 @@
  * (each segment's class on its pixels, void pixels predicted as nothing).
  */
 import { Effect, Scope, Stream } from "effect";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { type JsonFileError, readJsonFile } from "../io/json_file.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { panopticStrides } from "../dsl/model.ts";
 import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
@@ -398,11 +399,15 @@ export const trivialPanopticQuality = (spec: DatasetSpec, classes: ClassTable, t
  * The merge thresholds of a run: the spec's, with the class thresholds that its evaluation's calibration
  * chose (`eval-<test split>.json`) when the model has `mergeCalibration` and the record exists.
  */
-export const calibratedMerge = (dir: string, e: ExperimentFor<"panoptic">): PanopticSegmenter["merge"] => {
-  const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-  if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
-  const c = JSON.parse(readFileSync(file, "utf8")).calibration;
-  return c
-    ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
-    : e.model.merge;
-};
+export const calibratedMerge = (
+  dir: string,
+  e: ExperimentFor<"panoptic">,
+): Effect.Effect<PanopticSegmenter["merge"], JsonFileError> =>
+  Effect.gen(function* () {
+    const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
+    if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
+    const c = ((yield* readJsonFile(file)) as { calibration?: Record<string, number> } | null)?.calibration;
+    return c
+      ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
+      : e.model.merge;
+  });

@@ -107,18 +107,23 @@ Deno.test("calibration: predict and export read the chosen pair from the run's e
     );
     const plain = await Effect.runPromise(requireTask(tinyPanoptic(), "panoptic", "predict"));
     // No record yet: the spec's thresholds.
-    assertEquals(calibratedMerge(dir, calibrated), calibrated.model.merge);
+    assertEquals(await Effect.runPromise(calibratedMerge(dir, calibrated)), calibrated.model.merge);
     await writeFile(
       join(dir, "eval-val2017.json"),
       JSON.stringify({ calibration: { thingThreshold: 0.2, stuffThreshold: 0.1 } }),
     );
-    assertEquals(calibratedMerge(dir, calibrated), {
+    assertEquals(await Effect.runPromise(calibratedMerge(dir, calibrated)), {
       ...calibrated.model.merge,
       thingThreshold: 0.2,
       stuffThreshold: 0.1,
     });
     // A model without mergeCalibration keeps its own thresholds whatever the folder holds.
-    assertEquals(calibratedMerge(dir, plain), plain.model.merge);
+    assertEquals(await Effect.runPromise(calibratedMerge(dir, plain)), plain.model.merge);
+    // A record cut short is an error naming it, not a bare SyntaxError.
+    const record = join(dir, "eval-val2017.json");
+    await writeFile(record, '{"calibration": {"thingThr');
+    const corrupt = await Effect.runPromise(Effect.flip(calibratedMerge(dir, calibrated)));
+    assert(corrupt.message.startsWith(`${record}: not JSON: Unterminated string`), corrupt.message);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

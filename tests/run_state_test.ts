@@ -27,7 +27,9 @@ Deno.test("run state: restore checks names and shapes, and decodes the loop stat
     return String(exit.cause);
   };
   assert(
-    (await message({ ...good, tensors: {} as never })).includes('ck.safetensors: has no tensor "model.w"'),
+    (await message({ ...good, tensors: {} as never })).includes(
+      "ck.safetensors: lacks 1 of the model's 1 state tensors: model.w",
+    ),
   );
   const wrongShape = { ...good, tensors: { "model.w": { ...good.tensors["model.w"], shape: [3, 2] } } };
   assert((await message(wrongShape)).includes('tensor "model.w" is [3,2], the model expects [2,3]'));

@@ -1,10 +1,22 @@
-/** Reading back a run folder for eval, predict and export: its experiment and a checkpoint's state. */
+/**
+ * Reading back a run folder for eval, predict and export: its experiment and a checkpoint's state.
+ *
+ * The checkpoint is checked against what the model's inference graph reads, all problems at once: a
+ * parameter that is missing (a file with only optimizer moments), has another dtype or shape, or holds
+ * NaN / ±Infinity is an error naming the file and the tensor — never a silent fallback to the random
+ * initial value. Reading takes no lock: a run being trained replaces its files atomically.
+ */
 import { Data, Effect } from "effect";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
+import { inferenceGraph } from "../interpret/graphs.ts";
+import type { Ranker } from "../interpret/segmenter.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { readJsonFile } from "../io/json_file.ts";
 import { BEST_FILE, latestCheckpoint, loadCheckpoint, readBestRecord } from "./checkpoint.ts";
 import { CHECKPOINTS } from "./run_folder.ts";
+import { checkpointValues, type ExpectedTensor } from "./run_state.ts";
 import { type Value, value } from "../ir/value.ts";
 
 export class RunNotFound
@@ -24,14 +36,43 @@ export interface LoadedRun {
   readonly state: Map<string, Value>;
 }
 
-/** The run's experiment and the state of `checkpoint` (default: best, else the newest). */
-export const loadRun = (dir: string, checkpoint?: string) =>
+/** The experiment a run folder holds (experiment.json, decoded and validated). */
+const readRunExperiment = (dir: string) =>
   Effect.gen(function* () {
     const specFile = join(dir, "experiment.json");
     if (!existsSync(specFile)) {
       return yield* new RunNotFound({ dir, reason: "not a run folder (no experiment.json)" });
     }
-    const experiment = yield* decodeExperiment(JSON.parse(readFileSync(specFile, "utf8")), specFile);
+    return yield* decodeExperiment(yield* readJsonFile(specFile), specFile);
+  });
+
+/**
+ * The state tensors the model's inference graph reads (the graph eval, predict and export run), with
+ * their dtypes and shapes. An independent-scheme segmenter's graph holds its ranker too (`ranker.*`), so
+ * it is built with the ranker's model; when the ranker's own run cannot be read, nothing is required
+ * here, since loading the ranker (train/ranker.ts) reports that problem next.
+ */
+export const inferenceParameters = (e: Experiment): Effect.Effect<ExpectedTensor[]> =>
+  Effect.gen(function* () {
+    const [height, width] = e.data.train.cropSize;
+    let ranker: Ranker | undefined;
+    if (e.model._tag === "Segmenter" && e.model.scheme._tag === "Independent") {
+      const r = yield* Effect.result(readRunExperiment(e.model.scheme.ranker));
+      if (r._tag === "Failure" || r.success.model._tag !== "Segmenter") return [];
+      ranker = { model: r.success.model, trainSize: r.success.data.train.cropSize };
+    }
+    const g = inferenceGraph(e.model, { batch: 1, height, width, trainSize: [height, width] }, { ranker });
+    return plan("inference", g, [graphStage(g)]).state.map(({ name, dtype, shape }) => ({
+      name,
+      dtype,
+      shape,
+    }));
+  });
+
+/** The run's experiment and the state of `checkpoint` (default: best, else the newest). */
+export const loadRun = (dir: string, checkpoint?: string) =>
+  Effect.gen(function* () {
+    const experiment = yield* readRunExperiment(dir);
     let file = checkpoint;
     let why = "given by --checkpoint";
     if (!file) {
@@ -53,9 +94,10 @@ export const loadRun = (dir: string, checkpoint?: string) =>
       return yield* new RunNotFound({ dir, reason: "has no checkpoint yet" });
     }
     const ckpt = yield* loadCheckpoint(file);
-    const state = new Map<string, Value>();
+    const state = yield* checkpointValues(ckpt, yield* inferenceParameters(experiment), "parameters");
+    // Other float32 tensors (optimizer moments, parameters this graph does not read) come along as before.
     for (const [name, t] of Object.entries(ckpt.tensors)) {
-      state.set(name, value("float32", t.data as Float32Array, t.shape));
+      if (!state.has(name) && t.dtype === "F32") state.set(name, value("float32", t.data, t.shape));
     }
     return { dir, experiment, checkpoint: file, why, step: ckpt.step ?? 0, state } satisfies LoadedRun;
   });

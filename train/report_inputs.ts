@@ -13,6 +13,7 @@ import { Data, Effect, Schema } from "effect";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type EvalRecord, readEvalRecord, toPercent } from "../eval/eval_record.ts";
+import { parseJsonText } from "../io/json_file.ts";
 
 /** JSON has no NaN: a diverged loss arrives as null and is drawn as a gap. */
 const Value = Schema.NullOr(Schema.Number);
@@ -90,16 +91,15 @@ export const parseMetricsLog = (text: string, file: string): Effect.Effect<Metri
       const line = lines[i].trim();
       if (line === "") continue;
       const where = `${file}:${i + 1}`;
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch (e) {
+      const parsed = yield* Effect.result(parseJsonText(line, where, file));
+      if (parsed._tag === "Failure") {
         if (i === lines.length - 1) {
           notes.push(`${where}: skipped an unterminated last line (interrupted write?)`);
           continue;
         }
-        return yield* Effect.fail(new ReportError({ file, message: `${where}: not JSON (${describe(e)})` }));
+        return yield* Effect.fail(new ReportError({ file, message: parsed.failure.message }));
       }
+      const json = parsed.success;
       const kind = (json as { kind?: unknown } | null)?.kind;
       const schema = kind === "train" ? TrainLine : kind === "eval" ? EvalLine : undefined;
       if (schema === undefined) {

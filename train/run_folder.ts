@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { type JsonFileError, parseJsonLines, readJsonFile } from "../io/json_file.ts";
 import { onnxRuntimeVersion } from "../runtime/execute.ts";
 import { specDiff } from "./spec_diff.ts";
 
@@ -87,14 +88,9 @@ export interface RunFolderOptions {
 }
 
 /** The experiment a run folder holds, as JSON, or undefined when it holds none. */
-export const readRunSpec = (dir: string): Effect.Effect<unknown, RunFolderError> => {
+export const readRunSpec = (dir: string): Effect.Effect<unknown, JsonFileError> => {
   const specFile = join(dir, "experiment.json");
-  if (!existsSync(specFile)) return Effect.succeed(undefined);
-  return Effect.tryPromise({ try: () => readFile(specFile, "utf8"), catch: io(dir, "cannot read") }).pipe(
-    Effect.flatMap((text) =>
-      Effect.try({ try: () => JSON.parse(text) as unknown, catch: io(dir, "experiment.json is not JSON") })
-    ),
-  );
+  return existsSync(specFile) ? readJsonFile(specFile) : Effect.succeed(undefined);
 };
 
 /**
@@ -105,7 +101,7 @@ export const checkRunFolder = (
   dir: string,
   e: Experiment,
   { resume, extend = false }: RunFolderOptions,
-): Effect.Effect<void, RunFolderError> =>
+): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     const hasCheckpoints = existsSync(join(dir, CHECKPOINTS)) &&
       (yield* Effect.tryPromise({
@@ -150,7 +146,7 @@ export const prepareRunFolder = (
   dir: string,
   e: Experiment,
   { resume, extend = false, provider, threads }: RunFolderOptions & { provider: string; threads?: number },
-): Effect.Effect<void, RunFolderError> =>
+): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     yield* checkRunFolder(dir, e, { resume, extend });
     const specFile = join(dir, "experiment.json");
@@ -167,9 +163,7 @@ export const prepareRunFolder = (
     const meta = runMeta(e, provider, threads);
     const metaFile = join(dir, "meta.json");
     if (resume && existsSync(metaFile)) {
-      const previous = JSON.parse(
-        yield* Effect.tryPromise({ try: () => readFile(metaFile, "utf8"), catch: io(dir, "cannot read") }),
-      );
+      const previous = (yield* readJsonFile(metaFile)) as { resumed?: unknown[] };
       const extended = savedSteps !== undefined && savedSteps !== e.train.steps;
       const resumed = [...(previous.resumed ?? []), {
         at: meta.startedAt,
@@ -198,21 +192,36 @@ export const appendLines = (
   });
 
 /**
- * Drops metrics.jsonl lines logged after `step`: a run killed after logging past its last checkpoint
- * relogs those steps when resumed, and must not log them twice.
+ * Drops metrics.jsonl lines logged after `step` (0 when the run had no checkpoint yet): a run killed
+ * after logging past its last checkpoint relogs those steps when resumed, and must not log them twice.
+ * A torn last line (an append cut off by a full disk or a kill) is cut too; the returned lines say so.
+ * Any other line that is not JSON is an error naming `metrics.jsonl:<line>`.
  */
-export const truncateMetrics = (dir: string, step: number): Effect.Effect<void, RunFolderError> =>
+export const truncateMetrics = (
+  dir: string,
+  step: number,
+): Effect.Effect<string[], RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     const file = join(dir, METRICS);
-    if (!existsSync(file)) return;
+    if (!existsSync(file)) return [];
     const text = yield* Effect.tryPromise({
       try: () => readFile(file, "utf8"),
       catch: io(dir, "cannot read metrics"),
     });
-    const kept = text.split("\n").filter((line) =>
-      line.trim() !== "" && (JSON.parse(line).step ?? 0) <= step
-    );
-    yield* writeFileAtomic(file, kept.map((l) => l + "\n").join("")).pipe(
-      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
-    );
+    const { values, tornTail } = yield* parseJsonLines(text, file);
+    const kept = values.filter(({ value }) => ((value as { step?: number } | null)?.step ?? 0) <= step);
+    const said = tornTail
+      ? [
+        `${file}:${tornTail.line}: cut a torn last line of ${
+          new TextEncoder().encode(tornTail.text).length
+        } bytes (an append that did not finish, e.g. on a full disk)`,
+      ]
+      : [];
+    const rewritten = kept.map((l) => l.text + "\n").join("");
+    if (rewritten !== text) {
+      yield* writeFileAtomic(file, rewritten).pipe(
+        Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
+      );
+    }
+    return said;
   });

@@ -41,8 +41,10 @@ import { execute, type Provider } from "../runtime/execute.ts";
 import { plan } from "../ir/plan.ts";
 import { type Value, value } from "../ir/value.ts";
 import { NOISE } from "../layers/dropout.ts";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { LOOP_STATE_KEY, type LoopState, noiseFeed, restoreState, stateTensors } from "./run_state.ts";
+import { movedAsideLine, saveCheckpoint } from "./checkpoint.ts";
+import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed } from "./run_state.ts";
+import { acquireRunLock } from "./run_lock.ts";
+import { resumeRun } from "./resume.ts";
 import {
   appendLines,
   CHECKPOINTS,
@@ -54,7 +56,6 @@ import {
   readRunSpec,
   runDirFor,
   RunFolderError,
-  truncateMetrics,
 } from "./run_folder.ts";
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import { makeEvalRecord, toPercent, writeEvalRecord } from "../eval/eval_record.ts";
@@ -255,11 +256,15 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     const imageLevel = e.data.imageLevel;
     if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
     const pixelBatch = imageLevel ? imageLevelShare(t.batchSize, imageLevel.ratio).pixel : t.batchSize;
+    // One train at a time per folder, held until this scope closes (success, failure, interruption).
+    const lock = yield* acquireRunLock(dir);
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
     yield* checkRunFolder(dir, e, { resume, extend });
     const print = options.print ?? ((line: string) => console.error(line));
     const log = (line: string) => appendLines(dir, LOG, [`${new Date().toISOString()} ${line}`]);
+    const say = (line: string) => Effect.andThen(log(line), Effect.sync(() => print(line)));
+    if (lock.recovered) yield* say(lock.recovered);
 
     const [height, width] = e.data.train.cropSize;
     const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
@@ -310,20 +315,19 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
     let position: Position = { epoch: 0, index: 0 };
     const ckptDir = join(dir, CHECKPOINTS);
     if (resume) {
-      const { latest, skipped } = yield* latestCheckpoint(ckptDir);
-      for (const s of skipped) yield* log(`skipped ${s.file}: ${s.reason}`);
-      if (latest) {
-        const ckpt = yield* loadCheckpoint(latest.file);
-        const loop = yield* restoreState(ex.state, ckpt);
-        step = latest.step;
-        position = loop.position;
-        interval.losses = { ...loop.interval.losses };
-        interval.images = loop.interval.images;
-        elapsedBefore = loop.elapsedSeconds;
-        yield* truncateMetrics(dir, step);
-        yield* log(`resumed from ${latest.file} at step ${step}`);
-        print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
+      // Repairs what a killed run left (temp files, a corrupt newest checkpoint, a torn or too long
+      // metrics.jsonl), saying each, then restores the newest usable checkpoint (none: step 0).
+      const resumed = yield* resumeRun(dir, ex.state);
+      for (const line of resumed.said) yield* say(line);
+      step = resumed.step;
+      if (resumed.loop) {
+        position = resumed.loop.position;
+        interval.losses = { ...resumed.loop.interval.losses };
+        interval.images = resumed.loop.interval.images;
+        elapsedBefore = resumed.loop.elapsedSeconds;
       }
+      yield* log(`resumed from ${resumed.checkpoint ?? "the start (no checkpoint yet)"} at step ${step}`);
+      print(`resuming ${dir} from step ${step}${extend ? ` to ${t.steps} steps` : ""}`);
     }
     // A fresh run starts its backbone from the pretrained file; a resumed one has it in its checkpoint.
     if (step === 0) {
@@ -341,10 +345,12 @@ export const train = (experiment: Experiment, options: TrainOptions = {}) =>
           elapsedSeconds: elapsedBefore + (performance.now() - processStart) / 1000,
         };
         // On webgpu the state lives on the device: a checkpoint is one of the few reasons to read it back.
+        // A state that went NaN / ±Infinity is refused here, so the last checkpoint stays a usable one.
         const saved = yield* saveCheckpoint(ckptDir, step, {
-          tensors: stateTensors(yield* ex.hostState()),
+          tensors: yield* checkpointTensors(yield* ex.hostState(), step),
           metadata: { [LOOP_STATE_KEY]: JSON.stringify(loop), "train.seed": JSON.stringify(t.seed) },
         }, { keepLast: t.keepCheckpoints, best });
+        for (const m of saved.movedAside) yield* say(movedAsideLine(m));
         yield* log(`checkpoint ${saved.file}`);
         return saved.file;
       });
