@@ -21,7 +21,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
 import { withOverrides } from "../cli/train.ts";
-import { expectModelFor } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { panopticKind } from "../kinds/panoptic.ts";
+import { inferenceShapes, trainShapes } from "../interpret/shapes.ts";
 import { trainingStages } from "../interpret/graphs.ts";
 import * as panoptic from "../interpret/panoptic.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
@@ -100,10 +102,10 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
  */
 const inferenceMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
   const cases = experiments.map((e) => {
-    const [h, w] = e.data.train.cropSize;
-    const model = expectModelFor(e.model, "panoptic", "bench panoptic");
+    const model = Effect.runSync(requireKind(e, panopticKind, "bench panoptic")).model;
+    const shapes = inferenceShapes(e, 1), { height: h, width: w } = shapes;
     return {
-      g: panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] }),
+      g: panoptic.inferenceGraph(model, shapes),
       images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]),
     };
   });
@@ -263,10 +265,8 @@ const mark = (times: number[]): HostStage => ({
  * warm-up steps.
  */
 const stepParts = async (e: Experiment): Promise<[number, number, number]> => {
-  const model = expectModelFor(e.model, "panoptic", "bench panoptic step");
-  const [height, width] = e.data.train.cropSize;
-  const b = e.train.batchSize;
-  const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+  const model = Effect.runSync(requireKind(e, panopticKind, "bench panoptic step")).model;
+  const shapes = trainShapes(e), { batch: b, height, width } = shapes;
   const { graph, stages } = trainingStages(model, shapes, optimizerConfig(e.train));
   const times: number[] = [];
   const timed = [mark(times), stages[0], mark(times), stages[1], mark(times), stages[2], mark(times)];
@@ -350,11 +350,9 @@ const diagnose = async (args: string[]) => {
 /** The diagnostics' means over `batches` training batches (seed 0) of a trained run. */
 const diagnostics = async (dir: string, batches: number, checkpoint?: string) => {
   const run = await Effect.runPromise(loadRun(dir, checkpoint));
-  const model = expectModelFor(run.experiment.model, "panoptic", "bench panoptic diagnose");
   const e = run.experiment;
-  const [height, width] = e.data.train.cropSize;
-  const b = e.train.batchSize;
-  const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+  const model = Effect.runSync(requireKind(e, panopticKind, "bench panoptic diagnose")).model;
+  const shapes = trainShapes(e), { batch: b, height, width } = shapes;
   const g = panoptic.diagnosticsGraph(model, shapes);
   const stages = [
     graphStage(panoptic.costGraph(model, shapes), { name: "cost" }),

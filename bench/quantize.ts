@@ -20,7 +20,7 @@ import { graphStage, plan } from "../ir/plan.ts";
 import { openSession, runSession, tensorFeeds } from "../runtime/execute.ts";
 import { type Value, value } from "../ir/value.ts";
 import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { machine } from "./machine.ts";
 import { fixed, formatSpread, recordSection, table } from "./markdown.ts";
@@ -115,14 +115,14 @@ export const main = async (args: string[]): Promise<void> => {
   const started = performance.now();
   const run = await Effect.runPromise(loadRun(runDir));
   const e = run.experiment;
-  const ranker = await Effect.runPromise(loadRanker(e));
+  const model = await Effect.runPromise(exportedModel(e, run.state, { ...run, runs: loadRun }));
   log(`calibrating int8-static on ${CALIBRATION_IMAGES} training images…`);
-  const ranges = await Effect.runPromise(calibrateExport(e, run.state, ranker));
+  const ranges = await Effect.runPromise(calibrateExport(e, run.state, model));
   const sides: Side[] = [
-    { label: "float32", bytes: exportModel(e, run.state, ranker).bytes },
+    { label: "float32", bytes: exportModel(e, run.state, model).bytes },
     ...EXPORT_QUANTIZATIONS.map((q) => ({
       label: q,
-      bytes: exportModel(e, run.state, ranker, { quantize: q, ranges }).bytes,
+      bytes: exportModel(e, run.state, model, { quantize: q, ranges }).bytes,
     })),
   ];
   const split = "val";
@@ -169,11 +169,12 @@ export const main = async (args: string[]): Promise<void> => {
   // The perf model (bench perf's ViT-Tiny Segmenter + RankSeg, seeded initial weights): matmul-bound.
   const pm = PERF_MODEL, pg = perfTrainingGraph(pm);
   const initial = await initialState(plan(pg.name, pg, [graphStage(pg)]), 0);
+  const perfModel = Effect.runSync(exportedModel(perfExperiment(pm), initial));
   const perfSides: Side[] = [
-    { label: "float32", bytes: exportModel(perfExperiment(pm), initial).bytes },
+    { label: "float32", bytes: exportModel(perfExperiment(pm), initial, perfModel).bytes },
     {
       label: "int8",
-      bytes: exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8" }).bytes,
+      bytes: exportModel(perfExperiment(pm), initial, perfModel, { quantize: "int8" }).bytes,
     },
   ];
   const perfImage = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);

@@ -3,6 +3,7 @@ import { Console, Effect } from "effect";
 import { Argument, Command, Flag } from "effect/cli";
 import { experimentHash, experimentJson, loadExperiment } from "../dsl/experiment.ts";
 import { describeModel, formatDescription } from "../interpret/describe.ts";
+import { trainSize } from "../interpret/shapes.ts";
 
 const experimentArg = Argument.String("experiment").pipe(
   Argument.withDescription("experiment .ts module or .json file"),
@@ -27,7 +28,7 @@ export const describeCommand = Command.make(
   ({ experiment, json }) =>
     Effect.gen(function* () {
       const e = yield* loadExperiment(experiment);
-      const d = describeModel(e.model, e.data.train.cropSize);
+      const d = describeModel(e.model, trainSize(e));
       yield* Console.log(
         json
           ? JSON.stringify({ name: e.name, hash: experimentHash(e), ...d }, null, 2)

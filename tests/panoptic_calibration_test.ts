@@ -17,9 +17,12 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { decodeExperiment, experimentHash } from "../dsl/experiment.ts";
 import { openDataset } from "../data/open.ts";
-import { requireTask } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { panopticKind } from "../kinds/panoptic.ts";
 import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
 import type { MergeCalibration } from "../dsl/model.ts";
+import { parametersDigest } from "../eval/parameters_digest.ts";
+import { value } from "../ir/value.ts";
 
 const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
 
@@ -68,12 +71,12 @@ Deno.test({
   name: "calibration: chosen on train2017 (all 100 images), then val evaluated with the chosen pair",
   ignore: !HAVE_COCO,
   fn: async () => {
-    const e = await Effect.runPromise(requireTask(
+    const e = await Effect.runPromise(requireKind(
       tinyPanoptic({}, {
         // A threshold of 0 pastes every query: the candidates differ on what they keep.
         mergeCalibration: { thingThresholds: [0.7, 0], stuffThresholds: [0.5, 0] },
       }),
-      "panoptic",
+      panopticKind,
       "eval",
     ));
     const classes = (await Effect.runPromise(openDataset(e.data.dataset, "val2017"))).classes;
@@ -98,27 +101,30 @@ Deno.test({
   },
 });
 
-Deno.test("calibration: predict and export read the chosen pair from the run's eval record", async () => {
+Deno.test("calibration: predict and export read the pair an evaluation of the same weights chose", async () => {
   const dir = await mkdtemp(join(tmpdir(), "kappa-calibrated-"));
   try {
     const calibration: MergeCalibration = { thingThresholds: [0.7, 0.2], stuffThresholds: [0.5, 0.1] };
     const calibrated = await Effect.runPromise(
-      requireTask(tinyPanoptic({}, { mergeCalibration: calibration }), "panoptic", "predict"),
+      requireKind(tinyPanoptic({}, { mergeCalibration: calibration }), panopticKind, "predict"),
     );
-    const plain = await Effect.runPromise(requireTask(tinyPanoptic(), "panoptic", "predict"));
+    const plain = await Effect.runPromise(requireKind(tinyPanoptic(), panopticKind, "predict"));
+    const weights = (x: number) => new Map([["model.w", value("float32", Float32Array.of(x), [1])]]);
+    const [best, other] = [parametersDigest(weights(1)), parametersDigest(weights(2))];
     // No record yet: the spec's thresholds.
-    assertEquals(calibratedMerge(dir, calibrated), calibrated.model.merge);
+    assertEquals(calibratedMerge(dir, calibrated, best), { merge: calibrated.model.merge });
+    // A record of other weights (`eval --checkpoint` of another step) does not apply to these.
     await writeFile(
-      join(dir, "eval-val2017.json"),
-      JSON.stringify({ calibration: { thingThreshold: 0.2, stuffThreshold: 0.1 } }),
+      join(dir, "eval-val2017-step2.json"),
+      JSON.stringify({ parameters: other, calibration: { thingThreshold: 0.2, stuffThreshold: 0.1 } }),
     );
-    assertEquals(calibratedMerge(dir, calibrated), {
-      ...calibrated.model.merge,
-      thingThreshold: 0.2,
-      stuffThreshold: 0.1,
+    assertEquals(calibratedMerge(dir, calibrated, best), { merge: calibrated.model.merge });
+    assertEquals(calibratedMerge(dir, calibrated, other), {
+      merge: { ...calibrated.model.merge, thingThreshold: 0.2, stuffThreshold: 0.1 },
+      from: join(dir, "eval-val2017-step2.json"),
     });
     // A model without mergeCalibration keeps its own thresholds whatever the folder holds.
-    assertEquals(calibratedMerge(dir, plain), plain.model.merge);
+    assertEquals(calibratedMerge(dir, plain, other), { merge: plain.model.merge });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
