@@ -20,8 +20,11 @@ import { openDataset } from "../data/open.ts";
 import { requireKind } from "../kinds/registry.ts";
 import { panopticKind } from "../kinds/panoptic.ts";
 import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
-import type { MergeCalibration } from "../dsl/model.ts";
+import type { MergeCalibration, PanopticSegmenter } from "../dsl/model.ts";
 import { parametersDigest } from "../eval/parameters_digest.ts";
+import { train } from "../train/train.ts";
+import { loadRun } from "../train/load_run.ts";
+import { cli } from "./cli_runner.ts";
 import { value } from "../ir/value.ts";
 
 const HAVE_COCO = existsSync("../shared/data/coco133/panoptic");
@@ -128,4 +131,55 @@ Deno.test("calibration: predict and export read the pair an evaluation of the sa
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+Deno.test({
+  name: "calibration: export and predict of a checkpoint never take the thresholds calibrated on another one",
+  ignore: !HAVE_COCO,
+  fn: async () => {
+    const root = await mkdtemp(join(tmpdir(), "kappa-calibration-checkpoint-"));
+    try {
+      const dir = join(root, "run");
+      const e = tinyPanoptic({ steps: 4, checkpointEvery: 2 }, {
+        mergeCalibration: { thingThresholds: [0.7, 0.2], stuffThresholds: [0.5, 0.1] },
+      });
+      await Effect.runPromise(train(e, { out: dir, workers: 0, print: () => {}, skipFinalEval: true }));
+      // What `eval --checkpoint step-000002` leaves: a record of step 2's weights with the pair it chose.
+      const other = join(dir, "checkpoints", "step-000002.safetensors");
+      const otherRun = await Effect.runPromise(loadRun(dir, other));
+      await writeFile(
+        join(dir, "eval-val2017.json"),
+        JSON.stringify({
+          split: "val2017",
+          step: 2,
+          checkpoint: other,
+          parameters: parametersDigest(otherRun.state),
+          calibration: { split: "train2017", thingThreshold: 0.2, stuffThreshold: 0.1 },
+        }),
+      );
+      const { merge } = e.model as PanopticSegmenter;
+      const spec = JSON.stringify(merge);
+      const calibrated = JSON.stringify({ ...merge, thingThreshold: 0.2, stuffThreshold: 0.1 });
+      // The default checkpoint (the newest, step 4): the spec's thresholds, and a line saying why.
+      const newest = await cli("export", dir, join(root, "newest.onnx"));
+      assertEquals(newest.code, 0, newest.stderr);
+      assert(newest.stdout.includes(`meta   kappa.merge = ${spec}`), newest.stdout);
+      assert(newest.stdout.includes("no evaluation of this checkpoint"), newest.stdout);
+      const predicted = await cli(
+        "predict",
+        dir,
+        "../shared/data/coco133/images/val2017/000000000139.jpg",
+        "--out",
+        join(root, "pred"),
+      );
+      assertEquals(predicted.code, 0, predicted.stderr);
+      assert(predicted.stdout.includes("merging with the spec's thresholds"), predicted.stdout);
+      // Step 2 itself: the pair chosen on it.
+      const own = await cli("export", dir, join(root, "step2.onnx"), "--checkpoint", other);
+      assertEquals(own.code, 0, own.stderr);
+      assert(own.stdout.includes(`meta   kappa.merge = ${calibrated}`), own.stdout);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
 });
