@@ -23,8 +23,6 @@ export { linear } from "./layers/linear.ts";
 export { softmaxCrossEntropy } from "./layers/losses.ts";
 /** The segmenter's head (ξ → top-κ → ψ → τ) on given pixel tokens, no backbone: the vocabulary sweep. */
 export { segmenterHead } from "./layers/segmenter.ts";
-/** A model spec narrowed to a task's kind (`expectModelFor(model, "panoptic", name)`); throws otherwise. */
-export { expectModelFor } from "./interpret/kinds.ts";
 /** Seeded random numbers addressed by (seed, keys…): benchmark inputs that are the same on every run. */
 export { random } from "./core/random.ts";
 
@@ -67,11 +65,9 @@ export { fitSize, predictAtExportSize } from "./eval/export_size.ts";
 /** The per-class area accumulator behind mIoU / aAcc, fed one prediction and label at a time. */
 export { segmentationAccumulator } from "./eval/segmentation_metrics.ts";
 
-// ── Training's pieces: dropout noise feeds, the independent scheme's ranker, checkpoints' file format
+// ── Training's pieces: dropout noise feeds, checkpoints' file format
 /** Dropout noise: the prefix of noise inputs' names, and the seeded feed of one noise input at a step. */
 export { NOISE } from "./layers/dropout.ts";
 export { noiseFeed } from "./train/run_state.ts";
-/** The frozen ranker of an independent-scheme experiment (its parameters as state; none if joint). */
-export { loadRanker } from "./train/ranker.ts";
 /** Safetensors encoding (what checkpoints are): hands initial parameters and batches to the PyTorch peer. */
 export { encodeSafetensors, type Tensor as StoredTensor } from "./io/safetensors.ts";

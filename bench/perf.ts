@@ -13,6 +13,7 @@ import { Effect } from "effect";
 import {
   camvid,
   defaultWorkers,
+  exportedModel,
   exportModel,
   graphStage,
   inferenceGraph,
@@ -275,10 +276,11 @@ export const main = async (args: string[]): Promise<void> => {
   const feeds = perfFeeds(pm);
   const image = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
   const initial = await initialState(p, SEED);
-  const exported = exportModel(perfExperiment(pm), initial).bytes;
+  const model = Effect.runSync(exportedModel(perfExperiment(pm), initial));
+  const exported = exportModel(perfExperiment(pm), initial, model).bytes;
   // The reduced-precision inference class: the same export with its parameter matmuls in int8 (the perf
   // model has no convolution, so int8-static would be the same model; BENCHMARKS.md "Reduced precision").
-  const exportedInt8 = exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8" }).bytes;
+  const exportedInt8 = exportModel(perfExperiment(pm), initial, model, { quantize: "int8" }).bytes;
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-perf-", suffix: ".safetensors" });
   await Deno.writeFile(peerFile, peerInputs(pm, g, initial));
 

@@ -12,7 +12,7 @@
  *   --note=TEXT     a sentence on the machine's load for the section (e.g. "a grid ran beside it")
  */
 import { Effect } from "effect";
-import { exportModel, graphStage, inferenceGraph, plan } from "../mod.ts";
+import { exportedModel, exportModel, graphStage, inferenceGraph, plan } from "../mod.ts";
 import { calibrationRanges, describe } from "../profiling.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
@@ -63,7 +63,8 @@ export const main = async (args: string[]): Promise<void> => {
   const p = plan(g.name, g, [graphStage(g)]);
   const feeds = perfFeeds(pm);
   const state = await withPretrained(pm, g, await initialState(p, 0));
-  const exported = exportModel(perfExperiment(pm), state).bytes;
+  const model = Effect.runSync(exportedModel(perfExperiment(pm), state));
+  const exported = exportModel(perfExperiment(pm), state, model).bytes;
   const batchImages = perfBatch(pm).images, perImage = 3 * pm.size * pm.size;
   const image = batchImages.slice(0, perImage);
   // The reduced-precision inference class: the int8-static export, its activation scales calibrated on
@@ -75,7 +76,7 @@ export const main = async (args: string[]): Promise<void> => {
   const ranges = await Effect.runPromise(
     calibrationRanges(exported, calibration, [pm.size, pm.size], new Set(state.keys())),
   );
-  const exportedInt8 = exportModel(perfExperiment(pm), state, undefined, { quantize: "int8-static", ranges })
+  const exportedInt8 = exportModel(perfExperiment(pm), state, model, { quantize: "int8-static", ranges })
     .bytes;
   const inputs = await Deno.makeTempFile({ prefix: "kappa-mobilenet-", suffix: ".safetensors" });
   await Deno.writeFile(inputs, mobileNetPeerInputs(pm, g, state));

@@ -9,6 +9,7 @@
 import { Effect } from "effect";
 import type * as ort from "onnxruntime-node";
 import {
+  exportedModel,
   exportModel,
   graphStage,
   loadRun,
@@ -24,7 +25,6 @@ import {
   CALIBRATION_IMAGES,
   EXPORT_QUANTIZATIONS,
   fitSize,
-  loadRanker,
   normalizeRgb,
   predictAtExportSize,
   resizeRgb,
@@ -126,14 +126,14 @@ export const main = async (args: string[]): Promise<void> => {
   const started = performance.now();
   const run = await Effect.runPromise(loadRun(runDir));
   const e = run.experiment;
-  const ranker = await Effect.runPromise(loadRanker(e));
+  const model = await Effect.runPromise(exportedModel(e, run.state, { ...run, runs: loadRun }));
   log(`calibrating int8-static on ${CALIBRATION_IMAGES} training images…`);
-  const ranges = await Effect.runPromise(calibrateExport(e, run.state, ranker));
+  const ranges = await Effect.runPromise(calibrateExport(e, run.state, model));
   const sides: Side[] = [
-    { label: "float32", bytes: exportModel(e, run.state, ranker).bytes },
+    { label: "float32", bytes: exportModel(e, run.state, model).bytes },
     ...EXPORT_QUANTIZATIONS.map((q) => ({
       label: q,
-      bytes: exportModel(e, run.state, ranker, { quantize: q, ranges }).bytes,
+      bytes: exportModel(e, run.state, model, { quantize: q, ranges }).bytes,
     })),
   ];
   const split = "val";
@@ -180,11 +180,12 @@ export const main = async (args: string[]): Promise<void> => {
   // The perf model (bench perf's ViT-Tiny Segmenter + RankSeg, seeded initial weights): matmul-bound.
   const pm = PERF_MODEL, pg = perfTrainingGraph(pm);
   const initial = await initialState(plan(pg.name, pg, [graphStage(pg)]), 0);
+  const perfModel = Effect.runSync(exportedModel(perfExperiment(pm), initial));
   const perfSides: Side[] = [
-    { label: "float32", bytes: exportModel(perfExperiment(pm), initial).bytes },
+    { label: "float32", bytes: exportModel(perfExperiment(pm), initial, perfModel).bytes },
     {
       label: "int8",
-      bytes: exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8" }).bytes,
+      bytes: exportModel(perfExperiment(pm), initial, perfModel, { quantize: "int8" }).bytes,
     },
   ];
   const perfImage = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);

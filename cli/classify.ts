@@ -19,7 +19,8 @@ import {
   mobileNetV2,
 } from "../dsl/model.ts";
 import { loadExperiment } from "../dsl/experiment.ts";
-import { modelFor } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { classifierKind } from "../kinds/classifier.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 import { readSafetensorsFile } from "../weights/import.ts";
@@ -76,7 +77,7 @@ const scalingOf = (model: Classifier, test: InputScaling): InputScaling =>
 const fromExperiment = (file: string) =>
   Effect.gen(function* () {
     const e = yield* loadExperiment(file);
-    const model = yield* modelFor(e.model, "classification", "classify");
+    const { model } = yield* requireKind(e, classifierKind, "classify");
     const weightsFile = model.backbone._tag === "MobileNetV2"
       ? model.backbone.pretrained ?? undefined
       : undefined;
@@ -91,7 +92,7 @@ const fromExperiment = (file: string) =>
 const fromRun = (dir: string) =>
   Effect.gen(function* () {
     const run = yield* loadRun(dir);
-    const model = yield* modelFor(run.experiment.model, "classification", "classify");
+    const { model } = yield* requireKind(run.experiment, classifierKind, "classify");
     return { model, state: run.state, scaling: scalingOf(model, run.experiment.data.test) } satisfies Source;
   });
 

@@ -48,8 +48,8 @@ export const runArgument = (): Argument.Argument<string> =>
 export const checkpointFlag = (): Flag.Flag<Option.Option<string>> =>
   pathFlag(
     "checkpoint",
-    "checkpoint file (default: best.safetensors, the highest mIoU of the run's evaluations, all on one " +
-      "image set; else the newest)",
+    "checkpoint file (default: best.safetensors, the best headline metric of the run's evaluations, all " +
+      "on one image set; else the newest)",
   ).pipe(Flag.optional);
 
 /** A path argument: valid UTF-8, not empty, relative to the folder the user typed the command in. */

@@ -54,11 +54,11 @@ export const quickstartCommand = Command.make("quickstart", {
       workers: Option.getOrUndefined(a.workers),
     });
     const minutes = (performance.now() - started) / 60000;
-    const s = r.evaluation!.segmentation;
+    const { name, value, images } = r.headline!;
     yield* Console.log(
-      `quickstart: mIoU=${(100 * s.mIoU).toFixed(2)} on CamVid val (${
-        r.evaluation!.images
-      } images, last checkpoint) after ${minutes.toFixed(1)} min`,
+      `quickstart: ${name}=${value.toFixed(2)} on CamVid val (${images} images, last checkpoint) after ${
+        minutes.toFixed(1)
+      } min`,
     );
     yield* Console.log(`report: ${r.report}`);
   })).pipe(

@@ -48,5 +48,9 @@ export const runCommands = async (commands: readonly Command.Command.Any[]): Pro
     ? errorLines(failure.value)
     : [Cause.pretty(exit.cause).split("\n")[0]];
   for (const line of lines) console.error(line);
-  Deno.exit(Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "Stopped" ? 130 : 1);
+  // Stopped on request (Ctrl-C): training wrote a checkpoint, predict the images done so far.
+  const stopped = ["Stopped", "PredictionStopped"];
+  Deno.exit(
+    Option.isSome(failure) && stopped.includes((failure.value as { _tag?: string })._tag ?? "") ? 130 : 1,
+  );
 };

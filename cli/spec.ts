@@ -2,6 +2,7 @@
 import { Console, Effect } from "effect";
 import { Command, Flag } from "effect/cli";
 import { experimentHash, experimentJson, loadExperiment } from "../dsl/experiment.ts";
+import { trainSize } from "../interpret/shapes.ts";
 import { experimentArgument } from "./flag_schema.ts";
 
 export const specCommand = Command.make(
@@ -28,7 +29,7 @@ export const describeCommand = Command.make(
       const { describeModel, formatDescription } = yield* Effect.promise(() =>
         import("../interpret/describe.ts")
       );
-      const d = describeModel(e.model, e.data.train.cropSize);
+      const d = describeModel(e.model, trainSize(e));
       yield* Console.log(
         json
           ? JSON.stringify({ name: e.name, hash: experimentHash(e), ...d }, null, 2)

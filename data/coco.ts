@@ -92,6 +92,8 @@ export interface PanopticImage {
 export interface CocoDataset extends Dataset {
   readonly json: string;
   readonly categories: readonly PanopticCategory[];
+  /** The JSON's `images[].id` of each sample, by its image file (`SampleRef.image`). */
+  readonly imageIds: ReadonlyMap<string, number>;
   /** Reads an image's panoptic PNG and checks it against its JSON segments. */
   readonly readPanoptic: (sample: SampleRef) => Effect.Effect<PanopticImage, FileError>;
 }
@@ -198,6 +200,7 @@ export const openCocoPanoptic = (
 
     const samples: SampleRef[] = [];
     const annotationBySample = new Map<string, Annotation>();
+    const imageIds = new Map<string, number>();
     for (const { stem, name } of images) {
       const image = join(imageDir, split, name);
       const entry = annotationOf.get(name);
@@ -214,6 +217,7 @@ export const openCocoPanoptic = (
       } else if (entry.usable) {
         samples.push({ id: stem, image, mask: join(semanticDir, maskName) });
         annotationBySample.set(image, entry.annotation);
+        imageIds.set(image, entry.annotation.image_id);
       }
     }
     problems.push(...strays);
@@ -222,6 +226,7 @@ export const openCocoPanoptic = (
       ...pairedDataset(spec, split, images.length, mapping, samples, problems),
       json: jsonFile,
       categories: json.categories,
+      imageIds,
       readPanoptic: (sample) => {
         const annotation = annotationBySample.get(sample.image);
         if (annotation === undefined) {

@@ -8,9 +8,10 @@
  */
 import { Effect, Result, Schema } from "effect";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
-import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
+import { backboneStride, Model, type ModelSpec, panopticStrides, usesImageLabels } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
-import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
+import { decodeWith, SpecError, type Violation } from "./validate.ts";
+import { modelKindsVersion, modelSchema, modelViolations } from "./model_kinds.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
 import { loadSpecFile } from "./load_spec.ts";
 
@@ -26,30 +27,55 @@ export const DataConfig = Schema.Struct({
 });
 export type DataConfig = typeof DataConfig.Type;
 
-export const Experiment = Schema.TaggedStruct("Experiment", {
+const experimentFields = <S extends Schema.Codec<ModelSpec, unknown> | typeof Model>(model: S) => ({
   name: Schema.String.check(Schema.isMinLength(1)),
-  model: Model,
+  model,
   data: DataConfig,
   train: TrainConfig,
   eval: EvalConfig,
 });
+
+/** The schema of an experiment whose model is of a built-in kind (the `Experiment` type). */
+export const Experiment = Schema.TaggedStruct("Experiment", experimentFields(Model));
 export type Experiment = typeof Experiment.Type;
 
+/** An experiment whose model is an `M`: a built-in kind, or one registered with `registerModelSchema`. */
+export type ExperimentOf<M extends ModelSpec> = Omit<Experiment, "model"> & { readonly model: M };
+/** An experiment of any registered model kind: what the generic programs (train, eval, predict, export) take. */
+export type AnyExperiment = ExperimentOf<ModelSpec>;
+
+/** The schema of an experiment whose model is of any registered kind, rebuilt when a kind is registered. */
+const currentSchema = (() => {
+  let built: { version: number; schema: Schema.Codec<AnyExperiment, unknown> } | undefined;
+  return () => {
+    if (built?.version !== modelKindsVersion()) {
+      const schema = Schema.TaggedStruct("Experiment", experimentFields(modelSchema()));
+      built = {
+        version: modelKindsVersion(),
+        schema: schema as unknown as Schema.Codec<AnyExperiment, unknown>,
+      };
+    }
+    return built.schema;
+  };
+})();
+
 /** An experiment; its type keeps the model's kind (`experiment({ model: segmenter(...) })` has a Segmenter). */
-export const experiment = <M extends Model>(
+export const experiment = <M extends ModelSpec>(
   e: Omit<Experiment, "_tag" | "model"> & { readonly model: M },
-): Experiment & { readonly model: M } => ({ _tag: "Experiment", ...e });
+): ExperimentOf<M> => ({ _tag: "Experiment", ...e });
 
 /**
  * The cross-field rules of an experiment (model rules included). `train` may be missing (it did not
  * decode): the rules that need it are skipped.
  */
 export const experimentViolations = (
-  e: Omit<Experiment, "train"> & { readonly train?: Experiment["train"] },
+  e: Omit<AnyExperiment, "train"> & { readonly train?: Experiment["train"] },
 ): Violation[] => {
   const out = modelViolations(e.model, "model");
-  const stride = backboneStride(e.model.backbone);
-  const unit = e.model.backbone._tag === "ViT"
+  // The rules below that name a kind look at built-in kinds; a registered kind's tag matches none of them.
+  const model = e.model as Model;
+  const stride = backboneStride(model.backbone);
+  const unit = model.backbone._tag === "ViT"
     ? `the patch size (${stride})`
     : `the backbone stride (${stride})`;
   const multiple = (path: string, size: readonly number[] | null) => {
@@ -57,7 +83,7 @@ export const experimentViolations = (
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
-  const aux = e.model._tag === "Segmenter" ? e.model.attentiveClassifier : undefined;
+  const aux = model._tag === "Segmenter" ? model.attentiveClassifier : undefined;
   if (aux) {
     const [h, w] = e.data.train.cropSize.map((s) => Math.floor(s / stride));
     if (aux.pixels > h * w) {
@@ -77,7 +103,7 @@ export const experimentViolations = (
           `${il.ratio} of a batch of ${e.train?.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
       });
     }
-    if (e.model._tag !== "Segmenter" || !usesImageLabels(e.model)) {
+    if (model._tag !== "Segmenter" || !usesImageLabels(model)) {
       out.push({
         path: "data.imageLevel",
         message: "image-level images train only through model.imageLevelLoss or model.attentiveClassifier",
@@ -94,7 +120,7 @@ export const experimentViolations = (
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
   if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
-  if (e.model._tag === "PanopticSegmenter") {
+  if (model._tag === "PanopticSegmenter") {
     // Panoptic targets are segments (one mask per thing instance and per stuff class).
     if (e.data.dataset._tag !== "CocoPanoptic") {
       out.push({
@@ -103,7 +129,7 @@ export const experimentViolations = (
           `(this one is ${e.data.dataset._tag})`,
       });
     }
-    const finest = panopticStrides(e.model.backbone);
+    const finest = panopticStrides(model.backbone);
     const coarsest = Math.max(...finest);
     const bad = e.data.train.cropSize.find((s) => s % coarsest !== 0);
     if (bad !== undefined && coarsest !== stride) {
@@ -114,7 +140,7 @@ export const experimentViolations = (
     }
   }
   // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
-  const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
+  const expects = model.backbone._tag === "MobileNetV2" ? model.backbone.expects : null;
   if (expects) {
     const differs = (a: readonly number[], b: readonly number[]) =>
       a.some((x, i) => Math.abs(x - b[i]) > 1e-6);
@@ -152,7 +178,7 @@ const rulesOfDecodedParts = (input: unknown): Violation[] => {
     const decoded = decodeWith(schema, o[key], key);
     return Result.isSuccess(decoded) ? decoded.success as S["Type"] : undefined;
   };
-  const model = part(Model, "model");
+  const model = part(modelSchema(), "model");
   if (model === undefined) return [];
   const [data, evaluation] = [part(DataConfig, "data"), part(EvalConfig, "eval")];
   if (data === undefined || evaluation === undefined) return modelViolations(model, "model");
@@ -167,14 +193,19 @@ const rulesOfDecodedParts = (input: unknown): Violation[] => {
   });
 };
 
-/** Decodes and validates an experiment value, reporting every violation; `source` names where it came from. */
+/**
+ * Decodes and validates an experiment value, reporting every violation; `source` names where it came from.
+ * The model may be of any registered kind: its type says `Experiment` (the built-in kinds) for the
+ * programs written against those; a registered kind's model is read through its own record (`kinds/`),
+ * never by its fields here.
+ */
 export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
-  const decoded = decodeWith(Experiment, input, "");
+  const decoded = decodeWith(currentSchema(), input, "");
   const violations = Result.isSuccess(decoded)
     ? experimentViolations(decoded.success)
     : [...decoded.failure, ...rulesOfDecodedParts(input)];
   return Result.isSuccess(decoded) && violations.length === 0
-    ? Effect.succeed(decoded.success)
+    ? Effect.succeed(decoded.success as Experiment)
     : Effect.fail(new SpecError({ source, violations }));
 };
 
@@ -193,13 +224,13 @@ export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecErro
  * The experiment with a step count and a seed of its own, each only when given: what `train --steps N
  * --seed S` runs, and how the experiment grids make one run per seed from a row's spec.
  */
-export const withOverrides = (e: Experiment, steps?: number, seed?: number): Experiment => ({
+export const withOverrides = <E extends AnyExperiment>(e: E, steps?: number, seed?: number): E => ({
   ...e,
   train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
 });
 
 /** The canonical JSON text of an experiment. */
-export const experimentJson = (e: Experiment): string => canonicalJson(e);
+export const experimentJson = (e: AnyExperiment): string => canonicalJson(e);
 
 /** The experiment's content hash (hex SHA-256 of its canonical JSON). */
-export const experimentHash = (e: Experiment): string => specHash(e);
+export const experimentHash = (e: AnyExperiment): string => specHash(e);

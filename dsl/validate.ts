@@ -5,7 +5,6 @@
 import { Data, Result, Schema, SchemaIssue } from "effect";
 import {
   type Backbone,
-  type Model,
   type PanopticSegmenter,
   type Segmenter,
   Segmenter as SegmenterSchema,
@@ -183,18 +182,6 @@ export const panopticViolations = (m: PanopticSegmenter, path = "model"): Violat
     v("queryClassification.k", `${q.k} exceeds the number of classes (${m.classes})`);
   }
   return out;
-};
-
-/** The cross-field rules of a model spec of any kind. */
-export const modelViolations = (m: Model, path = "model"): Violation[] => {
-  switch (m._tag) {
-    case "Segmenter":
-      return segmenterViolations(m, path);
-    case "Classifier":
-      return backboneViolations(m.backbone, `${path}.backbone`);
-    case "PanopticSegmenter":
-      return panopticViolations(m, path);
-  }
 };
 
 /** Decodes and validates a segmenter spec. */

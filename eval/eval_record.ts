@@ -68,6 +68,37 @@ export const evalFileName = (split: string): string => {
   return `eval-${split}.json`;
 };
 
+/** What tells one evaluation of a run from another, for naming its record. */
+export interface EvalRecordNaming {
+  readonly split: string;
+  /** How predictions were made, and the run's own evaluation mode (`eval.mode`). */
+  readonly mode: string;
+  readonly runMode: string;
+  /** `--limit N` / `--eval-limit N`: only the first N images. */
+  readonly limit?: number;
+  readonly oracle: boolean;
+  /** The evaluated checkpoint's step, and the step the run's own (final) evaluation is of (`train.steps`). */
+  readonly step: number;
+  readonly finalStep: number;
+}
+
+/**
+ * The file name of an evaluation's record: `eval-<split>.json` for the run's own evaluation (its last
+ * checkpoint, its evaluation mode, every image of the split), with a suffix for each way another differs:
+ * `-<mode>` (another prediction mode), `-first<N>` (a limit), `-oracle`, `-step<S>` (another checkpoint
+ * than the final one), in that order; e.g. `eval-val-slide-first10.json`, `eval-val-step500.json`. So
+ * `eval --mode slide --limit 10` never overwrites the run's 101-image `eval-val.json`.
+ */
+export const evalRecordName = (n: EvalRecordNaming): string => {
+  const suffixes = [
+    n.mode === n.runMode ? "" : `-${n.mode}`,
+    n.limit === undefined ? "" : `-first${n.limit}`,
+    n.oracle ? "-oracle" : "",
+    n.step === n.finalStep ? "" : `-step${n.step}`,
+  ];
+  return evalFileName(n.split + suffixes.join(""));
+};
+
 export const makeEvalRecord = (
   { split, images, step, checkpoint, mode, classNames, segmentation, mAP, novel }: {
     split: string;

@@ -1,12 +1,14 @@
 /**
- * Evaluating a trained state on a split: stream the test images, predict each at the size of its
+ * Evaluating a trained segmenter (the semantic kind, `kinds/semantic.ts`) on a split: stream the test images, predict each at the size of its
  * original label map, accumulate mmsegmentation's dataset-level intersection/union and the multi-label
  * average precision, and write example predictions for the report.
  */
 import { Effect, Stream } from "effect";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Experiment } from "../dsl/experiment.ts";
+import type { AnyExperiment, ExperimentOf } from "../dsl/experiment.ts";
+import type { Segmenter } from "../dsl/model.ts";
+import { trainSize } from "../interpret/shapes.ts";
 import type { Ranker } from "../interpret/segmenter.ts";
 import { testLoader } from "../data/loader.ts";
 import type { TestBatch } from "../data/batch.ts";
@@ -18,7 +20,6 @@ import { colorizeMask, overlay, writePng } from "./colorize.ts";
 import { makePredictor, type Prediction } from "./predictor.ts";
 import type { RuntimeOptions } from "../runtime/execute.ts";
 import type { Value } from "../ir/value.ts";
-import { requireTask } from "../interpret/kinds.ts";
 
 export interface EvaluateOptions extends RuntimeOptions {
   readonly split?: string;
@@ -59,7 +60,7 @@ const denormalize = (
   return rgb;
 };
 
-const writeExample = (dir: string, batch: TestBatch, p: Prediction, classes: ClassTable, e: Experiment) =>
+const writeExample = (dir: string, batch: TestBatch, p: Prediction, classes: ClassTable, e: AnyExperiment) =>
   Effect.gen(function* () {
     const { height, width, labels } = batch.original;
     const id = batch.ids[0];
@@ -81,18 +82,14 @@ const writeExample = (dir: string, batch: TestBatch, p: Prediction, classes: Cla
   });
 
 export const evaluate = (
-  experiment: Experiment,
+  e: ExperimentOf<Segmenter>,
   state: ReadonlyMap<string, Value>,
   classes: ClassTable,
   options: EvaluateOptions,
 ) =>
   Effect.scoped(Effect.gen(function* () {
-    const e = yield* requireTask(experiment, "semantic", "eval");
     const k = e.model.classes;
-    const predictor = yield* makePredictor(e.model, state, {
-      ...options,
-      trainSize: e.data.train.cropSize,
-    });
+    const predictor = yield* makePredictor(e.model, state, { ...options, trainSize: trainSize(e) });
     const seg = segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex });
     const ml = multilabelAccumulator({ numClasses: k });
     let images = 0, withScores = 0;

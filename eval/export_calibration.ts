@@ -7,12 +7,12 @@
  * measures the quantized model's accuracy plays no part in choosing its scales.
  */
 import { Effect } from "effect";
-import type { Experiment } from "../dsl/experiment.ts";
+import type { AnyExperiment } from "../dsl/experiment.ts";
 import { openDataset } from "../data/open.ts";
 import { openSession, runSession } from "../runtime/execute.ts";
 import { type Value, value } from "../ir/value.ts";
-import type { Ranker } from "../interpret/segmenter.ts";
-import { exportModel } from "./export_model.ts";
+import { trainSize } from "../interpret/shapes.ts";
+import { type ExportedModel, exportModel } from "./export_model.ts";
 import { calibrationTensors, type Range, withOutputs } from "../onnx/quantize_static.ts";
 import { exportInput } from "./export_size.ts";
 
@@ -20,7 +20,7 @@ import { exportInput } from "./export_size.ts";
 export const CALIBRATION_IMAGES = 64;
 
 /** `count` training images spread evenly over the split (sorted by id), as export inputs [1, 3, H, W]. */
-export const calibrationImages = (e: Experiment, count = CALIBRATION_IMAGES) =>
+export const calibrationImages = (e: AnyExperiment, count = CALIBRATION_IMAGES) =>
   Effect.gen(function* () {
     const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
     const n = Math.min(count, dataset.samples.length);
@@ -66,13 +66,13 @@ export const calibrationRanges = (
 
 /** The ranges `exportModel(…, { quantize: "int8-static" })` needs: the run's float32 export calibrated. */
 export const calibrateExport = (
-  e: Experiment,
+  e: AnyExperiment,
   state: ReadonlyMap<string, Value>,
-  ranker?: Ranker,
+  model: ExportedModel,
   count = CALIBRATION_IMAGES,
 ) =>
   Effect.gen(function* () {
     const images = yield* calibrationImages(e, count);
-    const float = exportModel(e, state, ranker).bytes;
-    return yield* calibrationRanges(float, images, e.data.train.cropSize, new Set(state.keys()));
+    const float = exportModel(e, state, model).bytes;
+    return yield* calibrationRanges(float, images, trainSize(e), new Set(state.keys()));
   });

@@ -23,26 +23,24 @@ import {
   execute,
   type Experiment,
   graphStage,
+  inferenceShapes,
   loadExperiment,
   loadRun,
   openDataset,
   optimizerConfig,
   panoptic,
+  panopticKind,
   plan,
+  requireKind,
   trainingStages,
   trainLoader,
+  trainShapes,
   trivialPanopticQuality,
   type Value,
   value,
   withOverrides,
 } from "../mod.ts";
-import {
-  expectModelFor,
-  type HostStage,
-  matchingStage,
-  panopticTargets,
-  stackTargets,
-} from "../profiling.ts";
+import { type HostStage, matchingStage, panopticTargets, stackTargets } from "../profiling.ts";
 import { barChart } from "./bar_chart.ts";
 import { fixed, formatGenerated, recordSection, table } from "../figures/markdown.ts";
 import {
@@ -109,10 +107,10 @@ const readRun = (dir: string, split: string, batch: number): RunResult => {
  */
 const inferenceMs = async (experiments: readonly Experiment[]): Promise<number[]> => {
   const cases = experiments.map((e) => {
-    const [h, w] = e.data.train.cropSize;
-    const model = expectModelFor(e.model, "panoptic", "grid panoptic");
+    const model = Effect.runSync(requireKind(e, panopticKind, "grid panoptic")).model;
+    const shapes = inferenceShapes(e, 1), { height: h, width: w } = shapes;
     return {
-      g: panoptic.inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: [h, w] }),
+      g: panoptic.inferenceGraph(model, shapes),
       images: value("float32", new Float32Array(3 * h * w).fill(0.1), [1, 3, h, w]),
     };
   });
@@ -269,10 +267,8 @@ const mark = (times: number[]): HostStage => ({
  * warm-up steps.
  */
 const stepParts = async (e: Experiment): Promise<[number, number, number]> => {
-  const model = expectModelFor(e.model, "panoptic", "grid panoptic step");
-  const [height, width] = e.data.train.cropSize;
-  const b = e.train.batchSize;
-  const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+  const model = Effect.runSync(requireKind(e, panopticKind, "grid panoptic step")).model;
+  const shapes = trainShapes(e), { batch: b, height, width } = shapes;
   const { graph, stages } = trainingStages(model, shapes, optimizerConfig(e.train));
   const times: number[] = [];
   const timed = [mark(times), stages[0], mark(times), stages[1], mark(times), stages[2], mark(times)];
@@ -356,11 +352,9 @@ const diagnose = async (args: string[]) => {
 /** The diagnostics' means over `batches` training batches (seed 0) of a trained run. */
 const diagnostics = async (dir: string, batches: number, checkpoint?: string) => {
   const run = await Effect.runPromise(loadRun(dir, checkpoint));
-  const model = expectModelFor(run.experiment.model, "panoptic", "grid panoptic diagnose");
   const e = run.experiment;
-  const [height, width] = e.data.train.cropSize;
-  const b = e.train.batchSize;
-  const shapes = { batch: b, height, width, trainSize: [height, width] as const };
+  const model = Effect.runSync(requireKind(e, panopticKind, "grid panoptic diagnose")).model;
+  const shapes = trainShapes(e), { batch: b, height, width } = shapes;
   const g = panoptic.diagnosticsGraph(model, shapes);
   const stages = [
     graphStage(panoptic.costGraph(model, shapes), { name: "cost" }),

@@ -26,9 +26,11 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   interpret: ["dsl", "layers", "ir", "host", "weights", "io", "core"],
   data: ["dsl", "io", "core"],
   eval: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "io", "core"],
+  kinds: ["dsl", "interpret", "ir", "onnx", "runtime", "host", "data", "eval", "io", "core"],
   train: [
     "dsl",
     "interpret",
+    "kinds",
     "layers",
     "ir",
     "onnx",
@@ -43,6 +45,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   cli: [
     "dsl",
     "interpret",
+    "kinds",
     "ir",
     "onnx",
     "runtime",
@@ -57,6 +60,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   mod: [
     "dsl",
     "interpret",
+    "kinds",
     "layers",
     "ir",
     "onnx",
@@ -74,6 +78,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   profiling: [
     "dsl",
     "interpret",
+    "kinds",
     "layers",
     "ir",
     "onnx",

@@ -38,7 +38,7 @@ import {
   SEMANTIC_LOSS,
 } from "../interpret/panoptic.ts";
 import { describeModel } from "../interpret/describe.ts";
-import { TASK } from "../interpret/kinds.ts";
+import { panopticKind } from "../kinds/panoptic.ts";
 
 const SHAPES = { batch: 2, height: 32, width: 32, trainSize: [32, 32] as const };
 
@@ -54,7 +54,7 @@ const tiny = (o: Partial<PanopticSegmenter> = {}) =>
   });
 
 Deno.test("panoptic spec: the task, and validation paths", async () => {
-  assertEquals(TASK.PanopticSegmenter, "panoptic");
+  assertEquals([panopticKind.tag, panopticKind.task], ["PanopticSegmenter", "panoptic"]);
   const paths = (m: PanopticSegmenter) => panopticViolations(m).map((v) => `${v.path}: ${v.message}`);
   assertEquals(paths(tiny()), []);
   assertEquals(paths(tiny({ backbone: vitMicro() })), [

@@ -9,6 +9,8 @@ import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
 import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
+import type { Experiment } from "../dsl/experiment.ts";
+import type { Value } from "../ir/value.ts";
 import { quantizeColumns, quantizeMatMuls, quantizeRows } from "../onnx/quantize.ts";
 import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../onnx/quantize_static.ts";
 import { calibrateExport, calibrationImages } from "../eval/export_calibration.ts";
@@ -18,6 +20,7 @@ import { graphStage, plan } from "../ir/plan.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { random } from "../core/random.ts";
 import * as m from "../dsl/model.ts";
 
@@ -65,13 +68,19 @@ const tinyState = async (backbone: keyof typeof BACKBONES) => {
   return { e, state };
 };
 
+/** What the experiment's model kind exports (its graph, outputs and metadata). */
+const kindExport = (e: Experiment, state: ReadonlyMap<string, Value>) =>
+  Effect.runSync(exportedModel(e, state));
+
 const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
   const { e, state } = await tinyState(backbone);
   const [height, width] = e.data.train.cropSize;
   return {
     size: [height, width] as const,
-    float: exportModel(e, state).bytes,
-    int8: exportModel(e, state, undefined, { quantize: backbone === "conv" ? "int8-conv" : "int8" }),
+    float: exportModel(e, state, kindExport(e, state)).bytes,
+    int8: exportModel(e, state, kindExport(e, state), {
+      quantize: backbone === "conv" ? "int8-conv" : "int8",
+    }),
   };
 };
 
@@ -138,9 +147,9 @@ Deno.test("uint8Params: the range widened to hold 0; scale = (max − min) / 255
 Deno.test("export --quantize int8-static: every convolution runs as QLinearConv, agreeing with float32", async () => {
   const { e, state } = await tinyState("mobilenet");
   const [h, w] = e.data.train.cropSize;
-  const ranges = await Effect.runPromise(calibrateExport(e, state, undefined, 8));
-  const float = exportModel(e, state).bytes;
-  const q = exportModel(e, state, undefined, { quantize: "int8-static", ranges });
+  const ranges = await Effect.runPromise(calibrateExport(e, state, kindExport(e, state), 8));
+  const float = exportModel(e, state, kindExport(e, state)).bytes;
+  const q = exportModel(e, state, kindExport(e, state), { quantize: "int8-static", ranges });
   assert(q.metadata["kappa.quantization"]?.startsWith("int8-static"));
   const convs = opCounts(float).get("Conv")!;
   const before = opCounts(q.bytes);
@@ -176,7 +185,7 @@ Deno.test("export --quantize int8-static: every convolution runs as QLinearConv,
 
 Deno.test("quantizeConvsStatic: a tensor without a calibration range is named in the error", async () => {
   const { e, state } = await tinyState("mobilenet");
-  const float = exportModel(e, state).bytes;
+  const float = exportModel(e, state, kindExport(e, state)).bytes;
   const tensors = calibrationTensors(float);
   assertEquals(tensors[0], "images");
   const ranges = new Map(tensors.slice(1).map((t) => [t, { min: -1, max: 1 }]));

@@ -16,6 +16,7 @@ import { CLASSES, LOGITS, LOSS } from "../interpret/segmenter.ts";
 import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { noiseFeed } from "../train/run_state.ts";
 import { execute, type Executor, openSession, type Provider, runSession } from "../runtime/execute.ts";
@@ -190,7 +191,8 @@ Deno.test({
           ...quickstart,
           data: { ...quickstart.data, train: { ...quickstart.data.train, cropSize: [H, W] as const } },
         };
-        const { bytes } = exportModel(e, copyHost(cpu.state));
+        const host = copyHost(cpu.state);
+        const { bytes } = exportModel(e, host, Effect.runSync(exportedModel(e, host)));
         const session = await run(openSession("export", bytes, { provider: "webgpu" }));
         const images = batch(11).images;
         const two = value(

@@ -9,9 +9,10 @@
 import { Data, Effect } from "effect";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
-import { inferenceGraph } from "../interpret/graphs.ts";
-import type { Ranker } from "../interpret/segmenter.ts";
+import { type AnyExperiment, decodeExperiment, type Experiment } from "../dsl/experiment.ts";
+import { inferenceShapes } from "../interpret/shapes.ts";
+import { bindKind } from "../kinds/registry.ts";
+import type { RunReader } from "../kinds/kind.ts";
 import { graphStage, plan } from "../ir/plan.ts";
 import { readJsonFile } from "../io/json_file.ts";
 import { BEST_FILE, latestCheckpoint, loadCheckpoint, readBestRecord } from "./checkpoint.ts";
@@ -47,21 +48,24 @@ const readRunExperiment = (dir: string) =>
   });
 
 /**
- * The state tensors the model's inference graph reads (the graph eval, predict and export run), with
- * their dtypes and shapes. An independent-scheme segmenter's graph holds its ranker too (`ranker.*`), so
- * it is built with the ranker's model; when the ranker's own run cannot be read, nothing is required
- * here, since loading the ranker (train/ranker.ts) reports that problem next.
+ * Another run's experiment with no checkpoint read: what a kind needs of the runs it depends on to build
+ * its inference graph (the independent scheme's ranker gives its model and crop), never their weights.
  */
-export const inferenceParameters = (e: Experiment): Effect.Effect<ExpectedTensor[]> =>
+const experimentOnly: RunReader = (dir) =>
+  Effect.map(readRunExperiment(dir), (experiment) => ({ dir, experiment, state: new Map(), checkpoint: "" }));
+
+/**
+ * The state tensors the model's inference graph reads (the graph eval, predict and export run, as the
+ * model's kind builds it), with their dtypes and shapes. An independent-scheme segmenter's graph holds its
+ * ranker too (`ranker.*`), so its kind reads the ranker's experiment; when that run cannot serve (cannot be
+ * read, is no ranker), nothing is required here, since binding the kind with its weights reports that
+ * problem next.
+ */
+export const inferenceParameters = (e: AnyExperiment): Effect.Effect<ExpectedTensor[]> =>
   Effect.gen(function* () {
-    const [height, width] = e.data.train.cropSize;
-    let ranker: Ranker | undefined;
-    if (e.model._tag === "Segmenter" && e.model.scheme._tag === "Independent") {
-      const r = yield* Effect.result(readRunExperiment(e.model.scheme.ranker));
-      if (r._tag === "Failure" || r.success.model._tag !== "Segmenter") return [];
-      ranker = { model: r.success.model, trainSize: r.success.data.train.cropSize };
-    }
-    const g = inferenceGraph(e.model, { batch: 1, height, width, trainSize: [height, width] }, { ranker });
+    const bound = yield* Effect.result(bindKind(e, experimentOnly));
+    if (bound._tag === "Failure") return [];
+    const g = bound.success.inferenceGraph(inferenceShapes(e, 1));
     return plan("inference", g, [graphStage(g)]).state.map(({ name, dtype, shape }) => ({
       name,
       dtype,

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
+import { type AnyExperiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { type JsonFileError, parseJsonLines, readJsonFile } from "../io/json_file.ts";
 import { onnxRuntimeVersion } from "../runtime/execute.ts";
@@ -30,7 +30,7 @@ export class RunFolderError
 export const CHECKPOINTS = "checkpoints", METRICS = "metrics.jsonl", LOG = "train.log", EXAMPLES = "examples";
 
 /** `runs/<name>-<hash8>` unless `out` is given. */
-export const runDirFor = (e: Experiment, out?: string): string =>
+export const runDirFor = (e: AnyExperiment, out?: string): string =>
   out ?? join("runs", `${e.name}-${experimentHash(e).slice(0, 8)}`);
 
 const git = (...args: string[]): string | undefined => {
@@ -61,7 +61,7 @@ export interface RunMeta {
   readonly versions: Record<string, string | undefined>;
 }
 
-export const runMeta = (e: Experiment, provider: string, threads: number | undefined): RunMeta => ({
+export const runMeta = (e: AnyExperiment, provider: string, threads: number | undefined): RunMeta => ({
   commit: git("rev-parse", "HEAD") ?? "unknown",
   dirty: (git("status", "--porcelain") ?? "") !== "",
   seed: e.train.seed,
@@ -99,7 +99,7 @@ export const readRunSpec = (dir: string): Effect.Effect<unknown, JsonFileError> 
  */
 export const checkRunFolder = (
   dir: string,
-  e: Experiment,
+  e: AnyExperiment,
   { resume, extend = false }: RunFolderOptions,
 ): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
@@ -144,7 +144,7 @@ export const checkRunFolder = (
  */
 export const prepareRunFolder = (
   dir: string,
-  e: Experiment,
+  e: AnyExperiment,
   { resume, extend = false, provider, threads }: RunFolderOptions & { provider: string; threads?: number },
 ): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {

@@ -4,10 +4,12 @@
  * enter the segmenter's graph as frozen state under `ranker.` (no gradient, never updated).
  */
 import { Data, Effect } from "effect";
-import type { Experiment } from "../dsl/experiment.ts";
+import type { ExperimentOf } from "../dsl/experiment.ts";
+import type { Segmenter } from "../dsl/model.ts";
 import type { Ranker } from "../interpret/segmenter.ts";
+import { trainSize } from "../interpret/shapes.ts";
 import type { Value } from "../ir/value.ts";
-import { loadRun } from "./load_run.ts";
+import type { RunReader } from "./kind.ts";
 
 /** The ranker run cannot serve as one. */
 export class RankerError
@@ -26,21 +28,21 @@ export interface LoadedRanker extends Ranker {
 /** Ranker variable names in the segmenter's graph: the ranker's `model.<path>` becomes `ranker.<path>`. */
 export const rankerName = (name: string): string => `ranker.${name.replace(/^model\./, "")}`;
 
-/** The ranker of an independent-scheme experiment (undefined for the joint scheme). */
-export const loadRanker = (e: Experiment) =>
+/** The ranker of an independent-scheme experiment (undefined for the joint scheme), read by `runs`. */
+export const loadRanker = (e: ExperimentOf<Segmenter>, runs: RunReader) =>
   Effect.gen(function* () {
-    if (e.model._tag !== "Segmenter" || e.model.scheme._tag !== "Independent") return undefined;
+    if (e.model.scheme._tag !== "Independent") return undefined;
     const segmenter = e.model, scheme = e.model.scheme;
-    const run = yield* loadRun(scheme.ranker).pipe(
+    const run = yield* runs(scheme.ranker).pipe(
       Effect.mapError((err) => new RankerError({ dir: scheme.ranker, reason: err.message })),
     );
-    const model = run.experiment.model;
-    if (model._tag !== "Segmenter") {
+    if (run.experiment.model._tag !== "Segmenter") {
       return yield* new RankerError({
         dir: scheme.ranker,
-        reason: `its model is a ${model._tag}, not a segmenter`,
+        reason: `its model is a ${run.experiment.model._tag}, not a segmenter`,
       });
     }
+    const model = run.experiment.model as Segmenter;
     if (!model.xi) {
       return yield* new RankerError({ dir: scheme.ranker, reason: "its model has no multi-label head (xi)" });
     }
@@ -55,7 +57,7 @@ export const loadRanker = (e: Experiment) =>
     );
     return {
       model,
-      trainSize: run.experiment.data.train.cropSize,
+      trainSize: trainSize(run.experiment),
       state,
       checkpoint: run.checkpoint,
     } satisfies LoadedRanker;
