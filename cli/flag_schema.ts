@@ -11,7 +11,7 @@
  */
 import { Option } from "effect";
 import { Argument, Flag } from "effect/cli";
-import { badPath, BOUNDS, boundsText, type IntBounds, outOfBounds } from "../dsl/bounds.ts";
+import { badPath, boundsText, type IntBounds, outOfBounds } from "../dsl/bounds.ts";
 import { userPath } from "./user_path.ts";
 
 export { badPath, BOUNDS, boundsText, type IntBounds, maxThreads, outOfBounds } from "../dsl/bounds.ts";

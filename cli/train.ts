@@ -4,7 +4,7 @@
  */
 import { Console, Data, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { type Experiment, loadExperiment, withOverrides } from "../dsl/experiment.ts";
+import { loadExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
