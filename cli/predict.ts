@@ -8,7 +8,7 @@ import { Console, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { readRgb, type RgbImage } from "../data/decode.ts";
+import { maxPixelsOf, readRgb, type RgbImage } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
@@ -74,7 +74,7 @@ export const predictCommand = Command.make("predict", {
     yield* Effect.promise(() => mkdir(a.out, { recursive: true }));
     const results: unknown[] = [];
     for (const file of images) {
-      const img = yield* readRgb(file);
+      const img = yield* readRgb(file, { maxPixels: maxPixelsOf(e.data.dataset) });
       const p = a.exportSize ? yield* predictAtExportSize(predictor, img, e) : yield* atTestSize(img);
       const stem = basename(file, extname(file));
       const mask = colorizeMask(p.classes, img.width, img.height, classes.colors, classes.ignoreIndex);

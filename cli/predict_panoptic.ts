@@ -9,7 +9,7 @@
 import { Console, Effect } from "effect";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { readRgb } from "../data/decode.ts";
+import { maxPixelsOf, readRgb } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
@@ -61,7 +61,7 @@ export const predictPanoptic = (
     yield* Effect.promise(() => mkdir(out, { recursive: true }));
     const annotations: unknown[] = [];
     for (const file of images) {
-      const img = yield* readRgb(file);
+      const img = yield* readRgb(file, { maxPixels: maxPixelsOf(e.data.dataset) });
       const crop = e.data.train.cropSize;
       // --export-size: the exported model's rule (fit inside the crop, pad bottom/right to it, merge on the
       // image's region, ids back to the image's size by nearest neighbour); else the test pipeline's size.

@@ -11,7 +11,7 @@ import { defaultColor } from "./classes.ts";
 import { RgbSchema } from "../dsl/dataset.ts";
 import { readJsonFile } from "./config_file.ts";
 import type { Dataset, SampleRef } from "./dataset.ts";
-import { readSegmentIds, readSize } from "./decode.ts";
+import { type DecodeLimits, readSegmentIds, readSize } from "./decode.ts";
 import {
   type DataError,
   type FileError,
@@ -231,7 +231,9 @@ export const openCocoPanoptic = (
         }
         const png = join(panopticDir, annotation.file_name);
         const info = imageById.get(annotation.image_id)!;
-        return readPanopticImage(sample, annotation, info, png, json.categories, mapping, jsonFile);
+        return readPanopticImage(sample, annotation, info, png, json.categories, mapping, jsonFile, {
+          maxPixels: spec.maxPixels,
+        });
       },
     };
   });
@@ -250,9 +252,12 @@ const readPanopticImage = (
   categories: readonly PanopticCategory[],
   mapping: LabelMapping,
   jsonFile: string,
+  limits: DecodeLimits,
 ): Effect.Effect<PanopticImage, FileError> =>
   Effect.gen(function* () {
-    const [ids, size] = yield* Effect.all([readSegmentIds(png), readSize(sample.image)], { concurrency: 2 });
+    const [ids, size] = yield* Effect.all([readSegmentIds(png, limits), readSize(sample.image)], {
+      concurrency: 2,
+    });
     const bad = (message: string) => Effect.fail(new InvalidLabels({ file: png, message }));
     if (ids.width !== size.width || ids.height !== size.height) {
       return yield* bad(

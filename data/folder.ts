@@ -6,7 +6,7 @@ import { Effect } from "effect";
 import { basename, isAbsolute, join } from "node:path";
 import { type ClassTable, fromInline, readClassTable } from "./classes.ts";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
-import { readMask, readRgb } from "./decode.ts";
+import { type DecodeLimits, readMask, readRgb } from "./decode.ts";
 import { type DataError, type FileError, InvalidLabels, MissingMask, type Problem } from "./errors.ts";
 import {
   applyLabelMapping,
@@ -112,13 +112,17 @@ export const pairedDataset = (
   samples,
   // Tagged errors carry more than a problem's two fields; a Dataset lists plain problems.
   problems: problems.map(({ file, message }) => ({ file, message })),
-  read: (sample) => readPair(sample, mapping),
+  read: (sample) => readPair(sample, mapping, { maxPixels: spec.maxPixels }),
 });
 
 /** Decodes an image and its mask, checks they match, and maps the mask to training ids. */
-export const readPair = (sample: SampleRef, mapping: LabelMapping): Effect.Effect<LabeledImage, FileError> =>
+export const readPair = (
+  sample: SampleRef,
+  mapping: LabelMapping,
+  limits: DecodeLimits = {},
+): Effect.Effect<LabeledImage, FileError> =>
   Effect.gen(function* () {
-    const [image, mask] = yield* Effect.all([readRgb(sample.image), readMask(sample.mask)], {
+    const [image, mask] = yield* Effect.all([readRgb(sample.image, limits), readMask(sample.mask, limits)], {
       concurrency: 2,
     });
     if (image.width !== mask.width || image.height !== mask.height) {
