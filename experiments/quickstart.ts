@@ -53,6 +53,9 @@ export default experiment({
     paramGroups: [{ pattern: "^model\\.backbone\\.", lrMult: 0.1, wdMult: 1 }],
     logEvery: 20,
     checkpointEvery: 125,
+    // Validated at steps 125, 250, 375 and at the end (500): the report's curves get 4 points. Each
+    // evaluation looks at all 101 val frames (the best checkpoint and the final table on one image set).
+    evalEvery: 125,
   }),
   eval: evalConfig({ examples: 4 }),
 });
