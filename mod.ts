@@ -1,9 +1,10 @@
 /**
  * kappa's public API: what a project of your own imports to compose, validate, compile, train, evaluate
- * and export segmenters. Import this file (by path or file URL) and nothing else of kappa's:
+ * and export segmenters. Import this file and nothing else of kappa's, through an import-map entry
+ * `"kappa/": "<file URL of the checkout>/"` in your deno.json (README, "Composing a segmenter"):
  *
  * ```ts
- * import * as k from "../kappa/mod.ts";
+ * import * as k from "kappa/mod.ts";
  *
  * const model = k.segmenter({ classes: 11, ignoreIndex: 11, backbone: k.convNet(), psi: k.linearPsi() });
  * const e = k.experiment({ name: "mine", model, data: { dataset: k.camvid, train: k.trainPipeline(),

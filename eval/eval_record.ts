@@ -38,6 +38,13 @@ export const EvalRecord = Schema.Struct({
   mIoUBase: Schema.optional(Ratio),
   mIoUNovel: Schema.optional(Ratio),
   classes: Schema.Array(ClassResult),
+  /**
+   * Classes labelled in every evaluated image: each one's multi-label AP is 100 whatever the scores (on
+   * CamVid every frame holds all 11 classes, so mAP is 100 for any model). Absent in older records.
+   */
+  classesInEveryImage: Schema.optional(Schema.Array(Schema.String)),
+  /** Classes labelled in at least one evaluated image: the classes mAP averages over. */
+  classesPresent: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
   /** How predictions were made, e.g. "whole" or "slide". */
   mode: Schema.String,
 });
@@ -134,8 +141,20 @@ export const makeEvalRecord = (
     acc: toPercent(segmentation.acc[c]),
     ...(novel === undefined ? {} : { novel: novel[c] === 1 }),
   })),
+  ...classPresence(segmentation, classNames),
   mode,
 });
+
+/** Which classes occur in every evaluated image and how many occur at all (when the summary counted them). */
+const classPresence = (s: SegmentationSummary, classNames: readonly string[]) => {
+  const perClass = s.imagesPerClass;
+  if (perClass === undefined || s.images === undefined || s.images === 0) return {};
+  const everywhere = [...perClass.keys()].filter((c) => perClass[c] === s.images);
+  return {
+    classesInEveryImage: everywhere.map((c) => classNames[c] ?? `class_${c}`),
+    classesPresent: perClass.filter((n) => n > 0).length,
+  };
+};
 
 /** Writes `<runDir>/eval-<split>.json` atomically and returns its path. */
 export const writeEvalRecord = (runDir: string, record: EvalRecord): Effect.Effect<string, EvalRecordError> =>

@@ -15,7 +15,7 @@ import { basename, join, resolve } from "node:path";
 import type { ExperimentOf } from "../dsl/experiment.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { trainSize } from "../interpret/shapes.ts";
-import { readRgb } from "../data/decode.ts";
+import { maxPixelsOf, readRgb } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
@@ -82,7 +82,7 @@ export const panopticPrediction = (e: ExperimentOf<PanopticSegmenter>): Predicti
       return {
         predict: (file, stem) =>
           Effect.gen(function* () {
-            const img = yield* readRgb(file);
+            const img = yield* readRgb(file, { maxPixels: maxPixelsOf(e.data.dataset) });
             // --export-size: the exported model's rule (fit inside the crop, pad bottom/right to it, merge
             // on the image's region, ids back to the image's size by nearest neighbour); else the test
             // pipeline's size.

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { ExperimentOf } from "../dsl/experiment.ts";
 import type { Segmenter } from "../dsl/model.ts";
 import { trainSize } from "../interpret/shapes.ts";
-import { readRgb, type RgbImage } from "../data/decode.ts";
+import { maxPixelsOf, readRgb, type RgbImage } from "../data/decode.ts";
 import { rescaleSize, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { openDataset } from "../data/open.ts";
@@ -49,7 +49,7 @@ export const semanticPrediction = (e: ExperimentOf<Segmenter>, ranker?: LoadedRa
       return {
         predict: (file, stem) =>
           Effect.gen(function* () {
-            const img = yield* readRgb(file);
+            const img = yield* readRgb(file, { maxPixels: maxPixelsOf(e.data.dataset) });
             const p = request.exportSize
               ? yield* predictAtExportSize(predictor, img, e)
               : yield* atTestSize(img);
