@@ -1,9 +1,10 @@
 /**
  * kappa's public API: what a project of your own imports to compose, validate, compile, train, evaluate
- * and export segmenters. Import this file (by path or file URL) and nothing else of kappa's:
+ * and export segmenters. Import this file and nothing else of kappa's, through an import-map entry
+ * `"kappa/": "<file URL of the checkout>/"` in your deno.json (README, "Composing a segmenter"):
  *
  * ```ts
- * import * as k from "../kappa/mod.ts";
+ * import * as k from "kappa/mod.ts";
  *
  * const model = k.segmenter({ classes: 11, ignoreIndex: 11, backbone: k.convNet(), psi: k.linearPsi() });
  * const e = k.experiment({ name: "mine", model, data: { dataset: k.camvid, train: k.trainPipeline(),
@@ -14,7 +15,7 @@
  * ```
  *
  * The layers under it follow the data flow: specs (`dsl/`) → the interpreter (`interpret/`) → layers
- * (`layers/`) → the plan IR and runtime (`plan/`); data loading (`data/`), training (`train/`) and
+ * (`layers/`) → the IR (`ir/`) → ONNX (`onnx/`) → the runtime (`runtime/`); data loading (`data/`), training (`train/`) and
  * evaluation (`eval/`) are Effect programs over them. README.md, "Architecture", has the whole map.
  */
 
@@ -24,16 +25,20 @@ export * from "./dsl/dataset.ts";
 export * from "./dsl/datasets.ts";
 export * from "./dsl/training.ts";
 export {
+  type AnyExperiment,
   DataConfig,
   decodeExperiment,
   Experiment,
   experiment,
   experimentHash,
   experimentJson,
+  type ExperimentOf,
   experimentViolations,
   loadExperiment,
+  withOverrides,
 } from "./dsl/experiment.ts";
-export { decodeSegmenter, modelViolations, SpecError, type Violation } from "./dsl/validate.ts";
+export { decodeSegmenter, SpecError, type Violation } from "./dsl/validate.ts";
+export { type ModelSchema, modelViolations, registerModelSchema } from "./dsl/model_kinds.ts";
 export { InvalidConfig } from "./dsl/decode.ts";
 export { canonicalJson, specHash } from "./dsl/canonical.ts";
 
@@ -41,7 +46,7 @@ export { canonicalJson, specHash } from "./dsl/canonical.ts";
 export { inferenceGraph, lossGraph, trainingGraph, trainingStages } from "./interpret/graphs.ts";
 /** The panoptic kind's graphs and names (cost graph → Hungarian matching host stage → loss + update). */
 export * as panoptic from "./interpret/panoptic.ts";
-export type { Shapes } from "./interpret/shapes.ts";
+export { inferenceShapes, type Shapes, trainShapes, trainSize } from "./interpret/shapes.ts";
 export {
   ATTENTIVE_LOSS,
   CLASSES,
@@ -63,34 +68,37 @@ export {
   formatDescription,
   type ModelDescription,
 } from "./interpret/describe.ts";
-export { requireTask, TASK, type Task, UnsupportedModelKind } from "./interpret/kinds.ts";
 export { optimizerConfig } from "./interpret/optimizer.ts";
 
+// ── Layers a kind of your own builds its graphs from (the built-in kinds' heads live in layers/)
+export { backbone, type Features } from "./layers/backbone.ts";
+export { linear } from "./layers/linear.ts";
+
 // ── The engine: IR, ops, autodiff, in-graph optimizers, ONNX export, runtime
-export { Graph, GraphError, Tensor } from "./plan/graph.ts";
-export * as ops from "./plan/ops.ts";
-export { printGraph } from "./plan/print.ts";
-export { adamW, minimize, type OptimizerConfig, sgd } from "./plan/optim.ts";
-export { exportOnnx } from "./plan/export.ts";
+export { Graph, GraphError, Tensor } from "./ir/graph.ts";
+export * as ops from "./ir/ops.ts";
+export { printGraph } from "./ir/print.ts";
+export { adamW, minimize, type OptimizerConfig, sgd } from "./ir/optim.ts";
+export { exportOnnx } from "./onnx/export.ts";
+export { graphStage, type Plan, plan, RuntimeError } from "./ir/plan.ts";
+export { type Value, value } from "./ir/value.ts";
 export {
   execute,
   type Executor,
-  graphStage,
   openSession,
-  type Plan,
-  plan,
   type Provider,
   PROVIDERS,
   ProviderUnavailable,
-  RuntimeError,
   type RuntimeOptions,
-  type Value,
-  value,
-} from "./plan/runtime.ts";
+} from "./runtime/execute.ts";
 
 // ── Data: readers, loaders (Effect streams), validation
 export { openDataset } from "./data/open.ts";
 export { defaultWorkers, testLoader, trainLoader } from "./data/loader.ts";
+export { readRgb, type RgbImage } from "./data/decode.ts";
+export { rescaleSize, resizeRgb } from "./data/resize.ts";
+export { normalizeRgb } from "./data/normalize.ts";
+export type { Dataset } from "./data/dataset.ts";
 export { mixedTrainLoader } from "./data/mixed_loader.ts";
 export {
   type ImageLevelSource,
@@ -111,12 +119,54 @@ export type { LayerRule, NameTable } from "./weights/name_table.ts";
 export { foldBatchNorm } from "./weights/fold_batch_norm.ts";
 export { pretrainedValues } from "./interpret/pretrained.ts";
 
+// ── Model kinds: one record per kind (its training, evaluation, prediction and export); registering one
+//    (with `registerModelSchema` for its spec) makes train / eval / predict / export run it
+export {
+  type BatchFeeds,
+  type BoundKind,
+  type ModelKind,
+  type ReadRun,
+  type RunReader,
+  type Training,
+  UnknownModelKind,
+  UnsupportedModelKind,
+} from "./kinds/kind.ts";
+export { bindKind, kindOf, kindPart, registerKind, requireKind } from "./kinds/registry.ts";
+export { semanticKind } from "./kinds/semantic.ts";
+export { panopticKind } from "./kinds/panoptic.ts";
+export { classifierKind } from "./kinds/classifier.ts";
+export { checkClasses, ExperimentDataMismatch } from "./kinds/checks.ts";
+export {
+  bestMetric,
+  type Evaluation,
+  type EvaluationRequest,
+  type Failure,
+  type Headline,
+  type RecordMeta,
+  writeEvaluationRecord,
+} from "./eval/evaluation.ts";
+export {
+  type ImagePredictor,
+  type ImageResult,
+  outputStems,
+  predictFiles,
+  type PredictFilesOptions,
+  type Prediction as KindPrediction,
+  PredictionStopped,
+  type PredictRequest,
+  type RunState,
+} from "./eval/prediction.ts";
+export { parametersDigest } from "./eval/parameters_digest.ts";
+export { evalRecordName } from "./eval/eval_record.ts";
+
 // ── Programs: train, evaluate, predict, classify, export
 export { train, type TrainOptions, type TrainResult } from "./train/train.ts";
 export { type LoadedRun, loadRun } from "./train/load_run.ts";
 export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
 export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";
-export { exportModel } from "./eval/export_model.ts";
+export { type ExportedModel, type Exporting, exportModel } from "./eval/export_model.ts";
+/** What `exportModel` exports for an experiment's state: its kind's graph, outputs and metadata. */
+export { exportedModel, NoRunReader, noRuns } from "./kinds/export.ts";
 export { baseNovelMIoU, novelMask, UnknownNovelClass } from "./eval/base_novel.ts";
 export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";
 export {
@@ -129,3 +179,7 @@ export {
 } from "./eval/panoptic_eval.ts";
 export { mergePanoptic, pasteSegments, prepareMerge } from "./eval/panoptic_merge.ts";
 export { panopticAccumulator } from "./eval/panoptic_quality.ts";
+export { type EvalRecord, EvalRecordError, readEvalRecord } from "./eval/eval_record.ts";
+/** The trivial predictors a model must beat: the most frequent training class (semantic) or stuff class (PQ). */
+export { type MajorityBaseline, majorityBaseline } from "./eval/trivial.ts";
+export { trivialPanopticQuality } from "./eval/panoptic_eval.ts";

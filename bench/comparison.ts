@@ -9,8 +9,8 @@ import {
   formatRelative as rel,
   formatSpread as spread,
   table,
-} from "./markdown.ts";
-import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "./stats.ts";
+} from "../figures/markdown.ts";
+import { gflops, largestRelativeDifference, relativeDifference, type Summary } from "../figures/stats.ts";
 
 /** Largest relative loss difference accepted before the first update (only summation order differs). */
 export const FIRST_LOSS_TOLERANCE = 1e-5;

@@ -15,12 +15,17 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { cpus } from "node:os";
-import { recordSection, table } from "./markdown.ts";
-import { camvid, coco133 } from "../dsl/datasets.ts";
-import type { DataError } from "../data/errors.ts";
-import { trainLoader } from "../data/loader.ts";
-import { openDataset } from "../data/open.ts";
-import { type DatasetSpec, type TrainPipeline, trainPipeline } from "../dsl/dataset.ts";
+import { recordSection, table } from "../figures/markdown.ts";
+import {
+  camvid,
+  coco133,
+  type DataError,
+  type DatasetSpec,
+  openDataset,
+  trainLoader,
+  type TrainPipeline,
+  trainPipeline,
+} from "../mod.ts";
 
 /** images/s of the training pipeline for one configuration. */
 export interface ThroughputRow {

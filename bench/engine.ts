@@ -9,7 +9,7 @@
  * processes put on the CPU meanwhile is measured and reported.
  */
 import { Effect } from "effect";
-import { execute, graphStage, type Plan, plan, type Value } from "../plan/runtime.ts";
+import { execute, graphStage, type Plan, plan, type Value } from "../mod.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats, timeGraph, timeRuns } from "./measure.ts";
 import {
@@ -26,7 +26,7 @@ import { describeBlas, runPeer } from "./peer.ts";
 import { ownMinorFaults, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { poolRounds, type Round } from "./rounds.ts";
 import { profileSteps } from "./profile.ts";
-import { recordSection } from "./markdown.ts";
+import { recordSection } from "../figures/markdown.ts";
 import { checkEqualWork } from "./comparison.ts";
 import { type EngineFigures, renderEngine } from "./report.ts";
 

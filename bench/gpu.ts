@@ -12,13 +12,20 @@
 import { Effect } from "effect";
 import { fileURLToPath } from "node:url";
 import quickstart from "../experiments/quickstart.ts";
-import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
-import { optimizerConfig } from "../interpret/optimizer.ts";
-import { NOISE } from "../layers/dropout.ts";
-import { noiseFeed } from "../train/run_state.ts";
-import { execute, graphStage, plan, type Provider, type Value, value } from "../plan/runtime.ts";
+import {
+  execute,
+  graphStage,
+  inferenceGraph,
+  optimizerConfig,
+  plan,
+  type Provider,
+  trainingGraph,
+  type Value,
+  value,
+} from "../mod.ts";
+import { NOISE, noiseFeed } from "../profiling.ts";
 import { machine } from "./machine.ts";
-import { recordSection } from "./markdown.ts";
+import { recordSection } from "../figures/markdown.ts";
 
 interface Options {
   readonly height: number;

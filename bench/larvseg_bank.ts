@@ -12,16 +12,23 @@
  * timed on their own too.
  */
 import { Effect } from "effect";
-import * as m from "../dsl/model.ts";
-import { sgdSpec, trainConfig } from "../dsl/training.ts";
-import { trainingStages } from "../interpret/graphs.ts";
-import { optimizerConfig } from "../interpret/optimizer.ts";
-import { IMAGE_LABELS, PIXEL_LABELLED } from "../interpret/segmenter.ts";
-import { execute, plan, type Stage, type Value, value } from "../plan/runtime.ts";
-import { random } from "../core/random.ts";
+import * as m from "../mod.ts";
+import {
+  execute,
+  IMAGE_LABELS,
+  optimizerConfig,
+  PIXEL_LABELLED,
+  plan,
+  sgdSpec,
+  trainConfig,
+  trainingStages,
+  type Value,
+  value,
+} from "../mod.ts";
+import { random, type Stage } from "../profiling.ts";
 import { VOCABULARY } from "./vocab.ts";
-import { recordSection, table } from "./markdown.ts";
-import { flag } from "./grid_runs.ts";
+import { recordSection, table } from "../figures/markdown.ts";
+import { flag } from "../figures/flags.ts";
 
 const D = 64, BATCH = 2;
 

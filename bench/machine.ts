@@ -13,7 +13,7 @@ export interface Machine {
 /**
  * The CPU as /proc/cpuinfo describes its first core, with the widest vector extension it reports and
  * whether it has VNNI (int8 dot products that accumulate in int32: without it ONNX Runtime's u8·s8 kernels
- * add pairs of products in a saturating int16, see plan/quantize.ts).
+ * add pairs of products in a saturating int16, see onnx/quantize.ts).
  */
 export const describeCpu = (cpuinfo: string): string => {
   const field = (key: string) => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1]?.trim();

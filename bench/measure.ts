@@ -3,11 +3,9 @@
  * CPU, the ceiling that other benchmarks divide their model FLOP/s by.
  */
 import { Effect } from "effect";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { execute, graphStage, plan, type Value, value } from "../plan/runtime.ts";
-import { random } from "../core/random.ts";
-import { gflops, summarize, type Summary } from "./stats.ts";
+import { execute, Graph, graphStage, ops as o, plan, type Value, value } from "../mod.ts";
+import { random } from "../profiling.ts";
+import { gflops, summarize, type Summary } from "../figures/stats.ts";
 
 export interface Repeats {
   /** Runs before timing starts (session warm-up, arena growth, caches). */

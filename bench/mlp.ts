@@ -3,18 +3,22 @@
  * its fixed batch, the FLOPs it does, a graph that only moves the same state in and out, and the file
  * that hands our initial parameters and the batch to the PyTorch peer.
  */
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { uniform, zeros } from "../plan/init.ts";
-import { minimize, parameters, sgd } from "../plan/optim.ts";
-import { type Plan, type Value, value } from "../plan/runtime.ts";
-import { liveNodes } from "../plan/onnx.ts";
-import { type Prim, type Rule, RULES } from "../plan/primitives.ts";
-import { describe } from "../plan/describe.ts";
-import { linear } from "../layers/linear.ts";
-import { softmaxCrossEntropy } from "../layers/losses.ts";
-import { random } from "../core/random.ts";
-import { encodeSafetensors, type Tensor as StoredTensor } from "../io/safetensors.ts";
+import { Graph, minimize, ops as o, type Plan, sgd, type Value, value } from "../mod.ts";
+import {
+  describe,
+  encodeSafetensors,
+  linear,
+  liveNodes,
+  parameters,
+  type Prim,
+  random,
+  type Rule,
+  RULES,
+  softmaxCrossEntropy,
+  type StoredTensor,
+  uniform,
+  zeros,
+} from "../profiling.ts";
 
 export interface MlpSpec {
   /** Layer widths, input first: 784 → 1024 → 1024 → 10 has three Linear layers. */

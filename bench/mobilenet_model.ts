@@ -10,12 +10,9 @@
  * from the file `mobileNetPeerInputs` writes.
  */
 import { Effect } from "effect";
-import type { Graph } from "../plan/graph.ts";
-import { type Value, value } from "../plan/runtime.ts";
-import { pretrainedValues } from "../interpret/pretrained.ts";
+import { type Graph, pretrainedValues, type Value, value } from "../mod.ts";
+import { liveNodes, type Prim, type Rule, RULES } from "../profiling.ts";
 import { rowModel } from "../experiments/rankseg-pretrained/grid.ts";
-import { liveNodes } from "../plan/onnx.ts";
-import { type Prim, type Rule, RULES } from "../plan/primitives.ts";
 import { headConfig, peerInputs, type PerfModel } from "./segmenter_model.ts";
 import type { FlopSplit } from "./perf_mobilenet_report.ts";
 

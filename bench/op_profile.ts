@@ -10,8 +10,8 @@
  * robust to the background load; absolute milliseconds are not.
  */
 import type { TraceEvent } from "./profile.ts";
-import { summarize } from "./stats.ts";
-import { fixed, formatMs, formatPercent as pct, table } from "./markdown.ts";
+import { summarize } from "../figures/stats.ts";
+import { fixed, formatMs, formatPercent as pct, table } from "../figures/markdown.ts";
 
 /** A trace event of a node, with the shape arguments ORT records. */
 export interface NodeEvent extends TraceEvent {

@@ -4,7 +4,7 @@
  * happen (Gemm, FusedMatMul, BiasGelu, …) and which patterns stay unfused.
  */
 import * as ort from "onnxruntime-node";
-import { decodeOnnx } from "../plan/onnx.ts";
+import { decodeOnnx } from "../profiling.ts";
 
 /** Op types (domain-qualified outside the default domain) and how often each occurs. */
 export const opCounts = (bytes: Uint8Array): Map<string, number> => {

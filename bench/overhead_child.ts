@@ -4,7 +4,7 @@
  * setting is measured in a fresh process. Argument: JSON { threads, recycle, warmup, runs }; prints the
  * `StepProfile` as one JSON line.
  */
-import { graphStage, plan } from "../plan/runtime.ts";
+import { graphStage, plan } from "../mod.ts";
 import { profileSteps } from "./profile.ts";
 import { PERF_MODEL, perfFeeds, perfTrainingGraph } from "./segmenter_model.ts";
 

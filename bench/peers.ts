@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import type { Repeats } from "./measure.ts";
 import { peerScript } from "./peer.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 export type SideName = "eager" | "compile" | "eager-bf16" | "compile-bf16" | "jax";
 

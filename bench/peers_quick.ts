@@ -6,8 +6,8 @@
  *
  * `--compile-threads=1`: the torch.compile sides run at T = 1 only (their T = 2 kernels compile anew).
  */
-import { graphStage, plan } from "../plan/runtime.ts";
-import { exportModel } from "../eval/export_model.ts";
+import { Effect } from "effect";
+import { exportedModel, exportModel, graphStage, plan } from "../mod.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES } from "./peers.ts";
 import { type PeersFigures, renderPeers, type SideFigures } from "./peers_report.ts";
@@ -21,7 +21,7 @@ import {
   perfTrainingGraph,
 } from "./segmenter_model.ts";
 import { averageLoad, withLoad } from "./load.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 const log = (line: string) => console.error(`peers quick: ${line}`);
 const only = Deno.args.find((a) => a.startsWith("--sides="))?.slice(8).split(",");
@@ -30,7 +30,11 @@ const TRAIN = { warmup: 2, runs: 3 }, INFER = { warmup: 2, runs: 10 }, TRACK = 3
 
 const pm = PERF_MODEL, g = perfTrainingGraph(pm), p = plan(g.name, g, [graphStage(g)]);
 const feeds = perfFeeds(pm), initial = await initialState(p, 0);
-const exported = exportModel(perfExperiment(pm), initial).bytes;
+const exported = exportModel(
+  perfExperiment(pm),
+  initial,
+  Effect.runSync(exportedModel(perfExperiment(pm), initial)),
+).bytes;
 const image = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
 const inputs = await Deno.makeTempFile({ suffix: ".safetensors" });
 await Deno.writeFile(inputs, peerInputs(pm, g, initial));

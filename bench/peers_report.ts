@@ -14,8 +14,8 @@ import {
   formatRelative as rel,
   formatSpread as spread,
   table,
-} from "./markdown.ts";
-import { relativeDifference, type Summary } from "./stats.ts";
+} from "../figures/markdown.ts";
+import { relativeDifference, type Summary } from "../figures/stats.ts";
 
 /** The goals against the strongest peers. */
 export const PEER_GOALS = {

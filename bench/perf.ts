@@ -10,12 +10,19 @@
  * at a time in alternating rounds, and reports the load other processes put on the CPU meanwhile.
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../plan/runtime.ts";
-import { describe } from "../plan/describe.ts";
-import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
-import { optimizerConfig } from "../interpret/optimizer.ts";
-import { exportModel } from "../eval/export_model.ts";
-import { camvid, defaultWorkers, trainPipeline } from "../data/mod.ts";
+import {
+  camvid,
+  defaultWorkers,
+  exportedModel,
+  exportModel,
+  graphStage,
+  inferenceGraph,
+  optimizerConfig,
+  plan,
+  trainingGraph,
+  trainPipeline,
+} from "../mod.ts";
+import { describe, toOnnx } from "../profiling.ts";
 import quickstart from "../experiments/quickstart.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
@@ -35,8 +42,8 @@ import {
 import { type OursThread, peersEqualWork, type PeersFigures, type SideFigures } from "./peers_report.ts";
 import { describeBlas } from "./peer.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
-import { recordSection } from "./markdown.ts";
-import { summarize } from "./stats.ts";
+import { recordSection } from "../figures/markdown.ts";
+import { summarize } from "../figures/stats.ts";
 import { checkEqualWork } from "./comparison.ts";
 import { loaderImagesPerSecond } from "./data.ts";
 import { graphOps } from "./optimized_graph.ts";
@@ -269,10 +276,11 @@ export const main = async (args: string[]): Promise<void> => {
   const feeds = perfFeeds(pm);
   const image = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
   const initial = await initialState(p, SEED);
-  const exported = exportModel(perfExperiment(pm), initial).bytes;
+  const model = Effect.runSync(exportedModel(perfExperiment(pm), initial));
+  const exported = exportModel(perfExperiment(pm), initial, model).bytes;
   // The reduced-precision inference class: the same export with its parameter matmuls in int8 (the perf
   // model has no convolution, so int8-static would be the same model; BENCHMARKS.md "Reduced precision").
-  const exportedInt8 = exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8" }).bytes;
+  const exportedInt8 = exportModel(perfExperiment(pm), initial, model, { quantize: "int8" }).bytes;
   const peerFile = await Deno.makeTempFile({ prefix: "kappa-perf-", suffix: ".safetensors" });
   await Deno.writeFile(peerFile, peerInputs(pm, g, initial));
 
@@ -420,7 +428,9 @@ export const main = async (args: string[]): Promise<void> => {
   const graphs = [
     await graphOps(
       "training step",
-      training._tag === "GraphStage" ? training.lowered.bytes : new Uint8Array(),
+      training._tag === "GraphStage"
+        ? toOnnx(training.graph, { outputs: training.outputs }).bytes
+        : new Uint8Array(),
     ),
     await graphOps("exported model", exported),
   ];

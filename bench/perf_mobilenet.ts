@@ -12,18 +12,15 @@
  *   --note=TEXT     a sentence on the machine's load for the section (e.g. "a grid ran beside it")
  */
 import { Effect } from "effect";
-import { graphStage, plan } from "../plan/runtime.ts";
-import { exportModel } from "../eval/export_model.ts";
-import { calibrationRanges } from "../eval/export_calibration.ts";
-import { inferenceGraph } from "../interpret/graphs.ts";
-import { describe } from "../plan/describe.ts";
+import { exportedModel, exportModel, graphStage, inferenceGraph, plan } from "../mod.ts";
+import { calibrationRanges, describe } from "../profiling.ts";
 import { machine } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES, type ThreadConfig, tuneSide } from "./peers.ts";
 import { averageLoad, type Load, waitForQuiet, withLoad } from "./load.ts";
-import { recordSection } from "./markdown.ts";
-import { summarize } from "./stats.ts";
+import { recordSection } from "../figures/markdown.ts";
+import { summarize } from "../figures/stats.ts";
 import { initialState, timeInference, timeTraining } from "./perf_runs.ts";
 import { perfBatch, perfExperiment, perfFeeds, perfTrainingGraph, shapesOf } from "./segmenter_model.ts";
 import {
@@ -66,7 +63,8 @@ export const main = async (args: string[]): Promise<void> => {
   const p = plan(g.name, g, [graphStage(g)]);
   const feeds = perfFeeds(pm);
   const state = await withPretrained(pm, g, await initialState(p, 0));
-  const exported = exportModel(perfExperiment(pm), state).bytes;
+  const model = Effect.runSync(exportedModel(perfExperiment(pm), state));
+  const exported = exportModel(perfExperiment(pm), state, model).bytes;
   const batchImages = perfBatch(pm).images, perImage = 3 * pm.size * pm.size;
   const image = batchImages.slice(0, perImage);
   // The reduced-precision inference class: the int8-static export, its activation scales calibrated on
@@ -78,7 +76,7 @@ export const main = async (args: string[]): Promise<void> => {
   const ranges = await Effect.runPromise(
     calibrationRanges(exported, calibration, [pm.size, pm.size], new Set(state.keys())),
   );
-  const exportedInt8 = exportModel(perfExperiment(pm), state, undefined, { quantize: "int8-static", ranges })
+  const exportedInt8 = exportModel(perfExperiment(pm), state, model, { quantize: "int8-static", ranges })
     .bytes;
   const inputs = await Deno.makeTempFile({ prefix: "kappa-mobilenet-", suffix: ".safetensors" });
   await Deno.writeFile(inputs, mobileNetPeerInputs(pm, g, state));

@@ -16,8 +16,8 @@ import {
   formatRelative as rel,
   formatSpread as spread,
   table,
-} from "./markdown.ts";
-import { gflops, largestRelativeDifference, type Summary } from "./stats.ts";
+} from "../figures/markdown.ts";
+import { gflops, largestRelativeDifference, type Summary } from "../figures/stats.ts";
 
 /** FLOPs of a graph by kind of operation (2 per multiply-add in matmuls and convolutions). */
 export interface FlopSplit {

@@ -25,8 +25,8 @@ import {
   formatRelative as rel,
   formatSpread as spread,
   table,
-} from "./markdown.ts";
-import { gflops, type Summary } from "./stats.ts";
+} from "../figures/markdown.ts";
+import { gflops, type Summary } from "../figures/stats.ts";
 import { type HeadVariant, VARIANT_LABEL } from "./vocab.ts";
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench perf";
@@ -657,7 +657,7 @@ the ${stateM} M floats of state (parameters and momentum) in, onnxruntime-node c
 every output into a fresh JS array, and our host work. Pre-allocated outputs (\`session.run(feeds, fetches)\`) do
 not avoid the copy: the binding writes into them and then copies them out as well. What shrank it: a state
 array a run produced is released as soon as the next run replaces it, and glibc's malloc keeps freed memory
-(\`plan/host_memory.ts\`), so each step's output arrays reuse the previous step's pages instead of faulting in
+(\`runtime/host_memory.ts\`), so each step's output arrays reuse the previous step's pages instead of faulting in
 new ones. Each setting measured in its own process.
 
 ${overheadTable(f)}

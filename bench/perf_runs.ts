@@ -4,8 +4,8 @@
  */
 import { Effect } from "effect";
 import { fileURLToPath } from "node:url";
-import { execute, openSession, type Plan, type Value, value } from "../plan/runtime.ts";
-import type { HostArray } from "../plan/dtype.ts";
+import { execute, openSession, type Plan, type Value, value } from "../mod.ts";
+import { type HostArray, tensorFeeds } from "../profiling.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import {
   type InferenceProfile,
@@ -66,7 +66,7 @@ export const timeInference = (
 ): Promise<{ ms: number[]; outputs: InferenceOutputs }> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
     const session = yield* openSession("inference", bytes, { threads, optimization: "all", spinning });
-    const feeds = { images: value("float32", image, [1, 3, size, size]) };
+    const feeds = tensorFeeds({ images: value("float32", image, [1, 3, size, size]) });
     const { ms, results } = yield* timeRuns(
       Effect.promise(() => session.run(feeds) as Promise<Record<string, Value>>),
       repeats,
@@ -99,7 +99,7 @@ export const profileInference = async (
         optimization: "all",
         profilePrefix: `${dir}/infer`,
       });
-      const feeds = { images: value("float32", image, [1, 3, size, size]) };
+      const feeds = tensorFeeds({ images: value("float32", image, [1, 3, size, size]) });
       yield* timeRuns(Effect.promise(() => session.run(feeds)), repeats);
     }))); // the trace is written when the session is released
     return medianRunTimes(runsOfTrace(await readTrace(dir), repeats.runs));

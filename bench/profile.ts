@@ -6,10 +6,10 @@
  * timed steps are measured without it.)
  */
 import { Effect } from "effect";
-import { execute, type Plan, type RuntimeOptions, type Value } from "../plan/runtime.ts";
+import { execute, type Plan, type RuntimeOptions, type Value } from "../mod.ts";
 import { ownMinorFaults } from "./load.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 /** The fields of a trace event that we read. */
 export interface TraceEvent {
@@ -117,7 +117,7 @@ export const profileSteps = async (
   }
 };
 
-/** The part of the model a node belongs to, from the scope its ONNX name carries (plan/onnx.ts). */
+/** The part of the model a node belongs to, from the scope its ONNX name carries (onnx/lower.ts). */
 export const componentOf = (nodeName: string): { component: string; backward: boolean } => {
   const slash = nodeName.indexOf("/");
   if (slash < 0) return { component: "inserted by ONNX Runtime", backward: false };

@@ -7,14 +7,14 @@
  *   deno task bench profile [--models=vit,mobilenet] [--threads=1] [--runs=5] [--warmup=2]
  */
 import { Effect } from "effect";
-import { execute, graphStage, plan, type Value } from "../plan/runtime.ts";
+import { execute, graphStage, plan, type Value } from "../mod.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { readTrace } from "./profile.ts";
 import { type NodeEvent, opProfile, renderOpProfile } from "./op_profile.ts";
 import { initialState } from "./perf_runs.ts";
 import { PERF_MODEL, perfFeeds, type PerfModel, perfTrainingGraph } from "./segmenter_model.ts";
 import { MOBILENET_MODEL, withPretrained } from "./mobilenet_model.ts";
-import { fixed, formatMs } from "./markdown.ts";
+import { fixed, formatMs } from "../figures/markdown.ts";
 
 const log = (line: string) => console.error(`bench profile: ${line}`);
 const flag = (args: readonly string[], name: string) =>

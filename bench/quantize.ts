@@ -1,7 +1,7 @@
 /**
  * `deno task bench quantize <run-dir> [--quick]`: the int8 exports (`deno task export --quantize int8 |
  * int8-conv | int8-static`) against the float32 export of the same run, each with every weight format of
- * plan/quantize.ts that gives another file (the exports' "int7-dw8", 7-bit "int7", full-range "int8", and
+ * onnx/quantize.ts that gives another file (the exports' "int7-dw8", 7-bit "int7", full-range "int8", and
  * "uint8" for ONNX Runtime's u8·u8 kernels): mIoU on the dataset's validation split through the export's documented pre/post-processing (fit
  * to the export size, pad, classes mapped back to the frame), the share of pixels whose class changes, and
  * one-image latency at T = 1 and 2 in alternating rounds. Which u8·s8 kernels ONNX Runtime runs in this
@@ -15,24 +15,40 @@
  */
 import { Effect } from "effect";
 import * as ort from "onnxruntime-node";
-import { EXPORT_QUANTIZATIONS, exportModel, type ExportQuantization } from "../eval/export_model.ts";
-import { EXPORT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat } from "../plan/quantize.ts";
 import onnxProto from "onnx-proto";
 import type * as P from "onnx-proto";
-import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
-import { fitSize, predictAtExportSize } from "../eval/export_size.ts";
-import { resizeRgb } from "../data/resize.ts";
-import type { Predictor } from "../eval/predictor.ts";
-import { segmentationAccumulator } from "../eval/segmentation_metrics.ts";
-import { openDataset } from "../data/mod.ts";
-import { normalizeRgb } from "../data/normalize.ts";
-import { graphStage, openSession, plan, type Value, value } from "../plan/runtime.ts";
-import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
+import {
+  exportedModel,
+  exportModel,
+  graphStage,
+  loadRun,
+  openDataset,
+  openSession,
+  plan,
+  type Predictor,
+  type Value,
+  value,
+} from "../mod.ts";
+import {
+  calibrateExport,
+  CALIBRATION_IMAGES,
+  EXPORT_QUANTIZATIONS,
+  EXPORT_WEIGHT_FORMAT,
+  type ExportQuantization,
+  fitSize,
+  normalizeRgb,
+  predictAtExportSize,
+  resizeRgb,
+  runSession,
+  segmentationAccumulator,
+  tensorFeeds,
+  WEIGHT_FORMATS,
+  type WeightFormat,
+} from "../profiling.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { machine } from "./machine.ts";
-import { fixed, formatGenerated, formatSpread, replaceSubsection, table } from "./markdown.ts";
-import { summarize, type Summary } from "./stats.ts";
+import { fixed, formatGenerated, formatSpread, replaceSubsection, table } from "../figures/markdown.ts";
+import { summarize, type Summary } from "../figures/stats.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import { initialState } from "./perf_runs.ts";
 import { PERF_MODEL, perfBatch, perfExperiment, perfTrainingGraph } from "./segmenter_model.ts";
@@ -63,7 +79,7 @@ const latencies = async (
         const m = await withLoad(() =>
           Effect.runPromise(Effect.scoped(Effect.gen(function* () {
             const session = yield* openSession(s.label, s.bytes, { threads, optimization: "all" });
-            const feeds = { images: value("float32", image, [1, 3, h, w]) };
+            const feeds = tensorFeeds({ images: value("float32", image, [1, 3, h, w]) });
             return (yield* timeRuns(Effect.promise(() => session.run(feeds as never)), repeats)).ms;
           })))
         );
@@ -104,7 +120,7 @@ const describePerf = () => {
 const sessionPredictor = (session: ort.InferenceSession): Predictor => ({
   predict: (image, height, width) =>
     Effect.promise(async () => {
-      const out = await session.run({ images: value("float32", image, [1, 3, height, width]) } as never);
+      const out = await runSession(session, { images: value("float32", image, [1, 3, height, width]) });
       const classes = (out as unknown as Record<string, Value>).classes.data as BigInt64Array;
       return { classes: Int32Array.from(classes, Number) };
     }),
@@ -174,22 +190,22 @@ export const main = async (args: string[]): Promise<void> => {
   const started = performance.now();
   const run = await Effect.runPromise(loadRun(runDir));
   const e = run.experiment;
-  const ranker = await Effect.runPromise(loadRanker(e));
+  const model = await Effect.runPromise(exportedModel(e, run.state, { ...run, runs: loadRun }));
   log(`calibrating int8-static on ${CALIBRATION_IMAGES} training images…`);
-  const ranges = await Effect.runPromise(calibrateExport(e, run.state, ranker));
+  const ranges = await Effect.runPromise(calibrateExport(e, run.state, model));
   const kernels = await u8s8Kernels();
   log(`ONNX Runtime's u8·s8 kernels here: ${kernels}`);
   // Each export in each weight format, but for formats that give the same graph as an earlier one (e.g.
   // "int7" and "int7-dw8" without depthwise QLinearConv), which are only named.
   const sameFile: string[] = [];
-  const sides: Side[] = [{ label: "float32", bytes: exportModel(e, run.state, ranker).bytes }];
+  const sides: Side[] = [{ label: "float32", bytes: exportModel(e, run.state, model).bytes }];
   for (const q of EXPORT_QUANTIZATIONS) {
     const mine: Side[] = [];
     for (const f of WEIGHT_FORMATS) {
       const side = {
         label: sideLabel(q, f),
         format: f,
-        bytes: exportModel(e, run.state, ranker, { quantize: q, ranges, weightFormat: f }).bytes,
+        bytes: exportModel(e, run.state, model, { quantize: q, ranges, weightFormat: f }).bytes,
       };
       const same = mine.find((s) => sameGraph(s.bytes, side.bytes));
       if (same) sameFile.push(`${side.label} is ${same.label}`);
@@ -241,13 +257,14 @@ export const main = async (args: string[]): Promise<void> => {
   // The perf model (bench perf's ViT-Tiny Segmenter + RankSeg, seeded initial weights): matmul-bound.
   const pm = PERF_MODEL, pg = perfTrainingGraph(pm);
   const initial = await initialState(plan(pg.name, pg, [graphStage(pg)]), 0);
+  const perfModel = Effect.runSync(exportedModel(perfExperiment(pm), initial));
   // The perf model has no convolution: "int7" is the same file as "int7-dw8".
   const perfSides: Side[] = [
-    { label: "float32", bytes: exportModel(perfExperiment(pm), initial).bytes },
+    { label: "float32", bytes: exportModel(perfExperiment(pm), initial, perfModel).bytes },
     ...WEIGHT_FORMATS.filter((f) => f !== "int7").map((f) => ({
       label: sideLabel("int8", f),
       format: f,
-      bytes: exportModel(perfExperiment(pm), initial, undefined, { quantize: "int8", weightFormat: f }).bytes,
+      bytes: exportModel(perfExperiment(pm), initial, perfModel, { quantize: "int8", weightFormat: f }).bytes,
     })),
   ];
   const perfImage = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
@@ -276,14 +293,14 @@ The run's float32 export against \`deno task export --quantize int8\`, \`int8-co
 the same checkpoint (${run.checkpoint}), each with the weights in the exports' format ("${EXPORT_WEIGHT_FORMAT}":
 int8 within ±64, depthwise QLinearConv kernels ±127) and, to compare, all within ±64 ("int7", ONNX Runtime's
 reduce_range), in the full int8 range ("int8", ±127) and as uint8 with zero point 128 ("uint8", ONNX Runtime's
-u8·u8 kernels; \`plan/quantize.ts\` \`WeightFormat\`; ${
+u8·u8 kernels; \`onnx/quantize.ts\` \`WeightFormat\`; ${
     sameFile.join(", ")
   }: the same file): every parameter matmul becomes
 DynamicQuantizeLinear + MatMulInteger; with "int8-conv" every convolution ConvInteger (weights per output column /
-channel, activations uint8 per tensor, quantized at run time; \`plan/quantize.ts\`); with "int8-static" every
+channel, activations uint8 per tensor, quantized at run time; \`onnx/quantize.ts\`); with "int8-static" every
 convolution in QDQ form, its input and output uint8 with scales calibrated on ${CALIBRATION_IMAGES} training images
 (min/max), weights per output channel, biases int32, which ONNX Runtime fuses into QLinearConv / QLinearAdd
-(\`plan/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and the
+(\`onnx/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and the
 elementwise ops stay float32. Model file: ${
     sides.filter((s) => !s.format || s.format === EXPORT_WEIGHT_FORMAT).map((s) =>
       `${s.label} ${mb(s.bytes)} MB`

@@ -1,21 +1,16 @@
 /**
  * `deno task bench quantize-kernels <run-dir> <out.json>`, then `deno task bench quantize-kernels --compare
  * a.json b.json`: whether the int8 exports compute the same values on two kinds of CPU. The first form runs
- * the float32 export and every int8 export in every weight format (plan/quantize.ts) on the first 8
+ * the float32 export and every int8 export in every weight format (onnx/quantize.ts) on the first 8
  * validation frames (fitted as the export's metadata says, one thread) and writes their logits and classes;
  * run it once natively and once under bench/cpuid_avx2.c (ONNX Runtime's AVX2 kernels), and the second form
  * prints, per export, the largest logit difference, the share of bit-equal logits and of equal classes.
  */
 import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
-import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
-import { calibrateExport } from "../eval/export_calibration.ts";
-import { exportInput } from "../eval/export_size.ts";
-import { WEIGHT_FORMATS } from "../plan/quantize.ts";
-import { openDataset } from "../data/mod.ts";
-import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
-import { fixed, table } from "./markdown.ts";
+import { exportedModel, exportModel, loadRun, openDataset } from "../mod.ts";
+import { calibrateExport, EXPORT_QUANTIZATIONS, exportInput, WEIGHT_FORMATS } from "../profiling.ts";
+import { fixed, table } from "../figures/markdown.ts";
 
 const FRAMES = 8;
 
@@ -24,8 +19,8 @@ type Outputs = Record<string, { logits: number[]; classes: number[] }>;
 const write = async (runDir: string, out: string) => {
   const run = await Effect.runPromise(loadRun(runDir));
   const e = run.experiment;
-  const ranker = await Effect.runPromise(loadRanker(e));
-  const ranges = await Effect.runPromise(calibrateExport(e, run.state, ranker));
+  const model = await Effect.runPromise(exportedModel(e, run.state, { ...run, runs: loadRun }));
+  const ranges = await Effect.runPromise(calibrateExport(e, run.state, model));
   const dataset = await Effect.runPromise(openDataset(e.data.dataset, "val"));
   const [h, w] = e.data.train.cropSize;
   const images: Float32Array[] = [];
@@ -43,11 +38,11 @@ const write = async (runDir: string, out: string) => {
     ]),
   };
   const sides: [string, Uint8Array][] = [
-    ["float32", exportModel(e, run.state, ranker).bytes],
+    ["float32", exportModel(e, run.state, model).bytes],
     ...EXPORT_QUANTIZATIONS.flatMap((quantize) =>
       WEIGHT_FORMATS.map((weightFormat): [string, Uint8Array] => [
         `${quantize} (${weightFormat})`,
-        exportModel(e, run.state, ranker, { quantize, ranges, weightFormat }).bytes,
+        exportModel(e, run.state, model, { quantize, ranges, weightFormat }).bytes,
       ])
     ),
   ];

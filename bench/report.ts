@@ -22,8 +22,8 @@ import {
   formatRelative as rel,
   formatSpread as spread,
   table,
-} from "./markdown.ts";
-import { gflops, type Summary } from "./stats.ts";
+} from "../figures/markdown.ts";
+import { gflops, type Summary } from "../figures/stats.ts";
 
 export const COMMAND = "npx --yes deno@2.9.6 task bench engine";
 

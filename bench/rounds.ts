@@ -6,7 +6,7 @@ import type { MatmulFigures } from "./measure.ts";
 import type { PeerResult } from "./peer.ts";
 import { averageLoad, type Load } from "./load.ts";
 import type { ThreadFigures } from "./report.ts";
-import { summarize } from "./stats.ts";
+import { summarize } from "../figures/stats.ts";
 
 /** What one round measured at one thread count. */
 export interface Round {

@@ -4,17 +4,24 @@
  * its fixed batch, and the file that hands our initial parameters and the batch to the PyTorch peer
  * (bench/peer/segmenter.py), which rebuilds the same model from it.
  */
-import type { Graph } from "../plan/graph.ts";
-import { parameters, sgd } from "../plan/optim.ts";
-import { type Value, value } from "../plan/runtime.ts";
-import { random } from "../core/random.ts";
-import * as m from "../dsl/model.ts";
-import { trainingGraph } from "../interpret/graphs.ts";
-import type { Shapes } from "../interpret/shapes.ts";
-import { type Experiment, experiment } from "../dsl/experiment.ts";
-import { evalConfig, sgdSpec, trainConfig } from "../dsl/training.ts";
-import { camvid, testPipeline, trainPipeline } from "../data/mod.ts";
-import { encodeSafetensors, type Tensor as StoredTensor } from "../io/safetensors.ts";
+import {
+  camvid,
+  evalConfig,
+  type Experiment,
+  experiment,
+  type Graph,
+  sgd,
+  sgdSpec,
+  type Shapes,
+  testPipeline,
+  trainConfig,
+  trainingGraph,
+  trainPipeline,
+  type Value,
+  value,
+} from "../mod.ts";
+import { encodeSafetensors, parameters, random, type StoredTensor } from "../profiling.ts";
+import * as m from "../mod.ts";
 
 export interface PerfModel {
   readonly spec: m.Segmenter;

@@ -4,7 +4,7 @@
  * steps. Argument: JSON { threads, runs }; prints { rssBeforeKiB, peakRssKiB } as one JSON line.
  */
 import { Effect } from "effect";
-import { execute, graphStage, plan } from "../plan/runtime.ts";
+import { execute, graphStage, plan } from "../mod.ts";
 import { PERF_MODEL, perfFeeds, perfTrainingGraph } from "./segmenter_model.ts";
 
 const statusKiB = (field: string): number =>

@@ -8,14 +8,18 @@
  * parameters embedded, so its peak RSS (the kernel's VmHWM) is that configuration's alone.
  */
 import { fileURLToPath } from "node:url";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { liveNodes, toOnnx } from "../plan/onnx.ts";
-import type { HostArray } from "../plan/dtype.ts";
-import { initialize } from "../plan/init.ts";
-import { type Prim, type Rule, RULES } from "../plan/primitives.ts";
-import * as m from "../dsl/model.ts";
-import { segmenterHead } from "../layers/segmenter.ts";
+import { Graph, ops as o } from "../mod.ts";
+import {
+  type HostArray,
+  initialize,
+  liveNodes,
+  type Prim,
+  type Rule,
+  RULES,
+  segmenterHead,
+  toOnnx,
+} from "../profiling.ts";
+import * as m from "../mod.ts";
 import type { Repeats } from "./measure.ts";
 
 /** The vocabulary sizes: ADE20K's 150 and ADE20K-Full's 847 classes up to ImageNet-21k's 21,841. */

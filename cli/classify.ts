@@ -8,7 +8,7 @@
  * beside the weights file when it has one name per class.
  */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import {
@@ -19,15 +19,18 @@ import {
   mobileNetV2,
 } from "../dsl/model.ts";
 import { loadExperiment } from "../dsl/experiment.ts";
-import { modelFor } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { classifierKind } from "../kinds/classifier.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 import { readSafetensorsFile } from "../weights/import.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { type Value, value } from "../ir/value.ts";
 import { loadRun } from "../train/load_run.ts";
 import { classifyImages } from "../eval/classify.ts";
 import { runFlags } from "./train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
+import { BOUNDS, intFlag, pathArgument, pathFlag } from "./flag_schema.ts";
+import { imageInputs, imagesArgument } from "./image_inputs.ts";
 
 const SIZE = 224, CROP = 0.875;
 
@@ -74,7 +77,7 @@ const scalingOf = (model: Classifier, test: InputScaling): InputScaling =>
 const fromExperiment = (file: string) =>
   Effect.gen(function* () {
     const e = yield* loadExperiment(file);
-    const model = yield* modelFor(e.model, "classification", "classify");
+    const { model } = yield* requireKind(e, classifierKind, "classify");
     const weightsFile = model.backbone._tag === "MobileNetV2"
       ? model.backbone.pretrained ?? undefined
       : undefined;
@@ -89,7 +92,7 @@ const fromExperiment = (file: string) =>
 const fromRun = (dir: string) =>
   Effect.gen(function* () {
     const run = yield* loadRun(dir);
-    const model = yield* modelFor(run.experiment.model, "classification", "classify");
+    const { model } = yield* requireKind(run.experiment, classifierKind, "classify");
     return { model, state: run.state, scaling: scalingOf(model, run.experiment.data.test) } satisfies Source;
   });
 
@@ -113,11 +116,18 @@ const namesOf = (classes: number, names?: string, weightsFile?: string): string[
 };
 
 export const classifyCommand = Command.make("classify", {
-  source: Argument.String("experiment|run-dir|weights.safetensors"),
-  images: Argument.String("image").pipe(Argument.variadic({ min: 1 })),
-  names: Flag.String("names").pipe(Flag.optional, Flag.withDescription("class names, one per line")),
+  source: pathArgument(
+    "model",
+    "what classifies: a Classifier experiment (.ts or .json), a run folder of one, or a MobileNetV2 " +
+      ".safetensors file in torchvision's layout",
+  ),
+  images: imagesArgument(),
+  names: pathFlag(
+    "names",
+    "class names, one per line (default: imagenet_classes.txt beside the weights file, when it names every class)",
+  ).pipe(Flag.optional),
   json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("machine-readable output")),
-  top: Flag.Int("top").pipe(Flag.withDefault(5), Flag.withDescription("classes per image")),
+  top: intFlag("top", BOUNDS.top, "classes per image (default 5)").pipe(Flag.withDefault(5)),
   padding: Flag.Literals("padding", ["same", "symmetric"]).pipe(
     Flag.withDefault("same" as const),
     Flag.withDescription("for a .safetensors file: SAME (TensorFlow) or symmetric (torchvision) padding"),
@@ -126,6 +136,7 @@ export const classifyCommand = Command.make("classify", {
   threads: runFlags.threads,
 }, (a) =>
   Effect.gen(function* () {
+    const images = yield* imageInputs(a.images);
     const source = yield* sourceOf(a.source, a.padding);
     const names = namesOf(source.model.classes, Option.getOrUndefined(a.names), source.weightsFile);
     if (names && names.length !== source.model.classes) {
@@ -133,7 +144,7 @@ export const classifyCommand = Command.make("classify", {
         new Error(`--names: ${names.length} names for a model of ${source.model.classes} classes`),
       );
     }
-    const results = yield* classifyImages(source.model, source.state, a.images, {
+    const results = yield* classifyImages(source.model, source.state, images, {
       size: [SIZE, SIZE],
       cropFraction: CROP,
       scaling: source.scaling,

@@ -5,7 +5,9 @@
 import { SpecError } from "../dsl/validate.ts";
 
 export const errorLines = (e: unknown): string[] => {
-  if (e instanceof SpecError) return e.violations.map((v) => `${e.source}: ${v.path}: ${v.message}`);
+  if (e instanceof SpecError) {
+    return e.violations.map((v) => `${e.source}: ${v.path ? `${v.path}: ` : ""}${v.message}`);
+  }
   const problems = (e as { problems?: readonly { file: string; message: string }[] }).problems;
   if (Array.isArray(problems) && problems.length) return problems.map((p) => `${p.file}: ${p.message}`);
   const message = e instanceof Error ? e.message : String(e);

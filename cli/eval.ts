@@ -1,107 +1,86 @@
-/** `deno task eval <run-dir> [--checkpoint FILE] [--mode whole|slide] [--oracle gt] [--split S]`. */
+/**
+ * `deno task eval <run-dir> [--checkpoint FILE] [--mode whole|slide] [--oracle gt] [--split S] [--limit N]`:
+ * the run's model kind evaluates the checkpoint; the record is written under a name that says which
+ * evaluation it holds (`eval-<split>[-<mode>][-first<N>][-oracle][-step<S>].json`, eval/eval_record.ts),
+ * so the run's own record is never overwritten by another evaluation.
+ */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { openDataset } from "../data/open.ts";
-import { evaluate } from "../eval/evaluate.ts";
-import { makeEvalRecord, writeEvalRecord } from "../eval/eval_record.ts";
-import { formatMetricsTable } from "../eval/metrics_table.ts";
-import { novelMask } from "../eval/base_novel.ts";
+import { checkRequest, writeEvaluationRecord } from "../eval/evaluation.ts";
+import { parametersDigest } from "../eval/parameters_digest.ts";
+import { bindKind, kindPart } from "../kinds/registry.ts";
 import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
 import { runFlags } from "./train.ts";
-import type { Provider } from "../plan/runtime.ts";
-import { evaluatePanoptic, formatPanopticTable, writePanopticRecord } from "../eval/panoptic_eval.ts";
-import { requireTask } from "../interpret/kinds.ts";
+import type { Provider } from "../runtime/execute.ts";
+import { BOUNDS, checkpointFlag, intFlag, runArgument } from "./flag_schema.ts";
 
 export const evalCommand = Command.make("eval", {
-  run: Argument.String("run-dir"),
-  checkpoint: Flag.String("checkpoint").pipe(
+  run: runArgument(),
+  checkpoint: checkpointFlag(),
+  mode: Flag.Literals("mode", ["whole", "slide"]).pipe(
     Flag.optional,
     Flag.withDescription(
-      "default: best.safetensors (highest mIoU of the run's evaluations, all on one image set), else the newest",
+      "whole: each image in one pass; slide: overlapping crops averaged (default: the experiment's eval.mode)",
     ),
   ),
-  mode: Flag.Literals("mode", ["whole", "slide"]).pipe(Flag.optional),
   oracle: Flag.Literals("oracle", ["gt"]).pipe(
     Flag.optional,
-    Flag.withDescription("select ground-truth classes"),
+    Flag.withDescription(
+      "select the ground-truth classes instead of the ranked ones (the record is eval-<split>-oracle.json)",
+    ),
   ),
-  split: Flag.String("split").pipe(Flag.optional),
-  limit: Flag.Int("limit").pipe(Flag.optional, Flag.withDescription("only the first N images")),
+  split: Flag.String("split").pipe(
+    Flag.optional,
+    Flag.withDescription("the dataset split to evaluate (default: the dataset's test split)"),
+  ),
+  limit: intFlag("limit", BOUNDS.images, "only the first N images of the split").pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     yield* Console.log(`checkpoint ${run.checkpoint} (step ${run.step}): ${run.why}`);
     const e = run.experiment;
+    const bound = yield* bindKind(e, loadRun);
+    const evaluation = yield* kindPart(bound, "evaluation", "eval");
     const split = Option.getOrElse(a.split, () => e.data.dataset.testSplit);
-    const dataset = yield* openDataset(e.data.dataset, split);
-    if (e.model._tag === "PanopticSegmenter") {
-      // Panoptic: PQ / SQ / RQ and the derived semantic map's mIoU (whole images; no slide or oracle).
-      const pe = yield* requireTask(e, "panoptic", "eval");
-      const r = yield* evaluatePanoptic(pe, run.state, dataset.classes, {
-        split,
-        provider: a.provider as Provider,
-        threads: Option.getOrUndefined(a.threads),
-        workers: Option.getOrUndefined(a.workers),
-        limit: Option.getOrUndefined(a.limit),
-      });
-      const file = yield* writePanopticRecord(run.dir, {
-        split,
-        step: run.step,
-        checkpoint: run.checkpoint,
-        evaluation: r,
-      });
-      yield* Console.log(`${r.images} images of ${dataset.name}/${split}; wrote ${file}`);
-      yield* Console.log(formatPanopticTable(r));
-      yield* Console.log(
-        `PQ=${(100 * r.pq.all.pq).toFixed(2)} mIoU=${(100 * r.segmentation.mIoU).toFixed(2)}`,
-      );
-      return;
-    }
-    const novel = yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
     const mode = Option.getOrElse(a.mode, () => e.eval.mode);
-    const crop = e.eval.crop ?? e.data.train.cropSize;
-    const stride = e.eval.stride ?? ([Math.ceil((crop[0] * 2) / 3), Math.ceil((crop[1] * 2) / 3)] as const);
     const oracle = Option.isSome(a.oracle);
-    const ranker = yield* loadRanker(e);
-    const result = yield* evaluate(e, run.state, dataset.classes, {
-      ranker,
+    const limit = Option.getOrUndefined(a.limit);
+    yield* checkRequest(evaluation, bound.kind.tag, { mode, oracle });
+    const dataset = yield* openDataset(e.data.dataset, split);
+    const result = yield* evaluation.run(run.state, dataset, {
       split,
       mode,
-      crop,
-      stride,
       oracle,
       provider: a.provider as Provider,
       threads: Option.getOrUndefined(a.threads),
       workers: Option.getOrUndefined(a.workers),
-      limit: Option.getOrUndefined(a.limit),
+      limit,
     });
-    const record = makeEvalRecord({
-      split: oracle ? `${split}-oracle` : split,
-      images: result.images,
-      step: run.step,
-      checkpoint: run.checkpoint,
-      mode,
-      classNames: dataset.classes.names,
-      segmentation: result.segmentation,
-      mAP: result.mAP,
-      ...(novel ? { novel } : {}),
-    });
-    const file = yield* writeEvalRecord(run.dir, record);
+    const file = yield* writeEvaluationRecord(
+      run.dir,
+      evaluation,
+      result,
+      {
+        split,
+        step: run.step,
+        checkpoint: run.checkpoint,
+        mode,
+        oracle,
+        parameters: parametersDigest(run.state),
+      },
+      dataset,
+      { runMode: e.eval.mode, limit, finalStep: e.train.steps },
+    );
     yield* Console.log(
-      `${result.images} images of ${dataset.name}/${split}, ${mode}${
+      `${evaluation.images(result)} images of ${dataset.name}/${split}, ${mode}${
         oracle ? ", ground-truth oracle" : ""
       }; wrote ${file}`,
     );
-    yield* Console.log(
-      formatMetricsTable({
-        classNames: dataset.classes.names,
-        segmentation: result.segmentation,
-        mAP: result.mAP ?? undefined,
-        ...(novel ? { novel } : {}),
-      }),
-    );
+    yield* Console.log(evaluation.table(result, dataset));
   })).pipe(
-    Command.withDescription("Evaluate a run's checkpoint: per-class IoU/Acc, aAcc, mIoU, multi-label mAP."),
+    Command.withDescription(
+      "Evaluate a run's checkpoint with its model kind's evaluation (semantic: per-class IoU/Acc, mIoU, mAP; panoptic: PQ).",
+    ),
   );

@@ -1,59 +1,62 @@
 /**
  * `deno task export <run-dir> <file.onnx>`: a self-contained inference model (parameters embedded,
- * dynamic batch) at the training crop size. Inputs: `images` float32 [batch, 3, H, W], normalized
- * (x − mean) / std, RGB. Outputs: `classes` int64 [batch, H, W], `logits` float32 [batch, K, h, w],
- * `scores` float32 [batch, K] (sigmoid of ξ; models with a ranking), `selected` int64 [batch, κ].
- * The file's `metadata_props` (printed too) say how to fit an image of any size to H×W and map the
- * classes back (eval/export_size.ts). `--quantize int8`: the parameters' matmuls run in int8 (weights
- * per column within ±64, so that CPUs without VNNI compute them exactly too; activations per tensor at run
- * time; plan/quantize.ts); `int8-conv`: the convolutions too;
- * `int8-static`: the convolutions with activation scales calibrated on `--calibration-images` training
- * images (plan/quantize_static.ts, eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
+ * dynamic batch) at the training crop size, with the outputs and `metadata_props` of the run's model kind
+ * (semantic: `classes`, `logits`, `scores`, `selected`; panoptic: the class and mask probabilities and the
+ * merging rule). Input: `images` float32 [batch, 3, H, W], normalized (x − mean) / std, RGB; the metadata
+ * (printed too) says how to fit an image of any size to H×W and map the result back (eval/export_size.ts).
+ * `--quantize int8`: the parameters' matmuls run in int8 (weights per column within ±64, so that CPUs
+ * without VNNI compute them exactly too; activations per tensor at run time; onnx/quantize.ts); `int8-conv`:
+ * the convolutions too; `int8-static`: the convolutions with activation scales calibrated on
+ * `--calibration-images` training images (onnx/quantize_static.ts, eval/export_calibration.ts), which ONNX
+ * Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { writeFile } from "node:fs/promises";
 import { EXPORT_QUANTIZATIONS, exportModel } from "../eval/export_model.ts";
 import { calibrateExport, CALIBRATION_IMAGES } from "../eval/export_calibration.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
-import { calibratedMerge } from "../eval/panoptic_eval.ts";
-import { requireTask } from "../interpret/kinds.ts";
+import { openDataset } from "../data/open.ts";
+import { errorLines } from "./errors.ts";
+import { BOUNDS, checkpointFlag, intFlag, pathArgument, runArgument } from "./flag_schema.ts";
 
 export const exportCommand = Command.make("export", {
-  run: Argument.String("run-dir"),
-  file: Argument.String("file.onnx"),
-  checkpoint: Flag.String("checkpoint").pipe(Flag.optional),
+  run: runArgument(),
+  file: pathArgument("file.onnx", "the ONNX file to write"),
+  checkpoint: checkpointFlag(),
   quantize: Flag.Literals("quantize", EXPORT_QUANTIZATIONS).pipe(
     Flag.optional,
     Flag.withDescription(`reduced-precision weights: ${EXPORT_QUANTIZATIONS.join(", ")}`),
   ),
-  calibrationImages: Flag.Int("calibration-images").pipe(
-    Flag.withDefault(CALIBRATION_IMAGES),
-    Flag.withDescription("--quantize int8-static: training images that calibrate the activation scales"),
-  ),
+  calibrationImages: intFlag(
+    "calibration-images",
+    BOUNDS.images,
+    `--quantize int8-static: training images that calibrate the activation scales (default ${CALIBRATION_IMAGES})`,
+  ).pipe(Flag.withDefault(CALIBRATION_IMAGES)),
 }, (a) =>
   Effect.gen(function* () {
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
-    const ranker = yield* loadRanker(run.experiment);
-    // A calibrated panoptic run's metadata gives the class thresholds its evaluation chose on train.
     const e = run.experiment;
-    const merge = e.model._tag === "PanopticSegmenter"
-      ? calibratedMerge(run.dir, yield* requireTask(e, "panoptic", "export"))
-      : undefined;
     const quantize = Option.getOrUndefined(a.quantize);
-    if (quantize === "int8-static" && a.calibrationImages < 1) {
-      return yield* Effect.fail(
-        new Error(`--calibration-images: must be at least 1, got ${a.calibrationImages}`),
-      );
-    }
+    // The class names come from the dataset's class table, as predict's legend does; an export without the
+    // data at hand still works, without names, and says so.
+    const classNames = yield* openDataset(e.data.dataset, e.data.dataset.testSplit).pipe(
+      Effect.map((d) => d.classes.names),
+      Effect.catch((error) =>
+        Console.error(`no kappa.class_names in the export: ${errorLines(error)[0]}`).pipe(
+          Effect.as(undefined),
+        )
+      ),
+    );
+    const model = yield* exportedModel(e, run.state, { ...run, runs: loadRun, print: (l) => console.log(l) });
     const ranges = quantize === "int8-static"
-      ? yield* calibrateExport(e, run.state, ranker, a.calibrationImages)
+      ? yield* calibrateExport(e, run.state, model, a.calibrationImages)
       : undefined;
-    const { bytes, inputs, outputs, metadata } = exportModel(e, run.state, ranker, {
+    const { bytes, inputs, outputs, metadata } = exportModel(e, run.state, model, {
       quantize,
-      merge,
       ranges,
+      classNames,
     });
     yield* Effect.promise(() => writeFile(a.file, bytes));
     yield* Console.log(`wrote ${a.file} (${(bytes.length / 1e6).toFixed(1)} MB) from ${run.checkpoint}`);

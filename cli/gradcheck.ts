@@ -1,7 +1,7 @@
 /** `deno task gradcheck`: every differentiable primitive's VJP against central finite differences. */
 import { Console, Data, Effect } from "effect";
 import { Command } from "effect/cli";
-import { formatReport, gradcheck } from "../plan/gradcheck.ts";
+import { formatReport, gradcheck } from "../runtime/gradcheck.ts";
 
 class GradcheckFailed extends Data.TaggedError("GradcheckFailed")<{ readonly failed: number }> {
   override get message(): string {

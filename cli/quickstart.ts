@@ -1,5 +1,5 @@
 /**
- * `deno task quickstart [--data DIR] [--steps N]`: trains the quickstart experiment (a small RankSeg
+ * `deno task quickstart [--data DIR] [--steps N] [--out DIR] [--threads T] [--workers W]`: trains the quickstart experiment (a small RankSeg
  * segmenter: joint scheme, top-κ, rank-adaptive τ) on CamVid, evaluates it on the val split and says
  * where the report is.
  */
@@ -8,9 +8,11 @@ import { Command, Flag } from "effect/cli";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import quickstart from "../experiments/quickstart.ts";
-import { decodeExperiment } from "../dsl/experiment.ts";
+import { decodeExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train } from "../train/train.ts";
-import { withOverrides } from "./train.ts";
+import { runFlags } from "./train.ts";
+import { BOUNDS, intFlag, pathFlag } from "./flag_schema.ts";
+import type { Provider } from "../runtime/execute.ts";
 
 class DataMissing extends Data.TaggedError("DataMissing")<{ readonly root: string }> {
   override get message(): string {
@@ -20,12 +22,12 @@ class DataMissing extends Data.TaggedError("DataMissing")<{ readonly root: strin
 }
 
 export const quickstartCommand = Command.make("quickstart", {
-  data: Flag.String("data").pipe(
+  data: pathFlag("data", "CamVid folder (default ../shared/data/camvid)").pipe(Flag.optional),
+  steps: intFlag("steps", BOUNDS.steps, "override the step count (default 500)").pipe(Flag.optional),
+  out: pathFlag("out", "run folder (default runs/<name>-<hash8>, e.g. runs/quickstart-camvid-<hash8>)").pipe(
     Flag.optional,
-    Flag.withDescription("CamVid folder (default ../shared/data/camvid)"),
   ),
-  steps: Flag.Int("steps").pipe(Flag.optional, Flag.withDescription("override the step count")),
-  out: Flag.String("out").pipe(Flag.optional),
+  ...runFlags,
 }, (a) =>
   Effect.gen(function* () {
     const dataset = quickstart.data.dataset;
@@ -45,13 +47,18 @@ export const quickstartCommand = Command.make("quickstart", {
     const started = performance.now();
     // Every evaluation looks at all 101 val frames: the best checkpoint and the final table are judged on
     // the same images.
-    const r = yield* train(e, { out: Option.getOrUndefined(a.out) });
+    const r = yield* train(e, {
+      out: Option.getOrUndefined(a.out),
+      provider: a.provider as Provider,
+      threads: Option.getOrUndefined(a.threads),
+      workers: Option.getOrUndefined(a.workers),
+    });
     const minutes = (performance.now() - started) / 60000;
-    const s = r.evaluation!.segmentation;
+    const { name, value, images } = r.headline!;
     yield* Console.log(
-      `quickstart: mIoU=${(100 * s.mIoU).toFixed(2)} on CamVid val (${
-        r.evaluation!.images
-      } images, last checkpoint) after ${minutes.toFixed(1)} min`,
+      `quickstart: ${name}=${value.toFixed(2)} on CamVid val (${images} images, last checkpoint) after ${
+        minutes.toFixed(1)
+      } min`,
     );
     yield* Console.log(`report: ${r.report}`);
   })).pipe(

@@ -1,16 +1,13 @@
 /** `deno task spec <experiment>` and `deno task describe <experiment> [--json]`. */
 import { Console, Effect } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
+import { Command, Flag } from "effect/cli";
 import { experimentHash, experimentJson, loadExperiment } from "../dsl/experiment.ts";
-import { describeModel, formatDescription } from "../interpret/describe.ts";
-
-const experimentArg = Argument.String("experiment").pipe(
-  Argument.withDescription("experiment .ts module or .json file"),
-);
+import { trainSize } from "../interpret/shapes.ts";
+import { experimentArgument } from "./flag_schema.ts";
 
 export const specCommand = Command.make(
   "spec",
-  { experiment: experimentArg },
+  { experiment: experimentArgument() },
   ({ experiment }) =>
     Effect.gen(function* () {
       const e = yield* loadExperiment(experiment);
@@ -21,13 +18,18 @@ export const specCommand = Command.make(
 export const describeCommand = Command.make(
   "describe",
   {
-    experiment: experimentArg,
+    experiment: experimentArgument(),
     json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("machine-readable output")),
   },
   ({ experiment, json }) =>
     Effect.gen(function* () {
       const e = yield* loadExperiment(experiment);
-      const d = describeModel(e.model, e.data.train.cropSize);
+      // Imported once the experiment is loaded: `spec` (same entry point, cli/inspect.ts) must not load the
+      // interpreter, which loads ONNX Runtime's native addon (deno.json's permissions).
+      const { describeModel, formatDescription } = yield* Effect.promise(() =>
+        import("../interpret/describe.ts")
+      );
+      const d = describeModel(e.model, trainSize(e));
       yield* Console.log(
         json
           ? JSON.stringify({ name: e.name, hash: experimentHash(e), ...d }, null, 2)

@@ -3,68 +3,62 @@
  * [--provider P] [--threads T] [--eval-limit N]`.
  */
 import { Console, Data, Effect, Option } from "effect";
-import { Argument, Command, Flag } from "effect/cli";
-import { type Experiment, loadExperiment } from "../dsl/experiment.ts";
+import { Command, Flag } from "effect/cli";
+import { loadExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
-import type { Provider } from "../plan/runtime.ts";
+import type { Provider } from "../runtime/execute.ts";
+import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
+import { TASK } from "./usage_error.ts";
 
 export const runFlags = {
   provider: Flag.Literals("provider", ["cpu", "webgpu", "cuda"]).pipe(
     Flag.withDefault("cpu" as const),
     Flag.withDescription("execution provider; an unavailable one is an error"),
   ),
-  threads: Flag.Int("threads").pipe(
-    Flag.optional,
-    Flag.withDescription("intra-op threads (default: one per core)"),
-  ),
-  workers: Flag.Int("workers").pipe(Flag.optional, Flag.withDescription("data-loading Worker threads")),
+  threads: intFlag(
+    "threads",
+    BOUNDS.threads,
+    "intra-op threads of ONNX Runtime (default: one per core)",
+  ).pipe(Flag.optional),
+  workers: intFlag(
+    "workers",
+    BOUNDS.workers,
+    "data-loading Worker threads, 0 to load on the main thread (default: one per spare core, at most 4)",
+  ).pipe(Flag.optional),
 };
 
 const opt = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o);
-
-/** The experiment with command-line overrides of its step count and seed. */
-export const withOverrides = (e: Experiment, steps?: number, seed?: number): Experiment => ({
-  ...e,
-  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
-});
 
 /** Two flags that cannot be given together. */
 class ConflictingFlags
   extends Data.TaggedError("ConflictingFlags")<{ readonly flags: string; readonly why: string }> {
   override get message(): string {
-    return `train: ${this.flags}: ${this.why}; see deno task train --help`;
+    return `train: ${this.flags}: ${this.why}; see ${TASK} train --help`;
   }
 }
 
 export const trainCommand = Command.make("train", {
-  experiment: Argument.String("experiment").pipe(
-    Argument.withDescription("experiment .ts module or .json file"),
-  ),
-  out: Flag.String("out").pipe(
-    Flag.optional,
-    Flag.withDescription("run folder (default runs/<name>-<hash8>)"),
-  ),
+  experiment: experimentArgument(),
+  out: pathFlag("out", "run folder (default runs/<name>-<hash8>)").pipe(Flag.optional),
   resume: Flag.Boolean("resume").pipe(
     Flag.withDefault(false),
     Flag.withDescription("continue from the newest checkpoint"),
   ),
-  extendSteps: Flag.Int("extend-steps").pipe(
-    Flag.optional,
-    Flag.withDescription(
-      "continue the run in the folder to N steps in total (implies --resume; only train.steps may differ). " +
-        "The learning-rate schedule is recomputed over the new total: steps after the resume point follow " +
-        "it (a poly schedule thus rises again from its end value)",
-    ),
-  ),
-  steps: Flag.Int("steps").pipe(Flag.optional, Flag.withDescription("override train.steps")),
-  seed: Flag.Int("seed").pipe(Flag.optional, Flag.withDescription("override train.seed")),
-  evalLimit: Flag.Int("eval-limit").pipe(
-    Flag.optional,
-    Flag.withDescription(
-      "evaluate on the first N images of the split only (every evaluation of the run, so the best " +
-        "checkpoint and the final table are judged on the same images)",
-    ),
-  ),
+  extendSteps: intFlag(
+    "extend-steps",
+    BOUNDS.steps,
+    "continue the run in the folder to N steps in total (implies --resume; only train.steps may differ). " +
+      "The learning-rate schedule is recomputed over the new total: steps after the resume point follow " +
+      "it (a poly schedule thus rises again from its end value)",
+  ).pipe(Flag.optional),
+  steps: intFlag("steps", BOUNDS.steps, "override train.steps").pipe(Flag.optional),
+  seed: intFlag("seed", BOUNDS.seed, "override train.seed").pipe(Flag.optional),
+  evalLimit: intFlag(
+    "eval-limit",
+    BOUNDS.images,
+    "evaluate on the first N images of the split only (every evaluation of the run, so the best " +
+      "checkpoint and the final table are judged on the same images)",
+  ).pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {

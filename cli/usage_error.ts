@@ -7,12 +7,18 @@ import type { CliError } from "effect/cli";
 
 type ParseError = CliError.ShowHelp["errors"][number];
 
-/** `train: unknown flag --stpes (did you mean --steps?); see deno task train --help`. */
+/** How a user runs a task (README): the root command's name, so that help and hints say it. */
+export const TASK = "npx --yes deno@2.9.6 task";
+
+/** Unexpected arguments listed by name before the rest are counted (a shell's `*.jpg` can be thousands). */
+const LISTED = 3;
+
+/** `train: unknown flag --stpes (did you mean --steps?); see npx --yes deno@2.9.6 task train --help`. */
 export const usageErrorLine = (commandPath: readonly string[], error: ParseError): string => {
-  // The root command is named "kappa"; each subcommand is a deno task of the same name.
+  // The root command is named after `TASK`; each subcommand is a deno task of the same name.
   const path = commandPath.slice(1);
   const where = path.length ? path.join(" ") : "kappa";
-  const help = path.length ? `deno task ${path.join(" ")} --help` : "deno task (lists the commands)";
+  const help = path.length ? `${TASK} ${path.join(" ")} --help` : `${TASK} (lists the commands)`;
   return `${where}: ${problem(error)}; see ${help}`;
 };
 
@@ -33,6 +39,12 @@ const problem = (e: ParseError): string => {
     case "UnrecognizedOption":
       return `unknown flag ${e.option}${didYouMean(e.suggestions)}`;
     case "InvalidValue":
+      // cli/flag_schema.ts's bounds say what the value must be in words of their own.
+      if (/^(must|is) /.test(e.expected)) {
+        return e.kind === "argument"
+          ? `<${e.option}> ${e.value}: ${e.expected}`
+          : `--${e.option} ${e.value}: ${e.expected}`;
+      }
       if (e.kind === "argument") {
         return `<${e.option}>: "${e.value}" is not valid; expected ${expected(e.expected)}`;
       }
@@ -43,10 +55,13 @@ const problem = (e: ParseError): string => {
       return `--${e.option} is required`;
     case "MissingArgument":
       return `the argument <${e.argument}> is missing`;
-    case "UnexpectedArgument":
-      return `unexpected argument${e.arguments.length > 1 ? "s" : ""} ${
-        e.arguments.map((a) => JSON.stringify(a)).join(", ")
+    case "UnexpectedArgument": {
+      const listed = e.arguments.slice(0, LISTED).map((a) => JSON.stringify(a)).join(", ");
+      const more = e.arguments.length - LISTED;
+      return `unexpected argument${e.arguments.length > 1 ? "s" : ""} ${listed}${
+        more > 0 ? ` and ${more} more` : ""
       }`;
+    }
     case "UnknownSubcommand":
       return `unknown command ${e.subcommand}${didYouMean(e.suggestions)}`;
     default:

@@ -11,7 +11,7 @@ import { defaultColor } from "./classes.ts";
 import { RgbSchema } from "../dsl/dataset.ts";
 import { readJsonFile } from "./config_file.ts";
 import type { Dataset, SampleRef } from "./dataset.ts";
-import { readSegmentIds, readSize } from "./decode.ts";
+import { type DecodeLimits, readSegmentIds, readSize } from "./decode.ts";
 import {
   type DataError,
   type FileError,
@@ -92,6 +92,8 @@ export interface PanopticImage {
 export interface CocoDataset extends Dataset {
   readonly json: string;
   readonly categories: readonly PanopticCategory[];
+  /** The JSON's `images[].id` of each sample, by its image file (`SampleRef.image`). */
+  readonly imageIds: ReadonlyMap<string, number>;
   /** Reads an image's panoptic PNG and checks it against its JSON segments. */
   readonly readPanoptic: (sample: SampleRef) => Effect.Effect<PanopticImage, FileError>;
 }
@@ -144,17 +146,24 @@ export const openCocoPanoptic = (
   Effect.gen(function* () {
     const jsonFile = join(spec.root, spec.panopticDir, `panoptic_${split}.json`);
     const imageDir = join(spec.root, spec.imageDir);
-    const images = yield* listSplitImages(imageDir, split, [".jpg", ".jpeg", ".png"]);
+    const { images, unfollowed } = yield* listSplitImages(
+      imageDir,
+      split,
+      [".jpg", ".jpeg", ".png"],
+      spec.root,
+    );
     const json = yield* readJsonFile(PanopticJson, jsonFile, "ignore");
     yield* checkCategories(json, jsonFile);
     const mapping = yield* buildLabelMapping(cocoSourceLabels(json.categories, jsonFile), spec, specFile);
     const semanticDir = join(spec.root, spec.semanticDir, split);
     const panopticDir = join(spec.root, spec.panopticDir, split);
-    const masks = new Set(yield* listFiles(semanticDir) ?? []);
+    const semantic = yield* listFiles(semanticDir, spec.root);
+    const masks = new Set(semantic?.files ?? []);
 
     const categoryIds = new Set(json.categories.map((c) => c.id));
     const imageById = new Map(json.images.map((i) => [i.id, i]));
-    const listedNames = new Set(images.map((i) => i.name));
+    // Image links that were not followed are named once (below), not again as annotations without an image.
+    const listedNames = new Set([...images.map((i) => i.name), ...unfollowed.map((p) => basename(p.file))]);
     // An `images[].file_name` may carry a folder (`frankfurt/x.png`); the split folder holds the file.
     const listedName = (fileName: string) =>
       listedNames.has(fileName)
@@ -164,7 +173,7 @@ export const openCocoPanoptic = (
         : undefined;
     /** Listed image name → its annotation, and whether that annotation is usable. */
     const annotationOf = new Map<string, { readonly annotation: Annotation; readonly usable: boolean }>();
-    const problems: Problem[] = [];
+    const problems: Problem[] = [...unfollowed];
     const strays: Problem[] = [];
     for (const a of json.annotations) {
       const unknown = a.segments_info.filter((s) => !categoryIds.has(s.category_id));
@@ -198,6 +207,7 @@ export const openCocoPanoptic = (
 
     const samples: SampleRef[] = [];
     const annotationBySample = new Map<string, Annotation>();
+    const imageIds = new Map<string, number>();
     for (const { stem, name } of images) {
       const image = join(imageDir, split, name);
       const entry = annotationOf.get(name);
@@ -207,21 +217,26 @@ export const openCocoPanoptic = (
       }
       const pngName = `${stemOf(basename(entry.annotation.file_name))}.png`;
       const maskName = masks.has(`${stem}.png`) ? `${stem}.png` : masks.has(pngName) ? pngName : undefined;
-      if (maskName === undefined) {
+      const maskLink = semantic?.unfollowed.get(`${stem}.png`);
+      if (maskName === undefined && maskLink !== undefined) {
+        problems.push({ file: join(semanticDir, `${stem}.png`), message: maskLink });
+      } else if (maskName === undefined) {
         problems.push(
           new MissingMask({ file: image, message: `no semantic mask ${join(semanticDir, `${stem}.png`)}` }),
         );
       } else if (entry.usable) {
         samples.push({ id: stem, image, mask: join(semanticDir, maskName) });
         annotationBySample.set(image, entry.annotation);
+        imageIds.set(image, entry.annotation.image_id);
       }
     }
     problems.push(...strays);
 
     return {
-      ...pairedDataset(spec, split, images.length, mapping, samples, problems),
+      ...pairedDataset(spec, split, images.length + unfollowed.length, mapping, samples, problems),
       json: jsonFile,
       categories: json.categories,
+      imageIds,
       readPanoptic: (sample) => {
         const annotation = annotationBySample.get(sample.image);
         if (annotation === undefined) {
@@ -231,7 +246,9 @@ export const openCocoPanoptic = (
         }
         const png = join(panopticDir, annotation.file_name);
         const info = imageById.get(annotation.image_id)!;
-        return readPanopticImage(sample, annotation, info, png, json.categories, mapping, jsonFile);
+        return readPanopticImage(sample, annotation, info, png, json.categories, mapping, jsonFile, {
+          maxPixels: spec.maxPixels,
+        });
       },
     };
   });
@@ -250,9 +267,12 @@ const readPanopticImage = (
   categories: readonly PanopticCategory[],
   mapping: LabelMapping,
   jsonFile: string,
+  limits: DecodeLimits,
 ): Effect.Effect<PanopticImage, FileError> =>
   Effect.gen(function* () {
-    const [ids, size] = yield* Effect.all([readSegmentIds(png), readSize(sample.image)], { concurrency: 2 });
+    const [ids, size] = yield* Effect.all([readSegmentIds(png, limits), readSize(sample.image)], {
+      concurrency: 2,
+    });
     const bad = (message: string) => Effect.fail(new InvalidLabels({ file: png, message }));
     if (ids.width !== size.width || ids.height !== size.height) {
       return yield* bad(

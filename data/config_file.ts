@@ -1,23 +1,22 @@
 /**
- * Reading external JSON files (spec files, class tables, panoptic annotations) and decoding them with a
- * Schema (`dsl/decode.ts`); unreadable files and bad JSON are `InvalidConfig` naming the file.
+ * Reading external JSON files (class tables, panoptic annotations) and decoding them with a Schema
+ * (`dsl/decode.ts`); unreadable files and bad JSON are `InvalidConfig` naming the file and, for bad JSON,
+ * the position (`io/json_file.ts`). Spec files are read by `dsl/load_spec.ts`.
  */
 import { Effect, type Schema } from "effect";
-import { readFile } from "node:fs/promises";
+import { readJsonFile as readJsonValue } from "../io/json_file.ts";
 import { decodeConfig, type ExcessKeys, InvalidConfig } from "../dsl/decode.ts";
 
 /** Reads and parses a JSON file, not yet decoded; unreadable files and bad JSON are `InvalidConfig`. */
 export const readJson = (file: string): Effect.Effect<unknown, InvalidConfig> =>
-  Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => new InvalidConfig({ file, message: `cannot read: ${errorText(e)}` }),
-    });
-    return yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => new InvalidConfig({ file, message: `invalid JSON: ${errorText(e)}` }),
-    });
-  });
+  readJsonValue(file).pipe(
+    Effect.mapError((e) =>
+      new InvalidConfig({
+        file,
+        message: `${e.problem === "not JSON" ? "invalid JSON" : e.problem}: ${e.detail}`,
+      })
+    ),
+  );
 
 /** Reads a JSON file and decodes it with `schema`. */
 export const readJsonFile = <S extends Schema.Decoder<unknown>>(
@@ -26,7 +25,3 @@ export const readJsonFile = <S extends Schema.Decoder<unknown>>(
   excess: ExcessKeys = "error",
 ): Effect.Effect<S["Type"], InvalidConfig> =>
   Effect.flatMap(readJson(file), (value) => decodeConfig(schema, value, file, excess));
-
-/** The message of a thrown value, on one line. */
-export const errorText = (e: unknown): string =>
-  (e instanceof Error ? e.message : String(e)).split("\n")[0].trim();

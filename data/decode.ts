@@ -5,11 +5,18 @@
  * read through an explicit grey colourspace; palette PNG masks are rejected because libvips expands the
  * palette to colors and the class indices are lost; truncated or corrupt data is an error (`failOn`),
  * never a partially grey image.
+ *
+ * Every decode here is guarded by a pixel limit (`maxPixels`, default `DEFAULT_MAX_PIXELS`) that is checked
+ * against the file's header before any pixel is decoded: a 16000×16000 PNG is 1 MB on disk, under sharp's
+ * own limit (16383²), and cost 2.2–2.4 GB of memory to decode. Training, evaluation, image-level data,
+ * predict and classify all read images through this module, so the limit holds for all of them; a dataset
+ * spec's `maxPixels` raises (or lowers) it.
  */
 import { Effect } from "effect";
-import sharp from "sharp";
-import { errorText } from "./config_file.ts";
-import { InvalidLabels, UnreadableFile } from "./errors.ts";
+import sharp, { type SharpOptions } from "sharp";
+import { errorText } from "../dsl/load_spec.ts";
+import type { DatasetSpec } from "../dsl/dataset.ts";
+import { ImageTooLarge, InvalidLabels, UnreadableFile } from "./errors.ts";
 
 // libvips caches decoded images by file name; the loader reads each file once per epoch, so the cache
 // only costs memory (and would hide a file that changed on disk).
@@ -32,6 +39,74 @@ export interface RawMask {
 /** Abort on truncated or invalid pixel data rather than returning what could be decoded. */
 const FAIL_ON = "warning" as const;
 
+/**
+ * The most pixels (width × height) an image may have for the loaders to decode it: 8192 × 8192, about
+ * 0.2 GB as 8-bit RGB. Above any image size the datasets kappa targets use (COCO 640×480, Cityscapes
+ * 2048×1024, a 48-megapixel phone photo), far below what exhausts a machine's memory.
+ */
+export const DEFAULT_MAX_PIXELS = 8192 * 8192;
+
+/** Options of every decode: the pixel limit (default `DEFAULT_MAX_PIXELS`). */
+export interface DecodeLimits {
+  readonly maxPixels?: number;
+}
+
+/** A dataset spec's limit (`maxPixels`; procedural datasets have none: they decode no files). */
+export const maxPixelsOf = (spec: DatasetSpec): number | undefined =>
+  spec._tag === "Procedural" ? undefined : spec.maxPixels;
+
+const thousands = (n: number) => n.toLocaleString("en-US");
+
+/** The one-line refusal: the size, the limit, what decoding would cost, and how to raise the limit. */
+export const tooLarge = (
+  file: string,
+  { width, height, channels }: { width: number; height: number; channels: number },
+  maxPixels: number,
+): ImageTooLarge => {
+  const gb = (width * height * channels) / 1e9;
+  const details = [
+    ...(maxPixels === DEFAULT_MAX_PIXELS ? ["8192x8192, the default"] : []),
+    ...(gb >= 0.01 ? [`decoding it would take over ${gb.toFixed(2)} GB`] : []),
+  ];
+  return new ImageTooLarge({
+    file,
+    message:
+      `${width}x${height} pixels (${thousands(width * height)}) exceeds the loaders' limit of ${
+        thousands(maxPixels)
+      } pixels${details.length ? ` (${details.join("; ")})` : ""}; raise the limit with the dataset spec's ` +
+      "maxPixels (data.dataset.maxPixels) or downscale the image",
+  });
+};
+
+/** sharp's own header check, which `limitInputPixels` turns on (thrown before any pixel is decoded). */
+const isPixelLimit = (e: unknown) => /exceeds pixel limit/i.test(errorText(e));
+
+/**
+ * Runs a sharp decode of `file` with the pixel limit on; when the header is over the limit, the error is
+ * `ImageTooLarge` with the header's size (read again without the limit, still header only).
+ */
+const decodeWithin = <A>(
+  file: string,
+  maxPixels: number,
+  decode: (options: SharpOptions) => Promise<A>,
+): Effect.Effect<A, UnreadableFile | ImageTooLarge> =>
+  Effect.tryPromise({
+    try: async () => {
+      try {
+        return await decode({ failOn: FAIL_ON, limitInputPixels: maxPixels });
+      } catch (e) {
+        if (!isPixelLimit(e)) throw e;
+        const m = await sharp(file, { limitInputPixels: false }).metadata();
+        throw tooLarge(
+          file,
+          { width: m.width ?? 0, height: m.height ?? 0, channels: m.channels ?? 3 },
+          maxPixels,
+        );
+      }
+    },
+    catch: (e) => (e instanceof ImageTooLarge ? e : unreadable(file)(e)),
+  });
+
 const unreadable = (file: string) => (e: unknown) =>
   new UnreadableFile({ file, message: describeSharpError(e) });
 
@@ -51,7 +126,8 @@ const describeSharpError = (e: unknown): string => {
 /** Width and height from the file header, without decoding pixels. */
 export const readSize = (file: string): Effect.Effect<{ width: number; height: number }, UnreadableFile> =>
   Effect.tryPromise({
-    try: () => sharp(file, { failOn: FAIL_ON }).metadata(),
+    // Header only: no pixel limit needed (the decode of the image itself is limited).
+    try: () => sharp(file, { failOn: FAIL_ON, limitInputPixels: false }).metadata(),
     catch: unreadable(file),
   }).pipe(
     Effect.flatMap((m) =>
@@ -70,30 +146,33 @@ export const readSize = (file: string): Effect.Effect<{ width: number; height: n
  */
 export const readRgb = (
   file: string,
-  { ignoreIcc = false }: { ignoreIcc?: boolean } = {},
-): Effect.Effect<RgbImage, UnreadableFile> =>
-  Effect.tryPromise({
-    try: () =>
-      sharp(file, { failOn: FAIL_ON, ignoreIcc }).removeAlpha().toColourspace("srgb").raw().toBuffer({
+  { ignoreIcc = false, maxPixels = DEFAULT_MAX_PIXELS }: { ignoreIcc?: boolean } & DecodeLimits = {},
+): Effect.Effect<RgbImage, UnreadableFile | ImageTooLarge> =>
+  decodeWithin(
+    file,
+    maxPixels,
+    (options) =>
+      sharp(file, { ...options, ignoreIcc }).removeAlpha().toColourspace("srgb").raw().toBuffer({
         resolveWithObject: true,
       }),
-    catch: unreadable(file),
-  }).pipe(Effect.flatMap(({ data, info }) =>
-    info.channels === 3 && data.length === info.width * info.height * 3
-      ? Effect.succeed({
-        width: info.width,
-        height: info.height,
-        data: new Uint8Array(data.buffer, data.byteOffset, data.length),
-      })
-      : Effect.fail(
-        new UnreadableFile({
-          file,
-          message: `decoded to ${info.channels} channels of ${
-            data.length / (info.width * info.height * info.channels)
-          } bytes; expected 8-bit RGB`,
-        }),
-      )
-  ));
+  ).pipe(
+    Effect.flatMap(({ data, info }) =>
+      info.channels === 3 && data.length === info.width * info.height * 3
+        ? Effect.succeed({
+          width: info.width,
+          height: info.height,
+          data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+        })
+        : Effect.fail(
+          new UnreadableFile({
+            file,
+            message: `decoded to ${info.channels} channels of ${
+              data.length / (info.width * info.height * info.channels)
+            } bytes; expected 8-bit RGB`,
+          }),
+        )
+    ),
+  );
 
 /**
  * Decodes a single-channel 8- or 16-bit mask PNG to its raw values.
@@ -101,12 +180,12 @@ export const readRgb = (
  * Gotcha: RGB, grey+alpha and palette masks are `InvalidLabels` (they do not hold one class index per
  * pixel that libvips can return unchanged).
  */
-export const readMask = (file: string): Effect.Effect<RawMask, UnreadableFile | InvalidLabels> =>
+export const readMask = (
+  file: string,
+  { maxPixels = DEFAULT_MAX_PIXELS }: DecodeLimits = {},
+): Effect.Effect<RawMask, UnreadableFile | ImageTooLarge | InvalidLabels> =>
   Effect.gen(function* () {
-    const meta = yield* Effect.tryPromise({
-      try: () => sharp(file, { failOn: FAIL_ON }).metadata(),
-      catch: unreadable(file),
-    });
+    const meta = yield* decodeWithin(file, maxPixels, (options) => sharp(file, options).metadata());
     if (meta.isPalette) {
       return yield* Effect.fail(
         new InvalidLabels({
@@ -124,15 +203,10 @@ export const readMask = (file: string): Effect.Effect<RawMask, UnreadableFile | 
       );
     }
     const wide = meta.depth === "ushort";
-    const { data, info } = yield* Effect.tryPromise({
-      try: () =>
-        (wide
-          ? sharp(file, { failOn: FAIL_ON }).toColourspace("grey16").raw({ depth: "ushort" })
-          : sharp(file, { failOn: FAIL_ON }).toColourspace("b-w").raw()).toBuffer({
-            resolveWithObject: true,
-          }),
-      catch: unreadable(file),
-    });
+    const { data, info } = yield* decodeWithin(file, maxPixels, (options) =>
+      (wide
+        ? sharp(file, options).toColourspace("grey16").raw({ depth: "ushort" })
+        : sharp(file, options).toColourspace("b-w").raw()).toBuffer({ resolveWithObject: true }));
     if (info.channels !== 1) {
       return yield* Effect.fail(
         new InvalidLabels({ file, message: `mask decoded to ${info.channels} channels` }),
@@ -149,12 +223,17 @@ export const readMask = (file: string): Effect.Effect<RawMask, UnreadableFile | 
  */
 export const readSegmentIds = (
   file: string,
-): Effect.Effect<{ width: number; height: number; data: Int32Array }, UnreadableFile | InvalidLabels> =>
+  { maxPixels = DEFAULT_MAX_PIXELS }: DecodeLimits = {},
+): Effect.Effect<
+  { width: number; height: number; data: Int32Array },
+  UnreadableFile | ImageTooLarge | InvalidLabels
+> =>
   Effect.gen(function* () {
-    const { data, info } = yield* Effect.tryPromise({
-      try: () => sharp(file, { failOn: FAIL_ON }).raw().toBuffer({ resolveWithObject: true }),
-      catch: unreadable(file),
-    });
+    const { data, info } = yield* decodeWithin(
+      file,
+      maxPixels,
+      (options) => sharp(file, options).raw().toBuffer({ resolveWithObject: true }),
+    );
     if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
       return yield* Effect.fail(
         new InvalidLabels({

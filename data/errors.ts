@@ -13,6 +13,12 @@ export { InvalidConfig };
 /** A file that cannot be read or decoded: missing, corrupt, truncated or in an unsupported format. */
 export class UnreadableFile extends Data.TaggedError("UnreadableFile")<{ file: string; message: string }> {}
 
+/**
+ * An image (or mask) with more pixels than the loaders decode (`maxPixels`, see data/decode.ts), found from
+ * its header before any pixel is decoded.
+ */
+export class ImageTooLarge extends Data.TaggedError("ImageTooLarge")<{ file: string; message: string }> {}
+
 /** An image without its annotation file. */
 export class MissingMask extends Data.TaggedError("MissingMask")<{ file: string; message: string }> {}
 
@@ -39,7 +45,14 @@ export class BadFiles extends Data.TaggedError("BadFiles")<{
 }> {}
 
 /** Any error the data layer produces. */
-export type DataError = InvalidConfig | UnreadableFile | MissingMask | InvalidLabels | EmptySplit | BadFiles;
+export type DataError =
+  | InvalidConfig
+  | UnreadableFile
+  | ImageTooLarge
+  | MissingMask
+  | InvalidLabels
+  | EmptySplit
+  | BadFiles;
 
 /** The error's tag names a problem in one file (as opposed to a whole-split summary). */
 export type FileError = Exclude<DataError, BadFiles>;

@@ -6,7 +6,7 @@ import { Effect } from "effect";
 import { basename, isAbsolute, join } from "node:path";
 import { type ClassTable, fromInline, readClassTable } from "./classes.ts";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
-import { readMask, readRgb } from "./decode.ts";
+import { type DecodeLimits, readMask, readRgb } from "./decode.ts";
 import { type DataError, type FileError, InvalidLabels, MissingMask, type Problem } from "./errors.ts";
 import {
   applyLabelMapping,
@@ -71,16 +71,26 @@ export const openFolder = (
     const mapping = yield* buildLabelMapping(folderSourceLabels(table, spec), spec, specFile);
     const imageDir = join(spec.root, spec.imageDir);
     const maskDir = join(spec.root, spec.annotationDir, split);
-    const images = yield* listSplitImages(imageDir, split, spec.imageSuffixes);
-    const maskNames = new Set(yield* listFiles(maskDir) ?? []);
+    const { images, unfollowed } = yield* listSplitImages(imageDir, split, spec.imageSuffixes, spec.root);
+    const masks = yield* listFiles(maskDir, spec.root);
+    const maskNames = new Set(masks?.files ?? []);
+    const maskLinks = masks?.unfollowed ?? new Map<string, string>();
 
     const samples: SampleRef[] = [];
-    const problems: Problem[] = [];
-    const stems = new Set<string>();
+    const problems: Problem[] = [...unfollowed];
+    // The masks of images that are unfollowed links are not "without an image".
+    const stems = new Set<string>(
+      unfollowed.map((p) => basename(p.file)).map((name) => {
+        const suffix = spec.imageSuffixes.find((s) => name.toLowerCase().endsWith(s.toLowerCase()))!;
+        return name.slice(0, name.length - suffix.length);
+      }),
+    );
     for (const { stem, name } of images) {
       const image = join(imageDir, split, name);
       const mask = join(maskDir, stem + spec.maskSuffix);
+      const maskLink = maskLinks.get(stem + spec.maskSuffix);
       if (stems.has(stem)) problems.push({ file: image, message: `a second image with stem "${stem}"` });
+      else if (maskLink !== undefined) problems.push({ file: mask, message: maskLink });
       else if (!maskNames.has(stem + spec.maskSuffix)) {
         problems.push(new MissingMask({ file: image, message: `no mask ${mask}` }));
       } else samples.push({ id: stem, image, mask });
@@ -91,7 +101,7 @@ export const openFolder = (
         problems.push({ file: join(maskDir, m), message: "mask without an image" });
       }
     }
-    return pairedDataset(spec, split, images.length, mapping, samples, problems);
+    return pairedDataset(spec, split, images.length + unfollowed.length, mapping, samples, problems);
   });
 
 /** A dataset of image/mask pairs, as both the folder and the COCO loaders list them. */
@@ -112,13 +122,17 @@ export const pairedDataset = (
   samples,
   // Tagged errors carry more than a problem's two fields; a Dataset lists plain problems.
   problems: problems.map(({ file, message }) => ({ file, message })),
-  read: (sample) => readPair(sample, mapping),
+  read: (sample) => readPair(sample, mapping, { maxPixels: spec.maxPixels }),
 });
 
 /** Decodes an image and its mask, checks they match, and maps the mask to training ids. */
-export const readPair = (sample: SampleRef, mapping: LabelMapping): Effect.Effect<LabeledImage, FileError> =>
+export const readPair = (
+  sample: SampleRef,
+  mapping: LabelMapping,
+  limits: DecodeLimits = {},
+): Effect.Effect<LabeledImage, FileError> =>
   Effect.gen(function* () {
-    const [image, mask] = yield* Effect.all([readRgb(sample.image), readMask(sample.mask)], {
+    const [image, mask] = yield* Effect.all([readRgb(sample.image, limits), readMask(sample.mask, limits)], {
       concurrency: 2,
     });
     if (image.width !== mask.width || image.height !== mask.height) {

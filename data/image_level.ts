@@ -6,12 +6,15 @@
  *
  * The file is decoded with Schema; then every tag is checked against the class table and the folder,
  * and all bad tags are reported at once, one problem per tag naming the labels file: an unknown class id,
- * an empty list, a missing image. Duplicate ids in a list count once.
+ * an empty list, a missing image, an entry that leaves the image folder (`../x.jpg`, an absolute path, or a
+ * symlink resolving outside it: the image folder is the source's dataset root). Duplicate ids in a list
+ * count once.
  */
 import { Effect, Schema } from "effect";
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { readJsonFile } from "../io/json_file.ts";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isInside } from "./listing.ts";
 import { BadFiles, InvalidLabels, type Problem, UnreadableFile } from "./errors.ts";
 
 const ClassId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0));
@@ -38,20 +41,33 @@ export interface ImageLevelSource {
 /** Reads and checks `file` against a vocabulary of `classes` classes (names only used in messages). */
 export const readImageLevelLabels = (file: string, classes: number) =>
   Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => new UnreadableFile({ file, message: `cannot read: ${String(e).split("\n")[0]}` }),
-    });
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => new UnreadableFile({ file, message: `invalid JSON: ${(e as Error).message}` }),
-    });
+    const json = yield* readJsonFile(file).pipe(
+      Effect.mapError((e) =>
+        new UnreadableFile({
+          file,
+          message: `${e.problem === "not JSON" ? "invalid JSON" : e.problem}: ${e.detail}`,
+        })
+      ),
+    );
     const decoded = yield* Schema.decodeUnknownEffect(ImageLevelLabelsFile)(json).pipe(
       Effect.mapError((e) => new InvalidLabels({ file, message: String(e.message).split("\n")[0] })),
     );
     const folder = join(dirname(file), decoded.images);
     const problems: Problem[] = [];
     const samples: ImageLevelSample[] = [];
+    const realFolder = existsSync(folder) ? realpathSync(folder) : resolve(folder);
+    /** Why the entry's file is not usable, if it is not: outside the folder (by name or by link), missing. */
+    const placeProblem = (name: string, image: string): string | undefined => {
+      if (isAbsolute(name)) return `an absolute path; entries name files inside the image folder ${folder}`;
+      if (!isInside(resolve(folder), resolve(image))) {
+        return `leaves the image folder ${folder} (entries name files inside it)`;
+      }
+      if (!existsSync(image)) return `image missing (${image})`;
+      const target = realpathSync(image);
+      return isInside(realFolder, target)
+        ? undefined
+        : `a symlink to ${target}, outside the image folder ${realFolder}: not followed`;
+    };
     for (const [name, ids] of Object.entries(decoded.labels).sort(([a], [b]) => a.localeCompare(b))) {
       const bad = (message: string) => problems.push({ file, message: `"${name}": ${message}` });
       const image = join(folder, name);
@@ -60,8 +76,9 @@ export const readImageLevelLabels = (file: string, classes: number) =>
       for (const c of unknown) {
         bad(`class id ${c} is not in the ${classes}-class vocabulary (0..${classes - 1})`);
       }
-      if (!existsSync(image)) bad(`image missing (${image})`);
-      if (ids.length > 0 && unknown.length === 0 && existsSync(image)) {
+      const place = placeProblem(name, image);
+      if (place !== undefined) bad(place);
+      if (ids.length > 0 && unknown.length === 0 && place === undefined) {
         samples.push({
           id: name.replace(/\.[^.]*$/, ""),
           image,

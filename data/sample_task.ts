@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
-import { readRgb } from "./decode.ts";
+import { maxPixelsOf, readRgb } from "./decode.ts";
 import { type ImageLevelSample, multiHot } from "./image_level.ts";
 import { type FileError, InvalidLabels } from "./errors.ts";
 import type { CocoDataset } from "./coco.ts";
@@ -61,7 +61,7 @@ export type TaskResult<T extends SampleTask> = T extends TestTask ? TestSample :
 
 /** Decodes an image-level image as a sample whose every pixel is ignored. */
 const readImageLevel = (dataset: Dataset, sample: ImageLevelSample): Effect.Effect<LabeledImage, FileError> =>
-  Effect.map(readRgb(sample.image), (rgb) => ({
+  Effect.map(readRgb(sample.image, { maxPixels: maxPixelsOf(dataset.spec) }), (rgb) => ({
     id: sample.id,
     width: rgb.width,
     height: rgb.height,

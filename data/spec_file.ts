@@ -1,16 +1,15 @@
 /**
  * Finding a dataset spec from a CLI target: a built-in name, a `.json` file, or a `.ts`/`.js` module whose
- * default export is a spec or an experiment that embeds one.
+ * default export is a spec or an experiment that embeds one (files are loaded by `dsl/load_spec.ts`, as
+ * experiments are).
  */
 import { Effect } from "effect";
 import { existsSync } from "node:fs";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { builtinDatasets } from "../dsl/datasets.ts";
-import { errorText, readJson } from "./config_file.ts";
 import { InvalidConfig } from "./errors.ts";
 import { type DatasetSpec, decodeDatasetSpec, ImageLevelData } from "../dsl/dataset.ts";
 import { decodeConfig } from "../dsl/decode.ts";
+import { loadSpecFile } from "../dsl/load_spec.ts";
 
 /** A dataset spec and where it came from. */
 export interface LoadedSpec {
@@ -62,7 +61,6 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
   Effect.gen(function* () {
     const builtin = builtinDatasets[target];
     if (builtin !== undefined) return { spec: builtin, file: target, path: "" };
-    const ext = extname(target).toLowerCase();
     if (!existsSync(target)) {
       return yield* Effect.fail(
         new InvalidConfig({
@@ -71,27 +69,7 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
         }),
       );
     }
-    let value: unknown;
-    if (ext === ".json") value = yield* readJson(target);
-    else if ([".ts", ".js", ".mjs", ".mts"].includes(ext)) {
-      const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(resolve(target)).href),
-        catch: (e) => new InvalidConfig({ file: target, message: `cannot import: ${errorText(e)}` }),
-      });
-      if (!("default" in module)) {
-        return yield* Effect.fail(
-          new InvalidConfig({ file: target, message: "module has no default export" }),
-        );
-      }
-      value = module.default;
-    } else {
-      return yield* Effect.fail(
-        new InvalidConfig({
-          file: target,
-          message: `unsupported spec file type "${ext}" (use .json or .ts)`,
-        }),
-      );
-    }
+    const value = yield* loadSpecFile(target);
     const found = yield* datasetOf(value, target);
     const spec = yield* decodeDatasetSpec(found.value, target);
     const il = (value as { data?: { imageLevel?: unknown } } | null)?.data?.imageLevel;

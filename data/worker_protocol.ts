@@ -5,6 +5,7 @@ import {
   type DataError,
   EmptySplit,
   type FileError,
+  ImageTooLarge,
   InvalidConfig,
   InvalidLabels,
   MissingMask,
@@ -60,6 +61,8 @@ export const errorFromData = (e: ErrorData): FileError => {
       return new InvalidConfig(fields);
     case "UnreadableFile":
       return new UnreadableFile(fields);
+    case "ImageTooLarge":
+      return new ImageTooLarge(fields);
     case "MissingMask":
       return new MissingMask(fields);
     case "InvalidLabels":

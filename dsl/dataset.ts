@@ -44,6 +44,13 @@ const Triple = Schema.Tuple([Schema.Number, Schema.Number, Schema.Number]);
  *   (LarvSeg-style weak supervision).
  * - `imageLabels`: emit multi-hot image-level labels, derived from the whole image's mask or the crop.
  */
+/**
+ * The most pixels (width × height) an image or mask may have for the loaders to decode it; larger files
+ * are refused from their header (data/decode.ts: 8192 × 8192 when absent). Optional without a default, so
+ * specs without it keep their canonical JSON and hash.
+ */
+const MaxPixelsField = { maxPixels: Schema.optionalKey(PositiveInt) };
+
 export const LabelFields = {
   ignoreIndex: Schema.optionalKey(Schema.Int),
   classMap: Schema.optionalKey(Schema.Record(Schema.String, Schema.NullOr(Schema.String))),
@@ -74,6 +81,7 @@ export const FolderSpec = Schema.TaggedStruct("Folder", {
   reduceZeroLabel: Schema.Boolean.pipe(withDefault(false)),
   trainSplit: Schema.String.pipe(withDefault("train")),
   testSplit: Schema.String.pipe(withDefault("val")),
+  ...MaxPixelsField,
   ...LabelFields,
 });
 export type FolderSpec = typeof FolderSpec.Type;
@@ -91,6 +99,7 @@ export const CocoPanopticSpec = Schema.TaggedStruct("CocoPanoptic", {
   panopticDir: Schema.String.pipe(withDefault("panoptic")),
   trainSplit: Schema.String.pipe(withDefault("train2017")),
   testSplit: Schema.String.pipe(withDefault("val2017")),
+  ...MaxPixelsField,
   ...LabelFields,
 });
 export type CocoPanopticSpec = typeof CocoPanopticSpec.Type;

@@ -7,14 +7,13 @@
  * reported with its path.
  */
 import { Effect, Result, Schema } from "effect";
-import { existsSync } from "node:fs";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
-import { backboneStride, Model, panopticStrides, usesImageLabels } from "./model.ts";
+import { backboneStride, Model, type ModelSpec, panopticStrides, usesImageLabels } from "./model.ts";
 import { EvalConfig, TrainConfig } from "./training.ts";
-import { decodeWith, modelViolations, SpecError, type Violation } from "./validate.ts";
+import { decodeWith, SpecError, type Violation } from "./validate.ts";
+import { modelKindsVersion, modelSchema, modelViolations } from "./model_kinds.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
+import { loadSpecFile } from "./load_spec.ts";
 
 /**
  * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg, an optional
@@ -28,25 +27,55 @@ export const DataConfig = Schema.Struct({
 });
 export type DataConfig = typeof DataConfig.Type;
 
-export const Experiment = Schema.TaggedStruct("Experiment", {
+const experimentFields = <S extends Schema.Codec<ModelSpec, unknown> | typeof Model>(model: S) => ({
   name: Schema.String.check(Schema.isMinLength(1)),
-  model: Model,
+  model,
   data: DataConfig,
   train: TrainConfig,
   eval: EvalConfig,
 });
+
+/** The schema of an experiment whose model is of a built-in kind (the `Experiment` type). */
+export const Experiment = Schema.TaggedStruct("Experiment", experimentFields(Model));
 export type Experiment = typeof Experiment.Type;
 
-/** An experiment; its type keeps the model's kind (`experiment({ model: segmenter(...) })` has a Segmenter). */
-export const experiment = <M extends Model>(
-  e: Omit<Experiment, "_tag" | "model"> & { readonly model: M },
-): Experiment & { readonly model: M } => ({ _tag: "Experiment", ...e });
+/** An experiment whose model is an `M`: a built-in kind, or one registered with `registerModelSchema`. */
+export type ExperimentOf<M extends ModelSpec> = Omit<Experiment, "model"> & { readonly model: M };
+/** An experiment of any registered model kind: what the generic programs (train, eval, predict, export) take. */
+export type AnyExperiment = ExperimentOf<ModelSpec>;
 
-/** The cross-field rules of an experiment (model rules included). */
-export const experimentViolations = (e: Experiment): Violation[] => {
+/** The schema of an experiment whose model is of any registered kind, rebuilt when a kind is registered. */
+const currentSchema = (() => {
+  let built: { version: number; schema: Schema.Codec<AnyExperiment, unknown> } | undefined;
+  return () => {
+    if (built?.version !== modelKindsVersion()) {
+      const schema = Schema.TaggedStruct("Experiment", experimentFields(modelSchema()));
+      built = {
+        version: modelKindsVersion(),
+        schema: schema as unknown as Schema.Codec<AnyExperiment, unknown>,
+      };
+    }
+    return built.schema;
+  };
+})();
+
+/** An experiment; its type keeps the model's kind (`experiment({ model: segmenter(...) })` has a Segmenter). */
+export const experiment = <M extends ModelSpec>(
+  e: Omit<Experiment, "_tag" | "model"> & { readonly model: M },
+): ExperimentOf<M> => ({ _tag: "Experiment", ...e });
+
+/**
+ * The cross-field rules of an experiment (model rules included). `train` may be missing (it did not
+ * decode): the rules that need it are skipped.
+ */
+export const experimentViolations = (
+  e: Omit<AnyExperiment, "train"> & { readonly train?: Experiment["train"] },
+): Violation[] => {
   const out = modelViolations(e.model, "model");
-  const stride = backboneStride(e.model.backbone);
-  const unit = e.model.backbone._tag === "ViT"
+  // The rules below that name a kind look at built-in kinds; a registered kind's tag matches none of them.
+  const model = e.model as Model;
+  const stride = backboneStride(model.backbone);
+  const unit = model.backbone._tag === "ViT"
     ? `the patch size (${stride})`
     : `the backbone stride (${stride})`;
   const multiple = (path: string, size: readonly number[] | null) => {
@@ -54,7 +83,7 @@ export const experimentViolations = (e: Experiment): Violation[] => {
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
-  const aux = e.model._tag === "Segmenter" ? e.model.attentiveClassifier : undefined;
+  const aux = model._tag === "Segmenter" ? model.attentiveClassifier : undefined;
   if (aux) {
     const [h, w] = e.data.train.cropSize.map((s) => Math.floor(s / stride));
     if (aux.pixels > h * w) {
@@ -66,15 +95,15 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   }
   const il = e.data.imageLevel;
   if (il) {
-    const share = imageLevelShare(e.train.batchSize, il.ratio);
+    const share = e.train ? imageLevelShare(e.train.batchSize, il.ratio) : { imageLevel: 1, pixel: 1 };
     if (share.imageLevel < 1 || share.pixel < 1) {
       out.push({
         path: "data.imageLevel.ratio",
         message:
-          `${il.ratio} of a batch of ${e.train.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
+          `${il.ratio} of a batch of ${e.train?.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
       });
     }
-    if (e.model._tag !== "Segmenter" || !usesImageLabels(e.model)) {
+    if (model._tag !== "Segmenter" || !usesImageLabels(model)) {
       out.push({
         path: "data.imageLevel",
         message: "image-level images train only through model.imageLevelLoss or model.attentiveClassifier",
@@ -91,7 +120,7 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
   if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
-  if (e.model._tag === "PanopticSegmenter") {
+  if (model._tag === "PanopticSegmenter") {
     // Panoptic targets are segments (one mask per thing instance and per stuff class).
     if (e.data.dataset._tag !== "CocoPanoptic") {
       out.push({
@@ -100,7 +129,7 @@ export const experimentViolations = (e: Experiment): Violation[] => {
           `(this one is ${e.data.dataset._tag})`,
       });
     }
-    const finest = panopticStrides(e.model.backbone);
+    const finest = panopticStrides(model.backbone);
     const coarsest = Math.max(...finest);
     const bad = e.data.train.cropSize.find((s) => s % coarsest !== 0);
     if (bad !== undefined && coarsest !== stride) {
@@ -111,7 +140,7 @@ export const experimentViolations = (e: Experiment): Violation[] => {
     }
   }
   // Pretrained weights see their inputs only through the pipeline's normalization: it must be theirs.
-  const expects = e.model.backbone._tag === "MobileNetV2" ? e.model.backbone.expects : null;
+  const expects = model.backbone._tag === "MobileNetV2" ? model.backbone.expects : null;
   if (expects) {
     const differs = (a: readonly number[], b: readonly number[]) =>
       a.some((x, i) => Math.abs(x - b[i]) > 1e-6);
@@ -137,46 +166,71 @@ export const experimentViolations = (e: Experiment): Violation[] => {
   return out;
 };
 
-/** Decodes and validates an experiment value; `source` names where it came from. */
-export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
-  const decoded = Result.flatMap(decodeWith(Experiment, input, ""), (e) => {
-    const violations = experimentViolations(e);
-    return violations.length ? Result.fail(violations) : Result.succeed(e);
+/**
+ * The cross-field rules of the parts that decode when the experiment as a whole does not (a bad
+ * train.steps, say), so that one run of validation reports every violation, not only the structural
+ * ones: the model's own rules once the model decodes, the rules between model, data and evaluation once
+ * those three do (train's are skipped if train does not).
+ */
+const rulesOfDecodedParts = (input: unknown): Violation[] => {
+  const o = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
+  const part = <S extends Schema.Constraint & Schema.ConstraintDecoder<unknown>>(schema: S, key: string) => {
+    const decoded = decodeWith(schema, o[key], key);
+    return Result.isSuccess(decoded) ? decoded.success as S["Type"] : undefined;
+  };
+  const model = part(modelSchema(), "model");
+  if (model === undefined) return [];
+  const [data, evaluation] = [part(DataConfig, "data"), part(EvalConfig, "eval")];
+  if (data === undefined || evaluation === undefined) return modelViolations(model, "model");
+  const train = part(TrainConfig, "train");
+  return experimentViolations({
+    _tag: "Experiment",
+    name: "",
+    model,
+    data,
+    eval: evaluation,
+    ...(train ? { train } : {}),
   });
-  return Result.isSuccess(decoded)
-    ? Effect.succeed(decoded.success)
-    : Effect.fail(new SpecError({ source, violations: decoded.failure }));
 };
 
-/** Loads an experiment from a `.ts` module (default export) or a `.json` file. */
+/**
+ * Decodes and validates an experiment value, reporting every violation; `source` names where it came from.
+ * The model may be of any registered kind: its type says `Experiment` (the built-in kinds) for the
+ * programs written against those; a registered kind's model is read through its own record (`kinds/`),
+ * never by its fields here.
+ */
+export const decodeExperiment = (input: unknown, source: string): Effect.Effect<Experiment, SpecError> => {
+  const decoded = decodeWith(currentSchema(), input, "");
+  const violations = Result.isSuccess(decoded)
+    ? experimentViolations(decoded.success)
+    : [...decoded.failure, ...rulesOfDecodedParts(input)];
+  return Result.isSuccess(decoded) && violations.length === 0
+    ? Effect.succeed(decoded.success as Experiment)
+    : Effect.fail(new SpecError({ source, violations }));
+};
+
+/**
+ * Loads an experiment from a `.ts` module (default export) or a `.json` file (`dsl/load_spec.ts`). A file
+ * that cannot be loaded is one violation of the whole file (empty path); a module that does not import
+ * names the line and column (`SpecError.source` = `file:line:column` when the error is in the module).
+ */
 export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecError> =>
-  Effect.gen(function* () {
-    const fail = (message: string) =>
-      Effect.fail(new SpecError({ source: file, violations: [{ path: file, message }] }));
-    if (!existsSync(file)) return yield* fail("no such file");
-    const ext = extname(file).toLowerCase();
-    let value: unknown;
-    if (ext === ".json") {
-      const text = yield* Effect.tryPromise({ try: () => Deno.readTextFile(file), catch: (e) => String(e) })
-        .pipe(
-          Effect.catch((message) => fail(`cannot read: ${message}`)),
-        );
-      value = yield* Effect.try({ try: () => JSON.parse(text), catch: (e) => (e as Error).message }).pipe(
-        Effect.catch((message) => fail(`invalid JSON: ${message}`)),
-      );
-    } else if ([".ts", ".js", ".mts", ".mjs"].includes(ext)) {
-      const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(resolve(file)).href),
-        catch: (e) => (e as Error).message.split("\n")[0],
-      }).pipe(Effect.catch((message) => fail(`cannot import: ${message}`)));
-      if (module.default === undefined) return yield* fail("the module has no default export");
-      value = module.default;
-    } else return yield* fail(`expected a .ts module or a .json file, got "${ext || file}"`);
-    return yield* decodeExperiment(value, file);
-  });
+  loadSpecFile(file).pipe(
+    Effect.mapError((e) => new SpecError({ source: e.file, violations: [{ path: "", message: e.message }] })),
+    Effect.flatMap((value) => decodeExperiment(value, file)),
+  );
+
+/**
+ * The experiment with a step count and a seed of its own, each only when given: what `train --steps N
+ * --seed S` runs, and how the experiment grids make one run per seed from a row's spec.
+ */
+export const withOverrides = <E extends AnyExperiment>(e: E, steps?: number, seed?: number): E => ({
+  ...e,
+  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
+});
 
 /** The canonical JSON text of an experiment. */
-export const experimentJson = (e: Experiment): string => canonicalJson(e);
+export const experimentJson = (e: AnyExperiment): string => canonicalJson(e);
 
 /** The experiment's content hash (hex SHA-256 of its canonical JSON). */
-export const experimentHash = (e: Experiment): string => specHash(e);
+export const experimentHash = (e: AnyExperiment): string => specHash(e);

@@ -339,10 +339,9 @@ export const attentivePairs = (m: Segmenter, a: AttentiveClassifier): number =>
 /**
  * Every kind of model kappa builds, discriminated on `_tag`; an experiment's `model` is one of them.
  *
- * The interpreter (`interpret/kinds.ts`) maps each kind to the task its runs train and evaluate on
- * (semantic segmentation for `Segmenter`, classification for `Classifier`, panoptic segmentation for
- * `PanopticSegmenter`), and train / eval / predict / export dispatch on that. A new kind is one more
- * member here, its rules in `dsl/validate.ts`, and one more entry in each of the interpreter's tables.
+ * A kind is two registrations: its schema and cross-field rules here in dsl/ (`model_kinds.ts`), and its
+ * record in `kinds/` (training stages, feeds, losses, evaluation, prediction, export), through which
+ * train / eval / predict / export dispatch. The built-in kinds are registered by both modules.
  */
 /**
  * A backbone with a classification head: global average pooling of the last feature map, then a linear
@@ -444,9 +443,21 @@ export const PanopticSegmenter = Schema.TaggedStruct("PanopticSegmenter", {
 });
 export type PanopticSegmenter = typeof PanopticSegmenter.Type;
 
+/** The built-in model kinds. `dsl/model_kinds.ts` registers their schemas; other kinds register their own. */
 export const Model = Schema.Union([Segmenter, Classifier, PanopticSegmenter]);
 export type Model = typeof Model.Type;
 export type ModelKind = Model["_tag"];
+
+/**
+ * What every model kind's spec has, built-in or registered (`registerModelSchema`): the fields the
+ * generic programs read — the tag the kind is found by, the class count and the backbone (whose stride
+ * the crop sizes are checked against, and whose `pretrained` file initializes it).
+ */
+export interface ModelSpec {
+  readonly _tag: string;
+  readonly classes: number;
+  readonly backbone: Backbone;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Constructors with the papers' defaults

@@ -5,6 +5,14 @@
 import { Schema } from "effect";
 
 const Positive = Schema.Int.check(Schema.isGreaterThan(0));
+
+/**
+ * The most training steps a run may have (`train.steps`, and the `--steps` / `--extend-steps` flags): ten
+ * million, years of a CPU run; a larger value is a typo (`1e12`), not a plan.
+ */
+export const MAX_STEPS = 10_000_000;
+/** Seeds are hashed as unsigned 32-bit words (core/random.ts), so they run from 0 to 2³² − 1. */
+export const MAX_SEED = 2 ** 32 - 1;
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0));
 const NonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0));
 const Size = Schema.Tuple([Positive, Positive]);
@@ -40,13 +48,13 @@ export type Schedule = typeof Schedule.Type;
 export const ParamGroup = Schema.Struct({ pattern: Schema.String, lrMult: NonNegative, wdMult: NonNegative });
 
 export const TrainConfig = Schema.Struct({
-  steps: Positive,
+  steps: Positive.check(Schema.isLessThanOrEqualTo(MAX_STEPS)),
   batchSize: Positive,
   optimizer: OptimizerSpec,
   schedule: Schedule,
   paramGroups: Schema.Array(ParamGroup),
   clipGradNorm: Schema.NullOr(Schema.Number.check(Schema.isGreaterThan(0))),
-  seed: Schema.Int,
+  seed: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(MAX_SEED)),
   logEvery: Positive,
   /** Validate every this many steps (0: only at the end). */
   evalEvery: NonNegativeInt,

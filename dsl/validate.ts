@@ -5,7 +5,6 @@
 import { Data, Result, Schema, SchemaIssue } from "effect";
 import {
   type Backbone,
-  type Model,
   type PanopticSegmenter,
   type Segmenter,
   Segmenter as SegmenterSchema,
@@ -16,13 +15,17 @@ export interface Violation {
   readonly message: string;
 }
 
-/** A spec that fails validation; `source` names the file or value it came from. */
+/**
+ * A spec that fails validation; `source` names the file or value it came from (`file:line:column` for a
+ * module that does not import). A violation with an empty path concerns the whole source (a missing file,
+ * invalid JSON).
+ */
 export class SpecError extends Data.TaggedError("SpecError")<{
   readonly source: string;
   readonly violations: readonly Violation[];
 }> {
   override get message(): string {
-    return this.violations.map((v) => `${v.path}: ${v.message}`).join("\n");
+    return this.violations.map((v) => (v.path ? `${v.path}: ${v.message}` : v.message)).join("\n");
   }
 }
 
@@ -179,18 +182,6 @@ export const panopticViolations = (m: PanopticSegmenter, path = "model"): Violat
     v("queryClassification.k", `${q.k} exceeds the number of classes (${m.classes})`);
   }
   return out;
-};
-
-/** The cross-field rules of a model spec of any kind. */
-export const modelViolations = (m: Model, path = "model"): Violation[] => {
-  switch (m._tag) {
-    case "Segmenter":
-      return segmenterViolations(m, path);
-    case "Classifier":
-      return backboneViolations(m.backbone, `${path}.backbone`);
-    case "PanopticSegmenter":
-      return panopticViolations(m, path);
-  }
 };
 
 /** Decodes and validates a segmenter spec. */

@@ -7,9 +7,9 @@
  * Records written before `units` existed held fractions (mAP excepted); reading converts them.
  */
 import { Data, Effect, Schema } from "effect";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { readJsonFile } from "../io/json_file.ts";
 import type { SegmentationSummary } from "./segmentation_metrics.ts";
 import { baseNovelMIoU } from "./base_novel.ts";
 
@@ -38,6 +38,13 @@ export const EvalRecord = Schema.Struct({
   mIoUBase: Schema.optional(Ratio),
   mIoUNovel: Schema.optional(Ratio),
   classes: Schema.Array(ClassResult),
+  /**
+   * Classes labelled in every evaluated image: each one's multi-label AP is 100 whatever the scores (on
+   * CamVid every frame holds all 11 classes, so mAP is 100 for any model). Absent in older records.
+   */
+  classesInEveryImage: Schema.optional(Schema.Array(Schema.String)),
+  /** Classes labelled in at least one evaluated image: the classes mAP averages over. */
+  classesPresent: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
   /** How predictions were made, e.g. "whole" or "slide". */
   mode: Schema.String,
 });
@@ -66,6 +73,37 @@ export const evalFileName = (split: string): string => {
     });
   }
   return `eval-${split}.json`;
+};
+
+/** What tells one evaluation of a run from another, for naming its record. */
+export interface EvalRecordNaming {
+  readonly split: string;
+  /** How predictions were made, and the run's own evaluation mode (`eval.mode`). */
+  readonly mode: string;
+  readonly runMode: string;
+  /** `--limit N` / `--eval-limit N`: only the first N images. */
+  readonly limit?: number;
+  readonly oracle: boolean;
+  /** The evaluated checkpoint's step, and the step the run's own (final) evaluation is of (`train.steps`). */
+  readonly step: number;
+  readonly finalStep: number;
+}
+
+/**
+ * The file name of an evaluation's record: `eval-<split>.json` for the run's own evaluation (its last
+ * checkpoint, its evaluation mode, every image of the split), with a suffix for each way another differs:
+ * `-<mode>` (another prediction mode), `-first<N>` (a limit), `-oracle`, `-step<S>` (another checkpoint
+ * than the final one), in that order; e.g. `eval-val-slide-first10.json`, `eval-val-step500.json`. So
+ * `eval --mode slide --limit 10` never overwrites the run's 101-image `eval-val.json`.
+ */
+export const evalRecordName = (n: EvalRecordNaming): string => {
+  const suffixes = [
+    n.mode === n.runMode ? "" : `-${n.mode}`,
+    n.limit === undefined ? "" : `-first${n.limit}`,
+    n.oracle ? "-oracle" : "",
+    n.step === n.finalStep ? "" : `-step${n.step}`,
+  ];
+  return evalFileName(n.split + suffixes.join(""));
 };
 
 export const makeEvalRecord = (
@@ -103,8 +141,20 @@ export const makeEvalRecord = (
     acc: toPercent(segmentation.acc[c]),
     ...(novel === undefined ? {} : { novel: novel[c] === 1 }),
   })),
+  ...classPresence(segmentation, classNames),
   mode,
 });
+
+/** Which classes occur in every evaluated image and how many occur at all (when the summary counted them). */
+const classPresence = (s: SegmentationSummary, classNames: readonly string[]) => {
+  const perClass = s.imagesPerClass;
+  if (perClass === undefined || s.images === undefined || s.images === 0) return {};
+  const everywhere = [...perClass.keys()].filter((c) => perClass[c] === s.images);
+  return {
+    classesInEveryImage: everywhere.map((c) => classNames[c] ?? `class_${c}`),
+    classesPresent: perClass.filter((n) => n > 0).length,
+  };
+};
 
 /** Writes `<runDir>/eval-<split>.json` atomically and returns its path. */
 export const writeEvalRecord = (runDir: string, record: EvalRecord): Effect.Effect<string, EvalRecordError> =>
@@ -124,14 +174,9 @@ export const writeEvalRecord = (runDir: string, record: EvalRecord): Effect.Effe
 export const readEvalRecord = (file: string): Effect.Effect<EvalRecord, EvalRecordError> =>
   Effect.gen(function* () {
     const fail = (problem: string) => new EvalRecordError({ file, message: `${file}: ${problem}` });
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => fail(`cannot read (${e instanceof Error ? e.message : e})`),
-    });
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => fail(`not JSON (${e instanceof Error ? e.message : e})`),
-    });
+    const json = yield* readJsonFile(file).pipe(
+      Effect.mapError((e) => new EvalRecordError({ file, message: e.message })),
+    );
     const record = yield* Schema.decodeUnknownEffect(EvalRecord)(json).pipe(
       Effect.mapError((e) => fail(e.message.replace(/\s*\n\s*/g, " "))),
     );

@@ -1,21 +1,35 @@
 /**
- * Export of a trained segmenter as one ONNX file: the inference graph at the training crop size,
- * parameters embedded as initializers, the batch dimension symbolic. The fixed size, the normalization
- * and how to map classes back to an image's own size are written into `metadata_props`
- * (eval/export_size.ts): position embeddings and upsampling matrices are constants of the traced size,
- * so the height and width cannot be symbolic.
+ * Export of a trained model as one ONNX file: the inference graph at the training crop size, parameters
+ * embedded as initializers, the batch dimension symbolic. Which outputs and what `metadata_props` say is
+ * the model kind's (`Exporting`, one per kind in `kinds/`); this is the one path every kind exports
+ * through. Position embeddings and upsampling matrices are constants of the traced size, so the height
+ * and width cannot be symbolic: the metadata says how to fit an image to them (eval/export_size.ts).
  */
-import type { Experiment } from "../dsl/experiment.ts";
-import type { MergeThresholds } from "../dsl/model.ts";
-import { CLASSES, LOGITS, type Ranker, SCORES, SELECTED } from "../interpret/segmenter.ts";
-import { inferenceGraph } from "../interpret/graphs.ts";
-import { CLASS_PROBABILITIES, MASK_PROBABILITIES } from "../interpret/panoptic.ts";
-import { exportOnnx } from "../plan/export.ts";
-import { EXPORT_WEIGHT_FORMAT, quantizeMatMuls, type WeightFormat } from "../plan/quantize.ts";
-import { quantizeConvsStatic, type Range } from "../plan/quantize_static.ts";
-import { exportMetadata } from "./export_size.ts";
-import type { HostArray, Shape } from "../plan/dtype.ts";
-import type { Value } from "../plan/runtime.ts";
+import type { Effect } from "effect";
+import type { AnyExperiment } from "../dsl/experiment.ts";
+import type { Graph } from "../ir/graph.ts";
+import { inferenceShapes, type Shapes } from "../interpret/shapes.ts";
+import { exportOnnx } from "../onnx/export.ts";
+import { EXPORT_WEIGHT_FORMAT, quantizeMatMuls, type WeightFormat } from "../onnx/quantize.ts";
+import { quantizeConvsStatic, type Range } from "../onnx/quantize_static.ts";
+import type { HostArray, Shape } from "../ir/dtype.ts";
+import type { Value } from "../ir/value.ts";
+import type { Failure } from "./evaluation.ts";
+import type { RunState } from "./prediction.ts";
+
+/** What a kind exports: its inference graph, the outputs kept, and what the metadata says about them. */
+export interface ExportedModel {
+  /** The inference graph at `shapes` (the training crop, the traced batch). */
+  graph(shapes: Shapes): Graph;
+  /** The outputs to export, in order; those the graph lacks (e.g. `scores` without a ranking) are left out. */
+  readonly outputs: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** A model kind's export, for one run's checkpoint (whose calibrated settings may enter the metadata). */
+export interface Exporting {
+  open(run: RunState, print: (line: string) => void): Effect.Effect<ExportedModel, Failure>;
+}
 
 /** The traced batch size: exported as the symbolic dimension `batch`. */
 const TRACE_BATCH = 2;
@@ -27,13 +41,13 @@ export interface ExportedSignature {
 }
 
 /**
- * Reduced-precision export (plan/quantize.ts, plan/quantize_static.ts): "int8" = the parameters' matmuls
+ * Reduced-precision export (onnx/quantize.ts, onnx/quantize_static.ts): "int8" = the parameters' matmuls
  * dynamically quantized to int8 (ONNX Runtime's CPU provider runs them faster than float32); "int8-conv" =
  * the convolutions too, at run time (measured slower there: its ConvInteger loses the fused float32
  * convolution kernels; BENCHMARKS.md); "int8-static" = the matmuls as in "int8" and the convolutions in
  * QDQ form with activation scales calibrated ahead of time (eval/export_calibration.ts), which ONNX
- * Runtime runs as QLinearConv. All three store weights in 7 bits (plan/quantize.ts `EXPORT_WEIGHT_FORMAT`), so
- * that the same file is exact on x86 CPUs with and without VNNI.
+ * Runtime runs as QLinearConv. All three store weights in 7 bits (onnx/quantize.ts `EXPORT_WEIGHT_FORMAT`),
+ * so that the same file is exact on x86 CPUs with and without VNNI.
  */
 export type ExportQuantization = "int8" | "int8-conv" | "int8-static";
 export const EXPORT_QUANTIZATIONS = [
@@ -71,30 +85,29 @@ const quantizationNote = (quantize: ExportQuantization, format: WeightFormat): s
 const DYNAMIC_OPS = { int8: ["MatMul"], "int8-conv": ["MatMul", "Conv"], "int8-static": ["MatMul"] } as const;
 
 export const exportModel = (
-  e: Experiment,
+  e: AnyExperiment,
   state: ReadonlyMap<string, Value>,
-  ranker?: Ranker,
-  { quantize, merge, ranges, weightFormat = EXPORT_WEIGHT_FORMAT }: {
+  model: ExportedModel,
+  { quantize, ranges, classNames, weightFormat = EXPORT_WEIGHT_FORMAT }: {
     readonly quantize?: ExportQuantization;
+    /** The dataset's class names, in class order: written as `kappa.class_names` (a JSON array). */
+    readonly classNames?: readonly string[];
     /** "int8-static": the calibrated range of every tensor it quantizes (eval/export_calibration.ts). */
     readonly ranges?: ReadonlyMap<string, Range>;
-    /** How the quantized weights are stored (plan/quantize.ts; other than the default only to measure). */
+    /** How the quantized weights are stored (onnx/quantize.ts; other than the default only to measure). */
     readonly weightFormat?: WeightFormat;
-    /** A panoptic run's merge thresholds for the metadata (default: the spec's `merge`). */
-    readonly merge?: MergeThresholds;
   } = {},
 ) => {
-  const [height, width] = e.data.train.cropSize;
-  const g = inferenceGraph(e.model, { batch: TRACE_BATCH, height, width, trainSize: [height, width] }, {
-    ranker,
-  });
-  // A panoptic model exports probabilities; mask-wise merging into a panoptic map is the host step
-  // (eval/panoptic_merge.ts), described in the metadata.
-  const outputs = e.model._tag === "PanopticSegmenter"
-    ? [CLASS_PROBABILITIES, MASK_PROBABILITIES]
-    : [CLASSES, LOGITS, SCORES, SELECTED].filter((n) => g.outputs.has(n));
+  const shapes = inferenceShapes(e, TRACE_BATCH);
+  const { height, width } = shapes;
+  const g = model.graph(shapes);
+  const outputs = model.outputs.filter((n) => g.outputs.has(n));
   const values = new Map<string, HostArray>([...state].map(([k, v]) => [k, v.data as HostArray]));
-  const described = e.model._tag === "PanopticSegmenter" ? panopticMetadata(e, merge) : exportMetadata(e);
+  // The class names are the dataset's, whatever the kind: any user of the file can label its outputs.
+  const described: Readonly<Record<string, string>> = {
+    ...model.metadata,
+    ...(classNames ? { "kappa.class_names": JSON.stringify(classNames) } : {}),
+  };
   const metadata = quantize
     ? { ...described, "kappa.quantization": quantizationNote(quantize, weightFormat) }
     : described;
@@ -141,23 +154,4 @@ const staticConvs = (
     throw new Error("export --quantize int8-static: no calibration ranges (eval/export_calibration.ts)");
   }
   return quantizeConvsStatic(float, ranges, weights, format).bytes;
-};
-
-/** The panoptic export's metadata: the semantic export's size and normalization, and merging in words. */
-const panopticMetadata = (e: Experiment, merge?: MergeThresholds): Record<string, string> => {
-  const m = e.model._tag === "PanopticSegmenter" ? merge ?? e.model.merge : undefined;
-  return {
-    ...exportMetadata(e),
-    "kappa.postprocess":
-      "mask-wise merging (host step, kappa eval/panoptic_merge.ts): per query the class = " +
-      "argmax of classProbabilities[:, :K] (void column K dropped), confidence = that probability; binary mask = " +
-      "maskProbabilities[:, :, :h, :w] > maskThreshold; paste queries by confidence x mean mask " +
-      "probability, best first, keeping one if confidence >= thingThreshold / stuffThreshold and > overlapThreshold of its " +
-      "mask is still free (values in kappa.merge); it claims the free pixels; same-class stuff joins one segment; unclaimed pixels are void (0); " +
-      "then the segment ids to H0 x W0 by nearest neighbour: row y reads floor((y + 0.5) * h / H0), column x " +
-      "reads floor((x + 0.5) * w / W0) (kappa predict --export-size follows this)",
-    "kappa.outputs": "classProbabilities [batch, N, K+1] (void last), maskProbabilities [batch, N, H, W] " +
-      "(softmax over the N queries per pixel)",
-    ...(m ? { "kappa.merge": JSON.stringify(m) } : {}),
-  };
 };

@@ -15,7 +15,8 @@
  * to the original size) is unchanged.
  */
 import { Effect } from "effect";
-import type { Experiment } from "../dsl/experiment.ts";
+import type { AnyExperiment } from "../dsl/experiment.ts";
+import { trainSize } from "../interpret/shapes.ts";
 import type { RgbImage } from "../data/decode.ts";
 import { resizeLabels, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
@@ -44,8 +45,8 @@ export const mapBack = (
 };
 
 /** The exported model's `metadata_props`: the export size, the normalization and the rule above. */
-export const exportMetadata = (e: Experiment): Record<string, string> => {
-  const [height, width] = e.data.train.cropSize;
+export const exportMetadata = (e: AnyExperiment): Record<string, string> => {
+  const [height, width] = trainSize(e);
   return {
     "kappa.experiment": e.name,
     "kappa.classes": String(e.model.classes),
@@ -62,9 +63,9 @@ export const exportMetadata = (e: Experiment): Record<string, string> => {
 };
 
 /** Steps 1–2 for one image: the exported model's input [1, 3, H, W] and the fitted region h×w in it. */
-export const exportInput = (img: RgbImage, e: Experiment) =>
+export const exportInput = (img: RgbImage, e: AnyExperiment) =>
   Effect.gen(function* () {
-    const size = e.data.train.cropSize;
+    const size = trainSize(e);
     const fitted = fitSize(img.height, img.width, size);
     const resized = yield* resizeRgb(img.data, img.height, img.width, fitted[0], fitted[1]);
     const images = normalizeRgb(
@@ -84,9 +85,9 @@ export const exportInput = (img: RgbImage, e: Experiment) =>
  * Predicts an image of any size the way the exported model is used: `predictor` must have been made
  * for the experiment's model, in whole mode; classes come back at the image's size.
  */
-export const predictAtExportSize = (predictor: Predictor, img: RgbImage, e: Experiment) =>
+export const predictAtExportSize = (predictor: Predictor, img: RgbImage, e: AnyExperiment) =>
   Effect.gen(function* () {
-    const size = e.data.train.cropSize;
+    const size = trainSize(e);
     const { images: x, fitted: [h, w] } = yield* exportInput(img, e);
     const p = yield* predictor.predict(x, size[0], size[1], size);
     const classes = p.classes.length === 0

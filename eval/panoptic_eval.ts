@@ -6,24 +6,17 @@
  * (each segment's class on its pixels, void pixels predicted as nothing).
  */
 import { Effect, Scope, Stream } from "effect";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic_write.ts";
-import type { PanopticSegmenter } from "../dsl/model.ts";
+import { type JsonFileError, readJsonFile } from "../io/json_file.ts";
+import type { MergeThresholds, PanopticSegmenter } from "../dsl/model.ts";
 import { panopticStrides } from "../dsl/model.ts";
 import { CLASS_LOGITS, inferenceGraph, MASK_LOGITS } from "../interpret/panoptic.ts";
-import type { ExperimentFor } from "../interpret/kinds.ts";
-import {
-  execute,
-  type Executor,
-  graphStage,
-  plan,
-  type ProviderUnavailable,
-  type RuntimeError,
-  type RuntimeOptions,
-  type Value,
-  value,
-} from "../plan/runtime.ts";
+import type { ExperimentOf } from "../dsl/experiment.ts";
+import { trainSize } from "../interpret/shapes.ts";
+import { execute, type Executor, type ProviderUnavailable, type RuntimeOptions } from "../runtime/execute.ts";
+import { graphStage, plan, type RuntimeError } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { testLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
 import type { ClassTable } from "../data/classes.ts";
@@ -209,7 +202,7 @@ export const bestCandidate = (pqs: readonly number[]): number =>
 
 /** PQ / SQ / RQ and the derived mIoU of a trained state on a COCO panoptic split, once per merge. */
 export const evaluatePanopticEach = (
-  e: ExperimentFor<"panoptic">,
+  e: ExperimentOf<PanopticSegmenter>,
   state: ReadonlyMap<string, Value>,
   classes: ClassTable,
   merges: readonly MergeOptions[],
@@ -232,7 +225,7 @@ export const evaluatePanopticEach = (
     const isThing = classes.isThing ?? classes.names.map(() => false);
     const predictor = yield* makePanopticPredictor(e.model, state, isThing, {
       ...options,
-      trainSize: e.data.train.cropSize,
+      trainSize: trainSize(e),
     });
     const accumulators = merges.map(() => ({
       pq: panopticAccumulator({
@@ -281,7 +274,7 @@ export const evaluatePanopticEach = (
  * training split (all of its images) and the result says which.
  */
 export const evaluatePanoptic = (
-  e: ExperimentFor<"panoptic">,
+  e: ExperimentOf<PanopticSegmenter>,
   state: ReadonlyMap<string, Value>,
   classes: ClassTable,
   options: PanopticEvaluateOptions = {},
@@ -320,13 +313,13 @@ export const evaluatePanoptic = (
     };
   });
 
-/** `eval step 100 (val2017, 20 images): PQ 1.23 SQ … RQ … PQ_th … PQ_st … mIoU …`, all in percent. */
-export const panopticEvalLine = (step: number, split: string, r: PanopticEvaluation): string => {
+/** `PQ 1.23 SQ … RQ … PQ_th … PQ_st … mIoU …` (percent), as an evaluation line of a run ends. */
+export const panopticLine = (r: PanopticEvaluation): string => {
   const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : "nan");
   const { all, things, stuff } = r.pq;
-  return `eval step ${step} (${split}, ${r.images} images): PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${
-    pct(all.rq)
-  } PQ_th ${pct(things.pq)} PQ_st ${pct(stuff.pq)} mIoU ${pct(r.segmentation.mIoU)}${calibrationNote(r)}`;
+  return `PQ ${pct(all.pq)} SQ ${pct(all.sq)} RQ ${pct(all.rq)} PQ_th ${pct(things.pq)} PQ_st ${
+    pct(stuff.pq)
+  } mIoU ${pct(r.segmentation.mIoU)}${calibrationNote(r)}`;
 };
 
 /** ` (class thresholds thing 0.3 / stuff 0.2, chosen on train2017)`, or nothing without calibration. */
@@ -352,18 +345,15 @@ export const formatPanopticTable = (r: PanopticEvaluation): string => {
     (r.calibration ? `\nmerging:${calibrationNote(r)}` : "");
 };
 
-/** Writes `eval-<split>.json` (fractions, per category too) into a run folder; returns its path. */
-export const writePanopticRecord = (
-  dir: string,
-  record: { split: string; step: number; checkpoint: string; evaluation: PanopticEvaluation },
-) => {
-  const file = join(dir, `eval-${record.split}.json`);
-  const { evaluation, ...rest } = record;
-  return Effect.as(
-    writeFileAtomic(file, JSON.stringify({ ...rest, units: "fraction", ...evaluation }, null, 2) + "\n"),
-    file,
-  );
-};
+/**
+ * The JSON of a panoptic evaluation's record (`eval-<split>….json`): PQ / SQ / RQ and the derived mIoU as
+ * fractions (per category too), the calibration if any, and `parameters`, the digest of the evaluated
+ * weights (`eval/parameters_digest.ts`) that `calibratedMerge` ties the calibration to.
+ */
+export const panopticRecord = (
+  meta: { split: string; step: number; checkpoint: string; parameters: string },
+  evaluation: PanopticEvaluation,
+) => ({ ...meta, units: "fraction", ...evaluation });
 
 /**
  * The trivial panoptic predictor a model must beat: every pixel of every test image is one segment of
@@ -403,14 +393,39 @@ export const trivialPanopticQuality = (spec: DatasetSpec, classes: ClassTable, t
   });
 
 /**
- * The merge thresholds of a run: the spec's, with the class thresholds that its evaluation's calibration
- * chose (`eval-<test split>.json`) when the model has `mergeCalibration` and the record exists.
+ * The merge thresholds for a checkpoint of a run: the spec's, with the class thresholds that an evaluation
+ * of these very weights chose on the training split, when the model has `mergeCalibration`. That
+ * evaluation is the record in the run folder (`eval-*.json`) with a calibration and the same `parameters`
+ * digest (`from` names it); a calibration of another checkpoint never applies. Without one: the spec's.
  */
-export const calibratedMerge = (dir: string, e: ExperimentFor<"panoptic">): PanopticSegmenter["merge"] => {
-  const file = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-  if (!e.model.mergeCalibration || !existsSync(file)) return e.model.merge;
-  const c = JSON.parse(readFileSync(file, "utf8")).calibration;
-  return c
-    ? { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold }
-    : e.model.merge;
-};
+export const calibratedMerge = (
+  dir: string,
+  e: ExperimentOf<PanopticSegmenter>,
+  parameters: string,
+): Effect.Effect<{ readonly merge: MergeThresholds; readonly from?: string }, JsonFileError> =>
+  Effect.gen(function* () {
+    if (!e.model.mergeCalibration || !existsSync(dir)) return { merge: e.model.merge };
+    // Every record is read first (a record cut short is an error naming it, whichever checkpoint it is of),
+    // so that whether one fails never depends on the order the folder lists them in.
+    const names = readdirSync(dir).filter((n) => /^eval-.+\.json$/.test(n)).sort();
+    const records = yield* Effect.forEach(
+      names,
+      (name) =>
+        Effect.map(readJsonFile(join(dir, name)), (json) => ({
+          file: join(dir, name),
+          record: json as {
+            parameters?: unknown;
+            calibration?: { thingThreshold: number; stuffThreshold: number };
+          } | null,
+        })),
+    );
+    const found = records.find(({ record }) => record?.parameters === parameters && record.calibration);
+    const c = found?.record?.calibration;
+    if (found && c) {
+      return {
+        merge: { ...e.model.merge, thingThreshold: c.thingThreshold, stuffThreshold: c.stuffThreshold },
+        from: found.file,
+      };
+    }
+    return { merge: e.model.merge };
+  });

@@ -12,19 +12,11 @@ import type { Segmenter } from "../dsl/model.ts";
 import type { Ranker } from "../interpret/segmenter.ts";
 import { CLASSES, FULL, inferenceGraph, SCORES, SELECTED } from "../interpret/segmenter.ts";
 import { backboneStride } from "../dsl/model.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import {
-  execute,
-  type Executor,
-  graphStage,
-  plan,
-  type ProviderUnavailable,
-  type RuntimeError,
-  type RuntimeOptions,
-  type Value,
-  value,
-} from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { execute, type Executor, type ProviderUnavailable, type RuntimeOptions } from "../runtime/execute.ts";
+import { graphStage, plan, type RuntimeError } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { slideWindows } from "../data/slide.ts";
 
 export interface PredictOptions extends RuntimeOptions {

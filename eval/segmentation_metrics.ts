@@ -31,6 +31,13 @@ export interface SegmentationSummary {
   readonly mIoU: number;
   readonly mAcc: number;
   readonly aAcc: number;
+  /**
+   * From an accumulator: how many images were added, and in how many of them each class is labelled (the
+   * multi-label targets of those images). A class in every image has an average precision of 100
+   * whatever the scores, which the report explains.
+   */
+  readonly images?: number;
+  readonly imagesPerClass?: Float64Array;
 }
 
 export const emptyAreaCounts = (numClasses: number): AreaCounts => ({
@@ -46,13 +53,16 @@ const checkClassCount = (numClasses: number) => {
   }
 };
 
-/** Adds one image's areas into `into` (mutating it; counts are plain sums, so order does not matter). */
+/**
+ * Adds one image's areas into `into` (mutating it; counts are plain sums, so order does not matter) and
+ * returns the image's labelled pixels per class.
+ */
 export const addIntersectAndUnion = (
   into: AreaCounts,
   pred: Int32Array | Uint8Array,
   label: Int32Array | Uint8Array,
   ignoreIndex: number,
-): void => {
+): Float64Array => {
   const numClasses = into.intersect.length;
   if (pred.length !== label.length) {
     throw metricsInputError(
@@ -83,6 +93,7 @@ export const addIntersectAndUnion = (
     labelArea[c] += hitsL[c];
     union[c] += hitsP[c] + hitsL[c] - hitsI[c];
   }
+  return hitsL;
 };
 
 /** One image's areas (mmseg `intersect_and_union`). */
@@ -145,17 +156,19 @@ export const segmentationAccumulator = (
 ): SegmentationAccumulator => {
   checkClassCount(numClasses);
   const totals = emptyAreaCounts(numClasses);
+  const imagesPerClass = new Float64Array(numClasses);
   let images = 0;
   return {
     numClasses,
     ignoreIndex,
     add: (pred, label) => {
-      addIntersectAndUnion(totals, pred, label, ignoreIndex);
+      const labelled = addIntersectAndUnion(totals, pred, label, ignoreIndex);
+      for (let c = 0; c < numClasses; c++) if (labelled[c] > 0) imagesPerClass[c]++;
       images++;
     },
     counts: () => mergeAreaCounts(totals),
     imageCount: () => images,
-    summary: () => summarizeAreas(totals),
+    summary: () => ({ ...summarizeAreas(totals), images, imagesPerClass: imagesPerClass.slice() }),
   };
 };
 

@@ -7,11 +7,12 @@
  * FCN-style head); rank-adaptive τ. Every CamVid validation frame holds all 11 classes, so κ = K: selection
  * only sorts here.
  *
- * Measured choices (one seed each, on this repository's shared 2-core machine; see the README): the
- * from-scratch ConvNet quickstart (`quickstart-scratch.ts`) reached 32.39 mIoU after 700 steps (167 s);
- * this backbone, at the from-scratch head's width (128), reached 45.93 after 500 steps (266 s of training on
- * two idle cores, 0.53 s per step; 4.6 min for the whole command); with a 320-wide head 46.07 after 700 steps, at
- * 1.2× this model's FLOPs. Output stride 16 rather
+ * Measured choices (one seed each, 2 cores; see the README, which names each CPU): the from-scratch ConvNet
+ * quickstart (`quickstart-scratch.ts`) reached 32.39 mIoU after 700 steps (167 s, AMD EPYC family 25 model
+ * 17, AVX-512); this backbone, at the from-scratch head's width (128), reached 45.93 after 500 steps (266 s
+ * of training on two idle cores of an AMD EPYC family 26 model 2, AVX-512: 0.53 s per step, 4.6 min for the
+ * whole command with one evaluation; an AVX2-only EPYC takes about 1.0 s per step); with a 320-wide head
+ * 46.07 after 700 steps, at 1.2× this model's FLOPs. Output stride 16 rather
  * than 8: 0.84 vs 2.9 GFLOPs per 176×240 crop (whole model).
  */
 import { experiment } from "../dsl/experiment.ts";
@@ -53,6 +54,9 @@ export default experiment({
     paramGroups: [{ pattern: "^model\\.backbone\\.", lrMult: 0.1, wdMult: 1 }],
     logEvery: 20,
     checkpointEvery: 125,
+    // Validated at steps 125, 250, 375 and at the end (500): the report's curves get 4 points. Each
+    // evaluation looks at all 101 val frames (the best checkpoint and the final table on one image set).
+    evalEvery: 125,
   }),
   eval: evalConfig({ examples: 4 }),
 });

@@ -3,9 +3,9 @@
  * `probabilities` [b, K] (softmax); training graph with per-image class `labels` [b] and cross-entropy.
  */
 import { backboneStride, type Classifier } from "../dsl/model.ts";
-import { Graph, type Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { minimize, type OptimizerConfig } from "../plan/optim.ts";
+import { Graph, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { minimize, type OptimizerConfig } from "../ir/optim.ts";
 import { classifierForward } from "../layers/classifier.ts";
 import { softmaxCrossEntropy } from "../layers/losses.ts";
 import type { Shapes } from "./shapes.ts";

@@ -4,9 +4,9 @@
  */
 import type { Model } from "../dsl/model.ts";
 import { inferenceGraph } from "./graphs.ts";
-import { describe } from "../plan/describe.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { describe } from "../ir/describe.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { panopticForward } from "../layers/panoptic.ts";
 
 export interface ComponentCost {

@@ -9,12 +9,12 @@
  * stages, `trainingGraph` the graph one.
  */
 import type { Model } from "../dsl/model.ts";
-import type { Graph, Tensor } from "../plan/graph.ts";
-import type { OptimizerConfig } from "../plan/optim.ts";
+import type { Graph, Tensor } from "../ir/graph.ts";
+import type { OptimizerConfig } from "../ir/optim.ts";
 import * as classifier from "./classifier.ts";
 import * as segmenter from "./segmenter.ts";
 import * as panoptic from "./panoptic.ts";
-import { graphStage, type Stage } from "../plan/runtime.ts";
+import { graphStage, type Stage } from "../ir/plan.ts";
 import type { Shapes } from "./shapes.ts";
 
 /** The training graph of any model kind; `ranker` is the independent scheme's frozen model. */

@@ -1,9 +1,9 @@
 /**
  * The optimizer interpreter: a training spec's optimizer, parameter groups and clipping as the engine's
- * in-graph optimizer configuration (`plan/optim.ts`).
+ * in-graph optimizer configuration (`ir/optim.ts`).
  */
 import type { TrainConfig } from "../dsl/training.ts";
-import type { OptimizerConfig } from "../plan/optim.ts";
+import type { OptimizerConfig } from "../ir/optim.ts";
 
 /** The engine's optimizer configuration for a training spec. */
 export const optimizerConfig = (t: TrainConfig): OptimizerConfig => ({

@@ -3,7 +3,7 @@
  * graph.
  *
  * Training plan: a cost graph (forward → Hungarian costs −dice × p(class), [b, N, M]) → the matching host
- * stage (`plan/matching_stage.ts`: costs + mask counts → a 0/1 matching [b, N, M]) → the loss + update
+ * stage (`host/matching_stage.ts`: costs + mask counts → a 0/1 matching [b, N, M]) → the loss + update
  * graph (forward again, the losses of the matched pairs, backward, optimizer update).
  *
  * How the forward is shared between cost and loss: it is recomputed. The loss graph must differentiate
@@ -23,11 +23,11 @@
  * the inference graph is the same with or without them.
  */
 import type { PanopticSegmenter } from "../dsl/model.ts";
-import { Graph, type Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { minimize, type OptimizerConfig } from "../plan/optim.ts";
-import { graphStage, type Stage } from "../plan/runtime.ts";
-import { matchingStage } from "../plan/matching_stage.ts";
+import { Graph, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { minimize, type OptimizerConfig } from "../ir/optim.ts";
+import { graphStage, type Stage } from "../ir/plan.ts";
+import { matchingStage } from "../host/matching_stage.ts";
 import { panopticForward } from "../layers/panoptic.ts";
 import {
   auxSemanticCrossEntropy,

@@ -8,8 +8,8 @@
  * segmenter, blocks past the last feature map it reads — are declared unused rather than unexpected.
  */
 import { Effect } from "effect";
-import type { MobileNetV2, MobileNetV2Output, Model } from "../dsl/model.ts";
-import type { Graph } from "../plan/graph.ts";
+import type { MobileNetV2, MobileNetV2Output, ModelSpec } from "../dsl/model.ts";
+import type { Graph } from "../ir/graph.ts";
 import { importWeights, type ParameterValue, type WeightsError } from "../weights/import.ts";
 import { MOBILENET_V2_TORCHVISION } from "../weights/mobilenet_v2_names.ts";
 
@@ -28,10 +28,11 @@ const MODEL = "model.";
 
 /**
  * The pretrained values of `model`'s parameters in graph `g` (empty when its backbone has no
- * `pretrained` file). Fails with every key that does not fit, naming the file.
+ * `pretrained` file), for a model of any kind: its backbone's (and a Classifier's head). Fails with every
+ * key that does not fit, naming the file.
  */
 export const pretrainedValues = (
-  model: Model,
+  model: ModelSpec,
   g: Graph,
 ): Effect.Effect<Map<string, ParameterValue>, WeightsError> => {
   const b = model.backbone;

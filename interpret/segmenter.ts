@@ -3,9 +3,9 @@
  * in one ONNX run) and an inference graph (per-pixel classes, K-class logits, multi-label scores,
  * selected classes). Both are traced at static shapes: batch size and input size are arguments.
  */
-import { Graph, type Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { minimize, type OptimizerConfig } from "../plan/optim.ts";
+import { Graph, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { minimize, type OptimizerConfig } from "../ir/optim.ts";
 import { attentivePairs, backboneStride, type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import type { Shapes } from "./shapes.ts";
 import { segmenterForward } from "../layers/segmenter.ts";
@@ -18,7 +18,7 @@ import {
 } from "../layers/upsample.ts";
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
 import { type Attentive, attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
-import { graphStage, type Stage } from "../plan/runtime.ts";
+import { graphStage, type Stage } from "../ir/plan.ts";
 
 /** Names of the loss outputs of a training graph. */
 export const LOSS = "loss",

@@ -5,8 +5,8 @@
  * `context`, queries come from `x` and keys/values from `context` (cross-attention, Query2Label's decoder).
  * Shapes: x [b, n, d], context [b, m, d] → [b, n, d]; heads split d into h × d/h.
  */
-import { GraphError, type Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { GraphError, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { linear } from "./linear.ts";
 import { dropout } from "./dropout.ts";
 

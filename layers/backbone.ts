@@ -1,9 +1,9 @@
 /**
  * Backbones: an image batch [b, 3, H, W] → pixel tokens [b, h·w, d] on an h×w grid.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { normal, ones, truncNormal, zeros } from "../ir/init.ts";
 import { type Backbone, type ConvNet, lastOutput, type MobileNetV2, type ViT } from "../dsl/model.ts";
 import { mobileNetV2 } from "./mobilenet_v2.ts";
 import { linear } from "./linear.ts";

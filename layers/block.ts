@@ -1,6 +1,6 @@
 /** The pre-norm transformer block shared by the backbone, ξ and ψ: x + Attn(LN(x)), then x + MLP(LN(x)). */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { attention } from "./attention.ts";
 import { layerNorm } from "./norm.ts";
 import { mlp } from "./mlp.ts";

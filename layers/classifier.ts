@@ -3,8 +3,8 @@
  * then one linear layer to the class logits (torchvision's MobileNetV2 classifier without its dropout,
  * which is inactive at inference). Parameters: `backbone.*`, `classifier.{weight,bias}`.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import type { Classifier } from "../dsl/model.ts";
 import { backbone } from "./backbone.ts";
 import { linear } from "./linear.ts";

@@ -7,8 +7,8 @@
  * pure function of (seed, step, site), and a resumed run draws exactly the masks it would have drawn.
  * Generating the noise costs host time proportional to the activations, so CPU presets use rate 0.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 
 /** The prefix of graph inputs that the training loop fills with uniform [0, 1) noise. */
 export const NOISE = "noise:";

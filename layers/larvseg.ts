@@ -11,9 +11,9 @@
  * in checkpoints like the optimizer moments, a resumed run continues with bitwise the same bank, and
  * the inference graph never sees it (LarvSeg adds no inference cost).
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import type { HostStage } from "../plan/runtime.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import type { HostStage } from "../ir/plan.ts";
 import { type BankNames, bankStages } from "./larvseg_bank.ts";
 import type { AttentiveClassifier } from "../dsl/model.ts";
 

@@ -18,8 +18,9 @@
  * both are cheap there, but on `webgpu` a host bank fed to the graph would be uploaded on every step.
  */
 import { Effect } from "effect";
-import { zeros } from "../plan/init.ts";
-import { type HostStage, onHost, RuntimeError, type StateSpec, type Value, value } from "../plan/runtime.ts";
+import { zeros } from "../ir/init.ts";
+import { type HostStage, RuntimeError, type StateSpec } from "../ir/plan.ts";
+import { onHost, type Value, value } from "../ir/value.ts";
 
 /** The sizes the stages work with: batch b, pairs per image P, classes K, slots M, pixels Kp, width d. */
 export interface BankDims {

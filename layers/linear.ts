@@ -1,7 +1,7 @@
 /** Fully connected layer over the last axis: y = x·W + b, with W stored as [in, out]. */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { type Init, truncNormal, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { type Init, truncNormal, zeros } from "../ir/init.ts";
 
 export interface LinearOptions {
   readonly name?: string;

@@ -1,8 +1,8 @@
 /**
  * Losses, composed from primitives (their gradients come from the primitives' VJP rules).
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 
 /**
  * Mean softmax cross-entropy over the positions whose label is not `ignoreIndex`.

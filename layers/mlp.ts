@@ -1,6 +1,6 @@
 /** The transformer MLP: Linear → GELU → dropout → Linear → dropout (timm / Segmenter `FeedForward`). */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { linear } from "./linear.ts";
 import { dropout } from "./dropout.ts";
 

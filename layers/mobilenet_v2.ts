@@ -12,9 +12,9 @@
  * no expand conv), `final.conv` (only when the final map is requested), each with `weight` [out, in/group,
  * k, k] and `bias` [out].
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { normal, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { normal, zeros } from "../ir/init.ts";
 import { makeDivisible, type MobileNetV2Output } from "../dsl/model.ts";
 
 /** The feature maps a MobileNetV2 can return, by nominal stride: c2 = 4, c3 = 8, c4 = 16, c5 = 32. */

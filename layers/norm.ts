@@ -1,7 +1,7 @@
 /** Layer normalization over the last axis with learned scale (init 1) and shift (init 0). */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { ones, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { ones, zeros } from "../ir/init.ts";
 
 export const layerNorm = (
   x: Tensor,

@@ -14,9 +14,9 @@
  * predictions (kMaX's deep supervision). Kept from kMaX: clustering by mask predictions, the class
  * head's std-0.01 initialization and its constant bias towards void (`withVoidPrior`).
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { normal, ones, truncNormal, zeros } from "../ir/init.ts";
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { convNetStages } from "./backbone.ts";
 import { mobileNetV2 } from "./mobilenet_v2.ts";

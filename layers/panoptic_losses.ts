@@ -4,7 +4,7 @@
  * Layouts (b images, N queries, M padded ground-truth masks, P pixels, K classes + void at index K):
  * mask logits [b, N, P], class logits [b, N, K + 1], ground-truth masks [b, M, P] (0/1, disjoint; a pixel
  * in none is void or crowd), ground-truth classes [b, M] (int64, padding = K), the matching [b, N, M]
- * (1 where query n took mask m; from the Hungarian host stage, `plan/matching_stage.ts`).
+ * (1 where query n took mask m; from the Hungarian host stage, `host/matching_stage.ts`).
  *
  * Predicted masks are a softmax over queries per pixel, restricted to labelled pixels. Similarities:
  * dice(n, m) = 2·|p_n ∩ g_m| / (|p_n| + |g_m|) and p(m's class | n) (softmax over K + 1 columns, the
@@ -13,8 +13,8 @@
  * count of non-zero loss terms; here by the count of terms that take part (N queries, labelled pixels),
  * which differs only when a term is exactly 0.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 
 /** kMaX's focal α with γ = 0: matched queries' class term × α, unmatched (void) × (1 − α). */
 export const PQ_ALPHA = 0.75;
@@ -155,7 +155,7 @@ export const auxSemanticCrossEntropy = (logits: Tensor, labels: Tensor, ignoreIn
 };
 
 /**
- * Diagnostics of one batch's matching (scalars, no gradient; what `bench panoptic diagnose` prints):
+ * Diagnostics of one batch's matching (scalars, no gradient; what `grid panoptic diagnose` prints):
  * how confident the class head is on matched and on unmatched queries, and how strongly the PQ-style
  * class term pulls on each (its weights). Means over the queries of the batch they concern (NaN-free:
  * an empty set gives 0).

@@ -4,8 +4,8 @@
  * Window i along an axis of length n pooled to p covers [floor(i·n/p), ceil((i+1)·n/p)), exactly as
  * PyTorch's `AdaptiveAvgPool2d`, so it also works when n is not a multiple of p (or smaller than p).
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 
 const windows = (n: number, p: number) =>
   Array.from({ length: p }, (_, i) => [Math.floor((i * n) / p), Math.ceil(((i + 1) * n) / p)] as const);

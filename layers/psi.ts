@@ -9,9 +9,9 @@
  *    classes of each pixel with learnable scalars γ, β (`larvSegClassifier`, which also returns what
  *    LarvSeg's attentive classifier reads: p̂ and the raw cosine).
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { normal, ones, truncNormal, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { normal, ones, truncNormal, zeros } from "../ir/init.ts";
 import type { LarvSegPsi, PixelHead } from "../dsl/model.ts";
 import { transformerBlock } from "./block.ts";
 import { layerNorm } from "./norm.ts";

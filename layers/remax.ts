@@ -3,8 +3,8 @@
  * Segmentation"); both are training-only, so the inference graph is plain kMaX. Layouts as in
  * `panoptic_losses.ts`: mask logits [b, N, P], class logits [b, N, K + 1], semantic logits [b, K, P].
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { classTargets, oneHotOrZero } from "./panoptic_losses.ts";
 
 /**

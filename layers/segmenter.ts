@@ -2,8 +2,8 @@
  * The segmenter, read top to bottom like the paper: backbone → pixel tokens P; ξ → K scores and class
  * features; top-κ selection; ψ over [P ; selected class features] → κ rank-ordered logits; τ.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import type { Segmenter } from "../dsl/model.ts";
 import { backbone } from "./backbone.ts";
 import { linear } from "./linear.ts";

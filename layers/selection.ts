@@ -6,8 +6,8 @@
  * batch 1). The ground-truth oracle fills κ slots with the classes present (ranked by ξ's score when
  * there is a ξ, else by class id); slots beyond the present classes are marked invalid and masked out.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import type { Selection } from "../dsl/model.ts";
 
 export interface Selected {

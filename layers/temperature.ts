@@ -7,9 +7,9 @@
  *  - None: the logits as they are (LarvSeg's classifier scales its own z-scores).
  * Invalid oracle slots (`valid` false) are excluded from the normalization and set to −100.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { constantInit, ones, zeros } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { constantInit, ones, zeros } from "../ir/init.ts";
 import type { Temperature } from "../dsl/model.ts";
 
 export const MASKED_LOGIT = -100;

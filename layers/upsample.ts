@@ -9,9 +9,9 @@
  * [4, 50, 16, 16] → Resize → LogSoftmax over axis 1 took ~195 ms, the channel-last matmuls and a
  * LogSoftmax over the last axis ~18 ms. A matmul's gradient is two matmuls, so no new rule is needed.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { linearInterpolationMatrix } from "../plan/primitives.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { linearInterpolationMatrix } from "../ir/primitives.ts";
 
 /**
  * Resamples x [b, h, w, c] to [b, H, W, c] with `rows` [H, h] and `cols` [W, w] (row-major): output

@@ -9,9 +9,9 @@
  *    embeddings as query positions and a 2-D sine position code on the pooled tokens.
  *  - GapLinear: global average pool + linear; ψ receives the raw class embeddings.
  */
-import type { Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { truncNormal, uniform } from "../plan/init.ts";
+import type { Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { truncNormal, uniform } from "../ir/init.ts";
 import type { MultiLabelHead } from "../dsl/model.ts";
 import { transformerBlock } from "./block.ts";
 import { layerNorm } from "./norm.ts";

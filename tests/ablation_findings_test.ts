@@ -3,7 +3,7 @@ import { Effect } from "effect";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { findings, readRunResult, type RowResult } from "../bench/ablation.ts";
+import { findings, readRunResult, type RowResult } from "../grids/ablation.ts";
 import { rowExperiment } from "../experiments/rankseg/grid.ts";
 
 const row = (name: Parameters<typeof rowExperiment>[1], mIoUs: number[], mAP: number | null): RowResult => ({

@@ -1,10 +1,10 @@
 /** Autodiff behaviours beyond single-op VJPs: fan-out, integer inputs, stopGradient, unused parameters. */
 import { assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { grad } from "../plan/autodiff.ts";
-import { value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { grad } from "../ir/autodiff.ts";
+import { value } from "../ir/value.ts";
 
 const f64 = (data: number[], shape: number[]) => value("float64", Float64Array.from(data), shape);
 

@@ -1,7 +1,7 @@
 /** The engine benchmark's pure pieces: statistics, Markdown sections, /proc parsing, pooling, the loss check. */
 import { assert, assertClose, assertEquals } from "./assert.ts";
-import { quantile, relativeDifference, summarize } from "../bench/stats.ts";
-import { type Column, replaceSection, replaceSubsection, table } from "../bench/markdown.ts";
+import { quantile, relativeDifference, summarize } from "../figures/stats.ts";
+import { type Column, replaceSection, replaceSubsection, table } from "../figures/markdown.ts";
 import { averageLoad, machineBusySeconds, minorFaults, otherLoad, processSeconds } from "../bench/load.ts";
 import { describeCpu } from "../bench/machine.ts";
 import { checkEqualWork } from "../bench/comparison.ts";

@@ -15,7 +15,7 @@ import { experimentJson } from "../dsl/experiment.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { loadRun } from "../train/load_run.ts";
 import { runGraph } from "./graph_runner.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { readImageRgb } from "../eval/png.ts";
 
 const CAMVID_IMAGE = "../shared/data/camvid/images/val/0016E5_07959.jpg";
@@ -45,13 +45,16 @@ Deno.test("cli: a bad flag prints one line naming it and the problem, with a hin
   const cases: [string[], string][] = [
     [
       ["train", "tests/fixtures/tiny_experiment.ts", "--provider", "bogus"],
-      "train: --provider bogus: not valid; expected one of cpu, webgpu, cuda; see deno task train --help",
+      "train: --provider bogus: not valid; expected one of cpu, webgpu, cuda; see npx --yes deno@2.9.6 task train --help",
     ],
     [
       ["train", "tests/fixtures/tiny_experiment.ts", "--stpes", "5"],
-      "train: unknown flag --stpes (did you mean --steps?); see deno task train --help",
+      "train: unknown flag --stpes (did you mean --steps?); see npx --yes deno@2.9.6 task train --help",
     ],
-    [["predict", "runs/x", CAMVID_IMAGE], "predict: --out is required; see deno task predict --help"],
+    [
+      ["predict", "runs/x", CAMVID_IMAGE],
+      "predict: --out is required; see npx --yes deno@2.9.6 task predict --help",
+    ],
   ];
   for (const [args, line] of cases) {
     const r = await cli(...args);

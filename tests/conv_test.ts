@@ -4,11 +4,11 @@
  */
 import { assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { grad } from "../plan/autodiff.ts";
-import { value } from "../plan/runtime.ts";
-import { type PrimOf, RULES } from "../plan/primitives.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { grad } from "../ir/autodiff.ts";
+import { value } from "../ir/value.ts";
+import { type PrimOf, RULES } from "../ir/primitives.ts";
 
 interface Geometry {
   strides: [number, number];

@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { assertEquals } from "./assert.ts";
 import { withTempDir } from "./data_fixtures.ts";
-import { recordSection } from "../bench/markdown.ts";
+import { recordSection } from "../figures/markdown.ts";
 
 Deno.test("bench: recordSection creates the file, then replaces its section in place, other sections kept", () =>
   withTempDir(async (dir) => {

@@ -154,7 +154,7 @@ Deno.test("loadDatasetSpec: .json specs and experiments, .ts default exports, an
     const yaml = await put(join(root, "d.yaml"), "_tag: Folder");
     assertEquals(
       (await failure(loadDatasetSpec(yaml))).message,
-      `unsupported spec file type ".yaml" (use .json or .ts)`,
+      `expected a .ts module or a .json file, got ".yaml"`,
     );
   }));
 

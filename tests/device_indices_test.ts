@@ -1,5 +1,5 @@
 /**
- * The webgpu lowering of ArgMax and TopK (`plan/device_indices.ts`) gives the default lowering's indices
+ * The webgpu lowering of ArgMax and TopK (`ir/device_indices.ts`) gives the default lowering's indices
  * and values, ties included, with no ArgMax or TopK node left. Both lowerings run on the CPU provider
  * (the values do not depend on the device), so these need no adapter; one more test runs the webgpu
  * lowering on the device, where every node must run (skipped, saying why, without an adapter).
@@ -9,11 +9,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { decodeOnnx, toOnnx } from "../plan/onnx.ts";
-import { execute, type GraphStage, graphStage, plan, value } from "../plan/runtime.ts";
-import type { LowerTarget } from "../plan/primitives.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { decodeOnnx, toOnnx } from "../onnx/lower.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
+import type { LowerTarget } from "../ir/primitives.ts";
 import { random } from "../core/random.ts";
 import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
@@ -52,7 +54,7 @@ const tiedInput = (r: ReturnType<typeof random>, levels: number, extremes: boole
 const run = (target: LowerTarget, x: Float32Array) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function* () {
     const g = indexGraph();
-    const stage: GraphStage = { _tag: "GraphStage", name: target, lowered: toOnnx(g, { target }) };
+    const stage = graphStage(g, { name: target, target });
     const ex = yield* execute(plan(target, g, [stage]), { provider: "cpu" });
     const out = yield* ex.run({ x: value("float32", x, [...SHAPE]) });
     return new Map([...out].map(([k, v]) => [k, Array.from(v.data as ArrayLike<number | bigint>, Number)]));
@@ -80,7 +82,7 @@ Deno.test("webgpu lowering of ArgMax and TopK: a hand-computed row with ties", a
   g.output("top3Values", o.topK(x, 3, 0).values);
   for (const target of ["cpu", "webgpu"] as const) {
     const out = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-      const stage: GraphStage = { _tag: "GraphStage", name: target, lowered: toOnnx(g, { target }) };
+      const stage = graphStage(g, { name: target, target });
       const ex = yield* execute(plan(target, g, [stage]), { provider: "cpu" });
       return yield* ex.run({ x: value("float32", Float32Array.of(1, 3, 3, -0, 0), [5]) });
     })));

@@ -7,8 +7,10 @@ import { assert, assertEquals } from "./assert.ts";
 import * as m from "../dsl/model.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { decodeSegmenter } from "../dsl/validate.ts";
-import { adamW } from "../plan/optim.ts";
-import { execute, graphStage, plan, value } from "../plan/runtime.ts";
+import { adamW } from "../ir/optim.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 
 const K = 6, B = 3, S = 32;

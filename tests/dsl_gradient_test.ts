@@ -7,8 +7,10 @@ import { Effect } from "effect";
 import { assert } from "./assert.ts";
 import * as m from "../dsl/model.ts";
 import { lossGraph } from "../interpret/graphs.ts";
-import { grad } from "../plan/autodiff.ts";
-import { execute, graphStage, plan, value } from "../plan/runtime.ts";
+import { grad } from "../ir/autodiff.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 
 const PARAMS = [

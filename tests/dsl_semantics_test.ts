@@ -4,10 +4,10 @@ import { runGraph } from "./graph_runner.ts";
 import * as m from "../dsl/model.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";
 import { canonicalJson, specHash } from "../dsl/canonical.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { gatherClasses, rankTargets } from "../layers/selection.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 
 const K = 7, B = 4, S = 32;

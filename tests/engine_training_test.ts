@@ -1,10 +1,12 @@
 /** Small models trained end to end through the runtime reach stated losses on fixed data. */
 import { Effect } from "effect";
 import { assert } from "./assert.ts";
-import { Graph, type Tensor } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { adamW, minimize, type OptimizerConfig, sgd } from "../plan/optim.ts";
-import { execute, graphStage, plan, type Value, value } from "../plan/runtime.ts";
+import { Graph, type Tensor } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { adamW, minimize, type OptimizerConfig, sgd } from "../ir/optim.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import { linear } from "../layers/linear.ts";
 import { transformerBlock } from "../layers/block.ts";

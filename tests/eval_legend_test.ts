@@ -4,7 +4,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assertEquals } from "./assert.ts";
-import { legendEntries, legendLayout, legendSvg, SWATCH, writePngWithLegend } from "../eval/legend.ts";
+import {
+  legendEntries,
+  legendLayout,
+  legendSvg,
+  MIN_LEGEND_WIDTH,
+  SWATCH,
+  writePngWithLegend,
+} from "../eval/legend.ts";
 import { readImageRgb } from "../eval/png.ts";
 import type { Rgb } from "../eval/colorize.ts";
 
@@ -52,6 +59,48 @@ Deno.test("legend: drawn below the overlay PNG, each swatch in its class colour"
     for (const { entry, x, y } of items) {
       assertEquals(pixel(x + SWATCH / 2, H + y + SWATCH / 2), [...entry.color], entry.name);
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("legend on a narrow image: long names wrap (and shrink) inside the strip instead of being cut", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-legend-"));
+  try {
+    const long = ["sky", "motorcyclist on the sidewalk", "WWWWWWWWWWWWWWWW", "traffic-light-pole"];
+    const entries = long.map((name, c) => ({ class: c, name, color: colors[c], pixels: 10 - c }));
+    for (const width of [100, 60, 20]) {
+      const layout = legendLayout(entries, width);
+      // Every line of every name fits between the swatch and the right padding of the (possibly widened) strip.
+      for (const item of layout.items) {
+        assertEquals(
+          item.lines.join("").replace(/ /g, ""),
+          item.entry.name.replace(/ /g, ""),
+          item.entry.name,
+        );
+        for (const w of item.lineWidths) {
+          assertEquals(item.x + SWATCH + 4 + w <= layout.width - 2, true, `${item.entry.name} at ${width}`);
+        }
+      }
+      assertEquals([MIN_LEGEND_WIDTH, layout.width], [40, Math.max(width, 40)]);
+      const file = join(dir, `overlay-${width}.png`);
+      const h = 4;
+      await Effect.runPromise(
+        writePngWithLegend(file, new Uint8Array(width * h * 3).fill(7), width, h, entries),
+      );
+      const png = await Effect.runPromise(readImageRgb(file));
+      assertEquals([png.width, png.height], [layout.width, h + layout.height]);
+      // No glyph reaches the right edge: the last two columns of the strip are white.
+      for (let y = h; y < png.height; y++) {
+        for (const x of [png.width - 2, png.width - 1]) {
+          const p = Array.from(png.rgb.subarray(3 * (y * png.width + x), 3 * (y * png.width + x) + 3));
+          assertEquals(p, [255, 255, 255], `width ${width}: pixel (${x}, ${y})`);
+        }
+      }
+    }
+    // Where names fit, one line each at the normal size.
+    const roomy = legendLayout(entries, 600);
+    assertEquals(roomy.items.map((i) => [i.lines.length, i.fontSize]), [[1, 12], [1, 12], [1, 12], [1, 12]]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

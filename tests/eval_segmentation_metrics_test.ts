@@ -90,3 +90,40 @@ Deno.test("segmentation errors name the argument and the mismatch", () => {
     "class counts differ: 3 vs 4",
   );
 });
+
+Deno.test("the accumulator counts the images holding each class; the eval record names the classes in every image", async () => {
+  const { makeEvalRecord } = await import("../eval/eval_record.ts");
+  // K = 4: class 0 in both images, class 1 in the first only, class 2 only predicted, class 3 nowhere.
+  const acc = segmentationAccumulator({ numClasses: 4, ignoreIndex: IGNORE });
+  acc.add(Int32Array.from([0, 1, 2]), Int32Array.from([0, 1, 255]));
+  acc.add(Int32Array.from([0, 2]), Int32Array.from([0, 0]));
+  const s = acc.summary();
+  assertEquals([s.images, Array.from(s.imagesPerClass ?? [])], [2, [2, 1, 0, 0]]);
+  const record = (segmentation: typeof s) =>
+    makeEvalRecord({
+      split: "val",
+      images: 2,
+      step: 1,
+      checkpoint: "c",
+      mode: "whole",
+      classNames: ["a", "b", "c", "d"],
+      segmentation,
+      mAP: 100,
+    });
+  assertEquals([record(s).classesInEveryImage, record(s).classesPresent], [["a"], 2]);
+  // Every class that occurs is in every image: then mAP is 100 whatever the scores.
+  const all = segmentationAccumulator({ numClasses: 2, ignoreIndex: IGNORE });
+  all.add(Int32Array.from([0, 0]), Int32Array.from([0, 1]));
+  all.add(Int32Array.from([1, 1]), Int32Array.from([1, 0]));
+  const r = makeEvalRecord({
+    split: "val",
+    images: 2,
+    step: 1,
+    checkpoint: "c",
+    mode: "whole",
+    classNames: ["a", "b"],
+    segmentation: all.summary(),
+    mAP: 100,
+  });
+  assertEquals([r.classesInEveryImage, r.classesPresent], [["a", "b"], 2]);
+});

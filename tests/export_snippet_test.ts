@@ -22,13 +22,16 @@ import { trainPipeline } from "../dsl/dataset.ts";
 import { adamWSpec } from "../dsl/training.ts";
 import { readRgb } from "../data/decode.ts";
 import { resizeRgb } from "../data/resize.ts";
-import { decodeOnnx } from "../plan/onnx.ts";
+import { decodeOnnx } from "../onnx/lower.ts";
 import { readImageRgb } from "../eval/png.ts";
 import { train } from "../train/train.ts";
 import { loadRun } from "../train/load_run.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { makePredictor } from "../eval/predictor.ts";
-import { expectModelFor } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { semanticKind } from "../kinds/semantic.ts";
+import { exportedModel } from "../kinds/export.ts";
+import { trainSize } from "../interpret/shapes.ts";
 import { fitSize, predictAtExportSize } from "../eval/export_size.ts";
 
 const FRAME = "../shared/data/camvid/images/val/0016E5_07959.jpg";
@@ -59,18 +62,19 @@ const setup = () =>
     const out = join(dir, "run");
     await Effect.runPromise(train(experiment(), { out, workers: 0, print: () => {}, skipFinalEval: true }));
     const run = await Effect.runPromise(loadRun(out));
-    const { bytes } = exportModel(run.experiment, run.state);
+    const { bytes } = exportModel(
+      run.experiment,
+      run.state,
+      await Effect.runPromise(exportedModel(run.experiment, run.state)),
+    );
     const onnxFile = join(dir, "model.onnx");
     await writeFile(onnxFile, bytes);
     const frame = await Effect.runPromise(readRgb(FRAME));
     const predicted = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
       const predictor = yield* makePredictor(
-        expectModelFor(run.experiment.model, "semantic", "test"),
+        (yield* requireKind(run.experiment, semanticKind, "test")).model,
         run.state,
-        {
-          mode: "whole",
-          trainSize: run.experiment.data.train.cropSize,
-        },
+        { mode: "whole", trainSize: trainSize(run.experiment) },
       );
       return (yield* predictAtExportSize(predictor, frame, run.experiment)).classes;
     })));

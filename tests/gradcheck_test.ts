@@ -1,7 +1,7 @@
 import { Effect } from "effect";
 import { assert, assertEquals } from "./assert.ts";
-import { CASES, formatReport, gradcheck, NON_DIFFERENTIABLE } from "../plan/gradcheck.ts";
-import { type Op, RULES } from "../plan/primitives.ts";
+import { CASES, formatReport, gradcheck, NON_DIFFERENTIABLE } from "../runtime/gradcheck.ts";
+import { type Op, RULES } from "../ir/primitives.ts";
 
 Deno.test("gradcheck: every differentiable primitive's VJP matches central differences", async () => {
   const report = await Effect.runPromise(gradcheck());

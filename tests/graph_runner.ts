@@ -1,8 +1,10 @@
 /** Test helper: run a graph's outputs once through ONNX Runtime; values come back as plain numbers. */
 import { Effect } from "effect";
-import type { HostArray } from "../plan/dtype.ts";
-import type { Graph } from "../plan/graph.ts";
-import { execute, graphStage, plan, type Value } from "../plan/runtime.ts";
+import type { HostArray } from "../ir/dtype.ts";
+import type { Graph } from "../ir/graph.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import type { Value } from "../ir/value.ts";
 
 export const runGraph = (
   g: Graph,

@@ -1,9 +1,10 @@
 /** Test helper: a plan whose host stage keeps state of its own (as LarvSeg's memory bank does). */
 import { Effect } from "effect";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { zeros } from "../plan/init.ts";
-import { graphStage, type HostStage, plan, value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { zeros } from "../ir/init.ts";
+import { graphStage, type HostStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 
 /**
  * Host state `seen` [1] (zeros) that the `tally` stage adds 1 to in place before the graph runs, passing

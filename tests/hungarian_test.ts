@@ -4,7 +4,7 @@
  * sides and the errors.
  */
 import { assert, assertEquals, assertThrowsMessage } from "./assert.ts";
-import { linearSumAssignment } from "../plan/hungarian.ts";
+import { linearSumAssignment } from "../host/hungarian.ts";
 import { random } from "../core/random.ts";
 
 /** The minimum cost over every injection of the smaller side into the larger, by enumeration. */

@@ -10,38 +10,104 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 
 /**
- * Folder → the kappa folders its files may import (its own folder always). `mod` is the root `mod.ts`;
- * `tests/` may import anything.
+ * Folder → the kappa folders its files may import (its own folder always). `mod` is the root `mod.ts`,
+ * `profiling` the root `profiling.ts`; `tests/` may import anything.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   core: [],
   dsl: [],
   io: ["core"],
-  plan: ["core"],
+  ir: ["core"],
+  onnx: ["ir", "core"],
+  runtime: ["ir", "onnx", "core"],
+  host: ["ir", "core"],
   weights: ["io", "core"],
-  layers: ["dsl", "plan", "core"],
-  interpret: ["dsl", "layers", "plan", "weights", "io", "core"],
+  layers: ["dsl", "ir", "core"],
+  interpret: ["dsl", "layers", "ir", "host", "weights", "io", "core"],
   data: ["dsl", "io", "core"],
-  eval: ["dsl", "interpret", "plan", "data", "io", "core"],
-  train: ["dsl", "interpret", "layers", "plan", "data", "eval", "weights", "io", "core"],
-  cli: ["dsl", "interpret", "plan", "data", "eval", "train", "weights", "io", "core", "experiments"],
-  mod: ["dsl", "interpret", "layers", "plan", "data", "eval", "train", "weights", "io", "core"],
-  experiments: ["dsl"],
-  bench: [
+  eval: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "io", "core"],
+  kinds: ["dsl", "interpret", "ir", "onnx", "runtime", "host", "data", "eval", "io", "core"],
+  train: [
     "dsl",
     "interpret",
+    "kinds",
     "layers",
-    "plan",
+    "ir",
+    "onnx",
+    "runtime",
+    "host",
+    "data",
+    "eval",
+    "weights",
+    "io",
+    "core",
+  ],
+  cli: [
+    "dsl",
+    "interpret",
+    "kinds",
+    "ir",
+    "onnx",
+    "runtime",
     "data",
     "eval",
     "train",
     "weights",
     "io",
     "core",
-    "cli",
     "experiments",
   ],
-  scripts: ["dsl", "interpret", "plan", "data", "eval", "train", "io", "core"],
+  mod: [
+    "dsl",
+    "interpret",
+    "kinds",
+    "layers",
+    "ir",
+    "onnx",
+    "runtime",
+    "host",
+    "data",
+    "eval",
+    "train",
+    "weights",
+    "io",
+    "core",
+  ],
+  experiments: ["dsl"],
+  // The profiling API: what bench/ and grids/ need beyond mod.ts (internal but supported).
+  profiling: [
+    "dsl",
+    "interpret",
+    "kinds",
+    "layers",
+    "ir",
+    "onnx",
+    "runtime",
+    "host",
+    "data",
+    "eval",
+    "train",
+    "weights",
+    "io",
+    "core",
+  ],
+  // What bench/ and grids/ share to write BENCHMARKS.md and RESULTS.md and to read their command lines;
+  // neither imports the other. The bounds of flags are the specs' and the CLI's (dsl/bounds.ts).
+  figures: ["dsl"],
+  bench: ["mod", "profiling", "experiments", "figures"],
+  grids: ["mod", "profiling", "experiments", "figures"],
+  scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core"],
+};
+
+/**
+ * npm packages that only some folders may load: ONNX Runtime is the runtime's (building a graph or a
+ * plan loads no ONNX Runtime), the ONNX protobuf schema is the ONNX encoding's. Folders not listed
+ * under a package may not import it; `tests/` and `bench/` (whose timings read ONNX Runtime's own
+ * sessions and version) may import any package.
+ */
+export const NPM_ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  "onnxruntime-node": ["runtime"],
+  "onnx-proto": ["onnx"],
 };
 
 const SKIP = new Set(["node_modules", "runs", ".git", "scratch", "results"]);
@@ -60,6 +126,17 @@ const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)[
 const importsOf = (file: string): string[] => {
   const text = readFileSync(file, "utf8").replace(/^\s*(\/\/.*|\*.*|\/\*.*)$/gm, "");
   return [...text.matchAll(IMPORT)].map((m) => relative(ROOT, normalize(join(dirname(file), m[1]))));
+};
+
+const NPM_IMPORT =
+  /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["']((?:npm:)?(?:@[\w.-]+\/)?[\w.-]+)[^"']*["']/g;
+
+/** The npm packages a file imports (bare specifiers; node: built-ins and relative paths excluded). */
+const packagesOf = (file: string): string[] => {
+  const text = readFileSync(file, "utf8").replace(/^\s*(\/\/.*|\*.*|\/\*.*)$/gm, "");
+  return [...text.matchAll(NPM_IMPORT)].map((m) => m[1].replace(/^npm:/, "")).filter((p) =>
+    !p.startsWith("node:")
+  );
 };
 
 const folderOf = (rel: string) => (rel.includes("/") ? rel.split("/")[0] : rel.replace(/\.ts$/, ""));
@@ -82,6 +159,42 @@ Deno.test("import rules: every folder imports only the folders the architecture 
     }
   }
   assertEquals(broken, []);
+});
+
+Deno.test("import rules: ONNX Runtime and the ONNX schema are loaded only where the architecture says", () => {
+  const broken: string[] = [];
+  for (const file of graph.keys()) {
+    const from = folderOf(file);
+    if (from === "tests" || from === "bench") continue;
+    for (const pkg of packagesOf(join(ROOT, file))) {
+      const allowed = NPM_ALLOWED[pkg];
+      if (allowed && !allowed.includes(from)) {
+        broken.push(`${file} imports ${pkg} (only ${allowed.join(", ")} may)`);
+      }
+    }
+  }
+  assertEquals(broken, []);
+});
+
+Deno.test("import rules: building graphs and plans loads no ONNX Runtime (the module graph of ir/, layers/, interpret/)", async () => {
+  // The static rules above, checked once more on what Deno actually resolves: `deno info` lists every
+  // module an entry point loads, npm packages included.
+  for (
+    const entry of ["interpret/graphs.ts", "interpret/describe.ts", "ir/plan.ts", "host/matching_stage.ts"]
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", join(ROOT, entry)],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    // `modules` is what the entry loads; `npmPackages` lists the whole lock file, reachable or not.
+    const modules = (JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: { specifier: string }[] })
+      .modules.map((m) => m.specifier);
+    assertEquals(modules.some((m) => m.endsWith(entry)), true, `deno info listed ${entry}`);
+    assertEquals(modules.filter((m) => /onnxruntime|onnx-proto/.test(m)), [], `what ${entry} loads`);
+  }
 });
 
 Deno.test("import rules: no import cycles between files", () => {
@@ -111,4 +224,6 @@ Deno.test("import rules: the checker sees the tree (guards against a silently em
   assertEquals(graph.has("interpret/graphs.ts"), true);
   assertEquals(graph.get("interpret/graphs.ts")!.includes("interpret/segmenter.ts"), true);
   assertEquals(graph.get("dsl/experiment.ts")!.includes("dsl/model.ts"), true);
+  assertEquals(graph.get("grids/ablation.ts")!.includes("mod.ts"), true);
+  assertEquals(packagesOf(join(ROOT, "runtime/execute.ts")).includes("onnxruntime-node"), true);
 });

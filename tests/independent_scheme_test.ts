@@ -12,7 +12,7 @@ import * as m from "../dsl/model.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 import { train } from "../train/train.ts";
 import { loadRun } from "../train/load_run.ts";
-import { rankerName } from "../train/ranker.ts";
+import { rankerName } from "../kinds/ranker.ts";
 import { decodeExperiment } from "../dsl/experiment.ts";
 
 Deno.test("independent scheme: the frozen ranker supplies the top-κ ranking and is never updated", async () => {

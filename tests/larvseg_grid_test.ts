@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { assert, assertEquals } from "./assert.ts";
 import { loadExperiment } from "../dsl/experiment.ts";
 import { novelClasses, rowExperiment, ROWS } from "../experiments/larvseg/grid.ts";
-import { budgetProbeLines, larvSegFindings, type LarvSegRow } from "../bench/larvseg.ts";
+import { budgetProbeLines, larvSegFindings, type LarvSegRow } from "../grids/larvseg.ts";
 
 Deno.test("LarvSeg grid: 2 datasets × 6 rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
   const files = readdirSync("experiments/larvseg").filter((f) => f !== "grid.ts").sort();

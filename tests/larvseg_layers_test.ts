@@ -5,13 +5,15 @@
 import { Effect } from "effect";
 import { assertClose, assertEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { execute, graphStage, plan, value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { attentiveClassifier, exclusiveCrossEntropy, imageLevelLoss } from "../layers/larvseg.ts";
 import { pairClasses, readBank, writeBank } from "../layers/larvseg_bank.ts";
 import * as m from "../dsl/model.ts";
-import { checkCase } from "../plan/gradcheck.ts";
+import { checkCase } from "../runtime/gradcheck.ts";
 import { assert } from "./assert.ts";
 
 const f32 = (data: number[], shape: number[]) => value("float32", Float32Array.from(data), shape);

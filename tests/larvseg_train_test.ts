@@ -13,7 +13,7 @@ import * as m from "../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../dsl/training.ts";
 import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { inferenceGraph, lossGraph, trainingStages } from "../interpret/graphs.ts";
-import { sgd } from "../plan/optim.ts";
+import { sgd } from "../ir/optim.ts";
 import {
   ATTENTIVE_LOSS,
   IMAGE_LABELS,
@@ -22,8 +22,11 @@ import {
   PIXEL_LABELLED,
   PIXEL_LOSS,
 } from "../interpret/segmenter.ts";
+import { Effect } from "effect";
 import { exportModel } from "../eval/export_model.ts";
-import { plan, value } from "../plan/runtime.ts";
+import { exportedModel } from "../kinds/export.ts";
+import { plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import { proceduralNames } from "../data/procedural.ts";
 import { finalState, run } from "./run_helpers.ts";
@@ -164,7 +167,8 @@ Deno.test("LarvSeg adds no inference cost: the inference graph and the export ha
     ...bank!.read.state!.map((s) => [s.name, zeros(s.shape)] as const),
   ]);
   assert(state.has(BANK));
-  const { bytes } = exportModel({ ...larvSegExperiment(), model: spec }, state);
+  const e = { ...larvSegExperiment(), model: spec };
+  const { bytes } = exportModel(e, state, Effect.runSync(exportedModel(e, state)));
   assert(!new TextDecoder("latin1").decode(bytes).includes("attentive"), "the export holds no bank");
 });
 

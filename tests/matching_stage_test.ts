@@ -1,10 +1,12 @@
 /** The Hungarian host stage: per-image counts of valid targets, both outputs, and its errors. */
 import { Effect, Exit } from "effect";
 import { assert, assertEquals, assertThrowsMessage } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { execute, graphStage, plan, value } from "../plan/runtime.ts";
-import { matchBatch, matchingStage } from "../plan/matching_stage.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
+import { matchBatch, matchingStage } from "../host/matching_stage.ts";
 
 const NAMES = { costs: "costs", counts: "counts", index: "match.index", matrix: "match.matrix" };
 

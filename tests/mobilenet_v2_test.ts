@@ -5,8 +5,8 @@
  */
 import { Effect } from "effect";
 import { assert, assertEquals } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { convPads, mobileNetV2 } from "../layers/mobilenet_v2.ts";
 import { classifier, makeDivisible, mobileNetV2 as mobileNetV2Spec } from "../dsl/model.ts";
 import { inferenceGraph } from "../interpret/graphs.ts";

@@ -1,9 +1,9 @@
 /** Forward values of primitives against hand-computed results, and construction-time errors. */
 import { assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { value } from "../ir/value.ts";
 import { attention } from "../layers/attention.ts";
 
 const f32 = (data: number[], shape: number[]) => value("float32", Float32Array.from(data), shape);

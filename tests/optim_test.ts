@@ -4,11 +4,13 @@
  */
 import { Effect } from "effect";
 import { assert, assertClose } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { normal } from "../plan/init.ts";
-import { adamW, minimize, type OptimizerConfig, sgd } from "../plan/optim.ts";
-import { execute, graphStage, plan, value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { normal } from "../ir/init.ts";
+import { adamW, minimize, type OptimizerConfig, sgd } from "../ir/optim.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 
 type Params = Record<"w1" | "b1" | "w2" | "b2", number[]>;

@@ -15,13 +15,16 @@ import { cli } from "./cli_runner.ts";
 import { experimentJson } from "../dsl/experiment.ts";
 import { tinyPanoptic } from "./fixtures/tiny_panoptic.ts";
 import { loadRun } from "../train/load_run.ts";
-import { requireTask } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { panopticKind } from "../kinds/panoptic.ts";
 import { openDataset } from "../data/open.ts";
 import { evaluatePanoptic } from "../eval/panoptic_eval.ts";
 import { inferenceGraph } from "../interpret/panoptic.ts";
 import { runGraph } from "./graph_runner.ts";
-import { value } from "../plan/runtime.ts";
-import { readRgb } from "../data/decode.ts";
+import { value } from "../ir/value.ts";
+import { readRgb, readSegmentIds } from "../data/decode.ts";
+import { readJsonFile } from "../data/config_file.ts";
+import { PanopticJson } from "../data/coco.ts";
 import { resizeLabels, resizeRgb } from "../data/resize.ts";
 import { normalizeRgb } from "../data/normalize.ts";
 import { fitSize } from "../eval/export_size.ts";
@@ -48,7 +51,9 @@ Deno.test({
       const ev = await cli("eval", dir, "--limit", "2", "--workers", "0");
       assertEquals(ev.code, 0, ev.stderr);
       assert(/PQ=\d+\.\d\d mIoU=\d+\.\d\d/.test(ev.stdout), ev.stdout);
-      const record = JSON.parse(readFileSync(join(dir, "eval-val2017.json"), "utf8"));
+      // The run's own record and this one are the same evaluation (its last checkpoint is its best, its
+      // first 2 images): one file, named for the 2 images.
+      const record = JSON.parse(readFileSync(join(dir, "eval-val2017-first2.json"), "utf8"));
       assertEquals([record.images, record.units, record.pq.perCategory.length], [2, "fraction", 133]);
 
       const image = "../shared/data/coco133/images/val2017/000000000139.jpg";
@@ -63,8 +68,22 @@ Deno.test({
       const json = JSON.parse(readFileSync(join(out, "panoptic.json"), "utf8"));
       assertEquals(json.annotations[0].file_name, "000000000139_panoptic.png");
       assertEquals(json.categories.length, 133);
+      // A complete COCO panoptic results file, as panopticapi's pq_compute reads it: kappa's own COCO
+      // reader decodes it, and the image id is the dataset's integer images[].id (139), not the stem.
+      const results = await Effect.runPromise(
+        readJsonFile(PanopticJson, join(out, "panoptic.json"), "ignore"),
+      );
+      assertEquals(results.images, [{ id: 139, file_name: "000000000139.jpg", width: 640, height: 426 }]);
+      assertEquals(results.annotations.map((a) => a.image_id), [139]);
+      const ids = await Effect.runPromise(readSegmentIds(join(out, "000000000139_panoptic.png")));
+      const areas = new Map<number, number>();
+      for (const id of ids.data) if (id !== 0) areas.set(id, (areas.get(id) ?? 0) + 1);
+      assertEquals(
+        results.annotations[0].segments_info.map((s) => [s.id, s.area]).sort((a, b) => a[0] - b[0]),
+        [...areas].sort((a, b) => a[0] - b[0]),
+      );
 
-      const pe0 = await Effect.runPromise(requireTask(e, "panoptic", "test"));
+      const pe0 = await Effect.runPromise(requireKind(e, panopticKind, "test"));
       const classes0 = (await Effect.runPromise(openDataset(pe0.data.dataset, "val2017"))).classes;
       const onnx = join(root, "model.onnx");
       const ex = await cli("export", dir, onnx);
@@ -77,7 +96,7 @@ Deno.test({
       const got = await session.run({ images: new ort.Tensor("float32", x, [1, 3, 64, 64]) });
       const want = await runGraph(
         inferenceGraph(
-          (await Effect.runPromise(requireTask(run.experiment, "panoptic", "test"))).model,
+          (await Effect.runPromise(requireKind(run.experiment, panopticKind, "test"))).model,
           { batch: 1, height: 64, width: 64, trainSize: [64, 64] },
         ),
         { images: value("float32", x, [1, 3, 64, 64]) },
@@ -129,7 +148,7 @@ Deno.test({
       assertClose([info[0].score], [merged.segments[0].score], { atol: 1e-5, message: "score" });
 
       // With every threshold at 0 the best query claims every pixel: merging yields a segment and PQ counts them.
-      const pe = await Effect.runPromise(requireTask(run.experiment, "panoptic", "test"));
+      const pe = await Effect.runPromise(requireKind(run.experiment, panopticKind, "test"));
       const classes = (await Effect.runPromise(openDataset(pe.data.dataset, "val2017"))).classes;
       const r = await Effect.runPromise(evaluatePanoptic(pe, run.state, classes, {
         limit: 2,

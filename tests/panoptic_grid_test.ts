@@ -4,7 +4,7 @@ import {
   panopticFindings,
   panopticLikelyCauses,
   type PanopticRowResult,
-} from "../bench/panoptic_findings.ts";
+} from "../grids/panoptic_findings.ts";
 
 const row = (name: string, pqs: number[], inference = 15, pqSt?: number[]): PanopticRowResult => ({
   row: name,

@@ -5,11 +5,11 @@
 import { Effect } from "effect";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { grad } from "../plan/autodiff.ts";
-import { checkCase } from "../plan/gradcheck.ts";
-import { value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { grad } from "../ir/autodiff.ts";
+import { checkCase } from "../runtime/gradcheck.ts";
+import { value } from "../ir/value.ts";
 import {
   auxSemanticCrossEntropy,
   classTargets,

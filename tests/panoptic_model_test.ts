@@ -6,8 +6,8 @@
 import { Effect, Exit } from "effect";
 import { assert, assertClose, assertEquals, assertNotEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { VOID_PRIOR, withVoidPrior } from "../layers/panoptic.ts";
 import {
   convNet,
@@ -24,8 +24,10 @@ import { coco133 } from "../dsl/datasets.ts";
 import { testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { evalConfig, trainConfig } from "../dsl/training.ts";
 import { panopticViolations } from "../dsl/validate.ts";
-import { printGraph } from "../plan/print.ts";
-import { execute, plan, value } from "../plan/runtime.ts";
+import { printGraph } from "../ir/print.ts";
+import { execute } from "../runtime/execute.ts";
+import { plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { inferenceGraph, trainingStages } from "../interpret/graphs.ts";
 import {
   costGraph,
@@ -36,7 +38,7 @@ import {
   SEMANTIC_LOSS,
 } from "../interpret/panoptic.ts";
 import { describeModel } from "../interpret/describe.ts";
-import { TASK } from "../interpret/kinds.ts";
+import { panopticKind } from "../kinds/panoptic.ts";
 
 const SHAPES = { batch: 2, height: 32, width: 32, trainSize: [32, 32] as const };
 
@@ -52,7 +54,7 @@ const tiny = (o: Partial<PanopticSegmenter> = {}) =>
   });
 
 Deno.test("panoptic spec: the task, and validation paths", async () => {
-  assertEquals(TASK.PanopticSegmenter, "panoptic");
+  assertEquals([panopticKind.tag, panopticKind.task], ["PanopticSegmenter", "panoptic"]);
   const paths = (m: PanopticSegmenter) => panopticViolations(m).map((v) => `${v.path}: ${v.message}`);
   assertEquals(paths(tiny()), []);
   assertEquals(paths(tiny({ backbone: vitMicro() })), [

@@ -81,7 +81,8 @@ Deno.test({
       // 8 queries: coco133 crops with more masks are truncated, and the log says so.
       const log = readFileSync(join(straight, "train.log"), "utf8");
       assert(/panoptic targets: \d+ of 12 images had more than 8 ground-truth masks/.test(log), log);
-      // The final evaluation: PQ / SQ / RQ (all, things, stuff) and mIoU, in metrics.jsonl and eval-val2017.json.
+      // The final evaluation: PQ / SQ / RQ (all, things, stuff) and mIoU, in metrics.jsonl and the run's record
+      // (eval-val2017-first3.json: its first 3 images).
       const evalLine = metrics(straight).find((m) => m.kind === "eval");
       assertEquals(Object.keys(evalLine).sort(), [
         "PQ",
@@ -97,7 +98,7 @@ Deno.test({
         "units",
       ]);
       assertEquals(evalLine.images, 3);
-      const record = JSON.parse(readFileSync(join(straight, "eval-val2017.json"), "utf8"));
+      const record = JSON.parse(readFileSync(join(straight, "eval-val2017-first3.json"), "utf8"));
       assertEquals(record.pq.perCategory.length, 133);
     } finally {
       await rm(root, { recursive: true, force: true });

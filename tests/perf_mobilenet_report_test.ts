@@ -1,7 +1,7 @@
 /** `bench perf --model=mobilenet`'s pure pieces: the FLOP split of a graph and the section's rows. */
 import { assert, assertEquals } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
 import { flopSplit } from "../bench/mobilenet_model.ts";
 import {
   bestMobileNetSide,
@@ -10,7 +10,7 @@ import {
   renderMobileNet,
 } from "../bench/perf_mobilenet_report.ts";
 import { SIDES } from "../bench/peers.ts";
-import type { Summary } from "../bench/stats.ts";
+import type { Summary } from "../figures/stats.ts";
 
 Deno.test("flopSplit: matmuls, dense and depthwise convolutions, the rest", () => {
   const g = new Graph("split");

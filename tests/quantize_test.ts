@@ -1,5 +1,5 @@
 /**
- * int8 export (plan/quantize.ts, `deno task export --quantize int8 | int8-conv | int8-static`): the per-column
+ * int8 export (onnx/quantize.ts, `deno task export --quantize int8 | int8-conv | int8-static`): the per-column
  * and per-channel 7-bit weight quantization by hand, the rewritten graph (the parameters' matmuls become
  * DynamicQuantizeLinear + MatMulInteger, with int8-conv the convolutions ConvInteger; attention's
  * activation matmuls stay float32), the quantized tiny segmenter agreeing with the float32 export on
@@ -10,14 +10,18 @@ import * as ort from "onnxruntime-node";
 import { Effect } from "effect";
 import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
-import { quantizeColumns, quantizeMatMuls, quantizeRows, WEIGHT_MAX } from "../plan/quantize.ts";
-import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../plan/quantize_static.ts";
+import type { Experiment } from "../dsl/experiment.ts";
+import type { Value } from "../ir/value.ts";
+import { quantizeColumns, quantizeMatMuls, quantizeRows, WEIGHT_MAX } from "../onnx/quantize.ts";
+import { calibrationTensors, quantizeConvsStatic, uint8Params } from "../onnx/quantize_static.ts";
 import { calibrateExport, calibrationImages } from "../eval/export_calibration.ts";
-import { decodeOnnx } from "../plan/onnx.ts";
-import { execute, graphStage, plan } from "../plan/runtime.ts";
+import { decodeOnnx } from "../onnx/lower.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
 import { trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { random } from "../core/random.ts";
 import * as m from "../dsl/model.ts";
 
@@ -71,13 +75,19 @@ const tinyState = async (backbone: keyof typeof BACKBONES) => {
   return { e, state };
 };
 
+/** What the experiment's model kind exports (its graph, outputs and metadata). */
+const kindExport = (e: Experiment, state: ReadonlyMap<string, Value>) =>
+  Effect.runSync(exportedModel(e, state));
+
 const tinyExport = async (backbone: "vit" | "conv" = "vit") => {
   const { e, state } = await tinyState(backbone);
   const [height, width] = e.data.train.cropSize;
   return {
     size: [height, width] as const,
-    float: exportModel(e, state).bytes,
-    int8: exportModel(e, state, undefined, { quantize: backbone === "conv" ? "int8-conv" : "int8" }),
+    float: exportModel(e, state, kindExport(e, state)).bytes,
+    int8: exportModel(e, state, kindExport(e, state), {
+      quantize: backbone === "conv" ? "int8-conv" : "int8",
+    }),
   };
 };
 
@@ -159,14 +169,14 @@ const int16Sums = (bytes: Uint8Array) => {
 
 Deno.test("export --quantize: no int16 sum of uint8 × int8 products can saturate (x86 without VNNI)", async () => {
   const mobilenet = await tinyState("mobilenet");
-  const ranges = await Effect.runPromise(calibrateExport(mobilenet.e, mobilenet.state, undefined, 2));
+  const kind = kindExport(mobilenet.e, mobilenet.state);
+  const ranges = await Effect.runPromise(calibrateExport(mobilenet.e, mobilenet.state, kind, 2));
   const exports = {
     "int8 (vit)": (await tinyExport("vit")).int8.bytes,
     "int8-conv (conv)": (await tinyExport("conv")).int8.bytes,
-    "int8-conv (mobilenet)":
-      exportModel(mobilenet.e, mobilenet.state, undefined, { quantize: "int8-conv" }).bytes,
+    "int8-conv (mobilenet)": exportModel(mobilenet.e, mobilenet.state, kind, { quantize: "int8-conv" }).bytes,
     "int8-static (mobilenet)":
-      exportModel(mobilenet.e, mobilenet.state, undefined, { quantize: "int8-static", ranges })
+      exportModel(mobilenet.e, mobilenet.state, kind, { quantize: "int8-static", ranges })
         .bytes,
   };
   for (const [kind, bytes] of Object.entries(exports)) {
@@ -191,7 +201,7 @@ Deno.test("export --quantize: no int16 sum of uint8 × int8 products can saturat
 
 Deno.test("quantizeMatMuls: the uint8 weight format stores q + 128 with zero point 128 (u8·u8 kernels)", async () => {
   const { e, state } = await tinyState("vit");
-  const float = exportModel(e, state).bytes;
+  const float = exportModel(e, state, kindExport(e, state)).bytes;
   const weights = new Set(state.keys());
   const initializer = (bytes: Uint8Array, name: string) =>
     decodeOnnx(bytes).graph!.initializer!.find((t) => t.name === name)!;
@@ -233,9 +243,9 @@ Deno.test("uint8Params: the range widened to hold 0; scale = (max − min) / 255
 Deno.test("export --quantize int8-static: every convolution runs as QLinearConv, agreeing with float32", async () => {
   const { e, state } = await tinyState("mobilenet");
   const [h, w] = e.data.train.cropSize;
-  const ranges = await Effect.runPromise(calibrateExport(e, state, undefined, 8));
-  const float = exportModel(e, state).bytes;
-  const q = exportModel(e, state, undefined, { quantize: "int8-static", ranges });
+  const ranges = await Effect.runPromise(calibrateExport(e, state, kindExport(e, state), 8));
+  const float = exportModel(e, state, kindExport(e, state)).bytes;
+  const q = exportModel(e, state, kindExport(e, state), { quantize: "int8-static", ranges });
   assert(q.metadata["kappa.quantization"]?.startsWith("int8-static"));
   const convs = opCounts(float).get("Conv")!;
   const before = opCounts(q.bytes);
@@ -273,7 +283,7 @@ Deno.test("export --quantize int8-static: every convolution runs as QLinearConv,
 
 Deno.test("quantizeConvsStatic: a tensor without a calibration range is named in the error", async () => {
   const { e, state } = await tinyState("mobilenet");
-  const float = exportModel(e, state).bytes;
+  const float = exportModel(e, state, kindExport(e, state)).bytes;
   const tensors = calibrationTensors(float);
   assertEquals(tensors[0], "images");
   const ranges = new Map(tensors.slice(1).map((t) => [t, { min: -1, max: 1 }]));

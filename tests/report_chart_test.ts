@@ -69,3 +69,25 @@ Deno.test("lineChart with no drawable point says so", () => {
   assertEquals(svg.includes("no data points"), true);
   assertEquals(svg.includes("<path"), false);
 });
+
+Deno.test("percent axes stop at 100 and steps start at 0, also for one point or a flat series", () => {
+  const yTicks = (svg: string) =>
+    [...svg.matchAll(/text-anchor="end" class="tick">([^<]*)</g)].map((m) => m[1]);
+  const xTicks = (svg: string) =>
+    [...svg.matchAll(/text-anchor="middle" class="tick">([^<]*)</g)].map((m) => m[1]);
+  const chart = (points: [number, number][], bounded: boolean) =>
+    lineChart({
+      title: "T",
+      xLabel: "step",
+      yLabel: "mAP (%)",
+      series: [{ name: "a", points }],
+      ...(bounded ? { xInclude: [0], yBounds: [0, 100] as const } : {}),
+    });
+  // A flat series at 100 %: padded to 90..110 without bounds, 90..100 with them.
+  assertEquals(yTicks(chart([[100, 100], [200, 100]], false)).at(-1), "110");
+  assertEquals(yTicks(chart([[100, 100], [200, 100]], true)), ["90", "95", "100"]);
+  assertEquals(yTicks(chart([[10, 97], [20, 100]], true)).at(-1), "100");
+  // One point at step 500: the axis runs from 0 rather than 440..560 around it.
+  assertEquals(xTicks(chart([[500, 40]], false)), ["440", "460", "480", "500", "520", "540", "560"]);
+  assertEquals(xTicks(chart([[500, 40]], true)), ["0", "100", "200", "300", "400", "500"]);
+});

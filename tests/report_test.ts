@@ -1,5 +1,5 @@
 import { Effect } from "effect";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
@@ -219,3 +219,145 @@ Deno.test("an invalid eval-<split>.json fails the report naming the file", () =>
     assertEquals(error.message.startsWith(`${file}: `), true, error.message);
     assertEquals(error.message.includes(`["classes"][0]["iou"]`), true, error.message);
   }));
+
+/** The tick labels of one chart, in document order (y axis first, then x). */
+const ticksOf = (svg: string) =>
+  [...svg.matchAll(/<text x="([\d.]+)" y="([\d.]+)" text-anchor="(end|middle)" class="tick">([^<]*)</g)]
+    .map((m) => ({ axis: m[3] === "end" ? "y" : "x", label: m[4] }));
+const axis = (svg: string, which: "x" | "y") =>
+  ticksOf(svg).filter((t) => t.axis === which).map((t) => t.label);
+
+Deno.test("one evaluation at the end: the step axis starts at 0, percent axes span 0 to at most 100", () =>
+  withRun(async (dir) => {
+    await writeFile(
+      join(dir, "metrics.jsonl"),
+      [
+        trainLine(250, 1, 0.5, 0.001),
+        trainLine(500, 0.5, 0.25, 0.0001),
+        JSON.stringify({ ...evalLine, step: 500, images: 101, mIoU: 45.93, aAcc: 90, mAcc: 55, mAP: 100 }),
+      ].join("\n") + "\n",
+    );
+    const html = renderReport(await Effect.runPromise(readRunInputs(dir)));
+    const [mIoU, mAP] = html.split("<svg").slice(1).filter((c) =>
+      c.includes(`class="chart-title">Validation`)
+    );
+    // Before: x ticks 440..560 around the lone point, and an mAP axis up to 110 %.
+    assertEquals(axis(mIoU, "x"), ["0", "100", "200", "300", "400", "500"]);
+    assertEquals(axis(mIoU, "y"), ["0", "10", "20", "30", "40", "50"]);
+    assertEquals(axis(mAP, "x"), ["0", "100", "200", "300", "400", "500"]);
+    assertEquals(axis(mAP, "y"), ["0", "20", "40", "60", "80", "100"]);
+  }));
+
+const recordWith = (extra: Record<string, unknown>) => JSON.stringify({ ...evalRecord, mAP: 100, ...extra });
+
+Deno.test("an mAP of 100 because every image holds every class is explained in the report", () =>
+  withRun(async (dir) => {
+    const names = evalRecord.classes.map((c) => c.name);
+    await writeFile(
+      join(dir, "eval-val.json"),
+      recordWith({ classesInEveryImage: names, classesPresent: 3 }),
+    );
+    const note = (html: string) => /<p class="explain" id="map-note">([^<]*)<\/p>/.exec(html)?.[1];
+    const all = note(renderReport(await Effect.runPromise(readRunInputs(dir))));
+    assertEquals(
+      all,
+      "mAP 100.00 (val, 25 images, step 30) says nothing about the ranking: every evaluated image holds " +
+        "every class that occurs in the set (all 3), so each class's average precision is 100 whatever " +
+        "the scores. mAP separates models only where images differ in the classes they hold.",
+    );
+    // Some classes in every image: named, as lifting mAP; none: no note.
+    await writeFile(
+      join(dir, "eval-val.json"),
+      recordWith({ classesInEveryImage: ["sky"], classesPresent: 3 }),
+    );
+    assertEquals(
+      note(renderReport(await Effect.runPromise(readRunInputs(dir)))),
+      "1 of the 3 classes in val (25 images) occurs in every evaluated image (sky): its average precision is " +
+        "100 whatever the scores, which lifts mAP.",
+    );
+    await writeFile(join(dir, "eval-val.json"), recordWith({ classesInEveryImage: [], classesPresent: 3 }));
+    assertEquals(note(renderReport(await Effect.runPromise(readRunInputs(dir)))), undefined);
+  }));
+
+Deno.test("examples show their place in the split and a colour legend of the classes present", () =>
+  withRun(async (dir) => {
+    await fabricateRun(dir);
+    await writeFile(
+      join(dir, "examples", "0001-classes.json"),
+      JSON.stringify({
+        index: 17,
+        of: 101,
+        classes: [
+          { class: 3, name: "road<1>", color: [128, 64, 128], labelPixels: 90, predPixels: 80 },
+          { class: 0, name: "sky", color: [128, 128, 128], labelPixels: 10, predPixels: 0 },
+          { class: 5, name: "bicyclist", color: [0, 128, 192], labelPixels: 0, predPixels: 20 },
+        ],
+      }),
+    );
+    const html = renderReport(await Effect.runPromise(readRunInputs(dir)));
+    const has = (text: string) => assertEquals(html.includes(text), true, `missing ${text}`);
+    has(`<div class="example-id">0001 <span class="example-place">image 18 of 101 in the split</span></div>`);
+    const legend = /<ul class="example-legend">(.*?)<\/ul>/.exec(html)?.[1] ?? "";
+    assertEquals(
+      [...legend.matchAll(
+        /<li[^>]*><span class="swatch" style="background:rgb\(([\d,]+)\)"><\/span>([^<]*)/g,
+      )]
+        .map((m) => [m[1], m[2]]),
+      [["128,64,128", "road&lt;1&gt;"], ["128,128,128", "sky"], ["0,128,192", "bicyclist"]],
+    );
+    has(
+      `title="in the ground truth only"><span class="swatch" style="background:rgb(128,128,128)"></span>sky`,
+    );
+    has(`title="predicted only"><span class="swatch" style="background:rgb(0,128,192)"></span>bicyclist`);
+  }));
+
+Deno.test("example images are spread evenly over the split, their phase seeded", async () => {
+  const { exampleIndices } = await import("../eval/examples.ts");
+  const picks = exampleIndices(101, 4, 0);
+  assertEquals(picks.length, 4);
+  // Gaps of 101 / 4 = 25.25 images, rounded down: 25 or 26; the first within the first gap.
+  assertEquals(
+    picks.slice(1).map((p, i) => p - picks[i]).every((g) => g === 25 || g === 26),
+    true,
+    `${picks}`,
+  );
+  assertEquals(picks[0] < 26, true, `${picks}`);
+  assertEquals(exampleIndices(101, 4, 0), picks); // the same seed, the same frames
+  assertEquals(exampleIndices(3, 5, 0), [0, 1, 2]); // more examples than images: every image once
+  assertEquals(exampleIndices(10, 0, 0), []);
+  const phases = new Set([0, 1, 2, 3, 4, 5, 6, 7].map((seed) => exampleIndices(101, 4, seed)[0]));
+  assertEquals(phases.size > 1, true, "the seed moves the phase");
+});
+
+Deno.test("a trained run's report: examples spread over the split, each with its classes", async () => {
+  const { exampleIndices } = await import("../eval/examples.ts");
+  const { tinyExperiment } = await import("./fixtures/tiny_experiment.ts");
+  const { train } = await import("../train/train.ts");
+  const { openDataset } = await import("../data/open.ts");
+  await withRun(async (dir) => {
+    const base = tinyExperiment({ steps: 2, logEvery: 1, checkpointEvery: 2 });
+    const e = { ...base, eval: { ...base.eval, examples: 3 } };
+    await Effect.runPromise(train(e, { out: dir, workers: 0, print: () => {} }));
+    const val = await Effect.runPromise(openDataset(e.data.dataset, e.data.dataset.testSplit));
+    const expected = exampleIndices(val.samples.length, 3, e.train.seed);
+    const ids = [
+      ...new Set((await readdir(join(dir, "examples"))).map((f) => f.replace(/-[a-z]+\.(png|json)$/, ""))),
+    ]
+      .sort();
+    assertEquals(ids, expected.map((i) => val.samples[i].id).sort());
+    const first = JSON.parse(
+      await readFile(join(dir, "examples", `${val.samples[expected[0]].id}-classes.json`), "utf8"),
+    );
+    assertEquals([first.index, first.of], [expected[0], val.samples.length]);
+    assertEquals(first.classes.length > 0, true);
+    const html = await readFile(join(dir, "report.html"), "utf8");
+    assertEquals(html.split(`<ul class="example-legend">`).length - 1, 3);
+  });
+});
+
+Deno.test("the quickstart evaluates at least 4 times, on the whole val split", async () => {
+  const { default: quickstart } = await import("../experiments/quickstart.ts");
+  const t = quickstart.train;
+  const periodic = t.evalEvery > 0 ? Math.ceil(t.steps / t.evalEvery) - 1 : 0; // evaluations before the last step
+  assertEquals(periodic + 1 >= 4, true, `evalEvery ${t.evalEvery} of ${t.steps} steps`);
+});

@@ -1,7 +1,7 @@
 import { Effect, Exit } from "effect";
 import { assert, assertEquals } from "./assert.ts";
 import { LOOP_STATE_KEY, noiseFeed, restoreState } from "../train/run_state.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { type Value, value } from "../ir/value.ts";
 
 const state = () => new Map<string, Value>([["model.w", value("float32", new Float32Array(6), [2, 3])]]);
 const loop = {
@@ -27,7 +27,9 @@ Deno.test("run state: restore checks names and shapes, and decodes the loop stat
     return String(exit.cause);
   };
   assert(
-    (await message({ ...good, tensors: {} as never })).includes('ck.safetensors: has no tensor "model.w"'),
+    (await message({ ...good, tensors: {} as never })).includes(
+      "ck.safetensors: lacks 1 of the model's 1 state tensors: model.w",
+    ),
   );
   const wrongShape = { ...good, tensors: { "model.w": { ...good.tensors["model.w"], shape: [3, 2] } } };
   assert((await message(wrongShape)).includes('tensor "model.w" is [3,2], the model expects [2,3]'));

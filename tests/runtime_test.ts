@@ -3,21 +3,15 @@ import { Effect, Exit } from "effect";
 import * as ort from "onnxruntime-node";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { exportOnnx } from "../plan/export.ts";
-import { describe } from "../plan/describe.ts";
-import { printGraph } from "../plan/print.ts";
-import { initialize, ones } from "../plan/init.ts";
-import {
-  execute,
-  graphStage,
-  type HostStage,
-  NEXT,
-  plan,
-  ProviderUnavailable,
-  value,
-} from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { exportOnnx } from "../onnx/export.ts";
+import { describe } from "../ir/describe.ts";
+import { printGraph } from "../ir/print.ts";
+import { initialize, ones } from "../ir/init.ts";
+import { execute, ProviderUnavailable } from "../runtime/execute.ts";
+import { graphStage, type HostStage, NEXT, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { linear } from "../layers/linear.ts";
 import { hostStatePlan } from "./host_state_plan.ts";
 

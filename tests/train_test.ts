@@ -131,7 +131,8 @@ Deno.test("train: every evaluation uses one recorded image set, in percent; best
       [2, "val", 3, "percent"],
       [4, "val", 3, "percent"],
     ]);
-    const record = JSON.parse(readFileSync(join(root, "eval-val.json"), "utf8"));
+    // The record's name says it holds the first 3 images (eval/eval_record.ts, `evalRecordName`).
+    const record = JSON.parse(readFileSync(join(root, "eval-val-first3.json"), "utf8"));
     assertEquals([record.split, record.images, record.units, record.step], ["val", 3, "percent", 4]);
     assertEquals(record.checkpoint, join(root, "checkpoints", "step-000004.safetensors"));
     // The final table is the final evaluation's: same numbers as its metrics line.

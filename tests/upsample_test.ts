@@ -1,10 +1,10 @@
 /** Channel-last upsampling and the channel-last cross-entropy against their NCHW forms. */
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { runGraph } from "./graph_runner.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { value } from "../plan/runtime.ts";
-import { linearInterpolationMatrix } from "../plan/primitives.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { value } from "../ir/value.ts";
+import { linearInterpolationMatrix } from "../ir/primitives.ts";
 import { regionInterpolationMatrix, resizeChannelsLast } from "../layers/upsample.ts";
 import { softmaxCrossEntropy } from "../layers/losses.ts";
 

@@ -4,9 +4,10 @@
  * fails them instead.
  */
 import { Effect } from "effect";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { execute, graphStage, plan } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
 
 export const EXPECT_WEBGPU = "KAPPA_EXPECT_WEBGPU";
 

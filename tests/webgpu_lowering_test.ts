@@ -8,10 +8,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertClose, assertEquals } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { decodeOnnx, toOnnx } from "../plan/onnx.ts";
-import { execute, graphStage, plan, type Provider, value } from "../plan/runtime.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { decodeOnnx, toOnnx } from "../onnx/lower.ts";
+import { execute, type Provider } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { value } from "../ir/value.ts";
 import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_lowering_test.ts");

@@ -16,18 +16,12 @@ import { CLASSES, LOGITS, LOSS } from "../interpret/segmenter.ts";
 import { inferenceGraph, trainingGraph } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { noiseFeed } from "../train/run_state.ts";
-import {
-  execute,
-  type Executor,
-  graphStage,
-  openSession,
-  plan,
-  type Provider,
-  type Value,
-  value,
-} from "../plan/runtime.ts";
+import { execute, type Executor, openSession, type Provider, runSession } from "../runtime/execute.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { type Value, value } from "../ir/value.ts";
 import { deviceTestName, nodesOnCpu, webgpuUnavailable } from "./webgpu_device.ts";
 
 const unavailable = await webgpuUnavailable("webgpu_quickstart_test.ts");
@@ -197,7 +191,8 @@ Deno.test({
           ...quickstart,
           data: { ...quickstart.data, train: { ...quickstart.data.train, cropSize: [H, W] as const } },
         };
-        const { bytes } = exportModel(e, copyHost(cpu.state));
+        const host = copyHost(cpu.state);
+        const { bytes } = exportModel(e, host, Effect.runSync(exportedModel(e, host)));
         const session = await run(openSession("export", bytes, { provider: "webgpu" }));
         const images = batch(11).images;
         const two = value(
@@ -210,7 +205,7 @@ Deno.test({
             W,
           ],
         );
-        const out = await session.run({ images: two });
+        const out = await runSession(session, { images: two });
         const expected = (await infer("cpu", copyHost(cpu.state))).classes;
         const got = out[CLASSES].data as BigInt64Array;
         const same = expected.filter((v, i) => v === got[i] && v === got[i + expected.length]).length;

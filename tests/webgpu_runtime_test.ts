@@ -5,11 +5,13 @@
  */
 import { Effect, Exit } from "effect";
 import { assert, assertEquals } from "./assert.ts";
-import { Graph } from "../plan/graph.ts";
-import * as o from "../plan/ops.ts";
-import { ones } from "../plan/init.ts";
-import { execute, graphStage, NEXT, onHost, plan, value } from "../plan/runtime.ts";
-import { classifyWebGpuFailure, describeWebGpuFailure } from "../plan/webgpu_diagnosis.ts";
+import { Graph } from "../ir/graph.ts";
+import * as o from "../ir/ops.ts";
+import { ones } from "../ir/init.ts";
+import { execute } from "../runtime/execute.ts";
+import { graphStage, NEXT, plan } from "../ir/plan.ts";
+import { onHost, value } from "../ir/value.ts";
+import { classifyWebGpuFailure, describeWebGpuFailure } from "../runtime/webgpu_diagnosis.ts";
 import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
 import { hostStatePlan } from "./host_state_plan.ts";
 
@@ -50,9 +52,10 @@ Deno.test("webgpu diagnosis: no loader, no device and a rejected adapter are tol
 const childError = async (env: Record<string, string>) => {
   const code = `
     import { Effect, Exit } from "effect";
-    import { Graph } from "./plan/graph.ts";
-    import * as o from "./plan/ops.ts";
-    import { execute, graphStage, plan } from "./plan/runtime.ts";
+    import { Graph } from "./ir/graph.ts";
+    import * as o from "./ir/ops.ts";
+    import { graphStage, plan } from "./ir/plan.ts";
+    import { execute } from "./runtime/execute.ts";
     const g = new Graph("t");
     g.output("y", o.neg(o.input(g, "x", [1])));
     const exit = await Effect.runPromiseExit(Effect.scoped(execute(plan("t", g, [graphStage(g)]), { provider: "webgpu" })));

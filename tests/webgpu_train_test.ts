@@ -15,9 +15,9 @@ import { experiment } from "../dsl/experiment.ts";
 import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { trainConfig } from "../dsl/training.ts";
 import { train, type TrainOptions } from "../train/train.ts";
-import { evaluate } from "../eval/evaluate.ts";
+import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import { openDataset } from "../data/open.ts";
-import { value } from "../plan/runtime.ts";
+import { value } from "../ir/value.ts";
 import { deviceTestName, webgpuUnavailable } from "./webgpu_device.ts";
 import { finalState } from "./run_helpers.ts";
 
@@ -84,7 +84,7 @@ Deno.test({
       assertEquals(losses(resumed), losses(straight));
       assertEquals(losses(straight).length, 6);
       // The same evaluation on the CPU from the checkpoint (read back from the device) agrees.
-      const onDevice = first.value.evaluation!.segmentation;
+      const onDevice = (first.value.evaluation as EvaluationResult).segmentation;
       const onHost = await Effect.runPromise(Effect.gen(function* () {
         const dataset = yield* openDataset(e.data.dataset, e.data.dataset.testSplit);
         const state = new Map(

@@ -1,8 +1,9 @@
 /**
  * The checkpoint store of a run: `<run>/checkpoints/step-000100.safetensors`, ...
  *
- * - `saveCheckpoint` writes a step's tensors atomically, keeps the newest `keepLast` step files, and
- *   refreshes `best.safetensors` when the tracked metric improves on the one recorded in it.
+ * - `saveCheckpoint` writes a step's tensors atomically, keeps the newest `keepLast` complete step files
+ *   (a truncated or corrupt one is moved aside to `<name>.corrupt`, never kept in place of a good one),
+ *   and refreshes `best.safetensors` when the tracked metric improves on the one recorded in it.
  * - `latestCheckpoint` finds the newest step file whose header and size check out, reporting (not
  *   deleting) temp files of interrupted writes and truncated or corrupt files it passed over.
  * - `loadCheckpoint` reads one file back.
@@ -12,8 +13,9 @@
  * best.safetensors, `checkpoint.best` = {"metric", "value", "step"}.
  */
 import { Data, Effect, Schema } from "effect";
-import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { isTempFileName, writeFileAtomic } from "../io/atomic_write.ts";
 import {
   decodeHeaderLength,
@@ -64,6 +66,8 @@ export interface SavedCheckpoint {
   /** The record that was in best.safetensors before this save, if any could be read. */
   readonly previousBest: BestRecord | undefined;
   readonly pruned: readonly string[];
+  /** Step files that failed their header check, moved aside to `<file>.corrupt`. */
+  readonly movedAside: readonly SkippedCheckpoint[];
 }
 
 export interface SkippedCheckpoint {
@@ -78,6 +82,8 @@ export interface LatestCheckpoint {
 }
 
 export const STEP_KEY = "checkpoint.step";
+/** What a step file that fails its check is renamed to: kept for a look, out of rotation and resume. */
+export const CORRUPT_SUFFIX = ".corrupt";
 export const BEST_KEY = "checkpoint.best";
 export const BEST_FILE = "best.safetensors";
 const STEP_FILE = /^step-(\d{6,})\.safetensors$/;
@@ -266,11 +272,23 @@ export const saveCheckpoint = (
       }
     }
 
-    const existing = stepFiles(yield* listDirectory(dir));
-    const kept = new Set(existing.slice(-keepLast).map((f) => f.name));
+    // Rotation counts complete files only: a truncated or corrupt one is moved aside, so that it never
+    // takes the place of a good older checkpoint among the last `keepLast`.
+    const good: { name: string; step: number }[] = [];
+    const movedAside: SkippedCheckpoint[] = [];
+    for (const f of stepFiles(yield* listDirectory(dir))) {
+      const checked = f.step === step
+        ? undefined
+        : yield* Effect.result(readCheckpointHeader(join(dir, f.name)));
+      if (checked?._tag !== "Failure") good.push(f);
+      else if (existsSync(join(dir, f.name))) {
+        movedAside.push(yield* setAside(join(dir, f.name), checked.failure.message));
+      }
+    }
+    const kept = new Set(good.slice(-keepLast).map((f) => f.name));
     kept.add(checkpointFileName(step));
     const pruned: string[] = [];
-    for (const { name } of existing) {
+    for (const { name } of good) {
       if (kept.has(name)) continue;
       const path = join(dir, name);
       yield* Effect.tryPromise({
@@ -279,8 +297,21 @@ export const saveCheckpoint = (
       });
       pruned.push(path);
     }
-    return { file, step, bestFile, previousBest, pruned };
+    return { file, step, bestFile, previousBest, pruned, movedAside };
   });
+
+/** Renames a step file that failed its check to `<file>.corrupt`; `reason` is what the check said. */
+export const setAside = (file: string, reason: string): Effect.Effect<SkippedCheckpoint, CheckpointError> =>
+  Effect.tryPromise({
+    try: () => rename(file, file + CORRUPT_SUFFIX),
+    catch: ioError(file, "cannot move aside"),
+  }).pipe(Effect.as({ file, reason }));
+
+/** `<reason>; moved aside to step-000006.safetensors.corrupt`: the line that says a file was set aside. */
+export const movedAsideLine = ({ file, reason }: SkippedCheckpoint): string =>
+  `${reason.startsWith(file) ? reason : `${file}: ${reason}`}; moved aside to ${
+    basename(file)
+  }${CORRUPT_SUFFIX}`;
 
 /** The newest complete step file in `dir`, and the files passed over on the way. */
 export const latestCheckpoint = (dir: string): Effect.Effect<LatestCheckpoint, CheckpointError> =>

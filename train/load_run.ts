@@ -1,11 +1,24 @@
-/** Reading back a run folder for eval, predict and export: its experiment and a checkpoint's state. */
+/**
+ * Reading back a run folder for eval, predict and export: its experiment and a checkpoint's state.
+ *
+ * The checkpoint is checked against what the model's inference graph reads, all problems at once: a
+ * parameter that is missing (a file with only optimizer moments), has another dtype or shape, or holds
+ * NaN / ±Infinity is an error naming the file and the tensor — never a silent fallback to the random
+ * initial value. Reading takes no lock: a run being trained replaces its files atomically.
+ */
 import { Data, Effect } from "effect";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { decodeExperiment, type Experiment } from "../dsl/experiment.ts";
+import { type AnyExperiment, decodeExperiment, type Experiment } from "../dsl/experiment.ts";
+import { inferenceShapes } from "../interpret/shapes.ts";
+import { bindKind } from "../kinds/registry.ts";
+import type { RunReader } from "../kinds/kind.ts";
+import { graphStage, plan } from "../ir/plan.ts";
+import { readJsonFile } from "../io/json_file.ts";
 import { BEST_FILE, latestCheckpoint, loadCheckpoint, readBestRecord } from "./checkpoint.ts";
 import { CHECKPOINTS } from "./run_folder.ts";
-import { type Value, value } from "../plan/runtime.ts";
+import { checkpointValues, type ExpectedTensor } from "./run_state.ts";
+import { type Value, value } from "../ir/value.ts";
 
 export class RunNotFound
   extends Data.TaggedError("RunNotFound")<{ readonly dir: string; readonly reason: string }> {
@@ -24,14 +37,46 @@ export interface LoadedRun {
   readonly state: Map<string, Value>;
 }
 
-/** The run's experiment and the state of `checkpoint` (default: best, else the newest). */
-export const loadRun = (dir: string, checkpoint?: string) =>
+/** The experiment a run folder holds (experiment.json, decoded and validated). */
+const readRunExperiment = (dir: string) =>
   Effect.gen(function* () {
     const specFile = join(dir, "experiment.json");
     if (!existsSync(specFile)) {
       return yield* new RunNotFound({ dir, reason: "not a run folder (no experiment.json)" });
     }
-    const experiment = yield* decodeExperiment(JSON.parse(readFileSync(specFile, "utf8")), specFile);
+    return yield* decodeExperiment(yield* readJsonFile(specFile), specFile);
+  });
+
+/**
+ * Another run's experiment with no checkpoint read: what a kind needs of the runs it depends on to build
+ * its inference graph (the independent scheme's ranker gives its model and crop), never their weights.
+ */
+const experimentOnly: RunReader = (dir) =>
+  Effect.map(readRunExperiment(dir), (experiment) => ({ dir, experiment, state: new Map(), checkpoint: "" }));
+
+/**
+ * The state tensors the model's inference graph reads (the graph eval, predict and export run, as the
+ * model's kind builds it), with their dtypes and shapes. An independent-scheme segmenter's graph holds its
+ * ranker too (`ranker.*`), so its kind reads the ranker's experiment; when that run cannot serve (cannot be
+ * read, is no ranker), nothing is required here, since binding the kind with its weights reports that
+ * problem next.
+ */
+export const inferenceParameters = (e: AnyExperiment): Effect.Effect<ExpectedTensor[]> =>
+  Effect.gen(function* () {
+    const bound = yield* Effect.result(bindKind(e, experimentOnly));
+    if (bound._tag === "Failure") return [];
+    const g = bound.success.inferenceGraph(inferenceShapes(e, 1));
+    return plan("inference", g, [graphStage(g)]).state.map(({ name, dtype, shape }) => ({
+      name,
+      dtype,
+      shape,
+    }));
+  });
+
+/** The run's experiment and the state of `checkpoint` (default: best, else the newest). */
+export const loadRun = (dir: string, checkpoint?: string) =>
+  Effect.gen(function* () {
+    const experiment = yield* readRunExperiment(dir);
     let file = checkpoint;
     let why = "given by --checkpoint";
     if (!file) {
@@ -53,9 +98,10 @@ export const loadRun = (dir: string, checkpoint?: string) =>
       return yield* new RunNotFound({ dir, reason: "has no checkpoint yet" });
     }
     const ckpt = yield* loadCheckpoint(file);
-    const state = new Map<string, Value>();
+    const state = yield* checkpointValues(ckpt, yield* inferenceParameters(experiment), "parameters");
+    // Other float32 tensors (optimizer moments, parameters this graph does not read) come along as before.
     for (const [name, t] of Object.entries(ckpt.tensors)) {
-      state.set(name, value("float32", t.data as Float32Array, t.shape));
+      if (!state.has(name) && t.dtype === "F32") state.set(name, value("float32", t.data, t.shape));
     }
     return { dir, experiment, checkpoint: file, why, step: ckpt.step ?? 0, state } satisfies LoadedRun;
   });

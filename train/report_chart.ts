@@ -18,8 +18,12 @@ export interface LineChartSpec {
   readonly series: readonly Series[];
   readonly width?: number;
   readonly height?: number;
-  /** Forces the y range to include these values (e.g. 0 and 100 for percentages). */
+  /** Forces the y range to include these values (e.g. 0 for losses and percentages). */
   readonly yInclude?: readonly number[];
+  /** Forces the x range to include these values (step 0, so that one point is not a lone dot mid-axis). */
+  readonly xInclude?: readonly number[];
+  /** The y axis never goes past these (0 and 100 for percentages: no tick at 110 %). */
+  readonly yBounds?: readonly [number, number];
 }
 
 /** Colors for series without one, chosen to stay apart from each other and readable on white. */
@@ -73,6 +77,19 @@ export const formatTicks = (ticks: readonly number[], step: number): string[] =>
   return ticks.map((t) => (t === 0 ? "0" : t.toFixed(decimals)));
 };
 
+/**
+ * Ticks kept within [low, high]: a flat series at a bound (mAP 100) is padded past it by `niceTicks`, and a
+ * percentage axis must not show 110 %. Where dropping ticks leaves fewer than two, the bound itself is
+ * the other end.
+ */
+const boundedTicks = (t: { ticks: number[]; step: number }, low: number, high: number) => {
+  const inside = t.ticks.filter((v) => v >= low - 1e-9 && v <= high + 1e-9);
+  if (inside.length === t.ticks.length) return t;
+  if (inside.length >= 2) return { ticks: inside, step: t.step };
+  const bound = t.ticks[0] < low ? low : high;
+  return niceTicks(Math.min(bound, inside[0] ?? bound), Math.max(bound, inside[0] ?? bound), 5);
+};
+
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
 /** Splits a series into runs of drawable points (finite x and y). */
@@ -121,14 +138,16 @@ export const lineChart = (spec: LineChartSpec): string => {
   const drawn = runs.flat(2);
   const xs = drawn.map(([x]) => x);
   const ys = [...drawn.map(([, y]) => y), ...(spec.yInclude ?? [])];
+  const [yLow, yHigh] = spec.yBounds ?? [-Infinity, Infinity];
+  const clampY = (y: number) => Math.min(yHigh, Math.max(yLow, y));
   // Loops, not Math.min(...xs): long training logs would overflow the argument list.
   const range = (values: number[]): [number, number] =>
     values.reduce<[number, number]>(([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)], [
       Infinity,
       -Infinity,
     ]);
-  const xTicks = niceTicks(...range(xs), 6);
-  const yTicks = niceTicks(...range(ys), 5);
+  const xTicks = niceTicks(...range([...xs, ...(xs.length ? spec.xInclude ?? [] : [])]), 6);
+  const yTicks = boundedTicks(niceTicks(...range(ys.map(clampY)), 5), yLow, yHigh);
   const [x0, x1] = [xTicks.ticks[0], xTicks.ticks.at(-1)!];
   const [y0, y1] = [yTicks.ticks[0], yTicks.ticks.at(-1)!];
   const sx = (x: number) => round2(margin.left + ((x - x0) / (x1 - x0 || 1)) * plotW);

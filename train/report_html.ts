@@ -147,13 +147,14 @@ const trainingCharts = (inputs: RunInputs) => {
     })),
   ];
   const charts = [
-    lineChart({ title: "Training loss", xLabel: "step", yLabel: "loss", series: lossSeries }),
+    lineChart({ title: "Training loss", xLabel: "step", yLabel: "loss", series: lossSeries, xInclude: [0] }),
     lineChart({
       title: "Learning rate",
       xLabel: "step",
       yLabel: "lr",
       series: [{ name: "lr", points: train.map((l) => [l.step, l.lr] as const) }],
       yInclude: [0],
+      xInclude: [0],
     }),
   ];
   if (train.some((l) => l.imagesPerSecond !== undefined && l.imagesPerSecond !== null)) {
@@ -163,6 +164,7 @@ const trainingCharts = (inputs: RunInputs) => {
       yLabel: "images / s",
       series: [{ name: "images/s", points: train.map((l) => [l.step, l.imagesPerSecond ?? null] as const) }],
       yInclude: [0],
+      xInclude: [0],
     }));
   }
   return `<div class="charts">${charts.join("\n")}</div>`;
@@ -185,11 +187,49 @@ const validationCharts = (inputs: RunInputs) => {
       mAP.push({ name: `mAP (${set})`, points: list.map((p) => [p.step, p.mAP]) });
     }
   }
-  const charts = [lineChart({ title: "Validation mIoU", xLabel: "step", yLabel: "mIoU (%)", series: mIoU })];
+  // Percent axes from 0, never past 100; steps from 0, so that a run evaluated once (at its end) shows
+  // where that point lies in the run instead of a lone dot in the middle of a narrow axis.
+  const percentAxes = { xInclude: [0], yInclude: [0], yBounds: [0, 100] } as const;
+  const charts = [
+    lineChart({ title: "Validation mIoU", xLabel: "step", yLabel: "mIoU (%)", series: mIoU, ...percentAxes }),
+  ];
   if (mAP.length) {
-    charts.push(lineChart({ title: "Validation mAP", xLabel: "step", yLabel: "mAP (%)", series: mAP }));
+    charts.push(
+      lineChart({ title: "Validation mAP", xLabel: "step", yLabel: "mAP (%)", series: mAP, ...percentAxes }),
+    );
   }
-  return `<div class="charts">${charts.join("\n")}</div>`;
+  const explanation = mapExplanation(inputs.evals);
+  return `<div class="charts">${charts.join("\n")}</div>${
+    explanation ? `\n<p class="explain" id="map-note">${escape(explanation)}</p>` : ""
+  }`;
+};
+
+/**
+ * Why mAP reads what it reads, when classes occur in every evaluated image: such a class's average
+ * precision is 100 whatever the scores (every image is a positive), so when every class that occurs is
+ * in every image (CamVid: all 11 classes in all 101 val frames), mAP is 100 for any model.
+ */
+export const mapExplanation = (evals: readonly EvalRecord[]): string | undefined => {
+  const r = evals.find((x) => x.mAP !== null && x.classesInEveryImage !== undefined);
+  if (r === undefined || r.mAP === null || r.classesInEveryImage === undefined) return undefined;
+  const everywhere = r.classesInEveryImage;
+  const present = r.classesPresent ?? r.classes.length;
+  if (everywhere.length === 0) return undefined;
+  const set = setName(r.split, r.images);
+  if (everywhere.length >= present) {
+    return `mAP ${
+      r.mAP.toFixed(2)
+    } (${set}, step ${r.step}) says nothing about the ranking: every evaluated ` +
+      `image holds every class that occurs in the set (all ${present}), so each class's average precision ` +
+      "is 100 whatever the scores. mAP separates models only where images differ in the classes they hold.";
+  }
+  const shown = everywhere.slice(0, 10).join(", ") +
+    (everywhere.length > 10 ? `, … ${everywhere.length - 10} more` : "");
+  const one = everywhere.length === 1;
+  const where = r.images === undefined ? r.split : `${r.split} (${r.images} images)`;
+  return `${everywhere.length} of the ${present} classes in ${where} ${one ? "occurs" : "occur"} in every ` +
+    `evaluated image (${shown}): ${one ? "its" : "their"} average precision is 100 whatever the scores, ` +
+    "which lifts mAP.";
 };
 
 const classTable = (record: EvalRecord) => {
@@ -231,6 +271,22 @@ const dataUri = (png: Uint8Array) => {
   return `data:image/png;base64,${btoa(binary)}`;
 };
 
+const legendTitle = (c: { labelPixels: number; predPixels: number }) =>
+  c.predPixels === 0
+    ? "in the ground truth only"
+    : c.labelPixels === 0
+    ? "predicted only"
+    : "in the ground truth and the prediction";
+
+/** The classes of an example with their colours; HTML wraps long names instead of cutting them. */
+const exampleLegend = (legend: NonNullable<Example["legend"]>) =>
+  `<ul class="example-legend">${
+    legend.classes.map((c) =>
+      `<li class="${c.labelPixels === 0 ? "pred-only" : "in-label"}" title="${legendTitle(c)}">` +
+      `<span class="swatch" style="background:rgb(${c.color.join(",")})"></span>${escape(c.name)}</li>`
+    ).join("")
+  }</ul>`;
+
 const exampleRow = (example: Example) => {
   const roles = ROLE_TITLES.filter(([role]) => role !== "overlay" || example.images.overlay !== undefined);
   const cells = roles.map(([role, title]) => {
@@ -240,9 +296,15 @@ const exampleRow = (example: Example) => {
       : `<div class="missing">no ${escape(role)} image</div>`;
     return `<figure>${body}<figcaption>${escape(title)}</figcaption></figure>`;
   });
-  return `<div class="example"><div class="example-id">${escape(example.id)}</div><div class="example-row">${
-    cells.join("")
-  }</div></div>`;
+  const place = example.legend
+    ? ` <span class="example-place">image ${
+      example.legend.index + 1
+    } of ${example.legend.of} in the split</span>`
+    : "";
+  return `<div class="example"><div class="example-id">${escape(example.id)}${place}</div>` +
+    `<div class="example-row">${cells.join("")}</div>${
+      example.legend ? exampleLegend(example.legend) : ""
+    }</div>`;
 };
 
 const STYLE = `
@@ -276,6 +338,13 @@ tr.absent td { color: #9aa1a9; }
 figure { margin: 0; flex: 1; min-width: 0; } figure img { width: 100%; height: auto; display: block;
   image-rendering: pixelated; border-radius: 3px; }
 figcaption { text-align: center; color: #5b6470; font-size: 12px; margin-top: 2px; }
+.example-place { color: #5b6470; font-weight: normal; font-size: 12px; }
+.example-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; list-style: none; padding: 0; margin: 8px 0 0;
+  font-size: 12px; }
+.example-legend li { display: flex; align-items: center; gap: 5px; min-width: 0; overflow-wrap: anywhere; }
+.example-legend li.pred-only { font-style: italic; color: #5b6470; }
+.swatch { flex: none; width: 12px; height: 12px; border: 1px solid #444; border-radius: 2px; }
+.explain { background: #fff8e1; border: 1px solid #ecd9a0; border-radius: 6px; padding: 8px 12px; }
 .missing { background: #eceef1; color: #5b6470; text-align: center; padding: 40px 0; border-radius: 3px; }
 code { font-size: 12px; }
 `;

@@ -13,6 +13,7 @@ import { Data, Effect, Schema } from "effect";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type EvalRecord, readEvalRecord, toPercent } from "../eval/eval_record.ts";
+import { parseJsonText } from "../io/json_file.ts";
 
 /** JSON has no NaN: a diverged loss arrives as null and is drawn as a gap. */
 const Value = Schema.NullOr(Schema.Number);
@@ -57,10 +58,27 @@ export interface MetricsLog {
 
 export type ExampleRole = "image" | "label" | "pred" | "overlay";
 
+/** `examples/<id>-classes.json` (eval/examples.ts): where the example sits and the classes it shows. */
+export const ExampleClasses = Schema.Struct({
+  /** 0-based position among the `of` evaluated images. */
+  index: Step,
+  of: Step,
+  classes: Schema.Array(Schema.Struct({
+    class: Step,
+    name: Schema.String,
+    color: Schema.Tuple([Schema.Number, Schema.Number, Schema.Number]),
+    labelPixels: Schema.Number,
+    predPixels: Schema.Number,
+  })),
+});
+export type ExampleClasses = typeof ExampleClasses.Type;
+
 export interface Example {
   readonly id: string;
   /** PNG bytes by role; a role may be missing. */
   readonly images: Readonly<Partial<Record<ExampleRole, Uint8Array>>>;
+  /** Its place in the split and its classes, when the evaluation wrote them. */
+  readonly legend?: ExampleClasses;
 }
 
 export interface RunInputs {
@@ -90,16 +108,15 @@ export const parseMetricsLog = (text: string, file: string): Effect.Effect<Metri
       const line = lines[i].trim();
       if (line === "") continue;
       const where = `${file}:${i + 1}`;
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch (e) {
+      const parsed = yield* Effect.result(parseJsonText(line, where, file));
+      if (parsed._tag === "Failure") {
         if (i === lines.length - 1) {
           notes.push(`${where}: skipped an unterminated last line (interrupted write?)`);
           continue;
         }
-        return yield* Effect.fail(new ReportError({ file, message: `${where}: not JSON (${describe(e)})` }));
+        return yield* Effect.fail(new ReportError({ file, message: parsed.failure.message }));
       }
+      const json = parsed.success;
       const kind = (json as { kind?: unknown } | null)?.kind;
       const schema = kind === "train" ? TrainLine : kind === "eval" ? EvalLine : undefined;
       if (schema === undefined) {
@@ -151,11 +168,28 @@ const listDir = (dir: string): Effect.Effect<string[], ReportError> =>
 const splitOrder = (split: string) => (split === "val" ? 0 : split === "test" ? 1 : 2);
 
 const EXAMPLE_FILE = /^(.+)-(image|label|pred|overlay)\.png$/;
+const LEGEND_FILE = /^(.+)-classes\.json$/;
 
 export interface ReadRunOptions {
   /** Most example ids to embed (sorted by id); the rest are counted, not loaded. Default 8. */
   readonly maxExamples?: number;
 }
+
+/** An example's `-classes.json`, validated; errors name the file. */
+const readLegend = (file: string): Effect.Effect<ExampleClasses, ReportError> =>
+  Effect.gen(function* () {
+    const text = yield* Effect.tryPromise({
+      try: () => readFile(file, "utf8"),
+      catch: (e) => new ReportError({ file, message: `${file}: cannot read (${describe(e)})` }),
+    });
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new ReportError({ file, message: `${file}: not JSON (${describe(e)})` }),
+    });
+    return yield* Schema.decodeUnknownEffect(ExampleClasses)(json).pipe(
+      Effect.mapError((e) => new ReportError({ file, message: `${file}: ${oneLine(e.message)}` })),
+    );
+  });
 
 /** Reads everything the report shows from a run folder. */
 export const readRunInputs = (
@@ -174,7 +208,10 @@ export const readRunInputs = (
 
     const examplesDir = join(runDir, "examples");
     const byId = new Map<string, Map<ExampleRole, string>>();
+    const legendFiles = new Map<string, string>();
     for (const name of (yield* listDir(examplesDir)).sort()) {
+      const legend = LEGEND_FILE.exec(name);
+      if (legend) legendFiles.set(legend[1], join(examplesDir, name));
       const m = EXAMPLE_FILE.exec(name);
       if (!m) continue;
       const roles = byId.get(m[1]) ?? new Map<ExampleRole, string>();
@@ -192,7 +229,10 @@ export const readRunInputs = (
           });
           images[role] = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
         }
-        return { id, images };
+        const legendFile = legendFiles.get(id);
+        return legendFile === undefined
+          ? { id, images }
+          : { id, images, legend: yield* readLegend(legendFile) };
       }));
     const notes = [...log.notes];
     return {

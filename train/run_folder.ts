@@ -9,13 +9,14 @@
  *   eval-<split>.json, examples/, report.html
  */
 import { Data, Effect } from "effect";
-import * as ort from "onnxruntime-node";
 import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { type Experiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
+import { type AnyExperiment, experimentHash, experimentJson } from "../dsl/experiment.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
+import { type JsonFileError, parseJsonLines, readJsonFile } from "../io/json_file.ts";
+import { onnxRuntimeVersion } from "../runtime/execute.ts";
 import { specDiff } from "./spec_diff.ts";
 
 /** A run folder that cannot be used as asked (exists without --resume, or holds another experiment). */
@@ -29,7 +30,7 @@ export class RunFolderError
 export const CHECKPOINTS = "checkpoints", METRICS = "metrics.jsonl", LOG = "train.log", EXAMPLES = "examples";
 
 /** `runs/<name>-<hash8>` unless `out` is given. */
-export const runDirFor = (e: Experiment, out?: string): string =>
+export const runDirFor = (e: AnyExperiment, out?: string): string =>
   out ?? join("runs", `${e.name}-${experimentHash(e).slice(0, 8)}`);
 
 const git = (...args: string[]): string | undefined => {
@@ -60,7 +61,7 @@ export interface RunMeta {
   readonly versions: Record<string, string | undefined>;
 }
 
-export const runMeta = (e: Experiment, provider: string, threads: number | undefined): RunMeta => ({
+export const runMeta = (e: AnyExperiment, provider: string, threads: number | undefined): RunMeta => ({
   commit: git("rev-parse", "HEAD") ?? "unknown",
   dirty: (git("status", "--porcelain") ?? "") !== "",
   seed: e.train.seed,
@@ -71,7 +72,7 @@ export const runMeta = (e: Experiment, provider: string, threads: number | undef
   versions: {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
-    onnxruntime: ort.env.versions.node,
+    onnxruntime: onnxRuntimeVersion(),
     effect: dependencyVersion("effect"),
     sharp: dependencyVersion("sharp"),
   },
@@ -87,14 +88,9 @@ export interface RunFolderOptions {
 }
 
 /** The experiment a run folder holds, as JSON, or undefined when it holds none. */
-export const readRunSpec = (dir: string): Effect.Effect<unknown, RunFolderError> => {
+export const readRunSpec = (dir: string): Effect.Effect<unknown, JsonFileError> => {
   const specFile = join(dir, "experiment.json");
-  if (!existsSync(specFile)) return Effect.succeed(undefined);
-  return Effect.tryPromise({ try: () => readFile(specFile, "utf8"), catch: io(dir, "cannot read") }).pipe(
-    Effect.flatMap((text) =>
-      Effect.try({ try: () => JSON.parse(text) as unknown, catch: io(dir, "experiment.json is not JSON") })
-    ),
-  );
+  return existsSync(specFile) ? readJsonFile(specFile) : Effect.succeed(undefined);
 };
 
 /**
@@ -103,9 +99,9 @@ export const readRunSpec = (dir: string): Effect.Effect<unknown, RunFolderError>
  */
 export const checkRunFolder = (
   dir: string,
-  e: Experiment,
+  e: AnyExperiment,
   { resume, extend = false }: RunFolderOptions,
-): Effect.Effect<void, RunFolderError> =>
+): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     const hasCheckpoints = existsSync(join(dir, CHECKPOINTS)) &&
       (yield* Effect.tryPromise({
@@ -148,9 +144,9 @@ export const checkRunFolder = (
  */
 export const prepareRunFolder = (
   dir: string,
-  e: Experiment,
+  e: AnyExperiment,
   { resume, extend = false, provider, threads }: RunFolderOptions & { provider: string; threads?: number },
-): Effect.Effect<void, RunFolderError> =>
+): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     yield* checkRunFolder(dir, e, { resume, extend });
     const specFile = join(dir, "experiment.json");
@@ -167,9 +163,7 @@ export const prepareRunFolder = (
     const meta = runMeta(e, provider, threads);
     const metaFile = join(dir, "meta.json");
     if (resume && existsSync(metaFile)) {
-      const previous = JSON.parse(
-        yield* Effect.tryPromise({ try: () => readFile(metaFile, "utf8"), catch: io(dir, "cannot read") }),
-      );
+      const previous = (yield* readJsonFile(metaFile)) as { resumed?: unknown[] };
       const extended = savedSteps !== undefined && savedSteps !== e.train.steps;
       const resumed = [...(previous.resumed ?? []), {
         at: meta.startedAt,
@@ -198,21 +192,36 @@ export const appendLines = (
   });
 
 /**
- * Drops metrics.jsonl lines logged after `step`: a run killed after logging past its last checkpoint
- * relogs those steps when resumed, and must not log them twice.
+ * Drops metrics.jsonl lines logged after `step` (0 when the run had no checkpoint yet): a run killed
+ * after logging past its last checkpoint relogs those steps when resumed, and must not log them twice.
+ * A torn last line (an append cut off by a full disk or a kill) is cut too; the returned lines say so.
+ * Any other line that is not JSON is an error naming `metrics.jsonl:<line>`.
  */
-export const truncateMetrics = (dir: string, step: number): Effect.Effect<void, RunFolderError> =>
+export const truncateMetrics = (
+  dir: string,
+  step: number,
+): Effect.Effect<string[], RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     const file = join(dir, METRICS);
-    if (!existsSync(file)) return;
+    if (!existsSync(file)) return [];
     const text = yield* Effect.tryPromise({
       try: () => readFile(file, "utf8"),
       catch: io(dir, "cannot read metrics"),
     });
-    const kept = text.split("\n").filter((line) =>
-      line.trim() !== "" && (JSON.parse(line).step ?? 0) <= step
-    );
-    yield* writeFileAtomic(file, kept.map((l) => l + "\n").join("")).pipe(
-      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
-    );
+    const { values, tornTail } = yield* parseJsonLines(text, file);
+    const kept = values.filter(({ value }) => ((value as { step?: number } | null)?.step ?? 0) <= step);
+    const said = tornTail
+      ? [
+        `${file}:${tornTail.line}: cut a torn last line of ${
+          new TextEncoder().encode(tornTail.text).length
+        } bytes (an append that did not finish, e.g. on a full disk)`,
+      ]
+      : [];
+    const rewritten = kept.map((l) => l.text + "\n").join("");
+    if (rewritten !== text) {
+      yield* writeFileAtomic(file, rewritten).pipe(
+        Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
+      );
+    }
+    return said;
   });

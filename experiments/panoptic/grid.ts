@@ -2,7 +2,7 @@
  * The ReMaX grid on coco133 at CPU scale: the kMaX-style baseline, + ReMask, + ReClass, + both (ReMaX),
  * and RankSeg query classification. Every row shares the pretrained MobileNetV2 backbone, the data
  * pipeline, the step budget and the seeds; rows differ only in the toggles the papers ablate. Each row has
- * its own checked-in spec module next to this file (`coco133-<row>.ts`), which `deno task bench panoptic`
+ * its own checked-in spec module next to this file (`coco133-<row>.ts`), which `deno task grid panoptic`
  * runs.
  */
 import { experiment } from "../../dsl/experiment.ts";
@@ -14,7 +14,7 @@ import { testPipeline, trainPipeline } from "../../dsl/dataset.ts";
 export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
 
 /**
- * Steps per run (batch 4, 128×128 crops). Measured by `bench panoptic step` on the shared 2-core machine
+ * Steps per run (batch 4, 128×128 crops). Measured by `grid panoptic step` on the shared 2-core machine
  * under load: 1.84 s per baseline step (2.08 s with ReMaX's training-only terms), so a run is ~14-16
  * minutes plus its evaluation: 5 rows × 3 seeds ≈ 3.7 hours, inside the 4-hour budget. With the other
  * processes paused the same bench measured 354 ms (baseline) and 352 ms (ReMaX) at 2 threads, so on a
@@ -28,7 +28,7 @@ export type Row = "baseline" | "remask" | "reclass" | "remax" | "rankseg";
 //
 // Why merging's class thresholds are chosen on train (`MERGE_CALIBRATION`), measured on the shared machine
 // under load, seed 0, `deno task train experiments/panoptic/coco133-baseline.ts --threads 1`, then
-// `deno task bench panoptic diagnose <run>` (8 training batches):
+// `deno task grid panoptic diagnose <run>` (8 training batches):
 // - at 450 steps the class head is far from kMaX's confidences: matched queries give their class p 0.075
 //   (top non-void class 0.15), unmatched ones void 0.92, and no query reaches 0.5; at 100 steps p was
 //   0.008 (uniform: 0.007). kMaX's thresholds (0.7 thing / 0.5 stuff) are for 150k steps at batch 64; at

@@ -7,7 +7,7 @@
  * scaled to [−1, 1], backbone learning rate × 0.1 as the papers fine-tune), the mask-transformer ψ of the
  * paper's Table 1 at the control's head width (128), the data pipeline, the step budget and the seeds; rows differ only in the parts the
  * paper ablates. Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`),
- * which is what `deno task bench ablation --grid pretrained` runs.
+ * which is what `deno task grid ablation --grid pretrained` runs.
  */
 import { experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";

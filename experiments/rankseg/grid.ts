@@ -4,7 +4,7 @@
  * Every row shares the backbone, data pipeline, step budget and seeds; rows differ only in the parts the
  * paper ablates, except two reference rows per dataset that swap the mask-transformer ψ for a linear one.
  * Each row has its own checked-in spec module next to this file (`<dataset>-<row>.ts`), which is what
- * `deno task bench ablation` runs.
+ * `deno task grid ablation` runs.
  */
 import { experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
