@@ -178,7 +178,7 @@ export const SUITES: Record<string, Suite> = {
     flags: { quick: quick("evaluate 10 frames; BENCHMARKS.md is left unchanged") },
     run: async (args) => (await import("./quantize.ts")).main(args),
   },
-  "quantize-kernels": {
+  "quantize-isa": {
     title: "the int8 exports' outputs on two kinds of CPU, compared",
     summary: "Writes the float32 and int8 exports' logits and classes on 8 validation frames (run it once " +
       "natively and once under bench/cpuid_avx2.c), or with --compare prints how two such files differ: the " +
@@ -192,7 +192,7 @@ export const SUITES: Record<string, Suite> = {
       },
     ],
     flags: { compare: quick("compare two files written before instead") },
-    run: async (args) => (await import("./quantize_kernels.ts")).main(args),
+    run: async (args) => (await import("./quantize_isa.ts")).main(args),
   },
 };
 

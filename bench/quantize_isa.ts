@@ -1,5 +1,5 @@
 /**
- * `deno task bench quantize-kernels <run-dir> <out.json>`, then `deno task bench quantize-kernels --compare
+ * `deno task bench quantize-isa <run-dir> <out.json>`, then `deno task bench quantize-isa --compare
  * a.json b.json`: whether the int8 exports compute the same values on two kinds of CPU. The first form runs
  * the float32 export and every int8 export in every weight format (onnx/quantize.ts) on the first 8
  * validation frames (fitted as the export's metadata says, one thread) and writes their logits and classes;
@@ -58,7 +58,7 @@ const write = async (runDir: string, out: string) => {
   }
   await Deno.writeTextFile(out, JSON.stringify(outputs));
   console.error(
-    `bench quantize-kernels: wrote ${sides.length} exports' outputs on ${images.length} frames to ${out}`,
+    `bench quantize-isa: wrote ${sides.length} exports' outputs on ${images.length} frames to ${out}`,
   );
 };
 
@@ -91,6 +91,6 @@ export const main = async (args: string[]): Promise<void> => {
   if (args.includes("--compare") && files.length === 2) return await compare(files[0], files[1]);
   if (!args.includes("--compare") && files.length === 2) return await write(files[0], files[1]);
   throw new Error(
-    "usage: deno task bench quantize-kernels <run-dir> <out.json> | quantize-kernels --compare <a.json> <b.json>",
+    "usage: deno task bench quantize-isa <run-dir> <out.json> | quantize-isa --compare <a.json> <b.json>",
   );
 };
