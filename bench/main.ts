@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   gpu: async () => (await import("./gpu.ts")).main(Deno.args.slice(1)),
   quantize: async () => (await import("./quantize.ts")).main(Deno.args.slice(1)),
   profile: async () => (await import("./profile_ops.ts")).main(Deno.args.slice(1)),
+  parity: async () => (await import("./parity.ts")).main(Deno.args.slice(1)),
   data: async () => {
     const [{ Effect }, { benchData }] = await Promise.all([import("effect"), import("./data.ts")]);
     return Effect.runPromise(benchData());
