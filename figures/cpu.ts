@@ -1,0 +1,33 @@
+/**
+ * The CPU a figure was measured on, named the way every benchmark and result figure names it: model name,
+ * family and model numbers, and the widest vector extension (CPUs of one family differ: an AMD EPYC of
+ * family 25 may have AVX-512 or only AVX2), with VNNI when present (int8 kernels depend on it).
+ */
+
+/** The CPU as /proc/cpuinfo describes its first core, with the widest vector extension it reports. */
+export const describeCpu = (cpuinfo: string): string => {
+  const field = (key: string) => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1]?.trim();
+  const flags = new Set((field("flags") ?? "").split(/\s+/));
+  const vector = flags.has("avx512f")
+    ? "AVX-512"
+    : flags.has("avx2")
+    ? "AVX2"
+    : flags.has("avx")
+    ? "AVX"
+    : "";
+  const details = [
+    field("cpu family") && `family ${field("cpu family")}`,
+    field("model") && `model ${field("model")}`,
+  ].filter(Boolean).join(", ");
+  const extra = [details, vector].filter(Boolean).join("; ");
+  return `${field("model name") ?? "unknown CPU"}${extra ? ` (${extra})` : ""}`;
+};
+
+/** This machine's CPU (`describeCpu` of /proc/cpuinfo; "unknown CPU" where there is none). */
+export const thisCpu = (): string => {
+  try {
+    return describeCpu(Deno.readTextFileSync("/proc/cpuinfo"));
+  } catch {
+    return describeCpu("");
+  }
+};
