@@ -155,8 +155,12 @@ export const TransformerDecoderXi = Schema.TaggedStruct("TransformerDecoder", {
   dropout: Rate,
 });
 
-/** Global average pool + linear. */
-export const GapLinearXi = Schema.TaggedStruct("GapLinear", {});
+/**
+ * Global average pool + linear. `hidden: true` puts a width-preserving linear layer + ReLU before the
+ * classifier: the official GAP head (`RankSegGlobalPoolingHead`: pool, 1×1 conv + ReLU, 1×1 conv).
+ * Absent means false, so specs written before the option keep their hash.
+ */
+export const GapLinearXi = Schema.TaggedStruct("GapLinear", { hidden: Schema.optionalKey(Schema.Boolean) });
 
 export const MultiLabelHead = Schema.Union([TransformerEncoderXi, TransformerDecoderXi, GapLinearXi]);
 export type MultiLabelHead = typeof MultiLabelHead.Type;
@@ -308,6 +312,14 @@ export const Segmenter = Schema.TaggedStruct("Segmenter", {
   select: Selection,
   temperature: Temperature,
   pixelLossWeight: NonNegative,
+  /**
+   * How the pixel cross-entropy is averaged: over the labelled pixels (absent, the default; PyTorch's
+   * `ignore_index` mean) or over all pixels, ignored ones counting 0 (`"allPixels"`: mmsegmentation's
+   * CrossEntropyLoss, which the official RankSeg code trains with; under top-κ every pixel whose class
+   * was not selected is ignored too, so this scales each batch's pixel loss by its share of selected
+   * pixels). Optional so that specs without it keep their hash.
+   */
+  pixelLossReduction: Schema.optionalKey(Schema.Literals(["labelledPixels", "allPixels"])),
   multiLabelLoss: Schema.NullOr(MultiLabelLoss),
   scheme: Scheme,
   /** LarvSeg's image-level loss (absent: none; optional so that specs without it keep their hash). */
@@ -524,7 +536,8 @@ export const transformerDecoder = (o: Opt<typeof TransformerDecoderXi.Type> = {}
   dropout: 0,
   ...o,
 });
-export const gapLinear = (): MultiLabelHead => ({ _tag: "GapLinear" });
+export const gapLinear = (o: { readonly hidden?: boolean } = {}): MultiLabelHead =>
+  o.hidden ? { _tag: "GapLinear", hidden: true } : { _tag: "GapLinear" };
 
 export const maskTransformer = (o: Opt<typeof MaskTransformerPsi.Type> = {}): PixelHead => ({
   _tag: "MaskTransformer",

@@ -8,7 +8,7 @@ import * as o from "../ir/ops.ts";
 import { minimize, type OptimizerConfig } from "../ir/optim.ts";
 import { attentivePairs, backboneStride, type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import type { Shapes } from "./shapes.ts";
-import { segmenterForward } from "../layers/segmenter.ts";
+import { segmenterForward, type SegmenterOutput } from "../layers/segmenter.ts";
 import { rankTargets } from "../layers/selection.ts";
 import { MASKED_LOGIT } from "../layers/temperature.ts";
 import {
@@ -144,28 +144,10 @@ export const lossGraph = (
         cosine: out.larvSeg!.cosine,
       }));
   g.scope("loss", () => {
-    if (out.logitsChannelsLast) {
-      // Logits are upsampled to the label size (mmseg), targets remapped to ranks in the graph. Both
-      // the upsampling and the softmax run channel-last, where ONNX Runtime is fastest (layers/upsample.ts).
-      const targets = out.selected
-        ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
-        : labels;
-      const upsampled = resizeChannelsLast(out.logitsChannelsLast, shapes.height, shapes.width);
-      const pixel = g.output(
-        PIXEL_LOSS,
-        softmaxCrossEntropy(upsampled, targets, { ignoreIndex: spec.ignoreIndex, axis: -1 }),
-      );
-      terms.push(o.mul(pixel, spec.pixelLossWeight));
-    }
-    if (spec.xi && spec.multiLabelLoss) {
-      const l = spec.multiLabelLoss;
-      // With image-level labels, ξ learns from them too (its loss needs no masks): the union of both.
-      const target = imageLabels ? o.maximum(out.present!, imageLabels) : out.present!;
-      const ml = l._tag === "Asymmetric"
-        ? asymmetricLoss(out.scores!, target, l)
-        : binaryCrossEntropy(out.scores!, target);
-      g.output(MULTILABEL_LOSS, ml);
-      terms.push(o.mul(ml, l.weight));
+    const { pixel, multiLabel } = rankSegLosses(spec, out, labels, imageLabels);
+    if (pixel) terms.push(o.mul(g.output(PIXEL_LOSS, pixel.loss), spec.pixelLossWeight));
+    if (multiLabel && spec.multiLabelLoss) {
+      terms.push(o.mul(g.output(MULTILABEL_LOSS, multiLabel), spec.multiLabelLoss.weight));
     }
     if (larvSeg && spec.imageLevelLoss) {
       const il = g.output(IMAGE_LEVEL_LOSS, imageLevelLoss(larvSeg.logits, larvSeg.labels));
@@ -175,6 +157,51 @@ export const lossGraph = (
   });
   const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
   return { graph: g, loss, ...(attentive ? { bank: attentive.stages } : {}) };
+};
+
+/** The pixel and multi-label losses of a segmenter's forward output, with what the pixel loss saw. */
+export interface RankSegLosses {
+  /** The pixel cross-entropy (absent for multi-label-only models), its targets [b, H, W] (ranks under a
+   * selection) and the logits it read: upsampled to the label size, channel-last [b, H, W, κ]. */
+  readonly pixel?: { readonly loss: Tensor; readonly targets: Tensor; readonly logits: Tensor };
+  /** ξ's multi-label loss, unweighted (absent without ξ or without a multi-label loss). */
+  readonly multiLabel?: Tensor;
+}
+
+/**
+ * The losses of RankSeg's segmenter on labels [b, H, W] (int64): the pixel cross-entropy over the
+ * rank-ordered logits upsampled to the label size (mmseg), targets remapped to ranks in the graph, and
+ * the multi-label loss against the classes present (with `imageLabels` [b, K], their union). Both the
+ * upsampling and the softmax run channel-last, where ONNX Runtime is fastest (layers/upsample.ts).
+ */
+export const rankSegLosses = (
+  spec: Segmenter,
+  out: SegmenterOutput,
+  labels: Tensor,
+  imageLabels?: Tensor,
+): RankSegLosses => {
+  const [, height, width] = labels.shape;
+  const pixel = out.logitsChannelsLast && (() => {
+    const targets = out.selected
+      ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
+      : labels;
+    const logits = resizeChannelsLast(out.logitsChannelsLast!, height, width);
+    const loss = softmaxCrossEntropy(logits, targets, {
+      ignoreIndex: spec.ignoreIndex,
+      axis: -1,
+      reduction: spec.pixelLossReduction ?? "labelledPixels",
+    });
+    return { loss, targets, logits };
+  })();
+  const l = spec.xi ? spec.multiLabelLoss : null;
+  // With image-level labels, ξ learns from them too (its loss needs no masks): the union of both.
+  const target = l && (imageLabels ? o.maximum(out.present!, imageLabels) : out.present!);
+  const multiLabel = l && target
+    ? (l._tag === "Asymmetric"
+      ? asymmetricLoss(out.scores!, target, l)
+      : binaryCrossEntropy(out.scores!, target))
+    : undefined;
+  return { ...(pixel ? { pixel } : {}), ...(multiLabel ? { multiLabel } : {}) };
 };
 
 /** Names of the inference outputs. */

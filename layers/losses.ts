@@ -10,18 +10,27 @@ import * as o from "../ir/ops.ts";
  * Runtime's LogSoftmax is much faster), labels: logits' shape without that axis, integer. Positions
  * with ignored labels contribute nothing; if all are ignored the loss is 0 (not NaN), like PyTorch's
  * mean over no elements would not be.
+ *
+ * `reduction: "allPixels"` divides by every position instead, ignored ones included (mmsegmentation's
+ * CrossEntropyLoss, which the official RankSeg code uses): the same loss × the share of labelled positions.
  */
 export const softmaxCrossEntropy = (
   logits: Tensor,
   labels: Tensor,
-  { ignoreIndex = 255, axis = 1 }: { ignoreIndex?: number; axis?: number } = {},
+  { ignoreIndex = 255, axis = 1, reduction = "labelledPixels" }: {
+    ignoreIndex?: number;
+    axis?: number;
+    reduction?: "labelledPixels" | "allPixels";
+  } = {},
 ): Tensor => {
   const a = o.axisOf(logits, axis);
   const valid = o.not(o.equal(labels, ignoreIndex));
   const safe = o.unsqueeze(o.where(valid, labels, 0), a);
   const picked = o.gatherElements(o.logSoftmax(logits, a), o.cast(safe, "int64"), a); // size 1 on `a`
   const weight = o.cast(o.unsqueeze(valid, a), logits.dtype);
-  const count = o.maximum(o.sum(weight), 1);
+  const count = reduction === "allPixels"
+    ? labels.shape.reduce((x, y) => x * y, 1)
+    : o.maximum(o.sum(weight), 1);
   return o.div(o.neg(o.sum(o.mul(picked, weight))), count);
 };
 

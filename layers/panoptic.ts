@@ -135,12 +135,20 @@ export const maskPredictor = (pixels: Tensor, spec: PanopticSegmenter): MaskPred
  */
 export const kmeansCrossAttention = (queries: Tensor, pixels: Tensor, maskLogits: Tensor): Tensor =>
   queries.graph.scope("kmeansAttn", () => {
-    const [, n, d] = queries.shape;
+    const d = queries.shape[2];
     const v = linear(pixels, d, { name: "v" });
-    const assignment = o.mT(o.oneHot(o.argMax(o.stopGradient(maskLogits), 1), n, "float32")); // [b, N, P]
-    const update = layerNorm(o.matmul(assignment, v), { name: "updateNorm" }); // [b, N, d]
+    const update = layerNorm(o.matmul(kmeansAssignment(maskLogits), v), { name: "updateNorm" }); // [b, N, d]
     return linear(update, d, { name: "proj" });
   });
+
+/**
+ * The k-means assignment [b, N, P] of mask logits [b, N, P]: 1 where query n has pixel p's highest logit
+ * (kMaX's cluster-wise argmax, over the queries), else 0; constant (no gradient), as kMaX's.
+ */
+export const kmeansAssignment = (maskLogits: Tensor): Tensor => {
+  const n = maskLogits.shape[1];
+  return o.mT(o.oneHot(o.argMax(o.stopGradient(maskLogits), 1), n, "float32"));
+};
 
 /** One transformer-decoder layer: queries cross-attend to pixels, self-attend, FFN (pre-norm residuals). */
 export const transformerDecoderLayer = (

@@ -7,7 +7,8 @@
  *    outputs are the features ψ receives, as in the official code.
  *  - TransformerDecoder (Query2Label): post-norm cross-attention decoder layers with the class
  *    embeddings as query positions and a 2-D sine position code on the pooled tokens.
- *  - GapLinear: global average pool + linear; ψ receives the raw class embeddings.
+ *  - GapLinear: global average pool + linear (with `hidden`, a linear + ReLU before it, as the official
+ *    GAP head); ψ receives the raw class embeddings.
  */
 import type { Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
@@ -32,7 +33,7 @@ export const classEmbeddings = (g: Tensor["graph"], classes: number, dim: number
   o.variable(g, "classEmbed", [classes, dim], truncNormal(0.02));
 
 /** score_c = ⟨W_c, e_c⟩ + b_c for features e [b, K, d] (Query2Label's GroupWiseLinear, its init). */
-const groupWiseLinear = (e: Tensor): Tensor =>
+export const groupWiseLinear = (e: Tensor): Tensor =>
   e.graph.scope("fc", () => {
     const [, k, d] = e.shape;
     const bound = 1 / Math.sqrt(d);
@@ -129,10 +130,14 @@ export const multiLabelHead = (
         const features = layerNorm(tgt);
         return { scores: groupWiseLinear(features), classFeatures: features };
       }
-      case "GapLinear":
+      case "GapLinear": {
+        const pooled = o.mean(pixels, [1]); // [b, d]
+        // The official GAP head has a width-preserving 1×1 conv + ReLU before its classifier.
+        const features = spec.hidden ? o.relu(linear(pooled, d, { name: "hidden" })) : pooled;
         return {
-          scores: linear(o.mean(pixels, [1]), classes, { name: "fc", init: truncNormal(0.02) }),
+          scores: linear(features, classes, { name: "fc", init: truncNormal(0.02) }),
           classFeatures: embed,
         };
+      }
     }
   });

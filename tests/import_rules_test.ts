@@ -74,6 +74,22 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "core",
   ],
   experiments: ["dsl"],
+  // Checks against the official implementations: kappa's layers and losses side by side with PyTorch's,
+  // so they reach inside like tests do; they write RESULTS.md's parity table (figures/).
+  parity: [
+    "dsl",
+    "interpret",
+    "layers",
+    "ir",
+    "onnx",
+    "runtime",
+    "host",
+    "data",
+    "eval",
+    "io",
+    "core",
+    "figures",
+  ],
   // The profiling API: what bench/ and grids/ need beyond mod.ts (internal but supported).
   profiling: [
     "dsl",
