@@ -4,10 +4,11 @@
  * (semantic: `classes`, `logits`, `scores`, `selected`; panoptic: the class and mask probabilities and the
  * merging rule). Input: `images` float32 [batch, 3, H, W], normalized (x − mean) / std, RGB; the metadata
  * (printed too) says how to fit an image of any size to H×W and map the result back (eval/export_size.ts).
- * `--quantize int8`: the parameters' matmuls run in int8 (weights per column, activations per tensor at
- * run time; onnx/quantize.ts); `int8-conv`: the convolutions too; `int8-static`: the convolutions with
- * activation scales calibrated on `--calibration-images` training images (onnx/quantize_static.ts,
- * eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
+ * `--quantize int8`: the parameters' matmuls run in int8 (weights per column within ±64, so that CPUs
+ * without VNNI compute them exactly too; activations per tensor at run time; onnx/quantize.ts); `int8-conv`:
+ * the convolutions too; `int8-static`: the convolutions with activation scales calibrated on
+ * `--calibration-images` training images (onnx/quantize_static.ts, eval/export_calibration.ts), which ONNX
+ * Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
