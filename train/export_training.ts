@@ -1,0 +1,432 @@
+/**
+ * The training export: what a browser tab needs to fine-tune a model with onnxruntime-web, as a handful
+ * of files (`deno task export <run> <folder> --training`, and what `deno task web` serves):
+ *
+ * - `train-step.onnx`: the training plan's one graph (forward, losses, backward, optimizer update), in
+ *   the CPU lowering (plain ONNX), with the state as inputs and its update as `next:<name>` outputs — the
+ *   graph `deno task train` runs, fed the same way;
+ * - `state.safetensors`: the initial state under kappa's names (parameters, optimizer moments, frozen
+ *   ranker parameters): a run's checkpoint, or the experiment's initialization with its pretrained
+ *   backbone;
+ * - `shard.safetensors`: the first batches the experiment's own training loader yields from the start
+ *   position (augmented, normalized: `images` [n, 3, H, W], `labels` [n, H, W], ...): the page cycles
+ *   through them;
+ * - `training.json`: the feeds, the learning rate of every step of the budget (the experiment's schedule
+ *   over start + steps, as `--extend-steps` recomputes it), the dropout noise sites and how kappa draws
+ *   their noise, the loss outputs and what a checkpoint written by the page must carry;
+ * - `model.onnx` (the inference export of the initial state) and `infer.onnx` (the same graph with the
+ *   parameters as inputs, so the page can segment with the state it trained).
+ *
+ * Only plans of one graph stage are exported: a plan with host stages (LarvSeg's memory bank, the
+ * panoptic matching) and mixed image-level batches are refused with the field at fault.
+ */
+import { Data, Effect, Stream } from "effect";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Experiment } from "../dsl/experiment.ts";
+import { learningRate } from "../dsl/training.ts";
+import { requireTask } from "../interpret/kinds.ts";
+import { inferenceGraph, trainingStages } from "../interpret/graphs.ts";
+import { optimizerConfig } from "../interpret/optimizer.ts";
+import { pretrainedValues } from "../interpret/pretrained.ts";
+import {
+  CLASSES,
+  IMAGE_LABELS,
+  LOGITS,
+  LOSS_NAMES,
+  PIXEL_LABELLED,
+  SCORES,
+  SELECTED,
+} from "../interpret/segmenter.ts";
+import { NEXT, plan } from "../ir/plan.ts";
+import { initialize, nameKey } from "../ir/init.ts";
+import type { HostArray } from "../ir/dtype.ts";
+import { type Value, value } from "../ir/value.ts";
+import { toOnnx } from "../onnx/lower.ts";
+import { NOISE } from "../layers/dropout.ts";
+import { trainLoader } from "../data/loader.ts";
+import type { Batch, Position } from "../data/batch.ts";
+import { openDataset } from "../data/open.ts";
+import { encodeSafetensors, type Tensor } from "../io/safetensors.ts";
+import { exportModel } from "../eval/export_model.ts";
+import { type LoadedRanker, loadRanker } from "./ranker.ts";
+import { type LoadedRun, loadRun } from "./load_run.ts";
+import { decodeMetadataJson, readCheckpointHeader } from "./checkpoint.ts";
+import { LOOP_STATE_KEY, LoopState, NOISE_KEY } from "./run_state.ts";
+import { checkClasses, nextPosition } from "./train.ts";
+
+/** The file names of a training export, in its folder and under `/files/` of the page's server. */
+export const TRAINING_FILES = {
+  step: "train-step.onnx",
+  state: "state.safetensors",
+  shard: "shard.safetensors",
+  settings: "training.json",
+  model: "model.onnx",
+  infer: "infer.onnx",
+} as const;
+
+/** The version of `training.json`'s layout, checked by the page. */
+export const TRAINING_FORMAT = "kappa-web-training/1";
+
+/** An experiment or run the page cannot train: `path` names the field (or file) at fault. */
+export class TrainingExportError
+  extends Data.TaggedError("TrainingExportError")<{ readonly path: string; readonly reason: string }> {
+  override get message(): string {
+    return `${this.path}: ${this.reason}`;
+  }
+}
+
+/** A named tensor the step graph reads or returns. */
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
+
+/** `training.json`: everything the page needs besides the tensors. */
+export interface TrainingSettings {
+  readonly format: typeof TRAINING_FORMAT;
+  readonly experiment: string;
+  /** Where the initial state came from, in words (a run's checkpoint, or the initialization). */
+  readonly source: string;
+  readonly checkpoint: string | null;
+  readonly seed: number;
+  readonly batchSize: number;
+  readonly cropSize: readonly [number, number];
+  readonly classes: number;
+  readonly ignoreIndex: number;
+  readonly classNames: readonly string[];
+  /** The dataset's class colours (RGB), as predict draws them. */
+  readonly classColors: readonly (readonly [number, number, number])[];
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+  /** The step the state is at; the page's first step is startStep + 1. */
+  readonly startStep: number;
+  /** lr[i] is the learning rate of step startStep + 1 + i; its length is the page's step budget. */
+  readonly lr: readonly number[];
+  readonly schedule: string;
+  /** The step graph's inputs besides the state, and which of them come from the shard per sample. */
+  readonly feeds: readonly TensorSpec[];
+  readonly batchFeeds: readonly string[];
+  /** The state in the step graph's input order; `updated`: those with a `next:` output. */
+  readonly state: readonly TensorSpec[];
+  readonly updated: readonly string[];
+  /** The loss outputs; `loss` is the total. */
+  readonly losses: readonly string[];
+  /**
+   * Dropout noise: site s at step t is uniform [0, 1) from core/random.ts's
+   * `random(seed, key, t, site.key)`, one `uniform()` per element in row-major order.
+   */
+  readonly noise: {
+    readonly key: number;
+    readonly sites: readonly (TensorSpec & { readonly key: number })[];
+  };
+  /** The shard: `batches` batches of `batchSize` samples, the loader's positions, and the position after. */
+  readonly shard: {
+    readonly samples: number;
+    readonly batches: number;
+    readonly positions: readonly Position[];
+    readonly next: Position;
+    readonly ids: readonly string[];
+  };
+  /** What a checkpoint written by the page carries in its metadata (train/run_state.ts's loop state). */
+  readonly loop: LoopState;
+  /** `infer.onnx`'s parameter inputs (a subset of the state). */
+  readonly inferParameters: readonly string[];
+}
+
+export interface TrainingExport {
+  readonly files: Readonly<Record<string, Uint8Array>>;
+  readonly settings: TrainingSettings;
+}
+
+export interface TrainingExportOptions {
+  /** Batches in the shard (default 4). */
+  readonly shardBatches?: number;
+  /** The page's step budget: how many learning rates training.json lists (default 100). */
+  readonly steps?: number;
+  /** Loader workers for the shard (default: the loader's). */
+  readonly workers?: number;
+}
+
+/** Where training starts: a state (or none: the experiment's initialization) at a step and position. */
+export interface TrainingStart {
+  readonly state?: ReadonlyMap<string, Value>;
+  readonly step: number;
+  readonly loop: LoopState;
+  readonly source: string;
+  readonly checkpoint: string | null;
+}
+
+const FRESH_LOOP: LoopState = {
+  position: { epoch: 0, index: 0 },
+  interval: { losses: {}, images: 0 },
+  elapsedSeconds: 0,
+};
+
+/** The per-sample feeds the shard can hold, and how to take them from a loader batch. */
+const BATCH_FEEDS: Record<string, (b: Batch, classes: number) => Tensor> = {
+  images: (b) => ({ dtype: "F32", shape: [b.batchSize, 3, b.height, b.width], data: b.images }),
+  labels: (b) => ({ dtype: "I32", shape: [b.batchSize, b.height, b.width], data: b.labels }),
+  [IMAGE_LABELS]: (b, k) => ({
+    dtype: "F32",
+    shape: [b.batchSize, k],
+    data: Float32Array.from(b.imageLabels ?? new Uint8Array(b.batchSize * k)),
+  }),
+  [PIXEL_LABELLED]: (b) => ({
+    dtype: "F32",
+    shape: [b.batchSize],
+    data: b.pixelLabelled ? Float32Array.from(b.pixelLabelled) : new Float32Array(b.batchSize).fill(1),
+  }),
+};
+const SCALAR_FEEDS = new Set(["lr", "step"]);
+
+const concat = (parts: readonly Tensor[]): Tensor => {
+  const total = parts.reduce((n, p) => n + p.data.length, 0);
+  const data = new (parts[0].data.constructor as new (n: number) => Float32Array | Int32Array)(total);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data as Float32Array & Int32Array, at);
+    at += p.data.length;
+  }
+  return {
+    dtype: parts[0].dtype,
+    shape: [parts.reduce((n, p) => n + p.shape[0], 0), ...parts[0].shape.slice(1)],
+    data,
+  };
+};
+
+const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 1) + "\n");
+
+/** The training export of `experiment` from `start` (see the module comment). */
+export const exportTraining = (
+  experiment: Experiment,
+  start: TrainingStart,
+  options: TrainingExportOptions = {},
+) =>
+  Effect.gen(function* () {
+    const e = yield* requireTask(experiment, "semantic", "the page's training");
+    if (e.data.imageLevel) {
+      return yield* new TrainingExportError({
+        path: "data.imageLevel",
+        reason: "the page trains on one loader's batches; mixed image-level batches are not exported",
+      });
+    }
+    const shardBatches = options.shardBatches ?? 4;
+    const budget = options.steps ?? 100;
+    const t = e.train;
+    const [height, width] = e.data.train.cropSize;
+    const ranker: LoadedRanker | undefined = yield* loadRanker(e);
+    const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
+    const { graph: g, stages } = trainingStages(e.model, shapes, optimizerConfig(t), ranker);
+    const hostStages = stages.filter((s) => s._tag === "HostStage").map((s) => s.name);
+    if (hostStages.length > 0) {
+      const attentive = e.model._tag === "Segmenter" && e.model.attentiveClassifier;
+      return yield* new TrainingExportError({
+        path: attentive ? "model.attentiveClassifier" : "model",
+        reason:
+          `its training plan has host stages (${hostStages.join(", ")}) between graphs; the page runs ` +
+          "plans of one graph (a plain segmenter, or LarvSeg without the attentive classifier)",
+      });
+    }
+    const stage = stages[0];
+    if (stage._tag !== "GraphStage") throw new Error("internal: a one-stage plan that is not a graph");
+    const p = plan(e.name, g, stages);
+    const unknown = p.feeds.filter((f) =>
+      !(f.name in BATCH_FEEDS) && !SCALAR_FEEDS.has(f.name) && !f.name.startsWith(NOISE)
+    );
+    if (unknown.length > 0) {
+      return yield* new TrainingExportError({
+        path: "model",
+        reason: `its step graph reads ${
+          unknown.map((f) => `"${f.name}"`).join(", ")
+        }, which the page cannot feed`,
+      });
+    }
+
+    // The initial state, as train.ts makes it: every entry initialized from the seed, the ranker's frozen
+    // parameters, then the pretrained backbone (fresh start) or the checkpoint's tensors.
+    const state = new Map<string, HostArray>(
+      p.state.map((s) => [s.name, initialize(s.init, s.name, s.dtype, s.shape, t.seed)]),
+    );
+    for (const [name, v] of ranker?.state ?? []) if (state.has(name)) state.set(name, v.data as HostArray);
+    if (start.state) {
+      for (const s of p.state) {
+        const saved = start.state.get(s.name);
+        const where = start.checkpoint ?? start.source;
+        if (!saved && !s.name.startsWith("ranker.")) {
+          return yield* new TrainingExportError({ path: where, reason: `has no tensor "${s.name}"` });
+        }
+        if (!saved) continue;
+        if (saved.dims.join() !== s.shape.join()) {
+          return yield* new TrainingExportError({
+            path: where,
+            reason: `tensor "${s.name}" is [${saved.dims}], the model expects [${s.shape}]`,
+          });
+        }
+        state.set(s.name, saved.data as HostArray);
+      }
+    } else {
+      for (const [name, v] of yield* pretrainedValues(e.model, g)) state.set(name, v.data);
+    }
+
+    const lowered = toOnnx(g, {
+      name: "train-step",
+      target: "cpu",
+      ...(stage.outputs ? { outputs: stage.outputs } : {}),
+    });
+    const stateNames = new Set(p.state.map((s) => s.name));
+    const outputNames = new Set(lowered.outputs.map((o) => o.name));
+
+    // The shard: the loader's first batches from the start position, as training would see them.
+    const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
+    yield* checkClasses(e, dataset.classes, dataset.name);
+    const batches = yield* Stream.runCollect(
+      trainLoader(e.data.dataset, e.data.train, {
+        batchSize: t.batchSize,
+        seed: t.seed,
+        start: start.loop.position,
+        workers: options.workers,
+      }).pipe(Stream.take(shardBatches)),
+    );
+    const batchFeeds = p.feeds.filter((f) => f.name in BATCH_FEEDS).map((f) => f.name);
+    const shard: Record<string, Tensor> = Object.fromEntries(
+      batchFeeds.map((name) => [name, concat(batches.map((b) => BATCH_FEEDS[name](b, e.model.classes)))]),
+    );
+    const positions = batches.map((b) => b.position);
+    const n = dataset.samples.length;
+    const next = nextPosition(positions.at(-1)!, n, t.batchSize);
+
+    const classNames = dataset.classes.names;
+    const stateValues = new Map<string, Value>(
+      p.state.map((s) => [s.name, value(s.dtype, state.get(s.name)!, s.shape)]),
+    );
+    const model = exportModel(e, stateValues, ranker, { classNames }).bytes;
+    const inferGraph = inferenceGraph(e.model, { batch: 1, height, width, trainSize: [height, width] }, {
+      ranker,
+    });
+    const infer = toOnnx(inferGraph, {
+      name: "infer",
+      outputs: [CLASSES, LOGITS, SCORES, SELECTED].filter((o) => inferGraph.outputs.has(o)),
+    });
+
+    const spec = (v: { name: string; dtype: string; shape: readonly number[] }): TensorSpec => ({
+      name: v.name,
+      dtype: v.dtype,
+      shape: [...v.shape],
+    });
+    const settings: TrainingSettings = {
+      format: TRAINING_FORMAT,
+      experiment: e.name,
+      source: start.source,
+      checkpoint: start.checkpoint,
+      seed: t.seed,
+      batchSize: t.batchSize,
+      cropSize: [height, width],
+      classes: e.model.classes,
+      ignoreIndex: e.model.ignoreIndex,
+      classNames,
+      classColors: dataset.classes.colors.map((c) => [c[0], c[1], c[2]] as const),
+      mean: e.data.train.mean,
+      std: e.data.train.std,
+      startStep: start.step,
+      lr: Array.from(
+        { length: budget },
+        (_, i) => learningRate(t.schedule, t.optimizer.lr, start.step + 1 + i, start.step + budget),
+      ),
+      schedule: `${t.schedule._tag} over steps ${start.step + 1}..${
+        start.step + budget
+      } (base lr ${t.optimizer.lr})`,
+      feeds: p.feeds.map(spec),
+      batchFeeds,
+      state: lowered.inputs.filter((i) => stateNames.has(i.name)).map(spec),
+      updated: p.state.filter((s) => outputNames.has(NEXT + s.name)).map((s) => s.name),
+      losses: LOSS_NAMES.filter((l) => outputNames.has(l)),
+      noise: {
+        key: NOISE_KEY,
+        sites: p.feeds.filter((f) => f.name.startsWith(NOISE)).map((f) => ({
+          ...spec(f),
+          key: nameKey(f.name),
+        })),
+      },
+      shard: {
+        samples: shardBatches * t.batchSize,
+        batches: shardBatches,
+        positions,
+        next,
+        ids: batches.flatMap((b) => b.ids),
+      },
+      loop: start.loop,
+      inferParameters: infer.variables,
+    };
+    const stateTensors: Record<string, Tensor> = Object.fromEntries(
+      p.state.map((
+        s,
+      ) => [s.name, { dtype: "F32", shape: [...s.shape], data: state.get(s.name) as Float32Array }]),
+    );
+    return {
+      settings,
+      files: {
+        [TRAINING_FILES.step]: lowered.bytes,
+        [TRAINING_FILES.state]: encodeSafetensors(stateTensors, {
+          "checkpoint.step": JSON.stringify(start.step),
+          [LOOP_STATE_KEY]: JSON.stringify(start.loop),
+          "train.seed": JSON.stringify(t.seed),
+        }),
+        [TRAINING_FILES.shard]: encodeSafetensors(shard),
+        [TRAINING_FILES.settings]: json(settings),
+        [TRAINING_FILES.model]: model,
+        [TRAINING_FILES.infer]: infer.bytes,
+      },
+    } satisfies TrainingExport;
+  });
+
+/** The training export of a run folder from one of its checkpoints (`loadRun`'s choice by default). */
+export const exportRunTraining = (dir: string, checkpoint?: string, options: TrainingExportOptions = {}) =>
+  Effect.gen(function* () {
+    const run: LoadedRun = yield* loadRun(dir, checkpoint);
+    const header = yield* readCheckpointHeader(run.checkpoint);
+    const loop = Object.hasOwn(header.metadata, LOOP_STATE_KEY)
+      ? yield* decodeMetadataJson(header.metadata, LOOP_STATE_KEY, LoopState, run.checkpoint)
+      : FRESH_LOOP;
+    return yield* exportTraining(run.experiment, {
+      state: run.state,
+      step: run.step,
+      loop,
+      source: `${run.checkpoint} (step ${run.step}; ${run.why})`,
+      checkpoint: run.checkpoint,
+    }, options);
+  });
+
+/** The training export of an experiment from its initialization (pretrained backbone, if any), at step 0. */
+export const exportExperimentTraining = (e: Experiment, options: TrainingExportOptions = {}) =>
+  exportTraining(e, {
+    step: 0,
+    loop: FRESH_LOOP,
+    source: "the experiment's initialization" +
+      (e.model.backbone._tag === "MobileNetV2" && e.model.backbone.pretrained
+        ? ` with the pretrained backbone ${e.model.backbone.pretrained}`
+        : ""),
+    checkpoint: null,
+  }, options);
+
+/** Writes a training export's files into `folder` (created if needed); returns the paths written. */
+export const writeTrainingExport = (folder: string, x: TrainingExport) =>
+  Effect.gen(function* () {
+    yield* Effect.tryPromise({
+      try: () => mkdir(folder, { recursive: true }),
+      catch: (e) =>
+        new TrainingExportError({ path: folder, reason: `cannot create: ${(e as Error).message}` }),
+    });
+    const written: string[] = [];
+    for (const [name, bytes] of Object.entries(x.files)) {
+      const file = join(folder, name);
+      yield* Effect.tryPromise({
+        try: () => writeFile(file, bytes),
+        catch: (e) =>
+          new TrainingExportError({ path: file, reason: `cannot write: ${(e as Error).message}` }),
+      });
+      written.push(file);
+    }
+    return written;
+  });
