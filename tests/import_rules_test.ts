@@ -111,9 +111,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // What bench/ and grids/ share to write BENCHMARKS.md and RESULTS.md and to read their command lines;
   // neither imports the other. The bounds of flags are the specs' and the CLI's (dsl/bounds.ts).
   figures: ["dsl"],
-  bench: ["mod", "profiling", "experiments", "figures", "web"],
+  bench: ["mod", "profiling", "experiments", "figures", "web", "web/page"],
   grids: ["mod", "profiling", "experiments", "figures"],
-  scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core"],
+  scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core", "web"],
   // The page's server (what it serves comes from a run, an experiment or an export) and the headless-browser
   // driver of the web tests and `bench web`.
   web: ["dsl", "data", "eval", "train", "io", "core"],

@@ -99,6 +99,8 @@ export interface Browser {
   /** Saves downloads into `dir`; `waitForDownload` resolves with the file name of the next one to finish. */
   readonly allowDownloads: (dir: string) => Promise<void>;
   readonly waitForDownload: (timeoutMs?: number) => Promise<string>;
+  /** The browser's product and version, e.g. "Chrome/156.0.8078.129". */
+  readonly version: () => Promise<string>;
   readonly close: () => Promise<void>;
 }
 
@@ -282,6 +284,7 @@ export const launchBrowser = async (extraFlags: readonly string[] = []): Promise
         });
       });
     },
+    version: async () => ((await cdp.send("Browser.getVersion")) as { product: string }).product,
     close: async () => {
       await cdp.send("Browser.close").catch(() => {});
       try {

@@ -70,10 +70,16 @@ const page = {
     status: "none" as "none" | "loading" | "ready" | "running" | "idle",
     steps: [] as StepRecord[],
     budget: 0,
+    threads: 0,
   },
   /** Segments packed RGB pixels given as base64 (tests: the same photo as kappa decodes it). */
   segmentRgb: async (b64: string, height: number, width: number, name = "tensor") =>
     summary(await segment(fromBase64(b64, Uint8Array), height, width, name)),
+  /** Segments the last photo again (benchmarks: the model's latency in the tab). */
+  segmentAgain: async () => {
+    const r = page.result!;
+    return summary(await segment(r.rgb, r.height, r.width, r.name));
+  },
   /** The last segmentation's arrays as base64, for comparing with kappa. */
   resultArrays: () =>
     page.result && {
@@ -236,7 +242,8 @@ const render = (r: Segmentation) => {
     const swatch = document.createElement("span");
     swatch.className = "swatch";
     swatch.style.background = `rgb(${colors[c].join(",")})`;
-    li.append(swatch, `${page.info!.classNames[c]} ${(100 * counts[c] / r.classes.length).toFixed(1)} %`);
+    const share = (100 * counts[c]) / r.classes.length;
+    li.append(swatch, `${page.info!.classNames[c]} ${share < 0.1 ? "< 0.1" : share.toFixed(1)} %`);
     li.dataset.class = String(c);
     return li;
   }));
@@ -335,14 +342,22 @@ const initTraining = async () => {
     `batches of ${settings.batchSize} crops (${settings.cropSize.join("×")}) from the training loader; ` +
     `up to ${settings.lr.length} steps (${settings.schedule}).`;
   for (const s of settings.state) tunedShapes.set(s.name, s.shape);
+  page.training.status = "ready";
+  $<HTMLButtonElement>("train-start").disabled = false;
+  trainStatus("ready: the step graph and the state load when training starts");
+};
+
+/** The worker, started (and the training files loaded into it) on the first Train. */
+const startWorker = () => {
+  if (worker) return worker;
+  trainStatus("loading the step graph, the state and the shard…");
   worker = new Worker("/app/train_worker.js", { type: "module" });
   worker.onerror = (ev) => showError(`training worker: ${ev.message}`);
   worker.onmessage = (ev) => {
     const m = ev.data;
     if (m.type === "loaded") {
-      page.training.status = "ready";
-      trainStatus(`ready: wasm, ${m.threads} thread${m.threads > 1 ? "s" : ""}`);
-      $<HTMLButtonElement>("train-start").disabled = false;
+      page.training.threads = m.threads;
+      trainStatus(`loaded: training on wasm, ${m.threads} thread${m.threads > 1 ? "s" : ""}`);
       $<HTMLButtonElement>("download-checkpoint").disabled = false;
     } else if (m.type === "step") {
       page.training.steps.push(m);
@@ -385,6 +400,7 @@ const initTraining = async () => {
     shard: "/files/shard.safetensors",
     threads: page.threads,
   });
+  return worker;
 };
 
 /** Opens the inference graph that reads the parameters (once) and asks the worker for them. */
@@ -503,7 +519,7 @@ $("train-start").addEventListener("click", () => {
   $<HTMLButtonElement>("train-start").disabled = true;
   $<HTMLButtonElement>("train-pause").disabled = false;
   trainStatus(`running ${steps} steps…`);
-  worker!.postMessage({ type: "run", steps });
+  startWorker().postMessage({ type: "run", steps });
 });
 $("train-pause").addEventListener("click", () => worker!.postMessage({ type: "pause" }));
 $("download-checkpoint").addEventListener("click", () => worker!.postMessage({ type: "checkpoint" }));

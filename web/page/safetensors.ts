@@ -51,7 +51,9 @@ export const decodeSafetensors = (bytes: Uint8Array, file: string): Safetensors 
       data_offsets: [number, number];
     };
     const ArrayType = ARRAYS[dtype];
-    if (!ArrayType) throw new Error(`${file}: tensor "${name}" has dtype ${dtype}, which the page does not read`);
+    if (!ArrayType) {
+      throw new Error(`${file}: tensor "${name}" has dtype ${dtype}, which the page does not read`);
+    }
     if (start + to > bytes.length) throw new Error(`${file}: tensor "${name}" runs past the end of the file`);
     // Copy into an aligned buffer: the tensor's offset in the file need not be a multiple of its size.
     const copy = bytes.slice(start + from, start + to);

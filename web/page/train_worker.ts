@@ -43,13 +43,20 @@ const loop = async () => {
   }
 };
 
-self.onmessage = async (ev: MessageEvent) => {
-  const m = ev.data;
+/** Messages are handled one after another (a `run` sent right after `load` waits for it). */
+let queue: Promise<void> = Promise.resolve();
+self.onmessage = (ev: MessageEvent) => {
+  queue = queue.then(() => handle(ev.data));
+};
+
+const handle = async (m: { type: string; [k: string]: unknown }) => {
   try {
     if (m.type === "load") {
-      const settings = (await (await fetch(m.settings)).json()) as TrainingSettings;
-      const [step, state, shard] = await Promise.all([bytes(m.step), bytes(m.state), bytes(m.shard)]);
-      const ort = await loadOrt("wasm", m.threads);
+      const settings = (await (await fetch(m.settings as string)).json()) as TrainingSettings;
+      const [step, state, shard] = await Promise.all(
+        [m.step, m.state, m.shard].map((u) => bytes(u as string)),
+      );
+      const ort = await loadOrt("wasm", m.threads as number);
       trainer = await makeTrainer(ort as unknown as OrtLike, { step, state, shard }, settings, {
         executionProviders: ["wasm"],
         graphOptimizationLevel: "all",
@@ -58,7 +65,7 @@ self.onmessage = async (ev: MessageEvent) => {
     } else if (!trainer) {
       post({ type: "error", message: "training: the training files are not loaded" });
     } else if (m.type === "run") {
-      target = Math.min(trainer.done() + m.steps, trainer.settings.lr.length);
+      target = Math.min(trainer.done() + (m.steps as number), trainer.settings.lr.length);
       loop();
     } else if (m.type === "pause") {
       target = trainer.done();
