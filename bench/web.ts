@@ -126,6 +126,7 @@ export const main = async (args: string[]): Promise<void> => {
         log(`round ${round + 1}/${rounds}: ${side.label}…`);
         await waitForQuiet(QUIET_LOAD, quick ? 1 : 10);
         const f = figures.get(side.label)!;
+        const browserBefore = browser.cpuSeconds();
         const { load } = await withLoad(async () => {
           if (side.where === "node") {
             await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
@@ -165,7 +166,9 @@ export const main = async (args: string[]): Promise<void> => {
             }
           }
         });
-        f.loads.push(load);
+        // The browser is another process: its work for the tab is the side's own, not other load.
+        const browserCores = (browser.cpuSeconds() - browserBefore) / load.seconds;
+        f.loads.push({ cores: Math.max(0, load.cores - browserCores), seconds: load.seconds });
       }
     }
 
@@ -199,12 +202,13 @@ Command: \`npx --yes deno@2.9.6 task bench web ${runDir}\` (${new Date().toISOSt
 execution provider).
 
 The same files on both sides: the run's export (\`model.onnx\`, input ${h}×${w}) and its training step
-graph (\`train-step.onnx\`, batch ${settings.batchSize}, from ${settings.source}). Inference is one
+graph (\`train-step.onnx\`, batch ${settings.batchSize}, ${settings.experiment} from step ${settings.startStep}). Inference is one
 \`session.run\` on the page's input tensor for ${FRAME} (kappa's own, bitwise); a training step is one
 \`session.run\` of the step graph (forward, backward, AdamW) with the state fed in and read back, in the page's
 Web Worker and, for onnxruntime-node, through the page's training loop (\`web/page/trainer.ts\`). Median
 (p10–p90) of ${rounds} × ${inferences} inferences and ${rounds} × ${steps} steps after one warm-up each, sides
-alternating; the ratios divide by onnxruntime-node at the same thread count.
+alternating; the ratios divide by onnxruntime-node at the same thread count. "Other load" is the CPU that
+processes other than the benchmark and its browser used meanwhile (the machine may be shared).
 
 ${
       table<Side>([

@@ -77,7 +77,11 @@ const setup = () =>
     const scope = Effect.runSync(Scope.make());
     const served = await Effect.runPromise(webSource(exportDir));
     const server = await Effect.runPromise(Scope.provide(serveWeb(served), scope));
-    const browser = await launchBrowser();
+    // A fake camera (a test pattern) that the page may use without asking.
+    const browser = await launchBrowser([
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+    ]);
     const downloads = join(dir, "downloads");
     await browser.allowDownloads(downloads);
     const page = await browser.open(server.url);
@@ -198,6 +202,16 @@ Deno.test({
       }
     }
     assert(colours.size > 200, `only ${colours.size} colours in the overlay`);
+    // The read-out names the class under the pointer.
+    const [px, py] = [300, 200];
+    const hover = await f.page.evaluate<string>(`(() => { const c = document.getElementById("overlay");
+      const r = c.getBoundingClientRect();
+      c.dispatchEvent(new MouseEvent("mousemove", { clientX: r.x + (${px} + 0.5) * r.width / 480,
+        clientY: r.y + (${py} + 0.5) * r.height / 360 }));
+      return document.getElementById("hover").textContent; })()`);
+    const c = classes[py * 480 + px];
+    const name = (await f.page.evaluate<string[]>("kappaPage.info.classNames"))[c];
+    assertEquals(hover, `(${px}, ${py}): ${name} (class ${c})`);
     // The downloaded class map holds the class ids, one per pixel of the photo.
     await f.page.evaluate(`document.getElementById("download-png").click()`);
     const file = await f.browser.waitForDownload();
@@ -396,6 +410,27 @@ Deno.test({
 });
 
 Deno.test({
+  name: "web: the camera's frame is segmented (Chromium's fake camera)" + skip,
+  ignore: noChromium !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const f = await setup();
+    await f.page.evaluate(`document.getElementById("camera").click()`);
+    await f.page.waitFor(
+      `!document.getElementById("capture").hidden && document.getElementById("video").videoWidth > 0`,
+    );
+    await f.page.evaluate(`document.getElementById("capture").click()`);
+    await f.page.waitFor(`kappaPage.result?.name === "camera.png" || kappaPage.errors.length > 0`);
+    assertEquals(await f.page.evaluate("kappaPage.errors"), []);
+    const size = await f.page.evaluate<number[]>(`[kappaPage.result.width, kappaPage.result.height,
+      document.getElementById("video").videoWidth, document.getElementById("video").videoHeight]`);
+    assertEquals(size.slice(0, 2), size.slice(2));
+    assert(await f.page.evaluate<number>("document.querySelectorAll('#legend li').length") >= 1);
+  },
+});
+
+Deno.test({
   name: "web: a photo that cannot be decoded is one line in the page" + skip,
   ignore: noChromium !== undefined,
   sanitizeResources: false,
@@ -446,6 +481,41 @@ Deno.test({
         assertEquals(await page.evaluate("kappaPage.threads"), 1);
         const notes = await page.evaluate<string[]>("kappaPage.notes");
         assert(notes.some((n) => n.startsWith("wasm threads are unavailable")), notes.join("\n"));
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void));
+    }
+  },
+});
+
+Deno.test({
+  name: "web: a training export whose state file is cut off is one line when training starts" + skip,
+  ignore: noChromium !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const f = await setup();
+    const broken = join(f.dir, "broken-export");
+    await Deno.mkdir(broken);
+    for (const name of Object.values(TRAINING_FILES)) {
+      const bytes = await readFile(join(f.exportDir, name));
+      await writeFile(join(broken, name), name === TRAINING_FILES.state ? bytes.subarray(0, 100) : bytes);
+    }
+    const scope = Effect.runSync(Scope.make());
+    try {
+      const served = await Effect.runPromise(webSource(broken));
+      const server = await Effect.runPromise(Scope.provide(serveWeb(served), scope));
+      const page = await f.browser.open(server.url);
+      try {
+        await page.waitFor(`kappaPage.training.status === "ready"`);
+        await page.evaluate(`document.getElementById("train-start").click()`);
+        await page.waitFor(`kappaPage.training.status === "idle"`);
+        assertEquals(await page.evaluate("kappaPage.errors"), [
+          "loading the training files: state.safetensors: header runs past the end of the file",
+        ]);
+        assertEquals(await page.evaluate("kappaPage.training.steps.length"), 0);
       } finally {
         await page.close();
       }

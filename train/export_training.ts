@@ -51,9 +51,9 @@ import { encodeSafetensors, type Tensor } from "../io/safetensors.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { type LoadedRanker, loadRanker } from "./ranker.ts";
 import { type LoadedRun, loadRun } from "./load_run.ts";
-import { decodeMetadataJson, readCheckpointHeader } from "./checkpoint.ts";
-import { LOOP_STATE_KEY, LoopState, NOISE_KEY } from "./run_state.ts";
-import { checkClasses, nextPosition } from "./train.ts";
+import { decodeMetadataJson, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint.ts";
+import { checkpointValues, LOOP_STATE_KEY, LoopState, NOISE_KEY } from "./run_state.ts";
+import { checkClasses, checkImageLabels, nextPosition } from "./train.ts";
 
 /** The file names of a training export, in its folder and under `/files/` of the page's server. */
 export const TRAINING_FILES = {
@@ -149,13 +149,13 @@ export interface TrainingExportOptions {
   readonly workers?: number;
 }
 
-/** Where training starts: a state (or none: the experiment's initialization) at a step and position. */
+/** Where training starts: a checkpoint (or none: the experiment's initialization) at a step and position. */
 export interface TrainingStart {
-  readonly state?: ReadonlyMap<string, Value>;
+  readonly checkpoint?: LoadedCheckpoint;
   readonly step: number;
   readonly loop: LoopState;
+  /** In words, for the page and training.json. */
   readonly source: string;
-  readonly checkpoint: string | null;
 }
 
 const FRESH_LOOP: LoopState = {
@@ -229,6 +229,7 @@ export const exportTraining = (
           "plans of one graph (a plain segmenter, or LarvSeg without the attentive classifier)",
       });
     }
+    yield* checkImageLabels(e);
     const stage = stages[0];
     if (stage._tag !== "GraphStage") throw new Error("internal: a one-stage plan that is not a graph");
     const p = plan(e.name, g, stages);
@@ -250,22 +251,10 @@ export const exportTraining = (
       p.state.map((s) => [s.name, initialize(s.init, s.name, s.dtype, s.shape, t.seed)]),
     );
     for (const [name, v] of ranker?.state ?? []) if (state.has(name)) state.set(name, v.data as HostArray);
-    if (start.state) {
-      for (const s of p.state) {
-        const saved = start.state.get(s.name);
-        const where = start.checkpoint ?? start.source;
-        if (!saved && !s.name.startsWith("ranker.")) {
-          return yield* new TrainingExportError({ path: where, reason: `has no tensor "${s.name}"` });
-        }
-        if (!saved) continue;
-        if (saved.dims.join() !== s.shape.join()) {
-          return yield* new TrainingExportError({
-            path: where,
-            reason: `tensor "${s.name}" is [${saved.dims}], the model expects [${s.shape}]`,
-          });
-        }
-        state.set(s.name, saved.data as HostArray);
-      }
+    if (start.checkpoint) {
+      // Every state entry from the checkpoint, checked as a resumed run checks it (all problems at once).
+      const saved = yield* checkpointValues(start.checkpoint, p.state, "state tensors");
+      for (const [name, v] of saved) state.set(name, v.data as HostArray);
     } else {
       for (const [name, v] of yield* pretrainedValues(e.model, g)) state.set(name, v.data);
     }
@@ -319,7 +308,7 @@ export const exportTraining = (
       format: TRAINING_FORMAT,
       experiment: e.name,
       source: start.source,
-      checkpoint: start.checkpoint,
+      checkpoint: start.checkpoint?.file ?? null,
       seed: t.seed,
       batchSize: t.batchSize,
       cropSize: [height, width],
@@ -385,16 +374,16 @@ export const exportTraining = (
 export const exportRunTraining = (dir: string, checkpoint?: string, options: TrainingExportOptions = {}) =>
   Effect.gen(function* () {
     const run: LoadedRun = yield* loadRun(dir, checkpoint);
-    const header = yield* readCheckpointHeader(run.checkpoint);
-    const loop = Object.hasOwn(header.metadata, LOOP_STATE_KEY)
-      ? yield* decodeMetadataJson(header.metadata, LOOP_STATE_KEY, LoopState, run.checkpoint)
+    const ckpt = yield* loadCheckpoint(run.checkpoint);
+    // A checkpoint without a loop state (not written by train or the page) starts the loader at 0.
+    const loop = Object.hasOwn(ckpt.metadata, LOOP_STATE_KEY)
+      ? yield* decodeMetadataJson(ckpt.metadata, LOOP_STATE_KEY, LoopState, run.checkpoint)
       : FRESH_LOOP;
     return yield* exportTraining(run.experiment, {
-      state: run.state,
+      checkpoint: ckpt,
       step: run.step,
       loop,
       source: `${run.checkpoint} (step ${run.step}; ${run.why})`,
-      checkpoint: run.checkpoint,
     }, options);
   });
 
@@ -407,7 +396,6 @@ export const exportExperimentTraining = (e: Experiment, options: TrainingExportO
       (e.model.backbone._tag === "MobileNetV2" && e.model.backbone.pretrained
         ? ` with the pretrained backbone ${e.model.backbone.pretrained}`
         : ""),
-    checkpoint: null,
   }, options);
 
 /** Writes a training export's files into `folder` (created if needed); returns the paths written. */

@@ -99,6 +99,12 @@ export interface Browser {
   /** Saves downloads into `dir`; `waitForDownload` resolves with the file name of the next one to finish. */
   readonly allowDownloads: (dir: string) => Promise<void>;
   readonly waitForDownload: (timeoutMs?: number) => Promise<string>;
+  /**
+   * CPU seconds used so far by the browser's processes (Linux /proc: Chromium and every process under
+   * it, their waited-for children included; NaN elsewhere), so that benchmarks can tell the tab's own
+   * work from other processes' load.
+   */
+  readonly cpuSeconds: () => number;
   /** The browser's product and version, e.g. "Chrome/156.0.8078.129". */
   readonly version: () => Promise<string>;
   readonly close: () => Promise<void>;
@@ -119,12 +125,13 @@ export const HEADLESS_FLAGS = [
 
 /** Reads Chromium's stderr until it prints its DevTools WebSocket address. */
 const devtoolsAddress = async (stderr: ReadableStream<Uint8Array>): Promise<string> => {
-  const reader = stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = stderr.getReader();
+  const decoder = new TextDecoder();
   let text = "";
   while (true) {
     const { value, done } = await reader.read();
     if (done) throw new Error(`chromium exited before its DevTools address:\n${text.slice(-2000)}`);
-    text += value;
+    text += decoder.decode(value, { stream: true });
     const m = /DevTools listening on (ws:\/\/\S+)/.exec(text);
     if (m) {
       // Keep draining stderr, or Chromium blocks once the pipe is full.
@@ -133,6 +140,39 @@ const devtoolsAddress = async (stderr: ReadableStream<Uint8Array>): Promise<stri
       })().catch(() => {});
       return m[1];
     }
+  }
+};
+
+/** CPU seconds (user + system, waited-for children included) of process `root` and its descendants. */
+export const processTreeSeconds = (root: number): number => {
+  try {
+    const stats = new Map<number, { ppid: number; seconds: number }>();
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      } catch {
+        continue; // gone meanwhile
+      }
+      // Fields after the command name (which may hold spaces): state is field 3, ppid 4, utime 14 … cstime 17.
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      stats.set(Number(entry.name), {
+        ppid: Number(f[1]),
+        seconds: [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i]), 0) / 100,
+      });
+    }
+    let total = 0;
+    const inTree = (pid: number): boolean => {
+      for (let p = pid, hops = 0; p > 1 && hops < 64; p = stats.get(p)?.ppid ?? 0, hops++) {
+        if (p === root) return true;
+      }
+      return false;
+    };
+    for (const [pid, s] of stats) if (inTree(pid)) total += s.seconds;
+    return total;
+  } catch {
+    return NaN;
   }
 };
 
@@ -284,6 +324,7 @@ export const launchBrowser = async (extraFlags: readonly string[] = []): Promise
         });
       });
     },
+    cpuSeconds: () => processTreeSeconds(child.pid),
     version: async () => ((await cdp.send("Browser.getVersion")) as { product: string }).product,
     close: async () => {
       await cdp.send("Browser.close").catch(() => {});

@@ -374,8 +374,10 @@ const startWorker = () => {
       $<HTMLButtonElement>("train-pause").disabled = true;
       const last = page.training.steps.at(-1);
       trainStatus(
-        (m.done >= m.budget ? "step budget used up; " : "paused; ") +
-          (last ? stepLine({ ...last, done: m.done }) : "no steps yet"),
+        m.budget === 0
+          ? "training is unavailable here (the error above says why)"
+          : (m.done >= m.budget ? "step budget used up; " : "paused; ") +
+            (last ? stepLine({ ...last, done: m.done }) : "no steps yet"),
       );
       if (m.done > 0 && manifest.infer) refreshTuned();
     } else if (m.type === "checkpoint") {

@@ -63,7 +63,8 @@ const handle = async (m: { type: string; [k: string]: unknown }) => {
       });
       post({ type: "loaded", threads: ort.env.wasm.numThreads });
     } else if (!trainer) {
-      post({ type: "error", message: "training: the training files are not loaded" });
+      // Loading failed (its error was posted): the page stops waiting for steps.
+      if (m.type === "run") post({ type: "idle", done: 0, budget: 0 });
     } else if (m.type === "run") {
       target = Math.min(trainer.done() + (m.steps as number), trainer.settings.lr.length);
       loop();
