@@ -116,7 +116,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core", "web"],
   // The page's server (what it serves comes from a run, an experiment or an export) and the headless-browser
   // driver of the web tests and `bench web`.
-  web: ["dsl", "data", "eval", "train", "io", "core"],
+  web: ["dsl", "data", "eval", "kinds", "train", "io", "core"],
   // The page itself runs in the browser: it imports nothing of kappa's but the seeded random numbers
   // (dropout noise drawn exactly as training draws it).
   "web/page": ["core"],

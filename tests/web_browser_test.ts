@@ -28,7 +28,9 @@ import { makePredictor } from "../eval/predictor.ts";
 import { exportModel } from "../eval/export_model.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { openDataset } from "../data/open.ts";
-import { expectModelFor } from "../interpret/kinds.ts";
+import { requireKind } from "../kinds/registry.ts";
+import { semanticKind } from "../kinds/semantic.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { trainingStages } from "../interpret/graphs.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { plan } from "../ir/plan.ts";
@@ -117,7 +119,7 @@ const kappaReference = async (runDir: string) => {
   const e = run.experiment;
   const frame = await Effect.runPromise(readRgb(FRAME));
   const classes = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-    const predictor = yield* makePredictor(expectModelFor(e.model, "semantic", "test"), run.state, {
+    const predictor = yield* makePredictor((yield* requireKind(e, semanticKind, "test")).model, run.state, {
       mode: "whole",
       trainSize: e.data.train.cropSize,
     });
@@ -341,7 +343,10 @@ Deno.test({
     const run = await Effect.runPromise(loadRun(f.runDir));
     const dataset = await Effect.runPromise(openDataset(run.experiment.data.dataset, "val"));
     const kappa = await Effect.runPromise(
-      evaluate(run.experiment, ref.state, dataset.classes, { mode: "whole", limit: EVAL_IMAGES, workers: 0 }),
+      Effect.flatMap(
+        requireKind(run.experiment, semanticKind, "test"),
+        (e) => evaluate(e, ref.state, dataset.classes, { mode: "whole", limit: EVAL_IMAGES, workers: 0 }),
+      ),
     );
     const kappaMIoU = Number((100 * kappa.segmentation.mIoU).toFixed(2));
     assertEquals(webMIoU, kappaMIoU);
@@ -356,7 +361,10 @@ Deno.test({
     await f.page.waitFor(`kappaPage.result?.tuned === true`);
     const tuned = await f.page.evaluate<{ input: string; logits: string }>("kappaPage.resultArrays()");
     const tunedRun = await Effect.runPromise(loadRun(f.runDir, file));
-    const session = await ort.InferenceSession.create(exportModel(tunedRun.experiment, tunedRun.state).bytes);
+    const tunedModel = await Effect.runPromise(exportedModel(tunedRun.experiment, tunedRun.state));
+    const session = await ort.InferenceSession.create(
+      exportModel(tunedRun.experiment, tunedRun.state, tunedModel).bytes,
+    );
     const out = await session.run({
       images: new ort.Tensor("float32", fromBase64(tuned.input, Float32Array), [1, 3, 96, 128]),
     });

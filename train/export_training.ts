@@ -23,21 +23,11 @@
 import { Data, Effect, Stream } from "effect";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Experiment } from "../dsl/experiment.ts";
+import type { AnyExperiment } from "../dsl/experiment.ts";
 import { learningRate } from "../dsl/training.ts";
-import { requireTask } from "../interpret/kinds.ts";
-import { inferenceGraph, trainingStages } from "../interpret/graphs.ts";
+import { inferenceShapes, trainShapes, trainSize } from "../interpret/shapes.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
-import {
-  CLASSES,
-  IMAGE_LABELS,
-  LOGITS,
-  LOSS_NAMES,
-  PIXEL_LABELLED,
-  SCORES,
-  SELECTED,
-} from "../interpret/segmenter.ts";
 import { NEXT, plan } from "../ir/plan.ts";
 import { initialize, nameKey } from "../ir/init.ts";
 import type { HostArray } from "../ir/dtype.ts";
@@ -45,15 +35,16 @@ import { type Value, value } from "../ir/value.ts";
 import { toOnnx } from "../onnx/lower.ts";
 import { NOISE } from "../layers/dropout.ts";
 import { trainLoader } from "../data/loader.ts";
-import type { Batch, Position } from "../data/batch.ts";
+import type { Position } from "../data/batch.ts";
 import { openDataset } from "../data/open.ts";
 import { encodeSafetensors, type Tensor } from "../io/safetensors.ts";
 import { exportModel } from "../eval/export_model.ts";
-import { type LoadedRanker, loadRanker } from "./ranker.ts";
+import { bindKind, kindPart } from "../kinds/registry.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { type LoadedRun, loadRun } from "./load_run.ts";
 import { decodeMetadataJson, loadCheckpoint, type LoadedCheckpoint } from "./checkpoint.ts";
 import { checkpointValues, LOOP_STATE_KEY, LoopState, NOISE_KEY } from "./run_state.ts";
-import { checkClasses, checkImageLabels, nextPosition } from "./train.ts";
+import { nextPosition } from "./train.ts";
 
 /** The file names of a training export, in its folder and under `/files/` of the page's server. */
 export const TRAINING_FILES = {
@@ -111,7 +102,7 @@ export interface TrainingSettings {
   /** The state in the step graph's input order; `updated`: those with a `next:` output. */
   readonly state: readonly TensorSpec[];
   readonly updated: readonly string[];
-  /** The loss outputs; `loss` is the total. */
+  /** The loss outputs, the total first. */
   readonly losses: readonly string[];
   /**
    * Dropout noise: site s at step t is uniform [0, 1) from core/random.ts's
@@ -164,48 +155,37 @@ const FRESH_LOOP: LoopState = {
   elapsedSeconds: 0,
 };
 
-/** The per-sample feeds the shard can hold, and how to take them from a loader batch. */
-const BATCH_FEEDS: Record<string, (b: Batch, classes: number) => Tensor> = {
-  images: (b) => ({ dtype: "F32", shape: [b.batchSize, 3, b.height, b.width], data: b.images }),
-  labels: (b) => ({ dtype: "I32", shape: [b.batchSize, b.height, b.width], data: b.labels }),
-  [IMAGE_LABELS]: (b, k) => ({
-    dtype: "F32",
-    shape: [b.batchSize, k],
-    data: Float32Array.from(b.imageLabels ?? new Uint8Array(b.batchSize * k)),
-  }),
-  [PIXEL_LABELLED]: (b) => ({
-    dtype: "F32",
-    shape: [b.batchSize],
-    data: b.pixelLabelled ? Float32Array.from(b.pixelLabelled) : new Float32Array(b.batchSize).fill(1),
-  }),
-};
+/** The feeds the page makes itself each step (besides dropout noise): the learning rate and the step. */
 const SCALAR_FEEDS = new Set(["lr", "step"]);
 
-const concat = (parts: readonly Tensor[]): Tensor => {
-  const total = parts.reduce((n, p) => n + p.data.length, 0);
+/** How the shard stores a per-sample feed; the page feeds float32 and int32 tensors. */
+const STORED: Record<string, Tensor["dtype"] | undefined> = { float32: "F32", int32: "I32" };
+
+/** Values of one feed from successive batches, stacked along the batch dimension. */
+const stack = (parts: readonly Value[]): Tensor => {
+  const total = parts.reduce((n, p) => n + (p.data as Float32Array).length, 0);
   const data = new (parts[0].data.constructor as new (n: number) => Float32Array | Int32Array)(total);
   let at = 0;
   for (const p of parts) {
     data.set(p.data as Float32Array & Int32Array, at);
-    at += p.data.length;
+    at += (p.data as Float32Array).length;
   }
   return {
-    dtype: parts[0].dtype,
-    shape: [parts.reduce((n, p) => n + p.shape[0], 0), ...parts[0].shape.slice(1)],
+    dtype: STORED[parts[0].type]!,
+    shape: [parts.reduce((n, p) => n + p.dims[0], 0), ...parts[0].dims.slice(1)],
     data,
   };
 };
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 1) + "\n");
 
-/** The training export of `experiment` from `start` (see the module comment). */
+/** The training export of `e` from `start` (see the module comment). */
 export const exportTraining = (
-  experiment: Experiment,
+  e: AnyExperiment,
   start: TrainingStart,
   options: TrainingExportOptions = {},
 ) =>
   Effect.gen(function* () {
-    const e = yield* requireTask(experiment, "semantic", "the page's training");
     if (e.data.imageLevel) {
       return yield* new TrainingExportError({
         path: "data.imageLevel",
@@ -215,13 +195,15 @@ export const exportTraining = (
     const shardBatches = options.shardBatches ?? 4;
     const budget = options.steps ?? 100;
     const t = e.train;
-    const [height, width] = e.data.train.cropSize;
-    const ranker: LoadedRanker | undefined = yield* loadRanker(e);
-    const shapes = { batch: t.batchSize, height, width, trainSize: [height, width] as const };
-    const { graph: g, stages } = trainingStages(e.model, shapes, optimizerConfig(t), ranker);
+    // The kind's training, as train/train.ts binds it: checks, stages, frozen state, losses, feeds.
+    const bound = yield* bindKind(e, loadRun);
+    const training = yield* kindPart(bound, "training", "the page's training");
+    const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
+    yield* training.checkData(dataset);
+    const { graph: g, stages } = training.stages(trainShapes(e), optimizerConfig(t));
     const hostStages = stages.filter((s) => s._tag === "HostStage").map((s) => s.name);
     if (hostStages.length > 0) {
-      const attentive = e.model._tag === "Segmenter" && e.model.attentiveClassifier;
+      const attentive = (e.model as { attentiveClassifier?: unknown }).attentiveClassifier;
       return yield* new TrainingExportError({
         path: attentive ? "model.attentiveClassifier" : "model",
         reason:
@@ -229,28 +211,54 @@ export const exportTraining = (
           "plans of one graph (a plain segmenter, or LarvSeg without the attentive classifier)",
       });
     }
-    yield* checkImageLabels(e);
     const stage = stages[0];
     if (stage._tag !== "GraphStage") throw new Error("internal: a one-stage plan that is not a graph");
     const p = plan(e.name, g, stages);
-    const unknown = p.feeds.filter((f) =>
-      !(f.name in BATCH_FEEDS) && !SCALAR_FEEDS.has(f.name) && !f.name.startsWith(NOISE)
+
+    // The shard: the loader's first batches from the start position, fed as training feeds them.
+    const batches = yield* Stream.runCollect(
+      trainLoader(e.data.dataset, e.data.train, {
+        batchSize: t.batchSize,
+        seed: t.seed,
+        start: start.loop.position,
+        workers: options.workers,
+        panoptic: training.loader.panoptic,
+      }).pipe(Stream.take(shardBatches)),
     );
-    if (unknown.length > 0) {
+    let tally = training.tally;
+    const perBatch = batches.map((b) => {
+      const kind = training.feeds(b, tally);
+      tally = kind.tally;
+      return {
+        images: value("float32", b.images, [b.batchSize, 3, b.height, b.width]),
+        ...kind.feeds,
+      } as Record<string, Value>;
+    });
+    const batchFeeds = p.feeds.filter((f) => f.name in perBatch[0]).map((f) => f.name);
+    const unfed = p.feeds.filter((f) =>
+      !batchFeeds.includes(f.name) && !SCALAR_FEEDS.has(f.name) && !f.name.startsWith(NOISE)
+    );
+    const unstored = batchFeeds.filter((n) => !STORED[perBatch[0][n].type]);
+    if (unfed.length > 0 || unstored.length > 0) {
       return yield* new TrainingExportError({
         path: "model",
         reason: `its step graph reads ${
-          unknown.map((f) => `"${f.name}"`).join(", ")
-        }, which the page cannot feed`,
+          [...unfed.map((f) => f.name), ...unstored].map((n) => `"${n}"`).join(", ")
+        }, which the page cannot feed (it feeds float32 and int32 batches, lr, step and dropout noise)`,
       });
     }
+    const shard = Object.fromEntries(batchFeeds.map((n) => [n, stack(perBatch.map((b) => b[n]))]));
+    const positions = batches.map((b) => b.position);
+    const next = nextPosition(positions.at(-1)!, dataset.samples.length, t.batchSize);
 
-    // The initial state, as train.ts makes it: every entry initialized from the seed, the ranker's frozen
-    // parameters, then the pretrained backbone (fresh start) or the checkpoint's tensors.
+    // The initial state, as train.ts makes it: every entry initialized from the seed, the frozen state
+    // from another run, then the pretrained backbone (a fresh start) or the checkpoint's tensors.
     const state = new Map<string, HostArray>(
       p.state.map((s) => [s.name, initialize(s.init, s.name, s.dtype, s.shape, t.seed)]),
     );
-    for (const [name, v] of ranker?.state ?? []) if (state.has(name)) state.set(name, v.data as HostArray);
+    for (const [name, v] of training.frozen?.state ?? []) {
+      if (state.has(name)) state.set(name, v.data as HostArray);
+    }
     if (start.checkpoint) {
       // Every state entry from the checkpoint, checked as a resumed run checks it (all problems at once).
       const saved = yield* checkpointValues(start.checkpoint, p.state, "state tensors");
@@ -266,37 +274,20 @@ export const exportTraining = (
     });
     const stateNames = new Set(p.state.map((s) => s.name));
     const outputNames = new Set(lowered.outputs.map((o) => o.name));
-
-    // The shard: the loader's first batches from the start position, as training would see them.
-    const dataset = yield* openDataset(e.data.dataset, e.data.dataset.trainSplit);
-    yield* checkClasses(e, dataset.classes, dataset.name);
-    const batches = yield* Stream.runCollect(
-      trainLoader(e.data.dataset, e.data.train, {
-        batchSize: t.batchSize,
-        seed: t.seed,
-        start: start.loop.position,
-        workers: options.workers,
-      }).pipe(Stream.take(shardBatches)),
-    );
-    const batchFeeds = p.feeds.filter((f) => f.name in BATCH_FEEDS).map((f) => f.name);
-    const shard: Record<string, Tensor> = Object.fromEntries(
-      batchFeeds.map((name) => [name, concat(batches.map((b) => BATCH_FEEDS[name](b, e.model.classes)))]),
-    );
-    const positions = batches.map((b) => b.position);
-    const n = dataset.samples.length;
-    const next = nextPosition(positions.at(-1)!, n, t.batchSize);
-
     const classNames = dataset.classes.names;
     const stateValues = new Map<string, Value>(
       p.state.map((s) => [s.name, value(s.dtype, state.get(s.name)!, s.shape)]),
     );
-    const model = exportModel(e, stateValues, ranker, { classNames }).bytes;
-    const inferGraph = inferenceGraph(e.model, { batch: 1, height, width, trainSize: [height, width] }, {
-      ranker,
+    const exported = yield* exportedModel(e, stateValues, {
+      checkpoint: start.checkpoint?.file ?? "",
+      step: start.step,
+      runs: loadRun,
     });
+    const model = exportModel(e, stateValues, exported, { classNames }).bytes;
+    const inferGraph = bound.inferenceGraph(inferenceShapes(e, 1));
     const infer = toOnnx(inferGraph, {
       name: "infer",
-      outputs: [CLASSES, LOGITS, SCORES, SELECTED].filter((o) => inferGraph.outputs.has(o)),
+      outputs: exported.outputs.filter((o) => inferGraph.outputs.has(o)),
     });
 
     const spec = (v: { name: string; dtype: string; shape: readonly number[] }): TensorSpec => ({
@@ -311,9 +302,9 @@ export const exportTraining = (
       checkpoint: start.checkpoint?.file ?? null,
       seed: t.seed,
       batchSize: t.batchSize,
-      cropSize: [height, width],
-      classes: e.model.classes,
-      ignoreIndex: e.model.ignoreIndex,
+      cropSize: trainSize(e),
+      classes: classNames.length,
+      ignoreIndex: dataset.classes.ignoreIndex,
       classNames,
       classColors: dataset.classes.colors.map((c) => [c[0], c[1], c[2]] as const),
       mean: e.data.train.mean,
@@ -330,7 +321,7 @@ export const exportTraining = (
       batchFeeds,
       state: lowered.inputs.filter((i) => stateNames.has(i.name)).map(spec),
       updated: p.state.filter((s) => outputNames.has(NEXT + s.name)).map((s) => s.name),
-      losses: LOSS_NAMES.filter((l) => outputNames.has(l)),
+      losses: training.lossNames(g).filter((l) => outputNames.has(l)),
       noise: {
         key: NOISE_KEY,
         sites: p.feeds.filter((f) => f.name.startsWith(NOISE)).map((f) => ({
@@ -339,8 +330,8 @@ export const exportTraining = (
         })),
       },
       shard: {
-        samples: shardBatches * t.batchSize,
-        batches: shardBatches,
+        samples: batches.length * t.batchSize,
+        batches: batches.length,
         positions,
         next,
         ids: batches.flatMap((b) => b.ids),
@@ -388,7 +379,7 @@ export const exportRunTraining = (dir: string, checkpoint?: string, options: Tra
   });
 
 /** The training export of an experiment from its initialization (pretrained backbone, if any), at step 0. */
-export const exportExperimentTraining = (e: Experiment, options: TrainingExportOptions = {}) =>
+export const exportExperimentTraining = (e: AnyExperiment, options: TrainingExportOptions = {}) =>
   exportTraining(e, {
     step: 0,
     loop: FRESH_LOOP,

@@ -19,8 +19,8 @@ import { basename, join } from "node:path";
 import { loadExperiment } from "../dsl/experiment.ts";
 import { openDataset } from "../data/open.ts";
 import { exportModel } from "../eval/export_model.ts";
+import { exportedModel } from "../kinds/export.ts";
 import { loadRun } from "../train/load_run.ts";
-import { loadRanker } from "../train/ranker.ts";
 import {
   exportExperimentTraining,
   exportRunTraining,
@@ -109,20 +109,23 @@ const fromRun = (dir: string, checkpoint: string | undefined, options: TrainingE
         colors,
       );
     }
-    // No training in the tab for this run: still segment with it when it is a semantic model.
+    // No training in the tab for this run: still segment with its export when it is a semantic one
+    // (the page reads a `classes` output and says so of an export without one).
     const note = `fine-tuning in the tab is not offered: ${trained.failure.message}`;
-    if (e.model._tag !== "Segmenter") {
-      return {
-        ...nothing,
-        manifest: { ...nothing.manifest, title, source: `${dir}: ${run.checkpoint}`, trainingNote: note },
-      };
-    }
-    const ranker = yield* loadRanker(e);
     const names = yield* openDataset(e.data.dataset, e.data.dataset.testSplit).pipe(
       Effect.map((d) => d.classes.names),
       Effect.orElseSucceed(() => undefined),
     );
-    const { bytes } = exportModel(e, run.state, ranker, { classNames: names });
+    const exported = yield* Effect.result(
+      exportedModel(e, run.state, { dir, checkpoint: run.checkpoint, step: run.step, runs: loadRun }),
+    );
+    if (exported._tag === "Failure") {
+      return {
+        ...nothing,
+        manifest: { ...nothing.manifest, title, source: `${dir}: ${run.checkpoint}`, trainingNote: note },
+      } satisfies Served;
+    }
+    const { bytes } = exportModel(e, run.state, exported.success, { classNames: names });
     return {
       manifest: {
         title,

@@ -327,9 +327,7 @@ const trainStatus = (line: string) => ($("train-status").textContent = line);
 const stepLine = (r: StepRecord & { done: number }) => {
   const recent = page.training.steps.slice(-5);
   const mean = recent.reduce((s, x) => s + x.seconds, 0) / recent.length;
-  return `step ${r.step} (${r.done} of ${page.training.budget} in this tab): loss ${
-    r.losses.loss.toFixed(4)
-  }, ` +
+  return `step ${r.step} (${r.done} of ${page.training.budget} in this tab): loss ${r.loss.toFixed(4)}, ` +
     `${mean.toFixed(2)} s per step (${(1 / mean).toFixed(2)} steps/s), lr ${r.lr.toExponential(2)}`;
 };
 
@@ -364,7 +362,7 @@ const startWorker = () => {
       drawLossChart(
         $<HTMLCanvasElement>("loss-chart"),
         page.training.steps.map((s) => s.step),
-        page.training.steps.map((s) => s.losses.loss),
+        page.training.steps.map((s) => s.loss),
       );
       trainStatus(stepLine(m));
     } else if (m.type === "idle") {

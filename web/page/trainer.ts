@@ -80,6 +80,8 @@ export interface StepRecord {
   /** The step number kappa would give it (startStep + 1 for the first step of the page). */
   readonly step: number;
   readonly lr: number;
+  /** The total loss (the first of `settings.losses`), then every loss output by name. */
+  readonly loss: number;
   readonly losses: Readonly<Record<string, number>>;
   /** Seconds of this step's `session.run`. */
   readonly seconds: number;
@@ -209,7 +211,7 @@ export const makeTrainer = async (
     const losses = Object.fromEntries(
       settings.losses.map((l) => [l, Number((out[l].data as Float32Array)[0])]),
     );
-    const record = { step: s, lr, losses, seconds: took };
+    const record = { step: s, lr, loss: losses[settings.losses[0]], losses, seconds: took };
     history.push(record);
     return record;
   };
@@ -234,7 +236,7 @@ export const makeTrainer = async (
         from: settings.source,
         steps: done,
         shard: settings.shard.ids,
-        losses: history.map((h) => h.losses.loss),
+        losses: history.map((h) => h.loss),
       }),
     });
   };
