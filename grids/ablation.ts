@@ -38,6 +38,7 @@ import {
   specRun,
 } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { plateau } from "./plateau.ts";
 import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
 import { mean, std } from "../figures/stats.ts";
@@ -353,16 +354,15 @@ const curveLines = (
   dataset: string,
 ): string[] => {
   if (curve.length === 0) return [];
-  const best = curve.reduce((a, b) => (b.mIoU > a.mIoU ? b : a));
-  // The plateau: the first evaluation within 1 mIoU of the best one.
-  const plateau = curve.find((p) => best.mIoU - p.mIoU <= 1)!;
+  // The plateau: the first evaluation within 1 mIoU of the best one (grids/plateau.ts).
+  const { best, step: plateauStep } = plateau(curve, 1)!;
   const last = curve.at(-1)!;
   const perStep = last.seconds === null ? null : last.seconds / last.step;
   return [
     `Step budget: the baseline's learning curve (one seed, \`${grid.specs}/curve-${dataset}.ts\`, the same ` +
     `poly schedule over ${last.step} steps) reached mIoU ${
       curve.map((p) => `${p.mIoU.toFixed(2)} at step ${p.step}`).join(", ")
-    }; it is within 1 mIoU of its best (${best.mIoU.toFixed(2)}) from step ${plateau.step}` +
+    }; it is within 1 mIoU of its best (${best.mIoU.toFixed(2)}) from step ${plateauStep}` +
     (perStep === null ? "" : `, at ${perStep.toFixed(2)} s per step on the shared 2-core machine`) +
     `. Every row trains ${steps} steps of batch ${e.train.batchSize}.`,
     "",

@@ -31,6 +31,8 @@ export interface GridRun {
   readonly spec: string;
   readonly steps?: number;
   readonly seed?: number;
+  /** Validate every N steps (a learning curve's run); the spec's own setting when absent. */
+  readonly evalEvery?: number;
   readonly dir: string;
   readonly record: string;
 }
@@ -59,9 +61,28 @@ export const specRun = (runs: string, spec: string, e: Experiment): GridRun => {
   return { spec, dir, record: recordIn(dir, e) };
 };
 
+/**
+ * A learning curve's run of a spec: one seed (0) over `steps` steps, validated every `every`, in
+ * `<runs>/curve-<name>-<steps>x<every>` (`grids/plateau.ts` picks its plateau).
+ */
+export const curveRun = (
+  runs: string,
+  spec: string,
+  base: Experiment,
+  steps: number,
+  every: number,
+  name: string,
+) => {
+  const dir = join(runs, `curve-${name}-${steps}x${every}`);
+  return { spec, steps, seed: 0, evalEvery: every, dir, record: recordIn(dir, base) } satisfies GridRun;
+};
+
 /** The experiment a run trains: its spec file with the grid's overrides. */
 export const runExperiment = (run: GridRun) =>
-  Effect.map(loadExperiment(run.spec), (e) => withOverrides(e, run.steps, run.seed));
+  Effect.map(loadExperiment(run.spec), (e) => {
+    const o = withOverrides(e, run.steps, run.seed);
+    return run.evalEvery === undefined ? o : { ...o, train: { ...o.train, evalEvery: run.evalEvery } };
+  });
 
 /** How a grid's runs train: threads, Workers, and where their progress lines go (default: nowhere). */
 export interface RunOptions {

@@ -85,6 +85,26 @@ const runsUsage: SuiteUsage = {
       value: { _tag: "Path" },
       description: "write the table as the `# Grid <name>` part of FILE (default: print it)",
     },
+    curve: {
+      form: "space",
+      metavar: "STEPS:EVERY",
+      value: { _tag: "Text" },
+      description:
+        "first train each experiment's learning curve (seed 0, STEPS steps, validated every EVERY); " +
+        "its plateau (the first evaluation within 1 mIoU of its best) is the steps of its runs",
+    },
+    "curve-of": {
+      form: "space",
+      metavar: "FILE",
+      value: { _tag: "Path" },
+      description: "with --curve: one curve, of FILE, sets every experiment's steps",
+    },
+    "plateau-tolerance": {
+      form: "space",
+      metavar: "X",
+      value: { _tag: "Text" },
+      description: "with --curve: the plateau is the first evaluation within X mIoU of the best (default 1)",
+    },
     ...gridFlags("experiment"),
   },
 };
