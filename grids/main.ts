@@ -127,7 +127,7 @@ const rankerQualityUsage: SuiteUsage = {
       form: "space",
       metavar: "A,B,…",
       value: { _tag: "Text" },
-      description: "the mixing weights in [0, 1] (default 0,0.02,0.05,0.1,0.15,0.2,0.3,0.5,1)",
+      description: "the mixing weights in [0, 1] (default 0,0.001,0.002,0.005,0.01,0.02,0.05,0.2,1)",
     },
     limit: {
       form: "space",

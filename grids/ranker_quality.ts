@@ -26,8 +26,12 @@ import { flag } from "../figures/flags.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
 import { mean, std } from "../figures/stats.ts";
 
-/** The mixing weights: dense where ξ's ranking improves fastest (mAP reaches 100 by about α = ½). */
-export const ALPHAS: readonly number[] = [0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1];
+/**
+ * The mixing weights, log-spaced: ξ's probabilities for absent classes are small (an ASL-trained ξ gives most
+ * classes a few percent), so a small weight already lifts the present ones: on the ccp +MT+LS run the mAP went
+ * from 23.3 at α = 0 to 88.6 at α = 0.02. Every present class is above every absent one by α = ½.
+ */
+export const ALPHAS: readonly number[] = [0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.2, 1];
 
 export const TITLE = "RankSeg: how good must ξ rank before selection pays? (ranker-quality sweep)";
 
