@@ -176,6 +176,19 @@ export const rankerFindings = (sweeps: readonly Sweep[]): string[] => {
             : "."),
       );
     }
+    // Where the ranking's mAP is already (nearly) complete and +LS still gains: mAP ranks each class across
+    // images, while the selection reads each image's own ranking (its recall@κ).
+    const saturated = [...s.points].sort((a, b) => a.alpha - b.alpha).find((p) => (p.mAP ?? 0) >= 99);
+    const top = at1 ?? s.points.reduce((a, b) => (b.mIoU > a.mIoU ? b : a), s.points[0]);
+    if (saturated && top && top.mIoU - saturated.mIoU > 0.1) {
+      lines.push(
+        `The mixed ranking's mAP is ${fmt(saturated.mAP)} already at α = ${saturated.alpha}, yet +LS gains ` +
+          `${
+            (top.mIoU - saturated.mIoU).toFixed(2)
+          } mIoU after it: mAP ranks each class across images, while ` +
+          "the selection reads each image's own ranking, so recall@κ is the axis that predicts it.",
+      );
+    }
     if (s.control.length > 1) {
       const spread = Math.max(...s.control.map((p) => p.mIoU)) - Math.min(...s.control.map((p) => p.mIoU));
       lines.push(

@@ -171,6 +171,16 @@ Deno.test("ranker findings: the crossover on mAP, recall@κ and α, the ends and
     "alone). The κ = K control at α = 0 and 1: 9.00 and 9.00 (the same: with every class selected the ranking " +
     "changes nothing).",
   ]);
+  // mAP complete at α = 0.3 while +LS still gains 1.00 by α = 1: the findings say mAP is the wrong axis.
+  const saturated = {
+    ...sweep,
+    points: sweep.points.map((p) => (p.alpha === 0.3 ? { ...p, mAP: 99.5 } : p)),
+  };
+  assert(
+    rankerFindings([saturated])[2].includes(
+      "The mixed ranking's mAP is 99.50 already at α = 0.3, yet +LS gains 1.00 mIoU after it",
+    ),
+  );
   const never = { ...sweep, control: [point(0, 100, 100, 11.5, 59)] };
   assert(
     rankerFindings([never])[2].includes(
