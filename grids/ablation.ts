@@ -34,6 +34,7 @@ import {
   gridFlags,
   type GridRun,
   learningCurve,
+  protocolTitle,
   seedRun,
   specRun,
 } from "./grid_runs.ts";
@@ -75,6 +76,18 @@ export const GRIDS: Record<string, Grid> = {
     datasets: ["coco133", "ccp"],
   },
 };
+
+/**
+ * The grid a frozen-backbone run of `grid` writes (`--frozen-backbone D`): its own RESULTS.md part, plots and
+ * heading anchors, so the fine-tuning part stays as the control.
+ */
+export const frozenGrid = (grid: Grid, draws: number | undefined): Grid =>
+  draws === undefined ? grid : {
+    ...grid,
+    title: protocolTitle(grid.title, draws),
+    svgPrefix: `${grid.svgPrefix}-frozen`,
+    headingSuffix: `${grid.headingSuffix}, frozen backbone`,
+  };
 
 /**
  * The grid's rows in table order (the ablation steps first, the κ sweep last, so an interrupted grid has

@@ -158,3 +158,12 @@ export const learningCurve = (metrics: string): CurvePoint[] => {
   }
   return points;
 };
+
+/**
+ * The RESULTS.md part title of a grid trained under the frozen-backbone protocol (`--frozen-backbone D`): a
+ * part of its own, so the fine-tuning part of the same grid stays beside it as the control.
+ */
+export const protocolTitle = (title: string, frozenDraws: number | undefined): string =>
+  frozenDraws === undefined
+    ? title
+    : `${title} — frozen backbone (${frozenDraws === 0 ? "no cache" : `${frozenDraws} cached draws`})`;
