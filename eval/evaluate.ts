@@ -5,7 +5,7 @@
  */
 import { Effect, Stream } from "effect";
 import { mkdir } from "node:fs/promises";
-import type { AnyExperiment, ExperimentOf } from "../dsl/experiment.ts";
+import type { ExperimentOf } from "../dsl/experiment.ts";
 import type { Segmenter } from "../dsl/model.ts";
 import { trainSize } from "../interpret/shapes.ts";
 import type { Ranker } from "../interpret/segmenter.ts";

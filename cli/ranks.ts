@@ -1,0 +1,172 @@
+/**
+ * `train` on several processes (MPI): starting the ranks (`--ranks N` runs mpirun itself), setting each
+ * rank's defaults, and the rule for what a rank prints when something fails.
+ *
+ * Printing: a failure every rank meets at the same point (a bad flag or spec before MPI starts, a rank
+ * count that does not fit, a NaN loss, a stop) is said once, by rank 0. A failure of some ranks only
+ * names them: during setup the ranks agree on who failed (train/data_parallel.ts) and each failed rank
+ * prints `rank r: …`; after setup a failed rank prints `rank r: …` and ends the job (MPI_Abort), since
+ * the others wait for it in the next all-reduce. A rank that dies without a word (killed) is named by the
+ * launcher: `mpirun noticed that process rank 1 … exited on signal 9 (Killed)`, `srun: error: node: task
+ * 1: Killed`; `--ranks` adds one line of its own.
+ */
+import { Data, Effect } from "effect";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { detectLaunch, type Launch, LaunchError } from "../runtime/mpi.ts";
+import { PeerRanksFailed, RankFailure } from "../train/data_parallel.ts";
+import { errorLines } from "./errors.ts";
+
+/** `--ranks N` was given, but the launcher started another number of ranks. */
+export class RankCountFlagMismatch
+  extends Data.TaggedError("RankCountFlagMismatch")<{ readonly flag: number; readonly launch: Launch }> {
+  override get message(): string {
+    return `train: --ranks ${this.flag}, but ${this.launch.launcher} started ${this.launch.size} rank${
+      this.launch.size === 1 ? "" : "s"
+    }; give the same count to both, or drop --ranks`;
+  }
+}
+
+/** `--ranks N` cannot start mpirun. */
+export class LauncherUnavailable
+  extends Data.TaggedError("LauncherUnavailable")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason;
+  }
+}
+
+/** The launch of this process (one of several ranks), none, or why it cannot train. */
+export const currentLaunch = (): Effect.Effect<Launch | undefined, LaunchError> => {
+  const launch = detectLaunch();
+  return launch instanceof LaunchError ? Effect.fail(launch) : Effect.succeed(launch);
+};
+
+/** Physical cores of this machine (distinct core ids per package), or its logical CPUs when unknown. */
+export const physicalCores = (): number => {
+  const root = "/sys/devices/system/cpu";
+  try {
+    const cores = new Set<string>();
+    for (const name of readdirSync(root)) {
+      if (!/^cpu\d+$/.test(name)) continue;
+      const topology = `${root}/${name}/topology`;
+      if (!existsSync(`${topology}/core_id`)) continue;
+      const read = (f: string) => readFileSync(`${topology}/${f}`, "utf8").trim();
+      cores.add(`${read("physical_package_id")}:${read("core_id")}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    // not Linux: fall through
+  }
+  return Math.max(1, navigator.hardwareConcurrency ?? 1);
+};
+
+/**
+ * ONNX Runtime threads of each rank when `--threads` is not given: the machine's logical CPUs shared
+ * among the ranks on it (at least 1), instead of ONNX Runtime's one per core in every rank.
+ */
+export const defaultRankThreads = (launch: Launch): number =>
+  Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / launch.localSize));
+
+/** Data-loading Workers of each rank when `--workers` is not given: one. */
+export const DEFAULT_RANK_WORKERS = 1;
+
+/** The mpirun command line `--ranks N` runs: this program again, as N ranks, without `--ranks`. */
+export const mpirunArgs = (
+  ranks: number,
+  args: readonly string[],
+  { root = Deno.uid() === 0, cores = physicalCores() }: { root?: boolean; cores?: number } = {},
+): string[] => {
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--ranks") i++;
+    else if (!args[i].startsWith("--ranks=")) rest.push(args[i]);
+  }
+  return [
+    ...(root ? ["--allow-run-as-root"] : []),
+    // Open MPI refuses more ranks than cores unless told.
+    ...(ranks > cores ? ["--oversubscribe"] : []),
+    // Each rank runs its own ONNX Runtime threads (--threads): no pinning of a rank to one core.
+    "--bind-to",
+    "none",
+    "-np",
+    String(ranks),
+    Deno.execPath(),
+    "run",
+    "-A",
+    fileURLToPath(Deno.mainModule),
+    ...rest,
+  ];
+};
+
+/** What a line of mpirun's output says about a rank that died, if it says so. */
+export const deadRank = (line: string): string | undefined => {
+  const m = /process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+) \(([^)]*)\)/.exec(line);
+  if (m) return `rank ${m[1]} (on ${m[2]}) died: signal ${m[3]} (${m[4]})`;
+  const c = /process rank (\d+) with PID \d+ on node (\S+) exited on signal/.exec(line);
+  return c ? `rank ${c[1]} (on ${c[2]}) died` : undefined;
+};
+
+/**
+ * Runs `args` (this command line) as `ranks` MPI ranks through mpirun and returns its exit status,
+ * passing its output through. When a rank died, one more line names it and says how to continue.
+ */
+export const launchRanks = (
+  ranks: number,
+  args: readonly string[],
+): Effect.Effect<number, LauncherUnavailable> =>
+  Effect.tryPromise({
+    try: async () => {
+      const child = new Deno.Command("mpirun", {
+        args: mpirunArgs(ranks, args),
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "piped",
+      }).spawn();
+      let dead: string | undefined, pending = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        await Deno.stderr.write(chunk);
+        const lines = (pending + decoder.decode(chunk, { stream: true })).split("\n");
+        pending = lines.pop()!;
+        for (const line of lines) dead ??= deadRank(line);
+      }
+      dead ??= deadRank(pending);
+      const status = await child.status;
+      if (dead) console.error(`train: ${dead}; the job stopped; continue the run with --resume`);
+      return status.code;
+    },
+    catch: (e) =>
+      new LauncherUnavailable({
+        reason: e instanceof Deno.errors.NotFound
+          ? `train: --ranks ${ranks} needs Open MPI's mpirun on PATH (apt install openmpi-bin libopenmpi-dev), ` +
+            `or start the ranks yourself (mpirun -np ${ranks} …, srun --mpi=pmix -n ${ranks} …)`
+          : `train: --ranks ${ranks}: cannot run mpirun: ${String(e).split("\n")[0]}`,
+      }),
+  });
+
+/** Failures that every rank of a run meets at the same point: said once, by rank 0. */
+const AGREED = new Set(["Stopped", "NonFiniteLoss", "RankCountMismatch", "DataParallelUnsupported"]);
+
+/** Whether a failure after setup is met by every rank at once (no rank waits for another). */
+export const agreedFailure = (e: unknown): boolean =>
+  AGREED.has((e as { _tag?: string })?._tag ?? "") || e instanceof RankFailure ||
+  e instanceof PeerRanksFailed;
+
+/**
+ * The lines a process prints for `failure` (`lines`: its ordinary lines): as they are for a process
+ * alone; for one rank of several, by the rule in the module doc.
+ */
+export const rankLines = (failure: unknown, lines: readonly string[]): readonly string[] => {
+  if (failure instanceof PeerRanksFailed) return [];
+  if (failure instanceof RankFailure) {
+    const own = errorLines(failure.error);
+    if (failure.failed.length === failure.size) return failure.rank === 0 ? own : [];
+    return own.map((l) => `rank ${failure.rank}: ${l}`);
+  }
+  const launch = detectLaunch();
+  return launch && !(launch instanceof LaunchError) && launch.size > 1 && launch.rank !== 0 ? [] : lines;
+};
+
+/** For a rank after setup: the lines of a failure its peers do not share, and the end of the job. */
+export const abortLines = (rank: number, failure: unknown): string[] =>
+  errorLines(failure).map((l) => `rank ${rank}: ${l}`);
