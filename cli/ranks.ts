@@ -107,6 +107,35 @@ export const deadRank = (line: string): string | undefined => {
 };
 
 /**
+ * mpirun's stderr, line by line, without its box saying that a rank returned a non-zero status (the rank
+ * said why, in its own line): each call returns the lines to show now; `flush` what a cut-off box held.
+ */
+export const mpirunOutputFilter = (): ((line: string) => string[]) & { flush: () => string[] } => {
+  let box: string[] | undefined;
+  const rule = (line: string) => /^-{20,}$/.test(line.trim());
+  const filter = (line: string): string[] => {
+    if (box === undefined) {
+      if (!rule(line)) return [line];
+      box = [line];
+      return [];
+    }
+    box.push(line);
+    if (!rule(line)) return [];
+    const done = box;
+    box = undefined;
+    // "… 1 process returned a non-zero exit code …", "… processes exited with non-zero status …"
+    return /non-zero (exit code|status)/.test(done.join(" ")) ? [] : done;
+  };
+  return Object.assign(filter, {
+    flush: () => {
+      const rest = box ?? [];
+      box = undefined;
+      return rest;
+    },
+  });
+};
+
+/**
  * Runs `args` (this command line) as `ranks` MPI ranks through mpirun and returns its exit status,
  * passing its output through. When a rank died, one more line names it and says how to continue.
  */
@@ -123,14 +152,19 @@ export const launchRanks = (
         stderr: "piped",
       }).spawn();
       let dead: string | undefined, pending = "";
-      const decoder = new TextDecoder();
+      const decoder = new TextDecoder(), encoder = new TextEncoder();
+      const filter = mpirunOutputFilter();
+      const pass = async (lines: readonly string[]) => {
+        for (const line of lines) dead ??= deadRank(line);
+        const shown = lines.flatMap(filter);
+        if (shown.length) await Deno.stderr.write(encoder.encode(shown.map((l) => l + "\n").join("")));
+      };
       for await (const chunk of child.stderr) {
-        await Deno.stderr.write(chunk);
         const lines = (pending + decoder.decode(chunk, { stream: true })).split("\n");
         pending = lines.pop()!;
-        for (const line of lines) dead ??= deadRank(line);
+        await pass(lines);
       }
-      dead ??= deadRank(pending);
+      await pass([...(pending ? [pending] : []), ...filter.flush()]);
       const status = await child.status;
       if (dead) console.error(`train: ${dead}; the job stopped; continue the run with --resume`);
       return status.code;
@@ -164,7 +198,8 @@ export const rankLines = (failure: unknown, lines: readonly string[]): readonly 
     return own.map((l) => `rank ${failure.rank}: ${l}`);
   }
   const launch = detectLaunch();
-  return launch && !(launch instanceof LaunchError) && launch.size > 1 && launch.rank !== 0 ? [] : lines;
+  if (launch instanceof LaunchError) return launch.rank === 0 ? lines : [];
+  return launch && launch.size > 1 && launch.rank !== 0 ? [] : lines;
 };
 
 /** For a rank after setup: the lines of a failure its peers do not share, and the end of the job. */

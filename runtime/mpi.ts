@@ -40,7 +40,8 @@ export interface Launch {
 }
 
 /** A launcher started several processes that cannot form an MPI world (srun without an MPI plugin). */
-export class LaunchError extends Data.TaggedError("LaunchError")<{ readonly reason: string }> {
+export class LaunchError
+  extends Data.TaggedError("LaunchError")<{ readonly reason: string; readonly rank: number }> {
   override get message(): string {
     return this.reason;
   }
@@ -85,6 +86,7 @@ export const detectLaunch = (
   if (env("PMIX_RANK") === undefined) {
     return steps > 1
       ? new LaunchError({
+        rank,
         reason: `srun started ${steps} tasks without an MPI plugin (this is task ${rank}); ` +
           `they would train one run each: use srun --mpi=pmix -n ${steps}, or start one task`,
       })
@@ -149,7 +151,13 @@ export const loadMpi = (): Effect.Effect<MpiLibrary, MpiUnavailable> =>
       catch: (e) =>
         new MpiUnavailable({
           library,
-          reason: `${String(e instanceof Error ? e.message : e).split("\n")[0]} (install Open MPI: ` +
+          // Deno says "Could not open library: Could not open library: <dlerror>".
+          reason: `${
+            String(e instanceof Error ? e.message : e).split("\n")[0].replace(
+              /^(Could not open library: )+/,
+              "",
+            )
+          } (install Open MPI: ` +
             `apt install openmpi-bin libopenmpi-dev, or name the library in ${MPI_LIBRARY_VARIABLE})`,
         }),
     });
