@@ -98,6 +98,18 @@ export const mpirunArgs = (
   ];
 };
 
+/**
+ * Environment `--ranks` adds for its ranks: Open MPI's waiting ranks yield the core (sched_yield) instead
+ * of spinning, unless the user chose (OMPI_MCA_mpi_yield_when_idle). Open MPI spins when it sees no more
+ * ranks than cores; on a machine shared with other work (or with the ranks' own data-loading Workers) the
+ * spinning rank takes the core its peer needs: the quickstart's 8 MiB gradient all-reduce between 2 ranks
+ * took 99 ms spinning and 75 ms yielding, 124 per-parameter all-reduces 1308 ms and 52 ms, at a load
+ * average of 11–14 on 2 cores (BENCHMARKS.md, "Data-parallel training (MPI)").
+ */
+export const rankEnvironment = (): Record<string, string> => ({
+  OMPI_MCA_mpi_yield_when_idle: Deno.env.get("OMPI_MCA_mpi_yield_when_idle") ?? "1",
+});
+
 /** What a line of mpirun's output says about a rank that died, if it says so. */
 export const deadRank = (line: string): string | undefined => {
   const m = /process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+) \(([^)]*)\)/.exec(line);
@@ -147,6 +159,7 @@ export const launchRanks = (
     try: async () => {
       const child = new Deno.Command("mpirun", {
         args: mpirunArgs(ranks, args),
+        env: rankEnvironment(),
         stdin: "inherit",
         stdout: "inherit",
         stderr: "piped",
