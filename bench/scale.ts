@@ -144,7 +144,7 @@ export const vitBase = () =>
     multiLabelLoss: m.asymmetricLoss({ weight: 1 }),
   });
 
-const LATENCY = 5e-6, FLOPS = 100e12, VIT_BATCH = 1, RANKS = [8, 64, 512];
+const LATENCY = 5e-6, FLOPS = 100e12, VIT_BATCHES = [1, 8], RANKS = [8, 64, 512];
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const ms = (s: number) => `${(1000 * s).toFixed(s < 0.01 ? 2 : 1)} ms`;
@@ -173,19 +173,12 @@ export const main = async (_args: string[]) => {
     const bandwidth = (2 * (2 - 1) / 2) * 64 * 2 ** 20 / (alone.bare64MiBMs / 1000);
     const vit = describeModel(vitBase(), [512, 512]).components.find((c) => c.component === "total")!;
     const perRank = [
-      {
-        name:
-          "quickstart (MobileNetV2 + RankSeg, 176×240, per-rank batch 4, measured here: 1 rank × 1 thread)",
-        bytes: alone.bytes,
-        compute: base.stepSeconds,
-      },
-      {
-        name: `RankSeg + Segmenter ViT-B/16, 512×512, K = 150, per-rank batch ${VIT_BATCH} (${
-          (vit.params / 1e6).toFixed(1)
-        } M parameters, ${vit.gflops.toFixed(0)} GFLOPs forward per image; compute assumed)`,
+      { name: "quickstart, batch 4 per rank", bytes: alone.bytes, compute: base.stepSeconds },
+      ...VIT_BATCHES.map((b) => ({
+        name: `ViT-B RankSeg, batch ${b} per rank`,
         bytes: 4 * vit.params,
-        compute: 3 * vit.gflops * 1e9 * VIT_BATCH / FLOPS,
-      },
+        compute: 3 * vit.gflops * 1e9 * b / FLOPS,
+      })),
     ];
     const projection = perRank.flatMap((p) =>
       RANKS.map((n) => {
@@ -279,11 +272,20 @@ export const main = async (_args: string[]) => {
         LATENCY * 1e6
       } µs per step; ` +
       "the per-rank compute time constant in N (weak scaling: per-rank batch fixed); no stragglers, no data " +
-      "loading stalls. The quickstart's compute time is its measured 1-rank × 1-thread step on this CPU. " +
-      `ViT-B's is assumed: 3 × the forward FLOPs (forward + backward) per image at ${
+      "loading stalls. The quickstart (MobileNetV2 + RankSeg at 176×240, " +
+      `${
+        (alone.bytes / 4 / 1e6).toFixed(2)
+      } M parameters) computes for its measured 1-rank × 1-thread step on ` +
+      "this CPU (inflated by the machine's load). RankSeg + Segmenter ViT-B/16 at 512×512 with ADE20K's 150 " +
+      `classes (mask-transformer ψ of 2 layers, ξ, top-25; ${(vit.params / 1e6).toFixed(1)} M parameters, ${
+        vit.gflops.toFixed(0)
+      } GFLOPs forward per image, describeModel) computes for an assumed 3 × its forward FLOPs (forward + ` +
+      `backward) per image at ${
         FLOPS / 1e12
-      } TFLOP/s sustained (e.g. an A100's 312 TFLOP/s bf16 peak at 32 % utilization), per-rank batch ${VIT_BATCH} ` +
-      "(the papers' global batch of 8 spread over 8 GPUs). Efficiency = compute / (compute + all-reduce); " +
+      } TFLOP/s sustained (e.g. an A100's 312 TFLOP/s bf16 peak at 32 % ` +
+      "utilization), at per-rank batch 1 (the papers' global batch of 8 over 8 GPUs) and 8. Gradients are " +
+      "all-reduced in float32, as kappa does (bf16 would halve the bytes). " +
+      "Efficiency = compute / (compute + all-reduce); " +
       "with the all-reduce overlapped with the backward pass (buckets sent as their gradients are ready, " +
       "which kappa does not do) the bound would be compute / max(compute, all-reduce).",
       "",
