@@ -37,6 +37,8 @@ export const BOUNDS = {
   top: { min: 1, max: 100_000 },
   /** Seeds of an experiment grid (`bench … --seeds`). */
   seeds: { min: 1, max: 100 },
+  /** Slurm array tasks running at once (`grid … --slurm --max-parallel N`). */
+  parallel: { min: 1, max: 100_000 },
   /** Repetitions of a measurement (`bench … --runs`, `--rounds`, `--batches`, `--steps` of a timing). */
   repeats: { min: 1, max: 100_000 },
   /** Unmeasured repetitions before a measurement (`bench profile --warmup`). */

@@ -38,6 +38,8 @@ export interface SuitePositional {
   readonly name: string;
   readonly required: boolean;
   readonly choices?: readonly string[];
+  /** The last positional may take every remaining argument (`<experiment...>`). */
+  readonly variadic?: boolean;
   readonly description: string;
 }
 
@@ -106,12 +108,15 @@ export const usageText = (program: Program, suite: string, u: SuiteUsage): strin
   const flags = Object.entries(u.flags ?? {});
   const shape = ([name, f]: [string, SuiteFlag]) =>
     f.form === "switch" ? `--${name}` : `--${name}${f.form === "equals" ? "=" : " "}${f.metavar ?? "V"}`;
+  const dots = (p: SuitePositional) => (p.variadic ? "..." : "");
   const synopsis = [
-    ...(u.positionals ?? []).map((p) => (p.required ? `<${p.name}>` : `[${p.choices?.join("|") ?? p.name}]`)),
+    ...(u.positionals ?? []).map((p) =>
+      p.required ? `<${p.name}${dots(p)}>` : `[${p.choices?.join("|") ?? p.name}${dots(p)}]`
+    ),
     ...flags.map((f) => `[${shape(f)}]`),
   ];
   const rows = [
-    ...(u.positionals ?? []).map((p) => [p.choices?.join("|") ?? `<${p.name}>`, p.description]),
+    ...(u.positionals ?? []).map((p) => [p.choices?.join("|") ?? `<${p.name}${dots(p)}>`, p.description]),
     ...flags.map((f) => [shape(f), f[1].description]),
   ];
   const width = Math.max(0, ...rows.map(([left]) => left.length)) + 2;
@@ -174,7 +179,7 @@ export const parseSuiteArgs = (
     if (problem) return invalid(program, suite, problem);
   }
   const expected = u.positionals ?? [];
-  if (positionals.length > expected.length) {
+  if (positionals.length > expected.length && !expected.at(-1)?.variadic) {
     const extra = positionals.slice(expected.length);
     return invalid(
       program,
@@ -191,11 +196,27 @@ export const parseSuiteArgs = (
     if (p.choices && !p.choices.includes(given)) {
       return invalid(program, suite, `<${p.name}> ${given}: expected one of ${p.choices.join(", ")}`);
     }
-    const why = p.choices ? undefined : badPath(given);
-    if (why) return invalid(program, suite, `<${p.name}> ${given}: ${why}`);
+    for (const value of p.variadic ? positionals.slice(i) : [given]) {
+      const why = p.choices ? undefined : badPath(value);
+      if (why) return invalid(program, suite, `<${p.name}> ${value}: ${why}`);
+    }
   }
   const rule = u.check?.(positionals);
   return rule ? invalid(program, suite, rule) : { _tag: "Run" };
+};
+
+/**
+ * The positional arguments of `args` (checked by `parseSuiteArgs`): what is neither a flag nor a `--name V`
+ * flag's value.
+ */
+export const positionalArgs = (u: SuiteUsage, args: readonly string[]): string[] => {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith("-") || a === "-") out.push(a);
+    else if (!a.includes("=") && u.flags?.[a.replace(/^--?/, "")]?.form === "space") i++;
+  }
+  return out;
 };
 
 /**

@@ -11,7 +11,8 @@
  * part and keeps the others (the from-scratch part is the control of the pretrained one).
  *
  * Resumable: a run whose folder already holds its eval record is skipped; an interrupted run resumes
- * from its checkpoint.
+ * from its checkpoint. `--slurm` submits the runs as a Slurm job array and this report as a job after it
+ * (grids/slurm/).
  */
 import { Effect } from "effect";
 import { existsSync, readdirSync } from "node:fs";
@@ -24,11 +25,20 @@ import {
   type MajorityBaseline,
   majorityBaseline,
   readEvalRecord,
-  withOverrides,
 } from "../mod.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
-import { type CurvePoint, finishedRun, gridFlags, learningCurve } from "./grid_runs.ts";
+import {
+  type CurvePoint,
+  finishedRun,
+  gridFlags,
+  type GridRun,
+  learningCurve,
+  seedRun,
+  specRun,
+} from "./grid_runs.ts";
+import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
 import { mean, std } from "../figures/stats.ts";
 
@@ -111,9 +121,9 @@ export interface RunResult {
 /** The learning-curve specs beside a grid's rows (`curve-<dataset>.ts`): not rows. */
 const isRowSpec = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
 
-const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
+const runOne = (run: GridRun, reportOnly: boolean) =>
   Effect.gen(function* () {
-    const record = yield* finishedRun(e, dir, reportOnly);
+    const record = yield* finishedRun(run, reportOnly);
     return record === undefined ? undefined : yield* readRunResult(record);
   });
 
@@ -126,7 +136,6 @@ export const readRunResult = (file: string) =>
   );
 
 export const main = async (args: string[]) => {
-  void args;
   const grid = GRIDS[flag("grid") ?? "scratch"];
   if (grid === undefined) {
     console.error(`grid ablation: --grid ${flag("grid")}: expected ${Object.keys(GRIDS).join(" or ")}`);
@@ -139,26 +148,33 @@ export const main = async (args: string[]) => {
     return [i < 0 ? dataset : String(i).padStart(4, "0"), order(rest.join("-"))] as const;
   };
   // The learning curves first (`curve-<dataset>.ts`, one seed): the sections quote them.
+  const curves: GridRun[] = [];
   for (const file of readdirSync(grid.specs).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
-    const e = await Effect.runPromise(loadExperiment(join(grid.specs, file)));
-    await Effect.runPromise(runOne(e, join(grid.runs, file.replace(/\.ts$/, "")), reportOnly));
+    const spec = join(grid.specs, file);
+    curves.push(specRun(grid.runs, spec, await Effect.runPromise(loadExperiment(spec))));
   }
   const files = readdirSync(grid.specs).filter((f) => isRowSpec(f) && only.test(f))
     .sort((a, b) => {
       const [[da, ra], [db, rb]] = [rank(a), rank(b)];
       return da === db ? ra - rb : da < db ? -1 : 1;
     });
-  const rows: { dataset: string; row: string; file: string; e: Experiment; runs: RunResult[] }[] = [];
+  const planned: { file: string; path: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(grid.specs, file);
     const base = await Effect.runPromise(loadExperiment(path));
+    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(grid.runs, path, base, steps, seed));
+    planned.push({ file, path, base, runs });
+  }
+  if (slurmRequested()) {
+    return await submitGrid("ablation", args, grid.runs, [...curves, ...planned.flatMap((p) => p.runs)]);
+  }
+  for (const run of curves) await Effect.runPromise(runOne(run, reportOnly));
+  const rows: { dataset: string; row: string; file: string; e: Experiment; runs: RunResult[] }[] = [];
+  for (const { file, path, base, runs: seedRuns } of planned) {
     const runs: RunResult[] = [];
-    for (let seed = 0; seed < seeds; seed++) {
-      const e = withOverrides(base, steps, seed);
-      // A step override is another experiment: its runs get folders of their own.
-      const dir = join(grid.runs, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      const run = await Effect.runPromise(runOne(e, dir, reportOnly));
-      if (run) runs.push(run);
+    for (const run of seedRuns) {
+      const result = await Effect.runPromise(runOne(run, reportOnly));
+      if (result) runs.push(result);
     }
     const [dataset, ...rest] = file.replace(/\.ts$/, "").split("-");
     rows.push({ dataset, row: rest.join("-"), file: path, e: base, runs });

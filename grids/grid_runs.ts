@@ -1,12 +1,13 @@
 /**
- * What every experiment grid (RankSeg ablation, LarvSeg, panoptic) does with one of its runs: train it
- * into its folder unless its evaluation record is there (resuming from its checkpoints when a sitting
- * was interrupted), then read the record. Grids resume across sittings this way.
+ * What every experiment grid (RankSeg ablation, LarvSeg, panoptic, the generic one) does with one of its
+ * runs: list it (spec, overrides, folder), train it into its folder unless its evaluation record is there
+ * (resuming from its checkpoints when a sitting was interrupted), then read the record. Grids resume
+ * across sittings this way, here or as Slurm array tasks.
  */
 import { Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { type Experiment, train } from "../mod.ts";
+import { basename, extname, join } from "node:path";
+import { type Experiment, loadExperiment, train, withOverrides } from "../mod.ts";
 import { flag } from "../figures/flags.ts";
 
 /**
@@ -21,11 +22,60 @@ export const gridFlags = () => ({
 });
 
 /**
+ * One run of a grid: the spec file it trains, the grid's overrides of that spec, its folder, and its
+ * evaluation record (`<dir>/eval-<test split>.json`, there once the run has finished). A grid lists its
+ * runs as these before training any, so that the same list can be trained here or submitted to Slurm
+ * (grids/slurm/).
+ */
+export interface GridRun {
+  readonly spec: string;
+  readonly steps?: number;
+  readonly seed?: number;
+  readonly dir: string;
+  readonly record: string;
+}
+
+const recordIn = (dir: string, e: Experiment) => join(dir, `eval-${e.data.dataset.testSplit}.json`);
+
+/**
+ * A row's run for one seed, in `<runs>/<name>[-<steps>steps]-s<seed>` (`name`: the experiment's, unless
+ * given): a step override is another experiment, so its runs get folders of their own.
+ */
+export const seedRun = (
+  runs: string,
+  spec: string,
+  base: Experiment,
+  steps: number | undefined,
+  seed: number,
+  name: string = base.name,
+): GridRun => {
+  const dir = join(runs, `${name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
+  return { spec, ...(steps === undefined ? {} : { steps }), seed, dir, record: recordIn(dir, base) };
+};
+
+/** A run of a spec as written, without overrides (a learning curve), in `<runs>/<the file's stem>`. */
+export const specRun = (runs: string, spec: string, e: Experiment): GridRun => {
+  const dir = join(runs, basename(spec, extname(spec)));
+  return { spec, dir, record: recordIn(dir, e) };
+};
+
+/** The experiment a run trains: its spec file with the grid's overrides. */
+export const runExperiment = (run: GridRun) =>
+  Effect.map(loadExperiment(run.spec), (e) => withOverrides(e, run.steps, run.seed));
+
+/** How a grid's runs train: threads, Workers, and where their progress lines go (default: nowhere). */
+export interface RunOptions {
+  readonly threads?: number;
+  readonly workers?: number;
+  readonly print?: (line: string) => void;
+}
+
+/**
  * `--threads T` (intra-op threads per run) and `--workers W` (data-loading Workers), so that two grid
  * processes can share a machine (e.g. one per dataset at one thread each); a resumed run must keep its
  * thread count to stay bitwise the same.
  */
-const runOptions = () => {
+export const runOptions = (): RunOptions => {
   const threads = flag("threads"), workers = flag("workers");
   return {
     ...(threads === undefined ? {} : { threads: Number(threads) }),
@@ -34,19 +84,21 @@ const runOptions = () => {
 };
 
 /**
- * The run's evaluation record file, after training the run when it has none; undefined when it has none
- * and `reportOnly` says not to train.
+ * The run's evaluation record file, after training the run when it has none (resuming from its
+ * checkpoints when an earlier sitting was interrupted); undefined when it has none and `reportOnly`
+ * says not to train. The line saying which it does goes to stderr, or to `options.print` with train's
+ * progress lines.
  */
-export const finishedRun = (e: Experiment, dir: string, reportOnly: boolean) =>
+export const finishedRun = (run: GridRun, reportOnly: boolean, options: RunOptions = runOptions()) =>
   Effect.gen(function* () {
-    const record = join(dir, `eval-${e.data.dataset.testSplit}.json`);
-    if (!existsSync(record)) {
+    if (!existsSync(run.record)) {
       if (reportOnly) return undefined;
-      const resume = existsSync(join(dir, "checkpoints"));
-      console.error(`${resume ? "resuming" : "training"} ${dir}`);
-      yield* train(e, { out: dir, resume, print: () => {}, ...runOptions() });
+      const e = yield* runExperiment(run);
+      const resume = existsSync(join(run.dir, "checkpoints"));
+      (options.print ?? console.error)(`${resume ? "resuming" : "training"} ${run.dir}`);
+      yield* train(e, { out: run.dir, resume, print: () => {}, ...options });
     }
-    return record;
+    return run.record;
   });
 
 /**

@@ -9,7 +9,8 @@
  * validated every 150 steps), which the sections quote.
  *
  * Resumable like the ablation runner (its machinery: a run whose folder holds its eval record is
- * skipped, an interrupted one resumes from its checkpoint); `--report-only` trains nothing.
+ * skipped, an interrupted one resumes from its checkpoint); `--report-only` trains nothing; `--slurm`
+ * submits the runs as a Slurm job array and this report as a job after it (grids/slurm/).
  */
 import { Effect } from "effect";
 import { readdirSync } from "node:fs";
@@ -21,11 +22,20 @@ import {
   loadExperiment,
   readEvalRecord,
   type TrainConfig,
-  withOverrides,
 } from "../mod.ts";
 import { barChart } from "./bar_chart.ts";
 import { formatGenerated, recordSection, table } from "../figures/markdown.ts";
-import { type CurvePoint, finishedRun, gridFlags, learningCurve } from "./grid_runs.ts";
+import {
+  type CurvePoint,
+  finishedRun,
+  gridFlags,
+  type GridRun,
+  learningCurve,
+  seedRun,
+  specRun,
+} from "./grid_runs.ts";
+import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { submitGrid } from "./slurm/submit.ts";
 import { mean, std } from "../figures/stats.ts";
 
 const SPECS = "experiments/larvseg";
@@ -79,22 +89,23 @@ export const readLarvSegRun = (file: string) =>
     })),
   );
 
-const runOne = (e: Experiment, dir: string, reportOnly: boolean) =>
+const runOne = (run: GridRun, reportOnly: boolean) =>
   Effect.gen(function* () {
-    const record = yield* finishedRun(e, dir, reportOnly);
+    const record = yield* finishedRun(run, reportOnly);
     return record === undefined ? undefined : yield* readLarvSegRun(record);
   });
 
-export const main = async (_args: string[]) => {
+export const main = async (args: string[]) => {
   const { seeds, steps, only, reportOnly } = gridFlags();
   const split = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return { dataset, row: rest.join("-") };
   };
   // The budget probes first (`curve-<dataset>.ts`, one seed): the sections quote them.
+  const curves: GridRun[] = [];
   for (const file of readdirSync(SPECS).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
-    const e = await Effect.runPromise(loadExperiment(join(SPECS, file)));
-    await Effect.runPromise(finishedRun(e, join(RUNS, file.replace(/\.ts$/, "")), reportOnly));
+    const spec = join(SPECS, file);
+    curves.push(specRun(RUNS, spec, await Effect.runPromise(loadExperiment(spec))));
   }
   const isRow = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
   const files = readdirSync(SPECS).filter((f) => isRow(f) && only.test(f))
@@ -106,16 +117,23 @@ export const main = async (_args: string[]) => {
         ? -1
         : 1;
     });
-  const rows: LarvSegRow[] = [];
+  const planned: { file: string; path: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(SPECS, file);
     const base = await Effect.runPromise(loadExperiment(path));
+    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, path, base, steps, seed));
+    planned.push({ file, path, base, runs });
+  }
+  if (slurmRequested()) {
+    return await submitGrid("larvseg", args, RUNS, [...curves, ...planned.flatMap((p) => p.runs)]);
+  }
+  for (const run of curves) await Effect.runPromise(finishedRun(run, reportOnly));
+  const rows: LarvSegRow[] = [];
+  for (const { file, path, base, runs: seedRuns } of planned) {
     const runs: LarvSegRun[] = [];
-    for (let seed = 0; seed < seeds; seed++) {
-      const e = withOverrides(base, steps, seed);
-      const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      const run = await Effect.runPromise(runOne(e, dir, reportOnly));
-      if (run) runs.push(run);
+    for (const run of seedRuns) {
+      const result = await Effect.runPromise(runOne(run, reportOnly));
+      if (result) runs.push(result);
     }
     rows.push({ ...split(file), file: path, e: base, runs });
   }

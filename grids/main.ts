@@ -5,7 +5,17 @@
  * nothing; a bad flag is one line; Ctrl-C during a run's training ends with one line (status 130) after
  * the run wrote its checkpoint (figures/command_line.ts). The timings are `deno task bench`.
  */
-import { BOUNDS, dispatch, int, type Suite, type SuiteFlag } from "../figures/command_line.ts";
+import {
+  BOUNDS,
+  dispatch,
+  int,
+  positionalArgs,
+  type Suite,
+  type SuiteFlag,
+  type SuiteUsage,
+} from "../figures/command_line.ts";
+import { SLURM_FLAGS, slurmFlagsProblem, slurmRequested } from "./slurm/slurm_flags.ts";
+import { requireSbatch, SlurmError } from "./slurm/slurm_commands.ts";
 
 /** The flags every experiment grid shares (grids/grid_runs.ts reads them as `--name value`). */
 const gridFlags = (what: string): Record<string, SuiteFlag> => ({
@@ -38,7 +48,46 @@ const gridFlags = (what: string): Record<string, SuiteFlag> => ({
     value: int(BOUNDS.workers),
     description: "data-loading Workers of each run",
   },
+  ...SLURM_FLAGS,
 });
+
+/**
+ * A grid's run that first checks its Slurm flags: a Slurm flag without `--slurm`, or `--slurm` without
+ * sbatch on PATH, is one line before any spec loads.
+ */
+const submittable = (run: (args: string[]) => Promise<unknown>) => async (args: string[]) => {
+  const problem = slurmFlagsProblem(args);
+  if (problem) throw new SlurmError({ reason: problem });
+  if (slurmRequested(args)) requireSbatch();
+  return await run(args);
+};
+
+const runsUsage: SuiteUsage = {
+  summary: "The generic grid: every experiment file × seeds 0…N−1, trained into runs/grid-<name>/ " +
+    "(resumable), then a RESULTS-style table of the headline metric (mIoU, or PQ) mean ± std per experiment " +
+    "into --report FILE (its `# Grid <name>` part, with a chart beside it) or stdout.",
+  positionals: [{
+    name: "experiment",
+    required: true,
+    variadic: true,
+    description: "experiment files (.ts or .json), folders (the files directly in them) or quoted globs",
+  }],
+  flags: {
+    name: {
+      form: "space",
+      metavar: "NAME",
+      value: { _tag: "Text" },
+      description: "the grid's name: runs/grid-<NAME> (default: the first argument's name)",
+    },
+    report: {
+      form: "space",
+      metavar: "FILE",
+      value: { _tag: "Path" },
+      description: "write the table as the `# Grid <name>` part of FILE (default: print it)",
+    },
+    ...gridFlags("experiment"),
+  },
+};
 
 export const GRIDS: Record<string, Suite> = {
   ablation: {
@@ -55,7 +104,7 @@ export const GRIDS: Record<string, Suite> = {
       },
       ...gridFlags("grid's"),
     },
-    run: async (args) => (await import("./ablation.ts")).main(args),
+    run: submittable(async (args) => (await import("./ablation.ts")).main(args)),
   },
   larvseg: {
     title: "the LarvSeg grid (RESULTS.md)",
@@ -63,7 +112,7 @@ export const GRIDS: Record<string, Suite> = {
       "Trains and evaluates the LarvSeg grid (experiments/larvseg, every seed, its budget probes first; " +
       'resumable) and writes RESULTS.md\'s "LarvSeg at CPU scale" section.',
     flags: gridFlags("grid's"),
-    run: async (args) => (await import("./larvseg.ts")).main(args),
+    run: submittable(async (args) => (await import("./larvseg.ts")).main(args)),
   },
   panoptic: {
     title: "the ReMaX grid on coco133 (RESULTS.md); step; diagnose <run-dir>",
@@ -95,12 +144,50 @@ export const GRIDS: Record<string, Suite> = {
       },
     },
     check: (p) =>
-      p[0] === "diagnose" && p.length < 2
+      p[0] !== undefined && slurmRequested()
+        ? `--slurm submits the grid; ${p[0]} runs here: leave out --slurm`
+        : p[0] === "diagnose" && p.length < 2
         ? "diagnose needs a run folder: panoptic diagnose <run-dir>"
         : p[0] !== "diagnose" && p.length > 1
         ? `unexpected argument ${JSON.stringify(p[1])}`
         : undefined,
-    run: async (args) => (await import("./panoptic.ts")).main(args),
+    run: submittable(async (args) => (await import("./panoptic.ts")).main(args)),
+  },
+  runs: {
+    title: "the generic grid: any experiment files × seeds, a table of their headline metric",
+    ...runsUsage,
+    run: submittable(async (args) =>
+      (await import("./experiments_grid.ts")).main(positionalArgs(runsUsage, args), args)
+    ),
+  },
+  status: {
+    title: "the runs of a submitted grid: finished, running (step), failed (why), pending",
+    summary: "Lists the runs of a grid submitted to Slurm (its newest submission): finished (headline " +
+      "metric), running (step, from metrics.jsonl), failed (the last line of its log), pending (queued, or " +
+      "not submitted), with the Slurm job/task of each.",
+    positionals: [{
+      name: "grid",
+      required: true,
+      description: "a manifest.json, a grid's runs folder, or a grid's name (ablation, " +
+        "ablation-pretrained, larvseg, panoptic, or a generic grid's <name>)",
+    }],
+    run: async (args) => (await import("./slurm/status.ts")).printStatus(args[0]),
+  },
+  task: {
+    title: "one run of a submitted grid (what each Slurm array task runs)",
+    summary: "Trains run tasks[i] of a submitted grid's manifest with resume semantics (nothing to do when " +
+      "it has finished, resumed from its checkpoint when it has one); its log is " +
+      "<run folder>/slurm-<job>_<task>.log. The array script of a Slurm submission runs it; a user need not.",
+    positionals: [
+      { name: "manifest", required: true, description: "the submission's manifest.json" },
+      { name: "task", required: true, description: "the array task index" },
+    ],
+    check: (p) =>
+      p.length === 2 && !/^\d+$/.test(p[1]) ? `<task> ${p[1]}: expected an index (0, 1, …)` : undefined,
+    run: async (args) => {
+      const code = await (await import("./slurm/task.ts")).runTask(args[0], Number(args[1]));
+      if (code !== 0) Deno.exit(code);
+    },
   },
 };
 

@@ -5,7 +5,8 @@
  * RESULTS.md (PQ / PQ_th / PQ_st / mIoU mean ± std, training step time, inference time, the papers'
  * claims beside ours, findings against the seed spread, the trivial predictor) and
  * results/panoptic-coco133.svg. Resumable: a run with its eval record is skipped, an interrupted one
- * resumes from its checkpoint. Budget: 5 rows × 3 seeds ≈ 40 minutes of the idle 2-core machine as two
+ * resumes from its checkpoint; `--slurm` submits the runs as a Slurm job array and this report as a job
+ * after it (grids/slurm/). Budget: 5 rows × 3 seeds ≈ 40 minutes of the idle 2-core machine as two
  * `--threads 1` processes (grid.ts, STEPS, has the measurement).
  *
  * `deno task grid panoptic step`: one training step split into its stages (cost graph, Hungarian matching
@@ -38,7 +39,6 @@ import {
   trivialPanopticQuality,
   type Value,
   value,
-  withOverrides,
 } from "../mod.ts";
 import { type HostStage, matchingStage, panopticTargets, stackTargets } from "../profiling.ts";
 import { barChart } from "./bar_chart.ts";
@@ -50,7 +50,9 @@ import {
   rowLabel,
   ROWS,
 } from "./panoptic_findings.ts";
-import { finishedRun, gridFlags } from "./grid_runs.ts";
+import { finishedRun, gridFlags, type GridRun, seedRun } from "./grid_runs.ts";
+import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
 import { mean, std, summarize } from "../figures/stats.ts";
 
@@ -143,21 +145,26 @@ const stepMs = async (experiments: readonly Experiment[]): Promise<number[]> => 
   return rounds.map((r) => summarize(r).median);
 };
 
-const grid = async () => {
+const grid = async (args: string[]) => {
   const { seeds, steps, only, reportOnly } = gridFlags();
   const files = readdirSync(SPECS).filter((f) => /^coco133-.*\.ts$/.test(f) && only.test(f))
     .sort((a, b) => ORDER.indexOf(a.slice(8, -3)) - ORDER.indexOf(b.slice(8, -3)));
-  const measured: Omit<RowResult, "inference" | "stepMs">[] = [];
+  const planned: { file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
-    const base = await Effect.runPromise(loadExperiment(join(SPECS, file)));
+    const path = join(SPECS, file);
+    const base = await Effect.runPromise(loadExperiment(path));
+    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, path, base, steps, seed));
+    planned.push({ file, base, runs });
+  }
+  if (slurmRequested()) return await submitGrid("panoptic", args, RUNS, planned.flatMap((p) => p.runs));
+  const measured: Omit<RowResult, "inference" | "stepMs">[] = [];
+  for (const { file, base, runs: seedRuns } of planned) {
     const runs: RunResult[] = [];
     let seed0: string | undefined;
-    for (let seed = 0; seed < seeds; seed++) {
-      const e = withOverrides(base, steps, seed);
-      const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      if (await Effect.runPromise(finishedRun(e, dir, reportOnly)) === undefined) continue;
-      runs.push(readRun(dir, e.data.dataset.testSplit, e.train.batchSize));
-      if (seed === 0) seed0 = dir;
+    for (const run of seedRuns) {
+      if (await Effect.runPromise(finishedRun(run, reportOnly)) === undefined) continue;
+      runs.push(readRun(run.dir, base.data.dataset.testSplit, base.train.batchSize));
+      if (run.seed === 0) seed0 = run.dir;
     }
     measured.push({ row: file.slice(8, -3), e: base, runs, seed0 });
   }
@@ -404,5 +411,5 @@ const diagnostics = async (dir: string, batches: number, checkpoint?: string) =>
 export const main = async (args: string[]) => {
   if (args[0] === "step") return await step();
   if (args[0] === "diagnose") return await diagnose(args.slice(1));
-  return await grid();
+  return await grid(args);
 };

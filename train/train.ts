@@ -86,7 +86,7 @@ export class NonFiniteLoss extends Data.TaggedError("NonFiniteLoss")<{
   }
 }
 
-/** Training stopped on request (Ctrl-C or `stopAfter`) after writing a checkpoint. */
+/** Training stopped on request (Ctrl-C, SIGTERM or `stopAfter`) after writing a checkpoint. */
 export class Stopped
   extends Data.TaggedError("Stopped")<{ readonly step: number; readonly checkpoint: string }> {
   override get message(): string {
@@ -160,7 +160,7 @@ interface Run {
     string,
     { readonly data: Float32Array; readonly shape: readonly number[] }
   >;
-  /** Aborted by Ctrl-C: the step in progress finishes, a checkpoint is written, training stops. */
+  /** Aborted by Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written, training stops. */
   readonly interrupt: AbortController;
   readonly processStart: number;
   /** The ranks of a data-parallel run (absent: one process). */
@@ -301,11 +301,13 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
       // A declared variable the plan does not need (e.g. ξ's class embeddings) is not part of it.
       if (ex.state.has(name)) ex.state.set(name, v);
     }
+    // Ctrl-C, or SIGTERM (what Slurm sends on scancel and at a time limit, before its SIGKILL).
     const interrupt = new AbortController();
     const onSignal = () => interrupt.abort();
+    const signals = ["SIGINT", "SIGTERM"] as const;
     yield* Effect.acquireRelease(
-      Effect.sync(() => Deno.addSignalListener("SIGINT", onSignal)),
-      () => Effect.sync(() => Deno.removeSignalListener("SIGINT", onSignal)),
+      Effect.sync(() => signals.forEach((s) => Deno.addSignalListener(s, onSignal))),
+      () => Effect.sync(() => signals.forEach((s) => Deno.removeSignalListener(s, onSignal))),
     );
     return {
       e,
