@@ -157,13 +157,27 @@ export const launchRanks = (
 ): Effect.Effect<number, LauncherUnavailable> =>
   Effect.tryPromise({
     try: async () => {
-      const child = new Deno.Command("mpirun", {
-        args: mpirunArgs(ranks, args),
+      if (!onPath("mpirun")) throw new Deno.errors.NotFound("mpirun");
+      // mpirun in a session of its own (setsid), so that Ctrl-C reaches this process only: mpirun's own
+      // answer to SIGINT — SIGTERM to the ranks, SIGKILL 1 s later — would kill them mid-step. This
+      // process passes SIGTERM to the ranks instead: they stop together after the step in progress (the
+      // stop flag rides with the gradients), rank 0 writes a checkpoint, and the job ends. A second
+      // Ctrl-C ends mpirun's job at once.
+      const own = onPath("setsid");
+      const child = new Deno.Command(own ? "setsid" : "mpirun", {
+        args: [...(own ? ["mpirun"] : []), ...mpirunArgs(ranks, args)],
         env: rankEnvironment(),
         stdin: "inherit",
         stdout: "inherit",
         stderr: "piped",
       }).spawn();
+      let signals = 0;
+      const stop = () => {
+        signals++;
+        if (signals === 1) { for (const pid of childrenOf(child.pid)) signal(pid, "SIGTERM"); }
+        else signal(child.pid, "SIGTERM");
+      };
+      for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, stop);
       let dead: string | undefined, pending = "";
       const decoder = new TextDecoder(), encoder = new TextEncoder();
       const filter = mpirunOutputFilter();
@@ -179,8 +193,10 @@ export const launchRanks = (
       }
       await pass([...(pending ? [pending] : []), ...filter.flush()]);
       const status = await child.status;
+      for (const s of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(s, stop);
       if (dead) console.error(`train: ${dead}; the job stopped; continue the run with --resume`);
-      return status.code;
+      // Stopped on request: the status a stopped train has (mpirun reports 1 for ranks that exited 130).
+      return signals > 0 && !dead ? 130 : status.code;
     },
     catch: (e) =>
       new LauncherUnavailable({
@@ -190,6 +206,29 @@ export const launchRanks = (
           : `train: --ranks ${ranks}: cannot run mpirun: ${String(e).split("\n")[0]}`,
       }),
   });
+
+/** Whether an executable `name` is on PATH. */
+const onPath = (name: string): boolean =>
+  (Deno.env.get("PATH") ?? "").split(":").some((dir) => dir !== "" && existsSync(`${dir}/${name}`));
+
+/** The processes whose parent is `pid` (mpirun's ranks on this machine), from /proc. */
+const childrenOf = (pid: number): number[] =>
+  readdirSync("/proc").filter((e) => /^\d+$/.test(e)).flatMap((e) => {
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid ? [Number(e)] : [];
+    } catch {
+      return [];
+    }
+  });
+
+const signal = (pid: number, s: Deno.Signal) => {
+  try {
+    Deno.kill(pid, s);
+  } catch {
+    // already gone
+  }
+};
 
 /** Failures that every rank of a run meets at the same point: said once, by rank 0. */
 const AGREED = new Set(["Stopped", "NonFiniteLoss", "RankCountMismatch", "DataParallelUnsupported"]);
@@ -204,7 +243,7 @@ export const agreedFailure = (e: unknown): boolean =>
  * alone; for one rank of several, by the rule in the module doc.
  */
 export const rankLines = (failure: unknown, lines: readonly string[]): readonly string[] => {
-  if (failure instanceof PeerRanksFailed) return [];
+  if (failure instanceof PeerRanksFailed || failure instanceof Said) return [];
   if (failure instanceof RankFailure) {
     const own = errorLines(failure.error);
     if (failure.failed.length === failure.size) return failure.rank === 0 ? own : [];
@@ -213,6 +252,23 @@ export const rankLines = (failure: unknown, lines: readonly string[]): readonly 
   const launch = detectLaunch();
   if (launch instanceof LaunchError) return launch.rank === 0 ? lines : [];
   return launch && launch.size > 1 && launch.rank !== 0 ? [] : lines;
+};
+
+/** A failure whose lines were printed already; the process exits with `code`. */
+export class Said extends Data.TaggedError("Said")<{ readonly code: number; readonly failure: unknown }> {
+  override get message(): string {
+    return errorLines(this.failure).join("; ");
+  }
+}
+
+/** Exit status of a failure: 130 for a run stopped on request (Ctrl-C, SIGTERM), 1 otherwise. */
+export const exitCode = (failure: unknown): number =>
+  ["Stopped", "PredictionStopped"].includes((failure as { _tag?: string })?._tag ?? "") ? 130 : 1;
+
+/** Prints a rank's lines for `failure` (the rule in the module doc) and returns it as `Said`. */
+export const sayNow = (failure: unknown): Said => {
+  for (const line of rankLines(failure, errorLines(failure))) console.error(line);
+  return new Said({ code: exitCode(failure), failure });
 };
 
 /** For a rank after setup: the lines of a failure its peers do not share, and the end of the job. */

@@ -20,6 +20,7 @@ import {
   defaultRankThreads,
   launchRanks,
   RankCountFlagMismatch,
+  sayNow,
 } from "./ranks.ts";
 
 export const runFlags = {
@@ -128,6 +129,9 @@ export const trainCommand = Command.make("train", {
               world.abort(1);
             });
           }),
+          // A failure all ranks share is said now: MPI_Finalize may not return when mpirun is ending the
+          // job (it stops the ranks on Ctrl-C with SIGTERM, then kills them).
+          Effect.catch((failure) => Effect.fail(sayNow(failure))),
         );
       }))
       : yield* train(e, options);

@@ -343,6 +343,64 @@ Deno.test({
 
 Deno.test({
   name: skippedName(
+    "mpi: Ctrl-C stops every rank after the same step with a checkpoint (exit 130, one line); --resume on 2 ranks = never stopping, bitwise",
+    noMpi,
+  ),
+  ignore: noMpi !== undefined,
+  fn: async () => {
+    const root = await tempDir("kappa-mpi-stop-");
+    try {
+      const spec = await writeSpec(root, rankSeg({ steps: 40, checkpointEvery: 2 }));
+      const straight = join(root, "straight"), stopped = join(root, "stopped");
+      ok(await train(spec, straight, { flags: ["--ranks", "2"] }), "2 ranks");
+      // As a terminal's Ctrl-C: SIGINT to the launcher's process group (setsid makes it one).
+      const args = [
+        "run",
+        "-A",
+        "cli/main.ts",
+        "train",
+        spec,
+        "--out",
+        stopped,
+        "--threads",
+        "1",
+        "--workers",
+        "0",
+      ];
+      const child = new Deno.Command("setsid", {
+        args: [Deno.execPath(), ...args, "--ranks", "2"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      while (!existsSync(join(stopped, "checkpoints", "step-000002.safetensors"))) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Deno.Command("kill", { args: ["-INT", "--", `-${child.pid}`] }).output();
+      const out = await child.output();
+      const said = lines(new TextDecoder().decode(out.stderr)).filter((l) => l.startsWith("stopped at step"));
+      assertEquals([out.code, said.length], [130, 1], new TextDecoder().decode(out.stderr));
+      const step = Number(/stopped at step (\d+)/.exec(said[0])![1]);
+      assert(
+        step < 40 &&
+          existsSync(join(stopped, "checkpoints", `step-${String(step).padStart(6, "0")}.safetensors`)),
+      );
+      assert(!existsSync(join(stopped, "train.lock")), "rank 0 released the lock");
+      ok(await train(spec, stopped, { flags: ["--ranks", "2", "--resume"] }), "resume on 2 ranks");
+      const strip = (dir: string) => trainLosses(dir).map(({ allReduceSeconds: _s, ...rest }) => rest);
+      assertEquals(strip(stopped), strip(straight));
+      const [a, b] = [await finalState(straight), await finalState(stopped)];
+      for (const name of Object.keys(a)) {
+        const [x, y] = [a[name].data as Float32Array, b[name].data as Float32Array];
+        assert(x.every((v, i) => Object.is(v, y[i])), `${name} differs`);
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: skippedName(
     "mpi: a missing MPI library, a batch that does not split over the ranks and a --ranks that is not the launcher's are one line each",
     noMpi,
   ),
