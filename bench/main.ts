@@ -174,7 +174,13 @@ export const SUITES: Record<string, Suite> = {
         form: "space",
         metavar: "S",
         value: int(BOUNDS.steps),
-        description: "training steps per configuration (default 60)",
+        description: "training steps per run (default 40)",
+      },
+      rounds: {
+        form: "space",
+        metavar: "R",
+        value: int(BOUNDS.repeats),
+        description: "runs per configuration, alternating the configurations (default 2)",
       },
       interconnect: {
         form: "space",
@@ -182,7 +188,7 @@ export const SUITES: Record<string, Suite> = {
         value: int({ min: 1, max: 10_000 }),
         description: "the projection's interconnect bandwidth per rank in GB/s (default 25)",
       },
-      quick: quick("20 steps each; BENCHMARKS.md is left unchanged"),
+      quick: quick("one round of 20 steps; BENCHMARKS.md is left unchanged"),
     },
     run: async (args) => (await import("./scale.ts")).main(args),
   },

@@ -1,6 +1,6 @@
 /**
- * `deno task bench scale [--steps S] [--interconnect GBPS] [--quick]`: data-parallel training of the
- * quickstart on this machine — images/s of 1 rank × 1 thread, 2 ranks × 1 thread (per-rank batch 4, the
+ * `deno task bench scale [--steps S] [--rounds R] [--interconnect GBPS] [--quick]`: data-parallel
+ * training of the quickstart on this machine — images/s of 1 rank × 1 thread, 2 ranks × 1 thread (per-rank batch 4, the
  * same work per rank), 1 rank × 2 threads, and 2 ranks at the quickstart's own global batch of 4 — with the
  * all-reduce's time and bytes per step and its share of the step; the gradient all-reduce alone (one
  * bucket, 4 MiB buckets, one call per parameter) and the bandwidth between two local ranks; and a
@@ -9,7 +9,8 @@
  * "Data-parallel training (MPI)" section (not with --quick).
  *
  * Every run is `train` as a user runs it (`--ranks 2` starts mpirun), S steps logged every 10, the first
- * 10 (sessions' first runs) left out; images/s counts the global batch.
+ * 10 (sessions' first runs) left out; images/s counts the global batch. R rounds alternate the
+ * configurations (the machine's load drifts); each row is the median of its rounds.
  */
 import { join } from "node:path";
 import quickstart from "../experiments/quickstart.ts";
@@ -39,6 +40,10 @@ const CONFIGS: readonly Config[] = [
 interface Measured {
   readonly config: Config;
   readonly imagesPerSecond: number;
+  /** The lowest and highest images/s of the rounds (one value with one round). */
+  readonly range: readonly [number, number];
+  /** The 1-minute load average when each round's run started. */
+  readonly loads: readonly number[];
   /** Seconds of a whole step (the global batch). */
   readonly stepSeconds: number;
   /** Per step: the all-reduce stages' seconds (waiting for the slower rank included) and bytes. */
@@ -47,6 +52,27 @@ interface Measured {
 }
 
 const deno = Deno.execPath();
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** One configuration's rounds as one row: median images/s and step time, mean all-reduce figures. */
+const combine = (rounds: readonly Measured[]): Measured => {
+  const ips = rounds.map((r) => r.imagesPerSecond);
+  const mean = (k: "allReduceSeconds" | "allReduceBytes") =>
+    rounds[0][k] === undefined ? undefined : rounds.reduce((a, r) => a + r[k]!, 0) / rounds.length;
+  return {
+    config: rounds[0].config,
+    imagesPerSecond: median(ips),
+    range: [Math.min(...ips), Math.max(...ips)],
+    loads: rounds.flatMap((r) => r.loads),
+    stepSeconds: median(rounds.map((r) => r.stepSeconds)),
+    allReduceSeconds: mean("allReduceSeconds"),
+    allReduceBytes: mean("allReduceBytes"),
+  };
+};
 
 /** Trains the quickstart as `c` says and reads its throughput from metrics.jsonl. */
 const measure = async (c: Config, steps: number, root: string): Promise<Measured> => {
@@ -75,6 +101,7 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
     "1",
     ...(c.ranks > 1 ? ["--ranks", String(c.ranks)] : []),
   ];
+  const load = Deno.loadavg()[0];
   const o = await new Deno.Command(deno, { args, stdout: "piped", stderr: "piped" }).output();
   if (!o.success) {
     throw new Error(`${c.name}: train failed: ${new TextDecoder().decode(o.stderr).slice(-1500)}`);
@@ -88,6 +115,8 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
   return {
     config: c,
     imagesPerSecond: images / seconds,
+    range: [images / seconds, images / seconds],
+    loads: [load],
     stepSeconds: seconds / (lines.length * LOG_EVERY),
     allReduceSeconds: mean("allReduceSeconds"),
     allReduceBytes: mean("allReduceBytes"),
@@ -151,7 +180,8 @@ const ms = (s: number) => `${(1000 * s).toFixed(s < 0.01 ? 2 : 1)} ms`;
 
 export const main = async (_args: string[]) => {
   const quick = Deno.args.includes("--quick");
-  const steps = Number(flag("steps") ?? (quick ? 20 : 60));
+  const steps = Number(flag("steps") ?? (quick ? 20 : 40));
+  const rounds = Number(flag("rounds") ?? (quick ? 1 : 2));
   const gbps = Number(flag("interconnect") ?? 25);
   const root = await Deno.makeTempDir({ prefix: "kappa-scale-" });
   const loadBefore = Deno.loadavg();
@@ -159,15 +189,22 @@ export const main = async (_args: string[]) => {
   try {
     const alone = await allReduceAlone();
     console.error(`all-reduce alone: ${JSON.stringify(alone)}`);
-    const measured: Measured[] = [];
-    for (const c of CONFIGS) {
-      measured.push(await measure(c, steps, root));
-      const r = measured.at(-1)!;
-      console.error(
-        `${c.name}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.stepSeconds.toFixed(3)} s/step` +
-          (r.allReduceSeconds === undefined ? "" : `, all-reduce ${ms(r.allReduceSeconds)}/step`),
-      );
+    // Rounds alternate the configurations, so that a change of the machine's load falls on all of them.
+    const runs: Measured[][] = CONFIGS.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, c] of CONFIGS.entries()) {
+        const r = await measure(c, steps, join(root, `round${round}`));
+        runs[i].push(r);
+        console.error(
+          `round ${round + 1}, ${c.name}: ${r.imagesPerSecond.toFixed(2)} images/s, ${
+            r.stepSeconds.toFixed(3)
+          } s/step` +
+            (r.allReduceSeconds === undefined ? "" : `, all-reduce ${ms(r.allReduceSeconds)}/step`) +
+            ` (load ${r.loads[0].toFixed(1)})`,
+        );
+      }
     }
+    const measured = runs.map(combine);
     const loadAfter = Deno.loadavg();
     const base = measured[0];
     const bandwidth = (2 * (2 - 1) / 2) * 64 * 2 ** 20 / (alone.bare64MiBMs / 1000);
@@ -197,21 +234,33 @@ export const main = async (_args: string[]) => {
     const speedup = two.imagesPerSecond / base.imagesPerSecond;
     const share = (r: Measured) => (r.allReduceSeconds ?? 0) / r.stepSeconds;
     const body = [
-      `Produced by \`npx --yes deno@2.9.6 task bench scale --steps ${steps} --interconnect ${gbps}\` on ${
+      `Produced by \`npx --yes deno@2.9.6 task bench scale --steps ${steps} --rounds ${rounds} --interconnect ${gbps}\` on ${
         new Date().toISOString().slice(0, 10)
       }, ${thisCpu()}, ${navigator.hardwareConcurrency} cores shared with other engineers' jobs: load average ` +
       `${loadBefore.map((x) => x.toFixed(1)).join(" / ")} (1 / 5 / 15 min) at the start, ${
         loadAfter.map((x) => x.toFixed(1)).join(" / ")
       } at the end; ${((performance.now() - started) / 60000).toFixed(1)} min. Open MPI 4.1.4 through FFI ` +
-      "(runtime/mpi.ts), ranks started by `train --ranks 2` (mpirun --bind-to none). Each row is one `train` " +
-      `of the quickstart for ${steps} steps (logged every ${LOG_EVERY}; the first ${LOG_EVERY} left out), ` +
-      "with 1 data-loading Worker per process; images/s counts the global batch.",
+      "(runtime/mpi.ts), ranks started by `train --ranks 2` (mpirun --bind-to none). Each row is " +
+      `${rounds} \`train\` run${
+        rounds > 1 ? "s" : ""
+      } of the quickstart (rounds alternating the rows) for ${steps} ` +
+      `steps each (logged every ${LOG_EVERY}; the first ${LOG_EVERY} left out), with 1 data-loading Worker ` +
+      `per process; images/s counts the global batch${
+        rounds > 1 ? ": the median of the rounds, their range in parentheses" : ""
+      }.`,
       "",
       table(
         [
           { header: "configuration", cell: (r: Measured) => r.config.name },
           { header: "global batch", cell: (r) => String(r.config.batch) },
-          { header: "images/s", cell: (r) => r.imagesPerSecond.toFixed(2) },
+          {
+            header: "images/s",
+            cell: (r) =>
+              r.loads.length > 1
+                ? `${r.imagesPerSecond.toFixed(2)} (${r.range.map((x) => x.toFixed(2)).join("–")})`
+                : r.imagesPerSecond.toFixed(2),
+          },
+          { header: "load at start", cell: (r) => r.loads.map((x) => x.toFixed(1)).join(", ") },
           {
             header: "× 1 rank × 1 thread",
             cell: (r) => `${(r.imagesPerSecond / base.imagesPerSecond).toFixed(2)}×`,
@@ -248,7 +297,10 @@ export const main = async (_args: string[]) => {
         pct(share(strong))
       } at the quickstart's own global batch of 4 (2 per rank). The all-reduce time ` +
       "is the host stages' wall time per step — the gradients packed into one buffer, MPI_Allreduce in place, " +
-      "averaged and unpacked, plus the counts' all-reduce — and includes waiting for the slower rank.",
+      "averaged and unpacked, plus the counts' all-reduce — and includes waiting for the slower rank. " +
+      "The machine is shared: with a load average above its core count the scheduler gives each runnable " +
+      "process its share of the cores, so two ranks can get more CPU time than one process (with one " +
+      "thread or two) and the ratios are this machine's under this load, not kappa's alone.",
       "",
       `The gradient all-reduce alone between 2 local ranks (${alone.parameters} parameter tensors, ${
         (alone.bytes / 2 ** 20).toFixed(1)

@@ -13,6 +13,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { hostname } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
 import { encodePng, gradient, put, tempDir } from "./data_fixtures.ts";
 import { type Experiment, experiment, experimentJson } from "../dsl/experiment.ts";
@@ -434,6 +435,23 @@ Deno.test({
         "train: --ranks 4, but mpirun started 2 ranks; give the same count to both, or drop --ranks",
       ]);
       for (const d of ["a", "b", "c"]) assert(!existsSync(join(root, d)), `no run folder ${d}`);
+      // A rank that cannot start (rank 0 finds the folder in use: this process's live PID holds its lock)
+      // says so, naming itself; the other ranks stop with it, silent.
+      const held = join(root, "held");
+      await Deno.mkdir(held);
+      const lock = {
+        pid: Deno.pid,
+        host: hostname(),
+        startedAt: "2026-01-01T00:00:00.000Z",
+        token: "0123abcd",
+      };
+      await Deno.writeTextFile(join(held, "train.lock"), JSON.stringify(lock));
+      const busy = await train(spec, held, { flags: ["--ranks", "2"] });
+      assertEquals([busy.code !== 0, lines(busy.stderr).length], [true, 1], busy.stderr);
+      assert(
+        lines(busy.stderr)[0].startsWith(`rank 0: ${held}: in use by another train (PID ${Deno.pid}`),
+        busy.stderr,
+      );
     } finally {
       await Deno.remove(root, { recursive: true });
     }
