@@ -76,6 +76,7 @@ const combine = (rounds: readonly Measured[]): Measured => {
 
 /** Trains the quickstart as `c` says and reads its throughput from metrics.jsonl. */
 const measure = async (c: Config, steps: number, root: string): Promise<Measured> => {
+  await Deno.mkdir(root, { recursive: true });
   const spec = join(root, `batch${c.batch}.json`);
   const e = experiment({
     ...quickstart,

@@ -7,7 +7,7 @@
  * Ranks are numbered 0..size-1; rank r holds the r-th shard of each global batch, so "rank order" is the
  * order of the samples in the one-process batch.
  */
-import { Effect } from "effect";
+import type { Effect } from "effect";
 import type { RuntimeError } from "./plan.ts";
 
 export interface Collective {
@@ -25,10 +25,3 @@ export interface Collective {
    */
   barrier(): Effect.Effect<void, RuntimeError>;
 }
-
-/** The ranks' mean of `data`, in place: the sum, then divided by the rank count. */
-export const meanInPlace = (c: Collective, data: Float32Array): Effect.Effect<void, RuntimeError> =>
-  Effect.map(c.allReduceSum(data), () => {
-    if (c.size === 1) return;
-    for (let i = 0; i < data.length; i++) data[i] /= c.size;
-  });
