@@ -161,6 +161,26 @@ export { evalRecordName } from "./eval/eval_record.ts";
 
 // ── Programs: train, evaluate, predict, classify, export
 export { train, type TrainOptions, type TrainResult } from "./train/train.ts";
+/**
+ * Data-parallel training over MPI (README, "Training on several processes (MPI)"): the launch read from
+ * mpirun's or srun's environment, Open MPI's world through FFI (a `Collective`), and `train`'s option.
+ */
+export {
+  detectLaunch,
+  type Launch,
+  LaunchError,
+  MpiUnavailable,
+  type MpiWorld,
+  mpiWorld,
+} from "./runtime/mpi.ts";
+export type { Collective } from "./ir/collective.ts";
+export {
+  type DataParallelTraining,
+  DataParallelUnsupported,
+  PeerRanksFailed,
+  RankCountMismatch,
+  RankFailure,
+} from "./train/data_parallel.ts";
 export { type LoadedRun, loadRun } from "./train/load_run.ts";
 export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
 export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";

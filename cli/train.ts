@@ -1,14 +1,27 @@
 /**
  * `deno task train <experiment> [--out DIR] [--resume | --extend-steps N] [--steps N] [--seed S]
- * [--provider P] [--threads T] [--eval-limit N]`.
+ * [--provider P] [--threads T] [--eval-limit N] [--ranks N]`; under mpirun / srun --mpi=pmix, one rank of
+ * a data-parallel run (cli/ranks.ts).
  */
-import { Console, Data, Effect, Option } from "effect";
+import { Cause, Console, Data, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
 import { loadExperiment, withOverrides } from "../dsl/experiment.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
 import { TASK } from "./usage_error.ts";
+import { mpiWorld } from "../runtime/mpi.ts";
+import { checkRankCount } from "../train/data_parallel.ts";
+import {
+  abortLines,
+  agreedFailure,
+  currentLaunch,
+  DEFAULT_RANK_WORKERS,
+  defaultRankThreads,
+  launchRanks,
+  RankCountFlagMismatch,
+  sayNow,
+} from "./ranks.ts";
 
 export const runFlags = {
   provider: Flag.Literals("provider", ["cpu", "webgpu", "cuda"]).pipe(
@@ -59,6 +72,13 @@ export const trainCommand = Command.make("train", {
     "evaluate on the first N images of the split only (every evaluation of the run, so the best " +
       "checkpoint and the final table are judged on the same images)",
   ).pipe(Flag.optional),
+  ranks: intFlag(
+    "ranks",
+    BOUNDS.ranks,
+    "train on N processes of this machine (runs mpirun -np N; needs Open MPI): each takes 1/N of every " +
+      "batch of train.batchSize, same numbers as one process. Under mpirun or srun --mpi=pmix, the ranks " +
+      "come from the launcher",
+  ).pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {
@@ -68,16 +88,53 @@ export const trainCommand = Command.make("train", {
         why: "give one (--extend-steps N continues the run to N steps)",
       });
     }
+    const launch = yield* currentLaunch();
+    const ranks = opt(a.ranks);
+    if (ranks !== undefined && ranks > 1 && launch === undefined) {
+      // Loaded once here, so that a spec that does not load or split is one line, not one per rank.
+      const e = withOverrides(yield* loadExperiment(a.experiment), opt(a.steps), opt(a.seed));
+      yield* checkRankCount(e.train.batchSize, ranks);
+      const code = yield* launchRanks(ranks, Deno.args);
+      return yield* Effect.sync(() => Deno.exit(code));
+    }
+    if (ranks !== undefined && launch !== undefined && ranks !== launch.size) {
+      return yield* new RankCountFlagMismatch({ flag: ranks, launch });
+    }
     const e = withOverrides(yield* loadExperiment(a.experiment), opt(a.steps), opt(a.seed));
+    const parallel = launch !== undefined && launch.size > 1 ? launch : undefined;
+    if (parallel) yield* checkRankCount(e.train.batchSize, parallel.size);
     const options: TrainOptions = {
       out: opt(a.out),
       resume: a.resume,
       extendSteps: opt(a.extendSteps),
       provider: a.provider as Provider,
-      threads: opt(a.threads),
-      workers: opt(a.workers),
+      threads: opt(a.threads) ?? (parallel ? defaultRankThreads(parallel) : undefined),
+      workers: opt(a.workers) ?? (parallel ? DEFAULT_RANK_WORKERS : undefined),
       evalLimit: opt(a.evalLimit),
     };
-    const r = yield* train(e, options);
+    const r = parallel
+      ? yield* Effect.scoped(Effect.gen(function* () {
+        const world = yield* mpiWorld(parallel);
+        // A failure the other ranks do not share ends the job here, before MPI_Finalize would wait for
+        // ranks that wait for this one.
+        return yield* train(e, { ...options, dataParallel: { collective: world } }).pipe(
+          Effect.tapCause((cause) => {
+            const failure = Cause.findErrorOption(cause);
+            if (Option.isSome(failure) && agreedFailure(failure.value)) return Effect.void;
+            return Effect.sync(() => {
+              const lines = Option.isSome(failure)
+                ? abortLines(world.rank, failure.value)
+                : [`rank ${world.rank}: ${Cause.pretty(cause).split("\n")[0]}`];
+              for (const line of lines) console.error(line);
+              world.abort(1);
+            });
+          }),
+          // A failure all ranks share is said now: MPI_Finalize may not return when mpirun is ending the
+          // job (it stops the ranks on Ctrl-C with SIGTERM, then kills them).
+          Effect.catch((failure) => Effect.fail(sayNow(failure))),
+        );
+      }))
+      : yield* train(e, options);
+    if (parallel && parallel.rank !== 0) return;
     yield* Console.log(`run: ${r.runDir}${r.report ? `\nreport: ${r.report}` : ""}`);
   })).pipe(Command.withDescription("Train an experiment; resumable, reproducible, checkpointed."));

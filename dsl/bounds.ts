@@ -27,6 +27,8 @@ export const BOUNDS = {
   seed: { min: 0, max: MAX_SEED },
   /** Intra-op threads of ONNX Runtime. */
   threads: { min: 1, max: maxThreads(), note: MACHINE },
+  /** Processes `train --ranks` starts on this machine (mpirun -np). */
+  ranks: { min: 1, max: 4_096 },
   /** Data-loading Worker threads (0: load on the main thread). */
   workers: { min: 0, max: maxThreads(), note: MACHINE },
   /** A number of images (`--limit`, `--eval-limit`, `--calibration-images`). */

@@ -25,7 +25,8 @@
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { Graph, type Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
-import { minimize, type OptimizerConfig } from "../ir/optim.ts";
+import { minimize, minimizeDataParallel, type OptimizerConfig } from "../ir/optim.ts";
+import { type DataParallelOptions, dataParallelStages } from "./data_parallel.ts";
 import { graphStage, type Stage } from "../ir/plan.ts";
 import { matchingStage } from "../host/matching_stage.ts";
 import { panopticForward } from "../layers/panoptic.ts";
@@ -112,8 +113,12 @@ export const costGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
 };
 
 /** The loss graph: the training forward and kMaX's losses of the matched pairs (input `matching`). */
-export const lossGraph = (spec: PanopticSegmenter, shapes: Shapes): { graph: Graph; loss: Tensor } => {
-  const g = new Graph("train");
+export const lossGraph = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  { dataParallel = false }: { readonly dataParallel?: boolean } = {},
+): { graph: Graph; loss: Tensor } => {
+  const g = new Graph("train", { dataParallel });
   const f = trainingForward(g, spec, shapes);
   const matching = o.input(g, MATCHING, [shapes.batch, spec.numMaskSlots, maxMasks(spec)]);
   const terms: Tensor[] = [];
@@ -217,6 +222,38 @@ export const trainingStages = (
       graphStage(graph, { name: "train" }),
     ],
   };
+};
+
+/**
+ * One rank's stages of data-parallel training (interpret/data_parallel.ts): cost graph → matching on the
+ * rank's own images → gradients → all-reduce → update. kMaX's losses are normalized per image, then by
+ * the batch mean: exact under gradient averaging, no count sites.
+ */
+export const dataParallelTrainingStages = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  options: DataParallelOptions,
+): { graph: Graph; stages: Stage[] } => {
+  const { graph, loss } = lossGraph(spec, shapes, { dataParallel: true });
+  const parts = minimizeDataParallel(loss, optimizer);
+  return dataParallelStages({
+    graph,
+    parts,
+    losses: [LOSS, PQ_CLASS_LOSS, PQ_DICE_LOSS, MASK_ID_LOSS, SEMANTIC_LOSS, MULTILABEL_LOSS].filter((n) =>
+      graph.outputs.has(n)
+    ),
+    before: [
+      graphStage(costGraph(spec, shapes), { name: "cost" }),
+      matchingStage({
+        name: "matching",
+        costs: COSTS,
+        counts: MASK_COUNTS,
+        index: MATCHED_INDEX,
+        matrix: MATCHING,
+      }),
+    ],
+  }, options);
 };
 
 export interface PanopticInferenceOptions {

@@ -5,7 +5,7 @@
  */
 import { Graph, type Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
-import { minimize, type OptimizerConfig } from "../ir/optim.ts";
+import { minimize, minimizeDataParallel, type OptimizerConfig } from "../ir/optim.ts";
 import { attentivePairs, backboneStride, type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import type { Shapes } from "./shapes.ts";
 import { segmenterForward, type SegmenterOutput } from "../layers/segmenter.ts";
@@ -19,6 +19,8 @@ import {
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
 import { type Attentive, attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
 import { graphStage, type Stage } from "../ir/plan.ts";
+import { bankStages } from "../layers/larvseg_bank.ts";
+import { type DataParallelOptions, dataParallelStages } from "./data_parallel.ts";
 
 /** Names of the loss outputs of a training graph. */
 export const LOSS = "loss",
@@ -116,8 +118,9 @@ export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
   ranker?: Ranker,
-): { graph: Graph; loss: Tensor; bank?: Attentive["stages"] } => {
-  const g = new Graph("train");
+  { dataParallel = false }: { readonly dataParallel?: boolean } = {},
+): { graph: Graph; loss: Tensor; bank?: Attentive["stages"]; attentive?: Attentive } => {
+  const g = new Graph("train", { dataParallel });
   const { images, labels, imageLabels } = inputs(g, spec, shapes);
   // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
   const scores = rankerScores(ranker, images);
@@ -156,7 +159,30 @@ export const lossGraph = (
     if (attentive && aux) terms.push(o.mul(g.output(ATTENTIVE_LOSS, attentive.loss), aux.weight));
   });
   const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
-  return { graph: g, loss, ...(attentive ? { bank: attentive.stages } : {}) };
+  return { graph: g, loss, ...(attentive ? { bank: attentive.stages, attentive } : {}) };
+};
+
+/**
+ * One rank's stages of data-parallel training (interpret/data_parallel.ts): the training graph traced
+ * for a rank and split into counts, gradients and update, with LarvSeg's bank stages around it (its
+ * writes gathered from every rank, so that each rank keeps the one-process bank).
+ */
+export const dataParallelTrainingStages = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  options: DataParallelOptions,
+  ranker?: Ranker,
+): { graph: Graph; stages: Stage[] } => {
+  const { graph, loss, attentive } = lossGraph(spec, shapes, ranker, { dataParallel: true });
+  const parts = minimizeDataParallel(loss, optimizer);
+  const bank = attentive && bankStages(attentive.names, attentive.dims, options.collective);
+  return dataParallelStages({
+    graph,
+    parts,
+    losses: LOSS_NAMES.filter((n) => graph.outputs.has(n)),
+    ...(bank ? { before: [bank.read], after: [bank.write] } : {}),
+  }, options);
 };
 
 /** The pixel and multi-label losses of a segmenter's forward output, with what the pixel loss saw. */
@@ -186,10 +212,14 @@ export const rankSegLosses = (
       ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
       : labels;
     const logits = resizeChannelsLast(out.logitsChannelsLast!, height, width);
+    // A selection of every class only reorders them: the labelled pixels are the labels' own, and a
+    // data-parallel plan counts them without running the model (ir/count_normalized.ts).
+    const everyClass = out.selected !== undefined && out.selected.indices.shape[1] >= spec.classes;
     const loss = softmaxCrossEntropy(logits, targets, {
       ignoreIndex: spec.ignoreIndex,
       axis: -1,
       reduction: spec.pixelLossReduction ?? "labelledPixels",
+      ...(everyClass ? { countedLabels: labels } : {}),
     });
     return { loss, targets, logits };
   })();

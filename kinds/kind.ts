@@ -23,6 +23,7 @@ import type { Stage } from "../ir/plan.ts";
 import type { OptimizerConfig } from "../ir/optim.ts";
 import type { Value } from "../ir/value.ts";
 import type { Shapes } from "../interpret/shapes.ts";
+import type { DataParallelOptions } from "../interpret/data_parallel.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Evaluation, Failure } from "../eval/evaluation.ts";
@@ -59,6 +60,16 @@ export interface Training<T> {
   readonly loader: { readonly panoptic: boolean };
   /** The training plan's stages; `graph` is the stage that declares the plan's state. */
   stages(shapes: Shapes, optimizer: OptimizerConfig): { readonly graph: Graph; readonly stages: Stage[] };
+  /**
+   * One rank's stages when several processes train the run, each on its shard of every global batch
+   * (interpret/data_parallel.ts: counts → all-reduce → gradients → all-reduce → update); `shapes` are the
+   * rank's (its share of the batch). Absent: the kind trains in one process only.
+   */
+  dataParallelStages?(
+    shapes: Shapes,
+    optimizer: OptimizerConfig,
+    options: DataParallelOptions,
+  ): { readonly graph: Graph; readonly stages: Stage[] };
   /** State that enters the plan from another run, frozen (the ranker's parameters), and where it came from. */
   readonly frozen?: { readonly source: string; readonly state: ReadonlyMap<string, Value> };
   /** The loss outputs of the training graph to log and check, the total first. */

@@ -56,6 +56,8 @@ const training = (e: ExperimentOf<PanopticSegmenter>): Training<TruncationTotals
     checkData: (dataset) => checkClasses(e.model, dataset),
     loader: { panoptic: true },
     stages: (shapes, optimizer) => panoptic.trainingStages(e.model, shapes, optimizer),
+    dataParallelStages: (shapes, optimizer, options) =>
+      panoptic.dataParallelTrainingStages(e.model, shapes, optimizer, options),
     lossNames: (g) => lossNames.filter((n) => g.outputs.has(n)),
     tally: NO_TRUNCATION,
     feeds: (batch, tally) => {

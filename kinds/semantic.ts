@@ -84,6 +84,8 @@ const training = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Training<u
       }),
     loader: { panoptic: false },
     stages: (shapes, optimizer) => segmenter.trainingStages(e.model, shapes, optimizer, ranker),
+    dataParallelStages: (shapes, optimizer, options) =>
+      segmenter.dataParallelTrainingStages(e.model, shapes, optimizer, options, ranker),
     ...(ranker ? { frozen: { source: ranker.checkpoint, state: ranker.state } } : {}),
     lossNames: (g) => segmenter.LOSS_NAMES.filter((n) => g.outputs.has(n)),
     tally: undefined,

@@ -73,14 +73,20 @@ const processStart = (pid: number) => {
   return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 };
 
-/** Whether `pid` runs on this host (EPERM: it runs, as another user). */
+/**
+ * Whether `pid` runs on this host (EPERM: it runs, as another user). A zombie — dead, not yet reaped by
+ * its parent (field 3 of /proc/<pid>/stat is Z or X) — does not: it answers signal 0, but holds nothing.
+ * A killed MPI rank whose mpirun exited first stays one until the init process reaps it, which may be never.
+ */
 export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return code(e) === "EPERM";
   }
+  const stat = readProc(`/proc/${pid}/stat`);
+  const state = stat?.slice(stat.lastIndexOf(")") + 2)[0];
+  return state !== "Z" && state !== "X";
 };
 
 /**

@@ -21,7 +21,7 @@ import type { AnyExperiment } from "../dsl/experiment.ts";
 import { learningRate } from "../dsl/training.ts";
 import { imageLevelShare } from "../dsl/dataset.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
-import { trainShapes } from "../interpret/shapes.ts";
+import { inferenceShapes, trainShapes } from "../interpret/shapes.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 import { trainLoader } from "../data/loader.ts";
 import { mixedTrainLoader, openImageLevel } from "../data/mixed_loader.ts";
@@ -49,6 +49,14 @@ import { movedAsideLine, saveCheckpoint } from "./checkpoint.ts";
 import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed } from "./run_state.ts";
 import { acquireRunLock } from "./run_lock.ts";
 import { resumeRun } from "./resume.ts";
+import { type ReduceStats, reduceStats, STOP_REQUESTED } from "../host/all_reduce.ts";
+import {
+  agreeOnSetup,
+  checkRankCount,
+  type DataParallelTraining,
+  DataParallelUnsupported,
+  shareRankZeroState,
+} from "./data_parallel.ts";
 import {
   appendLines,
   CHECKPOINTS,
@@ -109,6 +117,12 @@ export interface TrainOptions {
   readonly skipFinalEval?: boolean;
   /** Progress output (default: stderr, a live line on a TTY). */
   readonly print?: (line: string) => void;
+  /**
+   * Train as one rank of a data-parallel run (train/data_parallel.ts): each rank takes its shard of every
+   * global batch (`train.batchSize`), gradients are averaged over the ranks, rank 0 writes the run folder.
+   * With one rank (or none given) the run is an ordinary one, with the fused step graph.
+   */
+  readonly dataParallel?: DataParallelTraining;
 }
 
 export interface TrainResult {
@@ -149,6 +163,10 @@ interface Run {
   /** Aborted by Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written, training stops. */
   readonly interrupt: AbortController;
   readonly processStart: number;
+  /** The ranks of a data-parallel run (absent: one process). */
+  readonly ranks?: DataParallelTraining & { readonly stats: ReduceStats };
+  /** Whether this process writes the run folder and prints: rank 0, or the only process. */
+  readonly lead: boolean;
 }
 
 /** What changes from step to step. */
@@ -169,6 +187,7 @@ interface Loop {
 }
 
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
+const scalarOf = (v: readonly number[]) => value("float32", Float32Array.from(v), [v.length]);
 
 /** The position of the batch after `p` in an epoch of `n` samples in batches of `b` (dropLast). */
 export const nextPosition = (p: Position, n: number, b: number): Position =>
@@ -209,6 +228,12 @@ const elapsed = (run: Run, loop: Loop) => loop.elapsedBefore + (performance.now(
 const setup = (experiment: AnyExperiment, options: TrainOptions) =>
   Effect.gen(function* () {
     const provider = options.provider ?? "cpu";
+    const parallel = options.dataParallel;
+    const ranks = parallel && parallel.collective.size > 1
+      ? { ...parallel, stats: parallel.stats ?? reduceStats() }
+      : undefined;
+    // Rank 0 (or the only process) writes the run folder; the other ranks write nothing.
+    const lead = !ranks || ranks.collective.rank === 0;
     // The folder of the experiment as given; an extension keeps the folder and changes the step count.
     const dir = runDirFor(experiment, options.out);
     const extend = options.extendSteps !== undefined;
@@ -234,19 +259,37 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     const pixelBatch = imageLevel
       ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
       : e.train.batchSize;
+    // A rank's graphs are traced at its shard of the global batch.
+    const shapes = ranks
+      ? inferenceShapes(e, yield* checkRankCount(e.train.batchSize, ranks.collective.size))
+      : trainShapes(e);
+    const dataParallelStages = ranks && training.dataParallelStages;
+    if (ranks && !dataParallelStages) {
+      return yield* new DataParallelUnsupported({ kind: e.model._tag });
+    }
     // One train at a time per folder, held until the run's scope closes (success, failure, interruption).
-    const lock = yield* acquireRunLock(dir);
+    const lock = lead ? yield* acquireRunLock(dir) : { recovered: undefined };
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
-    yield* checkRunFolder(dir, e, { resume, extend });
-    const print = options.print ?? ((line: string) => console.error(line));
+    if (lead) yield* checkRunFolder(dir, e, { resume, extend });
+    const print = lead ? options.print ?? ((line: string) => console.error(line)) : () => {};
     if (lock.recovered) yield* say({ dir, print }, lock.recovered);
-    const { graph, stages } = training.stages(trainShapes(e), optimizerConfig(e.train));
+    const { graph, stages } = dataParallelStages
+      ? dataParallelStages(shapes, optimizerConfig(e.train), ranks!)
+      : training.stages(shapes, optimizerConfig(e.train));
     const p = plan(e.name, graph, stages);
     const ex = yield* execute(p, { seed: e.train.seed, provider, threads: options.threads });
     // Read before anything is written, so that a weights file that does not fit leaves no run folder.
     const pretrained = yield* pretrainedValues(e.model, graph);
-    yield* prepareRunFolder(dir, e, { resume, extend, provider, threads: options.threads });
+    if (lead) {
+      yield* prepareRunFolder(dir, e, {
+        resume,
+        extend,
+        provider,
+        threads: options.threads,
+        ranks: ranks?.collective.size ?? 1,
+      });
+    }
     // Frozen state from another run (the independent scheme's ranker) enters as it is.
     for (const [name, v] of training.frozen?.state ?? []) {
       if (!graph.lookup(name)) {
@@ -287,6 +330,8 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
       pretrained,
       interrupt,
       processStart: performance.now(),
+      ...(ranks ? { ranks } : {}),
+      lead,
     } satisfies Run;
   });
 
@@ -306,7 +351,7 @@ const restore = (run: Run) =>
       tally: run.training.tally,
     };
     let loop = fresh;
-    if (run.resume) {
+    if (run.resume && run.lead) {
       const resumed = yield* resumeRun(run.dir, run.ex.state);
       for (const line of resumed.said) yield* say(run, line);
       const saved = resumed.loop;
@@ -335,11 +380,19 @@ const restore = (run: Run) =>
     }
     if (loop.step === 0) {
       for (const [name, v] of run.pretrained) run.ex.state.set(name, value("float32", v.data, v.shape));
-      if (run.pretrained.size > 0) {
+      if (run.pretrained.size > 0 && run.lead) {
         yield* log(run, `initialized ${run.pretrained.size} parameters from the pretrained backbone`);
       }
     }
-    return loop;
+    if (!run.ranks) return loop;
+    // Every rank continues from rank 0's state and position (only rank 0 reads the run folder).
+    const shared = yield* shareRankZeroState(
+      run.ranks.collective,
+      run.plan.state.map((s) => s.name),
+      run.ex.state,
+      { ...loop, interval: { ...loop.interval, started: 0 } },
+    );
+    return { ...shared, interval: { ...shared.interval, started: performance.now() } } satisfies Loop;
   });
 
 /** Checkpoint: the state (read back from the device if it lives there) and the loop's position. */
@@ -349,6 +402,8 @@ const checkpoint = (
   best?: { metric: string; value: number; higherIsBetter: boolean },
 ) =>
   Effect.gen(function* () {
+    // Rank 0 alone writes the run folder: the other ranks hold the same state.
+    if (!run.lead) return "";
     const saved: LoopState = {
       position: loop.position,
       interval: { losses: loop.interval.losses, images: loop.interval.images },
@@ -367,7 +422,7 @@ const checkpoint = (
 
 /** The kind's line about its tally (panoptic truncation), logged at checkpoints. */
 const logTally = (run: Run, loop: Loop) =>
-  run.training.tallyLine ? log(run, run.training.tallyLine(loop.tally)) : Effect.void;
+  run.training.tallyLine && run.lead ? log(run, run.training.tallyLine(loop.tally)) : Effect.void;
 
 /**
  * Validate: the kind's evaluation of the current state on the run's evaluation images (every evaluation
@@ -413,14 +468,22 @@ const trainLine = (run: Run, loop: Loop, batch: Batch, lr: number) => {
     terms: Object.fromEntries(terms.map((l) => [l.replace("loss.", ""), mean(l)])),
     imagesPerSecond: loop.interval.images / ((performance.now() - loop.interval.started) / 1000),
     elapsedSeconds: elapsed(run, loop),
+    ...(run.ranks ? allReduceFields(run.ranks.stats, steps) : {}),
   };
+};
+
+/** A data-parallel run's all-reduce figures per step of the interval (wall-clock fields); resets them. */
+const allReduceFields = (stats: ReduceStats, steps: number) => {
+  const fields = { allReduceSeconds: stats.stageSeconds / steps, allReduceBytes: stats.bytes / steps };
+  Object.assign(stats, reduceStats());
+  return fields;
 };
 
 /** Writes the interval's train line and starts the next interval. */
 const logInterval = (run: Run, loop: Loop, batch: Batch, lr: number, progress: Progress) =>
   Effect.gen(function* () {
     const line = trainLine(run, loop, batch, lr);
-    yield* appendLines(run.dir, METRICS, [JSON.stringify(line)]);
+    if (run.lead) yield* appendLines(run.dir, METRICS, [JSON.stringify(line)]);
     progress.update(loop.step, line.loss, line.imagesPerSecond);
     return { ...loop, interval: { losses: {}, images: 0, started: performance.now() } } satisfies Loop;
   });
@@ -442,7 +505,12 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
       step: scalar(n),
       ...kind.feeds,
     };
-    for (const f of run.plan.feeds) if (f.name.startsWith(NOISE)) feeds[f.name] = noiseFeed(t.seed, n, f);
+    const shard = run.ranks && { rank: run.ranks.collective.rank, ranks: run.ranks.collective.size };
+    for (const f of run.plan.feeds) {
+      if (f.name.startsWith(NOISE)) feeds[f.name] = noiseFeed(t.seed, n, f, shard);
+    }
+    // A rank asked to stop (Ctrl-C) stops every rank after this step: the flag is summed with the gradients.
+    if (run.ranks) feeds[STOP_REQUESTED] = scalarOf([run.interrupt.signal.aborted ? 1 : 0]);
     const out = yield* run.ex.run(feeds);
     const losses = { ...before.interval.losses };
     for (const name of run.lossNames) {
@@ -454,7 +522,11 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
       ...before,
       step: n,
       position: nextPosition(batch.position, run.trainData.samples.length, run.pixelBatch),
-      interval: { ...before.interval, losses, images: before.interval.images + batch.batchSize },
+      interval: {
+        ...before.interval,
+        losses,
+        images: before.interval.images + batch.batchSize * (run.ranks?.collective.size ?? 1),
+      },
       tally: kind.tally,
     };
     const loop = n % t.logEvery === 0 || n === t.steps
@@ -465,9 +537,15 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
       yield* checkpoint(run, loop);
     }
     if (run.evaluation && t.evalEvery > 0 && n % t.evalEvery === 0 && n < t.steps) {
-      yield* checkpoint(run, loop, (yield* validate(run, loop, progress, false)).best);
+      if (run.lead) yield* checkpoint(run, loop, (yield* validate(run, loop, progress, false)).best);
+      // The other ranks wait for rank 0's evaluation here, asleep, rather than spinning in the next step's
+      // all-reduce beside it.
+      if (run.ranks) yield* run.ranks.collective.barrier();
     }
-    if (run.interrupt.signal.aborted || n === run.options.stopAfter) {
+    const stopRequested = run.ranks
+      ? (out.get(STOP_REQUESTED)!.data[0] as number) > 0
+      : run.interrupt.signal.aborted;
+    if (stopRequested || n === run.options.stopAfter) {
       const file = yield* checkpoint(run, loop);
       progress.done();
       return yield* new Stopped({ step: n, checkpoint: file });
@@ -484,6 +562,7 @@ const batches = (run: Run, loop: Loop) => {
     start: loop.position,
     workers: options.workers,
     panoptic: run.training.loader.panoptic,
+    ...(run.ranks ? { shard: { rank: run.ranks.collective.rank, ranks: run.ranks.collective.size } } : {}),
   };
   const imageLevel = e.data.imageLevel;
   return (imageLevel
@@ -533,12 +612,17 @@ const finish = (run: Run, loop: Loop, progress: Progress, last: string) =>
  */
 export const train = (experiment: AnyExperiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
-    const run = yield* setup(experiment, options);
+    const parallel = options.dataParallel;
+    // The ranks of a data-parallel run agree that every one of them set up before anything collective.
+    const run = parallel && parallel.collective.size > 1
+      ? yield* agreeOnSetup(parallel.collective, setup(experiment, options))
+      : yield* setup(experiment, options);
     const restored = yield* restore(run);
     const progress = progressReporter(run.e.train.steps, restored.step, run.print);
     const remaining = run.e.train.steps - restored.step;
-    if (remaining > 0) {
-      yield* log(run, `training ${run.e.name} for ${remaining} steps from step ${restored.step}`);
+    if (remaining > 0 && run.lead) {
+      const ranks = run.ranks ? ` on ${run.ranks.collective.size} ranks` : "";
+      yield* log(run, `training ${run.e.name} for ${remaining} steps from step ${restored.step}${ranks}`);
     }
     const loop = remaining > 0
       ? yield* Stream.runFoldEffect(
@@ -551,5 +635,8 @@ export const train = (experiment: AnyExperiment, options: TrainOptions = {}) =>
     yield* logTally(run, loop);
     const last = yield* checkpoint(run, loop);
     const trained: TrainResult = { runDir: run.dir, step: loop.step };
-    return options.skipFinalEval || !run.evaluation ? trained : yield* finish(run, loop, progress, last);
+    // Rank 0 evaluates; the other ranks are done.
+    return options.skipFinalEval || !run.evaluation || !run.lead
+      ? trained
+      : yield* finish(run, loop, progress, last);
   }));
