@@ -59,6 +59,10 @@ export const trainCommand = Command.make("train", {
     "evaluate on the first N images of the split only (every evaluation of the run, so the best " +
       "checkpoint and the final table are judged on the same images)",
   ).pipe(Flag.optional),
+  featureCache: pathFlag(
+    "feature-cache",
+    "where frozen-backbone feature caches live (train.frozenBackbone; default runs/.feature-cache)",
+  ).pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {
@@ -77,6 +81,7 @@ export const trainCommand = Command.make("train", {
       threads: opt(a.threads),
       workers: opt(a.workers),
       evalLimit: opt(a.evalLimit),
+      featureCache: opt(a.featureCache),
     };
     const r = yield* train(e, options);
     yield* Console.log(`run: ${r.runDir}${r.report ? `\nreport: ${r.report}` : ""}`);

@@ -24,6 +24,15 @@ export const AUGMENT = 0x41554731; // "AUG1"
 export const sampleRandom = (seed: number, epoch: number, index: number): Random =>
   random(seed, AUGMENT, epoch, index);
 
+/**
+ * Key of the augmentation draws of a frozen backbone's feature cache: `random(0, DRAW, draw, sample)`.
+ * No run's seed enters it, so every run and seed that shares a cache shares its draws.
+ */
+export const DRAW = 0x44524157; // "DRAW"
+
+/** The generator for augmentation draw `draw` of the split's sample `sample` (feature caches). */
+export const drawRandom = (draw: number, sample: number): Random => random(0, DRAW, draw, sample);
+
 /** A sample ready for batching. */
 export interface ProcessedSample {
   readonly id: string;

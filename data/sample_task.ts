@@ -8,7 +8,14 @@ import { maxPixelsOf, readRgb } from "./decode.ts";
 import { type ImageLevelSample, multiHot } from "./image_level.ts";
 import { type FileError, InvalidLabels } from "./errors.ts";
 import type { CocoDataset } from "./coco.ts";
-import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
+import {
+  drawRandom,
+  type ProcessedSample,
+  sampleRandom,
+  type TestSample,
+  testSample,
+  trainSample,
+} from "./pipeline.ts";
 import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
 /** Where the dataset of a task comes from (a Worker re-opens it from this). */
@@ -54,7 +61,23 @@ export interface ImageLevelTask {
   readonly index: number;
 }
 
-export type SampleTask = TrainTask | TestTask | ImageLevelTask;
+/**
+ * One training sample under augmentation draw `draw` of a frozen backbone's feature cache: the training
+ * pipeline seeded by (draw, the sample's index in the split) only (`drawRandom`), so the draw is the
+ * same for every run that reads the cache.
+ */
+export interface DrawTask {
+  readonly kind: "draw";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: SampleRef;
+  readonly draw: number;
+  /** The sample's index in the split's listing. */
+  readonly index: number;
+  readonly panoptic?: boolean;
+}
+
+export type SampleTask = TrainTask | TestTask | ImageLevelTask | DrawTask;
 
 /** The result of a task of kind K. */
 export type TaskResult<T extends SampleTask> = T extends TestTask ? TestSample : ProcessedSample;
@@ -103,12 +126,14 @@ export const runTask = <T extends SampleTask>(
       )) as Effect.Effect<TaskResult<T>, FileError>;
   }
   return Effect.flatMap(
-    task.kind === "train" && task.panoptic
+    task.kind !== "test" && task.panoptic
       ? readWithSegments(dataset, task.sample)
       : dataset.read(task.sample),
     (raw) =>
       task.kind === "train"
         ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
+        : task.kind === "draw"
+        ? trainSample(dataset, task.pipeline, raw, drawRandom(task.draw, task.index))
         : testSample(dataset, task.pipeline, raw),
   ) as Effect.Effect<TaskResult<T>, FileError>;
 };

@@ -117,6 +117,24 @@ export const experimentViolations = (
       });
     }
   }
+  const frozen = e.train?.frozenBackbone;
+  if (frozen && frozen.draws > 0) {
+    // A feature cache holds the backbone's outputs for the training split's images only.
+    if (model._tag === "Segmenter" && model.scheme._tag === "Independent") {
+      out.push({
+        path: "train.frozenBackbone.draws",
+        message: `${frozen.draws}: the independent scheme's ranker reads the images, which a feature cache ` +
+          "replaces; use draws: 0 (the frozen backbone runs every step)",
+      });
+    }
+    if (il) {
+      out.push({
+        path: "train.frozenBackbone.draws",
+        message: `${frozen.draws}: data.imageLevel's images are not in the feature cache; use draws: 0 ` +
+          "(the frozen backbone runs every step)",
+      });
+    }
+  }
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
   if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
