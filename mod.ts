@@ -73,8 +73,12 @@ export {
 export {
   type ComponentCost,
   describeModel,
+  describeTraining,
   formatDescription,
+  formatTraining,
   type ModelDescription,
+  type StepCost,
+  type TrainingDescription,
 } from "./interpret/describe.ts";
 export { optimizerConfig } from "./interpret/optimizer.ts";
 

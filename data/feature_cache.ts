@@ -91,8 +91,15 @@ export const Manifest = Schema.Struct({
   ids: Schema.Array(Schema.String),
   layout: CacheLayout,
   files: Schema.Array(ShardEntry),
-  /** When and how fast it was built (reported; no part of any result). */
-  build: Schema.Struct({ createdAt: Schema.String, seconds: Schema.Number }),
+  /**
+   * When and how fast it was built, and the machine's 1-minute load average as the build started and
+   * ended (reported; no part of any result).
+   */
+  build: Schema.Struct({
+    createdAt: Schema.String,
+    seconds: Schema.Number,
+    loadAverage: Schema.optionalKey(Schema.Tuple([Schema.Number, Schema.Number])),
+  }),
 });
 export type Manifest = typeof Manifest.Type;
 

@@ -23,6 +23,7 @@ import { existsSync, statSync } from "node:fs";
 import { link, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
+import { loadavg } from "node:os";
 import type { AnyExperiment } from "../dsl/experiment.ts";
 import { specHash } from "../dsl/canonical.ts";
 import type { Graph } from "../ir/graph.ts";
@@ -232,7 +233,7 @@ const build = (
   print: (line: string) => void,
 ) =>
   Effect.scoped(Effect.gen(function* () {
-    const started = performance.now();
+    const started = performance.now(), startLoad = loadavg()[0];
     const layout = layoutOf(r);
     const graph = r.features;
     const ex = yield* execute(plan("features", graph, [graphStage(graph, { name: "features" })]), {
@@ -315,7 +316,11 @@ const build = (
       ids: r.dataset.samples.map((s) => s.id),
       layout,
       files,
-      build: { createdAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000 },
+      build: {
+        createdAt: new Date().toISOString(),
+        seconds: (performance.now() - started) / 1000,
+        loadAverage: [startLoad, loadavg()[0]],
+      },
     };
     yield* writeFileAtomic(join(partial, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
   }));
