@@ -232,7 +232,8 @@ export const main = async (args: string[]): Promise<void> => {
       { header: "speed-up", cell: (r) => `${(base / r.ms.median).toFixed(1)}×` },
     ], rows),
     "",
-    `Feature cache (\`${figures.use.dir}\`): ${figures.use.draws} draws × ${figures.use.samples} CamVid training ` +
+    `Feature cache (${rebuild ? "built afresh in a temporary folder" : `\`${figures.use.dir}\``}): ` +
+    `${figures.use.draws} draws × ${figures.use.samples} CamVid training ` +
     `frames, float16, ${(figures.use.bytes / 1e6).toFixed(1)} MB (${
       (figures.use.bytes / (figures.use.draws * figures.use.samples) / 1e3).toFixed(1)
     } kB per frame and draw: the 320 × 11 × 15 stride-16 map and the 176 × 240 labels); built in ` +

@@ -214,7 +214,9 @@ const layoutOf = (r: CacheRequest): CacheLayout => {
     features: featureShapes(r.features),
     height,
     width,
-    labels: r.dataset.classes.ignoreIndex <= 255 && k <= 256 ? "U8" : "I32",
+    labels: r.dataset.classes.ignoreIndex >= 0 && r.dataset.classes.ignoreIndex <= 255 && k <= 256
+      ? "U8"
+      : "I32",
     imageLabels: r.e.data.dataset.imageLabels === undefined ? null : k,
     panoptic: r.panoptic,
   };
