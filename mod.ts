@@ -121,6 +121,7 @@ export {
 export type { Batch, BatchLabels, FeatureArray, FeatureBatch, Position, TestBatch } from "./data/batch.ts";
 /** A frozen backbone's feature cache: the format, opening (checked) and the training loader that reads it. */
 export {
+  cachedMixedTrainLoader,
   type CachedRow,
   cachedTrainLoader,
   drawChoice,

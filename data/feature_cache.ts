@@ -39,7 +39,9 @@ import {
 } from "../io/safetensors.ts";
 import type { FeatureBatch, Position } from "./batch.ts";
 import type { PanopticLabels } from "./dataset.ts";
-import { trainingSlots } from "./order.ts";
+import { type Slot, trainingSlots } from "./order.ts";
+import { batchNumber, imageLevelPosition, imageLevelSeed } from "./mixed_loader.ts";
+import { imageLevelShare } from "../dsl/dataset.ts";
 
 /** The format's version: part of every cache key, so a change of format builds new caches. */
 export const FEATURE_CACHE_VERSION = 1;
@@ -472,6 +474,53 @@ export const cachedTrainLoader = (
           { concurrency: batchSize },
         ),
         (rows) => collateRows(cache, rows, slots[0].batch),
+      )
+    ),
+  );
+  return prefetch > 0 ? batches.pipe(Stream.buffer({ capacity: prefetch })) : batches;
+};
+
+export interface CachedMixedLoaderOptions extends CachedLoaderOptions {
+  /** `data.imageLevel.ratio`: the batch's image-level share (`imageLevelShare`). */
+  readonly ratio: number;
+}
+
+/**
+ * LarvSeg's mixed batches (`mixed_loader.ts`) from two caches: per batch, `pixel` rows of the split's
+ * cache then `imageLevel` rows of the image-level source's, at the positions `mixedTrainLoader` gives
+ * them (the same two orders, the image-level one addressed by `imageLevelSeed(seed)`, its position
+ * fixed by the batch number, so a resume from any batch boundary continues bitwise), each row from the
+ * draw `drawChoice` picks for its position under its order's seed. `pixelLabelled` marks the first part.
+ */
+export const cachedMixedTrainLoader = (
+  pixels: FeatureCache,
+  images: FeatureCache,
+  { batchSize, seed, ratio, start = { epoch: 0, index: 0 }, prefetch = 2 }: CachedMixedLoaderOptions,
+): Stream.Stream<FeatureBatch, FeatureCacheError> => {
+  const share = imageLevelShare(batchSize, ratio);
+  const n = pixels.manifest.ids.length, m = images.manifest.ids.length;
+  const ilSeed = imageLevelSeed(seed);
+  const ilStart = imageLevelPosition(batchNumber(start, n, share.pixel), m, share.imageLevel);
+  const read = (cache: FeatureCache, s: Slot, orderSeed: number) =>
+    cache.read(drawChoice(orderSeed, s.epoch, s.index, cache.manifest.draws), s.sample);
+  function* groups(): Generator<{ pixel: Slot[]; imageLevel: Slot[] }> {
+    const p = trainingSlots(n, share.pixel, true, seed, start);
+    const q = trainingSlots(m, share.imageLevel, true, ilSeed, ilStart);
+    const take = (it: Iterator<Slot>, count: number) =>
+      Array.from({ length: count }, () => it.next().value as Slot);
+    for (;;) yield { pixel: take(p, share.pixel), imageLevel: take(q, share.imageLevel) };
+  }
+  const batches = Stream.fromIterable(groups()).pipe(
+    Stream.mapEffect(({ pixel, imageLevel }) =>
+      Effect.map(
+        Effect.all([
+          Effect.forEach(pixel, (s) => read(pixels, s, seed), { concurrency: share.pixel }),
+          Effect.forEach(imageLevel, (s) => read(images, s, ilSeed), { concurrency: share.imageLevel }),
+        ]),
+        ([p, q]): FeatureBatch => ({
+          ...collateRows(pixels, [...p, ...q], pixel[0].batch),
+          pixelLabelled: Uint8Array.from([...p, ...q], (_, i) => (i < p.length ? 1 : 0)),
+        }),
       )
     ),
   );

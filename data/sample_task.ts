@@ -10,6 +10,7 @@ import { type FileError, InvalidLabels } from "./errors.ts";
 import type { CocoDataset } from "./coco.ts";
 import {
   drawRandom,
+  imageLevelDrawRandom,
   type ProcessedSample,
   sampleRandom,
   type TestSample,
@@ -77,7 +78,22 @@ export interface DrawTask {
   readonly panoptic?: boolean;
 }
 
-export type SampleTask = TrainTask | TestTask | ImageLevelTask | DrawTask;
+/**
+ * One image of an image-level source under augmentation draw `draw` of its feature cache: as an
+ * `ImageLevelTask` (labels all ignore, image-level labels its tags), the pipeline seeded by (draw, the
+ * image's index in the source) only (`imageLevelDrawRandom`).
+ */
+export interface ImageLevelDrawTask {
+  readonly kind: "imageLevelDraw";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: ImageLevelSample;
+  readonly draw: number;
+  /** The image's index in the source's listing. */
+  readonly index: number;
+}
+
+export type SampleTask = TrainTask | TestTask | ImageLevelTask | DrawTask | ImageLevelDrawTask;
 
 /** The result of a task of kind K. */
 export type TaskResult<T extends SampleTask> = T extends TestTask ? TestSample : ProcessedSample;
@@ -117,11 +133,14 @@ export const runTask = <T extends SampleTask>(
   dataset: Dataset,
   task: T,
 ): Effect.Effect<TaskResult<T>, FileError> => {
-  if (task.kind === "imageLevel") {
+  if (task.kind === "imageLevel" || task.kind === "imageLevelDraw") {
     const k = dataset.classes.names.length;
+    const rng = task.kind === "imageLevel"
+      ? sampleRandom(task.seed, task.epoch, task.index)
+      : imageLevelDrawRandom(task.draw, task.index);
     return Effect.flatMap(readImageLevel(dataset, task.sample), (raw) =>
       Effect.map(
-        trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index)),
+        trainSample(dataset, task.pipeline, raw, rng),
         (s): ProcessedSample => ({ ...s, imageLabels: multiHot(task.sample, k) }),
       )) as Effect.Effect<TaskResult<T>, FileError>;
   }

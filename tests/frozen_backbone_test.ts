@@ -5,9 +5,9 @@
  * exports the whole model, and a corrupt or half-built cache is found. Semantic (RankSeg on the
  * pretrained MobileNetV2, LarvSeg) and panoptic models.
  */
-import { Effect, Exit } from "effect";
+import { Effect, Exit, Stream } from "effect";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import * as ort from "onnxruntime-node";
@@ -25,12 +25,15 @@ import {
   experimentJson,
   type ExperimentOf,
 } from "../dsl/experiment.ts";
-import { procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
+import { imageLevelData, procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
+import { encodePng, gradient, put } from "./data_fixtures.ts";
 import { adamWSpec, evalConfig, frozenBackbone, poly, trainConfig } from "../dsl/training.ts";
 import { proceduralNames } from "../data/procedural.ts";
 import { openDataset } from "../data/open.ts";
 import { runTask } from "../data/sample_task.ts";
-import { drawChoice, openFeatureCache } from "../data/feature_cache.ts";
+import { cachedMixedTrainLoader, drawChoice, openFeatureCache } from "../data/feature_cache.ts";
+import { mixedTrainLoader } from "../data/mixed_loader.ts";
+import { type ImageLevelSource, readImageLevelLabels } from "../data/image_level.ts";
 import { bindKind } from "../kinds/registry.ts";
 import { noRuns } from "../kinds/export.ts";
 import { inferenceShapes, trainShapes } from "../interpret/shapes.ts";
@@ -43,7 +46,7 @@ import { graphStage, plan } from "../ir/plan.ts";
 import { type Value, value } from "../ir/value.ts";
 import { execute } from "../runtime/execute.ts";
 import { train, type TrainOptions } from "../train/train.ts";
-import { ensureFeatureCache } from "../train/feature_cache.ts";
+import { cacheIdentity, cacheKey, ensureFeatureCache } from "../train/feature_cache.ts";
 import { loadRun } from "../train/load_run.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { makePredictor } from "../eval/predictor.ts";
@@ -535,5 +538,212 @@ withRoot(
     // The row holds the draw's crop labels (hidden class ignored) and the crop's image-level labels, exactly.
     assertEquals(Array.from(row.imageLabels!), Array.from(sample.imageLabels!));
     assertEquals(Array.from(row.labels), Array.from(sample.labels));
+  },
+);
+
+/** Five 20×20 tag photos and their labels.json (an image-level source of 4 classes). */
+const TAGS: Record<string, number[]> = {
+  "p0.png": [0, 1],
+  "p1.png": [2],
+  "p2.png": [1, 3],
+  "p3.png": [0, 2, 3],
+  "p4.png": [3],
+};
+const writeTags = async (root: string): Promise<string> => {
+  let seed = 10;
+  for (const name of Object.keys(TAGS)) {
+    await put(join(root, "tags", "images", name), encodePng(20, 20, "rgb8", gradient(20, 20, seed++)));
+  }
+  return await put(join(root, "tags", "labels.json"), JSON.stringify({ images: "images", labels: TAGS }));
+};
+
+const mixedLarvSeg = (labels: string, draws: number | undefined): Experiment =>
+  experiment({
+    name: "frozen-larvseg-mixed",
+    model: m.larvSegmenter({
+      classes: 4,
+      backbone: m.vit({ dim: 16, depth: 1, heads: 2, patchSize: 8 }),
+      attentiveClassifier: m.attentiveClassifier({ slots: 2, pixels: 2, labelsPerImage: 3 }),
+    }),
+    data: {
+      dataset: procedural({
+        numClasses: 4,
+        height: 16,
+        width: 16,
+        count: 6,
+        seed: 2,
+        hidden: [proceduralNames(4)[3]],
+        imageLabels: "image",
+      }),
+      train: trainPipeline({ scale: [16, 16], ratioRange: [0.8, 1.2], cropSize: [16, 16] }),
+      test: testPipeline(),
+      imageLevel: imageLevelData({ labels, ratio: 0.5 }),
+    },
+    train: trainConfig({
+      steps: 6,
+      batchSize: 4,
+      optimizer: adamWSpec({ lr: 3e-3 }),
+      logEvery: 1,
+      checkpointEvery: 3,
+      ...(draws === undefined ? {} : { frozenBackbone: frozenBackbone({ draws }) }),
+    }),
+    eval: evalConfig({ examples: 0 }),
+  });
+
+withRoot(
+  "frozen: LarvSeg with an image-level source reads two caches in the mixed loader's order and resumes bitwise",
+  async (root) => {
+    const labels = await writeTags(root);
+    const e = mixedLarvSeg(labels, 2);
+    const cacheRoot = join(root, "cache");
+    const straight = join(root, "straight"), resumed = join(root, "resumed");
+    await runTrain(e, { featureCache: cacheRoot, out: straight });
+    const stopped = await Effect.runPromiseExit(
+      train(e, { ...quiet, featureCache: cacheRoot, out: resumed, stopAfter: 3 }),
+    );
+    assert(Exit.isFailure(stopped) && String(stopped.cause).includes("stopped at step 3"), String(stopped));
+    await runTrain(e, { featureCache: cacheRoot, out: resumed, resume: true });
+    assertEquals(metrics(resumed), metrics(straight));
+    const [a, b] = [await finalState(straight), await finalState(resumed)];
+    for (const k of Object.keys(a)) assertEquals(a[k].data, b[k].data, k);
+    for (const l of metrics(straight)) assert(l.terms.imageLevel > 0, JSON.stringify(l));
+    // Two caches, one per source of rows, under two keys: the split's 6 images and the source's 5.
+    const record = JSON.parse(readFileSync(join(straight, "feature-cache.json"), "utf8"));
+    assertEquals([record.samples, record.imageLevel.samples, record.imageLevel.draws], [6, 5, 2]);
+    assertNotEquals(record.key, record.imageLevel.key);
+    assertEquals(readdirSync(cacheRoot).sort(), [record.key, record.imageLevel.key].sort());
+    const dataset = await Effect.runPromise(openDataset(e.data.dataset, e.data.dataset.trainSplit));
+    const source = await Effect.runPromise(readImageLevelLabels(labels, 4));
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const pixels = yield* openFeatureCache(record.dir);
+      const images = yield* openFeatureCache(record.imageLevel.dir);
+      assertEquals(images.manifest.ids, ["p0", "p1", "p2", "p3", "p4"]);
+      // An image-level row: every label ignored, its tags as image-level labels; its draw is the pipeline
+      // under imageLevelDrawRandom, exactly.
+      const drawn = yield* runTask(dataset, {
+        kind: "imageLevelDraw",
+        source: { spec: e.data.dataset, split: dataset.split, specFile: "x" },
+        pipeline: e.data.train,
+        sample: source.samples[3],
+        draw: 1,
+        index: 3,
+      });
+      const row = yield* images.read(1, 3);
+      assertEquals(Array.from(row.imageLabels!), [1, 0, 1, 1]);
+      assertEquals(Array.from(row.labels), Array.from(drawn.labels));
+      assert(row.labels.every((l) => l === dataset.classes.ignoreIndex));
+      // The cached batches hold the mixed image loader's samples, batch for batch: 2 + 2, same order.
+      const cachedIds = Array.from(
+        yield* Stream.runCollect(
+          cachedMixedTrainLoader(pixels, images, { batchSize: 4, seed: 0, ratio: 0.5, prefetch: 0 }).pipe(
+            Stream.take(5),
+          ),
+        ),
+        (batch) => [batch.ids, Array.from(batch.pixelLabelled!)],
+      );
+      const imageIds = Array.from(
+        yield* Stream.runCollect(
+          mixedTrainLoader(e.data.dataset, e.data.train, e.data.imageLevel!, {
+            batchSize: 4,
+            seed: 0,
+            workers: 0,
+            prefetch: 0,
+          }).pipe(Stream.take(5)),
+        ),
+        (batch) => [batch.ids, Array.from(batch.pixelLabelled!)],
+      );
+      assertEquals(cachedIds, imageIds);
+      assertEquals(cachedIds[0][1], [1, 1, 0, 0]);
+    })));
+    // Another seed of this ViT without pretrained weights starts from another initialization of the
+    // backbone: its weights digest, and with it both keys, differ (a pretrained backbone's caches are
+    // shared across seeds: the resume test above).
+    await runTrain({ ...e, train: { ...e.train, seed: 1 } }, {
+      featureCache: cacheRoot,
+      out: join(root, "s1"),
+    });
+    const again = JSON.parse(readFileSync(join(root, "s1", "feature-cache.json"), "utf8"));
+    assertEquals([again.built, again.imageLevel.built], [true, true]);
+    assertEquals(readdirSync(cacheRoot).length, 4);
+  },
+);
+
+Deno.test("frozen: the cache key changes with the backbone spec, its weights, the pipeline, the draws and the images", async () => {
+  const e = pretrained(2);
+  const shapes = trainShapes(e);
+  const training = (await Effect.runPromise(bindKind(e, noRuns))).training!;
+  const features = training.features!(shapes);
+  const weights = await Effect.runPromise(pretrainedValues(e.model, features));
+  const backbone = new Map([...weights].map(([n, v]) => [n, value("float32", v.data, v.shape)] as const));
+  const dataset = await Effect.runPromise(openDataset(e.data.dataset, e.data.dataset.trainSplit));
+  const base = { e, features, backbone, dataset, panoptic: false };
+  const key = (r: Partial<typeof base> & { imageLevel?: ImageLevelSource }) =>
+    cacheKey(cacheIdentity({ ...base, ...r }));
+  const k0 = key({});
+  // Another run, another seed, another head, the same steps: the same cache.
+  const head = {
+    ...e,
+    model: { ...e.model, select: m.topK(3) },
+    train: { ...e.train, seed: 5, steps: 99 },
+  } as Experiment;
+  assertEquals(key({ e: head }), k0);
+  const model = e.model as m.Segmenter;
+  const nudged = new Map(backbone);
+  const [first] = nudged.keys();
+  const v = nudged.get(first)!;
+  const data = Float32Array.from(v.data as Float32Array);
+  data[0] += 1e-6;
+  nudged.set(first, value("float32", data, v.dims));
+  const others = {
+    "backbone spec": key({
+      e: {
+        ...e,
+        model: {
+          ...model,
+          backbone: m.mobileNetV2({ outputs: ["c3"], pretrained: WEIGHTS, padding: "symmetric" }),
+        },
+      },
+    }),
+    "backbone weights": key({ backbone: nudged }),
+    pipeline: key({ e: { ...e, data: { ...e.data, train: { ...e.data.train, cropSize: [24, 24] } } } }),
+    draws: key({ e: withFrozen(e, 3) }),
+    "image-level rows": key({
+      imageLevel: { file: "tags.json", classes: 4, samples: [{ id: "a", image: "a.png", classes: [1] }] },
+    }),
+  };
+  for (const [what, k] of Object.entries(others)) assertNotEquals(k, k0, what);
+  assertEquals(new Set(Object.values(others)).size, Object.keys(others).length);
+});
+
+withRoot(
+  "frozen: a cache found under another key's folder is mismatched, said in one line, and built again",
+  async (root) => {
+    const cacheRoot = join(root, "cache");
+    const a = pretrained(1, { steps: 1 });
+    await runTrain(a, { featureCache: cacheRoot, out: join(root, "a") });
+    const [keyA] = readdirSync(cacheRoot);
+    // Another crop is another key; put A's cache where that key's would be.
+    const b = { ...a, data: { ...a.data, train: { ...a.data.train, cropSize: [24, 24] } } } as Experiment;
+    const said: string[] = [];
+    await runTrain(b, { featureCache: cacheRoot, out: join(root, "b0") });
+    const keyB = readdirSync(cacheRoot).find((k) => k !== keyA && !k.includes("."))!;
+    assert(keyB !== undefined, readdirSync(cacheRoot).join(", "));
+    await rm(join(cacheRoot, keyB), { recursive: true });
+    await cp(join(cacheRoot, keyA), join(cacheRoot, keyB), { recursive: true });
+    const open = await Effect.runPromise(
+      Effect.result(Effect.scoped(openFeatureCache(join(cacheRoot, keyB)))),
+    );
+    assert(open._tag === "Success"); // every file is intact: only the key tells it is not B's
+    await runTrain(b, { featureCache: cacheRoot, out: join(root, "b"), print: (l) => said.push(l) });
+    const line = said.find((l) => l.includes("building the cache again"))!;
+    assertEquals(
+      line,
+      `${
+        join(cacheRoot, keyB, "manifest.json")
+      }: is the manifest of cache ${keyA}, not of ${keyB} (mismatched); ` +
+        `removing ${join(cacheRoot, keyB)} and building the cache again`,
+    );
+    const manifest = JSON.parse(readFileSync(join(cacheRoot, keyB, "manifest.json"), "utf8"));
+    assertEquals([manifest.key, manifest.layout.height, manifest.layout.width], [keyB, 24, 24]);
   },
 );

@@ -34,7 +34,8 @@ import { writeFileAtomic } from "../io/atomic_write.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { defaultWorkers, taskRunner } from "../data/loader.ts";
 import type { ProcessedSample } from "../data/pipeline.ts";
-import type { DatasetSource } from "../data/sample_task.ts";
+import type { DatasetSource, SampleTask } from "../data/sample_task.ts";
+import type { ImageLevelSource } from "../data/image_level.ts";
 import {
   type CachedRow,
   type CacheLayout,
@@ -64,8 +65,13 @@ export interface CacheRequest {
   readonly features: Graph;
   /** The values of the feature graph's variables (the frozen backbone, as the run starts). */
   readonly backbone: ReadonlyMap<string, Value>;
-  /** The opened training split. */
+  /** The opened training split (its class table; its images unless `imageLevel` is given). */
   readonly dataset: Dataset;
+  /**
+   * An image-level source (`data.imageLevel`): the cache holds its images' rows instead of the split's
+   * (labels all ignore, image-level labels its tags), a cache of its own beside the split's.
+   */
+  readonly imageLevel?: ImageLevelSource;
   /** Whether rows carry panoptic segments (the kind's loader says). */
   readonly panoptic: boolean;
   readonly root?: string;
@@ -92,19 +98,27 @@ export interface CacheUse {
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 const code = (e: unknown) => (e as { code?: string }).code;
 
+/** A file with its size and modification time (null, null when it cannot be read). */
+const fileStamp = (path: string) => {
+  try {
+    const st = statSync(path);
+    return [path, st.size, st.mtimeMs];
+  } catch {
+    return [path, null, null];
+  }
+};
+
 /** The files of every sample of the split, with their sizes and modification times. */
 const listing = (dataset: Dataset) =>
-  dataset.samples.map((s) => {
-    const file = (path: string) => {
-      try {
-        const st = statSync(path);
-        return [path, st.size, st.mtimeMs];
-      } catch {
-        return [path, null, null];
-      }
-    };
-    return [s.id, file(s.image), file(s.mask)];
-  });
+  dataset.samples.map((s) => [s.id, fileStamp(s.image), fileStamp(s.mask)]);
+
+/** The image-level source's images with their sizes, modification times and tags. */
+const imageLevelListing = (source: ImageLevelSource) =>
+  source.samples.map((s) => [s.id, fileStamp(s.image), s.classes]);
+
+/** The ids of the rows a request's cache holds, in row order. */
+const rowIds = (r: Pick<CacheRequest, "dataset" | "imageLevel">): readonly string[] =>
+  (r.imageLevel?.samples ?? r.dataset.samples).map((s) => s.id);
 
 /** The per-image shapes of the feature graph's outputs. */
 const featureShapes = (features: Graph) =>
@@ -112,7 +126,7 @@ const featureShapes = (features: Graph) =>
 
 /** Everything the cached rows are a function of (the module comment); its hash is the key. */
 export const cacheIdentity = (
-  r: Pick<CacheRequest, "e" | "features" | "backbone" | "dataset" | "panoptic">,
+  r: Pick<CacheRequest, "e" | "features" | "backbone" | "dataset" | "panoptic" | "imageLevel">,
 ) => {
   const draws = r.e.train.frozenBackbone?.draws ?? 0;
   return {
@@ -122,8 +136,12 @@ export const cacheIdentity = (
     weights: parametersDigest(r.backbone),
     pipeline: r.e.data.train,
     dataset: r.e.data.dataset,
-    split: r.dataset.split,
-    listing: specHash(listing(r.dataset)),
+    ...(r.imageLevel
+      ? {
+        // The source's rows: its labels file, its images (sizes, modification times) and their tags.
+        imageLevel: { file: r.imageLevel.file, listing: specHash(imageLevelListing(r.imageLevel)) },
+      }
+      : { split: r.dataset.split, listing: specHash(listing(r.dataset)) }),
     panoptic: r.panoptic,
     features: featureShapes(r.features),
     draws,
@@ -217,7 +235,7 @@ const layoutOf = (r: CacheRequest): CacheLayout => {
     labels: r.dataset.classes.ignoreIndex >= 0 && r.dataset.classes.ignoreIndex <= 255 && k <= 256
       ? "U8"
       : "I32",
-    imageLabels: r.e.data.dataset.imageLabels === undefined ? null : k,
+    imageLabels: r.imageLevel || r.e.data.dataset.imageLabels !== undefined ? k : null,
     panoptic: r.panoptic,
   };
 };
@@ -274,8 +292,27 @@ const build = (
       split: r.dataset.split,
       specFile: "<dataset spec>",
     };
-    const n = r.dataset.samples.length;
+    const n = rowIds(r).length;
     const draws = r.e.train.frozenBackbone!.draws;
+    const task = (draw: number, index: number): SampleTask =>
+      r.imageLevel
+        ? {
+          kind: "imageLevelDraw",
+          source,
+          pipeline: r.e.data.train,
+          sample: r.imageLevel.samples[index],
+          draw,
+          index,
+        }
+        : {
+          kind: "draw",
+          source,
+          pipeline: r.e.data.train,
+          sample: r.dataset.samples[index],
+          draw,
+          index,
+          ...(r.panoptic ? { panoptic: true } : {}),
+        };
     const rowBytes = layout.features.reduce((a, f) => a + 2 * f.shape.reduce((x, y) => x * y, 1), 0) +
       plane * ((layout.labels === "U8" ? 1 : 4) + (layout.panoptic ? 4 : 0)) + (layout.imageLabels ?? 0);
     const perShard = Math.max(1, Math.floor(SHARD_BYTES / rowBytes));
@@ -285,16 +322,7 @@ const build = (
       for (let shard = 0, first = 0; first < n; shard++, first += perShard) {
         const count = Math.min(perShard, n - first);
         const rows = (yield* Stream.fromIterable(Array.from({ length: count }, (_, i) => first + i)).pipe(
-          Stream.mapEffect((index) =>
-            run({
-              kind: "draw",
-              source,
-              pipeline: r.e.data.train,
-              sample: r.dataset.samples[index],
-              draw,
-              index,
-              ...(r.panoptic ? { panoptic: true } : {}),
-            }), { concurrency: 2 * batch }),
+          Stream.mapEffect((index) => run(task(draw, index)), { concurrency: 2 * batch }),
           Stream.grouped(batch),
           Stream.mapEffect(runRows),
           Stream.runCollect,
@@ -315,7 +343,7 @@ const build = (
       key,
       identity,
       draws,
-      ids: r.dataset.samples.map((s) => s.id),
+      ids: rowIds(r),
       layout,
       files,
       build: {
@@ -326,6 +354,30 @@ const build = (
     };
     yield* writeFileAtomic(join(partial, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
   }));
+
+/**
+ * The opened cache, if it is the one the request's key names: its manifest's key and the hash of the
+ * identity it records are that key, its rows are the request's samples in order and its layout the
+ * request's. A cache that passes its file checks but fails this (copied or renamed under another key's
+ * folder, its manifest edited) is a `FeatureCacheError` naming the manifest.
+ */
+export const checkMatch = (cache: FeatureCache, r: CacheRequest, key: string) => {
+  const m = cache.manifest;
+  const fail = (reason: string) =>
+    Effect.fail(new FeatureCacheError({ file: join(cache.dir, MANIFEST), reason: `${reason} (mismatched)` }));
+  if (m.key !== key) return fail(`is the manifest of cache ${m.key}, not of ${key}`);
+  if (cacheKey(m.identity) !== key) {
+    return fail(`its identity hashes to ${cacheKey(m.identity)}, not to its key ${key}`);
+  }
+  const ids = rowIds(r);
+  if (m.ids.length !== ids.length || m.ids.some((id, i) => id !== ids[i])) {
+    return fail(`its ${m.ids.length} rows are not the ${ids.length} samples this run reads, in order`);
+  }
+  if (specHash(m.layout) !== specHash(layoutOf(r))) {
+    return fail(`its rows' layout ${JSON.stringify(m.layout)} is not ${JSON.stringify(layoutOf(r))}`);
+  }
+  return Effect.succeed(cache);
+};
 
 const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
@@ -357,7 +409,9 @@ export const ensureFeatureCache = (r: CacheRequest) =>
     const seen = yield* manifestText;
     let failure: FeatureCacheError | undefined;
     if (seen !== undefined) {
-      const found = yield* Effect.result(openFeatureCache(dir));
+      const found = yield* Effect.result(
+        Effect.flatMap(openFeatureCache(dir), (cache) => checkMatch(cache, r, key)),
+      );
       if (found._tag === "Success") return opened(found.success, false);
       failure = found.failure;
     }
@@ -385,9 +439,9 @@ export const ensureFeatureCache = (r: CacheRequest) =>
       const partial = join(root, `${key}.partial-${process.pid}-${lockHolder().token}`);
       yield* Effect.promise(() => mkdir(partial, { recursive: true }));
       print(
-        `feature cache: building ${dir} (${
-          r.e.train.frozenBackbone!.draws
-        } draws of ${r.dataset.samples.length} ` +
+        `feature cache: building ${dir} (${r.e.train.frozenBackbone!.draws} draws of ${rowIds(r).length} ${
+          r.imageLevel ? "image-level " : ""
+        }` +
           "images, float16)",
       );
       yield* build(r, key, identity, partial, print).pipe(
@@ -400,7 +454,7 @@ export const ensureFeatureCache = (r: CacheRequest) =>
       });
       return true;
     }));
-    const use = opened(yield* openFeatureCache(dir), built);
+    const use = opened(yield* Effect.flatMap(openFeatureCache(dir), (c) => checkMatch(c, r, key)), built);
     if (built) {
       print(
         `feature cache: built in ${use.use.buildSeconds.toFixed(1)} s, ${megabytes(use.use.bytes)} (${dir})`,

@@ -34,7 +34,13 @@ import { openDataset } from "../data/open.ts";
 import { validateSplit } from "../data/validate.ts";
 import type { Batch, FeatureBatch, Position } from "../data/batch.ts";
 import type { DataError } from "../data/errors.ts";
-import { cachedTrainLoader, type FeatureCache, type FeatureCacheError } from "../data/feature_cache.ts";
+import {
+  cachedMixedTrainLoader,
+  cachedTrainLoader,
+  type FeatureCache,
+  type FeatureCacheError,
+} from "../data/feature_cache.ts";
+import type { ImageLevelSource } from "../data/image_level.ts";
 import { type BackboneMode, featureName, variableState } from "../interpret/frozen_backbone.ts";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { type CacheUse, ensureFeatureCache } from "./feature_cache.ts";
@@ -164,6 +170,8 @@ interface Run {
     | {
       readonly cache: FeatureCache;
       readonly use: CacheUse;
+      /** With `data.imageLevel`: the image-level source's cache, read beside the split's. */
+      readonly imageLevel?: { readonly cache: FeatureCache; readonly use: CacheUse };
       /** The digest of the backbone it was built from, and the backbone's state names. */
       readonly weights: string;
       readonly backbone: readonly string[];
@@ -253,7 +261,7 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
     // bad tag reported) before the slow compilation.
     const imageLevel = e.data.imageLevel;
-    if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
+    const imageLevelSource = imageLevel ? yield* openImageLevel(imageLevel, e.model.classes) : undefined;
     const pixelBatch = imageLevel
       ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
       : e.train.batchSize;
@@ -279,10 +287,10 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     const pretrained = yield* pretrainedValues(e.model, p);
     // Found or built before the folder is written: a cache that cannot be built leaves no run folder.
     const cache = mode === "cached"
-      ? yield* featureCache(e, training, ex, pretrained, trainData, options, print)
+      ? yield* featureCache(e, training, ex, pretrained, trainData, imageLevelSource, options, print)
       : undefined;
     yield* prepareRunFolder(dir, e, { resume, extend, provider, threads: options.threads });
-    if (cache) yield* recordCache(dir, cache.use, print);
+    if (cache) yield* recordCache(dir, cache, print);
     // Frozen state from another run (the independent scheme's ranker) enters as it is.
     for (const [name, v] of training.frozen?.state ?? []) {
       if (!graph.lookup(name)) {
@@ -344,6 +352,7 @@ const featureCache = (
   ex: Executor,
   pretrained: Run["pretrained"],
   trainData: Dataset,
+  imageLevel: ImageLevelSource | undefined,
   options: TrainOptions,
   print: (line: string) => void,
 ) =>
@@ -354,7 +363,7 @@ const featureCache = (
       const p = pretrained.get(name);
       backbone.set(name, p ? value("float32", p.data, p.shape) : ex.state.get(name)!);
     }
-    const found = yield* ensureFeatureCache({
+    const request = {
       e,
       features,
       backbone,
@@ -365,21 +374,45 @@ const featureCache = (
       threads: options.threads,
       workers: options.workers,
       print,
-    });
-    return { ...found, weights: parametersDigest(backbone), backbone: [...backbone.keys()] };
+    };
+    const found = yield* ensureFeatureCache(request);
+    // LarvSeg's image-level source: a cache of its own (its images, under draws of their own).
+    const images = imageLevel ? yield* ensureFeatureCache({ ...request, imageLevel }) : undefined;
+    return {
+      ...found,
+      ...(images ? { imageLevel: images } : {}),
+      weights: parametersDigest(backbone),
+      backbone: [...backbone.keys()],
+    };
   });
 
-/** `feature-cache.json` in the run folder: the cache this run reads, and train.log's line about it. */
-const recordCache = (dir: string, use: CacheUse, print: (line: string) => void) =>
+/**
+ * `feature-cache.json` in the run folder: the cache this run reads (and, under `imageLevel`, the
+ * image-level source's), and train.log's line about each.
+ */
+const recordCache = (
+  dir: string,
+  cache: { readonly use: CacheUse; readonly imageLevel?: { readonly use: CacheUse } },
+  print: (line: string) => void,
+) =>
   Effect.gen(function* () {
-    yield* writeFileAtomic(join(dir, FEATURE_CACHE_RECORD), JSON.stringify(use, null, 2) + "\n").pipe(
+    const record = { ...cache.use, ...(cache.imageLevel ? { imageLevel: cache.imageLevel.use } : {}) };
+    yield* writeFileAtomic(join(dir, FEATURE_CACHE_RECORD), JSON.stringify(record, null, 2) + "\n").pipe(
       Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
     );
-    const line = `feature cache ${use.dir} (key ${use.key}): ${use.draws} draws of ${use.samples} images, ` +
-      `${(use.bytes / 1e6).toFixed(1)} MB, ${use.built ? "built by this run" : "built earlier"} in ` +
-      `${use.buildSeconds.toFixed(1)} s`;
-    yield* logLine(dir, line);
-    print(line);
+    const uses: [CacheUse, string][] = [
+      [cache.use, ""],
+      ...(cache.imageLevel ? [[cache.imageLevel.use, "image-level "] as [CacheUse, string]] : []),
+    ];
+    for (const [use, what] of uses) {
+      const line = `feature cache ${use.dir} (key ${use.key}): ${use.draws} draws of ${use.samples} ${what}` +
+        `images, ${(use.bytes / 1e6).toFixed(1)} MB, ${
+          use.built ? "built by this run" : "built earlier"
+        } in ` +
+        `${use.buildSeconds.toFixed(1)} s`;
+      yield* logLine(dir, line);
+      print(line);
+    }
   });
 
 /**
@@ -593,11 +626,11 @@ const batches = (
 ): Stream.Stream<Batch | FeatureBatch, DataError | FeatureCacheError> => {
   const { e, options } = run;
   if (run.cache) {
-    return cachedTrainLoader(run.cache.cache, {
-      batchSize: e.train.batchSize,
-      seed: e.train.seed,
-      start: loop.position,
-    }).pipe(Stream.take(e.train.steps - loop.step));
+    const cached = { batchSize: e.train.batchSize, seed: e.train.seed, start: loop.position };
+    const il = run.cache.imageLevel;
+    return (il && e.data.imageLevel
+      ? cachedMixedTrainLoader(run.cache.cache, il.cache, { ...cached, ratio: e.data.imageLevel.ratio })
+      : cachedTrainLoader(run.cache.cache, cached)).pipe(Stream.take(e.train.steps - loop.step));
   }
   const loaderOptions = {
     batchSize: e.train.batchSize,
