@@ -1,10 +1,11 @@
 /**
  * `deno task train <experiment> [--out DIR] [--resume | --extend-steps N] [--steps N] [--seed S]
- * [--provider P] [--threads T] [--eval-limit N]`.
+ * [--frozen-backbone D] [--provider P] [--threads T] [--eval-limit N]`.
  */
 import { Console, Data, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { loadExperiment, withOverrides } from "../dsl/experiment.ts";
+import { decodeExperiment, loadExperiment, withOverrides } from "../dsl/experiment.ts";
+import { frozenBackbone } from "../dsl/training.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
@@ -53,6 +54,12 @@ export const trainCommand = Command.make("train", {
   ).pipe(Flag.optional),
   steps: intFlag("steps", BOUNDS.steps, "override train.steps").pipe(Flag.optional),
   seed: intFlag("seed", BOUNDS.seed, "override train.seed").pipe(Flag.optional),
+  frozenBackbone: intFlag(
+    "frozen-backbone",
+    BOUNDS.draws,
+    "set train.frozenBackbone: train the head on the frozen backbone, reading its outputs for D cached " +
+      "augmentation draws per training image (0: no cache, the frozen backbone runs every step)",
+  ).pipe(Flag.optional),
   evalLimit: intFlag(
     "eval-limit",
     BOUNDS.images,
@@ -72,7 +79,16 @@ export const trainCommand = Command.make("train", {
         why: "give one (--extend-steps N continues the run to N steps)",
       });
     }
-    const e = withOverrides(yield* loadExperiment(a.experiment), opt(a.steps), opt(a.seed));
+    const draws = opt(a.frozenBackbone);
+    const loaded = yield* loadExperiment(a.experiment);
+    const overridden = withOverrides(
+      loaded,
+      opt(a.steps),
+      opt(a.seed),
+      draws === undefined ? undefined : frozenBackbone({ draws }),
+    );
+    // A frozen backbone is checked against the rest of the spec (e.g. the independent scheme's ranker).
+    const e = draws === undefined ? overridden : yield* decodeExperiment(overridden, a.experiment);
     const options: TrainOptions = {
       out: opt(a.out),
       resume: a.resume,
