@@ -443,9 +443,9 @@ withRoot("frozen: two runs that need the same cache at once build it once", asyn
 });
 
 withRoot(
-  "frozen: a panoptic model trains its pixel decoder and heads on cached multi-scale maps",
+  "frozen: a panoptic model trains its pixel decoder and heads on cached multi-scale maps, and resumes bitwise",
   async (root) => {
-    const e = withFrozen(tinyPanoptic({ steps: 2, checkpointEvery: 2 }), 1);
+    const e = withFrozen(tinyPanoptic({ steps: 2, checkpointEvery: 1 }), 1);
     const dir = join(root, "run");
     await runTrain(e, { featureCache: join(root, "cache"), out: dir, evalLimit: 1 });
     const cacheDir = JSON.parse(readFileSync(join(dir, "feature-cache.json"), "utf8")).dir;
@@ -474,6 +474,15 @@ withRoot(
     assert(backbone.length > 0);
     for (const n of backbone) assertEquals(state[n].data, initial.get(n)!.data, n);
     assertNotEquals(state["model.classHead.weight"].data, initial.get("model.classHead.weight")!.data);
+    // Stopped after step 1 and resumed: the same numbers and state as the run that never stopped.
+    const resumed = join(root, "resumed");
+    const options = { featureCache: join(root, "cache"), out: resumed };
+    const stopped = await Effect.runPromiseExit(train(e, { ...quiet, ...options, stopAfter: 1 }));
+    assert(Exit.isFailure(stopped) && String(stopped.cause).includes("stopped at step 1"), String(stopped));
+    await runTrain(e, { ...options, resume: true });
+    assertEquals(metrics(resumed), metrics(dir));
+    const again = await finalState(resumed);
+    for (const k of Object.keys(state)) assertEquals(again[k].data, state[k].data, k);
   },
 );
 

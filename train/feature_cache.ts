@@ -7,7 +7,9 @@
  * file's, or the seed's initialization of a backbone without one), the training pipeline, the dataset
  * spec, split and listing (every sample's files with their sizes and modification times), the feature
  * graph's outputs and the number of draws. Runs and seeds that agree on these share one cache; a change
- * to any of them (another crop, another weights file, an edited image) is another cache.
+ * to any of them (another crop, another weights file, an edited image) is another cache. LarvSeg's
+ * image-level source (`data.imageLevel`) has a cache of its own, keyed by the source's labels file and
+ * images in place of the split's listing.
  *
  * Location: `<root>/<key>/`, root `runs/.feature-cache` unless given (`--feature-cache DIR`).
  *
@@ -15,8 +17,9 @@
  * appears atomically; a holder that died is recovered as the run folder's lock is), into
  * `<key>.partial-<pid>-<hex>/`, and publishes it with one rename once its manifest is written; others
  * wait for the lock and then open the finished cache. A reader never sees a partial cache: a directory
- * under the key always has its manifest. Opening checks every file's size, header and SHA-256; a cache
- * that fails (a truncated or edited file) is said in one line, removed and built again.
+ * under the key always has its manifest. Opening checks every file's size, header and SHA-256, then that
+ * the manifest is the key's (`checkMatch`); a cache that fails (a truncated or edited file, another key's
+ * cache under this one's folder) is said in one line, removed and built again.
  */
 import { Effect, Stream } from "effect";
 import { existsSync, statSync } from "node:fs";
