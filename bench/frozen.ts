@@ -9,7 +9,8 @@
  * (`uptime`'s) are recorded with the figures. Rewrites BENCHMARKS.md's "Frozen backbone (feature cache)".
  *
  *   --rounds=N      alternating rounds (default 5); --steps=N timed steps per side and round (default 5)
- *   --threads=T     ONNX Runtime's intra-op threads (default: one per core)
+ *   --threads=1,2   the intra-op thread counts measured, each side at each (default 1,2; the run of --train
+ *                   uses the last)
  *   --rebuild       build the cache afresh in a temporary folder (removed afterwards), to time its build
  *                   now; by default the cache under runs/.feature-cache is used (built first if missing)
  *   --train         also train experiments/quickstart-frozen.ts end to end (500 steps, 4 evaluations) into
@@ -18,7 +19,7 @@
  */
 import { Effect, Stream } from "effect";
 import os from "node:os";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import quickstart from "../experiments/quickstart.ts";
@@ -89,8 +90,8 @@ export const main = async (args: string[]): Promise<void> => {
   const quick = args.includes("--quick");
   const rounds = quick ? 1 : Number(flag(args, "rounds") ?? 5);
   const steps = quick ? 2 : Number(flag(args, "steps") ?? 5);
-  const threadsFlag = flag(args, "threads");
-  const threads = threadsFlag === undefined ? undefined : Number(threadsFlag);
+  const threadCounts = (flag(args, "threads") ?? "1,2").split(",").map(Number);
+  const threads = threadCounts.at(-1)!;
   const e = quickstartFrozen;
   const shapes = trainShapes(e);
   const m = machine();
@@ -160,25 +161,29 @@ export const main = async (args: string[]): Promise<void> => {
         ...common,
       };
     };
-    const executors = new Map<BackboneMode, Executor>();
-    for (const s of SIDES) {
-      const ex = yield* openSide(s.mode, s.e, threads);
-      yield* ex.run(feedsOf(s.mode, 0)); // first run: ONNX Runtime's allocations, not timed
-      executors.set(s.mode, ex);
+    // Every side at every thread count, one executor each, measured in turn within each round.
+    const cells = threadCounts.flatMap((t) =>
+      SIDES.map((s) => ({ ...s, threads: t, key: `${s.mode}@${t}` }))
+    );
+    const executors = new Map<string, Executor>();
+    for (const c of cells) {
+      const ex = yield* openSide(c.mode, c.e, c.threads);
+      yield* ex.run(feedsOf(c.mode, 0)); // first run: ONNX Runtime's allocations, not timed
+      executors.set(c.key, ex);
     }
-    const times = new Map<BackboneMode, number[]>(SIDES.map((s) => [s.mode, []]));
+    const times = new Map<string, number[]>(cells.map((c) => [c.key, []]));
     const loads: Load[] = [];
     const averages: number[] = [oneMinuteLoad()];
     for (let r = 0; r < rounds; r++) {
-      for (const s of SIDES) {
-        const ex = executors.get(s.mode)!;
+      for (const c of cells) {
+        const ex = executors.get(c.key)!;
         const { load } = yield* Effect.promise(() =>
           withLoad(async () => {
             for (let i = 1; i <= steps; i++) {
-              const feeds = feedsOf(s.mode, i);
+              const feeds = feedsOf(c.mode, i);
               const t = performance.now();
               await Effect.runPromise(ex.run(feeds));
-              times.get(s.mode)!.push(performance.now() - t);
+              times.get(c.key)!.push(performance.now() - t);
             }
           })
         );
@@ -187,12 +192,12 @@ export const main = async (args: string[]): Promise<void> => {
       averages.push(oneMinuteLoad());
       log(
         `round ${r + 1}/${rounds}: ${
-          SIDES.map((s) => `${s.mode} ${summarize(times.get(s.mode)!).median.toFixed(1)} ms`).join(", ")
-        }; outside load ${averageLoad(loads.slice(-SIDES.length)).toFixed(2)} cores`,
+          cells.map((c) => `${c.key} ${summarize(times.get(c.key)!).median.toFixed(1)} ms`).join(", ")
+        }; outside load ${averageLoad(loads.slice(-cells.length)).toFixed(2)} cores`,
       );
     }
     return {
-      steps: SIDES.map((s) => ({ ...s, ms: summarize(times.get(s.mode)!) })),
+      steps: cells.map((c) => ({ ...c, ms: summarize(times.get(c.key)!) })),
       readMs: summarize(readMs),
       use,
       build: cache.manifest.build,
@@ -201,15 +206,20 @@ export const main = async (args: string[]): Promise<void> => {
     };
   }))).finally(() => cacheRoot ? rm(cacheRoot, { recursive: true, force: true }) : undefined);
 
-  let trained: { seconds: number; headline: string } | undefined;
+  let trained: { seconds: number; headline: string; built?: number; loads: number[] } | undefined;
   if (args.includes("--train")) {
     const out = await mkdtemp(join(tmpdir(), "kappa-bench-frozen-"));
     try {
-      const t = performance.now();
+      const t = performance.now(), before = oneMinuteLoad();
       const r = await Effect.runPromise(train(quickstartFrozen, { out, threads, print: log }));
+      // The run builds the cache under runs/.feature-cache first when it is missing (e.g. after --rebuild
+      // timed a build elsewhere): its build is not training time.
+      const record = JSON.parse(await readFile(join(r.runDir, "feature-cache.json"), "utf8"));
       trained = {
         seconds: (performance.now() - t) / 1000,
         headline: r.headline ? `${r.headline.name} ${r.headline.value.toFixed(2)}` : "–",
+        ...(record.built ? { built: record.buildSeconds as number } : {}),
+        loads: [before, oneMinuteLoad()],
       };
     } finally {
       await rm(out, { recursive: true, force: true });
@@ -218,18 +228,20 @@ export const main = async (args: string[]): Promise<void> => {
 
   const d = describeTraining(quickstartFrozen)!;
   const gflops = new Map(d.steps.map((s) => [s.mode, s.gflops]));
-  const base = figures.steps[0].ms.median;
+  const base = (t: number) => figures.steps.find((s) => s.threads === t && s.mode === "trained")!.ms.median;
   const rows = figures.steps.map((s) => ({ ...s, gflops: gflops.get(s.mode)! }));
   const text = [
     `Quickstart model (MobileNetV2 to output stride 16 + RankSeg head, ${shapes.height}×${shapes.width} crops, ` +
     `batch ${shapes.batch}), one training step = one \`session.run\` (forward, backward, AdamW update) on real ` +
-    `batches; ${rounds} alternating rounds of ${steps} steps per side, median (p10–p90) of all.`,
+    `batches; ${rounds} alternating rounds of ${steps} steps per side and thread count, median (p10–p90) of ` +
+    "all; the speed-up is against fine-tuning at the same thread count.",
     "",
     table<typeof rows[number] & { ms: Summary }>([
       { header: "step", cell: (r) => r.name },
+      { header: "threads", cell: (r) => String(r.threads) },
       { header: "GFLOPs / crop", cell: (r) => r.gflops.toFixed(3) },
       { header: "ms / step", cell: (r) => formatSpread(r.ms) },
-      { header: "speed-up", cell: (r) => `${(base / r.ms.median).toFixed(1)}×` },
+      { header: "speed-up", cell: (r) => `${(base(r.threads) / r.ms.median).toFixed(1)}×` },
     ], rows),
     "",
     `Feature cache (${rebuild ? "built afresh in a temporary folder" : `\`${figures.use.dir}\``}): ` +
@@ -247,8 +259,13 @@ export const main = async (args: string[]): Promise<void> => {
     ...(trained
       ? [
         "",
-        `\`train experiments/quickstart-frozen.ts\` end to end (cache present, 500 steps, 4 evaluations of the ` +
-        `101 val frames by the whole model): ${(trained.seconds / 60).toFixed(1)} min, ${trained.headline}.`,
+        `\`train experiments/quickstart-frozen.ts --threads ${threads}\` end to end (500 steps, 4 evaluations of ` +
+        `the 101 val frames by the whole model): ${
+          trained.built === undefined
+            ? `${(trained.seconds / 60).toFixed(1)} min with the cache present`
+            : `${((trained.seconds - trained.built) / 60).toFixed(1)} min after building the cache first (` +
+              `${trained.built.toFixed(1)} s; ${(trained.seconds / 60).toFixed(1)} min in all)`
+        }, ${trained.headline}; 1-minute load average ${trained.loads.map((l) => l.toFixed(1)).join(" → ")}.`,
       ]
       : []),
   ].join("\n");

@@ -184,9 +184,9 @@ export const SUITES: Record<string, Suite> = {
       },
       threads: {
         form: "equals",
-        metavar: "T",
-        value: int(BOUNDS.threads),
-        description: "intra-op threads (default: one per core)",
+        metavar: "1,2",
+        value: { _tag: "IntList", bounds: BOUNDS.threads },
+        description: "the intra-op thread counts measured (default 1,2; --train uses the last)",
       },
       rebuild: quick("build the feature cache afresh in a temporary folder to time its build now"),
       train: quick("also train experiments/quickstart-frozen.ts end to end and report its time and mIoU"),
