@@ -1,17 +1,18 @@
 /**
  * `deno task train <experiment> [--out DIR] [--resume | --extend-steps N] [--steps N] [--seed S]
- * [--provider P] [--threads T] [--eval-limit N] [--ranks N]`; under mpirun / srun --mpi=pmix, one rank of
- * a data-parallel run (cli/ranks.ts).
+ * [--frozen-backbone D] [--provider P] [--threads T] [--eval-limit N] [--ranks N]`; under mpirun / srun
+ * --mpi=pmix, one rank of a data-parallel run (cli/ranks.ts).
  */
 import { Cause, Console, Data, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
-import { loadExperiment, withOverrides } from "../dsl/experiment.ts";
+import { decodeExperiment, loadExperiment, withOverrides } from "../dsl/experiment.ts";
+import { frozenBackbone } from "../dsl/training.ts";
 import { train, type TrainOptions } from "../train/train.ts";
 import type { Provider } from "../runtime/execute.ts";
 import { BOUNDS, experimentArgument, intFlag, pathFlag } from "./flag_schema.ts";
 import { TASK } from "./usage_error.ts";
 import { mpiWorld } from "../runtime/mpi.ts";
-import { checkRankCount } from "../train/data_parallel.ts";
+import { checkDataParallel, checkRankCount } from "../train/data_parallel.ts";
 import {
   abortLines,
   agreedFailure,
@@ -66,6 +67,12 @@ export const trainCommand = Command.make("train", {
   ).pipe(Flag.optional),
   steps: intFlag("steps", BOUNDS.steps, "override train.steps").pipe(Flag.optional),
   seed: intFlag("seed", BOUNDS.seed, "override train.seed").pipe(Flag.optional),
+  frozenBackbone: intFlag(
+    "frozen-backbone",
+    BOUNDS.draws,
+    "set train.frozenBackbone: train the head on the frozen backbone, reading its outputs for D cached " +
+      "augmentation draws per training image (0: no cache, the frozen backbone runs every step)",
+  ).pipe(Flag.optional),
   evalLimit: intFlag(
     "eval-limit",
     BOUNDS.images,
@@ -79,6 +86,10 @@ export const trainCommand = Command.make("train", {
       "batch of train.batchSize, same numbers as one process. Under mpirun or srun --mpi=pmix, the ranks " +
       "come from the launcher",
   ).pipe(Flag.optional),
+  featureCache: pathFlag(
+    "feature-cache",
+    "where frozen-backbone feature caches live (train.frozenBackbone; default runs/.feature-cache)",
+  ).pipe(Flag.optional),
   ...runFlags,
 }, (a) =>
   Effect.gen(function* () {
@@ -88,19 +99,32 @@ export const trainCommand = Command.make("train", {
         why: "give one (--extend-steps N continues the run to N steps)",
       });
     }
+    const draws = opt(a.frozenBackbone);
+    // The experiment with the command line's overrides; a frozen backbone is checked against the rest of
+    // the spec (e.g. the independent scheme's ranker).
+    const experiment = Effect.gen(function* () {
+      const overridden = withOverrides(
+        yield* loadExperiment(a.experiment),
+        opt(a.steps),
+        opt(a.seed),
+        draws === undefined ? undefined : frozenBackbone({ draws }),
+      );
+      return draws === undefined ? overridden : yield* decodeExperiment(overridden, a.experiment);
+    });
     const launch = yield* currentLaunch();
     const ranks = opt(a.ranks);
     if (ranks !== undefined && ranks > 1 && launch === undefined) {
       // Loaded once here, so that a spec that does not load or split is one line, not one per rank.
-      const e = withOverrides(yield* loadExperiment(a.experiment), opt(a.steps), opt(a.seed));
+      const e = yield* experiment;
       yield* checkRankCount(e.train.batchSize, ranks);
+      yield* checkDataParallel(e, ranks);
       const code = yield* launchRanks(ranks, Deno.args);
       return yield* Effect.sync(() => Deno.exit(code));
     }
     if (ranks !== undefined && launch !== undefined && ranks !== launch.size) {
       return yield* new RankCountFlagMismatch({ flag: ranks, launch });
     }
-    const e = withOverrides(yield* loadExperiment(a.experiment), opt(a.steps), opt(a.seed));
+    const e = yield* experiment;
     const parallel = launch !== undefined && launch.size > 1 ? launch : undefined;
     if (parallel) yield* checkRankCount(e.train.batchSize, parallel.size);
     const options: TrainOptions = {
@@ -111,6 +135,7 @@ export const trainCommand = Command.make("train", {
       threads: opt(a.threads) ?? (parallel ? defaultRankThreads(parallel) : undefined),
       workers: opt(a.workers) ?? (parallel ? DEFAULT_RANK_WORKERS : undefined),
       evalLimit: opt(a.evalLimit),
+      featureCache: opt(a.featureCache),
     };
     const r = parallel
       ? yield* Effect.scoped(Effect.gen(function* () {

@@ -434,7 +434,21 @@ Deno.test({
       assertEquals(said, [
         "train: --ranks 4, but mpirun started 2 ranks; give the same count to both, or drop --ranks",
       ]);
-      for (const d of ["a", "b", "c"]) assert(!existsSync(join(root, d)), `no run folder ${d}`);
+      // A frozen backbone trains in one process (its feature cache is read by one loader), said before
+      // mpirun starts and, under a launcher, by rank 0.
+      const frozenLine = "train.frozenBackbone: a frozen backbone trains in one process; leave it out to " +
+        "train on 2 ranks";
+      const frozen = await train(spec, join(root, "d"), {
+        flags: ["--ranks", "2", "--frozen-backbone", "1"],
+      });
+      assertEquals([frozen.code, lines(frozen.stderr)], [1, [frozenLine]]);
+      const frozenLaunched = await train(spec, join(root, "e"), {
+        flags: ["--frozen-backbone", "1"],
+        launcher: [...MPIRUN, "2"],
+      });
+      assert(frozenLaunched.code !== 0);
+      assert(lines(frozenLaunched.stderr).some((l) => l.endsWith(frozenLine)), frozenLaunched.stderr);
+      for (const d of ["a", "b", "c", "d", "e"]) assert(!existsSync(join(root, d)), `no run folder ${d}`);
       // A rank that cannot start (rank 0 finds the folder in use: this process's live PID holds its lock)
       // says so, naming itself; the other ranks stop with it, silent.
       const held = join(root, "held");

@@ -20,6 +20,7 @@ const ALL: Record<Program, string[]> = {
     "gpu",
     "larvseg-bank",
     "scale",
+    "frozen",
     "quantize",
     "quantize-isa",
     "web",

@@ -35,13 +35,31 @@ export class RankCountMismatch extends Data.TaggedError("RankCountMismatch")<{ r
   }
 }
 
-/** The experiment's model kind has no data-parallel stages (`Training.dataParallelStages`). */
+/**
+ * The experiment cannot train on several ranks: its model kind has no data-parallel stages
+ * (`Training.dataParallelStages`), or it freezes its backbone (a feature cache is read by one loader).
+ */
 export class DataParallelUnsupported
-  extends Data.TaggedError("DataParallelUnsupported")<{ readonly kind: string }> {
+  extends Data.TaggedError("DataParallelUnsupported")<{ readonly reason: string }> {
   override get message(): string {
-    return `model: a ${this.kind} trains in one process only (its kind has no data-parallel stages)`;
+    return this.reason;
   }
 }
+
+/**
+ * Checks that the experiment may train on `ranks` ranks beyond its batch splitting: a frozen backbone
+ * trains in one process (its cached features are read by one loader, not sharded).
+ */
+export const checkDataParallel = (
+  e: { readonly train: { readonly frozenBackbone?: unknown } },
+  ranks: number,
+): Effect.Effect<void, DataParallelUnsupported> =>
+  e.train.frozenBackbone === undefined ? Effect.void : Effect.fail(
+    new DataParallelUnsupported({
+      reason:
+        `train.frozenBackbone: a frozen backbone trains in one process; leave it out to train on ${ranks} ranks`,
+    }),
+  );
 
 /** This rank failed while setting up a data-parallel run; `failed` lists every rank that did. */
 export class RankFailure extends Data.TaggedError("RankFailure")<{

@@ -6,6 +6,7 @@
  *   metrics.jsonl     one JSON line per logged step and per evaluation
  *   checkpoints/      safetensors: parameters, optimizer state, loader position (last N, plus best)
  *   train.log         human-readable log
+ *   feature-cache.json  with a frozen backbone's feature cache: its folder, key, size and build time
  *   eval-<split>.json, examples/, report.html
  */
 import { Data, Effect } from "effect";
@@ -28,6 +29,8 @@ export class RunFolderError
 }
 
 export const CHECKPOINTS = "checkpoints", METRICS = "metrics.jsonl", LOG = "train.log", EXAMPLES = "examples";
+/** With a frozen backbone's feature cache: which one the run reads (dir, key, size, who built it). */
+export const FEATURE_CACHE_RECORD = "feature-cache.json";
 
 /** `runs/<name>-<hash8>` unless `out` is given. */
 export const runDirFor = (e: AnyExperiment, out?: string): string =>

@@ -93,7 +93,7 @@ export const isRunning = (pid: number): boolean => {
  * Whether a lock of this host's is stale: the boot changed, the PID is gone, or it now names a process
  * that started at another time than the holder.
  */
-const holderGone = (h: LockHolder): boolean => {
+export const holderGone = (h: LockHolder): boolean => {
   const boot = bootId();
   if (h.bootId !== undefined && boot !== undefined && h.bootId !== boot) return true;
   if (!Number.isInteger(h.pid) || h.pid <= 0 || !isRunning(h.pid)) return true;
@@ -101,7 +101,7 @@ const holderGone = (h: LockHolder): boolean => {
   return h.processStart !== undefined && started !== undefined && started !== h.processStart;
 };
 
-const parseHolder = (text: string): LockHolder | undefined => {
+export const parseHolder = (text: string): LockHolder | undefined => {
   try {
     const h = JSON.parse(text);
     return typeof h?.pid === "number" && typeof h?.host === "string" && typeof h?.token === "string"
@@ -130,6 +130,16 @@ const readHolder = (dir: string, file: string) =>
     }),
   );
 
+/** This process as the holder of a new lock (a fresh token). */
+export const lockHolder = (): LockHolder => ({
+  pid: process.pid,
+  host: hostname(),
+  startedAt: new Date().toISOString(),
+  token: randomBytes(8).toString("hex"),
+  ...(bootId() === undefined ? {} : { bootId: bootId() }),
+  ...(processStart(process.pid) === undefined ? {} : { processStart: processStart(process.pid) }),
+});
+
 export interface HeldLock {
   readonly file: string;
   readonly holder: LockHolder;
@@ -151,14 +161,7 @@ export const acquireRunLock = (
   const acquire = Effect.gen(function* () {
     const created = !existsSync(dir);
     yield* Effect.tryPromise({ try: () => mkdir(dir, { recursive: true }), catch: fail("cannot create") });
-    const me: LockHolder = {
-      pid: process.pid,
-      host: hostname(),
-      startedAt: new Date().toISOString(),
-      token: randomBytes(8).toString("hex"),
-      ...(bootId() === undefined ? {} : { bootId: bootId() }),
-      ...(processStart(process.pid) === undefined ? {} : { processStart: processStart(process.pid) }),
-    };
+    const me = lockHolder();
     const temp = `${file}.tmp-${process.pid}-${me.token}`;
     let recovered: string | undefined;
     // A stale lock is set aside in one round; the next takes the lock or meets the process that took

@@ -8,7 +8,7 @@ import type { Tensor as SafeTensor } from "../io/safetensors.ts";
 import { type Value, value } from "../ir/value.ts";
 import { nameKey } from "../ir/init.ts";
 import type { ValueSpec } from "../ir/live.ts";
-import type { DType } from "../ir/dtype.ts";
+import type { DType, HostArray } from "../ir/dtype.ts";
 import { random } from "../core/random.ts";
 
 /** A checkpoint that does not fit the model it is loaded into. */
@@ -138,7 +138,8 @@ export const checkpointValues = (
     } else {
       const bad = nonFiniteValues(saved.data as ArrayLike<number>);
       if (bad) nonFinite.push(`tensor "${name}" holds ${bad}`);
-      else values.set(name, value(dtype, saved.data, saved.shape));
+      // The stored dtype is the expected one (checked above), so its array is a host array of that dtype.
+      else values.set(name, value(dtype, saved.data as HostArray, saved.shape));
     }
   }
   const problems = [

@@ -12,6 +12,11 @@
  * loader position, so a resumed run continues with bitwise the same numbers as a run that never stopped
  * (same provider and threads).
  *
+ * With `train.frozenBackbone` the kind's plan leaves the backbone frozen (no gradient, no update); with
+ * N ≥ 1 draws its steps read the backbone's outputs from a feature cache (`feature_cache.ts`: found or
+ * built during setup, before the run folder is written) instead of images, from a loader that follows
+ * the same training order and picks each sample's draw from the run's seed.
+ *
  * The program is small named steps over two records: `Run` (what is fixed once set up: data, executor,
  * kind, folder) and `Loop` (what changes from step to step), passed from one step to the next.
  */
@@ -27,7 +32,18 @@ import { trainLoader } from "../data/loader.ts";
 import { mixedTrainLoader, openImageLevel } from "../data/mixed_loader.ts";
 import { openDataset } from "../data/open.ts";
 import { validateSplit } from "../data/validate.ts";
-import type { Batch, Position } from "../data/batch.ts";
+import type { Batch, FeatureBatch, Position } from "../data/batch.ts";
+import type { DataError } from "../data/errors.ts";
+import {
+  cachedMixedTrainLoader,
+  cachedTrainLoader,
+  type FeatureCache,
+  type FeatureCacheError,
+} from "../data/feature_cache.ts";
+import type { ImageLevelSource } from "../data/image_level.ts";
+import { type BackboneMode, featureName, variableState } from "../interpret/frozen_backbone.ts";
+import { writeFileAtomic } from "../io/atomic_write.ts";
+import { type CacheUse, ensureFeatureCache } from "./feature_cache.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { execute, type Executor, type Provider } from "../runtime/execute.ts";
 import { type Plan, plan } from "../ir/plan.ts";
@@ -52,6 +68,7 @@ import { resumeRun } from "./resume.ts";
 import { type ReduceStats, reduceStats, STOP_REQUESTED } from "../host/all_reduce.ts";
 import {
   agreeOnSetup,
+  checkDataParallel,
   checkRankCount,
   type DataParallelTraining,
   DataParallelUnsupported,
@@ -62,6 +79,7 @@ import {
   CHECKPOINTS,
   checkRunFolder,
   EXAMPLES,
+  FEATURE_CACHE_RECORD,
   LOG,
   METRICS,
   prepareRunFolder,
@@ -123,6 +141,8 @@ export interface TrainOptions {
    * With one rank (or none given) the run is an ordinary one, with the fused step graph.
    */
   readonly dataParallel?: DataParallelTraining;
+  /** Where frozen-backbone feature caches live (default `runs/.feature-cache`). */
+  readonly featureCache?: string;
 }
 
 export interface TrainResult {
@@ -160,6 +180,18 @@ interface Run {
     string,
     { readonly data: Float32Array; readonly shape: readonly number[] }
   >;
+  /** The frozen backbone's feature cache the steps read (`train.frozenBackbone.draws` ≥ 1). */
+  readonly cache:
+    | {
+      readonly cache: FeatureCache;
+      readonly use: CacheUse;
+      /** With `data.imageLevel`: the image-level source's cache, read beside the split's. */
+      readonly imageLevel?: { readonly cache: FeatureCache; readonly use: CacheUse };
+      /** The digest of the backbone it was built from, and the backbone's state names. */
+      readonly weights: string;
+      readonly backbone: readonly string[];
+    }
+    | undefined;
   /** Aborted by Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written, training stops. */
   readonly interrupt: AbortController;
   readonly processStart: number;
@@ -255,7 +287,7 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
     // bad tag reported) before the slow compilation.
     const imageLevel = e.data.imageLevel;
-    if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
+    const imageLevelSource = imageLevel ? yield* openImageLevel(imageLevel, e.model.classes) : undefined;
     const pixelBatch = imageLevel
       ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
       : e.train.batchSize;
@@ -265,8 +297,11 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
       : trainShapes(e);
     const dataParallelStages = ranks && training.dataParallelStages;
     if (ranks && !dataParallelStages) {
-      return yield* new DataParallelUnsupported({ kind: e.model._tag });
+      return yield* new DataParallelUnsupported({
+        reason: `model: a ${e.model._tag} trains in one process only (its kind has no data-parallel stages)`,
+      });
     }
+    if (ranks) yield* checkDataParallel(e, ranks.collective.size);
     // One train at a time per folder, held until the run's scope closes (success, failure, interruption).
     const lock = lead ? yield* acquireRunLock(dir) : { recovered: undefined };
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
@@ -274,13 +309,25 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     if (lead) yield* checkRunFolder(dir, e, { resume, extend });
     const print = lead ? options.print ?? ((line: string) => console.error(line)) : () => {};
     if (lock.recovered) yield* say({ dir, print }, lock.recovered);
+    const mode = backboneMode(e);
+    if (mode !== "trained" && !training.features) {
+      return yield* new ExperimentDataMismatch({
+        path: "train.frozenBackbone",
+        reason: `a ${bound.kind.tag} (${bound.kind.task}) has no feature graph to freeze its backbone at`,
+      });
+    }
     const { graph, stages } = dataParallelStages
       ? dataParallelStages(shapes, optimizerConfig(e.train), ranks!)
-      : training.stages(shapes, optimizerConfig(e.train));
+      : training.stages(shapes, optimizerConfig(e.train), mode);
     const p = plan(e.name, graph, stages);
     const ex = yield* execute(p, { seed: e.train.seed, provider, threads: options.threads });
     // Read before anything is written, so that a weights file that does not fit leaves no run folder.
-    const pretrained = yield* pretrainedValues(e.model, graph);
+    // The plan's state, not one graph: a cached plan holds its frozen backbone in a host stage.
+    const pretrained = yield* pretrainedValues(e.model, p);
+    // Found or built before the folder is written: a cache that cannot be built leaves no run folder.
+    const cache = mode === "cached"
+      ? yield* featureCache(e, training, ex, pretrained, trainData, imageLevelSource, options, print)
+      : undefined;
     if (lead) {
       yield* prepareRunFolder(dir, e, {
         resume,
@@ -290,6 +337,7 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
         ranks: ranks?.collective.size ?? 1,
       });
     }
+    if (cache) yield* recordCache(dir, cache, print);
     // Frozen state from another run (the independent scheme's ranker) enters as it is.
     for (const [name, v] of training.frozen?.state ?? []) {
       if (!graph.lookup(name)) {
@@ -328,11 +376,92 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
       resume,
       extend,
       pretrained,
+      cache,
       interrupt,
       processStart: performance.now(),
       ...(ranks ? { ranks } : {}),
       lead,
     } satisfies Run;
+  });
+
+/** How the experiment's plan treats the backbone (interpret/frozen_backbone.ts). */
+const backboneMode = (e: AnyExperiment): BackboneMode => {
+  const frozen = e.train.frozenBackbone;
+  return frozen === undefined ? "trained" : frozen.draws > 0 ? "cached" : "frozen";
+};
+
+/**
+ * The cache a cached plan reads, found or built from the frozen backbone's values as the run starts
+ * (the pretrained file's, else the seed's initialization; a resumed run's checkpoint holds the same
+ * values, since nothing updates them, and `restore` checks that it does).
+ */
+const featureCache = (
+  e: AnyExperiment,
+  training: Training<unknown>,
+  ex: Executor,
+  pretrained: Run["pretrained"],
+  trainData: Dataset,
+  imageLevel: ImageLevelSource | undefined,
+  options: TrainOptions,
+  print: (line: string) => void,
+) =>
+  Effect.gen(function* () {
+    const features = training.features!(trainShapes(e));
+    const backbone = new Map<string, Value>();
+    for (const { name } of variableState(features)) {
+      const p = pretrained.get(name);
+      backbone.set(name, p ? value("float32", p.data, p.shape) : ex.state.get(name)!);
+    }
+    const request = {
+      e,
+      features,
+      backbone,
+      dataset: trainData,
+      panoptic: training.loader.panoptic,
+      root: options.featureCache,
+      provider: options.provider,
+      threads: options.threads,
+      workers: options.workers,
+      print,
+    };
+    const found = yield* ensureFeatureCache(request);
+    // LarvSeg's image-level source: a cache of its own (its images, under draws of their own).
+    const images = imageLevel ? yield* ensureFeatureCache({ ...request, imageLevel }) : undefined;
+    return {
+      ...found,
+      ...(images ? { imageLevel: images } : {}),
+      weights: parametersDigest(backbone),
+      backbone: [...backbone.keys()],
+    };
+  });
+
+/**
+ * `feature-cache.json` in the run folder: the cache this run reads (and, under `imageLevel`, the
+ * image-level source's), and train.log's line about each.
+ */
+const recordCache = (
+  dir: string,
+  cache: { readonly use: CacheUse; readonly imageLevel?: { readonly use: CacheUse } },
+  print: (line: string) => void,
+) =>
+  Effect.gen(function* () {
+    const record = { ...cache.use, ...(cache.imageLevel ? { imageLevel: cache.imageLevel.use } : {}) };
+    yield* writeFileAtomic(join(dir, FEATURE_CACHE_RECORD), JSON.stringify(record, null, 2) + "\n").pipe(
+      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
+    );
+    const uses: [CacheUse, string][] = [
+      [cache.use, ""],
+      ...(cache.imageLevel ? [[cache.imageLevel.use, "image-level "] as [CacheUse, string]] : []),
+    ];
+    for (const [use, what] of uses) {
+      const line = `feature cache ${use.dir} (key ${use.key}): ${use.draws} draws of ${use.samples} ${what}` +
+        `images, ${(use.bytes / 1e6).toFixed(1)} MB, ${
+          use.built ? "built by this run" : "built earlier"
+        } in ` +
+        `${use.buildSeconds.toFixed(1)} s`;
+      yield* logLine(dir, line);
+      print(line);
+    }
   });
 
 /**
@@ -382,6 +511,19 @@ const restore = (run: Run) =>
       for (const [name, v] of run.pretrained) run.ex.state.set(name, value("float32", v.data, v.shape));
       if (run.pretrained.size > 0 && run.lead) {
         yield* log(run, `initialized ${run.pretrained.size} parameters from the pretrained backbone`);
+      }
+    }
+    // The cache was built from the backbone a fresh run starts from; a checkpoint must hold that one.
+    if (run.cache) {
+      const names = new Set(run.cache.backbone);
+      const digest = parametersDigest(new Map([...run.ex.state].filter(([n]) => names.has(n))));
+      if (digest !== run.cache.weights) {
+        return yield* new RunFolderError({
+          dir: run.dir,
+          reason:
+            `the checkpoint's frozen backbone differs from the one the feature cache ${run.cache.use.dir} ` +
+            "was built from (the pretrained file changed since this run started?); start a new run",
+        });
       }
     }
     if (!run.ranks) return loop;
@@ -454,7 +596,7 @@ const validate = (run: Run, loop: Loop, progress: Progress, final: boolean) =>
   });
 
 /** The train line of a logging interval that ends at this step. */
-const trainLine = (run: Run, loop: Loop, batch: Batch, lr: number) => {
+const trainLine = (run: Run, loop: Loop, batch: Batch | FeatureBatch, lr: number) => {
   const t = run.e.train;
   const steps = loop.step % t.logEvery === 0 ? t.logEvery : loop.step % t.logEvery;
   const mean = (name: string) => loop.interval.losses[name] / steps;
@@ -480,7 +622,7 @@ const allReduceFields = (stats: ReduceStats, steps: number) => {
 };
 
 /** Writes the interval's train line and starts the next interval. */
-const logInterval = (run: Run, loop: Loop, batch: Batch, lr: number, progress: Progress) =>
+const logInterval = (run: Run, loop: Loop, batch: Batch | FeatureBatch, lr: number, progress: Progress) =>
   Effect.gen(function* () {
     const line = trainLine(run, loop, batch, lr);
     if (run.lead) yield* appendLines(run.dir, METRICS, [JSON.stringify(line)]);
@@ -493,14 +635,14 @@ const logInterval = (run: Run, loop: Loop, batch: Batch, lr: number, progress: P
  * checked and summed into the interval; then the interval's log line, a periodic checkpoint, a periodic
  * validation, or a stop, when due.
  */
-const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
+const step = (run: Run, progress: Progress, before: Loop, batch: Batch | FeatureBatch) =>
   Effect.gen(function* () {
     const t = run.e.train;
     const n = before.step + 1;
     const lr = learningRate(t.schedule, t.optimizer.lr, n, t.steps);
     const kind = run.training.feeds(batch, before.tally);
     const feeds: Record<string, Value> = {
-      images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]),
+      ...inputFeeds(batch),
       lr: scalar(lr),
       step: scalar(n),
       ...kind.feeds,
@@ -553,9 +695,25 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
     return loop;
   });
 
+/** The images of a batch, or a frozen backbone's cached outputs in their place (`features.<i>`). */
+const inputFeeds = (batch: Batch | FeatureBatch): Record<string, Value> =>
+  "features" in batch
+    ? Object.fromEntries(batch.features.map((f, i) => [featureName(i), value("float32", f.data, f.shape)]))
+    : { images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]) };
+
 /** The training batches from the loop's position on, as many as the remaining steps. */
-const batches = (run: Run, loop: Loop) => {
+const batches = (
+  run: Run,
+  loop: Loop,
+): Stream.Stream<Batch | FeatureBatch, DataError | FeatureCacheError> => {
   const { e, options } = run;
+  if (run.cache) {
+    const cached = { batchSize: e.train.batchSize, seed: e.train.seed, start: loop.position };
+    const il = run.cache.imageLevel;
+    return (il && e.data.imageLevel
+      ? cachedMixedTrainLoader(run.cache.cache, il.cache, { ...cached, ratio: e.data.imageLevel.ratio })
+      : cachedTrainLoader(run.cache.cache, cached)).pipe(Stream.take(e.train.steps - loop.step));
+  }
   const loaderOptions = {
     batchSize: e.train.batchSize,
     seed: e.train.seed,
