@@ -34,6 +34,23 @@ export interface Batch {
   readonly panoptic?: readonly PanopticLabels[];
 }
 
+/** A batch without its images: the labels and targets a model kind feeds (`Training.feeds`). */
+export type BatchLabels = Omit<Batch, "images">;
+
+/** One backbone output of a whole batch, float32, [B, ...the per-image shape]. */
+export interface FeatureArray {
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+}
+
+/**
+ * A batch of a frozen backbone's cached outputs in place of images (`data/feature_cache.ts`): the
+ * feature graph's outputs in order (`features.0`, …), with the labels and targets of the same draws.
+ */
+export interface FeatureBatch extends BatchLabels {
+  readonly features: readonly FeatureArray[];
+}
+
 /** A test batch (batch size 1): the inputs plus the original-resolution label map for evaluation. */
 export interface TestBatch extends Batch {
   readonly original: { readonly height: number; readonly width: number; readonly labels: Int32Array };

@@ -18,7 +18,9 @@ import { type DataError, EmptySplit, InvalidConfig } from "./errors.ts";
 import { type ImageLevelSource, readImageLevelLabels } from "./image_level.ts";
 import {
   checkInt,
+  checkShard,
   defaultWorkers,
+  inShard,
   openForLoading,
   taskRunner,
   tolerate,
@@ -45,11 +47,13 @@ export const imageLevelPosition = (s: number, n: number, q: number): Position =>
   return { epoch: Math.floor(s / perEpoch), index: (s % perEpoch) * q };
 };
 
-/** A sample of either kind, tagged for the batch's `pixelLabelled` row. */
+/** A sample of either kind, tagged for the batch's `pixelLabelled` row, and its global batch's position. */
 interface Mixed {
   readonly pixel: boolean;
   readonly slot: Slot;
   readonly task: SampleTask;
+  /** The global batch's position (its pixel-labelled part's), whichever part of it a rank takes. */
+  readonly position: Position;
 }
 
 /**
@@ -72,6 +76,8 @@ export const mixedTrainLoader = (
     yield* checkInt(seed, "seed", 0);
     yield* checkInt(concurrency, "concurrency", 1);
     yield* checkInt(prefetch, "prefetch", 0);
+    yield* checkShard(options.shard, batchSize, true);
+    const shard = options.shard;
     if (spec.imageLabels === undefined) {
       return yield* new InvalidConfig({
         file: options.specFile ?? "<dataset spec>",
@@ -105,7 +111,7 @@ export const mixedTrainLoader = (
     const ilStart = imageLevelPosition(batchNumber(start, n, share.pixel), m, share.imageLevel);
     const skipBad = options.skipBad ?? false;
 
-    function* mixed(): Generator<Mixed> {
+    function* global(): Generator<Omit<Mixed, "position">> {
       const pixels = trainingSlots(n, share.pixel, true, seed, start);
       const images = trainingSlots(m, share.imageLevel, true, ilSeed, ilStart);
       for (;;) {
@@ -138,17 +144,28 @@ export const mixedTrainLoader = (
       }
     }
 
+    // The global batches' samples, this rank's shard of each (all of them without a shard).
+    function* mixed(): Generator<Mixed> {
+      let offset = 0, position: Position = start;
+      for (const item of global()) {
+        if (offset === 0) position = item.slot.batch;
+        if (inShard(shard, offset, batchSize)) yield { ...item, position };
+        offset = (offset + 1) % batchSize;
+      }
+    }
+
     type Done = {
       readonly pixel: boolean;
       readonly position: Position;
       readonly sample: ProcessedSample | null;
     };
+    const perRank = batchSize / (shard?.ranks ?? 1);
     const samples = Stream.fromIterable(mixed(), { chunkSize: 1 }).pipe(
       Stream.mapEffect(
-        ({ pixel, slot, task }) =>
+        ({ pixel, task, position }) =>
           Effect.map(
             tolerate(run(task), skipBad),
-            (sample): Done => ({ pixel, position: slot.batch, sample: sample as ProcessedSample | null }),
+            (sample): Done => ({ pixel, position, sample: sample as ProcessedSample | null }),
           ),
         { concurrency },
       ),
@@ -158,7 +175,7 @@ export const mixedTrainLoader = (
         (): Done[] => [],
         (acc, done: Done) => {
           const next = [...acc, done];
-          if (next.length < batchSize) return [next, []];
+          if (next.length < perRank) return [next, []];
           const good = next.filter((d) => d.sample !== null);
           if (good.length === 0) return [[], []];
           const batch = collate(good.map((d) => d.sample!), next[0].position, k);

@@ -9,7 +9,7 @@
 import { Effect, Result, Schema } from "effect";
 import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
 import { backboneStride, Model, type ModelSpec, panopticStrides, usesImageLabels } from "./model.ts";
-import { EvalConfig, TrainConfig } from "./training.ts";
+import { EvalConfig, type FrozenBackbone, TrainConfig } from "./training.ts";
 import { decodeWith, SpecError, type Violation } from "./validate.ts";
 import { modelKindsVersion, modelSchema, modelViolations } from "./model_kinds.ts";
 import { canonicalJson, specHash } from "./canonical.ts";
@@ -117,6 +117,17 @@ export const experimentViolations = (
       });
     }
   }
+  const frozen = e.train?.frozenBackbone;
+  if (frozen && frozen.draws > 0) {
+    // A feature cache holds the backbone's outputs, which the independent scheme's ranker does not read.
+    if (model._tag === "Segmenter" && model.scheme._tag === "Independent") {
+      out.push({
+        path: "train.frozenBackbone.draws",
+        message: `${frozen.draws}: the independent scheme's ranker reads the images, which a feature cache ` +
+          "replaces; use draws: 0 (the frozen backbone runs every step)",
+      });
+    }
+  }
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
   if (twice !== undefined) out.push({ path: "eval.novel", message: `"${twice}" is listed twice` });
@@ -221,12 +232,24 @@ export const loadExperiment = (file: string): Effect.Effect<Experiment, SpecErro
   );
 
 /**
- * The experiment with a step count and a seed of its own, each only when given: what `train --steps N
- * --seed S` runs, and how the experiment grids make one run per seed from a row's spec.
+ * The experiment with a step count, a seed and a frozen backbone of its own, each only when given: what
+ * `train --steps N --seed S --frozen-backbone D` runs, and how the experiment grids make one run per seed
+ * from a row's spec (`grid … --frozen-backbone D`: every row trains its head on the frozen backbone).
+ * A `frozenBackbone` replaces the spec's own; the spec's is kept when none is given.
  */
-export const withOverrides = <E extends AnyExperiment>(e: E, steps?: number, seed?: number): E => ({
+export const withOverrides = <E extends AnyExperiment>(
+  e: E,
+  steps?: number,
+  seed?: number,
+  frozenBackbone?: FrozenBackbone,
+): E => ({
   ...e,
-  train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
+  train: {
+    ...e.train,
+    ...(steps === undefined ? {} : { steps }),
+    ...(seed === undefined ? {} : { seed }),
+    ...(frozenBackbone === undefined ? {} : { frozenBackbone }),
+  },
 });
 
 /** The canonical JSON text of an experiment. */

@@ -1,5 +1,5 @@
 /**
- * `deno task grid runs <experiment...> [--seeds N] [--steps N] [--name NAME] [--report FILE]`: the
+ * `deno task grid runs <experiment...> [--seeds N] [--steps N] [--frozen-backbone D] [--name NAME] [--report FILE]`: the
  * generic grid — any experiment files (`.ts` modules or `.json` specs; a folder stands for the files
  * directly in it, a quoted glob such as `'experiments/rankseg/camvid-*.ts'` for the files it matches) ×
  * seeds 0…N−1, each trained into `runs/grid-<name>/<file's stem>[-<steps>steps]-s<seed>` (resumable like
@@ -17,7 +17,15 @@ import { flag } from "../figures/flags.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
 import { mean, std } from "../figures/stats.ts";
 import { taskCommand } from "../figures/command_line.ts";
-import { curveRun, finishedRun, gridFlags, type GridRun, learningCurve, seedRun } from "./grid_runs.ts";
+import {
+  curveRun,
+  finishedRun,
+  gridFlags,
+  type GridRun,
+  learningCurve,
+  seedRun,
+  withGridFrozen,
+} from "./grid_runs.ts";
 import { budgetSentence, DEFAULT_TOLERANCE, parseCurveFlag, plateau } from "./plateau.ts";
 import { type Headline, headline } from "./run_record.ts";
 import { barChart } from "./bar_chart.ts";
@@ -168,7 +176,7 @@ const curveFlags = (steps: number | undefined) => {
 };
 
 export const main = async (inputs: readonly string[], args: readonly string[]): Promise<void> => {
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const files = experimentFiles(inputs).filter((f) => only.test(basename(f)));
   if (files.length === 0) {
     throw new GridInputError({ reason: `--only ${flag("only")}: matches none of the files` });
@@ -184,9 +192,8 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
       const run = curveRun(
         root,
         file,
-        await Effect.runPromise(loadExperiment(file)),
-        curve.steps,
-        curve.every,
+        withGridFrozen(await Effect.runPromise(loadExperiment(file)), frozenBackbone),
+        { steps: curve.steps, every: curve.every, frozenBackbone },
         stem(file),
       );
       if (slurmRequested() && !existsSync(run.record)) {
@@ -205,7 +212,7 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
   }
   const planned: { file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
-    const base = await Effect.runPromise(loadExperiment(file));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(file)), frozenBackbone);
     if (curve && !budgets.has(file)) {
       console.error(`grid runs: ${file}: its learning curve has not run yet; its runs wait for it`);
       planned.push({ file, base, runs: [] });
@@ -214,7 +221,7 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
     const budget = budgets.get(file)?.steps ?? steps;
     const runs = Array.from(
       { length: seeds },
-      (_, seed) => seedRun(root, file, base, budget, seed, stem(file)),
+      (_, seed) => seedRun(root, file, base, { steps: budget, frozenBackbone }, seed, stem(file)),
     );
     planned.push({ file, base, runs });
   }

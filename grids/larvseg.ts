@@ -1,5 +1,5 @@
 /**
- * `deno task grid larvseg [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: runs the LarvSeg grid
+ * `deno task grid larvseg [--seeds 3] [--steps N] [--frozen-backbone D] [--only REGEX] [--report-only]`: runs the LarvSeg grid
  * (`experiments/larvseg/<dataset>-<row>.ts`) for every seed, evaluates each run, and writes the
  * "LarvSeg at CPU scale" section of RESULTS.md (all / base / novel mIoU mean ± std over seeds, the
  * paper's deltas beside ours, findings computed against the seed spread) and a plot per dataset
@@ -31,8 +31,11 @@ import {
   gridFlags,
   type GridRun,
   learningCurve,
+  overrideFlags,
+  protocolTitle,
   seedRun,
   specRun,
+  withGridFrozen,
 } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
 import { submitGrid } from "./slurm/submit.ts";
@@ -96,7 +99,7 @@ const runOne = (run: GridRun, reportOnly: boolean) =>
   });
 
 export const main = async (args: string[]) => {
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const split = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return { dataset, row: rest.join("-") };
@@ -105,7 +108,7 @@ export const main = async (args: string[]) => {
   const curves: GridRun[] = [];
   for (const file of readdirSync(SPECS).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
     const spec = join(SPECS, file);
-    curves.push(specRun(RUNS, spec, await Effect.runPromise(loadExperiment(spec))));
+    curves.push(specRun(RUNS, spec, await Effect.runPromise(loadExperiment(spec)), frozenBackbone));
   }
   const isRow = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
   const files = readdirSync(SPECS).filter((f) => isRow(f) && only.test(f))
@@ -120,8 +123,11 @@ export const main = async (args: string[]) => {
   const planned: { file: string; path: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(SPECS, file);
-    const base = await Effect.runPromise(loadExperiment(path));
-    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, path, base, steps, seed));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(path)), frozenBackbone);
+    const runs = Array.from(
+      { length: seeds },
+      (_, seed) => seedRun(RUNS, path, base, { steps, frozenBackbone }, seed),
+    );
     planned.push({ file, path, base, runs });
   }
   if (slurmRequested()) {
@@ -137,7 +143,7 @@ export const main = async (args: string[]) => {
     }
     rows.push({ ...split(file), file: path, e: base, runs });
   }
-  const flags = `--seeds ${seeds}${steps === undefined ? "" : ` --steps ${steps}`}${
+  const flags = `--seeds ${seeds}${overrideFlags({ steps, frozenBackbone })}${
     reportOnly ? " --report-only" : ""
   }`;
   const body = [
@@ -154,7 +160,8 @@ export const main = async (args: string[]) => {
     await writeFile(section.svg, section.chart);
     await formatGenerated(section.svg);
   }
-  await recordSection("RESULTS.md", SECTION, body.join("\n"), 1);
+  // A frozen-backbone grid writes a part of its own: the fine-tuning part stays as the control.
+  await recordSection("RESULTS.md", protocolTitle(SECTION, frozenBackbone), body.join("\n"), 1);
   console.log(body.join("\n"));
 };
 
@@ -184,7 +191,8 @@ export const larvSegSection = (
   const e = own[0].e;
   const t = e.train;
   const novel = e.eval.novel ?? [];
-  const svg = `results/larvseg-${dataset}.svg`;
+  // A frozen-backbone grid's plot sits beside the fine-tuning one (its part is separate too).
+  const svg = `results/larvseg-${dataset}${e.train.frozenBackbone === undefined ? "" : "-frozen"}.svg`;
   const col = (k: keyof LarvSegRun) => (r: LarvSegRow) => cell(r.runs.map((x) => x[k]));
   const lines = [
     `### ${dataset} (K = ${e.model.classes}, ${novel.length} novel)`,

@@ -26,6 +26,13 @@ const gridFlags = (what: string): Record<string, SuiteFlag> => ({
     value: int(BOUNDS.steps),
     description: "train each run this many steps instead of its spec's",
   },
+  "frozen-backbone": {
+    form: "space",
+    metavar: "D",
+    value: int(BOUNDS.draws),
+    description: "train every run's head on its frozen backbone (train.frozenBackbone) with D cached " +
+      "augmentation draws per image (0: no cache); runs get folders of their own (…-frozen<D>-s<seed>)",
+  },
   only: {
     form: "space",
     metavar: "REGEX",

@@ -5,10 +5,17 @@
  */
 import { Graph, type Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
-import { minimize, type OptimizerConfig } from "../ir/optim.ts";
+import { minimize, minimizeDataParallel, type OptimizerConfig } from "../ir/optim.ts";
 import { attentivePairs, backboneStride, type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import type { Shapes } from "./shapes.ts";
-import { segmenterForward, type SegmenterOutput } from "../layers/segmenter.ts";
+import { segmenterForward, segmenterFromFeatures, type SegmenterOutput } from "../layers/segmenter.ts";
+import { backbone, type Features } from "../layers/backbone.ts";
+import {
+  type BackboneMode,
+  featureGraph as featureGraphOf,
+  featureInputs,
+  frozenState,
+} from "./frozen_backbone.ts";
 import { rankTargets } from "../layers/selection.ts";
 import { MASKED_LOGIT } from "../layers/temperature.ts";
 import {
@@ -19,6 +26,8 @@ import {
 import { asymmetricLoss, binaryCrossEntropy, softmaxCrossEntropy } from "../layers/losses.ts";
 import { type Attentive, attentiveClassifier, imageLevelLoss } from "../layers/larvseg.ts";
 import { graphStage, type Stage } from "../ir/plan.ts";
+import { bankStages } from "../layers/larvseg_bank.ts";
+import { type DataParallelOptions, dataParallelStages } from "./data_parallel.ts";
 
 /** Names of the loss outputs of a training graph. */
 export const LOSS = "loss",
@@ -61,8 +70,11 @@ const rankerScores = (ranker: Ranker | undefined, images: Tensor): Tensor | unde
     )
   );
 
-const inputs = (g: Graph, spec: Segmenter, shapes: Shapes) => {
-  const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
+/** The training graph's inputs: `images` (none when the backbone's outputs come from a cache), labels. */
+const inputs = (g: Graph, spec: Segmenter, shapes: Shapes, backbone: BackboneMode) => {
+  const images = backbone === "cached"
+    ? undefined
+    : o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
   const labels = o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64");
   if (!usesImageLabels(spec)) return { images, labels };
   // Images with image-level labels only (pixelLabelled = 0) contribute no pixel term: their labels
@@ -70,6 +82,35 @@ const inputs = (g: Graph, spec: Segmenter, shapes: Shapes) => {
   const imageLabels = o.input(g, IMAGE_LABELS, [shapes.batch, spec.classes]);
   const pixelLabelled = o.reshape(o.input(g, PIXEL_LABELLED, [shapes.batch]), [shapes.batch, 1, 1]);
   return { images, labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex), imageLabels };
+};
+
+/**
+ * The feature graph of a segmenter (`frozen_backbone.ts`): `images` → `features.0`, the backbone's
+ * tokens [b, h·w, d] that the pixel-token projection reads, in evaluation mode.
+ */
+export const featureGraph = (spec: Segmenter, shapes: Shapes): Graph =>
+  featureGraphOf(
+    shapes,
+    (images) => [backbone(images, spec.backbone, trainGrid(spec, shapes.trainSize), false).tokens],
+  );
+
+/** The backbone's tokens in a training graph: trained, frozen, or the cached graph's `features.0` input. */
+const trainingFeatures = (
+  g: Graph,
+  spec: Segmenter,
+  shapes: Shapes,
+  images: Tensor | undefined,
+  mode: BackboneMode,
+): Features => {
+  const grid = trainGrid(spec, shapes.trainSize);
+  if (mode === "cached" || !images) {
+    return { tokens: featureInputs(g, featureGraph(spec, shapes))[0], grid };
+  }
+  const train = mode === "trained";
+  return g.scope("model", () => {
+    const trace = () => backbone(images, spec.backbone, grid, train);
+    return train ? trace() : g.frozen(trace);
+  });
 };
 
 /**
@@ -84,10 +125,17 @@ export const trainingGraph = (
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: Ranker,
-): Graph => trainingParts(spec, shapes, optimizer, ranker).graph;
+  backbone: BackboneMode = "trained",
+): Graph => trainingParts(spec, shapes, optimizer, ranker, backbone).graph;
 
-const trainingParts = (spec: Segmenter, shapes: Shapes, optimizer: OptimizerConfig, ranker?: Ranker) => {
-  const { graph, loss, bank } = lossGraph(spec, shapes, ranker);
+const trainingParts = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  ranker: Ranker | undefined,
+  backbone: BackboneMode,
+) => {
+  const { graph, loss, bank } = lossGraph(spec, shapes, ranker, backbone);
   minimize(loss, optimizer);
   return { graph, bank };
 };
@@ -95,17 +143,24 @@ const trainingParts = (spec: Segmenter, shapes: Shapes, optimizer: OptimizerConf
 /**
  * The training plan's stages: the training graph, and with LarvSeg's attentive classifier the memory
  * bank's `read` stage before it and `write` stage after it (host stages that keep the bank,
- * `model.attentive.bank*`, as state updated in place; layers/larvseg_bank.ts says why).
+ * `model.attentive.bank*`, as state updated in place; layers/larvseg_bank.ts says why). With the
+ * backbone's outputs `"cached"`, the frozen backbone's variables are held by a host stage first
+ * (`frozen_backbone.ts`).
  */
 export const trainingStages = (
   spec: Segmenter,
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: Ranker,
+  backbone: BackboneMode = "trained",
 ): { graph: Graph; stages: Stage[] } => {
-  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker);
+  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker, backbone);
   const train = graphStage(graph, { name: "train" });
-  return { graph, stages: bank ? [bank.read, train, bank.write] : [train] };
+  const stages = bank ? [bank.read, train, bank.write] : [train];
+  return {
+    graph,
+    stages: backbone === "cached" ? [frozenState(featureGraph(spec, shapes)), ...stages] : stages,
+  };
 };
 
 /**
@@ -116,18 +171,21 @@ export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
   ranker?: Ranker,
-): { graph: Graph; loss: Tensor; bank?: Attentive["stages"] } => {
-  const g = new Graph("train");
-  const { images, labels, imageLabels } = inputs(g, spec, shapes);
+  backbone: BackboneMode = "trained",
+  { dataParallel = false }: { readonly dataParallel?: boolean } = {},
+): { graph: Graph; loss: Tensor; bank?: Attentive["stages"]; attentive?: Attentive } => {
+  const g = new Graph("train", { dataParallel });
+  const { images, labels, imageLabels } = inputs(g, spec, shapes, backbone);
+  if (ranker && !images) {
+    throw new Error("internal: the independent scheme's ranker needs images; a feature cache has none");
+  }
   // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
-  const scores = rankerScores(ranker, images);
-  const out = g.scope("model", () =>
-    segmenterForward(spec, images, {
-      mode: "train",
-      trainGrid: trainGrid(spec, shapes.trainSize),
-      labels,
-      rankerScores: scores,
-    }));
+  const scores = images && rankerScores(ranker, images);
+  const features = trainingFeatures(g, spec, shapes, images, backbone);
+  const out = g.scope(
+    "model",
+    () => segmenterFromFeatures(spec, features, { mode: "train", labels, rankerScores: scores }),
+  );
   const terms: Tensor[] = [];
   // LarvSeg's losses read the logits over every class (validation requires select: all()) channel-last
   // at feature resolution, [b, n, K]; the bank is model state, traced under `model.attentive`.
@@ -156,7 +214,30 @@ export const lossGraph = (
     if (attentive && aux) terms.push(o.mul(g.output(ATTENTIVE_LOSS, attentive.loss), aux.weight));
   });
   const loss = g.output(LOSS, terms.reduce((a, b) => o.add(a, b)));
-  return { graph: g, loss, ...(attentive ? { bank: attentive.stages } : {}) };
+  return { graph: g, loss, ...(attentive ? { bank: attentive.stages, attentive } : {}) };
+};
+
+/**
+ * One rank's stages of data-parallel training (interpret/data_parallel.ts): the training graph traced
+ * for a rank and split into counts, gradients and update, with LarvSeg's bank stages around it (its
+ * writes gathered from every rank, so that each rank keeps the one-process bank).
+ */
+export const dataParallelTrainingStages = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  options: DataParallelOptions,
+  ranker?: Ranker,
+): { graph: Graph; stages: Stage[] } => {
+  const { graph, loss, attentive } = lossGraph(spec, shapes, ranker, "trained", { dataParallel: true });
+  const parts = minimizeDataParallel(loss, optimizer);
+  const bank = attentive && bankStages(attentive.names, attentive.dims, options.collective);
+  return dataParallelStages({
+    graph,
+    parts,
+    losses: LOSS_NAMES.filter((n) => graph.outputs.has(n)),
+    ...(bank ? { before: [bank.read], after: [bank.write] } : {}),
+  }, options);
 };
 
 /** The pixel and multi-label losses of a segmenter's forward output, with what the pixel loss saw. */
@@ -186,10 +267,14 @@ export const rankSegLosses = (
       ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
       : labels;
     const logits = resizeChannelsLast(out.logitsChannelsLast!, height, width);
+    // A selection of every class only reorders them: the labelled pixels are the labels' own, and a
+    // data-parallel plan counts them without running the model (ir/count_normalized.ts).
+    const everyClass = out.selected !== undefined && out.selected.indices.shape[1] >= spec.classes;
     const loss = softmaxCrossEntropy(logits, targets, {
       ignoreIndex: spec.ignoreIndex,
       axis: -1,
       reduction: spec.pixelLossReduction ?? "labelledPixels",
+      ...(everyClass ? { countedLabels: labels } : {}),
     });
     return { loss, targets, logits };
   })();

@@ -15,7 +15,7 @@ import { type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import * as segmenter from "../interpret/segmenter.ts";
 import { trainSize } from "../interpret/shapes.ts";
 import { type Value, value } from "../ir/value.ts";
-import type { Batch } from "../data/batch.ts";
+import type { BatchLabels } from "../data/batch.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { evaluate, type EvaluationResult } from "../eval/evaluate.ts";
 import type { Evaluation } from "../eval/evaluation.ts";
@@ -56,7 +56,7 @@ export const checkImageLabels = (e: ExperimentOf<Segmenter>) =>
  * the pixel labels are valid (1 for every image of a pixel-labelled dataset, 0 for the images a mixed
  * batch takes from an image-level source).
  */
-export const imageLabelFeeds = (batch: Batch, classes: number): Record<string, Value> => {
+export const imageLabelFeeds = (batch: BatchLabels, classes: number): Record<string, Value> => {
   if (!batch.imageLabels) throw new Error("internal: a LarvSeg batch without image-level labels");
   return {
     [segmenter.IMAGE_LABELS]: value("float32", Float32Array.from(batch.imageLabels), [
@@ -83,7 +83,11 @@ const training = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Training<u
         yield* novelMask(dataset.classes.names, e.eval.novel, dataset.name);
       }),
     loader: { panoptic: false },
-    stages: (shapes, optimizer) => segmenter.trainingStages(e.model, shapes, optimizer, ranker),
+    stages: (shapes, optimizer, backbone) =>
+      segmenter.trainingStages(e.model, shapes, optimizer, ranker, backbone),
+    features: (shapes) => segmenter.featureGraph(e.model, shapes),
+    dataParallelStages: (shapes, optimizer, options) =>
+      segmenter.dataParallelTrainingStages(e.model, shapes, optimizer, options, ranker),
     ...(ranker ? { frozen: { source: ranker.checkpoint, state: ranker.state } } : {}),
     lossNames: (g) => segmenter.LOSS_NAMES.filter((n) => g.outputs.has(n)),
     tally: undefined,

@@ -3,6 +3,7 @@
  */
 import type { Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
+import { divideByCount } from "../ir/count_normalized.ts";
 
 /**
  * Mean softmax cross-entropy over the positions whose label is not `ignoreIndex`.
@@ -17,10 +18,16 @@ import * as o from "../ir/ops.ts";
 export const softmaxCrossEntropy = (
   logits: Tensor,
   labels: Tensor,
-  { ignoreIndex = 255, axis = 1, reduction = "labelledPixels" }: {
+  { ignoreIndex = 255, axis = 1, reduction = "labelledPixels", countedLabels }: {
     ignoreIndex?: number;
     axis?: number;
     reduction?: "labelledPixels" | "allPixels";
+    /**
+     * Labels with the same ignored positions as `labels`, computed from fewer inputs (the raw labels when a
+     * selection covers every class): the count of labelled positions is taken from them, so that a
+     * data-parallel plan computes it without the forward pass (ir/count_normalized.ts). Same values.
+     */
+    countedLabels?: Tensor;
   } = {},
 ): Tensor => {
   const a = o.axisOf(logits, axis);
@@ -28,10 +35,10 @@ export const softmaxCrossEntropy = (
   const safe = o.unsqueeze(o.where(valid, labels, 0), a);
   const picked = o.gatherElements(o.logSoftmax(logits, a), o.cast(safe, "int64"), a); // size 1 on `a`
   const weight = o.cast(o.unsqueeze(valid, a), logits.dtype);
-  const count = reduction === "allPixels"
-    ? labels.shape.reduce((x, y) => x * y, 1)
-    : o.maximum(o.sum(weight), 1);
-  return o.div(o.neg(o.sum(o.mul(picked, weight))), count);
+  const sum = o.neg(o.sum(o.mul(picked, weight)));
+  if (reduction === "allPixels") return o.div(sum, labels.shape.reduce((x, y) => x * y, 1));
+  const counted = countedLabels ? o.cast(o.not(o.equal(countedLabels, ignoreIndex)), logits.dtype) : weight;
+  return divideByCount(sum, o.sum(counted), "labelledPixels");
 };
 
 /** Binary cross-entropy with logits, summed over classes and divided by b·k (RankSeg's normalization). */

@@ -12,7 +12,19 @@ import { failureOutcome, type Program, taskCommand } from "../figures/command_li
 
 const ENTRY: Record<Program, string> = { bench: "bench/main.ts", grid: "grids/main.ts" };
 const ALL: Record<Program, string[]> = {
-  bench: ["engine", "perf", "profile", "data", "gpu", "larvseg-bank", "quantize", "quantize-isa", "web"],
+  bench: [
+    "engine",
+    "perf",
+    "profile",
+    "data",
+    "gpu",
+    "larvseg-bank",
+    "scale",
+    "frozen",
+    "quantize",
+    "quantize-isa",
+    "web",
+  ],
   grid: ["ablation", "larvseg", "panoptic", "ranker-quality", "runs", "status", "task"],
 };
 
