@@ -35,7 +35,8 @@ export const lineChart = (
   const [w, h, left, right, top, bottom] = [640, 400, 60, 20, 50, 90];
   const xs = series.flatMap((s) => s.points.map((p) => p.x)).concat(marker ? [marker.x] : []);
   const ys = series.flatMap((s) => (s.level === undefined ? s.points.map((p) => p.y) : [s.level]));
-  const ax = axis(Math.min(...xs, 0), Math.max(...xs, 1)), ay = axis(0, Math.max(...ys, 1) * 1.05);
+  // x spans the data (a recall axis from 74 to 100 would waste three quarters of the plot from 0); y from 0.
+  const ax = axis(Math.min(...xs), Math.max(...xs)), ay = axis(0, Math.max(...ys, 1) * 1.05);
   const x = (v: number) => left + (w - left - right) * (v - ax.min) / (ax.max - ax.min);
   const y = (v: number) => top + (h - top - bottom) * (1 - (v - ay.min) / (ay.max - ay.min));
   const out = [

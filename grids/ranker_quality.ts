@@ -68,6 +68,9 @@ export interface Sweep {
   readonly classes: number;
   readonly kappa: number;
   readonly step: number;
+  /** The run's experiment and seed (what trained it). */
+  readonly experiment?: string;
+  readonly seed?: number;
   readonly points: readonly ProbePoint[];
   /** κ = K on the same weights at α = 0 and α = 1 (the ranking cannot drop a class there). */
   readonly control: readonly ProbePoint[];
@@ -230,9 +233,10 @@ export const sweepSection = (s: Sweep, svg: string): { lines: string[]; chart: s
   const lines = [
     `## ${s.dataset} (K = ${s.classes}, κ = ${s.kappa}): \`${s.run}\``,
     "",
-    `Step ${s.step}; ${
-      s.points[0]?.images ?? 0
-    } ${s.dataset} validation images per evaluation. κ = K control ` +
+    `${
+      s.experiment === undefined ? "Step" : `Experiment \`${s.experiment}\`, seed ${s.seed}, step`
+    } ${s.step}; ` +
+    `${s.points[0]?.images ?? 0} ${s.dataset} validation images per evaluation. κ = K control ` +
     `(same weights, all ${s.classes} classes selected): ${fmt(c.level)} mIoU; oracle mode: ${
       fmt(s.oracle?.mIoU)
     }.`,
@@ -258,24 +262,30 @@ export const sweepSection = (s: Sweep, svg: string): { lines: string[]; chart: s
     }; recall@${s.kappa} ` +
     `${describeCrossover(c.recall, "recall").replace(/^recall /, "")}; ${describeCrossover(c.alpha, "α")}.`,
     "",
-    `![+LS mIoU against the ranking's mAP, ${s.dataset}](${svg})`,
+    `![+LS mIoU against the ranking's recall@κ (or mAP), ${s.dataset}](${svg})`,
     "",
   ];
-  const haveMap = s.points.every((p) => p.mAP !== null);
+  // The x axis: recall@κ where the evaluation reports it (what the selection reads, per image), else mAP,
+  // else α.
+  const axis = s.points.every((p) => p.recall !== null)
+    ? { name: `recall@${s.kappa} of the mixed ranking (%)`, x: (p: ProbePoint) => p.recall!, c: c.recall }
+    : s.points.every((p) => p.mAP !== null)
+    ? { name: "mAP of the mixed ranking (%)", x: (p: ProbePoint) => p.mAP!, c: c.mAP }
+    : { name: "α", x: (p: ProbePoint) => p.alpha, c: c.alpha };
   const chart = lineChart(
     `${s.dataset}: +LS (κ = ${s.kappa}) vs κ = K as the ranking improves`,
-    haveMap ? "mAP of the mixed ranking (%)" : "α",
+    axis.name,
     "mIoU (%)",
     [
       {
         label: `+LS, κ = ${s.kappa}`,
         color: "#4c78a8",
-        points: s.points.map((p) => ({ x: haveMap ? p.mAP! : p.alpha, y: p.mIoU })),
+        points: s.points.map((p) => ({ x: axis.x(p), y: p.mIoU })),
       },
       { label: `κ = K = ${s.classes} (same weights)`, color: "#e45756", points: [], level: c.level },
       ...(s.oracle ? [{ label: "oracle mode", color: "#54a24b", points: [], level: s.oracle.mIoU }] : []),
     ],
-    haveMap && c.mAP?._tag === "At" ? { x: c.mAP.x, label: `crossover ≈ ${c.mAP.x.toFixed(1)}` } : undefined,
+    axis.c?._tag === "At" ? { x: axis.c.x, label: `crossover ≈ ${axis.c.x.toFixed(1)}` } : undefined,
   );
   return { lines, chart };
 };
@@ -407,6 +417,8 @@ export const sweepRun = (
       classes,
       kappa,
       step: run.step,
+      experiment: e.name,
+      seed: e.train.seed,
       points,
       control,
       ...(oracle ? { oracle } : {}),
