@@ -10,7 +10,7 @@
  */
 import { Data, Effect } from "effect";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join, relative } from "node:path";
 import { type Experiment, loadExperiment } from "../mod.ts";
 import { flag } from "../figures/flags.ts";
@@ -250,7 +250,9 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
     );
     return;
   }
-  const svg = join(dirname(report), `grid-${name}.svg`);
+  // Beside the other grids' charts: results/ next to the report.
+  const svg = join(dirname(report), "results", `grid-${name}.svg`);
+  await mkdir(dirname(svg), { recursive: true });
   const bars = rows.filter((r) => r.runs.length).map((r) => ({
     label: stem(r.file),
     mean: mean(r.runs.map((h) => h.value)),
