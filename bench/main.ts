@@ -94,6 +94,52 @@ export const SUITES: Record<string, Suite> = {
     },
     run: async (args) => (await import("./profile_ops.ts")).main(args),
   },
+  ab: {
+    title: "one change before and after: two trees' training steps alternating in one process",
+    summary: "Two sides (a kappa tree — the checkout `.` or a git revision — plus runtime options, e.g. " +
+      "`.,nchwc=false`) train bench perf's ViT or the MobileNetV2 model in one process, steps alternating, a " +
+      "fresh process per round; prints the medians, the per-pair ratios and the load (Markdown on stdout).",
+    flags: {
+      a: {
+        form: "equals",
+        metavar: "REV[,k=v]",
+        value: { _tag: "Text" },
+        description: "side A (default HEAD~1)",
+      },
+      b: { form: "equals", metavar: "REV[,k=v]", value: { _tag: "Text" }, description: "side B (default .)" },
+      model: {
+        form: "equals",
+        metavar: "vit",
+        value: { _tag: "Choice", choices: ["vit", "mobilenet"] },
+        description: "the model trained (default vit)",
+      },
+      threads: {
+        form: "equals",
+        metavar: "1,2",
+        value: { _tag: "IntList", bounds: BOUNDS.threads },
+        description: "intra-op threads (default 1,2)",
+      },
+      rounds: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "processes per T (default 3)",
+      },
+      steps: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "timed steps per side (default 8)",
+      },
+      warmup: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.warmup),
+        description: "warm-up steps (default 2)",
+      },
+    },
+    run: async (args) => (await import("./ab.ts")).main(args),
+  },
   data: {
     title: "training-pipeline throughput and its overlap with the training step",
     summary: "Training-pipeline throughput on camvid and coco133 and its overlap with a blocking training " +

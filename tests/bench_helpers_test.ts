@@ -1,4 +1,5 @@
 /** The engine benchmark's pure pieces: statistics, Markdown sections, /proc parsing, pooling, the loss check. */
+import { pairRatios, parseSide } from "../bench/ab.ts";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { quantile, relativeDifference, summarize } from "../figures/stats.ts";
 import { type Column, replaceSection, replaceSubsection, table } from "../figures/markdown.ts";
@@ -223,4 +224,14 @@ Deno.test("runsOfTrace attributes kernel events to the model_run that contains t
     { cat: "Session", name: "SequentialExecutor::Execute", ts: 2050, dur: 2900 },
   ];
   assertEquals(runsOfTrace(events, 1), [{ runMs: 3, kernelMs: 2.4, matmulMs: 2 }]);
+});
+
+Deno.test("bench ab: a side is a tree and runtime options; pairs compare B with A step by step", () => {
+  assertEquals(parseSide("HEAD~1"), { label: "HEAD~1", revision: "HEAD~1", options: {} });
+  assertEquals(parseSide(".,nchwc=false,threads=2,provider=cpu"), {
+    label: ".,nchwc=false,threads=2,provider=cpu",
+    revision: ".",
+    options: { nchwc: false, threads: 2, provider: "cpu" },
+  });
+  assertEquals(pairRatios([100, 200, 400], [50, 200]), [0.5, 1]);
 });
