@@ -69,6 +69,12 @@ export type LowerTarget = "cpu" | "webgpu";
 
 export interface LowerContext {
   readonly target: LowerTarget;
+  /**
+   * The NCHWc block size of the ONNX Runtime that will run the graph (`runtime/nchwc.ts` asks it), when
+   * the lowering may use its NCHWc kernels (`NCHWC_DOMAIN`) for what the CPU EP runs slowly otherwise.
+   * Unset for exports and other providers: their graphs stay plain ONNX.
+   */
+  readonly nchwcBlock?: number;
   /** The ONNX value name of an operand. */
   readonly name: (t: Tensor) => string;
   /** Names of this node's outputs. */
@@ -80,6 +86,8 @@ export interface LowerContext {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs?: Record<string, Attr>,
+    /** An operator set other than ONNX's own (`NCHWC_DOMAIN`). */
+    domain?: string,
   ) => void;
   /** A fresh intermediate value name. */
   readonly fresh: (hint: string) => string;
@@ -969,13 +977,17 @@ export const RULES: RuleTable = {
     },
     // The bias as Conv's own input rather than an Add after it: ONNX Runtime folds such an Add into the
     // Conv only when the bias is a constant (inference), not when it is fed (training).
-    lower: (p, ctx) =>
+    lower: (p, ctx) => {
+      if (ctx.nchwcBlock && runsOnNchwc(p, ctx.nchwcBlock)) {
+        return lowerNchwcDepthwise(p, ctx, ctx.nchwcBlock);
+      }
       ctx.node(
         "Conv",
         [ctx.name(p.x), ctx.name(p.w), ...(p.bias ? [ctx.name(p.bias)] : [])],
         ctx.out,
         convAttrs(p),
-      ),
+      );
+    },
     // x̄ is the transposed convolution of the cotangent (ONNX ConvTranspose: no zero-dilated copy of
     // the cotangent, no multiplications by the zeros a stride would insert), with the same groups.
     vjp: (p, _, [ct], o) =>
@@ -1101,6 +1113,43 @@ const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Build
     indices.dtype,
   );
   return o.where(o.equal(indices, iota), ct, o.where(o.equal(indices, iotaFromEnd), ct, 0));
+};
+
+/** ONNX Runtime's operator set of its NCHWc kernels (blocked channels; contrib ops of its CPU EP). */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+
+/**
+ * Whether a conv is a depthwise convolution that ONNX Runtime's NCHWc kernel can run when its block size
+ * is `block`: float32, one output channel per input channel, channels a multiple of the block, a kernel
+ * of at most 7×7, stride 1 or 2, no dilation (MobileNetV2's 3×3 convs; not the feature-map-sized kernels
+ * of `stridedDepthwiseWeightGrad`).
+ */
+export const runsOnNchwc = (p: PrimOf<"conv">, block: number): boolean => {
+  const { x, w, group, strides, dilations } = p;
+  return x.dtype === "float32" && group > 1 && group === x.shape[1] && w.shape[0] === group &&
+    w.shape[1] === 1 && group % block === 0 && w.shape[2] <= 7 && w.shape[3] <= 7 &&
+    strides.every((s) => s === 1 || s === 2) && dilations.every((d) => d === 1);
+};
+
+/**
+ * A depthwise conv through ONNX Runtime's NCHWc kernels, for weights that are fed (training): ORT's
+ * graph optimizer moves a Conv there only when its weight is a constant, and otherwise runs depthwise
+ * convolutions through its generic grouped path, at 3–4 % of its MatMul rate (BENCHMARKS.md). Here the
+ * graph does what the optimizer would: the input reordered to blocks of `block` channels
+ * (ReorderInput), the weight [c, 1, kh, kw] reordered to [c/block, kh, kw, block] (MLAS's OIHWBo
+ * layout; a Reshape and a Transpose of a few hundred values), the NCHWc Conv, and the output back to
+ * NCHW (ReorderOutput).
+ */
+const lowerNchwcDepthwise = (p: PrimOf<"conv">, ctx: LowerContext, block: number): void => {
+  const [c, , kh, kw] = p.w.shape;
+  const xc = ctx.fresh("nchwcInput"), wBlocks = ctx.fresh("wBlocks"), wTaps = ctx.fresh("wTaps");
+  const wc = ctx.fresh("nchwcWeight"), yc = ctx.fresh("nchwcOutput");
+  ctx.node("ReorderInput", [ctx.name(p.x)], [xc], {}, NCHWC_DOMAIN);
+  ctx.node("Reshape", [ctx.name(p.w), ctx.int64([c / block, block, kh * kw])], [wBlocks]);
+  ctx.node("Transpose", [wBlocks], [wTaps], { perm: { ints: [0, 2, 1] } });
+  ctx.node("Reshape", [wTaps, ctx.int64([c, 1, kh, kw])], [wc]);
+  ctx.node("Conv", [xc, wc, ...(p.bias ? [ctx.name(p.bias)] : [])], [yc], convAttrs(p), NCHWC_DOMAIN);
+  ctx.node("ReorderOutput", [yc], ctx.out, { channels: { int: c } }, NCHWC_DOMAIN);
 };
 
 /** The ONNX attributes of a conv or convTranspose geometry (`group` only when not 1). */
