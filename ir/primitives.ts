@@ -127,6 +127,7 @@ export interface Builder {
   readonly lessOrEqual: (a: Operand, b: Operand) => Tensor;
   readonly greaterOrEqual: (a: Operand, b: Operand) => Tensor;
   readonly and: (a: Tensor, b: Tensor) => Tensor;
+  readonly or: (a: Tensor, b: Tensor) => Tensor;
   readonly where: (cond: Tensor, a: Operand, b: Operand) => Tensor;
   readonly neg: (x: Tensor) => Tensor;
   readonly exp: (x: Tensor) => Tensor;
@@ -418,7 +419,14 @@ export const RULES: RuleTable = {
   lessOrEqual: compare("LessOrEqual"),
   greaterOrEqual: compare("GreaterOrEqual"),
   and: logic("And"),
-  or: logic("Or"),
+  or: {
+    ...logic("Or"),
+    // ONNX Runtime's WebGPU provider runs Or on the CPU: a or b = Where(a, a, b), which it runs on the device.
+    lower: (p, ctx) =>
+      ctx.target === "webgpu"
+        ? ctx.node("Where", [ctx.name(p.a), ctx.name(p.a), ctx.name(p.b)], ctx.out)
+        : ctx.node("Or", [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+  },
   not: {
     inputs: (p) => [p.x],
     infer: ({ x }) => (x.dtype === "bool" || fail(`operand must be bool: ${formatType(x)}`), [x]),
@@ -1088,11 +1096,14 @@ export const sliceIndices = (n: number, start: number, end: number, step: number
 
 /**
  * x̄ of a gatherElements that picks one element along `axis` at every other position (indices of size 1
- * there, the full size elsewhere: cross-entropy's pick of the label's log-probability) as a one-hot mask,
- * Where(Equal(indices, iota), ȳ, 0), broadcast along the axis: two elementwise kernels instead of a
- * zero-filled tensor copied and scattered into (ONNX Runtime's ScatterElements was 4 % of the ViT step,
- * BENCHMARKS.md). Negative indices count from the end, as in GatherElements. `undefined` where the
- * scatter is needed.
+ * there, the full size elsewhere: cross-entropy's pick of the label's log-probability) as ȳ times a one-hot
+ * mask, Cast(Equal(indices, iota) Or Equal(indices, iota − n)) (negative indices count from the end, as in
+ * GatherElements), broadcast along the axis: elementwise kernels instead of a zero-filled tensor copied
+ * and scattered into. A multiply, not a Where: ONNX Runtime's Where broadcasts in spans of one class
+ * axis, writes three full-size tensors and runs on one thread (8 % of the ViT step's kernel time at T = 2
+ * as Where(…, ȳ, Where(…, ȳ, 0)), BENCHMARKS.md); Equal, Or and Mul split over the threads. ȳ is finite
+ * wherever the mask is 0 (the pick's cotangent is the loss's), so ȳ·0 = 0 as Where gave. `undefined`
+ * where the scatter is needed.
  */
 const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Builder): Tensor | undefined => {
   const a = normalizeAxis(axis, x.rank)!, n = x.shape[a];
@@ -1112,7 +1123,7 @@ const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Build
     x.shape.map((d, i) => (i === a ? d : 1)),
     indices.dtype,
   );
-  return o.where(o.equal(indices, iota), ct, o.where(o.equal(indices, iotaFromEnd), ct, 0));
+  return o.mul(ct, o.cast(o.or(o.equal(indices, iota), o.equal(indices, iotaFromEnd)), ct.dtype));
 };
 
 /** ONNX Runtime's operator set of its NCHWc kernels (blocked channels; contrib ops of its CPU EP). */
