@@ -23,8 +23,9 @@ export const SUITES: Record<string, Suite> = {
     title: "the segmenter's step and inference against PyTorch 2 / JAX (--model=mobilenet: MobileNetV2)",
     summary:
       "A Segmenter + RankSeg model's training step and inference against PyTorch 2 and JAX, MFU, the " +
-      "head's cost as the vocabulary grows, data pipeline and overhead; rewrites BENCHMARKS.md's " +
-      '"Performance (segmenter)" (with --model=mobilenet: "Performance (MobileNetV2 segmenter)").',
+      "head's cost as the vocabulary grows, data pipeline and overhead; rewrites this CPU kind's section of " +
+      'BENCHMARKS.md, "Performance (segmenter) on <CPU>" (with --model=mobilenet: "Performance (MobileNetV2 ' +
+      "segmenter) on <CPU>\"); the other kinds' sections stay.",
     flags: {
       model: {
         form: "equals",

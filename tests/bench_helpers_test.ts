@@ -235,3 +235,18 @@ Deno.test("bench ab: a side is a tree and runtime options; pairs compare B with 
   });
   assertEquals(pairRatios([100, 200, 400], [50, 200]), [0.5, 1]);
 });
+
+Deno.test("replaceSection: a new CPU kind's section goes after its siblings; an existing one is replaced in place", () => {
+  const doc = "# Benchmarks\n\n## Perf on A\n\na\n\n### Sub\n\nx\n\n## Other\n\no\n";
+  const added = replaceSection(doc, "Perf on B", "b", 2, "Perf");
+  assertEquals(
+    added,
+    "# Benchmarks\n\n## Perf on A\n\na\n\n### Sub\n\nx\n\n## Perf on B\n\nb\n\n## Other\n\no\n",
+  );
+  assertEquals(
+    replaceSection(added, "Perf on A", "a2", 2, "Perf"),
+    "# Benchmarks\n\n## Perf on A\n\na2\n\n## Perf on B\n\nb\n\n## Other\n\no\n",
+  );
+  // Without siblings (or without `near`) it is appended, as before.
+  assertEquals(replaceSection(doc, "New", "n", 2, "Nothing"), `${doc.trimEnd()}\n\n## New\n\nn\n`);
+});
