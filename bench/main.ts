@@ -241,6 +241,20 @@ export const SUITES: Record<string, Suite> = {
     flags: { compare: quick("compare two files written before instead") },
     run: async (args) => (await import("./quantize_isa.ts")).main(args),
   },
+  web: {
+    title: "kappa's page in headless Chromium against onnxruntime-node",
+    summary:
+      "Inference and training step time of a run in the browser tab (onnxruntime-web: wasm on 1 thread " +
+      "and on every core, WebGPU where there is an adapter) against onnxruntime-node on the same files; " +
+      'rewrites BENCHMARKS.md\'s "Web (onnxruntime-web in the tab)" (needs Chromium: .ci/setup).',
+    positionals: [{
+      name: "run-dir",
+      required: true,
+      description: "the run whose export and training step are measured (e.g. a quickstart run)",
+    }],
+    flags: { quick: quick("one round of fewer runs; BENCHMARKS.md is left unchanged") },
+    run: async (args) => (await import("./web.ts")).main(args),
+  },
 };
 
 /** The experiment grids, which were bench suites before they moved to `deno task grid`. */
