@@ -442,7 +442,7 @@ export const RULES: RuleTable = {
   erf: unary("Erf", (x, _y, ct, o) => o.mul(ct, o.mul(o.exp(o.neg(o.mul(x, x))), 2 / Math.sqrt(Math.PI)))),
   tanh: unary("Tanh", (_x, y, ct, o) => o.mul(ct, o.sub(1, o.mul(y, y)))),
   sigmoid: unary("Sigmoid", (_x, y, ct, o) => o.mul(ct, o.mul(y, o.sub(1, y)))),
-  relu: unary("Relu", (x, _y, ct, o) => o.where(o.greater(x, 0), ct, 0)),
+  relu: unary("Relu", (x, _y, ct, o) => passWhere(o.greater(x, 0), ct, o)),
   abs: unary("Abs", (x, _y, ct, o) => o.mul(ct, o.sign(x)), false),
   sign: {
     ...unary("Sign", (_x, _y, ct) => ct, false),
@@ -919,9 +919,10 @@ export const RULES: RuleTable = {
         p.max === undefined ? "" : ctx.scalar(p.max, p.x.dtype),
       ], ctx.out),
     // ȳ passes where min ≤ x ≤ max, i.e. where the clip left x as it was: one Equal of output and input
-    // and one Where (ReLU6's backward in MobileNetV2), instead of a comparison per bound and their And.
+    // and one masked multiply (ReLU6's backward in MobileNetV2), instead of a comparison per bound and
+    // their And.
     vjp: ({ x, min, max }, [y], [ct], o) =>
-      !ct ? [] : [min === undefined && max === undefined ? ct : o.where(o.equal(y, x), ct, 0)],
+      !ct ? [] : [min === undefined && max === undefined ? ct : passWhere(o.equal(y, x), ct, o)],
     flops: elementwise,
   },
   resize: {
@@ -1093,6 +1094,15 @@ export const sliceIndices = (n: number, start: number, end: number, step: number
   }
   return out;
 };
+
+/**
+ * ȳ where `mask` holds and 0 elsewhere (the x̄ of Relu and Clip), as ȳ · Cast(mask) rather than
+ * Where(mask, ȳ, 0): ONNX Runtime's Where runs on one thread (MobileNetV2's ReLU6 gradients, 34 Where
+ * nodes, were 10 % of its step's kernel time at T = 2, all on one thread; BENCHMARKS.md) while Cast and
+ * Mul split over the intra-op threads. One difference: a non-finite ȳ where the mask is false gives NaN
+ * instead of 0 — the step's gradients then hold a NaN rather than hiding an overflow.
+ */
+const passWhere = (mask: Tensor, ct: Tensor, o: Builder): Tensor => o.mul(ct, o.cast(mask, ct.dtype));
 
 /**
  * x̄ of a gatherElements that picks one element along `axis` at every other position (indices of size 1
