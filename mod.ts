@@ -34,6 +34,7 @@ export {
   experimentJson,
   type ExperimentOf,
   experimentViolations,
+  imageLabelInputs,
   loadExperiment,
   withOverrides,
 } from "./dsl/experiment.ts";
@@ -52,6 +53,7 @@ export {
   CLASSES,
   FULL,
   IMAGE_LABELS,
+  IMAGE_LABELS_KNOWN,
   IMAGE_LEVEL_LOSS,
   LOGITS,
   LOSS,

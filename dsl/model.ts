@@ -333,6 +333,13 @@ export type Segmenter = typeof Segmenter.Type;
 export const usesImageLabels = (m: Segmenter): boolean =>
   m.imageLevelLoss !== undefined || m.attentiveClassifier !== undefined;
 
+/**
+ * Whether ξ's multi-label loss trains with this model (a joint ξ with a loss): then image-level sources
+ * (`data.imageLevel`) can teach it, with no pixel term for their images.
+ */
+export const xiLearnsFromImageLabels = (m: Segmenter): boolean =>
+  m.xi !== null && m.multiLabelLoss !== null && m.scheme._tag === "Joint";
+
 /** The memory bank's shape [classes, M, K, d] (d: the head width). */
 export const bankShape = (m: Segmenter, a: AttentiveClassifier): [number, number, number, number] => [
   m.classes,

@@ -30,8 +30,28 @@ export const LOSS = "loss",
 /** Every loss output a segmenter's training graph may have, in logging order. */
 export const LOSS_NAMES = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS, IMAGE_LEVEL_LOSS, ATTENTIVE_LOSS] as const;
 
-/** Inputs of a LarvSeg training graph: [b, K] multi-hot image-level labels, [b] 1 = the pixel labels are valid. */
-export const IMAGE_LABELS = "imageLabels", PIXEL_LABELLED = "pixelLabelled";
+/**
+ * Inputs of a training graph with image-level labels: [b, K] multi-hot image-level labels, [b] 1 = the pixel
+ * labels are valid, and (with a `partial` source) [b, K] 1 = the image's label for the class is known.
+ */
+export const IMAGE_LABELS = "imageLabels",
+  PIXEL_LABELLED = "pixelLabelled",
+  IMAGE_LABELS_KNOWN = "imageLabelsKnown";
+
+/**
+ * Which image-level inputs a training graph takes (`imageLabelInputs(model, data)` in dsl/experiment.ts):
+ * `imageLabels` with `pixelLabelled`, and `known`. By default a graph takes image-level labels when
+ * LarvSeg's losses read them, and no `known` mask.
+ */
+export interface ImageLabelInputs {
+  readonly imageLabels: boolean;
+  readonly known: boolean;
+}
+
+const defaultInputs = (spec: Segmenter): ImageLabelInputs => ({
+  imageLabels: usesImageLabels(spec),
+  known: false,
+});
 
 const trainGrid = (spec: Segmenter, [h, w]: readonly [number, number]) => {
   const s = backboneStride(spec.backbone);
@@ -61,15 +81,26 @@ const rankerScores = (ranker: Ranker | undefined, images: Tensor): Tensor | unde
     )
   );
 
-const inputs = (g: Graph, spec: Segmenter, shapes: Shapes) => {
+const inputs = (
+  g: Graph,
+  spec: Segmenter,
+  shapes: Shapes,
+  which: ImageLabelInputs,
+): { images: Tensor; labels: Tensor; imageLabels?: Tensor; known?: Tensor } => {
   const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
   const labels = o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64");
-  if (!usesImageLabels(spec)) return { images, labels };
+  if (!which.imageLabels) return { images, labels };
   // Images with image-level labels only (pixelLabelled = 0) contribute no pixel term: their labels
   // are ignored here, whatever the loader put in them.
   const imageLabels = o.input(g, IMAGE_LABELS, [shapes.batch, spec.classes]);
   const pixelLabelled = o.reshape(o.input(g, PIXEL_LABELLED, [shapes.batch]), [shapes.batch, 1, 1]);
-  return { images, labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex), imageLabels };
+  const known = which.known ? o.input(g, IMAGE_LABELS_KNOWN, [shapes.batch, spec.classes]) : undefined;
+  return {
+    images,
+    labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex),
+    imageLabels,
+    ...(known ? { known } : {}),
+  };
 };
 
 /**
@@ -84,10 +115,17 @@ export const trainingGraph = (
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: Ranker,
-): Graph => trainingParts(spec, shapes, optimizer, ranker).graph;
+  which?: ImageLabelInputs,
+): Graph => trainingParts(spec, shapes, optimizer, ranker, which).graph;
 
-const trainingParts = (spec: Segmenter, shapes: Shapes, optimizer: OptimizerConfig, ranker?: Ranker) => {
-  const { graph, loss, bank } = lossGraph(spec, shapes, ranker);
+const trainingParts = (
+  spec: Segmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  ranker?: Ranker,
+  which?: ImageLabelInputs,
+) => {
+  const { graph, loss, bank } = lossGraph(spec, shapes, ranker, which);
   minimize(loss, optimizer);
   return { graph, bank };
 };
@@ -102,8 +140,9 @@ export const trainingStages = (
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: Ranker,
+  which?: ImageLabelInputs,
 ): { graph: Graph; stages: Stage[] } => {
-  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker);
+  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker, which);
   const train = graphStage(graph, { name: "train" });
   return { graph, stages: bank ? [bank.read, train, bank.write] : [train] };
 };
@@ -111,14 +150,22 @@ export const trainingStages = (
 /**
  * The forward pass and losses of the training graph, without gradients or updates; `bank`: the memory
  * bank's host stages when the model has LarvSeg's attentive classifier.
+ *
+ * Image-level images (pixelLabelled = 0) reach the losses through `imageLabels` only: ξ's multi-label loss
+ * (with `known`, their unknown classes left out) and LarvSeg's losses. LarvSeg's image-level loss is the
+ * same for a `partial` image as for a `complete` one: it is a softmax over the vocabulary minus the image's
+ * *other listed* classes, and leaving the unknown classes out too would leave the listed class alone in
+ * its softmax (a loss of 0 for a single-label photo). So the unlisted classes of a partial image compete
+ * with its class, as the official code treats its single-label ImageNet-21K photos.
  */
 export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
   ranker?: Ranker,
+  which: ImageLabelInputs = defaultInputs(spec),
 ): { graph: Graph; loss: Tensor; bank?: Attentive["stages"] } => {
   const g = new Graph("train");
-  const { images, labels, imageLabels } = inputs(g, spec, shapes);
+  const { images, labels, imageLabels, known } = inputs(g, spec, shapes, which);
   // The ranker is traced outside the model's scope: its variables are `ranker.<path>`.
   const scores = rankerScores(ranker, images);
   const out = g.scope("model", () =>
@@ -131,7 +178,7 @@ export const lossGraph = (
   const terms: Tensor[] = [];
   // LarvSeg's losses read the logits over every class (validation requires select: all()) channel-last
   // at feature resolution, [b, n, K]; the bank is model state, traced under `model.attentive`.
-  const larvSeg = imageLabels && out.logitsChannelsLast && (() => {
+  const larvSeg = usesImageLabels(spec) && imageLabels && out.logitsChannelsLast && (() => {
     const [b, h, w, k] = out.logitsChannelsLast!.shape;
     return { logits: o.reshape(out.logitsChannelsLast!, [b, h * w, k]), labels: imageLabels };
   })();
@@ -144,7 +191,7 @@ export const lossGraph = (
         cosine: out.larvSeg!.cosine,
       }));
   g.scope("loss", () => {
-    const { pixel, multiLabel } = rankSegLosses(spec, out, labels, imageLabels);
+    const { pixel, multiLabel } = rankSegLosses(spec, out, labels, imageLabels, known);
     if (pixel) terms.push(o.mul(g.output(PIXEL_LOSS, pixel.loss), spec.pixelLossWeight));
     if (multiLabel && spec.multiLabelLoss) {
       terms.push(o.mul(g.output(MULTILABEL_LOSS, multiLabel), spec.multiLabelLoss.weight));
@@ -171,14 +218,16 @@ export interface RankSegLosses {
 /**
  * The losses of RankSeg's segmenter on labels [b, H, W] (int64): the pixel cross-entropy over the
  * rank-ordered logits upsampled to the label size (mmseg), targets remapped to ranks in the graph, and
- * the multi-label loss against the classes present (with `imageLabels` [b, K], their union). Both the
- * upsampling and the softmax run channel-last, where ONNX Runtime is fastest (layers/upsample.ts).
+ * the multi-label loss against the classes present (with `imageLabels` [b, K], their union; with `known`
+ * [b, K], only the known entries summed). Both the upsampling and the softmax run channel-last, where ONNX
+ * Runtime is fastest (layers/upsample.ts).
  */
 export const rankSegLosses = (
   spec: Segmenter,
   out: SegmenterOutput,
   labels: Tensor,
   imageLabels?: Tensor,
+  known?: Tensor,
 ): RankSegLosses => {
   const [, height, width] = labels.shape;
   const pixel = out.logitsChannelsLast && (() => {
@@ -198,8 +247,8 @@ export const rankSegLosses = (
   const target = l && (imageLabels ? o.maximum(out.present!, imageLabels) : out.present!);
   const multiLabel = l && target
     ? (l._tag === "Asymmetric"
-      ? asymmetricLoss(out.scores!, target, l)
-      : binaryCrossEntropy(out.scores!, target))
+      ? asymmetricLoss(out.scores!, target, l, known)
+      : binaryCrossEntropy(out.scores!, target, known))
     : undefined;
   return { ...(pixel ? { pixel } : {}), ...(multiLabel ? { multiLabel } : {}) };
 };

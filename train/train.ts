@@ -19,7 +19,7 @@ import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { AnyExperiment } from "../dsl/experiment.ts";
 import { learningRate } from "../dsl/training.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
+import { imageLevelShares, imageLevelSources } from "../dsl/dataset.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { trainShapes } from "../interpret/shapes.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
@@ -227,13 +227,11 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
         openDataset(e.data.dataset, e.data.dataset.testSplit),
       )
       : undefined;
-    // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
+    // A mixed batch's position is its pixel-labelled part's; the image-level sources are read (and every
     // bad tag reported) before the slow compilation.
     const imageLevel = e.data.imageLevel;
     if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
-    const pixelBatch = imageLevel
-      ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
-      : e.train.batchSize;
+    const pixelBatch = imageLevelShares(e.train.batchSize, imageLevelSources(imageLevel)).pixel;
     // One train at a time per folder, held until the run's scope closes (success, failure, interruption).
     const lock = yield* acquireRunLock(dir);
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
