@@ -1,8 +1,9 @@
 /**
- * `deno task bench larvseg-bank [--max-classes N] [--steps S] [--threads T]`: the memory of LarvSeg's
- * bank and the training-step time with it as the vocabulary grows from ADE20K's 150 classes to
- * ImageNet-21k's 21,841 (bench/vocab.ts's sizes), on the procedural generator's vocabulary. Writes
- * BENCHMARKS.md's "LarvSeg memory bank" section.
+ * `deno task bench larvseg-bank [--max-classes N] [--steps S] [--threads T] [--size S]`: the memory of
+ * LarvSeg's bank and the training-step time with it as the vocabulary grows from ADE20K's 150 classes to
+ * ImageNet-21k's 21,841 (bench/vocab.ts's sizes), on the procedural generator's vocabulary, with the
+ * pixel loss at the label size, at half of it (LarvSeg's official `downsample_rate` 2) and at feature
+ * resolution (`pixelLossDownsample`). Writes BENCHMARKS.md's "LarvSeg memory bank" section.
  *
  * The bank is [K, M, Kp, d] float32 state: at K = 21,841, d = 64 the paper's cross-image bank (M = Kp =
  * 20) holds 21,841 · 20 · 20 · 64 · 4 B = 2.24 GB (2.08 GiB), and the single-image variant (M = Kp = 1)
@@ -29,18 +30,22 @@ import { random, type Stage } from "../profiling.ts";
 import { VOCABULARY } from "./vocab.ts";
 import { recordSection, table } from "../figures/markdown.ts";
 import { flag } from "../figures/flags.ts";
+import { thisCpu } from "../figures/cpu.ts";
 
 const D = 64, BATCH = 2;
+/** The bench model's backbone stride (three stride-2 stages): r = STRIDE is the loss at feature resolution. */
+const STRIDE = 8;
 
 /** Bytes of the bank [K, M, Kp, d] (float32) plus its pointer and fill counter [K] each. */
 export const bankBytes = (classes: number, slots: number, pixels: number, d = D): number =>
   4 * (classes * slots * pixels * d + 2 * classes);
 
-const spec = (classes: number, variant: "none" | "crossImage" | "singleImage") =>
+const spec = (classes: number, variant: "none" | "crossImage" | "singleImage", downsample: number) =>
   m.larvSegmenter({
     classes,
     backbone: m.convNet({ widths: [16, 32, D] }),
     headDim: D,
+    ...(downsample === 1 ? {} : { pixelLossDownsample: downsample }),
     ...(variant === "none"
       ? { attentiveClassifier: undefined }
       : { attentiveClassifier: m.attentiveClassifier({ variant, labelsPerImage: 8 }) }),
@@ -73,16 +78,24 @@ interface StepTime {
   readonly bank: number;
 }
 
-/** Median ms of `steps` training steps after one warm-up, for K classes and one bank variant. */
+/**
+ * Median ms of `steps` training steps after one warm-up, for K classes, one bank variant and the pixel
+ * loss at 1/`downsample` of the crop.
+ */
 export const stepMs = (
   classes: number,
   variant: "none" | "crossImage" | "singleImage",
-  { steps, threads, size }: { steps: number; threads: number; size: number },
+  { steps, threads, size, downsample = 1 }: {
+    steps: number;
+    threads: number;
+    size: number;
+    downsample?: number;
+  },
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const t = trainConfig({ steps: 100, batchSize: BATCH, optimizer: sgdSpec({ lr: 1e-3 }) });
     const hostMs: number[] = [];
-    const { graph: g, stages } = trainingStages(spec(classes, variant), {
+    const { graph: g, stages } = trainingStages(spec(classes, variant, downsample), {
       batch: BATCH,
       height: size,
       width: size,
@@ -132,6 +145,56 @@ export const peakRss = (): number => {
   }
 };
 
+/** The step variants measured per K: a bank variant and the pixel loss's downsampling r. */
+const VARIANTS = {
+  none: { bank: "none", r: 1 },
+  single: { bank: "singleImage", r: 1 },
+  cross: { bank: "crossImage", r: 1 },
+  crossHalf: { bank: "crossImage", r: 2 },
+  crossFeature: { bank: "crossImage", r: STRIDE },
+  noneFeature: { bank: "none", r: STRIDE },
+} as const;
+type Variant = keyof typeof VARIANTS;
+type Row = { readonly k: number } & Record<Variant, StepTime>;
+
+/** The computed paragraph under the table: growth with K per loss resolution, and the bank's own cost. */
+export const bankFinding = (rows: readonly Row[]): string => {
+  const first = rows[0], last = rows[rows.length - 1];
+  if (last.k === first.k) return "Only one vocabulary size was measured: no ratio.";
+  const k = last.k.toLocaleString("en-US");
+  const grew = (v: Variant) =>
+    `${(last[v].step / first[v].step).toFixed(2)}× (${first[v].step.toFixed(1)} → ${
+      last[v].step.toFixed(1)
+    } ms)`;
+  const within = (v: Variant) => last[v].step / first[v].step <= 2;
+  const verdict = (v: Variant) => within(v) ? "within the issue's 2×" : "over the issue's 2×";
+  return `From K = ${first.k} to ${k} the step with the cross-image bank grew ${
+    grew("cross")
+  } with the pixel ` +
+    `loss at the crop's size (${verdict("cross")}), ${grew("crossHalf")} at half of it (LarvSeg's official ` +
+    `\`downsample_rate\` 2; ${verdict("crossHalf")}) and ${grew("crossFeature")} at feature resolution ` +
+    `(\`pixelLossDownsample: ${STRIDE}\`, no resize; ${
+      verdict("crossFeature")
+    }). Without any bank the same ` +
+    `three readings are ${grew("none")} at the crop's size and ${
+      grew("noneFeature")
+    } at feature resolution: ` +
+    "what grows with K is the K-wide part every LarvSeg step has, above all the K-class logits resized to the " +
+    "loss size with their softmax cross-entropy, forward and backward (2 × 40 × 40 × 21,841 values at the " +
+    `crop's size, 64× fewer at feature resolution). The bank's own cost: its host stages took ` +
+    `${first.cross.bank.toFixed(2)} → ${last.cross.bank.toFixed(2)} ms ` +
+    `(${(last.cross.bank / first.cross.bank).toFixed(2)}×) while the bank grew ${
+      (last.k / first.k).toFixed(0)
+    }×, ` +
+    `and the cross-image step minus the no-bank step is ${
+      (first.cross.step - first.none.step).toFixed(1)
+    } ms at ` +
+    `K = ${first.k} and ${
+      (last.cross.step - last.none.step).toFixed(1)
+    } ms at K = ${k} (the spread between ` +
+    "runs is larger).";
+};
+
 export const main = async (_args: string[]) => {
   const maxClasses = Number(flag("max-classes") ?? 21841);
   const steps = Number(flag("steps") ?? 5);
@@ -139,61 +202,37 @@ export const main = async (_args: string[]) => {
   const size = Number(flag("size") ?? 64);
   const options = { steps, threads, size };
   const sizes = VOCABULARY.filter((k) => k <= maxClasses);
-  const rows: { k: number; none: StepTime; single: StepTime; cross: StepTime }[] = [];
+  const rows: Row[] = [];
   const loadBefore = Deno.loadavg()[0];
   const started = performance.now();
   for (const k of sizes) {
-    const [none, single, cross] = [
-      await Effect.runPromise(stepMs(k, "none", options)),
-      await Effect.runPromise(stepMs(k, "singleImage", options)),
-      await Effect.runPromise(stepMs(k, "crossImage", options)),
-    ];
-    rows.push({ k, none, single, cross });
+    const row: Partial<Record<Variant, StepTime>> = {};
+    for (const [name, v] of Object.entries(VARIANTS) as [Variant, (typeof VARIANTS)[Variant]][]) {
+      row[name] = await Effect.runPromise(stepMs(k, v.bank, { ...options, downsample: v.r }));
+    }
+    rows.push({ k, ...row } as Row);
     console.error(
-      `K=${k}: ${none.step.toFixed(1)} / ${single.step.toFixed(1)} / ${cross.step.toFixed(1)} ms ` +
-        `(bank stages ${cross.bank.toFixed(2)} ms)`,
+      `K=${k}: ` + Object.keys(VARIANTS).map((v) =>
+        `${v} ${row[v as Variant]!.step.toFixed(1)}`
+      ).join(" / ") +
+        ` ms (bank stages ${row.cross!.bank.toFixed(2)} ms)`,
     );
   }
   const loadAfter = Deno.loadavg()[0];
   const minutes = (performance.now() - started) / 60000;
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(3)} GiB`;
-  const first = rows[0], last = rows[rows.length - 1];
-  const ratio = (r: typeof first, v: "none" | "cross") => r[v].step / first[v].step;
-  const crossRatio = ratio(last, "cross"), noneRatio = ratio(last, "none");
-  const extra = (r: typeof first) => `${(r.cross.step - r.none.step).toFixed(1)} ms`;
-  const hostRatio = last.cross.bank / first.cross.bank;
-  const finding = last.k === first.k
-    ? "Only one vocabulary size was measured: no ratio."
-    : `From K = ${first.k} to ${last.k.toLocaleString("en-US")} the step with the cross-image bank grew ` +
-      `${crossRatio.toFixed(2)}× (${first.cross.step.toFixed(1)} → ${last.cross.step.toFixed(1)} ms)` +
-      (crossRatio <= 2 ? ": within the issue's 2×." : `, over the issue's 2×. `) +
-      (crossRatio <= 2
-        ? ""
-        : "What dominates is not the bank but the K-wide part that every LarvSeg step has " +
-          "(the classifier, the K-class logits upsampled to the crop and their cross-entropies, forward and " +
-          `backward): without any bank the step grew ${noneRatio.toFixed(2)}× (${
-            first.none.step.toFixed(1)
-          } → ` +
-          `${last.none.step.toFixed(1)} ms). `) +
-      `The cross-image bank's own cost: its step minus the no-bank step is ${
-        extra(first)
-      } at K = ${first.k} ` +
-      `and ${extra(last)} at K = ${
-        last.k.toLocaleString("en-US")
-      } (the spread between runs is larger), and ` +
-      `its host stages took ${first.cross.bank.toFixed(2)} → ${last.cross.bank.toFixed(2)} ms ` +
-      `(${hostRatio.toFixed(2)}×) while the bank grew ${(last.k / first.k).toFixed(0)}×.`;
+  const first = rows[0];
+  const ratio = (r: Row, v: Variant) => `${(r[v].step / first[v].step).toFixed(2)}×`;
   const body = [
     `Produced by \`npx --yes deno@2.9.6 task bench larvseg-bank --max-classes ${maxClasses} --steps ${steps} ` +
-    `--threads ${threads} --size ${size}\` on ${
-      new Date().toISOString().slice(0, 10)
-    } (${navigator.hardwareConcurrency} ` +
-    `cores, shared with other engineers' runs: load average ${loadBefore.toFixed(1)} at the start, ` +
-    `${loadAfter.toFixed(1)} at the end; ${minutes.toFixed(1)} min, peak RSS ${
-      gib(peakRss())
-    }). A training ` +
-    `step of a small LarvSeg segmenter (d = ${D}, ${size}×${size} crops, batch ${BATCH}, 8 pairs per image), ` +
-    `${threads} intra-op thread(s), median of ${steps} steps after one warm-up.`,
+    `--threads ${threads} --size ${size}\` on ${new Date().toISOString().slice(0, 10)}, ${thisCpu()}, ` +
+    `${navigator.hardwareConcurrency} cores shared with other engineers' runs (load average ` +
+    `${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end; ${
+      minutes.toFixed(1)
+    } min, peak ` +
+    `RSS ${gib(peakRss())}). A training step of a small LarvSeg segmenter (d = ${D}, stride ${STRIDE}, ` +
+    `${size}×${size} crops, batch ${BATCH}, 8 pairs per image), ${threads} intra-op thread(s), median of ` +
+    `${steps} steps after one warm-up.`,
     "",
     `Bank memory at K = 21,841, d = ${D}: cross-image (M = Kp = 20) ${gib(bankBytes(21841, 20, 20))}, ` +
     `single-image (M = Kp = 1) ${gib(bankBytes(21841, 1, 1))}. The bank is host state of two runtime host ` +
@@ -203,22 +242,32 @@ export const main = async (_args: string[]) => {
     "every output: as a graph `next:` output the 2.08 GiB bank was copied out, and rebuilt by a " +
     "bank-sized scatter and `where`, on every step).",
     "",
+    `Columns: the step (ms) with no bank, the single-image bank and the cross-image bank, the pixel loss at the ` +
+    `crop's size; the cross-image step with the pixel loss at half the crop's size (r = 2, LarvSeg's official ` +
+    `form) and at feature resolution (r = ${STRIDE}); the no-bank step at feature resolution; each one's growth ` +
+    "over K = 150.",
+    "",
     table(
       [
-        { header: "K", cell: (r: typeof first) => r.k.toLocaleString("en-US") },
-        { header: "no bank (ms)", cell: (r) => r.none.step.toFixed(1) },
-        { header: "single-image bank (ms)", cell: (r) => r.single.step.toFixed(1) },
-        { header: "cross-image bank (ms)", cell: (r) => r.cross.step.toFixed(1) },
-        { header: "of which bank host stages (ms)", cell: (r) => r.cross.bank.toFixed(2) },
-        { header: "cross-image bank size", cell: (r) => gib(bankBytes(r.k, 20, 20)) },
-        { header: "no bank / at K = 150", cell: (r) => `${ratio(r, "none").toFixed(2)}×` },
-        { header: "cross / cross at K = 150", cell: (r) => `${ratio(r, "cross").toFixed(2)}×` },
+        { header: "K", cell: (r: Row) => r.k.toLocaleString("en-US") },
+        { header: "no bank", cell: (r) => r.none.step.toFixed(1) },
+        { header: "single-image", cell: (r) => r.single.step.toFixed(1) },
+        { header: "cross-image", cell: (r) => r.cross.step.toFixed(1) },
+        { header: "bank host stages", cell: (r) => r.cross.bank.toFixed(2) },
+        { header: "cross, r = 2", cell: (r) => r.crossHalf.step.toFixed(1) },
+        { header: `cross, r = ${STRIDE}`, cell: (r) => r.crossFeature.step.toFixed(1) },
+        { header: `no bank, r = ${STRIDE}`, cell: (r) => r.noneFeature.step.toFixed(1) },
+        { header: "bank size", cell: (r) => gib(bankBytes(r.k, 20, 20)) },
+        { header: "cross ×", cell: (r) => ratio(r, "cross") },
+        { header: "cross r = 2 ×", cell: (r) => ratio(r, "crossHalf") },
+        { header: `cross r = ${STRIDE} ×`, cell: (r) => ratio(r, "crossFeature") },
+        { header: `no bank r = ${STRIDE} ×`, cell: (r) => ratio(r, "noneFeature") },
       ],
       rows,
       "plain",
     ),
     "",
-    finding + " Timings on the shared machine vary by tens of percent from run to run.",
+    bankFinding(rows) + " Timings on the shared machine vary by tens of percent from run to run.",
   ];
   await recordSection("BENCHMARKS.md", "LarvSeg memory bank", body.join("\n"));
   console.log(body.join("\n"));

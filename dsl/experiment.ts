@@ -100,6 +100,14 @@ export const experimentViolations = (
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
+  const r = model._tag === "Segmenter" ? model.pixelLossDownsample : undefined;
+  if (r !== undefined && stride % r !== 0) {
+    out.push({
+      path: "model.pixelLossDownsample",
+      message: `${r} does not divide ${unit}: the loss size would not be a whole number of pixels ` +
+        "between the label size and the feature grid",
+    });
+  }
   const aux = model._tag === "Segmenter" ? model.attentiveClassifier : undefined;
   if (aux) {
     const [h, w] = e.data.train.cropSize.map((s) => Math.floor(s / stride));

@@ -206,6 +206,15 @@ export const lossGraph = (
   return { graph: g, loss, ...(attentive ? { bank: attentive.stages } : {}) };
 };
 
+/**
+ * The labels [b, H, W] at 1/r of their size: every r-th pixel from the top left (PyTorch's nearest resize
+ * by an integer factor, which mmsegmentation's and LarvSeg's `resize(label, mode="nearest")` is).
+ */
+const lossLabels = (labels: Tensor, r: number): Tensor => {
+  const [, height, width] = labels.shape;
+  return r === 1 ? labels : o.slice(labels, [1, 2], [0, 0], [height, width], [r, r]);
+};
+
 /** The pixel and multi-label losses of a segmenter's forward output, with what the pixel loss saw. */
 export interface RankSegLosses {
   /** The pixel cross-entropy (absent for multi-label-only models), its targets [b, H, W] (ranks under a
@@ -217,7 +226,8 @@ export interface RankSegLosses {
 
 /**
  * The losses of RankSeg's segmenter on labels [b, H, W] (int64): the pixel cross-entropy over the
- * rank-ordered logits upsampled to the label size (mmseg), targets remapped to ranks in the graph, and
+ * rank-ordered logits upsampled to the label size (mmseg; to 1/r of it with `pixelLossDownsample`),
+ * targets remapped to ranks in the graph, and
  * the multi-label loss against the classes present (with `imageLabels` [b, K], their union; with `known`
  * [b, K], only the known entries summed). Both the upsampling and the softmax run channel-last, where ONNX
  * Runtime is fastest (layers/upsample.ts).
@@ -229,12 +239,14 @@ export const rankSegLosses = (
   imageLabels?: Tensor,
   known?: Tensor,
 ): RankSegLosses => {
-  const [, height, width] = labels.shape;
   const pixel = out.logitsChannelsLast && (() => {
-    const targets = out.selected
-      ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
-      : labels;
-    const logits = resizeChannelsLast(out.logitsChannelsLast!, height, width);
+    const at = lossLabels(labels, spec.pixelLossDownsample ?? 1);
+    const [, height, width] = at.shape;
+    const targets = out.selected ? rankTargets(at, out.selected.indices, spec.classes, spec.ignoreIndex) : at;
+    const [, h, w] = out.logitsChannelsLast!.shape;
+    const logits = h === height && w === width
+      ? out.logitsChannelsLast! // the loss at feature resolution: nothing to resize
+      : resizeChannelsLast(out.logitsChannelsLast!, height, width);
     const loss = softmaxCrossEntropy(logits, targets, {
       ignoreIndex: spec.ignoreIndex,
       axis: -1,

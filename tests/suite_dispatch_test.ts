@@ -13,7 +13,7 @@ import { failureOutcome, type Program, taskCommand } from "../figures/command_li
 const ENTRY: Record<Program, string> = { bench: "bench/main.ts", grid: "grids/main.ts" };
 const ALL: Record<Program, string[]> = {
   bench: ["engine", "perf", "profile", "data", "gpu", "larvseg-bank", "quantize"],
-  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task"],
+  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task", "xi-sources"],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */
