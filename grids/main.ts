@@ -120,7 +120,7 @@ export const GRIDS: Record<string, Suite> = {
       "Trains RankSeg's multi-label head ξ on ccp with each mix of image-level sources (experiments/xi-sources, " +
       'every seed; resumable) and writes RESULTS.md\'s "ξ from image-level sources (ccp)" section.',
     flags: gridFlags("grid's"),
-    run: async (args) => (await import("./xi_sources.ts")).main(args),
+    run: submittable(async (args) => (await import("./xi_sources.ts")).main(args)),
   },
   panoptic: {
     title: "the ReMaX grid on coco133 (RESULTS.md); step; diagnose <run-dir>",

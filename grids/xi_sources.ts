@@ -1,9 +1,9 @@
 /**
  * `deno task grid xi-sources [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: trains RankSeg's ξ on
  * ccp with each mix of image-level sources (`experiments/xi-sources/<row>.ts`, every seed; resumable like
- * the other grids), evaluates ξ's mAP and recall@κ on ccp val, and writes RESULTS.md's "ξ from image-level
- * sources" section: mean ± std over seeds per mix, and each mix's change over the pixel-derived labels
- * against the two rows' combined seed spread.
+ * the other grids; `--slurm` submits the runs as a Slurm job array, grids/slurm/), evaluates ξ's mAP and
+ * recall@κ on ccp val, and writes RESULTS.md's "ξ from image-level sources" section: mean ± std over seeds per
+ * mix, and each mix's change over the pixel-derived labels against the two rows' combined seed spread.
  */
 import { Effect } from "effect";
 import { existsSync } from "node:fs";
@@ -14,11 +14,12 @@ import {
   imageLevelSources,
   loadExperiment,
   readEvalRecord,
-  withOverrides,
 } from "../mod.ts";
 import { KAPPA, ROWS } from "../experiments/xi-sources/grid.ts";
 import { recordSection, table } from "../figures/markdown.ts";
-import { finishedRun, gridFlags } from "./grid_runs.ts";
+import { finishedRun, gridFlags, type GridRun, seedRun } from "./grid_runs.ts";
+import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { submitGrid } from "./slurm/submit.ts";
 import { mean, std } from "../figures/stats.ts";
 
 const SPECS = "experiments/xi-sources";
@@ -53,18 +54,22 @@ export const readXiRun = (file: string) =>
     Effect.map((r): XiRun => ({ mAP: r.mAP ?? NaN, recall: r.recallAtK?.value ?? NaN })),
   );
 
-export const main = async (_args: string[]) => {
+export const main = async (args: string[]) => {
   const { seeds, steps, only, reportOnly } = gridFlags();
-  const rows: XiRow[] = [];
+  const planned: { row: string; file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const row of ROWS) {
     const file = join(SPECS, `${row}.ts`);
     if (!only.test(`${row}.ts`) || !existsSync(file)) continue;
     const base = await Effect.runPromise(loadExperiment(file));
+    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, file, base, steps, seed));
+    planned.push({ row, file, base, runs });
+  }
+  if (slurmRequested()) return await submitGrid("xi-sources", args, RUNS, planned.flatMap((p) => p.runs));
+  const rows: XiRow[] = [];
+  for (const { row, file, base, runs: seedRuns } of planned) {
     const runs: XiRun[] = [];
-    for (let seed = 0; seed < seeds; seed++) {
-      const e = withOverrides(base, steps, seed);
-      const dir = join(RUNS, `${e.name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-      const record = await Effect.runPromise(finishedRun(e, dir, reportOnly));
+    for (const run of seedRuns) {
+      const record = await Effect.runPromise(finishedRun(run, reportOnly));
       if (record !== undefined && existsSync(record)) runs.push(await Effect.runPromise(readXiRun(record)));
     }
     rows.push({ row, file, e: base, runs });
@@ -165,7 +170,7 @@ export const xiFindings = (rows: readonly XiRow[]): string[] => {
       const delta = mean(b) - mean(a);
       const spread = Math.hypot(a.length > 1 ? std(a) : 0, b.length > 1 ? std(b) : 0);
       const verdict = a.length < 2 || b.length < 2
-        ? "one seed: no spread"
+        ? "a row with one seed: no verdict"
         : Math.abs(delta) <= spread
         ? "within the seed spread"
         : delta > 0
