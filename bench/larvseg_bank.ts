@@ -268,6 +268,11 @@ export const main = async (_args: string[]) => {
     ),
     "",
     bankFinding(rows) + " Timings on the shared machine vary by tens of percent from run to run.",
+    "",
+    "Why small crops (the command's default is 64×64): a run at 64×64 was OOM-killed at 12.9 GiB RSS in the " +
+    "K = 21,841 rows (2026-11-29) while other engineers' runs held ≈ 10 of the machine's 23 GiB: the K-class " +
+    `logits at the crop's size with their gradients. 40×40 is the smallest crop with at least Kp = 20 feature ` +
+    `pixels at stride ${STRIDE}.`,
   ];
   await recordSection("BENCHMARKS.md", "LarvSeg memory bank", body.join("\n"));
   console.log(body.join("\n"));
