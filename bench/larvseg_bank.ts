@@ -16,6 +16,7 @@ import { Effect } from "effect";
 import * as m from "../mod.ts";
 import {
   execute,
+  type Graph,
   IMAGE_LABELS,
   optimizerConfig,
   PIXEL_LABELLED,
@@ -26,7 +27,7 @@ import {
   type Value,
   value,
 } from "../mod.ts";
-import { random, type Stage } from "../profiling.ts";
+import { liveNodes, random, type Stage } from "../profiling.ts";
 import { VOCABULARY } from "./vocab.ts";
 import { recordSection, table } from "../figures/markdown.ts";
 import { flag } from "../figures/flags.ts";
@@ -76,7 +77,16 @@ interface StepTime {
   readonly step: number;
   /** Median ms per step of the bank's host stages (read + write); 0 without a bank. */
   readonly bank: number;
+  /** Elements of every tensor the training graph computes per step (its live nodes' outputs). */
+  readonly elements: number;
 }
+
+/** The elements of every tensor a graph computes for its outputs: the memory traffic a step cannot avoid. */
+const liveElements = (g: Graph): number =>
+  liveNodes(g, [...g.outputs.values()]).reduce(
+    (sum, n) => sum + n.outputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0),
+    0,
+  );
 
 /**
  * Median ms of `steps` training steps after one warm-up, for K classes, one bank variant and the pixel
@@ -132,7 +142,7 @@ export const stepMs = (
       times.push(performance.now() - t0);
       bank.push(hostMs.reduce((a, b) => a + b, 0));
     }
-    return { step: median(times), bank: median(bank) } satisfies StepTime;
+    return { step: median(times), bank: median(bank), elements: liveElements(g) } satisfies StepTime;
   }));
 
 /** The process's peak resident memory (Linux: VmHWM), in bytes; 0 where unknown. */
@@ -192,7 +202,23 @@ export const bankFinding = (rows: readonly Row[]): string => {
     `K = ${first.k} and ${
       (last.cross.step - last.none.step).toFixed(1)
     } ms at K = ${k} (the spread between ` +
-    "runs is larger).";
+    "runs is larger). " + floorText(first, last);
+};
+
+/**
+ * Why no loss resolution meets 2×: the tensors the step computes at feature resolution, K = 21,841 against
+ * K = 150, and what they are.
+ */
+const floorText = (first: Row, last: Row): string => {
+  const m = (x: number) => `${(x / 1e6).toFixed(1)} M`;
+  const f = first.crossFeature.elements, l = last.crossFeature.elements;
+  return `Even at feature resolution the step's graph computes ${m(l)} tensor elements at K = ` +
+    `${last.k.toLocaleString("en-US")} against ${m(f)} at K = ${first.k} (${(l / f).toFixed(0)}×; at the ` +
+    `crop's size ${m(last.cross.elements)}): the K × d class embeddings, projected, normalized, ` +
+    "back-propagated and updated every step, and the K logits of every feature pixel with their z-score and " +
+    "cross-entropies. That floor is the classifier scoring every class on every step, as the official code " +
+    "does; a step within 2× of K = 150 would need it to touch fewer classes per step (sampled negatives), " +
+    "which is another method.";
 };
 
 export const main = async (_args: string[]) => {
@@ -245,7 +271,8 @@ export const main = async (_args: string[]) => {
     `Columns: the step (ms) with no bank, the single-image bank and the cross-image bank, the pixel loss at the ` +
     `crop's size; the cross-image step with the pixel loss at half the crop's size (r = 2, LarvSeg's official ` +
     `form) and at feature resolution (r = ${STRIDE}); the no-bank step at feature resolution; each one's growth ` +
-    "over K = 150.",
+    "over K = 150; and the elements of every tensor the cross-image step's graph computes (its live nodes' " +
+    "outputs, forward, backward and update; millions), the memory traffic a step cannot avoid.",
     "",
     table(
       [
@@ -258,6 +285,8 @@ export const main = async (_args: string[]) => {
         { header: `cross, r = ${STRIDE}`, cell: (r) => r.crossFeature.step.toFixed(1) },
         { header: `no bank, r = ${STRIDE}`, cell: (r) => r.noneFeature.step.toFixed(1) },
         { header: "bank size", cell: (r) => gib(bankBytes(r.k, 20, 20)) },
+        { header: "elements, r = 1 (M)", cell: (r) => (r.cross.elements / 1e6).toFixed(1) },
+        { header: `elements, r = ${STRIDE} (M)`, cell: (r) => (r.crossFeature.elements / 1e6).toFixed(1) },
         { header: "cross ×", cell: (r) => ratio(r, "cross") },
         { header: "cross r = 2 ×", cell: (r) => ratio(r, "crossHalf") },
         { header: `cross r = ${STRIDE} ×`, cell: (r) => ratio(r, "crossFeature") },
