@@ -116,8 +116,8 @@ export const xiSourcesSection = (
     `pixel loss. ${
       steps ?? t.steps
     } steps of ${t.optimizer._tag} (lr ${t.optimizer.lr}, backbone ×0.1, poly), crop ` +
-    `${e.data.train.cropSize.join("×")}, seeds 0–${
-      seeds - 1
+    `${e.data.train.cropSize.join("×")}, ${
+      seeds === 1 ? "seed 0" : `seeds 0–${seeds - 1}`
     }; evaluated on ccp val (200 images). Every row has ` +
     "4 pixel-labelled ccp train images per batch, whose ξ target is the classes of their cropped masks; the rows " +
     "add image-level photos (`data.imageLevel`), which enter ξ's loss only. A `complete` source's unlisted " +
@@ -180,7 +180,9 @@ export const xiFindings = (rows: readonly XiRow[]): string[] => {
         spread.toFixed(2)
       }, ${verdict})`;
     });
-    out.push(`- ${LABELS[r.row] ?? r.row} over the pixel-derived labels: ${parts.join(", ")}.`);
+    // "Adding …", not the table's "+ …": a list item starting with "+ " would be a nested list.
+    const what = (LABELS[r.row] ?? r.row).replace(/^\+ /, "");
+    out.push(`- Adding ${what} to the pixel-derived labels: ${parts.join(", ")}.`);
   }
   return out;
 };

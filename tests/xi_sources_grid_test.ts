@@ -45,9 +45,9 @@ Deno.test("xi-sources findings: each mix against the pixel-derived labels, in mA
   ]);
   // mAP +5.00, spread hypot(√2, √2) = 2.00 → beyond; recall +0.50, spread hypot(0, 0.71) = 0.71 → within.
   assertEquals(out.slice(2), [
-    "- + ccp tags (complete) + clothing/ (partial) over the pixel-derived labels: mAP +5.00 (±2.00, beyond the " +
+    "- Adding ccp tags (complete) + clothing/ (partial) to the pixel-derived labels: mAP +5.00 (±2.00, beyond the " +
     "spread), recall@16 +0.50 (±0.71, within the seed spread).",
-    "- + clothing/ photos (partial) over the pixel-derived labels: mAP +0.00 (±1.41, a row with one seed: no verdict), " +
+    "- Adding clothing/ photos (partial) to the pixel-derived labels: mAP +0.00 (±1.41, a row with one seed: no verdict), " +
     "recall@16 -1.00 (±0.00, a row with one seed: no verdict).",
   ]);
 });
