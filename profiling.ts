@@ -38,7 +38,9 @@ export { describe } from "./ir/describe.ts";
 /** Lowers (the needed part of) a graph to a serialized ONNX model for a provider; `decodeOnnx` reads one. */
 export { decodeOnnx, toOnnx } from "./onnx/lower.ts";
 /** The quantization modes `exportModel` accepts (`int8`, `int8-conv`, `int8-static`). */
-export { EXPORT_QUANTIZATIONS } from "./eval/export_model.ts";
+export { EXPORT_QUANTIZATIONS, type ExportQuantization } from "./eval/export_model.ts";
+/** How quantized weights are stored: the exports' format and the others `bench quantize` measures against it. */
+export { EXPORT_WEIGHT_FORMAT, WEIGHT_FORMATS, type WeightFormat } from "./onnx/quantize.ts";
 /** int8-static's calibration: tensors' ranges over images, a run's calibrated export, the image count. */
 export { calibrateExport, CALIBRATION_IMAGES, calibrationRanges } from "./eval/export_calibration.ts";
 
@@ -61,7 +63,7 @@ export { normalizeRgb } from "./data/normalize.ts";
 /** The panoptic targets of a crop (a mask per segment, padded to N) and their stacking into a batch. */
 export { panopticTargets, stackTargets } from "./data/panoptic_targets.ts";
 /** Fitting an image to the exported model's size, and predicting the way a user of the exported file does. */
-export { fitSize, predictAtExportSize } from "./eval/export_size.ts";
+export { exportInput, fitSize, predictAtExportSize } from "./eval/export_size.ts";
 /** The per-class area accumulator behind mIoU / aAcc, fed one prediction and label at a time. */
 export { segmentationAccumulator } from "./eval/segmentation_metrics.ts";
 

@@ -6,7 +6,7 @@ import { describeCpu } from "../figures/cpu.ts";
 export { describeCpu };
 
 export interface Machine {
-  /** e.g. "AMD EPYC (family 25, model 17; AVX-512)". */
+  /** e.g. "AMD EPYC (family 25, model 17; AVX-512, VNNI)". */
   readonly cpu: string;
   readonly cores: number;
   readonly memoryGiB: number;

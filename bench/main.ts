@@ -166,8 +166,10 @@ export const SUITES: Record<string, Suite> = {
   },
   quantize: {
     title: "a run's int8 exports against its float32 export",
-    summary: "The int8 exports of a run against its float32 export: mIoU through the export's documented " +
-      'steps, changed pixels and one-image latency; rewrites BENCHMARKS.md\'s "Reduced precision (export)".',
+    summary:
+      "The int8 exports of a run, in each weight format, against its float32 export: mIoU through the " +
+      "export's documented steps, changed pixels and one-image latency, with which u8·s8 kernels ONNX Runtime " +
+      "runs (VNNI or not); rewrites this CPU kind's subsection of BENCHMARKS.md's \"Reduced precision (export)\".",
     positionals: [{
       name: "run-dir",
       required: true,
@@ -175,6 +177,36 @@ export const SUITES: Record<string, Suite> = {
     }],
     flags: { quick: quick("evaluate 10 frames; BENCHMARKS.md is left unchanged") },
     run: async (args) => (await import("./quantize.ts")).main(args),
+  },
+  "quantize-isa": {
+    title: "the int8 exports' outputs on two kinds of CPU, compared",
+    summary: "Writes the float32 and int8 exports' logits and classes on 8 validation frames (run it once " +
+      "natively and once under bench/cpuid_avx2.c), or with --compare prints how two such files differ: the " +
+      "largest logit difference and the shares of bit-equal logits and equal classes.",
+    positionals: [
+      { name: "run-dir", required: true, description: "the run folder (with --compare: the first file)" },
+      {
+        name: "out.json",
+        required: true,
+        description: "the file to write (with --compare: the second file)",
+      },
+    ],
+    flags: { compare: quick("compare two files written before instead") },
+    run: async (args) => (await import("./quantize_isa.ts")).main(args),
+  },
+  web: {
+    title: "kappa's page in headless Chromium against onnxruntime-node",
+    summary:
+      "Inference and training step time of a run in the browser tab (onnxruntime-web: wasm on 1 thread " +
+      "and on every core, WebGPU where there is an adapter) against onnxruntime-node on the same files; " +
+      'rewrites BENCHMARKS.md\'s "Web (onnxruntime-web in the tab)" (needs Chromium: .ci/setup).',
+    positionals: [{
+      name: "run-dir",
+      required: true,
+      description: "the run whose export and training step are measured (e.g. a quickstart run)",
+    }],
+    flags: { quick: quick("one round of fewer runs; BENCHMARKS.md is left unchanged") },
+    run: async (args) => (await import("./web.ts")).main(args),
   },
 };
 

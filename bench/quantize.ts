@@ -1,13 +1,22 @@
 /**
  * `deno task bench quantize <run-dir> [--quick]`: the int8 exports (`deno task export --quantize int8 |
- * int8-conv | int8-static`) against the float32 export of the same run: mIoU on the dataset's validation split through the
- * export's documented pre/post-processing (fit to the export size, pad, classes mapped back to the
- * frame), the share of pixels whose class changes, and one-image latency at T = 1 and 2 in alternating
- * rounds. Prints the section and rewrites "Reduced precision (export)" in BENCHMARKS.md (not with
- * --quick, which evaluates 10 frames).
+ * int8-conv | int8-static`) against the float32 export of the same run, each with every weight format of
+ * onnx/quantize.ts that gives another file (the exports' "int7-dw8", 7-bit "int7", full-range "int8", and
+ * "uint8" for ONNX Runtime's u8·u8 kernels): mIoU on the dataset's validation split through the export's documented pre/post-processing (fit
+ * to the export size, pad, classes mapped back to the frame), the share of pixels whose class changes, and
+ * one-image latency at T = 1 and 2 in alternating rounds. Which u8·s8 kernels ONNX Runtime runs in this
+ * process (exact with VNNI, or pair sums saturating in int16 without) is probed and named with the CPU.
+ * Prints the section and rewrites this CPU kind's "Reduced precision (export)" subsection in BENCHMARKS.md
+ * (not with --quick, which evaluates 10 frames).
+ *
+ * To measure ONNX Runtime's AVX2 kernels on an AVX-512 CPU, run it with `LD_PRELOAD=` the library that
+ * bench/cpuid_avx2.c builds (it hides AVX-512 and VNNI from CPUID; with CPUID_KEEP_AVX512=1 only VNNI); the
+ * command line and the subsection's title in the report say so.
  */
 import { Effect } from "effect";
-import type * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
+import type * as P from "onnx-proto";
 import {
   exportedModel,
   exportModel,
@@ -24,6 +33,8 @@ import {
   calibrateExport,
   CALIBRATION_IMAGES,
   EXPORT_QUANTIZATIONS,
+  EXPORT_WEIGHT_FORMAT,
+  type ExportQuantization,
   fitSize,
   normalizeRgb,
   predictAtExportSize,
@@ -31,16 +42,19 @@ import {
   runSession,
   segmentationAccumulator,
   tensorFeeds,
+  WEIGHT_FORMATS,
+  type WeightFormat,
 } from "../profiling.ts";
 import { averageLoad, type Load, QUIET_LOAD, waitForQuiet, withLoad } from "./load.ts";
 import { machine } from "./machine.ts";
-import { fixed, formatSpread, recordSection, table } from "../figures/markdown.ts";
+import { fixed, formatGenerated, formatSpread, replaceSubsection, table } from "../figures/markdown.ts";
 import { summarize, type Summary } from "../figures/stats.ts";
 import { type Repeats, timeRuns } from "./measure.ts";
 import { initialState } from "./perf_runs.ts";
 import { PERF_MODEL, perfBatch, perfExperiment, perfTrainingGraph } from "./segmenter_model.ts";
 
 const SECTION = "Reduced precision (export)";
+const { onnx } = onnxProto as unknown as typeof P;
 const BENCHMARKS = new URL("../BENCHMARKS.md", import.meta.url);
 const log = (line: string) => console.error(`bench quantize: ${line}`);
 
@@ -77,24 +91,22 @@ const latencies = async (
   return { ms, loads };
 };
 
+/** One row per side: its latency at T = 1 and 2, the ratio to float32's, and the other processes' load. */
 const latencyTable = (sides: readonly Side[], l: Latencies) => {
   const latency = (label: string, threads: number): Summary => summarize(l.ms.get(key(label, threads))!);
   const load = (label: string, threads: number) => averageLoad(l.loads.get(key(label, threads))!);
-  return table<number>([
-    { header: "threads", cell: (t) => String(t) },
-    ...sides.map((s) => ({
-      header: `${s.label} ms`,
-      cell: (t: number) => formatSpread(latency(s.label, t)),
-    })),
-    ...sides.slice(1).map((s) => ({
-      header: `${s.label} / float32`,
-      cell: (t: number) => fixed(latency(s.label, t).median / latency("float32", t).median, 2),
+  return table<Side>([
+    { header: "export", cell: (s) => s.label },
+    ...[1, 2].map((t) => ({ header: `T = ${t} ms`, cell: (s: Side) => formatSpread(latency(s.label, t)) })),
+    ...[1, 2].map((t) => ({
+      header: `÷ float32, T = ${t}`,
+      cell: (s: Side) => fixed(latency(s.label, t).median / latency("float32", t).median, 2),
     })),
     {
-      header: `other load, cores (${sides.map((s) => s.label).join(" / ")})`,
-      cell: (t) => sides.map((s) => fixed(load(s.label, t), 2)).join(" / "),
+      header: "other load, cores (T = 1 / 2)",
+      cell: (s) => `${fixed(load(s.label, 1), 2)} / ${fixed(load(s.label, 2), 2)}`,
     },
-  ], [1, 2]);
+  ], sides);
 };
 
 const describePerf = () => {
@@ -117,7 +129,59 @@ const sessionPredictor = (session: ort.InferenceSession): Predictor => ({
 interface Side {
   readonly label: string;
   readonly bytes: Uint8Array;
+  /** The weight format of a quantized side. */
+  readonly format?: WeightFormat;
 }
+
+/** A quantized side's label: the export's name, and the weight format when it is not the exports' own. */
+const sideLabel = (
+  q: ExportQuantization,
+  f: WeightFormat,
+) => (f === EXPORT_WEIGHT_FORMAT ? q : `${q} (${f})`);
+
+/** Whether two models have the same graph (their metadata, which names the weight format, aside). */
+const sameGraph = (a: Uint8Array, b: Uint8Array) => {
+  const graph = (m: Uint8Array) => onnx.GraphProto.encode(onnx.ModelProto.decode(m).graph!).finish();
+  const [x, y] = [graph(a), graph(b)];
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+};
+
+/**
+ * Whether ONNX Runtime's u8·s8 integer kernels in this process add products pairwise in a saturating int16
+ * (VPMADDUBSW: x86 without VNNI) or exactly (VNNI, or another architecture): one MatMulInteger of rows of
+ * 255s by columns of 127s, whose pairs of products (64,770) exceed 32,767.
+ */
+const u8s8Kernels = async (): Promise<string> => {
+  const [m, k, n] = [4, 64, 16];
+  const tensor = (name: string, elemType: number, dims: number[]) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
+  const bytes = onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 18 }],
+    graph: {
+      name: "u8s8",
+      node: [{ opType: "MatMulInteger", input: ["a", "b"], output: ["y"] }],
+      initializer: [{ name: "b", dims: [k, n], dataType: 3, rawData: new Uint8Array(k * n).fill(127) }],
+      input: [tensor("a", 2, [m, k])],
+      output: [tensor("y", 6, [m, n])],
+    },
+  }).finish();
+  const y = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const session = yield* openSession("u8s8", bytes, { threads: 1 });
+    const out = yield* Effect.promise(() =>
+      session.run({ a: new ort.Tensor("uint8", new Uint8Array(m * k).fill(255), [m, k]) })
+    );
+    return ((out as unknown as Record<string, Value>).y.data as Int32Array)[0];
+  })));
+  const exact = 255 * 127 * k;
+  return y === exact
+    ? "exact (no int16 saturation: VNNI or not x86)"
+    : `pair sums saturating in int16 (no VNNI: ${y.toLocaleString("en-US")} for ${
+      exact.toLocaleString("en-US")
+    })`;
+};
 
 export const main = async (args: string[]): Promise<void> => {
   const quick = args.includes("--quick");
@@ -129,13 +193,26 @@ export const main = async (args: string[]): Promise<void> => {
   const model = await Effect.runPromise(exportedModel(e, run.state, { ...run, runs: loadRun }));
   log(`calibrating int8-static on ${CALIBRATION_IMAGES} training images…`);
   const ranges = await Effect.runPromise(calibrateExport(e, run.state, model));
-  const sides: Side[] = [
-    { label: "float32", bytes: exportModel(e, run.state, model).bytes },
-    ...EXPORT_QUANTIZATIONS.map((q) => ({
-      label: q,
-      bytes: exportModel(e, run.state, model, { quantize: q, ranges }).bytes,
-    })),
-  ];
+  const kernels = await u8s8Kernels();
+  log(`ONNX Runtime's u8·s8 kernels here: ${kernels}`);
+  // Each export in each weight format, but for formats that give the same graph as an earlier one (e.g.
+  // "int7" and "int7-dw8" without depthwise QLinearConv), which are only named.
+  const sameFile: string[] = [];
+  const sides: Side[] = [{ label: "float32", bytes: exportModel(e, run.state, model).bytes }];
+  for (const q of EXPORT_QUANTIZATIONS) {
+    const mine: Side[] = [];
+    for (const f of WEIGHT_FORMATS) {
+      const side = {
+        label: sideLabel(q, f),
+        format: f,
+        bytes: exportModel(e, run.state, model, { quantize: q, ranges, weightFormat: f }).bytes,
+      };
+      const same = mine.find((s) => sameGraph(s.bytes, side.bytes));
+      if (same) sameFile.push(`${side.label} is ${same.label}`);
+      else mine.push(side);
+    }
+    sides.push(...mine);
+  }
   const split = "val";
   const dataset = await Effect.runPromise(openDataset(e.data.dataset, split));
   const samples = quick ? dataset.samples.slice(0, 10) : dataset.samples;
@@ -181,12 +258,14 @@ export const main = async (args: string[]): Promise<void> => {
   const pm = PERF_MODEL, pg = perfTrainingGraph(pm);
   const initial = await initialState(plan(pg.name, pg, [graphStage(pg)]), 0);
   const perfModel = Effect.runSync(exportedModel(perfExperiment(pm), initial));
+  // The perf model has no convolution: "int7" is the same file as "int7-dw8".
   const perfSides: Side[] = [
     { label: "float32", bytes: exportModel(perfExperiment(pm), initial, perfModel).bytes },
-    {
-      label: "int8",
-      bytes: exportModel(perfExperiment(pm), initial, perfModel, { quantize: "int8" }).bytes,
-    },
+    ...WEIGHT_FORMATS.filter((f) => f !== "int7").map((f) => ({
+      label: sideLabel("int8", f),
+      format: f,
+      bytes: exportModel(perfExperiment(pm), initial, perfModel, { quantize: "int8", weightFormat: f }).bytes,
+    })),
   ];
   const perfImage = perfBatch(pm).images.slice(0, 3 * pm.size * pm.size);
   const perfLatency = await latencies(perfSides, perfImage, [pm.size, pm.size], rounds, repeats, quick);
@@ -194,19 +273,40 @@ export const main = async (args: string[]): Promise<void> => {
   const mc = machine();
   const f32 = accuracy.summaries[0];
   const mb = (b: Uint8Array) => fixed(b.length / 1e6, 2);
+  // Under bench/cpuid_avx2.c, /proc/cpuinfo still lists what CPUID no longer tells ONNX Runtime.
+  const preload = Deno.env.get("LD_PRELOAD"), keepAvx512 = Deno.env.get("CPUID_KEEP_AVX512");
+  const hidden = keepAvx512 ? "VNNI" : "AVX-512 and VNNI";
+  const title = `${mc.cpu}${preload ? `, ${hidden} hidden from CPUID (LD_PRELOAD)` : ""}`;
+  // Under the library, the deno binary runs the bench itself: npx's node would take the CPUID faults.
+  const command = preload
+    ? `${
+      keepAvx512 ? `CPUID_KEEP_AVX512=${keepAvx512} ` : ""
+    }LD_PRELOAD=${preload} deno task bench quantize ${runDir}\` ` +
+      "(deno: the deno@2.9.6 binary that npx runs; "
+    : `npx --yes deno@2.9.6 task bench quantize ${runDir}\` (`;
   const body = `
-Command: \`npx --yes deno@2.9.6 task bench quantize ${runDir}\` (${new Date().toISOString().slice(0, 10)}, ${
+Command: \`${command}${new Date().toISOString().slice(0, 10)}, ${
     fixed((performance.now() - started) / 60000, 1)
-  } min). Machine: ${mc.cpu}, ${mc.cores} cores; onnxruntime-node ${mc.ort}, CPU execution provider.
+  } min). Machine: ${mc.cpu}, ${mc.cores} cores; onnxruntime-node ${mc.ort}, CPU execution provider. ONNX Runtime's u8·s8 integer kernels in this process: ${kernels}.
 
 The run's float32 export against \`deno task export --quantize int8\`, \`int8-conv\` and \`int8-static\` of
-the same checkpoint (${run.checkpoint}): every parameter matmul becomes DynamicQuantizeLinear + MatMulInteger;
-with "int8-conv" every convolution ConvInteger (weights symmetric int8 per output column / channel, activations
-uint8 per tensor, quantized at run time; \`onnx/quantize.ts\`); with "int8-static" every convolution in QDQ
-form, its input and output uint8 with scales calibrated on ${CALIBRATION_IMAGES} training images (min/max), weights int8
-per output channel, biases int32, which ONNX Runtime fuses into QLinearConv / QLinearAdd
-(\`onnx/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and
-the elementwise ops stay float32. Model file: ${sides.map((s) => `${s.label} ${mb(s.bytes)} MB`).join(", ")}.
+the same checkpoint (${run.checkpoint}), each with the weights in the exports' format ("${EXPORT_WEIGHT_FORMAT}":
+int8 within ±64, depthwise QLinearConv kernels ±127) and, to compare, all within ±64 ("int7", ONNX Runtime's
+reduce_range), in the full int8 range ("int8", ±127) and as uint8 with zero point 128 ("uint8", ONNX Runtime's
+u8·u8 kernels; \`onnx/quantize.ts\` \`WeightFormat\`; ${
+    sameFile.join(", ")
+  }: the same file): every parameter matmul becomes
+DynamicQuantizeLinear + MatMulInteger; with "int8-conv" every convolution ConvInteger (weights per output column /
+channel, activations uint8 per tensor, quantized at run time; \`onnx/quantize.ts\`); with "int8-static" every
+convolution in QDQ form, its input and output uint8 with scales calibrated on ${CALIBRATION_IMAGES} training images
+(min/max), weights per output channel, biases int32, which ONNX Runtime fuses into QLinearConv / QLinearAdd
+(\`onnx/quantize_static.ts\`), the matmuls as in "int8". Attention's activation matmuls, normalization and the
+elementwise ops stay float32. Model file: ${
+    sides.filter((s) => !s.format || s.format === EXPORT_WEIGHT_FORMAT).map((s) =>
+      `${s.label} ${mb(s.bytes)} MB`
+    )
+      .join(", ")
+  }.
 
 Accuracy on ${dataset.name} ${split} (${samples.length} frames, each fitted to the export size
 ${h}×${w}, classes mapped back to the frame as the export's metadata says):
@@ -231,8 +331,11 @@ matmuls, no convolution but the patch embedding, which kappa computes as a matmu
 
 ${latencyTable(perfSides, perfLatency)}
 `;
-  console.log(`## ${SECTION}\n${body}`);
+  console.log(`### ${title}\n${body}`);
   if (quick) return log("--quick: BENCHMARKS.md is left unchanged");
-  await recordSection(BENCHMARKS.pathname, SECTION, body);
-  log(`wrote the "${SECTION}" section of ${BENCHMARKS.pathname}`);
+  // One subsection per CPU kind, under "## Reduced precision (export)"; the others are kept.
+  const doc = await Deno.readTextFile(BENCHMARKS.pathname).catch(() => "");
+  await Deno.writeTextFile(BENCHMARKS.pathname, replaceSubsection(doc, SECTION, title, body));
+  await formatGenerated(BENCHMARKS.pathname);
+  log(`wrote the "${title}" subsection of "${SECTION}" in ${BENCHMARKS.pathname}`);
 };

@@ -4,10 +4,11 @@
  * (semantic: `classes`, `logits`, `scores`, `selected`; panoptic: the class and mask probabilities and the
  * merging rule). Input: `images` float32 [batch, 3, H, W], normalized (x − mean) / std, RGB; the metadata
  * (printed too) says how to fit an image of any size to H×W and map the result back (eval/export_size.ts).
- * `--quantize int8`: the parameters' matmuls run in int8 (weights per column, activations per tensor at
- * run time; onnx/quantize.ts); `int8-conv`: the convolutions too; `int8-static`: the convolutions with
- * activation scales calibrated on `--calibration-images` training images (onnx/quantize_static.ts,
- * eval/export_calibration.ts), which ONNX Runtime runs as QLinearConv.
+ * `--quantize int8`: the parameters' matmuls run in int8 (weights per column within ±64, so that CPUs
+ * without VNNI compute them exactly too; activations per tensor at run time; onnx/quantize.ts); `int8-conv`:
+ * the convolutions too; `int8-static`: the convolutions with activation scales calibrated on
+ * `--calibration-images` training images (onnx/quantize_static.ts, eval/export_calibration.ts), which ONNX
+ * Runtime runs as QLinearConv.
  */
 import { Console, Effect, Option } from "effect";
 import { Command, Flag } from "effect/cli";
@@ -19,6 +20,7 @@ import { loadRun } from "../train/load_run.ts";
 import { openDataset } from "../data/open.ts";
 import { errorLines } from "./errors.ts";
 import { BOUNDS, checkpointFlag, intFlag, pathArgument, runArgument } from "./flag_schema.ts";
+import { exportRunTraining, writeTrainingExport } from "../train/export_training.ts";
 
 export const exportCommand = Command.make("export", {
   run: runArgument(),
@@ -33,8 +35,22 @@ export const exportCommand = Command.make("export", {
     BOUNDS.images,
     `--quantize int8-static: training images that calibrate the activation scales (default ${CALIBRATION_IMAGES})`,
   ).pipe(Flag.withDefault(CALIBRATION_IMAGES)),
+  training: Flag.Boolean("training").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(
+      "write the training export for the browser into <file.onnx> taken as a folder: model.onnx, the step graph, " +
+        "the state, a shard of training batches, training.json (deno task web <folder> serves it)",
+    ),
+  ),
 }, (a) =>
   Effect.gen(function* () {
+    if (a.training) {
+      const x = yield* exportRunTraining(a.run, Option.getOrUndefined(a.checkpoint));
+      for (const file of yield* writeTrainingExport(a.file, x)) yield* Console.log(`wrote ${file}`);
+      return yield* Console.log(
+        `from ${x.settings.source}; serve it with: npx --yes deno@2.9.6 task web ${a.file}`,
+      );
+    }
     const run = yield* loadRun(a.run, Option.getOrUndefined(a.checkpoint));
     const e = run.experiment;
     const quantize = Option.getOrUndefined(a.quantize);

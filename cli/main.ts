@@ -15,6 +15,7 @@ import { predictCommand } from "./predict.ts";
 import { exportCommand } from "./export.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { classifyCommand } from "./classify.ts";
+import { webCommand } from "./web.ts";
 
 ensureStackForCommandLine();
 await runCommands([
@@ -24,6 +25,7 @@ await runCommands([
   predictCommand,
   exportCommand,
   classifyCommand,
+  webCommand,
   specCommand,
   describeCommand,
   dataCliCommand,

@@ -11,7 +11,7 @@ import { defaultColor } from "./classes.ts";
 import { RgbSchema } from "../dsl/dataset.ts";
 import { readJsonFile } from "./config_file.ts";
 import type { Dataset, SampleRef } from "./dataset.ts";
-import { type DecodeLimits, readSegmentIds, readSize } from "./decode.ts";
+import { decodeBoth, type DecodeLimits, readSegmentIds, readSize } from "./decode.ts";
 import {
   type DataError,
   type FileError,
@@ -270,9 +270,7 @@ const readPanopticImage = (
   limits: DecodeLimits,
 ): Effect.Effect<PanopticImage, FileError> =>
   Effect.gen(function* () {
-    const [ids, size] = yield* Effect.all([readSegmentIds(png, limits), readSize(sample.image)], {
-      concurrency: 2,
-    });
+    const [ids, size] = yield* decodeBoth(readSegmentIds(png, limits), readSize(sample.image));
     const bad = (message: string) => Effect.fail(new InvalidLabels({ file: png, message }));
     if (ids.width !== size.width || ids.height !== size.height) {
       return yield* bad(

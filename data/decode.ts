@@ -44,6 +44,25 @@ const FAIL_ON = "warning" as const;
  * 0.2 GB as 8-bit RGB. Above any image size the datasets kappa targets use (COCO 640×480, Cityscapes
  * 2048×1024, a 48-megapixel phone photo), far below what exhausts a machine's memory.
  */
+/**
+ * Decodes two files at once and, when both fail, reports the first one's error: `Effect.all` with
+ * concurrency would report whichever failed first in time, so an image and its mask that are both too
+ * large would name either file from run to run.
+ */
+export const decodeBoth = <A, B, E1, E2>(
+  first: Effect.Effect<A, E1>,
+  second: Effect.Effect<B, E2>,
+): Effect.Effect<readonly [A, B], E1 | E2> =>
+  Effect.flatMap(
+    Effect.all([Effect.result(first), Effect.result(second)], { concurrency: 2 }),
+    ([a, b]): Effect.Effect<readonly [A, B], E1 | E2> =>
+      a._tag === "Failure"
+        ? Effect.fail(a.failure)
+        : b._tag === "Failure"
+        ? Effect.fail(b.failure)
+        : Effect.succeed([a.success, b.success] as const),
+  );
+
 export const DEFAULT_MAX_PIXELS = 8192 * 8192;
 
 /** Options of every decode: the pixel limit (default `DEFAULT_MAX_PIXELS`). */

@@ -6,7 +6,7 @@ import { Effect } from "effect";
 import { basename, isAbsolute, join } from "node:path";
 import { type ClassTable, fromInline, readClassTable } from "./classes.ts";
 import type { Dataset, LabeledImage, SampleRef } from "./dataset.ts";
-import { type DecodeLimits, readMask, readRgb } from "./decode.ts";
+import { decodeBoth, type DecodeLimits, readMask, readRgb } from "./decode.ts";
 import { type DataError, type FileError, InvalidLabels, MissingMask, type Problem } from "./errors.ts";
 import {
   applyLabelMapping,
@@ -132,9 +132,7 @@ export const readPair = (
   limits: DecodeLimits = {},
 ): Effect.Effect<LabeledImage, FileError> =>
   Effect.gen(function* () {
-    const [image, mask] = yield* Effect.all([readRgb(sample.image, limits), readMask(sample.mask, limits)], {
-      concurrency: 2,
-    });
+    const [image, mask] = yield* decodeBoth(readRgb(sample.image, limits), readMask(sample.mask, limits));
     if (image.width !== mask.width || image.height !== mask.height) {
       return yield* Effect.fail(
         new InvalidLabels({

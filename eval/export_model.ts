@@ -10,7 +10,7 @@ import type { AnyExperiment } from "../dsl/experiment.ts";
 import type { Graph } from "../ir/graph.ts";
 import { inferenceShapes, type Shapes } from "../interpret/shapes.ts";
 import { exportOnnx } from "../onnx/export.ts";
-import { quantizeMatMuls } from "../onnx/quantize.ts";
+import { EXPORT_WEIGHT_FORMAT, quantizeMatMuls, type WeightFormat } from "../onnx/quantize.ts";
 import { quantizeConvsStatic, type Range } from "../onnx/quantize_static.ts";
 import type { HostArray, Shape } from "../ir/dtype.ts";
 import type { Value } from "../ir/value.ts";
@@ -46,7 +46,8 @@ export interface ExportedSignature {
  * the convolutions too, at run time (measured slower there: its ConvInteger loses the fused float32
  * convolution kernels; BENCHMARKS.md); "int8-static" = the matmuls as in "int8" and the convolutions in
  * QDQ form with activation scales calibrated ahead of time (eval/export_calibration.ts), which ONNX
- * Runtime runs as QLinearConv.
+ * Runtime runs as QLinearConv. All three store weights in 7 bits (onnx/quantize.ts `EXPORT_WEIGHT_FORMAT`),
+ * so that the same file is exact on x86 CPUs with and without VNNI.
  */
 export type ExportQuantization = "int8" | "int8-conv" | "int8-static";
 export const EXPORT_QUANTIZATIONS = [
@@ -55,16 +56,29 @@ export const EXPORT_QUANTIZATIONS = [
   "int8-static",
 ] as const satisfies readonly ExportQuantization[];
 
-const QUANTIZATION_NOTE: Record<ExportQuantization, string> = {
-  int8: "int8: MatMul weights per output column, symmetric int8; activations quantized per tensor at run " +
-    "time (DynamicQuantizeLinear + MatMulInteger); convolutions, attention's activation matmuls and " +
-    "everything else float32",
-  "int8-conv": "int8-conv: MatMul weights per output column and Conv kernels per output channel, " +
-    "symmetric int8; activations quantized per tensor at run time (DynamicQuantizeLinear + MatMulInteger / " +
-    "ConvInteger); attention's activation matmuls and everything else float32",
-  "int8-static": "int8-static: Conv kernels per output channel, symmetric int8, biases int32; each " +
-    "convolution's input and output uint8 per tensor with scales calibrated on training images (QDQ, run as " +
-    "QLinearConv); MatMul weights as in int8 (activations quantized at run time); everything else float32",
+/** How each weight format's values are written into the metadata's note. */
+const WEIGHT_NOTE: Record<WeightFormat, string> = {
+  "int7-dw8": "symmetric int8 within ±64 (7 bits: no two uint8 × int8 products can saturate the int16 pair " +
+    "sum of x86 CPUs without VNNI), depthwise QLinearConv kernels within ±127 (their kernels take no pairs)",
+  int7: "symmetric int8 within ±64 (7 bits: no two uint8 × int8 products can saturate the int16 pair sum " +
+    "of x86 CPUs without VNNI)",
+  int8: "symmetric int8 within ±127",
+  uint8: "uint8 with zero point 128 (±127 around it)",
+};
+
+const quantizationNote = (quantize: ExportQuantization, format: WeightFormat): string => {
+  const w = WEIGHT_NOTE[format];
+  return {
+    int8: `int8: MatMul weights per output column, ${w}; activations quantized per tensor at run time ` +
+      "(DynamicQuantizeLinear + MatMulInteger); convolutions, attention's activation matmuls and everything " +
+      "else float32",
+    "int8-conv": `int8-conv: MatMul weights per output column and Conv kernels per output channel, ${w}; ` +
+      "activations quantized per tensor at run time (DynamicQuantizeLinear + MatMulInteger / ConvInteger); " +
+      "attention's activation matmuls and everything else float32",
+    "int8-static": `int8-static: Conv kernels per output channel, ${w}, biases int32; each convolution's ` +
+      "input and output uint8 per tensor with scales calibrated on training images (QDQ, run as QLinearConv); " +
+      "MatMul weights as in int8 (activations quantized at run time); everything else float32",
+  }[quantize];
 };
 
 /** Dynamic int8 rewrite of the parameters' matmuls (and convolutions), per quantization. */
@@ -74,12 +88,14 @@ export const exportModel = (
   e: AnyExperiment,
   state: ReadonlyMap<string, Value>,
   model: ExportedModel,
-  { quantize, ranges, classNames }: {
+  { quantize, ranges, classNames, weightFormat = EXPORT_WEIGHT_FORMAT }: {
     readonly quantize?: ExportQuantization;
     /** The dataset's class names, in class order: written as `kappa.class_names` (a JSON array). */
     readonly classNames?: readonly string[];
     /** "int8-static": the calibrated range of every tensor it quantizes (eval/export_calibration.ts). */
     readonly ranges?: ReadonlyMap<string, Range>;
+    /** How the quantized weights are stored (onnx/quantize.ts; other than the default only to measure). */
+    readonly weightFormat?: WeightFormat;
   } = {},
 ) => {
   const shapes = inferenceShapes(e, TRACE_BATCH);
@@ -92,7 +108,9 @@ export const exportModel = (
     ...model.metadata,
     ...(classNames ? { "kappa.class_names": JSON.stringify(classNames) } : {}),
   };
-  const metadata = quantize ? { ...described, "kappa.quantization": QUANTIZATION_NOTE[quantize] } : described;
+  const metadata = quantize
+    ? { ...described, "kappa.quantization": quantizationNote(quantize, weightFormat) }
+    : described;
   const float = exportOnnx(g, {
     outputs,
     state: values,
@@ -104,8 +122,11 @@ export const exportModel = (
   });
   const weights = new Set(state.keys());
   const bytes = quantize
-    ? quantizeMatMuls(staticConvs(float, quantize, weights, ranges), { weights, ops: DYNAMIC_OPS[quantize] })
-      .bytes
+    ? quantizeMatMuls(staticConvs(float, quantize, weights, weightFormat, ranges), {
+      weights,
+      ops: DYNAMIC_OPS[quantize],
+      format: weightFormat,
+    }).bytes
     : float;
   const sig = (name: string, dtype: string, shape: Shape): ExportedSignature => ({
     name,
@@ -125,11 +146,12 @@ const staticConvs = (
   float: Uint8Array,
   quantize: ExportQuantization,
   weights: ReadonlySet<string>,
+  format: WeightFormat,
   ranges?: ReadonlyMap<string, Range>,
 ) => {
   if (quantize !== "int8-static") return float;
   if (!ranges) {
     throw new Error("export --quantize int8-static: no calibration ranges (eval/export_calibration.ts)");
   }
-  return quantizeConvsStatic(float, ranges, weights).bytes;
+  return quantizeConvsStatic(float, ranges, weights, format).bytes;
 };

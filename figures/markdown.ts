@@ -69,6 +69,26 @@ export const replaceSection = (doc: string, title: string, body: string, level =
 };
 
 /**
+ * Replaces the level-3 section `### <title>` inside the level-2 section `## <parent>` of `doc` with `body`;
+ * when absent it is added at the end of the parent (which is appended when absent too). One suite that writes
+ * one subsection per machine (bench quantize: one per CPU kind) keeps the others byte for byte.
+ */
+export const replaceSubsection = (doc: string, parent: string, title: string, body: string): string => {
+  const lines = doc.trimEnd().split("\n");
+  if (!lines.some((l) => l.trimEnd() === `### ${title}`)) {
+    let start = lines.findIndex((l) => l.trimEnd() === `## ${parent}`);
+    if (start < 0) {
+      lines.push("", `## ${parent}`);
+      start = lines.length - 1;
+    }
+    let end = lines.findIndex((l, i) => i > start && /^#{1,2} /.test(l));
+    if (end < 0) end = lines.length;
+    lines.splice(end, 0, ...(end < lines.length ? [`### ${title}`, ""] : ["", `### ${title}`]));
+  }
+  return replaceSection(lines.join("\n") + "\n", title, body, 3);
+};
+
+/**
  * Rewrites the section `title` of a Markdown file (creating the file or appending the section) at
  * heading `level` (2 by default), then formats the file: `deno fmt` wraps Markdown prose, so formatting
  * now keeps `deno fmt --check` clean after a bench run.

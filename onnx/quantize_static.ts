@@ -14,10 +14,19 @@
  */
 import type * as P from "onnx-proto";
 import onnxProto from "onnx-proto";
-import { floats, quantizeRows, raw } from "./quantize.ts";
+import {
+  depthwiseWeightMax,
+  EXPORT_WEIGHT_FORMAT,
+  floats,
+  quantizeRows,
+  raw,
+  storedWeights,
+  WEIGHT_MAX,
+  type WeightFormat,
+} from "./quantize.ts";
 
 const { onnx } = onnxProto as unknown as typeof P;
-const FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6;
+const FLOAT = 1, UINT8 = 2, INT32 = 6;
 const INT32_MAX = 2 ** 31 - 1;
 
 /** The observed range of one activation tensor over the calibration images. */
@@ -124,13 +133,15 @@ const axisAttribute = (axis: number): P.onnx.IAttributeProto => ({
 
 /**
  * The model `bytes` with its parameter convolutions in QDQ int8 (module comment); `ranges` holds every
- * tensor `calibrationTensors` names. Weights are symmetric int8 per output channel (onnx/quantize.ts
- * `quantizeRows`); biases int32 at scale s_x · s_W, as QLinearConv takes them.
+ * tensor `calibrationTensors` names. Weights are symmetric int8 per output channel in `format` (onnx/quantize.ts
+ * `WeightFormat`: by default within ±64, depthwise kernels ±127); biases int32 at scale s_x · s_W, as
+ * QLinearConv takes them.
  */
 export const quantizeConvsStatic = (
   bytes: Uint8Array,
   ranges: ReadonlyMap<string, Range>,
   weights?: ReadonlySet<string>,
+  format: WeightFormat = EXPORT_WEIGHT_FORMAT,
 ): StaticQuantized => {
   const model = onnx.ModelProto.decode(bytes);
   const graph = model.graph!;
@@ -172,12 +183,20 @@ export const quantizeConvsStatic = (
     if (convSet.has(node)) {
       const w = inits.get(node.input![1])!, dims = (w.dims ?? []).map(Number);
       const rows = dims[0], cols = dims.slice(1).reduce((a, b) => a * b, 1);
-      const { q, scale } = quantizeRows(floats(w), rows, cols);
+      // A depthwise kernel (one input channel per group, a group per output channel) may keep 8 bits.
+      const group = Number(node.attribute?.find((a) => a.name === "group")?.i ?? 1);
+      const depthwise = group > 1 && group === rows && dims[1] === 1;
+      const max = depthwise ? depthwiseWeightMax(format) : WEIGHT_MAX[format];
+      const { q, scale } = quantizeRows(floats(w), rows, cols, max);
+      const stored = storedWeights(q, format);
       const at = (suffix: string) => `${node.output![0]}/${suffix}`;
+      // The zero point's type is the weight's: 0 for int8, 128 for uint8 (the same in every channel,
+      // which ONNX Runtime's QLinearConv requires).
+      const zero = format === "uint8" ? new Uint8Array(rows).fill(128) : new Int8Array(rows);
       added.push(
-        { name: at("w_int8"), dims, dataType: INT8, rawData: raw(q) },
+        { name: at("w_int8"), dims, dataType: stored.dataType, rawData: raw(stored.data) },
         { name: at("w_scale"), dims: [rows], dataType: FLOAT, rawData: raw(scale) },
-        { name: at("w_zero"), dims: [rows], dataType: INT8, rawData: raw(new Int8Array(rows)) },
+        { name: at("w_zero"), dims: [rows], dataType: stored.dataType, rawData: raw(zero) },
       );
       pre.push({
         opType: "DequantizeLinear",

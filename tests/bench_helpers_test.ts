@@ -1,7 +1,7 @@
 /** The engine benchmark's pure pieces: statistics, Markdown sections, /proc parsing, pooling, the loss check. */
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { quantile, relativeDifference, summarize } from "../figures/stats.ts";
-import { type Column, replaceSection, table } from "../figures/markdown.ts";
+import { type Column, replaceSection, replaceSubsection, table } from "../figures/markdown.ts";
 import { averageLoad, machineBusySeconds, minorFaults, otherLoad, processSeconds } from "../bench/load.ts";
 import { describeCpu } from "../bench/machine.ts";
 import { checkEqualWork } from "../bench/comparison.ts";
@@ -93,10 +93,30 @@ Deno.test("/proc parsing: machine busy time and a process's own and children's C
   assert(Number.isNaN(averageLoad([])));
 });
 
-Deno.test("describeCpu names the model, family and widest vector extension", () => {
+Deno.test("replaceSubsection: one level-3 section per machine inside its level-2 section, the others kept", () => {
+  const doc = "# B\n\n## A\n\na\n\n## Reduced\n\nintro\n\n### cpu1\n\nx\n\n## C\n\nc\n";
+  // A new machine's subsection goes at the end of its parent, before the next level-2 section.
+  assertEquals(
+    replaceSubsection(doc, "Reduced", "cpu2", "y"),
+    "# B\n\n## A\n\na\n\n## Reduced\n\nintro\n\n### cpu1\n\nx\n\n### cpu2\n\ny\n\n## C\n\nc\n",
+  );
+  // A known machine's is rewritten in place.
+  assertEquals(replaceSubsection(doc, "Reduced", "cpu1", "z"), doc.replace("\nx\n", "\nz\n"));
+  // Neither present: both appended.
+  assertEquals(
+    replaceSubsection("# B\n\nb\n", "Reduced", "cpu", "y"),
+    "# B\n\nb\n\n## Reduced\n\n### cpu\n\ny\n",
+  );
+});
+
+Deno.test("describeCpu names the model, family, widest vector extension and VNNI", () => {
   const info =
     "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 avx512f\n";
   assertEquals(describeCpu(info), "AMD EPYC (family 25, model 17; AVX-512)");
+  assertEquals(
+    describeCpu(info.replace("avx512f", "avx512f avx512_vnni")),
+    "AMD EPYC (family 25, model 17; AVX-512, VNNI)",
+  );
   assertEquals(describeCpu("model name\t: Some CPU\nflags\t: sse2 avx2\n"), "Some CPU (AVX2)");
   assertEquals(describeCpu(""), "unknown CPU");
 });

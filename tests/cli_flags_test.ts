@@ -60,6 +60,9 @@ Deno.test("every numeric flag of every command is refused out of its bounds, nam
         `quickstart: --threads 99999: must be ${threadsText}`,
       ],
       [["quickstart", "--out", out, "--workers", "-1"], `quickstart: --workers -1: must be ${workersText}`],
+      [["web", out, "--port", "70000"], "web: --port 70000: must be an integer from 0 to 65,535"],
+      [["web", out, "--steps", "0"], "web: --steps 0: must be an integer from 1 to 100,000"],
+      [["web", out, "--shard-batches", "0"], "web: --shard-batches 0: must be an integer from 1 to 10,000"],
     ];
     for (const [args, line] of cases) {
       const r = await cli(...args);

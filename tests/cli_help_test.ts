@@ -36,6 +36,7 @@ Deno.test("help: every argument and flag of every command has a description", as
     "predict",
     "export",
     "classify",
+    "web",
     "spec",
     "describe",
     "data",

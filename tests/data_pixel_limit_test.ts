@@ -22,7 +22,7 @@ import {
   writeFolderDataset,
 } from "./data_fixtures.ts";
 import { cli } from "./cli_runner.ts";
-import { DEFAULT_MAX_PIXELS, readMask, readRgb, readSegmentIds } from "../data/decode.ts";
+import { decodeBoth, DEFAULT_MAX_PIXELS, readMask, readRgb, readSegmentIds } from "../data/decode.ts";
 import { testLoader, trainLoader } from "../data/loader.ts";
 import { decodeDatasetSpec, folder, testPipeline, trainPipeline } from "../dsl/dataset.ts";
 import { problemLine } from "../data/errors.ts";
@@ -140,3 +140,14 @@ Deno.test("pixel limit: classify refuses the image with one line and exit code 1
     assertEquals(r.code, 1, r.stderr);
     assertEquals(r.stderr.trim().split("\n").at(-1), TOO_LARGE(huge));
   }));
+
+Deno.test("decodeBoth: when an image and its mask both fail, the image's error is reported, whichever failed first in time", async () => {
+  const slow = Effect.andThen(Effect.sleep("30 millis"), Effect.fail("image"));
+  const fast = Effect.fail("mask");
+  for (let i = 0; i < 3; i++) {
+    const e = await Effect.runPromise(Effect.flip(decodeBoth(slow, fast)));
+    assertEquals(e, "image");
+  }
+  assertEquals(await Effect.runPromise(Effect.flip(decodeBoth(Effect.succeed(1), fast))), "mask");
+  assertEquals(await Effect.runPromise(decodeBoth(Effect.succeed(1), Effect.succeed(2))), [1, 2]);
+});

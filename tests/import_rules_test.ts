@@ -56,6 +56,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "io",
     "core",
     "experiments",
+    "web",
   ],
   mod: [
     "dsl",
@@ -110,9 +111,15 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // What bench/ and grids/ share to write BENCHMARKS.md and RESULTS.md and to read their command lines;
   // neither imports the other. The bounds of flags are the specs' and the CLI's (dsl/bounds.ts).
   figures: ["dsl"],
-  bench: ["mod", "profiling", "experiments", "figures"],
+  bench: ["mod", "profiling", "experiments", "figures", "web", "web/page"],
   grids: ["mod", "profiling", "experiments", "figures"],
-  scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core"],
+  scripts: ["dsl", "interpret", "ir", "onnx", "runtime", "data", "eval", "train", "io", "core", "web"],
+  // The page's server (what it serves comes from a run, an experiment or an export) and the headless-browser
+  // driver of the web tests and `bench web`.
+  web: ["dsl", "data", "eval", "kinds", "train", "io", "core"],
+  // The page itself runs in the browser: it imports nothing of kappa's but the seeded random numbers
+  // (dropout noise drawn exactly as training draws it).
+  "web/page": ["core"],
 };
 
 /**
@@ -124,6 +131,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 export const NPM_ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "onnxruntime-node": ["runtime"],
   "onnx-proto": ["onnx"],
+  // The page's types only: the page loads onnxruntime-web from the server at run time (web/page/ort.ts).
+  "onnxruntime-web": ["web/page"],
 };
 
 const SKIP = new Set(["node_modules", "runs", ".git", "scratch", "results"]);
@@ -155,7 +164,9 @@ const packagesOf = (file: string): string[] => {
   );
 };
 
-const folderOf = (rel: string) => (rel.includes("/") ? rel.split("/")[0] : rel.replace(/\.ts$/, ""));
+/** A file's folder for the rules: its top-level folder, except the page (`web/page/`), which has a rule of its own. */
+const folderOf = (rel: string) =>
+  rel.startsWith("web/page/") ? "web/page" : rel.includes("/") ? rel.split("/")[0] : rel.replace(/\.ts$/, "");
 
 const graph = new Map(sourceFiles(ROOT).map((f) => [relative(ROOT, f), importsOf(f)]));
 

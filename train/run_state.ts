@@ -166,7 +166,7 @@ export const restoreState = (state: Map<string, Value>, ckpt: LoadedCheckpoint) 
   });
 
 /** The random stream key of dropout noise. */
-const NOISE_KEY = 0x4e4f4953; // "NOIS"
+export const NOISE_KEY = 0x4e4f4953; // "NOIS"
 
 /** Uniform [0, 1) noise for one dropout site at one step: a pure function of (seed, step, site). */
 export const noiseFeed = (seed: number, step: number, site: ValueSpec): Value => {
