@@ -36,6 +36,7 @@ export {
   experimentViolations,
   imageLabelInputs,
   loadExperiment,
+  withImageLevelSources,
   withOverrides,
 } from "./dsl/experiment.ts";
 export { decodeSegmenter, SpecError, type Violation } from "./dsl/validate.ts";

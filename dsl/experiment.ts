@@ -9,6 +9,7 @@
 import { Effect, Result, Schema } from "effect";
 import {
   DatasetSpec,
+  type ImageLevelData,
   imageLevelShares,
   ImageLevelSources,
   imageLevelSources,
@@ -278,6 +279,27 @@ export const withOverrides = <E extends AnyExperiment>(e: E, steps?: number, see
   ...e,
   train: { ...e.train, ...(steps === undefined ? {} : { steps }), ...(seed === undefined ? {} : { seed }) },
 });
+
+/**
+ * The experiment with image-level sources mixed into its batches, on top of whatever else it sets (a
+ * grid's overrides, another training protocol): the experiment's pixel-labelled images per batch stay as
+ * they are and the batch grows so that each source gets its ratio of it (4 pixel-labelled images with one
+ * source of ratio 0.5: a batch of 4 + 4; with two of 0.25: 4 + 2 + 2). Sources the experiment had are
+ * replaced; none leaves it without `data.imageLevel`. Ratios that no whole batch splits this way are left
+ * to the spec rules (`experimentViolations`) to name.
+ */
+export const withImageLevelSources = <E extends Experiment>(e: E, sources: readonly ImageLevelData[]): E => {
+  const { pixel } = imageLevelShares(e.train.batchSize, imageLevelSources(e.data.imageLevel));
+  const { imageLevel: _, ...data } = e.data;
+  if (sources.length === 0) return { ...e, data, train: { ...e.train, batchSize: pixel } };
+  const share = sources.reduce((a, s) => a + s.ratio, 0);
+  const batchSize = share < 1 ? Math.round(pixel / (1 - share)) : pixel;
+  return {
+    ...e,
+    data: { ...data, imageLevel: sources.length === 1 ? sources[0] : [...sources] },
+    train: { ...e.train, batchSize },
+  };
+};
 
 /** The canonical JSON text of an experiment. */
 export const experimentJson = (e: AnyExperiment): string => canonicalJson(e);

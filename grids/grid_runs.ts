@@ -7,7 +7,7 @@
 import { Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
-import { type Experiment, loadExperiment, train, withOverrides } from "../mod.ts";
+import { decodeExperiment, type Experiment, loadExperiment, train, withOverrides } from "../mod.ts";
 import { flag } from "../figures/flags.ts";
 
 /**
@@ -59,9 +59,15 @@ export const specRun = (runs: string, spec: string, e: Experiment): GridRun => {
   return { spec, dir, record: recordIn(dir, e) };
 };
 
-/** The experiment a run trains: its spec file with the grid's overrides. */
+/**
+ * The experiment a run trains: its spec file with the grid's overrides, checked again by the spec rules
+ * (an override can break a rule the file kept, e.g. a step count past the limit or a batch too small for
+ * the spec's image-level sources): a SpecError naming the spec file and the field, before any training.
+ */
 export const runExperiment = (run: GridRun) =>
-  Effect.map(loadExperiment(run.spec), (e) => withOverrides(e, run.steps, run.seed));
+  loadExperiment(run.spec).pipe(
+    Effect.flatMap((e) => decodeExperiment(withOverrides(e, run.steps, run.seed), run.spec)),
+  );
 
 /** How a grid's runs train: threads, Workers, and where their progress lines go (default: nowhere). */
 export interface RunOptions {

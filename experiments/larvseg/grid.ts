@@ -32,7 +32,13 @@ import { experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
 import { coco133 } from "../../dsl/datasets.ts";
-import { folder, imageLevelData, testPipeline, trainPipeline } from "../../dsl/dataset.ts";
+import {
+  folder,
+  type ImageLevelData,
+  imageLevelData,
+  testPipeline,
+  trainPipeline,
+} from "../../dsl/dataset.ts";
 
 export type Dataset = "ccp" | "coco133" | "ccp+clothing";
 export type Row = "seg-only" | "image-level" | "ca-cross" | "ca-single" | "full" | "rankseg-larvseg";
@@ -230,6 +236,19 @@ const pipelines = (d: Dataset) => {
     };
 };
 
+/**
+ * A dataset's image-level source (half of each batch, the official 1:1): ccp's tag photos (`complete`),
+ * clothing/'s single-label photos for `ccp+clothing` (`partial`: a photo's other classes are unknown, not
+ * absent), none for coco133. `withImageLevelSources(e, imageLevelSourcesOf("ccp+clothing"))` puts the
+ * same source on any other experiment, after or before a grid's overrides.
+ */
+export const imageLevelSourcesOf = (d: Dataset): readonly ImageLevelData[] =>
+  d === "ccp"
+    ? [imageLevelData({ labels: "../shared/data/ccp/image-level/labels.json", ratio: 0.5 })]
+    : d === "ccp+clothing"
+    ? [imageLevelData({ labels: "../shared/data/clothing/labels.json", ratio: 0.5, semantics: "partial" })]
+    : [];
+
 /** The model of a row (see the module doc). */
 export const rowModel = (d: Dataset, row: Row): m.Segmenter => {
   const base = {
@@ -274,17 +293,8 @@ export const rowExperiment = (
   { steps = STEPS, evalEvery = 0 }: { steps?: number; evalEvery?: number } = {},
 ) => {
   const withSource = row !== "seg-only" && row !== "full";
-  const imageLevel = d === "ccp" && withSource
-    ? { imageLevel: imageLevelData({ labels: "../shared/data/ccp/image-level/labels.json", ratio: 0.5 }) }
-    : d === "ccp+clothing" && withSource
-    ? {
-      imageLevel: imageLevelData({
-        labels: "../shared/data/clothing/labels.json",
-        ratio: 0.5,
-        semantics: "partial",
-      }),
-    }
-    : {};
+  const sources = withSource ? imageLevelSourcesOf(d) : [];
+  const imageLevel = sources.length === 0 ? {} : { imageLevel: sources[0] };
   return experiment({
     name: `larvseg-${d}-${row}${steps === STEPS && evalEvery === 0 ? "" : "-curve"}`,
     model: rowModel(d, row),

@@ -18,7 +18,7 @@
  *
  * κ = 16, the ccp LarvSeg grid's κ (about twice the classes of a typical ccp image).
  */
-import { experiment } from "../../dsl/experiment.ts";
+import { experiment, withImageLevelSources } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
 import {
@@ -62,11 +62,19 @@ export const rowSources = (row: Row): readonly ImageLevelData[] => {
   }
 };
 
-export const rowExperiment = (row: Row) => {
-  const sources = rowSources(row);
+/**
+ * A row: the pixel-derived-labels experiment (batch of `PIXEL_IMAGES`) with the row's sources mixed in by
+ * `withImageLevelSources`, which adds them on top of whatever else an experiment sets, so that the mix
+ * and another protocol's or a grid's overrides combine in either order.
+ */
+export const rowExperiment = (row: Row) =>
+  withImageLevelSources(pixelExperiment(`xi-sources-ccp-${row}`), rowSources(row));
+
+/** Every row's model, data and training, with the pixel-labelled images only. */
+export const pixelExperiment = (name: string) => {
   const scaling = m.MINUS_ONE_TO_ONE;
   return experiment({
-    name: `xi-sources-ccp-${row}`,
+    name,
     model: m.segmenter({
       classes: 59,
       backbone: m.mobileNetV2({ pretrained: WEIGHTS, outputStride: 16 }),
@@ -81,11 +89,10 @@ export const rowExperiment = (row: Row) => {
       dataset: folder({ name: "ccp", root: "../shared/data/ccp", classes: "classes.json" }),
       train: trainPipeline({ scale: [320, 240], ratioRange: [0.75, 1.5], cropSize: [224, 160], ...scaling }),
       test: testPipeline({ resize: [320, 240], ...scaling }),
-      ...(sources.length === 0 ? {} : { imageLevel: sources.length === 1 ? sources[0] : sources }),
     },
     train: trainConfig({
       steps: STEPS,
-      batchSize: sources.length === 0 ? PIXEL_IMAGES : 2 * PIXEL_IMAGES,
+      batchSize: PIXEL_IMAGES,
       // The LarvSeg grid's recipe: AdamW lr 1e-3, backbone ×0.1, poly with 20 warm-up steps.
       optimizer: adamWSpec({ lr: 1e-3, weightDecay: 0 }),
       paramGroups: [{ pattern: "^model\\.backbone\\.", lrMult: 0.1, wdMult: 1 }],
