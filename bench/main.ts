@@ -149,6 +149,13 @@ export const SUITES: Record<string, Suite> = {
         value: int(BOUNDS.steps),
         description: "timed steps per size (default 5)",
       },
+      rounds: {
+        form: "space",
+        metavar: "R",
+        value: int(BOUNDS.repeats),
+        description:
+          "rounds over the variants per size, interleaved; a figure is the fastest of all (default 1)",
+      },
       threads: {
         form: "space",
         metavar: "T",

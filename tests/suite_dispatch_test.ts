@@ -25,7 +25,7 @@ const ALL: Record<Program, string[]> = {
     "quantize-isa",
     "web",
   ],
-  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task"],
+  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task", "xi-sources"],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */
