@@ -34,7 +34,9 @@ export {
   experimentJson,
   type ExperimentOf,
   experimentViolations,
+  imageLabelInputs,
   loadExperiment,
+  withImageLevelSources,
   withOverrides,
 } from "./dsl/experiment.ts";
 export { decodeSegmenter, SpecError, type Violation } from "./dsl/validate.ts";
@@ -43,7 +45,15 @@ export { InvalidConfig } from "./dsl/decode.ts";
 export { canonicalJson, specHash } from "./dsl/canonical.ts";
 
 // ── The interpreter: spec → graphs, parameter/FLOP tables, model kinds and their tasks
-export { inferenceGraph, lossGraph, trainingGraph, trainingStages } from "./interpret/graphs.ts";
+export {
+  featureGraph,
+  inferenceGraph,
+  lossGraph,
+  trainingGraph,
+  trainingStages,
+} from "./interpret/graphs.ts";
+/** A frozen backbone in training plans: trained, frozen (no backward) or cached (its outputs fed). */
+export { type BackboneMode, featureName, FEATURES, frozenState } from "./interpret/frozen_backbone.ts";
 /** The panoptic kind's graphs and names (cost graph → Hungarian matching host stage → loss + update). */
 export * as panoptic from "./interpret/panoptic.ts";
 export { inferenceShapes, type Shapes, trainShapes, trainSize } from "./interpret/shapes.ts";
@@ -52,6 +62,7 @@ export {
   CLASSES,
   FULL,
   IMAGE_LABELS,
+  IMAGE_LABELS_KNOWN,
   IMAGE_LEVEL_LOSS,
   LOGITS,
   LOSS,
@@ -65,8 +76,12 @@ export {
 export {
   type ComponentCost,
   describeModel,
+  describeTraining,
   formatDescription,
+  formatTraining,
   type ModelDescription,
+  type StepCost,
+  type TrainingDescription,
 } from "./interpret/describe.ts";
 export { optimizerConfig } from "./interpret/optimizer.ts";
 
@@ -106,7 +121,18 @@ export {
   multiHot,
   readImageLevelLabels,
 } from "./data/image_level.ts";
-export type { Batch, Position, TestBatch } from "./data/batch.ts";
+export type { Batch, BatchLabels, FeatureArray, FeatureBatch, Position, TestBatch } from "./data/batch.ts";
+/** A frozen backbone's feature cache: the format, opening (checked) and the training loader that reads it. */
+export {
+  cachedMixedTrainLoader,
+  type CachedRow,
+  cachedTrainLoader,
+  drawChoice,
+  type FeatureCache,
+  FeatureCacheError,
+  type Manifest as FeatureCacheManifest,
+  openFeatureCache,
+} from "./data/feature_cache.ts";
 export { type ClassTable, readClassTable } from "./data/classes.ts";
 export { loadDatasetSpec } from "./data/spec_file.ts";
 export { type SplitReport, validateSplit } from "./data/validate.ts";
@@ -161,7 +187,36 @@ export { evalRecordName } from "./eval/eval_record.ts";
 
 // ── Programs: train, evaluate, predict, classify, export
 export { train, type TrainOptions, type TrainResult } from "./train/train.ts";
+/**
+ * Data-parallel training over MPI (README, "Training on several processes (MPI)"): the launch read from
+ * mpirun's or srun's environment, Open MPI's world through FFI (a `Collective`), and `train`'s option.
+ */
+export {
+  detectLaunch,
+  type Launch,
+  LaunchError,
+  MpiUnavailable,
+  type MpiWorld,
+  mpiWorld,
+} from "./runtime/mpi.ts";
+export type { Collective } from "./ir/collective.ts";
+export {
+  type DataParallelTraining,
+  DataParallelUnsupported,
+  PeerRanksFailed,
+  RankCountMismatch,
+  RankFailure,
+} from "./train/data_parallel.ts";
 export { type LoadedRun, loadRun } from "./train/load_run.ts";
+/** Finding or building a frozen backbone's feature cache under its key (shared by every run and seed). */
+export {
+  cacheIdentity,
+  cacheKey,
+  type CacheRequest,
+  type CacheUse,
+  DEFAULT_CACHE_ROOT,
+  ensureFeatureCache,
+} from "./train/feature_cache.ts";
 export { evaluate, type EvaluateOptions, type EvaluationResult } from "./eval/evaluate.ts";
 export { makePredictor, type Prediction, type PredictOptions, type Predictor } from "./eval/predictor.ts";
 export { type ExportedModel, type Exporting, exportModel } from "./eval/export_model.ts";

@@ -55,6 +55,17 @@ export type { HostArray } from "./ir/dtype.ts";
 export type { HostStage, Stage } from "./ir/plan.ts";
 /** The Hungarian matching host stage of the panoptic training plan, to time or rebuild that plan's parts. */
 export { matchingStage } from "./host/matching_stage.ts";
+/**
+ * The gradient all-reduce of data-parallel training (host/all_reduce.ts), its bucketing and its time and
+ * byte counters: `bench scale` times it alone, one bucket against buckets and one call per parameter.
+ */
+export {
+  buckets,
+  type GradientName,
+  gradientReduceStage,
+  type ReduceStats,
+  reduceStats,
+} from "./host/all_reduce.ts";
 
 // ── Data and evaluation pieces, to run the export's preprocessing and metrics outside `evaluate`
 /** libvips' bilinear resize and the mean/std normalization of an RGB image, as the data pipeline does. */

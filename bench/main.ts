@@ -196,6 +196,13 @@ export const SUITES: Record<string, Suite> = {
         value: int(BOUNDS.steps),
         description: "timed steps per size (default 5)",
       },
+      rounds: {
+        form: "space",
+        metavar: "R",
+        value: int(BOUNDS.repeats),
+        description:
+          "rounds over the variants per size, interleaved; a figure is the fastest of all (default 1)",
+      },
       threads: {
         form: "space",
         metavar: "T",
@@ -210,6 +217,64 @@ export const SUITES: Record<string, Suite> = {
       },
     },
     run: async (args) => (await import("./larvseg_bank.ts")).main(args),
+  },
+  scale: {
+    title: "data-parallel training over MPI: ranks against threads, the all-reduce, a projection",
+    summary: "The quickstart's images/s on 1 rank × 1 thread, 2 ranks × 1 thread and 1 rank × 2 threads, " +
+      "the all-reduce's time, bytes and share of the step, and the projected scaling efficiency at 8, 64 " +
+      'and 512 ranks; rewrites BENCHMARKS.md\'s "Data-parallel training (MPI)" (needs Open MPI).',
+    flags: {
+      steps: {
+        form: "space",
+        metavar: "S",
+        value: int(BOUNDS.steps),
+        description: "training steps per run (default 40)",
+      },
+      rounds: {
+        form: "space",
+        metavar: "R",
+        value: int(BOUNDS.repeats),
+        description: "runs per configuration, alternating the configurations (default 2)",
+      },
+      interconnect: {
+        form: "space",
+        metavar: "GBPS",
+        value: int({ min: 1, max: 10_000 }),
+        description: "the projection's interconnect bandwidth per rank in GB/s (default 25)",
+      },
+      quick: quick("one round of 20 steps; BENCHMARKS.md is left unchanged"),
+    },
+    run: async (args) => (await import("./scale.ts")).main(args),
+  },
+  frozen: {
+    title: "the quickstart's head-only step on a frozen backbone's feature cache against fine-tuning",
+    summary: "The quickstart's training step fine-tuning, with the backbone frozen and run every step, and " +
+      "with the head alone on cached features, in alternating rounds; the feature cache's build time and " +
+      'size; rewrites BENCHMARKS.md\'s "Frozen backbone (feature cache)".',
+    flags: {
+      rounds: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "alternating rounds (default 5)",
+      },
+      steps: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "timed steps per side and round (default 5)",
+      },
+      threads: {
+        form: "equals",
+        metavar: "1,2",
+        value: { _tag: "IntList", bounds: BOUNDS.threads },
+        description: "the intra-op thread counts measured (default 1,2; --train uses the last)",
+      },
+      rebuild: quick("build the feature cache afresh in a temporary folder to time its build now"),
+      train: quick("also train experiments/quickstart-frozen.ts end to end and report its time and mIoU"),
+      quick: quick("one round of 2 steps; BENCHMARKS.md is left unchanged"),
+    },
+    run: async (args) => (await import("./frozen.ts")).main(args),
   },
   quantize: {
     title: "a run's int8 exports against its float32 export",

@@ -10,6 +10,7 @@ import { Cause, Effect, Exit, Option } from "effect";
 import { CliError, CliOutput, Command } from "effect/cli";
 import * as NodeServices from "@effect/platform-node/NodeServices";
 import { errorLines } from "./errors.ts";
+import { exitCode, rankLines, Said } from "./ranks.ts";
 import { TASK, usageErrorLine } from "./usage_error.ts";
 
 /** Runs one of `commands` as this process's command line says, then exits with its status. */
@@ -47,10 +48,9 @@ export const runCommands = async (commands: readonly Command.Command.Any[]): Pro
     : Option.isSome(failure)
     ? errorLines(failure.value)
     : [Cause.pretty(exit.cause).split("\n")[0]];
-  for (const line of lines) console.error(line);
+  // One rank of several says only what is its own to say (cli/ranks.ts).
+  for (const line of Option.isSome(failure) ? rankLines(failure.value, lines) : lines) console.error(line);
   // Stopped on request (Ctrl-C): training wrote a checkpoint, predict the images done so far.
-  const stopped = ["Stopped", "PredictionStopped"];
-  Deno.exit(
-    Option.isSome(failure) && stopped.includes((failure.value as { _tag?: string })._tag ?? "") ? 130 : 1,
-  );
+  if (Option.isNone(failure)) Deno.exit(1);
+  Deno.exit(failure.value instanceof Said ? failure.value.code : exitCode(failure.value));
 };

@@ -26,14 +26,21 @@ export const describeCommand = Command.make(
       const e = yield* loadExperiment(experiment);
       // Imported once the experiment is loaded: `spec` (same entry point, cli/inspect.ts) must not load the
       // interpreter, which loads ONNX Runtime's native addon (deno.json's permissions).
-      const { describeModel, formatDescription } = yield* Effect.promise(() =>
-        import("../interpret/describe.ts")
+      const { describeModel, describeTraining, formatDescription, formatTraining } = yield* Effect.promise(
+        () => import("../interpret/describe.ts"),
       );
       const d = describeModel(e.model, trainSize(e));
+      const training = describeTraining(e);
       yield* Console.log(
         json
-          ? JSON.stringify({ name: e.name, hash: experimentHash(e), ...d }, null, 2)
-          : formatDescription(e.name, d),
+          ? JSON.stringify(
+            { name: e.name, hash: experimentHash(e), ...d, ...(training ? { training } : {}) },
+            null,
+            2,
+          )
+          : formatDescription(e.name, d) + (training ? `\n\n${formatTraining(training, trainSize(e))}` : ""),
       );
     }),
-).pipe(Command.withDescription("Parameters and GFLOPs per component (backbone, ξ, ψ, total)."));
+).pipe(Command.withDescription(
+  "Parameters and GFLOPs per component (backbone, ξ, ψ, total); what a frozen backbone leaves to train and a training step's GFLOPs.",
+));

@@ -30,8 +30,30 @@ export interface Batch {
    * the LarvSeg loader that mixes both kinds (absent = every image is pixel-labelled).
    */
   readonly pixelLabelled?: Uint8Array;
+  /**
+   * [B, K] 1 = the image's label for the class is known (a positive or a negative), 0 = unknown: the
+   * unlisted classes of a `partial` image-level source's image. Set by the mixed loader.
+   */
+  readonly imageLabelsKnown?: Uint8Array;
   /** Per sample: segment ids [H, W] and segments, when the loader was asked for panoptic targets. */
   readonly panoptic?: readonly PanopticLabels[];
+}
+
+/** A batch without its images: the labels and targets a model kind feeds (`Training.feeds`). */
+export type BatchLabels = Omit<Batch, "images">;
+
+/** One backbone output of a whole batch, float32, [B, ...the per-image shape]. */
+export interface FeatureArray {
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+}
+
+/**
+ * A batch of a frozen backbone's cached outputs in place of images (`data/feature_cache.ts`): the
+ * feature graph's outputs in order (`features.0`, …), with the labels and targets of the same draws.
+ */
+export interface FeatureBatch extends BatchLabels {
+  readonly features: readonly FeatureArray[];
 }
 
 /** A test batch (batch size 1): the inputs plus the original-resolution label map for evaluation. */

@@ -60,7 +60,45 @@ export interface TrainLoaderOptions extends LoaderOptions {
   readonly dropLast?: boolean;
   /** Batches carry each sample's panoptic segment ids and segments (COCO panoptic datasets). */
   readonly panoptic?: boolean;
+  /**
+   * Data-parallel training: `batchSize` is the global batch, and this rank's batches hold only its shard
+   * of each, the samples at offsets [rank·B, (rank+1)·B) with B = batchSize / ranks (whole batches only:
+   * needs `dropLast`). The other samples are not read. Positions stay the global batch's.
+   */
+  readonly shard?: Shard;
 }
+
+/** One rank's part of every global batch (see `TrainLoaderOptions.shard`). */
+export interface Shard {
+  readonly rank: number;
+  readonly ranks: number;
+}
+
+/** Whether the sample at `offset` in a global batch of `batchSize` belongs to the shard (or there is none). */
+export const inShard = (shard: Shard | undefined, offset: number, batchSize: number): boolean =>
+  !shard || Math.floor(offset / (batchSize / shard.ranks)) === shard.rank;
+
+/** Checks a shard against the global batch size: a valid rank, an equal part for every rank, dropLast. */
+export const checkShard = (
+  shard: Shard | undefined,
+  batchSize: number,
+  dropLast: boolean,
+): Effect.Effect<void, InvalidConfig> => {
+  if (!shard) return Effect.void;
+  const bad = (message: string) => Effect.fail(new InvalidConfig({ file: OPTIONS, message }));
+  if (!Number.isInteger(shard.ranks) || shard.ranks < 1 || !Number.isInteger(shard.rank)) {
+    return bad(
+      `shard: ranks must be a positive integer and rank an integer, got ${shard.rank} of ${shard.ranks}`,
+    );
+  }
+  if (shard.rank < 0 || shard.rank >= shard.ranks) {
+    return bad(`shard: rank ${shard.rank} is not below ${shard.ranks}`);
+  }
+  if (batchSize % shard.ranks !== 0) {
+    return bad(`shard: batchSize ${batchSize} is not divisible by ${shard.ranks} ranks`);
+  }
+  return dropLast ? Effect.void : bad("shard: needs dropLast (every global batch whole)");
+};
 
 /** Options of the test loader. */
 export interface TestLoaderOptions extends LoaderOptions {
@@ -152,6 +190,8 @@ export const trainLoader = (
     yield* checkInt(workers, "workers", 0);
     yield* checkInt(start.epoch, "start.epoch", 0);
     yield* checkInt(start.index, "start.index", 0);
+    yield* checkShard(options.shard, batchSize, dropLast);
+    const shard = options.shard;
     const split = options.split ?? defaultSplit(spec, "train");
     const dataset = yield* openForLoading(spec, split, options);
     const n = dataset.samples.length;
@@ -178,7 +218,12 @@ export const trainLoader = (
     const k = dataset.classes.names.length;
     const skipBad = options.skipBad ?? false;
 
-    const samples = Stream.fromIterable(trainingSlots(n, batchSize, dropLast, seed, start), { chunkSize: 1 })
+    const slots = (function* () {
+      for (const slot of trainingSlots(n, batchSize, dropLast, seed, start)) {
+        if (inShard(shard, slot.index - slot.batch.index, slot.batchSize)) yield slot;
+      }
+    })();
+    const samples = Stream.fromIterable(slots, { chunkSize: 1 })
       .pipe(
         Stream.mapEffect((slot) =>
           Effect.map(
@@ -203,7 +248,7 @@ export const trainLoader = (
         (): (ProcessedSample | null)[] => [],
         (acc, { slot, sample }: { slot: Slot; sample: ProcessedSample | null }) => {
           const next = [...acc, sample];
-          if (next.length < slot.batchSize) return [next, []];
+          if (next.length < slot.batchSize / (shard?.ranks ?? 1)) return [next, []];
           const good = next.filter((s): s is ProcessedSample => s !== null);
           return [[], good.length === 0 ? [] : [collate(good, slot.batch, k)]];
         },

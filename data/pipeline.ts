@@ -24,6 +24,21 @@ export const AUGMENT = 0x41554731; // "AUG1"
 export const sampleRandom = (seed: number, epoch: number, index: number): Random =>
   random(seed, AUGMENT, epoch, index);
 
+/**
+ * Key of the augmentation draws of a frozen backbone's feature cache: `random(0, DRAW, draw, sample)`.
+ * No run's seed enters it, so every run and seed that shares a cache shares its draws.
+ */
+export const DRAW = 0x44524157; // "DRAW"
+
+/** The generator for augmentation draw `draw` of the split's sample `sample` (feature caches). */
+export const drawRandom = (draw: number, sample: number): Random => random(0, DRAW, draw, sample);
+
+/**
+ * The generator for augmentation draw `draw` of an image-level source's image `sample`:
+ * `random(1, DRAW, draw, sample)`, a stream apart from the pixel-labelled split's (whose seed part is 0).
+ */
+export const imageLevelDrawRandom = (draw: number, sample: number): Random => random(1, DRAW, draw, sample);
+
 /** A sample ready for batching. */
 export interface ProcessedSample {
   readonly id: string;

@@ -8,7 +8,15 @@ import { maxPixelsOf, readRgb } from "./decode.ts";
 import { type ImageLevelSample, multiHot } from "./image_level.ts";
 import { type FileError, InvalidLabels } from "./errors.ts";
 import type { CocoDataset } from "./coco.ts";
-import { type ProcessedSample, sampleRandom, type TestSample, testSample, trainSample } from "./pipeline.ts";
+import {
+  drawRandom,
+  imageLevelDrawRandom,
+  type ProcessedSample,
+  sampleRandom,
+  type TestSample,
+  testSample,
+  trainSample,
+} from "./pipeline.ts";
 import type { DatasetSpec, TestPipeline, TrainPipeline } from "../dsl/dataset.ts";
 
 /** Where the dataset of a task comes from (a Worker re-opens it from this). */
@@ -54,7 +62,38 @@ export interface ImageLevelTask {
   readonly index: number;
 }
 
-export type SampleTask = TrainTask | TestTask | ImageLevelTask;
+/**
+ * One training sample under augmentation draw `draw` of a frozen backbone's feature cache: the training
+ * pipeline seeded by (draw, the sample's index in the split) only (`drawRandom`), so the draw is the
+ * same for every run that reads the cache.
+ */
+export interface DrawTask {
+  readonly kind: "draw";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: SampleRef;
+  readonly draw: number;
+  /** The sample's index in the split's listing. */
+  readonly index: number;
+  readonly panoptic?: boolean;
+}
+
+/**
+ * One image of an image-level source under augmentation draw `draw` of its feature cache: as an
+ * `ImageLevelTask` (labels all ignore, image-level labels its tags), the pipeline seeded by (draw, the
+ * image's index in the source) only (`imageLevelDrawRandom`).
+ */
+export interface ImageLevelDrawTask {
+  readonly kind: "imageLevelDraw";
+  readonly source: DatasetSource;
+  readonly pipeline: TrainPipeline;
+  readonly sample: ImageLevelSample;
+  readonly draw: number;
+  /** The image's index in the source's listing. */
+  readonly index: number;
+}
+
+export type SampleTask = TrainTask | TestTask | ImageLevelTask | DrawTask | ImageLevelDrawTask;
 
 /** The result of a task of kind K. */
 export type TaskResult<T extends SampleTask> = T extends TestTask ? TestSample : ProcessedSample;
@@ -94,21 +133,26 @@ export const runTask = <T extends SampleTask>(
   dataset: Dataset,
   task: T,
 ): Effect.Effect<TaskResult<T>, FileError> => {
-  if (task.kind === "imageLevel") {
+  if (task.kind === "imageLevel" || task.kind === "imageLevelDraw") {
     const k = dataset.classes.names.length;
+    const rng = task.kind === "imageLevel"
+      ? sampleRandom(task.seed, task.epoch, task.index)
+      : imageLevelDrawRandom(task.draw, task.index);
     return Effect.flatMap(readImageLevel(dataset, task.sample), (raw) =>
       Effect.map(
-        trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index)),
+        trainSample(dataset, task.pipeline, raw, rng),
         (s): ProcessedSample => ({ ...s, imageLabels: multiHot(task.sample, k) }),
       )) as Effect.Effect<TaskResult<T>, FileError>;
   }
   return Effect.flatMap(
-    task.kind === "train" && task.panoptic
+    task.kind !== "test" && task.panoptic
       ? readWithSegments(dataset, task.sample)
       : dataset.read(task.sample),
     (raw) =>
       task.kind === "train"
         ? trainSample(dataset, task.pipeline, raw, sampleRandom(task.seed, task.epoch, task.index))
+        : task.kind === "draw"
+        ? trainSample(dataset, task.pipeline, raw, drawRandom(task.draw, task.index))
         : testSample(dataset, task.pipeline, raw),
   ) as Effect.Effect<TaskResult<T>, FileError>;
 };

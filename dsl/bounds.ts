@@ -3,7 +3,7 @@
  * the benchmarks and grids — in one place, so that a flag is refused exactly when the same value in an
  * experiment file would be (train.steps, train.seed share the spec's bounds, dsl/training.ts).
  */
-import { MAX_SEED, MAX_STEPS } from "./training.ts";
+import { MAX_FEATURE_DRAWS, MAX_SEED, MAX_STEPS } from "./training.ts";
 
 const cores = (): number => Math.max(1, navigator.hardwareConcurrency ?? 1);
 
@@ -25,8 +25,12 @@ export const BOUNDS = {
   steps: { min: 1, max: MAX_STEPS },
   /** A seed (`--seed`): the spec's train.seed bounds. */
   seed: { min: 0, max: MAX_SEED },
+  /** Cached augmentation draws of a frozen backbone (`--frozen-backbone`): train.frozenBackbone.draws's bounds. */
+  draws: { min: 0, max: MAX_FEATURE_DRAWS },
   /** Intra-op threads of ONNX Runtime. */
   threads: { min: 1, max: maxThreads(), note: MACHINE },
+  /** Processes `train --ranks` starts on this machine (mpirun -np). */
+  ranks: { min: 1, max: 4_096 },
   /** Data-loading Worker threads (0: load on the main thread). */
   workers: { min: 0, max: maxThreads(), note: MACHINE },
   /** A number of images (`--limit`, `--eval-limit`, `--calibration-images`). */

@@ -47,6 +47,23 @@ export type Schedule = typeof Schedule.Type;
 /** Learning-rate and weight-decay multipliers for variables whose name matches `pattern` (a regex). */
 export const ParamGroup = Schema.Struct({ pattern: Schema.String, lrMult: NonNegative, wdMult: NonNegative });
 
+/** The most augmentation draws a frozen backbone's feature cache may hold per training image. */
+export const MAX_FEATURE_DRAWS = 1000;
+
+/**
+ * A frozen backbone (linear-probe / frozen-feature protocol): the backbone's parameters get no gradient
+ * and no update (its backward is not built) and it runs in evaluation mode (no dropout); only the head
+ * trains. With `draws` N ≥ 1 the backbone's outputs for every training image under N seeded
+ * augmentation draws are computed once, stored in a float16 feature cache shared by every run and seed
+ * with the same backbone, weights, pipeline and data, and each step reads them instead of running the
+ * backbone (a run's seed picks which draw each sample of each step uses). `draws: 0` keeps no cache: the
+ * frozen backbone runs on every step's fresh augmentation.
+ */
+export const FrozenBackbone = Schema.Struct({
+  draws: NonNegativeInt.check(Schema.isLessThanOrEqualTo(MAX_FEATURE_DRAWS)),
+});
+export type FrozenBackbone = typeof FrozenBackbone.Type;
+
 export const TrainConfig = Schema.Struct({
   steps: Positive.check(Schema.isLessThanOrEqualTo(MAX_STEPS)),
   batchSize: Positive,
@@ -60,6 +77,8 @@ export const TrainConfig = Schema.Struct({
   evalEvery: NonNegativeInt,
   checkpointEvery: Positive,
   keepCheckpoints: Positive,
+  /** Train the head on a frozen backbone (absent: the whole model trains, as before). */
+  frozenBackbone: Schema.optionalKey(FrozenBackbone),
 });
 export type TrainConfig = typeof TrainConfig.Type;
 
@@ -75,6 +94,12 @@ export const EvalConfig = Schema.Struct({
    * other (base) classes. Names are checked against the dataset when it is opened.
    */
   novel: Schema.optionalKey(Schema.Array(Schema.String)),
+  /**
+   * κ of ξ's recall@κ (eval/multilabel_ap.ts): the share of an image's ground-truth classes among its
+   * top-κ scores, averaged over images. Absent: the model's top-κ when it selects one (`topK(κ)`), else
+   * recall@κ is not reported. Optional so that specs without it keep their hash.
+   */
+  recallAt: Schema.optionalKey(Positive),
 });
 export type EvalConfig = typeof EvalConfig.Type;
 
@@ -125,6 +150,9 @@ export const trainConfig = (o: Opt<TrainConfig> & Pick<TrainConfig, "steps">): T
   keepCheckpoints: 2,
   ...o,
 });
+
+/** A frozen backbone with `draws` cached augmentation draws per training image (default 8; 0: no cache). */
+export const frozenBackbone = (o: Opt<FrozenBackbone> = {}): FrozenBackbone => ({ draws: 8, ...o });
 
 export const evalConfig = (o: Opt<EvalConfig> = {}): EvalConfig => ({
   mode: "whole",

@@ -1,5 +1,5 @@
 /**
- * `deno task grid ablation [--grid scratch|pretrained] [--seeds 3] [--steps N] [--only REGEX]
+ * `deno task grid ablation [--grid scratch|pretrained] [--seeds 3] [--steps N] [--frozen-backbone D] [--only REGEX]
  * [--report-only]`: runs a RankSeg ablation grid (one spec per row: `experiments/rankseg/*.ts` from
  * scratch, `experiments/rankseg-pretrained/*.ts` on the ImageNet MobileNetV2) for every seed, evaluates
  * each run, and writes the grid's part of RESULTS.md with mIoU mean ± std over seeds, mAP, params and
@@ -34,8 +34,10 @@ import {
   gridFlags,
   type GridRun,
   learningCurve,
+  overrideFlags,
   seedRun,
   specRun,
+  withGridFrozen,
 } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
 import { submitGrid } from "./slurm/submit.ts";
@@ -141,7 +143,7 @@ export const main = async (args: string[]) => {
     console.error(`grid ablation: --grid ${flag("grid")}: expected ${Object.keys(GRIDS).join(" or ")}`);
     Deno.exit(2);
   }
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const rank = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     const i = grid.datasets?.indexOf(dataset) ?? -1;
@@ -151,7 +153,7 @@ export const main = async (args: string[]) => {
   const curves: GridRun[] = [];
   for (const file of readdirSync(grid.specs).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
     const spec = join(grid.specs, file);
-    curves.push(specRun(grid.runs, spec, await Effect.runPromise(loadExperiment(spec))));
+    curves.push(specRun(grid.runs, spec, await Effect.runPromise(loadExperiment(spec)), frozenBackbone));
   }
   const files = readdirSync(grid.specs).filter((f) => isRowSpec(f) && only.test(f))
     .sort((a, b) => {
@@ -161,8 +163,11 @@ export const main = async (args: string[]) => {
   const planned: { file: string; path: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(grid.specs, file);
-    const base = await Effect.runPromise(loadExperiment(path));
-    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(grid.runs, path, base, steps, seed));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(path)), frozenBackbone);
+    const runs = Array.from(
+      { length: seeds },
+      (_, seed) => seedRun(grid.runs, path, base, { steps, frozenBackbone }, seed),
+    );
     planned.push({ file, path, base, runs });
   }
   if (slurmRequested()) {
@@ -179,7 +184,7 @@ export const main = async (args: string[]) => {
     const [dataset, ...rest] = file.replace(/\.ts$/, "").split("-");
     rows.push({ dataset, row: rest.join("-"), file: path, e: base, runs });
   }
-  await writeResults(grid, rows, seeds, steps, reportOnly);
+  await writeResults(grid, rows, seeds, steps, reportOnly, frozenBackbone);
 };
 
 const writeResults = async (
@@ -188,8 +193,17 @@ const writeResults = async (
   seeds: number,
   steps: number | undefined,
   reportOnly: boolean,
+  frozenBackbone: number | undefined,
 ) => {
-  const lines = resultsHeader(rows, seeds, steps, reportOnly, new Date().toISOString().slice(0, 10), grid);
+  const lines = resultsHeader(
+    rows,
+    seeds,
+    steps,
+    reportOnly,
+    new Date().toISOString().slice(0, 10),
+    grid,
+    frozenBackbone,
+  );
   await mkdir("results", { recursive: true });
   for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
     const own = rows.filter((r) => r.dataset === dataset).sort((a, b) => order(a.row) - order(b.row));
@@ -225,9 +239,10 @@ export const resultsHeader = (
   reportOnly: boolean,
   date: string,
   grid: Grid = GRIDS.scratch,
+  frozenBackbone?: number,
 ): string[] => {
   const flags = `${grid.name === "scratch" ? "" : `--grid ${grid.name} `}--seeds ${seeds}${
-    steps === undefined ? "" : ` --steps ${steps}`
+    overrideFlags({ steps, frozenBackbone })
   }`;
   const command = `npx --yes deno@2.9.6 task grid ablation ${flags}${reportOnly ? " --report-only" : ""}`;
   const missing = rows.filter((r) => r.runs.length < seeds);

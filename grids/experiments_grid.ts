@@ -1,5 +1,5 @@
 /**
- * `deno task grid runs <experiment...> [--seeds N] [--steps N] [--name NAME] [--report FILE]`: the
+ * `deno task grid runs <experiment...> [--seeds N] [--steps N] [--frozen-backbone D] [--name NAME] [--report FILE]`: the
  * generic grid — any experiment files (`.ts` modules or `.json` specs; a folder stands for the files
  * directly in it, a quoted glob such as `'experiments/rankseg/camvid-*.ts'` for the files it matches) ×
  * seeds 0…N−1, each trained into `runs/grid-<name>/<file's stem>[-<steps>steps]-s<seed>` (resumable like
@@ -17,7 +17,7 @@ import { flag } from "../figures/flags.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
 import { mean, std } from "../figures/stats.ts";
 import { taskCommand } from "../figures/command_line.ts";
-import { finishedRun, gridFlags, type GridRun, seedRun } from "./grid_runs.ts";
+import { finishedRun, gridFlags, type GridRun, seedRun, withGridFrozen } from "./grid_runs.ts";
 import { type Headline, headline } from "./run_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { slurmRequested, withoutSlurmFlags } from "./slurm/slurm_flags.ts";
@@ -140,7 +140,7 @@ export const reportBody = (
 };
 
 export const main = async (inputs: readonly string[], args: readonly string[]): Promise<void> => {
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const files = experimentFiles(inputs).filter((f) => only.test(basename(f)));
   if (files.length === 0) {
     throw new GridInputError({ reason: `--only ${flag("only")}: matches none of the files` });
@@ -149,10 +149,10 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
   const root = join("runs", `grid-${name}`);
   const planned: { file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
-    const base = await Effect.runPromise(loadExperiment(file));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(file)), frozenBackbone);
     const runs = Array.from(
       { length: seeds },
-      (_, seed) => seedRun(root, file, base, steps, seed, stem(file)),
+      (_, seed) => seedRun(root, file, base, { steps, frozenBackbone }, seed, stem(file)),
     );
     planned.push({ file, base, runs });
   }

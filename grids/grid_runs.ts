@@ -7,16 +7,26 @@
 import { Effect } from "effect";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
-import { type Experiment, loadExperiment, train, withOverrides } from "../mod.ts";
+import {
+  decodeExperiment,
+  type Experiment,
+  frozenBackbone as frozenBackboneSpec,
+  loadExperiment,
+  train,
+  withOverrides,
+} from "../mod.ts";
 import { flag } from "../figures/flags.ts";
 
 /**
  * The flags every grid reads: `--seeds N` (3 by default), `--steps N` (an override of the specs' step
- * count, whose runs get folders of their own), `--only REGEX` (the spec files to run) and `--report-only`.
+ * count, whose runs get folders of their own), `--frozen-backbone D` (every run trains its head on the
+ * frozen backbone with D cached draws per image: `train.frozenBackbone`, folders of their own too),
+ * `--only REGEX` (the spec files to run) and `--report-only`.
  */
 export const gridFlags = () => ({
   seeds: Number(flag("seeds") ?? 3),
   steps: flag("steps") === undefined ? undefined : Number(flag("steps")),
+  frozenBackbone: flag("frozen-backbone") === undefined ? undefined : Number(flag("frozen-backbone")),
   only: new RegExp(flag("only") ?? "."),
   reportOnly: Deno.args.includes("--report-only"),
 });
@@ -31,37 +41,84 @@ export interface GridRun {
   readonly spec: string;
   readonly steps?: number;
   readonly seed?: number;
+  /** `train.frozenBackbone.draws` for the run, in place of the spec's (absent: the spec's). */
+  readonly frozenBackbone?: number;
   readonly dir: string;
   readonly record: string;
 }
 
 const recordIn = (dir: string, e: Experiment) => join(dir, `eval-${e.data.dataset.testSplit}.json`);
 
+/** A grid's overrides of its specs: `--steps N`, `--frozen-backbone D`. */
+export interface RunOverrides {
+  readonly steps?: number;
+  readonly frozenBackbone?: number;
+}
+
 /**
- * A row's run for one seed, in `<runs>/<name>[-<steps>steps]-s<seed>` (`name`: the experiment's, unless
- * given): a step override is another experiment, so its runs get folders of their own.
+ * A row's run for one seed, in `<runs>/<name>[-<steps>steps][-frozen<D>]-s<seed>` (`name`: the
+ * experiment's, unless given): an override is another experiment, so its runs get folders of their own.
  */
 export const seedRun = (
   runs: string,
   spec: string,
   base: Experiment,
-  steps: number | undefined,
+  { steps, frozenBackbone }: RunOverrides,
   seed: number,
   name: string = base.name,
 ): GridRun => {
-  const dir = join(runs, `${name}${steps === undefined ? "" : `-${steps}steps`}-s${seed}`);
-  return { spec, ...(steps === undefined ? {} : { steps }), seed, dir, record: recordIn(dir, base) };
+  const suffix = `${steps === undefined ? "" : `-${steps}steps`}${
+    frozenBackbone === undefined ? "" : `-frozen${frozenBackbone}`
+  }`;
+  const dir = join(runs, `${name}${suffix}-s${seed}`);
+  return {
+    spec,
+    ...(steps === undefined ? {} : { steps }),
+    seed,
+    ...(frozenBackbone === undefined ? {} : { frozenBackbone }),
+    dir,
+    record: recordIn(dir, base),
+  };
 };
 
-/** A run of a spec as written, without overrides (a learning curve), in `<runs>/<the file's stem>`. */
-export const specRun = (runs: string, spec: string, e: Experiment): GridRun => {
-  const dir = join(runs, basename(spec, extname(spec)));
-  return { spec, dir, record: recordIn(dir, e) };
+/** The command-line form of a grid's overrides (` --steps N --frozen-backbone D`, or ""), for its report. */
+export const overrideFlags = ({ steps, frozenBackbone }: RunOverrides): string =>
+  `${steps === undefined ? "" : ` --steps ${steps}`}${
+    frozenBackbone === undefined ? "" : ` --frozen-backbone ${frozenBackbone}`
+  }`;
+
+/**
+ * A run of a spec as written (a learning curve), in `<runs>/<the file's stem>[-frozen<D>]`: no step or
+ * seed override, but a grid's frozen backbone, when it has one.
+ */
+export const specRun = (runs: string, spec: string, e: Experiment, frozenBackbone?: number): GridRun => {
+  const dir = join(
+    runs,
+    `${basename(spec, extname(spec))}${frozenBackbone === undefined ? "" : `-frozen${frozenBackbone}`}`,
+  );
+  return { spec, ...(frozenBackbone === undefined ? {} : { frozenBackbone }), dir, record: recordIn(dir, e) };
 };
 
-/** The experiment a run trains: its spec file with the grid's overrides. */
+/** The spec as a grid's frozen-backbone override leaves it (what its report describes). */
+export const withGridFrozen = (e: Experiment, frozenBackbone: number | undefined): Experiment =>
+  frozenBackbone === undefined
+    ? e
+    : withOverrides(e, undefined, undefined, frozenBackboneSpec({ draws: frozenBackbone }));
+
+/**
+ * The experiment a run trains: its spec file with the grid's overrides (steps, seed, a frozen backbone),
+ * checked again by the spec rules (an override can break a rule the file kept, e.g. a step count past the
+ * limit, a batch too small for the spec's image-level sources, a cache under the independent scheme): a
+ * SpecError naming the spec file and the field, before any training.
+ */
 export const runExperiment = (run: GridRun) =>
-  Effect.map(loadExperiment(run.spec), (e) => withOverrides(e, run.steps, run.seed));
+  loadExperiment(run.spec).pipe(
+    Effect.flatMap((e) => {
+      const draws = run.frozenBackbone;
+      const frozen = draws === undefined ? undefined : frozenBackboneSpec({ draws });
+      return decodeExperiment(withOverrides(e, run.steps, run.seed, frozen), run.spec);
+    }),
+  );
 
 /** How a grid's runs train: threads, Workers, and where their progress lines go (default: nowhere). */
 export interface RunOptions {

@@ -1,5 +1,5 @@
 /**
- * `deno task grid larvseg [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: runs the LarvSeg grid
+ * `deno task grid larvseg [--seeds 3] [--steps N] [--frozen-backbone D] [--only REGEX] [--report-only]`: runs the LarvSeg grid
  * (`experiments/larvseg/<dataset>-<row>.ts`) for every seed, evaluates each run, and writes the
  * "LarvSeg at CPU scale" section of RESULTS.md (all / base / novel mIoU mean ± std over seeds, the
  * paper's deltas beside ours, findings computed against the seed spread) and a plot per dataset
@@ -18,7 +18,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type Experiment,
-  imageLevelShare,
+  imageLevelShares,
+  imageLevelSources,
   loadExperiment,
   readEvalRecord,
   type TrainConfig,
@@ -31,8 +32,10 @@ import {
   gridFlags,
   type GridRun,
   learningCurve,
+  overrideFlags,
   seedRun,
   specRun,
+  withGridFrozen,
 } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
 import { submitGrid } from "./slurm/submit.ts";
@@ -96,7 +99,7 @@ const runOne = (run: GridRun, reportOnly: boolean) =>
   });
 
 export const main = async (args: string[]) => {
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const split = (f: string) => {
     const [dataset, ...rest] = f.replace(/\.ts$/, "").split("-");
     return { dataset, row: rest.join("-") };
@@ -105,7 +108,7 @@ export const main = async (args: string[]) => {
   const curves: GridRun[] = [];
   for (const file of readdirSync(SPECS).filter((f) => f.startsWith("curve-") && only.test(f)).sort()) {
     const spec = join(SPECS, file);
-    curves.push(specRun(RUNS, spec, await Effect.runPromise(loadExperiment(spec))));
+    curves.push(specRun(RUNS, spec, await Effect.runPromise(loadExperiment(spec)), frozenBackbone));
   }
   const isRow = (f: string) => f.endsWith(".ts") && f !== "grid.ts" && !f.startsWith("curve-");
   const files = readdirSync(SPECS).filter((f) => isRow(f) && only.test(f))
@@ -120,8 +123,11 @@ export const main = async (args: string[]) => {
   const planned: { file: string; path: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(SPECS, file);
-    const base = await Effect.runPromise(loadExperiment(path));
-    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, path, base, steps, seed));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(path)), frozenBackbone);
+    const runs = Array.from(
+      { length: seeds },
+      (_, seed) => seedRun(RUNS, path, base, { steps, frozenBackbone }, seed),
+    );
     planned.push({ file, path, base, runs });
   }
   if (slurmRequested()) {
@@ -137,7 +143,7 @@ export const main = async (args: string[]) => {
     }
     rows.push({ ...split(file), file: path, e: base, runs });
   }
-  const flags = `--seeds ${seeds}${steps === undefined ? "" : ` --steps ${steps}`}${
+  const flags = `--seeds ${seeds}${overrideFlags({ steps, frozenBackbone })}${
     reportOnly ? " --report-only" : ""
   }`;
   const body = [
@@ -161,12 +167,17 @@ export const main = async (args: string[]) => {
 const cell = (xs: readonly number[]) =>
   xs.length ? `${mean(xs).toFixed(2)} ± ${std(xs).toFixed(2)}` : "not run yet";
 
-/** How a batch splits between pixel-labelled and image-level photos, when some row has a second source. */
+/** The images of each image-level source in a batch, e.g. "2 + 2" (one number for one source). */
+const perSourceText = (perSource: readonly number[]) => perSource.join(" + ");
+
+/** How a batch splits between pixel-labelled and image-level photos, when some row has image-level sources. */
 const batchMix = (own: readonly LarvSegRow[], batchSize: number) => {
-  const source = own.find((r) => r.e.data.imageLevel)?.e.data.imageLevel;
-  if (!source) return "";
-  const { pixel, imageLevel } = imageLevelShare(batchSize, source.ratio);
-  return ` (${pixel} pixel-labelled + ${imageLevel} tag photos in the rows with image-level data)`;
+  const sources = imageLevelSources(own.find((r) => r.e.data.imageLevel)?.e.data.imageLevel);
+  if (sources.length === 0) return "";
+  const { pixel, perSource } = imageLevelShares(batchSize, sources);
+  return ` (${pixel} pixel-labelled + ${
+    perSourceText(perSource)
+  } tag photos in the rows with image-level data)`;
 };
 
 /** The learning-rate multipliers other than 1, e.g. ", ×0.1 on ^model\.backbone\.". */
@@ -323,11 +334,16 @@ export const larvSegFindings = (rows: readonly LarvSegRow[]): string[] => {
   );
   const mixed = rows.find((r) => r.e.data.imageLevel);
   if (mixed) {
-    const { pixel, imageLevel } = imageLevelShare(mixed.e.train.batchSize, mixed.e.data.imageLevel!.ratio);
+    const { pixel, perSource } = imageLevelShares(
+      mixed.e.train.batchSize,
+      imageLevelSources(mixed.e.data.imageLevel),
+    );
     out.push(
       "",
       `The rows with tag photos train on ${pixel} pixel-labelled images per step, the others on ` +
-        `${mixed.e.train.batchSize} (the other ${imageLevel} places are tag photos, the official 1:1 mix): ` +
+        `${mixed.e.train.batchSize} (the other ${
+          perSourceText(perSource)
+        } places are tag photos, the official 1:1 mix): ` +
         "their base mIoU reflects that smaller mask supervision as well as the image-level terms.",
     );
   }

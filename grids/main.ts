@@ -26,6 +26,13 @@ const gridFlags = (what: string): Record<string, SuiteFlag> => ({
     value: int(BOUNDS.steps),
     description: "train each run this many steps instead of its spec's",
   },
+  "frozen-backbone": {
+    form: "space",
+    metavar: "D",
+    value: int(BOUNDS.draws),
+    description: "train every run's head on its frozen backbone (train.frozenBackbone) with D cached " +
+      "augmentation draws per image (0: no cache); runs get folders of their own (…-frozen<D>-s<seed>)",
+  },
   only: {
     form: "space",
     metavar: "REGEX",
@@ -113,6 +120,14 @@ export const GRIDS: Record<string, Suite> = {
       'resumable) and writes RESULTS.md\'s "LarvSeg at CPU scale" section.',
     flags: gridFlags("grid's"),
     run: submittable(async (args) => (await import("./larvseg.ts")).main(args)),
+  },
+  "xi-sources": {
+    title: "ξ from image-level sources on ccp: mAP and recall@κ per source mix (RESULTS.md)",
+    summary:
+      "Trains RankSeg's multi-label head ξ on ccp with each mix of image-level sources (experiments/xi-sources, " +
+      'every seed; resumable) and writes RESULTS.md\'s "ξ from image-level sources (ccp)" section.',
+    flags: gridFlags("grid's"),
+    run: submittable(async (args) => (await import("./xi_sources.ts")).main(args)),
   },
   panoptic: {
     title: "the ReMaX grid on coco133 (RESULTS.md); step; diagnose <run-dir>",

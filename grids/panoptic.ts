@@ -1,5 +1,5 @@
 /**
- * `deno task grid panoptic [--seeds 3] [--steps N] [--only REGEX] [--report-only]`: the ReMaX grid on
+ * `deno task grid panoptic [--seeds 3] [--steps N] [--frozen-backbone D] [--only REGEX] [--report-only]`: the ReMaX grid on
  * coco133 (`experiments/panoptic/coco133-*.ts`: baseline, + ReMask, + ReClass, ReMaX, + RankSeg queries),
  * every row for every seed, evaluated by PQ; writes the "Panoptic segmentation on coco133" section of
  * RESULTS.md (PQ / PQ_th / PQ_st / mIoU mean ± std, training step time, inference time, the papers'
@@ -50,7 +50,7 @@ import {
   rowLabel,
   ROWS,
 } from "./panoptic_findings.ts";
-import { finishedRun, gridFlags, type GridRun, seedRun } from "./grid_runs.ts";
+import { finishedRun, gridFlags, type GridRun, overrideFlags, seedRun, withGridFrozen } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
 import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
@@ -146,14 +146,17 @@ const stepMs = async (experiments: readonly Experiment[]): Promise<number[]> => 
 };
 
 const grid = async (args: string[]) => {
-  const { seeds, steps, only, reportOnly } = gridFlags();
+  const { seeds, steps, frozenBackbone, only, reportOnly } = gridFlags();
   const files = readdirSync(SPECS).filter((f) => /^coco133-.*\.ts$/.test(f) && only.test(f))
     .sort((a, b) => ORDER.indexOf(a.slice(8, -3)) - ORDER.indexOf(b.slice(8, -3)));
   const planned: { file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const path = join(SPECS, file);
-    const base = await Effect.runPromise(loadExperiment(path));
-    const runs = Array.from({ length: seeds }, (_, seed) => seedRun(RUNS, path, base, steps, seed));
+    const base = withGridFrozen(await Effect.runPromise(loadExperiment(path)), frozenBackbone);
+    const runs = Array.from(
+      { length: seeds },
+      (_, seed) => seedRun(RUNS, path, base, { steps, frozenBackbone }, seed),
+    );
     planned.push({ file, base, runs });
   }
   if (slurmRequested()) return await submitGrid("panoptic", args, RUNS, planned.flatMap((p) => p.runs));
@@ -184,7 +187,7 @@ const grid = async (args: string[]) => {
     return dir ? (await diagnostics(dir, 8)).totals : undefined;
   };
   const diag = { baseline: await diagnosticsOf("baseline"), remask: await diagnosticsOf("remask") };
-  await writeSection(rows, trivial, seeds, steps, diag);
+  await writeSection(rows, trivial, seeds, steps, diag, frozenBackbone);
 };
 
 const writeSection = async (
@@ -193,10 +196,11 @@ const writeSection = async (
   seeds: number,
   steps: number | undefined,
   diagnostics: { baseline?: Diagnostics; remask?: Diagnostics },
+  frozenBackbone?: number,
 ) => {
   const pm = (xs: number[]) => xs.length ? `${fixed(100 * mean(xs), 2)} ± ${fixed(100 * std(xs), 2)}` : "–";
   const body = [
-    `Written by \`deno task grid panoptic --seeds ${seeds}${steps ? ` --steps ${steps}` : ""}\` on ${
+    `Written by \`deno task grid panoptic --seeds ${seeds}${overrideFlags({ steps, frozenBackbone })}\` on ${
       new Date().toISOString().slice(0, 10)
     }: ${steps ?? rows[0].e.train.steps} steps at batch ${
       rows[0].e.train.batchSize

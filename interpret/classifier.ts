@@ -31,8 +31,12 @@ export const inferenceGraph = (spec: Classifier, shapes: Shapes): Graph => {
 };
 
 /** Forward and loss: `labels` [b] int32 holds each image's class. */
-export const lossGraph = (spec: Classifier, shapes: Shapes): { graph: Graph; loss: Tensor } => {
-  const g = new Graph("train");
+export const lossGraph = (
+  spec: Classifier,
+  shapes: Shapes,
+  { dataParallel = false }: { readonly dataParallel?: boolean } = {},
+): { graph: Graph; loss: Tensor } => {
+  const g = new Graph("train", { dataParallel });
   const logits = forward(spec, imagesOf(g, shapes), shapes, true);
   const labels = o.cast(o.input(g, "labels", [shapes.batch], "int32"), "int64");
   const loss = g.scope("loss", () => softmaxCrossEntropy(logits, labels, { ignoreIndex: -1, axis: -1 }));

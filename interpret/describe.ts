@@ -3,11 +3,18 @@
  * papers' "#params / FLOPs" columns, for one image at the training crop size.
  */
 import type { Model } from "../dsl/model.ts";
-import { inferenceGraph } from "./graphs.ts";
+import type { Experiment } from "../dsl/experiment.ts";
+import { featureGraph, inferenceGraph, trainingStages } from "./graphs.ts";
 import { describe } from "../ir/describe.ts";
 import { Graph } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
+import { liveNodes } from "../ir/live.ts";
+import { type Prim, type Rule, RULES } from "../ir/primitives.ts";
+import { sizeOf } from "../ir/dtype.ts";
 import { panopticForward } from "../layers/panoptic.ts";
+import { optimizerConfig } from "./optimizer.ts";
+import { inferenceShapes } from "./shapes.ts";
+import { type BackboneMode, variableState } from "./frozen_backbone.ts";
 
 export interface ComponentCost {
   readonly component: string;
@@ -91,5 +98,102 @@ export const formatDescription = (name: string, d: ModelDescription): string => 
       }`,
     );
   }
+  return lines.join("\n");
+};
+
+/** One way of training the model, costed per training crop. */
+export interface StepCost {
+  readonly mode: BackboneMode;
+  /** Forward + backward + optimizer update of one crop (every graph stage of the plan), in GFLOPs. */
+  readonly gflops: number;
+}
+
+/** What a frozen backbone leaves to train (`train.frozenBackbone`), and a training step's cost each way. */
+export interface TrainingDescription {
+  /** The frozen backbone's parameters (no gradient, no update) and cached draws, when it is frozen. */
+  readonly frozen?: { readonly params: number; readonly draws: number; readonly scope: string };
+  /** Parameters the optimizer updates. */
+  readonly trainable: number;
+  /** A step per crop: fine-tuning ("trained"), the frozen backbone run each step, the head on cached features. */
+  readonly steps: readonly StepCost[];
+}
+
+/** GFLOPs of every graph stage of a training plan (forward, backward and update nodes alike). */
+const planGflops = (stages: ReturnType<typeof trainingStages>["stages"]): number =>
+  stages.reduce((total, stage) => {
+    if (stage._tag !== "GraphStage") return total;
+    const g = stage.graph;
+    const outputs = (stage.outputs ?? [...g.outputs.keys()]).map((n) => g.outputs.get(n)!);
+    return total +
+      liveNodes(g, outputs).reduce(
+        (a, n) => a + ((RULES[n.prim.op] as unknown as Rule<Prim>).flops(n.prim, n.outputs) ?? 0),
+        0,
+      );
+  }, 0) / 1e9;
+
+/**
+ * The training side of `describe` for a segmenter or panoptic model: which parameters a frozen
+ * backbone freezes and what a training step costs per crop with the whole model trained, with the
+ * backbone frozen (run every step, no backward) and with its outputs read from a feature cache (the
+ * head alone). Undefined for models without a feature graph and for the independent scheme (its ranker
+ * is another run's).
+ */
+export const describeTraining = (e: Experiment): TrainingDescription | undefined => {
+  const model = e.model;
+  if (model._tag === "Segmenter" && model.scheme._tag === "Independent") return undefined;
+  const shapes = inferenceShapes(e, 1);
+  const features = featureGraph(model, shapes);
+  if (!features) return undefined;
+  const optimizer = optimizerConfig(e.train);
+  const modes: BackboneMode[] = ["trained", "frozen", "cached"];
+  const steps = modes.map((mode) => ({
+    mode,
+    gflops: planGflops(trainingStages(model, shapes, optimizer, undefined, mode).stages),
+  }));
+  const count = (g: Graph, trainable: boolean) =>
+    g.nodes.reduce(
+      (a, n) => a + (n.prim.op === "variable" && n.prim.trainable === trainable ? sizeOf(n.prim.shape) : 0),
+      0,
+    );
+  const frozen = e.train.frozenBackbone;
+  const mode: BackboneMode = frozen === undefined ? "trained" : frozen.draws > 0 ? "cached" : "frozen";
+  const { graph } = trainingStages(model, shapes, optimizer, undefined, mode);
+  return {
+    ...(frozen
+      ? {
+        frozen: {
+          params: variableState(features).reduce((a, v) => a + sizeOf(v.shape), 0),
+          draws: frozen.draws,
+          scope: "model.backbone",
+        },
+      }
+      : {}),
+    trainable: count(graph, true),
+    steps,
+  };
+};
+
+const STEP_NAMES: Record<BackboneMode, string> = {
+  trained: "fine-tuning the whole model",
+  frozen: "frozen backbone, run each step",
+  cached: "head only, features from the cache",
+};
+
+/** The training description as lines under describe's table. */
+export const formatTraining = (
+  d: TrainingDescription,
+  [height, width]: readonly [number, number],
+): string => {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const lines = [
+    d.frozen
+      ? `train.frozenBackbone (${
+        d.frozen.draws > 0 ? `${d.frozen.draws} cached augmentation draws per image` : "no cache"
+      }): the ${n(d.frozen.params)} parameters under ${d.frozen.scope} are frozen (no gradient, no update, ` +
+        `evaluation mode); ${n(d.trainable)} parameters train`
+      : `all ${n(d.trainable)} parameters train (train.frozenBackbone would freeze the backbone)`,
+    `training step, one ${height}×${width} crop (forward + backward + update, GFLOPs):`,
+    ...d.steps.map((s) => `  ${STEP_NAMES[s.mode].padEnd(40)}${s.gflops.toFixed(3).padStart(10)}`),
+  ];
   return lines.join("\n");
 };

@@ -16,21 +16,41 @@ import * as segmenter from "./segmenter.ts";
 import * as panoptic from "./panoptic.ts";
 import { graphStage, type Stage } from "../ir/plan.ts";
 import type { Shapes } from "./shapes.ts";
+import type { BackboneMode } from "./frozen_backbone.ts";
 
-/** The training graph of any model kind; `ranker` is the independent scheme's frozen model. */
+/**
+ * The training graph of any model kind; `ranker` is the independent scheme's frozen model, `backbone`
+ * how the backbone trains (`frozen_backbone.ts`; a classifier's always trains).
+ */
 export const trainingGraph = (
   model: Model,
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: segmenter.Ranker,
+  backbone: BackboneMode = "trained",
 ): Graph => {
   switch (model._tag) {
     case "Segmenter":
-      return segmenter.trainingGraph(model, shapes, optimizer, ranker);
+      return segmenter.trainingGraph(model, shapes, optimizer, ranker, backbone);
     case "Classifier":
       return classifier.trainingGraph(model, shapes, optimizer);
     case "PanopticSegmenter":
-      return panoptic.trainingGraph(model, shapes, optimizer);
+      return panoptic.trainingGraph(model, shapes, optimizer, backbone);
+  }
+};
+
+/**
+ * The feature graph of a segmenter or panoptic model: `images` → the backbone outputs its head reads
+ * (`features.<i>`), what a frozen backbone's feature cache holds; undefined for a classifier.
+ */
+export const featureGraph = (model: Model, shapes: Shapes): Graph | undefined => {
+  switch (model._tag) {
+    case "Segmenter":
+      return segmenter.featureGraph(model, shapes);
+    case "Classifier":
+      return undefined;
+    case "PanopticSegmenter":
+      return panoptic.featureGraph(model, shapes);
   }
 };
 
@@ -45,9 +65,10 @@ export const trainingStages = (
   shapes: Shapes,
   optimizer: OptimizerConfig,
   ranker?: segmenter.Ranker,
+  backbone: BackboneMode = "trained",
 ): { graph: Graph; stages: Stage[] } => {
-  if (model._tag === "PanopticSegmenter") return panoptic.trainingStages(model, shapes, optimizer);
-  if (model._tag === "Segmenter") return segmenter.trainingStages(model, shapes, optimizer, ranker);
+  if (model._tag === "PanopticSegmenter") return panoptic.trainingStages(model, shapes, optimizer, backbone);
+  if (model._tag === "Segmenter") return segmenter.trainingStages(model, shapes, optimizer, ranker, backbone);
   const graph = trainingGraph(model, shapes, optimizer, ranker);
   return { graph, stages: [graphStage(graph, { name: "train" })] };
 };

@@ -25,10 +25,17 @@
 import type { PanopticSegmenter } from "../dsl/model.ts";
 import { Graph, type Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
-import { minimize, type OptimizerConfig } from "../ir/optim.ts";
+import { minimize, minimizeDataParallel, type OptimizerConfig } from "../ir/optim.ts";
+import { type DataParallelOptions, dataParallelStages } from "./data_parallel.ts";
 import { graphStage, type Stage } from "../ir/plan.ts";
 import { matchingStage } from "../host/matching_stage.ts";
-import { panopticForward } from "../layers/panoptic.ts";
+import { backboneMaps, panopticForward, panopticHead } from "../layers/panoptic.ts";
+import {
+  type BackboneMode,
+  featureGraph as featureGraphOf,
+  featureInputs,
+  frozenState,
+} from "./frozen_backbone.ts";
 import {
   auxSemanticCrossEntropy,
   maskIdCrossEntropy,
@@ -83,15 +90,20 @@ const sampleGrid = (x: Tensor, [h, w]: readonly [number, number]): Tensor => {
  * under scope `model`, targets on the stride-4 grid, and the mask logits matching and mask losses use
  * (ReMask's m̃ when on).
  */
-const trainingForward = (g: Graph, spec: PanopticSegmenter, shapes: Shapes) => {
+const trainingForward = (g: Graph, spec: PanopticSegmenter, shapes: Shapes, backbone: BackboneMode) => {
   const { batch: b, height, width } = shapes;
   const m = maxMasks(spec);
-  const images = o.input(g, IMAGES, [b, 3, height, width]);
+  const images = backbone === "cached" ? undefined : o.input(g, IMAGES, [b, 3, height, width]);
   const labels = o.cast(o.input(g, LABELS, [b, height, width], "int32"), "int64");
   const maskIds = o.input(g, MASK_IDS, [b, height, width], "int64");
   const gtClasses = o.input(g, MASK_CLASSES, [b, m], "int64");
   const present = presence(labels, spec.classes, spec.ignoreIndex);
-  const out = g.scope("model", () => panopticForward(spec, images, { mode: "train", present }));
+  // The backbone's maps: trained, frozen (no gradient, no update), or the cached graph's feature inputs.
+  const maps = images === undefined
+    ? featureInputs(g, featureGraph(spec, shapes))
+    : g.scope("model", () =>
+      backbone === "trained" ? backboneMaps(images, spec) : g.frozen(() => backboneMaps(images, spec)));
+  const out = g.scope("model", () => panopticHead(spec, maps, { mode: "train", present }));
   const gridLabels = sampleGrid(labels, out.grid);
   const gtMasks = targetMasks(sampleGrid(maskIds, out.grid), m); // [b, M, P]
   const maskLogits = spec.remask
@@ -100,10 +112,21 @@ const trainingForward = (g: Graph, spec: PanopticSegmenter, shapes: Shapes) => {
   return { out, maskLogits, gtMasks, gtClasses, gridLabels, present };
 };
 
+/**
+ * The feature graph of a panoptic model (`frozen_backbone.ts`): `images` → `features.<i>`, the backbone
+ * maps the pixel decoder reads (`backboneMaps`: stride 4 and coarser, NCHW).
+ */
+export const featureGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph =>
+  featureGraphOf(shapes, (images) => backboneMaps(images, spec));
+
 /** The cost graph: the training forward → `costs` [b, N, M] (−dice × class probability). */
-export const costGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
+export const costGraph = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  backbone: BackboneMode = "trained",
+): Graph => {
   const g = new Graph("cost");
-  const f = trainingForward(g, spec, shapes);
+  const f = trainingForward(g, spec, shapes, backbone);
   g.scope(
     "matching",
     () => g.output(COSTS, matchingCosts(f.maskLogits, f.out.classLogits, f.gtMasks, f.gtClasses)),
@@ -112,9 +135,14 @@ export const costGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
 };
 
 /** The loss graph: the training forward and kMaX's losses of the matched pairs (input `matching`). */
-export const lossGraph = (spec: PanopticSegmenter, shapes: Shapes): { graph: Graph; loss: Tensor } => {
-  const g = new Graph("train");
-  const f = trainingForward(g, spec, shapes);
+export const lossGraph = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  backbone: BackboneMode = "trained",
+  { dataParallel = false }: { readonly dataParallel?: boolean } = {},
+): { graph: Graph; loss: Tensor } => {
+  const g = new Graph("train", { dataParallel });
+  const f = trainingForward(g, spec, shapes, backbone);
   const matching = o.input(g, MATCHING, [shapes.batch, spec.numMaskSlots, maxMasks(spec)]);
   const terms: Tensor[] = [];
   g.scope("loss", () => {
@@ -161,7 +189,7 @@ export const DIAGNOSTICS = "diagnostics.";
  */
 export const diagnosticsGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph => {
   const g = new Graph("diagnostics");
-  const f = trainingForward(g, spec, shapes);
+  const f = trainingForward(g, spec, shapes, "trained");
   const matching = o.input(g, MATCHING, [shapes.batch, spec.numMaskSlots, maxMasks(spec)]);
   g.scope("diagnostics", () => {
     const d = matchingDiagnostics({
@@ -187,26 +215,35 @@ export const diagnosticsGraph = (spec: PanopticSegmenter, shapes: Shapes): Graph
 };
 
 /** The loss graph with backward and optimizer update (inputs: the feeds, `matching`, `lr`, `step`). */
-export const trainingGraph = (spec: PanopticSegmenter, shapes: Shapes, optimizer: OptimizerConfig): Graph => {
-  const { graph, loss } = lossGraph(spec, shapes);
+export const trainingGraph = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  backbone: BackboneMode = "trained",
+): Graph => {
+  const { graph, loss } = lossGraph(spec, shapes, backbone);
   minimize(loss, optimizer);
   return graph;
 };
 
 /**
  * The training plan's stages: cost graph → Hungarian matching (host) → loss + update graph. `graph` is
- * the last one: it declares every parameter and optimizer moment the plan's state holds.
+ * the last one: it declares every parameter and optimizer moment the plan's state holds. With the
+ * backbone's outputs `"cached"`, both graphs read them as inputs and the frozen backbone's variables are
+ * held by a host stage first (`frozen_backbone.ts`).
  */
 export const trainingStages = (
   spec: PanopticSegmenter,
   shapes: Shapes,
   optimizer: OptimizerConfig,
+  backbone: BackboneMode = "trained",
 ): { graph: Graph; stages: Stage[] } => {
-  const graph = trainingGraph(spec, shapes, optimizer);
+  const graph = trainingGraph(spec, shapes, optimizer, backbone);
   return {
     graph,
     stages: [
-      graphStage(costGraph(spec, shapes), { name: "cost" }),
+      ...(backbone === "cached" ? [frozenState(featureGraph(spec, shapes))] : []),
+      graphStage(costGraph(spec, shapes, backbone), { name: "cost" }),
       matchingStage({
         name: "matching",
         costs: COSTS,
@@ -217,6 +254,38 @@ export const trainingStages = (
       graphStage(graph, { name: "train" }),
     ],
   };
+};
+
+/**
+ * One rank's stages of data-parallel training (interpret/data_parallel.ts): cost graph → matching on the
+ * rank's own images → gradients → all-reduce → update. kMaX's losses are normalized per image, then by
+ * the batch mean: exact under gradient averaging, no count sites.
+ */
+export const dataParallelTrainingStages = (
+  spec: PanopticSegmenter,
+  shapes: Shapes,
+  optimizer: OptimizerConfig,
+  options: DataParallelOptions,
+): { graph: Graph; stages: Stage[] } => {
+  const { graph, loss } = lossGraph(spec, shapes, "trained", { dataParallel: true });
+  const parts = minimizeDataParallel(loss, optimizer);
+  return dataParallelStages({
+    graph,
+    parts,
+    losses: [LOSS, PQ_CLASS_LOSS, PQ_DICE_LOSS, MASK_ID_LOSS, SEMANTIC_LOSS, MULTILABEL_LOSS].filter((n) =>
+      graph.outputs.has(n)
+    ),
+    before: [
+      graphStage(costGraph(spec, shapes), { name: "cost" }),
+      matchingStage({
+        name: "matching",
+        costs: COSTS,
+        counts: MASK_COUNTS,
+        index: MATCHED_INDEX,
+        matrix: MATCHING,
+      }),
+    ],
+  }, options);
 };
 
 export interface PanopticInferenceOptions {

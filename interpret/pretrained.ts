@@ -10,6 +10,7 @@
 import { Effect } from "effect";
 import type { MobileNetV2, MobileNetV2Output, ModelSpec } from "../dsl/model.ts";
 import type { Graph } from "../ir/graph.ts";
+import type { Plan } from "../ir/plan.ts";
 import { importWeights, type ParameterValue, type WeightsError } from "../weights/import.ts";
 import { MOBILENET_V2_TORCHVISION } from "../weights/mobilenet_v2_names.ts";
 
@@ -26,24 +27,32 @@ const unusedModules = (b: MobileNetV2, withClassifier: boolean): string[] => {
 
 const MODEL = "model.";
 
+/** The variables of a graph, or the state of a plan (whose host stages may hold a frozen backbone's). */
+const variablesOf = (g: Graph | Plan): { name: string; shape: readonly number[] }[] =>
+  "stages" in g
+    ? g.state.map(({ name, shape }) => ({ name, shape }))
+    : g.nodes.flatMap((n) => (n.prim.op === "variable" ? [{ name: n.prim.name, shape: n.prim.shape }] : []));
+
 /**
- * The pretrained values of `model`'s parameters in graph `g` (empty when its backbone has no
- * `pretrained` file), for a model of any kind: its backbone's (and a Classifier's head). Fails with every
- * key that does not fit, naming the file.
+ * The pretrained values of `model`'s parameters in graph `g` or plan `g` (empty when its backbone has no
+ * `pretrained` file), for a model of any kind: its backbone's (and a Classifier's head), trained or
+ * frozen (a frozen backbone's variables are state, not parameters; in a cached plan they are only in
+ * the plan's state). Fails with every key that does not fit, naming the file.
  */
 export const pretrainedValues = (
   model: ModelSpec,
-  g: Graph,
+  g: Graph | Plan,
 ): Effect.Effect<Map<string, ParameterValue>, WeightsError> => {
   const b = model.backbone;
   if (b._tag !== "MobileNetV2" || b.pretrained === null) return Effect.succeed(new Map());
   const withClassifier = model._tag === "Classifier";
   const prefixes = withClassifier ? ["backbone.", "classifier."] : ["backbone."];
   const expected = new Map<string, readonly number[]>();
-  for (const n of g.nodes) {
-    if (n.prim.op !== "variable" || !n.prim.trainable || !n.prim.name.startsWith(MODEL)) continue;
-    const path = n.prim.name.slice(MODEL.length);
-    if (prefixes.some((p) => path.startsWith(p))) expected.set(path, n.prim.shape);
+  // Only `model.` names: optimizer moments (`adam.m:model.…`) are state of the same shapes, never weights.
+  for (const { name, shape } of variablesOf(g)) {
+    if (!name.startsWith(MODEL)) continue;
+    const path = name.slice(MODEL.length);
+    if (prefixes.some((p) => path.startsWith(p))) expected.set(path, shape);
   }
   return Effect.map(
     importWeights(b.pretrained, MOBILENET_V2_TORCHVISION, expected, {

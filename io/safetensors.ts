@@ -14,8 +14,9 @@
  */
 import { Data, Effect, Schema } from "effect";
 
-export type Dtype = "F64" | "I64" | "F32" | "I32" | "U8" | "BOOL";
-export type TensorData = Float64Array | BigInt64Array | Float32Array | Int32Array | Uint8Array;
+export type Dtype = "F64" | "I64" | "F32" | "I32" | "F16" | "U8" | "BOOL";
+/** F16 data is held as its raw IEEE half-precision bits (view them with `new Float16Array(data.buffer)`). */
+export type TensorData = Float64Array | BigInt64Array | Float32Array | Int32Array | Uint16Array | Uint8Array;
 
 export interface Tensor {
   readonly dtype: Dtype;
@@ -58,6 +59,7 @@ const dtypeInfo = {
   I64: { size: 8, array: BigInt64Array },
   F32: { size: 4, array: Float32Array },
   I32: { size: 4, array: Int32Array },
+  F16: { size: 2, array: Uint16Array },
   U8: { size: 1, array: Uint8Array },
   BOOL: { size: 1, array: Uint8Array },
 } as const;

@@ -189,7 +189,17 @@ export class Graph {
   private backwardDepth = 0;
   private frozenDepth = 0;
 
-  constructor(readonly name = "graph") {}
+  /**
+   * `dataParallel`: the graph is traced for one rank of a data-parallel run. Loss sites that divide by a
+   * data-dependent count (`divideByCount`, ir/count_normalized.ts) then output their local count and divide
+   * by the rank's share of the global count, fed in; an ordinary graph divides by its own count.
+   */
+  constructor(readonly name = "graph", readonly options: { readonly dataParallel?: boolean } = {}) {}
+
+  /** Whether the graph is traced for one rank of a data-parallel run (see the constructor). */
+  get dataParallel(): boolean {
+    return this.options.dataParallel === true;
+  }
 
   /** The current scope path, e.g. `model.psi.block0`. */
   get path(): string {

@@ -82,21 +82,32 @@ export interface Minimized {
   readonly grads: readonly Tensor[];
 }
 
-/**
- * Appends gradients of `loss` and the optimizer update of `params` (default: every trainable variable)
- * to the graph, with outputs `next:<name>` for parameters and moments, and `gradNorm`.
- */
-export const minimize = (
-  loss: Tensor,
-  config: OptimizerConfig,
-  params = parameters(loss.graph),
-): Minimized => {
-  const g = loss.graph;
+/** The graph output of a parameter's gradient in a data-parallel graph: `grad:<name>`. */
+export const GRAD = "grad:";
+/** The graph input of the ranks' mean gradient that a data-parallel update reads: `meanGrad:<name>`. */
+export const MEAN_GRAD = "meanGrad:";
+/** The output of the gradient norm (before clipping). */
+export const GRAD_NORM = "gradNorm";
+
+/** The `lr` and `step` inputs and the checked dtype of the parameters. */
+const scheduleInputs = (g: Graph, params: readonly Tensor[]) => {
   const dtype: DType = params[0]?.dtype ?? "float32";
   if (!isFloat(dtype)) throw new GraphError({ path: "", message: `optimizer: parameters must be float` });
-  const lr = ops.input(g, "lr", [], dtype);
-  const step = ops.input(g, "step", [], dtype);
-  let grads = grad(loss, params);
+  return { dtype, lr: ops.input(g, "lr", [], dtype), step: ops.input(g, "step", [], dtype) };
+};
+
+/**
+ * The optimizer update of `params` from their gradients `grads` (any tensors of their shapes): the global
+ * norm (output `gradNorm`), clipping, and `next:` outputs for parameters and moments, under `optimizer`.
+ */
+const applyUpdate = (
+  params: readonly Tensor[],
+  gradients: readonly Tensor[],
+  config: OptimizerConfig,
+  { dtype, lr, step }: { dtype: DType; lr: Tensor; step: Tensor },
+): Minimized => {
+  const g = lr.graph;
+  let grads = gradients;
   return g.backward(() =>
     g.atPath("optimizer", () => {
       const norm = ops.sqrt(
@@ -106,7 +117,7 @@ export const minimize = (
         const coef = ops.minimum(ops.div(config.clipGradNorm, ops.add(norm, 1e-6)), 1);
         grads = grads.map((gr) => ops.mul(gr, coef));
       }
-      g.output("gradNorm", norm);
+      g.output(GRAD_NORM, norm);
       params.forEach((p, i) => {
         const name = nameOf(p);
         const group = config.groups?.find((gr) => new RegExp(gr.pattern).test(name));
@@ -142,4 +153,55 @@ export const minimize = (
       return { lr, step, gradNorm: norm, grads };
     })
   );
+};
+
+/**
+ * Appends gradients of `loss` and the optimizer update of `params` (default: every trainable variable)
+ * to the graph, with outputs `next:<name>` for parameters and moments, and `gradNorm`.
+ */
+export const minimize = (
+  loss: Tensor,
+  config: OptimizerConfig,
+  params = parameters(loss.graph),
+): Minimized => {
+  const inputs = scheduleInputs(loss.graph, params);
+  return applyUpdate(params, grad(loss, params), config, inputs);
+};
+
+/** The two parts of a data-parallel training graph (`minimizeDataParallel`). */
+export interface DataParallelParts {
+  /** Per parameter: its gradient output (`grad:<name>`) and the mean-gradient input the update reads. */
+  readonly gradients: readonly { readonly output: string; readonly input: string; readonly size: number }[];
+  /** What the update part computes: `next:` of parameters and moments, and `gradNorm`. */
+  readonly updateOutputs: readonly string[];
+}
+
+/**
+ * `minimize` split for data-parallel training: the graph outputs each parameter's gradient as
+ * `grad:<name>`, and the optimizer update reads the ranks' mean gradient from the input
+ * `meanGrad:<name>` instead of the local one. A plan runs the gradient part, all-reduces, then the update
+ * part (same graph, other outputs): the optimizer, its gradient-norm clipping included, sees the mean
+ * gradient, so AdamW steps exactly as one process on the whole batch would.
+ */
+export const minimizeDataParallel = (
+  loss: Tensor,
+  config: OptimizerConfig,
+  params = parameters(loss.graph),
+): DataParallelParts => {
+  const g = loss.graph;
+  const inputs = scheduleInputs(g, params);
+  const grads = grad(loss, params);
+  const gradients = params.map((p, i) => {
+    const name = nameOf(p);
+    g.output(`${GRAD}${name}`, grads[i]);
+    return {
+      output: `${GRAD}${name}`,
+      input: `${MEAN_GRAD}${name}`,
+      size: p.shape.reduce((a, b) => a * b, 1),
+    };
+  });
+  const means = params.map((p, i) => ops.input(g, gradients[i].input, p.shape, inputs.dtype));
+  const before = new Set(g.outputs.keys());
+  applyUpdate(params, means, config, inputs);
+  return { gradients, updateOutputs: [...g.outputs.keys()].filter((n) => !before.has(n)) };
 };

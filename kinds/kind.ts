@@ -23,7 +23,9 @@ import type { Stage } from "../ir/plan.ts";
 import type { OptimizerConfig } from "../ir/optim.ts";
 import type { Value } from "../ir/value.ts";
 import type { Shapes } from "../interpret/shapes.ts";
-import type { Batch } from "../data/batch.ts";
+import type { DataParallelOptions } from "../interpret/data_parallel.ts";
+import type { BackboneMode } from "../interpret/frozen_backbone.ts";
+import type { BatchLabels } from "../data/batch.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Evaluation, Failure } from "../eval/evaluation.ts";
 import type { Prediction } from "../eval/prediction.ts";
@@ -57,16 +59,42 @@ export interface Training<T> {
   checkData(dataset: Dataset): Effect.Effect<void, Failure>;
   /** What the training batches must carry besides images and labels. */
   readonly loader: { readonly panoptic: boolean };
-  /** The training plan's stages; `graph` is the stage that declares the plan's state. */
-  stages(shapes: Shapes, optimizer: OptimizerConfig): { readonly graph: Graph; readonly stages: Stage[] };
+  /**
+   * The training plan's stages; `graph` is the stage that declares the plan's parameters. `backbone`
+   * (default "trained") is how the plan treats the backbone under `train.frozenBackbone`
+   * (interpret/frozen_backbone.ts); a kind without `features` is only asked for "trained".
+   */
+  stages(
+    shapes: Shapes,
+    optimizer: OptimizerConfig,
+    backbone?: BackboneMode,
+  ): { readonly graph: Graph; readonly stages: Stage[] };
+  /**
+   * One rank's stages when several processes train the run, each on its shard of every global batch
+   * (interpret/data_parallel.ts: counts → all-reduce → gradients → all-reduce → update); `shapes` are the
+   * rank's (its share of the batch). Absent: the kind trains in one process only.
+   */
+  dataParallelStages?(
+    shapes: Shapes,
+    optimizer: OptimizerConfig,
+    options: DataParallelOptions,
+  ): { readonly graph: Graph; readonly stages: Stage[] };
+  /**
+   * The feature graph (`images` → `features.<i>`, the backbone outputs the head reads) at `shapes`: what
+   * a frozen backbone's feature cache holds. Absent: the kind cannot train with a frozen backbone.
+   */
+  features?(shapes: Shapes): Graph;
   /** State that enters the plan from another run, frozen (the ranker's parameters), and where it came from. */
   readonly frozen?: { readonly source: string; readonly state: ReadonlyMap<string, Value> };
   /** The loss outputs of the training graph to log and check, the total first. */
   lossNames(graph: Graph): string[];
   /** The tally before the first batch of this process. */
   readonly tally: T;
-  /** A batch's feeds besides `images`, `lr`, `step` and dropout noise (labels in the kind's form, targets). */
-  feeds(batch: Batch, tally: T): BatchFeeds<T>;
+  /**
+   * A batch's feeds besides `images` (or a frozen backbone's cached `features.<i>`), `lr`, `step` and
+   * dropout noise: labels in the kind's form, targets. It reads no images.
+   */
+  feeds(batch: BatchLabels, tally: T): BatchFeeds<T>;
   /** A line for train.log at each checkpoint about the tally, if the kind keeps one. */
   tallyLine?(tally: T): string;
 }

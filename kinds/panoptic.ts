@@ -55,7 +55,10 @@ const training = (e: ExperimentOf<PanopticSegmenter>): Training<TruncationTotals
   return {
     checkData: (dataset) => checkClasses(e.model, dataset),
     loader: { panoptic: true },
-    stages: (shapes, optimizer) => panoptic.trainingStages(e.model, shapes, optimizer),
+    stages: (shapes, optimizer, backbone) => panoptic.trainingStages(e.model, shapes, optimizer, backbone),
+    features: (shapes) => panoptic.featureGraph(e.model, shapes),
+    dataParallelStages: (shapes, optimizer, options) =>
+      panoptic.dataParallelTrainingStages(e.model, shapes, optimizer, options),
     lossNames: (g) => lossNames.filter((n) => g.outputs.has(n)),
     tally: NO_TRUNCATION,
     feeds: (batch, tally) => {

@@ -13,8 +13,9 @@
  */
 import type { Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
+import { divideByCount } from "../ir/count_normalized.ts";
 import type { HostStage } from "../ir/plan.ts";
-import { type BankNames, bankStages } from "./larvseg_bank.ts";
+import { type BankDims, type BankNames, bankStages } from "./larvseg_bank.ts";
 import type { AttentiveClassifier } from "../dsl/model.ts";
 
 /** A logit low enough to drop a class from a softmax (finite, so 0·it stays 0 in gradients). */
@@ -53,7 +54,7 @@ export const exclusiveCrossEntropy = (logits: Tensor, present: Tensor): Tensor =
 export const imageLevelLoss = (logits: Tensor, labels: Tensor): Tensor => {
   const mean = o.mean(logits, [1]); // [b, K]
   const ce = exclusiveCrossEntropy(mean, labels);
-  return o.div(o.sum(o.mul(ce, labels)), o.maximum(o.sum(labels), 1));
+  return divideByCount(o.sum(o.mul(ce, labels)), o.sum(labels), "labelledImageClasses");
 };
 
 /** z-score over the last axis (biased variance + 1e-5, as the official `normalize`). */
@@ -82,6 +83,8 @@ export interface Attentive {
   readonly stages: { readonly read: HostStage; readonly write: HostStage };
   /** The names of the bank's state, the stages' outputs and the rows output. */
   readonly names: BankNames;
+  /** The sizes the bank stages work with (to build them again for data-parallel training). */
+  readonly dims: BankDims;
   /** [b, P] int64: the classes paired with each image (its labels first, lowest ids first). */
   readonly classes: Tensor;
   /** [b, P, Kp, d]: the rows `write` stores (this image's top-Kp p̂ of each paired class). */
@@ -174,7 +177,7 @@ export const attentiveClassifier = (
     const pooled = o.div(o.matmul(attention, x.logits), n); // [b, P, K]
     const ce = exclusiveCrossEntropy(pooled, o.expand(o.unsqueeze(x.labels, 1), [b, p, classes]));
     const target = o.reshape(o.gatherElements(ce, o.unsqueeze(ids, 2), 2), [b, p]);
-    const loss = o.div(o.sum(o.mul(target, ready)), o.maximum(o.sum(valid), 1));
-    const stages = bankStages(names, { batch: b, pairs: p, classes, slots: m, pixels: kp, d });
-    return { loss, stages, names, classes: ids, rows: own, attention };
+    const loss = divideByCount(o.sum(o.mul(target, ready)), o.sum(valid), "labelledPairs");
+    const dims: BankDims = { batch: b, pairs: p, classes, slots: m, pixels: kp, d };
+    return { loss, stages: bankStages(names, dims), names, dims, classes: ids, rows: own, attention };
   });

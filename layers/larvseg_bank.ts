@@ -20,6 +20,7 @@
 import { Effect } from "effect";
 import { zeros } from "../ir/init.ts";
 import { type HostStage, RuntimeError, type StateSpec } from "../ir/plan.ts";
+import type { Collective } from "../ir/collective.ts";
 import { onHost, type Value, value } from "../ir/value.ts";
 
 /** The sizes the stages work with: batch b, pairs per image P, classes K, slots M, pixels Kp, width d. */
@@ -140,8 +141,18 @@ const hostFloats = (env: ReadonlyMap<string, Value>, name: string, shape: readon
   return v.data as Float32Array;
 };
 
-/** The `read` and `write` host stages of one bank (the bank's state is declared by `read`). */
-export const bankStages = (names: BankNames, dims: BankDims): { read: HostStage; write: HostStage } => {
+/**
+ * The `read` and `write` host stages of one bank (the bank's state is declared by `read`).
+ *
+ * With a `collective` of several ranks (data-parallel training), `write` first gathers every rank's rows
+ * and image-level labels in rank order — the order of the images in the one-process batch — and writes
+ * the whole global batch, so that every rank's bank stays the bank one process would have.
+ */
+export const bankStages = (
+  names: BankNames,
+  dims: BankDims,
+  collective?: Collective,
+): { read: HostStage; write: HostStage } => {
   const { batch, pairs, classes, slots, pixels, d } = dims;
   const fail = (stage: string, reason: string) => Effect.fail(new RuntimeError({ stage, reason }));
   const inputs = (env: ReadonlyMap<string, Value>) => {
@@ -182,8 +193,18 @@ export const bankStages = (names: BankNames, dims: BankDims): { read: HostStage;
       if (typeof rows === "string") return fail("bank write", rows);
       const ids = env.get(names.pairs);
       if (!ids || ids.type !== "int64") return fail("bank write", `missing input "${names.pairs}"`);
-      writeBank(found, rows, ids.data as BigInt64Array, found.labels, dims);
-      return Effect.succeed({});
+      if (!collective || collective.size === 1) {
+        writeBank(found, rows, ids.data as BigInt64Array, found.labels, dims);
+        return Effect.succeed({});
+      }
+      return Effect.gen(function* () {
+        const all = { batch: batch * collective.size };
+        const allRows = yield* collective.allGather(rows);
+        const allLabels = yield* collective.allGather(found.labels);
+        const allIds = pairClasses(allLabels, all.batch, classes, pairs);
+        writeBank(found, allRows, allIds, allLabels, { ...dims, ...all });
+        return {};
+      });
     },
   };
   return { read, write };

@@ -45,8 +45,11 @@ export interface PanopticForwardOptions {
   readonly present?: Tensor;
 }
 
-/** The backbone's maps at stride 4 and coarser, NCHW, under scope `backbone`. */
-const backboneMaps = (images: Tensor, spec: PanopticSegmenter): Tensor[] =>
+/**
+ * The backbone's maps at stride 4 and coarser, NCHW, under scope `backbone`: what the pixel decoder
+ * reads (and what a frozen backbone's feature cache holds).
+ */
+export const backboneMaps = (images: Tensor, spec: PanopticSegmenter): Tensor[] =>
   images.graph.scope("backbone", () => {
     const b = spec.backbone;
     let maps: Tensor[] = [];
@@ -239,9 +242,19 @@ export const withVoidPrior = (classLogits: Tensor, p: number): Tensor => {
 export const panopticForward = (
   spec: PanopticSegmenter,
   images: Tensor,
+  options: PanopticForwardOptions,
+): PanopticOutput => panopticHead(spec, backboneMaps(images, spec), options);
+
+/**
+ * Everything after the backbone, from its maps (`backboneMaps`): pixel decoder, transformer decoder,
+ * class and mask heads. A frozen backbone's cached maps enter here.
+ */
+export const panopticHead = (
+  spec: PanopticSegmenter,
+  maps: readonly Tensor[],
   { mode, present }: PanopticForwardOptions,
 ): PanopticOutput => {
-  const { pixels, grid } = pixelDecoder(backboneMaps(images, spec), spec.pixelDecoderDim);
+  const { pixels, grid } = pixelDecoder(maps, spec.pixelDecoderDim);
   const predict = maskPredictor(pixels, spec);
   const queries = transformerDecoder(pixels, spec, predict);
   let classLogits = withVoidPrior(

@@ -5,7 +5,7 @@
 import type { Tensor } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
 import type { Segmenter } from "../dsl/model.ts";
-import { backbone } from "./backbone.ts";
+import { backbone, type Features } from "./backbone.ts";
 import { linear } from "./linear.ts";
 import { classEmbeddings, multiLabelHead } from "./xi.ts";
 import { gatherClasses, presence, selectClasses, type Selected } from "./selection.ts";
@@ -37,8 +37,18 @@ export interface ForwardOptions {
   readonly rankerScores?: Tensor;
 }
 
-export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput => {
-  const { tokens, grid } = backbone(images, spec.backbone, opts.trainGrid, opts.mode === "train");
+export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput =>
+  segmenterFromFeatures(spec, backbone(images, spec.backbone, opts.trainGrid, opts.mode === "train"), opts);
+
+/**
+ * Everything after the backbone, from its tokens [b, h·w, d] on the h×w grid: pixel tokens P, then the
+ * head (`segmenterHead`). A frozen backbone's cached tokens enter here.
+ */
+export const segmenterFromFeatures = (
+  spec: Segmenter,
+  { tokens, grid }: Features,
+  opts: Omit<ForwardOptions, "trainGrid">,
+): SegmenterOutput => {
   const pixels = linear(tokens, spec.headDim, { name: "proj" }); // P: pixel tokens (proj_dec)
   return segmenterHead(spec, pixels, grid, opts);
 };

@@ -56,6 +56,8 @@ Deno.test("round trip of every dtype, scalars, empty tensors, unicode names", ()
     "optimizer.step": { dtype: "I64", shape: [], data: BigInt64Array.from([9007199254740993n]) },
     "ids": { dtype: "I32", shape: [3], data: Int32Array.from([-2147483648, 0, 2147483647]) },
     "odd": { dtype: "U8", shape: [5], data: Uint8Array.from([0, 1, 2, 254, 255]) },
+    // Half precision as raw bits: 1.0, -2.0, 65504 (the largest), 2^-24 (the smallest subnormal).
+    "half": { dtype: "F16", shape: [4], data: Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001]) },
     "mask": { dtype: "BOOL", shape: [3], data: Uint8Array.from([1, 0, 1]) },
     "empty": { dtype: "F32", shape: [0, 4], data: new Float32Array(0) },
   };
@@ -110,7 +112,7 @@ Deno.test("decode errors name the file and the tensor", () => {
     ],
     [fileBytes("[1,2]", []), `${FILE}: header does not start with '{'`],
     [fileBytes(`{"__metadata__":{"epoch":3}}`, []), `${FILE}: __metadata__: metadata values must be strings`],
-    [fileBytes(`{${entry("w", "F16", [4], 0, 8)}}`, eight), `${FILE}: tensor "w": unsupported dtype "F16"`],
+    [fileBytes(`{${entry("w", "BF16", [4], 0, 8)}}`, eight), `${FILE}: tensor "w": unsupported dtype "BF16"`],
     [
       fileBytes(`{${entry("w", "F32", [3], 0, 8)}}`, eight),
       `${FILE}: tensor "w": F32 shape [3] needs 12 bytes but data_offsets span 8`,

@@ -207,7 +207,14 @@ Deno.test("import rules: building graphs and plans loads no ONNX Runtime (the mo
   // The static rules above, checked once more on what Deno actually resolves: `deno info` lists every
   // module an entry point loads, npm packages included.
   for (
-    const entry of ["interpret/graphs.ts", "interpret/describe.ts", "ir/plan.ts", "host/matching_stage.ts"]
+    const entry of [
+      "interpret/graphs.ts",
+      "interpret/describe.ts",
+      "interpret/data_parallel.ts",
+      "ir/plan.ts",
+      "host/matching_stage.ts",
+      "host/all_reduce.ts",
+    ]
   ) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["info", "--json", join(ROOT, entry)],
@@ -221,7 +228,17 @@ Deno.test("import rules: building graphs and plans loads no ONNX Runtime (the mo
       .modules.map((m) => m.specifier);
     assertEquals(modules.some((m) => m.endsWith(entry)), true, `deno info listed ${entry}`);
     assertEquals(modules.filter((m) => /onnxruntime|onnx-proto/.test(m)), [], `what ${entry} loads`);
+    // Nor MPI: the data-parallel stages are built over a Collective that runtime/mpi.ts implements.
+    assertEquals(modules.filter((m) => /\/runtime\//.test(m)), [], `what ${entry} loads of runtime/`);
   }
+});
+
+Deno.test("import rules: only runtime/mpi.ts opens the MPI library", () => {
+  const opens = [...graph.keys()].filter((f) =>
+    !f.startsWith("tests/") && /Deno\.dlopen\(/.test(readFileSync(join(ROOT, f), "utf8")) &&
+    /libmpi|MPI_/.test(readFileSync(join(ROOT, f), "utf8"))
+  );
+  assertEquals(opens, ["runtime/mpi.ts"]);
 });
 
 Deno.test("import rules: no import cycles between files", () => {

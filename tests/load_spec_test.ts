@@ -4,8 +4,13 @@
  * of the two loads it.
  */
 import { Effect } from "effect";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { cli } from "./cli_runner.ts";
+import * as m from "../dsl/model.ts";
+import { frozenBackbone } from "../dsl/training.ts";
+import { overrideFlags, runExperiment, seedRun, specRun, withGridFrozen } from "../grids/grid_runs.ts";
 import { put, withTempDir } from "./data_fixtures.ts";
 import { loadSpecFile } from "../dsl/load_spec.ts";
 import { experimentJson, loadExperiment, withOverrides } from "../dsl/experiment.ts";
@@ -70,4 +75,49 @@ Deno.test("withOverrides: the step count and seed replaced only when given", () 
   assertEquals([e.train.steps, e.train.seed], [7, 3]);
   assertEquals({ ...e, train: quickstart.train }, { ...quickstart });
   assertEquals(withOverrides(quickstart, undefined, 2).train.steps, quickstart.train.steps);
+});
+
+Deno.test("withOverrides: a frozen backbone set only when given, replacing the spec's", () => {
+  const e = withOverrides(quickstart, undefined, 1, frozenBackbone({ draws: 4 }));
+  assertEquals(e.train.frozenBackbone, { draws: 4 });
+  assertEquals({ ...e, train: { ...e.train, seed: quickstart.train.seed, frozenBackbone: undefined } }, {
+    ...quickstart,
+    train: { ...quickstart.train, frozenBackbone: undefined },
+  });
+  assertEquals(withOverrides(e, 9).train.frozenBackbone, { draws: 4 });
+  assertEquals(withOverrides(e, undefined, undefined, frozenBackbone({ draws: 0 })).train.frozenBackbone, {
+    draws: 0,
+  });
+});
+
+Deno.test("grid runs with --frozen-backbone: folders of their own, the override applied and validated", async () => {
+  const spec = "experiments/quickstart.ts";
+  const run = seedRun("runs/g", spec, quickstart, { steps: 50, frozenBackbone: 8 }, 2);
+  assertEquals(run.dir, join("runs/g", `${quickstart.name}-50steps-frozen8-s2`));
+  assertEquals(seedRun("runs/g", spec, quickstart, {}, 0).dir, join("runs/g", `${quickstart.name}-s0`));
+  assertEquals(specRun("runs/g", spec, quickstart, 0).dir, join("runs/g", "quickstart-frozen0"));
+  assertEquals(overrideFlags({ steps: 50, frozenBackbone: 8 }), " --steps 50 --frozen-backbone 8");
+  const e = await Effect.runPromise(runExperiment(run));
+  assertEquals([e.train.steps, e.train.seed, e.train.frozenBackbone], [50, 2, { draws: 8 }]);
+  assertEquals(withGridFrozen(quickstart, 8).train.frozenBackbone, { draws: 8 });
+  assertEquals(withGridFrozen(quickstart, undefined), quickstart);
+  // The override is checked with the spec: an independent scheme cannot read cached features.
+  await withTempDir(async (dir) => {
+    const independent = {
+      ...quickstart,
+      model: { ...quickstart.model, xi: null, multiLabelLoss: null, scheme: m.independent("runs/ranker") },
+    };
+    // Valid as written (fine-tuning); the override is what makes it invalid.
+    await Effect.runPromise(loadExperiment(await put(join(dir, "ok.json"), experimentJson(independent))));
+    const file = await put(join(dir, "independent.json"), experimentJson(independent));
+    const refused = await Effect.runPromise(
+      Effect.flip(runExperiment(seedRun(dir, file, quickstart, { frozenBackbone: 2 }, 0))),
+    );
+    assert(refused.violations.some((v) => v.path === "train.frozenBackbone.draws"), String(refused.message));
+    // `train --frozen-backbone` the same: one line naming the field, nothing trained.
+    const r = await cli("train", file, "--frozen-backbone", "2", "--out", join(dir, "run"));
+    assertEquals(r.code, 1, r.stderr);
+    assert(r.stderr.includes("train.frozenBackbone.draws: 2: the independent scheme's ranker"), r.stderr);
+    assert(!existsSync(join(dir, "run")));
+  });
 });

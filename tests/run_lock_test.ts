@@ -157,3 +157,31 @@ Deno.test("run lock: released when the run fails (a changed experiment on --resu
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("run lock: a holder that died but was not reaped (a zombie, as a killed MPI rank whose mpirun exited first) is gone", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kappa-lock-zombie-"));
+  // `sleep 0` exits at once; its parent, exec'd into `sleep 30`, never reaps it: a zombie for 30 s.
+  const parent = new Deno.Command("bash", {
+    args: ["-c", "sleep 0 & echo $!; exec sleep 30"],
+    stdout: "piped",
+  }).spawn();
+  try {
+    const reader = parent.stdout.getReader();
+    const pid = Number(new TextDecoder().decode((await reader.read()).value).trim());
+    reader.releaseLock();
+    const state = () => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1][0];
+    while (state() !== "Z") await new Promise((r) => setTimeout(r, 10));
+    const out = join(dir, "run");
+    await Deno.mkdir(out);
+    await writeFile(join(out, LOCK), lockText(pid, hostname()));
+    const printed: string[] = [];
+    const r = await run(tinyExperiment({ steps: 1 }), { out, print: (l) => printed.push(l) });
+    assert(Exit.isSuccess(r), String(r));
+    assert(printed.some((l) => l.includes("stale lock") && l.includes(`PID ${pid}`)), printed.join("\n"));
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+    await parent.stdout.cancel().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -12,8 +12,21 @@ import { failureOutcome, type Program, taskCommand } from "../figures/command_li
 
 const ENTRY: Record<Program, string> = { bench: "bench/main.ts", grid: "grids/main.ts" };
 const ALL: Record<Program, string[]> = {
-  bench: ["engine", "perf", "profile", "ab", "data", "gpu", "larvseg-bank", "quantize", "quantize-isa", "web"],
-  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task"],
+  bench: [
+    "engine",
+    "perf",
+    "profile",
+    "ab",
+    "data",
+    "gpu",
+    "larvseg-bank",
+    "scale",
+    "frozen",
+    "quantize",
+    "quantize-isa",
+    "web",
+  ],
+  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task", "xi-sources"],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */

@@ -245,8 +245,8 @@ const kappaSteps = async (runDir: string, exportDir: string) => {
     for (let i = 0; i < STEPS; i++) {
       const step = run.step + 1 + i;
       const feeds = {
-        images: value("float32", shard.tensors.images.data, shard.tensors.images.shape),
-        labels: value("int32", shard.tensors.labels.data, shard.tensors.labels.shape),
+        images: value("float32", shard.tensors.images.data as Float32Array, shard.tensors.images.shape),
+        labels: value("int32", shard.tensors.labels.data as Int32Array, shard.tensors.labels.shape),
         lr: value(
           "float32",
           Float32Array.of(learningRate(t.schedule, t.optimizer.lr, step, run.step + STEPS)),

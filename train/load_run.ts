@@ -101,7 +101,9 @@ export const loadRun = (dir: string, checkpoint?: string) =>
     const state = yield* checkpointValues(ckpt, yield* inferenceParameters(experiment), "parameters");
     // Other float32 tensors (optimizer moments, parameters this graph does not read) come along as before.
     for (const [name, t] of Object.entries(ckpt.tensors)) {
-      if (!state.has(name) && t.dtype === "F32") state.set(name, value("float32", t.data, t.shape));
+      if (!state.has(name) && t.dtype === "F32") {
+        state.set(name, value("float32", t.data as Float32Array, t.shape));
+      }
     }
     return { dir, experiment, checkpoint: file, why, step: ckpt.step ?? 0, state } satisfies LoadedRun;
   });

@@ -6,6 +6,7 @@
  *   metrics.jsonl     one JSON line per logged step and per evaluation
  *   checkpoints/      safetensors: parameters, optimizer state, loader position (last N, plus best)
  *   train.log         human-readable log
+ *   feature-cache.json  with a frozen backbone's feature cache: its folder, key, size and build time
  *   eval-<split>.json, examples/, report.html
  */
 import { Data, Effect } from "effect";
@@ -28,6 +29,8 @@ export class RunFolderError
 }
 
 export const CHECKPOINTS = "checkpoints", METRICS = "metrics.jsonl", LOG = "train.log", EXAMPLES = "examples";
+/** With a frozen backbone's feature cache: which one the run reads (dir, key, size, who built it). */
+export const FEATURE_CACHE_RECORD = "feature-cache.json";
 
 /** `runs/<name>-<hash8>` unless `out` is given. */
 export const runDirFor = (e: AnyExperiment, out?: string): string =>
@@ -58,10 +61,17 @@ export interface RunMeta {
   readonly startedAt: string;
   readonly provider: string;
   readonly threads: number | null;
+  /** Processes that trained the run (data-parallel ranks; 1 for an ordinary run). */
+  readonly ranks: number;
   readonly versions: Record<string, string | undefined>;
 }
 
-export const runMeta = (e: AnyExperiment, provider: string, threads: number | undefined): RunMeta => ({
+export const runMeta = (
+  e: AnyExperiment,
+  provider: string,
+  threads: number | undefined,
+  ranks = 1,
+): RunMeta => ({
   commit: git("rev-parse", "HEAD") ?? "unknown",
   dirty: (git("status", "--porcelain") ?? "") !== "",
   seed: e.train.seed,
@@ -69,6 +79,7 @@ export const runMeta = (e: AnyExperiment, provider: string, threads: number | un
   startedAt: new Date().toISOString(),
   provider,
   threads: threads ?? null,
+  ranks,
   versions: {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
@@ -145,7 +156,12 @@ export const checkRunFolder = (
 export const prepareRunFolder = (
   dir: string,
   e: AnyExperiment,
-  { resume, extend = false, provider, threads }: RunFolderOptions & { provider: string; threads?: number },
+  { resume, extend = false, provider, threads, ranks = 1 }: RunFolderOptions & {
+    provider: string;
+    threads?: number;
+    /** Processes of a data-parallel run (1: an ordinary run). */
+    ranks?: number;
+  },
 ): Effect.Effect<void, RunFolderError | JsonFileError> =>
   Effect.gen(function* () {
     yield* checkRunFolder(dir, e, { resume, extend });
@@ -160,7 +176,7 @@ export const prepareRunFolder = (
       writeFileAtomic(file, text).pipe(
         Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
       );
-    const meta = runMeta(e, provider, threads);
+    const meta = runMeta(e, provider, threads, ranks);
     const metaFile = join(dir, "meta.json");
     if (resume && existsSync(metaFile)) {
       const previous = (yield* readJsonFile(metaFile)) as { resumed?: unknown[] };
@@ -170,6 +186,7 @@ export const prepareRunFolder = (
         commit: meta.commit,
         provider,
         threads: meta.threads,
+        ranks,
         ...(extended ? { steps: { from: savedSteps, to: e.train.steps }, specHash: meta.specHash } : {}),
       }];
       if (extended) yield* write(specFile, experimentJson(e) + "\n");

@@ -73,21 +73,27 @@ const processStart = (pid: number) => {
   return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 };
 
-/** Whether `pid` runs on this host (EPERM: it runs, as another user). */
+/**
+ * Whether `pid` runs on this host (EPERM: it runs, as another user). A zombie — dead, not yet reaped by
+ * its parent (field 3 of /proc/<pid>/stat is Z or X) — does not: it answers signal 0, but holds nothing.
+ * A killed MPI rank whose mpirun exited first stays one until the init process reaps it, which may be never.
+ */
 export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return code(e) === "EPERM";
   }
+  const stat = readProc(`/proc/${pid}/stat`);
+  const state = stat?.slice(stat.lastIndexOf(")") + 2)[0];
+  return state !== "Z" && state !== "X";
 };
 
 /**
  * Whether a lock of this host's is stale: the boot changed, the PID is gone, or it now names a process
  * that started at another time than the holder.
  */
-const holderGone = (h: LockHolder): boolean => {
+export const holderGone = (h: LockHolder): boolean => {
   const boot = bootId();
   if (h.bootId !== undefined && boot !== undefined && h.bootId !== boot) return true;
   if (!Number.isInteger(h.pid) || h.pid <= 0 || !isRunning(h.pid)) return true;
@@ -95,7 +101,7 @@ const holderGone = (h: LockHolder): boolean => {
   return h.processStart !== undefined && started !== undefined && started !== h.processStart;
 };
 
-const parseHolder = (text: string): LockHolder | undefined => {
+export const parseHolder = (text: string): LockHolder | undefined => {
   try {
     const h = JSON.parse(text);
     return typeof h?.pid === "number" && typeof h?.host === "string" && typeof h?.token === "string"
@@ -124,6 +130,16 @@ const readHolder = (dir: string, file: string) =>
     }),
   );
 
+/** This process as the holder of a new lock (a fresh token). */
+export const lockHolder = (): LockHolder => ({
+  pid: process.pid,
+  host: hostname(),
+  startedAt: new Date().toISOString(),
+  token: randomBytes(8).toString("hex"),
+  ...(bootId() === undefined ? {} : { bootId: bootId() }),
+  ...(processStart(process.pid) === undefined ? {} : { processStart: processStart(process.pid) }),
+});
+
 export interface HeldLock {
   readonly file: string;
   readonly holder: LockHolder;
@@ -145,14 +161,7 @@ export const acquireRunLock = (
   const acquire = Effect.gen(function* () {
     const created = !existsSync(dir);
     yield* Effect.tryPromise({ try: () => mkdir(dir, { recursive: true }), catch: fail("cannot create") });
-    const me: LockHolder = {
-      pid: process.pid,
-      host: hostname(),
-      startedAt: new Date().toISOString(),
-      token: randomBytes(8).toString("hex"),
-      ...(bootId() === undefined ? {} : { bootId: bootId() }),
-      ...(processStart(process.pid) === undefined ? {} : { processStart: processStart(process.pid) }),
-    };
+    const me = lockHolder();
     const temp = `${file}.tmp-${process.pid}-${me.token}`;
     let recovered: string | undefined;
     // A stale lock is set aside in one round; the next takes the lock or meets the process that took

@@ -8,7 +8,7 @@ import type { Tensor as SafeTensor } from "../io/safetensors.ts";
 import { type Value, value } from "../ir/value.ts";
 import { nameKey } from "../ir/init.ts";
 import type { ValueSpec } from "../ir/live.ts";
-import type { DType } from "../ir/dtype.ts";
+import type { DType, HostArray } from "../ir/dtype.ts";
 import { random } from "../core/random.ts";
 
 /** A checkpoint that does not fit the model it is loaded into. */
@@ -138,7 +138,8 @@ export const checkpointValues = (
     } else {
       const bad = nonFiniteValues(saved.data as ArrayLike<number>);
       if (bad) nonFinite.push(`tensor "${name}" holds ${bad}`);
-      else values.set(name, value(dtype, saved.data, saved.shape));
+      // The stored dtype is the expected one (checked above), so its array is a host array of that dtype.
+      else values.set(name, value(dtype, saved.data as HostArray, saved.shape));
     }
   }
   const problems = [
@@ -168,10 +169,23 @@ export const restoreState = (state: Map<string, Value>, ckpt: LoadedCheckpoint) 
 /** The random stream key of dropout noise. */
 export const NOISE_KEY = 0x4e4f4953; // "NOIS"
 
-/** Uniform [0, 1) noise for one dropout site at one step: a pure function of (seed, step, site). */
-export const noiseFeed = (seed: number, step: number, site: ValueSpec): Value => {
+/**
+ * Uniform [0, 1) noise for one dropout site at one step: a pure function of (seed, step, site).
+ *
+ * With a `shard` (data-parallel training, the site's first axis being the rank's share of the batch), the
+ * rank's slice of the noise the one-process run draws for the whole global batch: rank r of N takes the
+ * r-th of N equal parts of that tensor, so each image sees the dropout masks it would see in one process.
+ */
+export const noiseFeed = (
+  seed: number,
+  step: number,
+  site: ValueSpec,
+  shard?: { readonly rank: number; readonly ranks: number },
+): Value => {
   const rng = random(seed, NOISE_KEY, step, nameKey(site.name));
   const data = new Float32Array(site.shape.reduce((a, b) => a * b, 1));
+  // The draws of the ranks before this one are skipped: the stream is sequential.
+  for (let i = 0, skip = (shard?.rank ?? 0) * data.length; i < skip; i++) rng.uniform();
   for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
   return value("float32", data, site.shape);
 };

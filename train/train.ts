@@ -12,6 +12,11 @@
  * loader position, so a resumed run continues with bitwise the same numbers as a run that never stopped
  * (same provider and threads).
  *
+ * With `train.frozenBackbone` the kind's plan leaves the backbone frozen (no gradient, no update); with
+ * N ≥ 1 draws its steps read the backbone's outputs from a feature cache (`feature_cache.ts`: found or
+ * built during setup, before the run folder is written) instead of images, from a loader that follows
+ * the same training order and picks each sample's draw from the run's seed.
+ *
  * The program is small named steps over two records: `Run` (what is fixed once set up: data, executor,
  * kind, folder) and `Loop` (what changes from step to step), passed from one step to the next.
  */
@@ -19,15 +24,26 @@ import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { AnyExperiment } from "../dsl/experiment.ts";
 import { learningRate } from "../dsl/training.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
+import { imageLevelShares, imageLevelSources } from "../dsl/dataset.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
-import { trainShapes } from "../interpret/shapes.ts";
+import { inferenceShapes, trainShapes } from "../interpret/shapes.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
 import { trainLoader } from "../data/loader.ts";
 import { mixedTrainLoader, openImageLevel } from "../data/mixed_loader.ts";
 import { openDataset } from "../data/open.ts";
 import { validateSplit } from "../data/validate.ts";
-import type { Batch, Position } from "../data/batch.ts";
+import type { Batch, FeatureBatch, Position } from "../data/batch.ts";
+import type { DataError } from "../data/errors.ts";
+import {
+  cachedMixedTrainLoader,
+  cachedTrainLoader,
+  type FeatureCache,
+  type FeatureCacheError,
+} from "../data/feature_cache.ts";
+import type { ImageLevelSource } from "../data/image_level.ts";
+import { type BackboneMode, featureName, variableState } from "../interpret/frozen_backbone.ts";
+import { writeFileAtomic } from "../io/atomic_write.ts";
+import { type CacheUse, ensureFeatureCache } from "./feature_cache.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { execute, type Executor, type Provider } from "../runtime/execute.ts";
 import { type Plan, plan } from "../ir/plan.ts";
@@ -49,11 +65,21 @@ import { movedAsideLine, saveCheckpoint } from "./checkpoint.ts";
 import { checkpointTensors, LOOP_STATE_KEY, type LoopState, noiseFeed } from "./run_state.ts";
 import { acquireRunLock } from "./run_lock.ts";
 import { resumeRun } from "./resume.ts";
+import { type ReduceStats, reduceStats, STOP_REQUESTED } from "../host/all_reduce.ts";
+import {
+  agreeOnSetup,
+  checkDataParallel,
+  checkRankCount,
+  type DataParallelTraining,
+  DataParallelUnsupported,
+  shareRankZeroState,
+} from "./data_parallel.ts";
 import {
   appendLines,
   CHECKPOINTS,
   checkRunFolder,
   EXAMPLES,
+  FEATURE_CACHE_RECORD,
   LOG,
   METRICS,
   prepareRunFolder,
@@ -109,6 +135,14 @@ export interface TrainOptions {
   readonly skipFinalEval?: boolean;
   /** Progress output (default: stderr, a live line on a TTY). */
   readonly print?: (line: string) => void;
+  /**
+   * Train as one rank of a data-parallel run (train/data_parallel.ts): each rank takes its shard of every
+   * global batch (`train.batchSize`), gradients are averaged over the ranks, rank 0 writes the run folder.
+   * With one rank (or none given) the run is an ordinary one, with the fused step graph.
+   */
+  readonly dataParallel?: DataParallelTraining;
+  /** Where frozen-backbone feature caches live (default `runs/.feature-cache`). */
+  readonly featureCache?: string;
 }
 
 export interface TrainResult {
@@ -146,9 +180,25 @@ interface Run {
     string,
     { readonly data: Float32Array; readonly shape: readonly number[] }
   >;
+  /** The frozen backbone's feature cache the steps read (`train.frozenBackbone.draws` ≥ 1). */
+  readonly cache:
+    | {
+      readonly cache: FeatureCache;
+      readonly use: CacheUse;
+      /** With `data.imageLevel`: each image-level source's cache, in order, read beside the split's. */
+      readonly imageLevel: readonly { readonly cache: FeatureCache; readonly use: CacheUse }[];
+      /** The digest of the backbone it was built from, and the backbone's state names. */
+      readonly weights: string;
+      readonly backbone: readonly string[];
+    }
+    | undefined;
   /** Aborted by Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written, training stops. */
   readonly interrupt: AbortController;
   readonly processStart: number;
+  /** The ranks of a data-parallel run (absent: one process). */
+  readonly ranks?: DataParallelTraining & { readonly stats: ReduceStats };
+  /** Whether this process writes the run folder and prints: rank 0, or the only process. */
+  readonly lead: boolean;
 }
 
 /** What changes from step to step. */
@@ -169,6 +219,7 @@ interface Loop {
 }
 
 const scalar = (v: number) => value("float32", Float32Array.of(v), []);
+const scalarOf = (v: readonly number[]) => value("float32", Float32Array.from(v), [v.length]);
 
 /** The position of the batch after `p` in an epoch of `n` samples in batches of `b` (dropLast). */
 export const nextPosition = (p: Position, n: number, b: number): Position =>
@@ -209,6 +260,12 @@ const elapsed = (run: Run, loop: Loop) => loop.elapsedBefore + (performance.now(
 const setup = (experiment: AnyExperiment, options: TrainOptions) =>
   Effect.gen(function* () {
     const provider = options.provider ?? "cpu";
+    const parallel = options.dataParallel;
+    const ranks = parallel && parallel.collective.size > 1
+      ? { ...parallel, stats: parallel.stats ?? reduceStats() }
+      : undefined;
+    // Rank 0 (or the only process) writes the run folder; the other ranks write nothing.
+    const lead = !ranks || ranks.collective.rank === 0;
     // The folder of the experiment as given; an extension keeps the folder and changes the step count.
     const dir = runDirFor(experiment, options.out);
     const extend = options.extendSteps !== undefined;
@@ -227,26 +284,58 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
         openDataset(e.data.dataset, e.data.dataset.testSplit),
       )
       : undefined;
-    // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
+    // A mixed batch's position is its pixel-labelled part's; the image-level sources are read (and every
     // bad tag reported) before the slow compilation.
     const imageLevel = e.data.imageLevel;
-    if (imageLevel) yield* openImageLevel(imageLevel, e.model.classes);
-    const pixelBatch = imageLevel
-      ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
-      : e.train.batchSize;
+    const openedSources = imageLevel ? yield* openImageLevel(imageLevel, e.model.classes) : [];
+    const pixelBatch = imageLevelShares(e.train.batchSize, imageLevelSources(imageLevel)).pixel;
+    // A rank's graphs are traced at its shard of the global batch.
+    const shapes = ranks
+      ? inferenceShapes(e, yield* checkRankCount(e.train.batchSize, ranks.collective.size))
+      : trainShapes(e);
+    const dataParallelStages = ranks && training.dataParallelStages;
+    if (ranks && !dataParallelStages) {
+      return yield* new DataParallelUnsupported({
+        reason: `model: a ${e.model._tag} trains in one process only (its kind has no data-parallel stages)`,
+      });
+    }
+    if (ranks) yield* checkDataParallel(e, ranks.collective.size);
     // One train at a time per folder, held until the run's scope closes (success, failure, interruption).
-    const lock = yield* acquireRunLock(dir);
+    const lock = lead ? yield* acquireRunLock(dir) : { recovered: undefined };
     // Checked before the (slow) compilation, written only after the sessions have opened: a run that
     // cannot start (an unavailable provider) leaves no folder behind.
-    yield* checkRunFolder(dir, e, { resume, extend });
-    const print = options.print ?? ((line: string) => console.error(line));
+    if (lead) yield* checkRunFolder(dir, e, { resume, extend });
+    const print = lead ? options.print ?? ((line: string) => console.error(line)) : () => {};
     if (lock.recovered) yield* say({ dir, print }, lock.recovered);
-    const { graph, stages } = training.stages(trainShapes(e), optimizerConfig(e.train));
+    const mode = backboneMode(e);
+    if (mode !== "trained" && !training.features) {
+      return yield* new ExperimentDataMismatch({
+        path: "train.frozenBackbone",
+        reason: `a ${bound.kind.tag} (${bound.kind.task}) has no feature graph to freeze its backbone at`,
+      });
+    }
+    const { graph, stages } = dataParallelStages
+      ? dataParallelStages(shapes, optimizerConfig(e.train), ranks!)
+      : training.stages(shapes, optimizerConfig(e.train), mode);
     const p = plan(e.name, graph, stages);
     const ex = yield* execute(p, { seed: e.train.seed, provider, threads: options.threads });
     // Read before anything is written, so that a weights file that does not fit leaves no run folder.
-    const pretrained = yield* pretrainedValues(e.model, graph);
-    yield* prepareRunFolder(dir, e, { resume, extend, provider, threads: options.threads });
+    // The plan's state, not one graph: a cached plan holds its frozen backbone in a host stage.
+    const pretrained = yield* pretrainedValues(e.model, p);
+    // Found or built before the folder is written: a cache that cannot be built leaves no run folder.
+    const cache = mode === "cached"
+      ? yield* featureCache(e, training, ex, pretrained, trainData, openedSources, options, print)
+      : undefined;
+    if (lead) {
+      yield* prepareRunFolder(dir, e, {
+        resume,
+        extend,
+        provider,
+        threads: options.threads,
+        ranks: ranks?.collective.size ?? 1,
+      });
+    }
+    if (cache) yield* recordCache(dir, cache, print);
     // Frozen state from another run (the independent scheme's ranker) enters as it is.
     for (const [name, v] of training.frozen?.state ?? []) {
       if (!graph.lookup(name)) {
@@ -285,9 +374,95 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
       resume,
       extend,
       pretrained,
+      cache,
       interrupt,
       processStart: performance.now(),
+      ...(ranks ? { ranks } : {}),
+      lead,
     } satisfies Run;
+  });
+
+/** How the experiment's plan treats the backbone (interpret/frozen_backbone.ts). */
+const backboneMode = (e: AnyExperiment): BackboneMode => {
+  const frozen = e.train.frozenBackbone;
+  return frozen === undefined ? "trained" : frozen.draws > 0 ? "cached" : "frozen";
+};
+
+/**
+ * The cache a cached plan reads, found or built from the frozen backbone's values as the run starts
+ * (the pretrained file's, else the seed's initialization; a resumed run's checkpoint holds the same
+ * values, since nothing updates them, and `restore` checks that it does).
+ */
+const featureCache = (
+  e: AnyExperiment,
+  training: Training<unknown>,
+  ex: Executor,
+  pretrained: Run["pretrained"],
+  trainData: Dataset,
+  imageLevel: readonly ImageLevelSource[],
+  options: TrainOptions,
+  print: (line: string) => void,
+) =>
+  Effect.gen(function* () {
+    const features = training.features!(trainShapes(e));
+    const backbone = new Map<string, Value>();
+    for (const { name } of variableState(features)) {
+      const p = pretrained.get(name);
+      backbone.set(name, p ? value("float32", p.data, p.shape) : ex.state.get(name)!);
+    }
+    const request = {
+      e,
+      features,
+      backbone,
+      dataset: trainData,
+      panoptic: training.loader.panoptic,
+      root: options.featureCache,
+      provider: options.provider,
+      threads: options.threads,
+      workers: options.workers,
+      print,
+    };
+    const found = yield* ensureFeatureCache(request);
+    // Each image-level source: a cache of its own (its images, under draws of their own).
+    const images = yield* Effect.forEach(imageLevel, (source) =>
+      ensureFeatureCache({ ...request, imageLevel: source }));
+    return {
+      ...found,
+      imageLevel: images,
+      weights: parametersDigest(backbone),
+      backbone: [...backbone.keys()],
+    };
+  });
+
+/**
+ * `feature-cache.json` in the run folder: the cache this run reads (and, under `imageLevel`, the
+ * image-level source's), and train.log's line about each.
+ */
+const recordCache = (
+  dir: string,
+  cache: { readonly use: CacheUse; readonly imageLevel: readonly { readonly use: CacheUse }[] },
+  print: (line: string) => void,
+) =>
+  Effect.gen(function* () {
+    // One image-level source is recorded as an object (as before sources became a list), several as a list.
+    const il = cache.imageLevel.map((c) => c.use);
+    const record = { ...cache.use, ...(il.length === 0 ? {} : { imageLevel: il.length === 1 ? il[0] : il }) };
+    yield* writeFileAtomic(join(dir, FEATURE_CACHE_RECORD), JSON.stringify(record, null, 2) + "\n").pipe(
+      Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
+    );
+    const uses: [CacheUse, string][] = [
+      [cache.use, ""],
+      ...cache.imageLevel.map((c): [CacheUse, string] => [c.use, "image-level "]),
+    ];
+    for (const [use, what] of uses) {
+      const line = `feature cache ${use.dir} (key ${use.key}): ${use.draws} draws of ${use.samples} ${what}` +
+        `images, ${(use.bytes / 1e6).toFixed(1)} MB, ${
+          use.built ? "built by this run" : "built earlier"
+        } in ` +
+        `${use.buildSeconds.toFixed(1)} s`;
+      yield* logLine(dir, line);
+      print(line);
+    }
   });
 
 /**
@@ -306,7 +481,7 @@ const restore = (run: Run) =>
       tally: run.training.tally,
     };
     let loop = fresh;
-    if (run.resume) {
+    if (run.resume && run.lead) {
       const resumed = yield* resumeRun(run.dir, run.ex.state);
       for (const line of resumed.said) yield* say(run, line);
       const saved = resumed.loop;
@@ -335,11 +510,32 @@ const restore = (run: Run) =>
     }
     if (loop.step === 0) {
       for (const [name, v] of run.pretrained) run.ex.state.set(name, value("float32", v.data, v.shape));
-      if (run.pretrained.size > 0) {
+      if (run.pretrained.size > 0 && run.lead) {
         yield* log(run, `initialized ${run.pretrained.size} parameters from the pretrained backbone`);
       }
     }
-    return loop;
+    // The cache was built from the backbone a fresh run starts from; a checkpoint must hold that one.
+    if (run.cache) {
+      const names = new Set(run.cache.backbone);
+      const digest = parametersDigest(new Map([...run.ex.state].filter(([n]) => names.has(n))));
+      if (digest !== run.cache.weights) {
+        return yield* new RunFolderError({
+          dir: run.dir,
+          reason:
+            `the checkpoint's frozen backbone differs from the one the feature cache ${run.cache.use.dir} ` +
+            "was built from (the pretrained file changed since this run started?); start a new run",
+        });
+      }
+    }
+    if (!run.ranks) return loop;
+    // Every rank continues from rank 0's state and position (only rank 0 reads the run folder).
+    const shared = yield* shareRankZeroState(
+      run.ranks.collective,
+      run.plan.state.map((s) => s.name),
+      run.ex.state,
+      { ...loop, interval: { ...loop.interval, started: 0 } },
+    );
+    return { ...shared, interval: { ...shared.interval, started: performance.now() } } satisfies Loop;
   });
 
 /** Checkpoint: the state (read back from the device if it lives there) and the loop's position. */
@@ -349,6 +545,8 @@ const checkpoint = (
   best?: { metric: string; value: number; higherIsBetter: boolean },
 ) =>
   Effect.gen(function* () {
+    // Rank 0 alone writes the run folder: the other ranks hold the same state.
+    if (!run.lead) return "";
     const saved: LoopState = {
       position: loop.position,
       interval: { losses: loop.interval.losses, images: loop.interval.images },
@@ -367,7 +565,7 @@ const checkpoint = (
 
 /** The kind's line about its tally (panoptic truncation), logged at checkpoints. */
 const logTally = (run: Run, loop: Loop) =>
-  run.training.tallyLine ? log(run, run.training.tallyLine(loop.tally)) : Effect.void;
+  run.training.tallyLine && run.lead ? log(run, run.training.tallyLine(loop.tally)) : Effect.void;
 
 /**
  * Validate: the kind's evaluation of the current state on the run's evaluation images (every evaluation
@@ -399,7 +597,7 @@ const validate = (run: Run, loop: Loop, progress: Progress, final: boolean) =>
   });
 
 /** The train line of a logging interval that ends at this step. */
-const trainLine = (run: Run, loop: Loop, batch: Batch, lr: number) => {
+const trainLine = (run: Run, loop: Loop, batch: Batch | FeatureBatch, lr: number) => {
   const t = run.e.train;
   const steps = loop.step % t.logEvery === 0 ? t.logEvery : loop.step % t.logEvery;
   const mean = (name: string) => loop.interval.losses[name] / steps;
@@ -413,14 +611,22 @@ const trainLine = (run: Run, loop: Loop, batch: Batch, lr: number) => {
     terms: Object.fromEntries(terms.map((l) => [l.replace("loss.", ""), mean(l)])),
     imagesPerSecond: loop.interval.images / ((performance.now() - loop.interval.started) / 1000),
     elapsedSeconds: elapsed(run, loop),
+    ...(run.ranks ? allReduceFields(run.ranks.stats, steps) : {}),
   };
 };
 
+/** A data-parallel run's all-reduce figures per step of the interval (wall-clock fields); resets them. */
+const allReduceFields = (stats: ReduceStats, steps: number) => {
+  const fields = { allReduceSeconds: stats.stageSeconds / steps, allReduceBytes: stats.bytes / steps };
+  Object.assign(stats, reduceStats());
+  return fields;
+};
+
 /** Writes the interval's train line and starts the next interval. */
-const logInterval = (run: Run, loop: Loop, batch: Batch, lr: number, progress: Progress) =>
+const logInterval = (run: Run, loop: Loop, batch: Batch | FeatureBatch, lr: number, progress: Progress) =>
   Effect.gen(function* () {
     const line = trainLine(run, loop, batch, lr);
-    yield* appendLines(run.dir, METRICS, [JSON.stringify(line)]);
+    if (run.lead) yield* appendLines(run.dir, METRICS, [JSON.stringify(line)]);
     progress.update(loop.step, line.loss, line.imagesPerSecond);
     return { ...loop, interval: { losses: {}, images: 0, started: performance.now() } } satisfies Loop;
   });
@@ -430,19 +636,24 @@ const logInterval = (run: Run, loop: Loop, batch: Batch, lr: number, progress: P
  * checked and summed into the interval; then the interval's log line, a periodic checkpoint, a periodic
  * validation, or a stop, when due.
  */
-const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
+const step = (run: Run, progress: Progress, before: Loop, batch: Batch | FeatureBatch) =>
   Effect.gen(function* () {
     const t = run.e.train;
     const n = before.step + 1;
     const lr = learningRate(t.schedule, t.optimizer.lr, n, t.steps);
     const kind = run.training.feeds(batch, before.tally);
     const feeds: Record<string, Value> = {
-      images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]),
+      ...inputFeeds(batch),
       lr: scalar(lr),
       step: scalar(n),
       ...kind.feeds,
     };
-    for (const f of run.plan.feeds) if (f.name.startsWith(NOISE)) feeds[f.name] = noiseFeed(t.seed, n, f);
+    const shard = run.ranks && { rank: run.ranks.collective.rank, ranks: run.ranks.collective.size };
+    for (const f of run.plan.feeds) {
+      if (f.name.startsWith(NOISE)) feeds[f.name] = noiseFeed(t.seed, n, f, shard);
+    }
+    // A rank asked to stop (Ctrl-C) stops every rank after this step: the flag is summed with the gradients.
+    if (run.ranks) feeds[STOP_REQUESTED] = scalarOf([run.interrupt.signal.aborted ? 1 : 0]);
     const out = yield* run.ex.run(feeds);
     const losses = { ...before.interval.losses };
     for (const name of run.lossNames) {
@@ -454,7 +665,11 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
       ...before,
       step: n,
       position: nextPosition(batch.position, run.trainData.samples.length, run.pixelBatch),
-      interval: { ...before.interval, losses, images: before.interval.images + batch.batchSize },
+      interval: {
+        ...before.interval,
+        losses,
+        images: before.interval.images + batch.batchSize * (run.ranks?.collective.size ?? 1),
+      },
       tally: kind.tally,
     };
     const loop = n % t.logEvery === 0 || n === t.steps
@@ -465,9 +680,15 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
       yield* checkpoint(run, loop);
     }
     if (run.evaluation && t.evalEvery > 0 && n % t.evalEvery === 0 && n < t.steps) {
-      yield* checkpoint(run, loop, (yield* validate(run, loop, progress, false)).best);
+      if (run.lead) yield* checkpoint(run, loop, (yield* validate(run, loop, progress, false)).best);
+      // The other ranks wait for rank 0's evaluation here, asleep, rather than spinning in the next step's
+      // all-reduce beside it.
+      if (run.ranks) yield* run.ranks.collective.barrier();
     }
-    if (run.interrupt.signal.aborted || n === run.options.stopAfter) {
+    const stopRequested = run.ranks
+      ? (out.get(STOP_REQUESTED)!.data[0] as number) > 0
+      : run.interrupt.signal.aborted;
+    if (stopRequested || n === run.options.stopAfter) {
       const file = yield* checkpoint(run, loop);
       progress.done();
       return yield* new Stopped({ step: n, checkpoint: file });
@@ -475,15 +696,35 @@ const step = (run: Run, progress: Progress, before: Loop, batch: Batch) =>
     return loop;
   });
 
+/** The images of a batch, or a frozen backbone's cached outputs in their place (`features.<i>`). */
+const inputFeeds = (batch: Batch | FeatureBatch): Record<string, Value> =>
+  "features" in batch
+    ? Object.fromEntries(batch.features.map((f, i) => [featureName(i), value("float32", f.data, f.shape)]))
+    : { images: value("float32", batch.images, [batch.batchSize, 3, batch.height, batch.width]) };
+
 /** The training batches from the loop's position on, as many as the remaining steps. */
-const batches = (run: Run, loop: Loop) => {
+const batches = (
+  run: Run,
+  loop: Loop,
+): Stream.Stream<Batch | FeatureBatch, DataError | FeatureCacheError> => {
   const { e, options } = run;
+  if (run.cache) {
+    const cached = { batchSize: e.train.batchSize, seed: e.train.seed, start: loop.position };
+    const il = run.cache.imageLevel;
+    return (il.length > 0
+      ? cachedMixedTrainLoader(run.cache.cache, il.map((c) => c.cache), {
+        ...cached,
+        sources: imageLevelSources(e.data.imageLevel),
+      })
+      : cachedTrainLoader(run.cache.cache, cached)).pipe(Stream.take(e.train.steps - loop.step));
+  }
   const loaderOptions = {
     batchSize: e.train.batchSize,
     seed: e.train.seed,
     start: loop.position,
     workers: options.workers,
     panoptic: run.training.loader.panoptic,
+    ...(run.ranks ? { shard: { rank: run.ranks.collective.rank, ranks: run.ranks.collective.size } } : {}),
   };
   const imageLevel = e.data.imageLevel;
   return (imageLevel
@@ -533,12 +774,17 @@ const finish = (run: Run, loop: Loop, progress: Progress, last: string) =>
  */
 export const train = (experiment: AnyExperiment, options: TrainOptions = {}) =>
   Effect.scoped(Effect.gen(function* () {
-    const run = yield* setup(experiment, options);
+    const parallel = options.dataParallel;
+    // The ranks of a data-parallel run agree that every one of them set up before anything collective.
+    const run = parallel && parallel.collective.size > 1
+      ? yield* agreeOnSetup(parallel.collective, setup(experiment, options))
+      : yield* setup(experiment, options);
     const restored = yield* restore(run);
     const progress = progressReporter(run.e.train.steps, restored.step, run.print);
     const remaining = run.e.train.steps - restored.step;
-    if (remaining > 0) {
-      yield* log(run, `training ${run.e.name} for ${remaining} steps from step ${restored.step}`);
+    if (remaining > 0 && run.lead) {
+      const ranks = run.ranks ? ` on ${run.ranks.collective.size} ranks` : "";
+      yield* log(run, `training ${run.e.name} for ${remaining} steps from step ${restored.step}${ranks}`);
     }
     const loop = remaining > 0
       ? yield* Stream.runFoldEffect(
@@ -551,5 +797,8 @@ export const train = (experiment: AnyExperiment, options: TrainOptions = {}) =>
     yield* logTally(run, loop);
     const last = yield* checkpoint(run, loop);
     const trained: TrainResult = { runDir: run.dir, step: loop.step };
-    return options.skipFinalEval || !run.evaluation ? trained : yield* finish(run, loop, progress, last);
+    // Rank 0 evaluates; the other ranks are done.
+    return options.skipFinalEval || !run.evaluation || !run.lead
+      ? trained
+      : yield* finish(run, loop, progress, last);
   }));

@@ -16,6 +16,8 @@ export const ManifestRun = Schema.Struct({
   spec: Schema.String,
   steps: Schema.optional(Count),
   seed: Schema.optional(Count),
+  /** `--frozen-backbone D`: train.frozenBackbone.draws for the run. */
+  frozenBackbone: Schema.optional(Count),
   dir: Schema.String,
   record: Schema.String,
   /** The Slurm job that trains it: `<array job>_<task>`, this submission's or an earlier one's still queued. */

@@ -38,7 +38,7 @@ export const runTask = async (file: string, task: number): Promise<number> => {
     `task ${task} of ${file} on ${hostname()}: ${run.spec}` +
       `${run.steps === undefined ? "" : ` --steps ${run.steps}`}${
         run.seed === undefined ? "" : ` --seed ${run.seed}`
-      }` +
+      }${run.frozenBackbone === undefined ? "" : ` --frozen-backbone ${run.frozenBackbone}`}` +
       ` into ${run.dir} (${m.threads} thread${m.threads > 1 ? "s" : ""})`,
   );
   if (existsSync(run.record)) {
