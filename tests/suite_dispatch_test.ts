@@ -16,6 +16,7 @@ const ALL: Record<Program, string[]> = {
     "engine",
     "perf",
     "profile",
+    "ab",
     "data",
     "gpu",
     "larvseg-bank",
