@@ -34,7 +34,9 @@ export {
   experimentJson,
   type ExperimentOf,
   experimentViolations,
+  imageLabelInputs,
   loadExperiment,
+  withImageLevelSources,
   withOverrides,
 } from "./dsl/experiment.ts";
 export { decodeSegmenter, SpecError, type Violation } from "./dsl/validate.ts";
@@ -60,6 +62,7 @@ export {
   CLASSES,
   FULL,
   IMAGE_LABELS,
+  IMAGE_LABELS_KNOWN,
   IMAGE_LEVEL_LOSS,
   LOGITS,
   LOSS,

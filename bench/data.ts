@@ -226,7 +226,7 @@ export const renderData = (r: DataBenchResult): string => {
     `with cat max ratio 0.75, flip, photometric distortion, normalize, pad), batch ${r.batchSize}, prefetch 2,`,
     `timed over ${r.measuredBatches} batches after ${WARMUP} warm-up batches, median of ${REPEATS} runs, nothing else running.`,
     "The loader against the images/s a real training step consumes (the quickstart's and the perf model's) is",
-    'in "Performance (segmenter)" (`deno task bench perf`); the second table here feeds stand-in steps.',
+    'in "Performance (segmenter) on <CPU>" (`deno task bench perf`); the second table here feeds stand-in steps.',
     "",
     table<ThroughputRow>(
       [

@@ -25,3 +25,9 @@ export const machine = (): Machine => {
     ort: ort.env.versions.node ?? ort.env.versions.common,
   };
 };
+
+/**
+ * The title of a suite's section for one kind of CPU, e.g. "Performance (segmenter) on AMD EPYC (family 25,
+ * model 17; AVX-512, VNNI)": suites that keep one section per CPU kind rewrite only this machine's.
+ */
+export const sectionTitle = (section: string, cpu: string): string => `${section} on ${cpu}`;

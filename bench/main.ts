@@ -23,8 +23,9 @@ export const SUITES: Record<string, Suite> = {
     title: "the segmenter's step and inference against PyTorch 2 / JAX (--model=mobilenet: MobileNetV2)",
     summary:
       "A Segmenter + RankSeg model's training step and inference against PyTorch 2 and JAX, MFU, the " +
-      "head's cost as the vocabulary grows, data pipeline and overhead; rewrites BENCHMARKS.md's " +
-      '"Performance (segmenter)" (with --model=mobilenet: "Performance (MobileNetV2 segmenter)").',
+      "head's cost as the vocabulary grows, data pipeline and overhead; rewrites this CPU kind's section of " +
+      'BENCHMARKS.md, "Performance (segmenter) on <CPU>" (with --model=mobilenet: "Performance (MobileNetV2 ' +
+      "segmenter) on <CPU>\"); the other kinds' sections stay.",
     flags: {
       model: {
         form: "equals",
@@ -94,6 +95,52 @@ export const SUITES: Record<string, Suite> = {
     },
     run: async (args) => (await import("./profile_ops.ts")).main(args),
   },
+  ab: {
+    title: "one change before and after: two trees' training steps alternating in one process",
+    summary: "Two sides (a kappa tree — the checkout `.` or a git revision — plus runtime options, e.g. " +
+      "`.,nchwc=false`) train bench perf's ViT or the MobileNetV2 model in one process, steps alternating, a " +
+      "fresh process per round; prints the medians, the per-pair ratios and the load (Markdown on stdout).",
+    flags: {
+      a: {
+        form: "equals",
+        metavar: "REV[,k=v]",
+        value: { _tag: "Text" },
+        description: "side A (default HEAD~1)",
+      },
+      b: { form: "equals", metavar: "REV[,k=v]", value: { _tag: "Text" }, description: "side B (default .)" },
+      model: {
+        form: "equals",
+        metavar: "vit",
+        value: { _tag: "Choice", choices: ["vit", "mobilenet"] },
+        description: "the model trained (default vit)",
+      },
+      threads: {
+        form: "equals",
+        metavar: "1,2",
+        value: { _tag: "IntList", bounds: BOUNDS.threads },
+        description: "intra-op threads (default 1,2)",
+      },
+      rounds: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "processes per T (default 3)",
+      },
+      steps: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.repeats),
+        description: "timed steps per side (default 8)",
+      },
+      warmup: {
+        form: "equals",
+        metavar: "N",
+        value: int(BOUNDS.warmup),
+        description: "warm-up steps (default 2)",
+      },
+    },
+    run: async (args) => (await import("./ab.ts")).main(args),
+  },
   data: {
     title: "training-pipeline throughput and its overlap with the training step",
     summary: "Training-pipeline throughput on camvid and coco133 and its overlap with a blocking training " +
@@ -148,6 +195,13 @@ export const SUITES: Record<string, Suite> = {
         metavar: "S",
         value: int(BOUNDS.steps),
         description: "timed steps per size (default 5)",
+      },
+      rounds: {
+        form: "space",
+        metavar: "R",
+        value: int(BOUNDS.repeats),
+        description:
+          "rounds over the variants per size, interleaved; a figure is the fastest of all (default 1)",
       },
       threads: {
         form: "space",

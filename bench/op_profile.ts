@@ -8,6 +8,11 @@
  * that lost its core for a scheduler slice shows up as one long run, which the median drops; the sum of
  * the medians is the step's kernel time as an unshared machine would see it, roughly. Shares of it are
  * robust to the background load; absolute milliseconds are not.
+ *
+ * With more than one intra-op thread, ORT records for each kernel how it used its thread pool
+ * (`thread_scheduling_stats`: the block sizes it split the work into, empty when the kernel ran on the
+ * calling thread alone). A node that never split its work is counted as **one-thread**: at T = 2 such
+ * kernels leave the second core idle, which the step's 2-thread speed-up pays for.
  */
 import type { TraceEvent } from "./profile.ts";
 import { summarize } from "../figures/stats.ts";
@@ -19,8 +24,15 @@ export interface NodeEvent extends TraceEvent {
     readonly op_name?: string;
     readonly input_type_shape?: TypeShapes;
     readonly output_type_shape?: TypeShapes;
+    readonly thread_scheduling_stats?: { readonly main_thread?: { readonly block_size?: readonly number[] } };
   };
 }
+
+/** Whether a kernel event records a split of its work over the thread pool (undefined: not recorded). */
+export const splitWork = (e: NodeEvent): boolean | undefined => {
+  const blocks = e.args?.thread_scheduling_stats?.main_thread?.block_size;
+  return blocks === undefined ? undefined : blocks.length > 0;
+};
 
 /** Which family of compute kernel a node is (for the GFLOP/s table). */
 export type KernelClass = "matmul" | "conv" | "depthwise";
@@ -86,6 +98,8 @@ export interface NodeTime {
   readonly ms: number;
   readonly flops?: number;
   readonly kind?: KernelClass;
+  /** Whether the kernel split its work over the thread pool in any profiled run (undefined: T = 1). */
+  readonly parallel?: boolean;
 }
 
 export interface OpTime {
@@ -93,6 +107,8 @@ export interface OpTime {
   /** Nodes of this type per run. */
   readonly nodes: number;
   readonly ms: number;
+  /** Of `ms`, the time of nodes that never split their work over the thread pool (T ≥ 2 only). */
+  readonly oneThreadMs?: number;
 }
 
 export interface ClassTime {
@@ -110,6 +126,8 @@ export interface OpProfile {
   readonly runMs: number;
   /** Sum of the nodes' median times. */
   readonly kernelMs: number;
+  /** Of `kernelMs`, the time of kernels that ran on one thread (undefined: no thread pool, T = 1). */
+  readonly oneThreadMs?: number;
   readonly byOp: readonly OpTime[];
   readonly byClass: readonly ClassTime[];
   /** Every node, slowest first. */
@@ -121,7 +139,10 @@ const kernelName = (e: TraceEvent) => e.name.slice(0, -"_kernel_time".length);
 /** The op-type and node profile of the last `runs` runs of a trace. */
 export const opProfile = (events: readonly NodeEvent[], runs: number): OpProfile => {
   const modelRuns = events.filter((e) => e.cat === "Session" && e.name === "model_run").slice(-runs);
-  const samples = new Map<string, { op: string; ms: number[]; flops?: ReturnType<typeof nodeFlops> }>();
+  const samples = new Map<
+    string,
+    { op: string; ms: number[]; flops?: ReturnType<typeof nodeFlops>; parallel?: boolean }
+  >();
   for (const r of modelRuns) {
     const end = r.ts + (r.dur ?? 0);
     for (const e of events) {
@@ -134,6 +155,8 @@ export const opProfile = (events: readonly NodeEvent[], runs: number): OpProfile
           flops: nodeFlops(op, shapes(e.args?.input_type_shape), shapes(e.args?.output_type_shape)),
         };
       s.ms.push((e.dur ?? 0) / 1000);
+      const split = splitWork(e);
+      if (split !== undefined) s.parallel = (s.parallel ?? false) || split;
       samples.set(name, s);
     }
   }
@@ -142,12 +165,20 @@ export const opProfile = (events: readonly NodeEvent[], runs: number): OpProfile
     op: s.op,
     ms: summarize(s.ms).median,
     ...(s.flops ? { flops: s.flops.flops, kind: s.flops.kind } : {}),
+    ...(s.parallel !== undefined ? { parallel: s.parallel } : {}),
   })).sort((a, b) => b.ms - a.ms);
+  const pooled = nodes.some((n) => n.parallel !== undefined);
+  const oneThread = (n: NodeTime) => (n.parallel === false ? n.ms : 0);
   const byOp = new Map<string, OpTime>();
   const byClass = new Map<string, ClassTime>();
   for (const n of nodes) {
-    const o = byOp.get(n.op) ?? { op: n.op, nodes: 0, ms: 0 };
-    byOp.set(n.op, { op: n.op, nodes: o.nodes + 1, ms: o.ms + n.ms });
+    const o = byOp.get(n.op) ?? { op: n.op, nodes: 0, ms: 0, ...(pooled ? { oneThreadMs: 0 } : {}) };
+    byOp.set(n.op, {
+      op: n.op,
+      nodes: o.nodes + 1,
+      ms: o.ms + n.ms,
+      ...(pooled ? { oneThreadMs: (o.oneThreadMs ?? 0) + oneThread(n) } : {}),
+    });
     if (n.kind) {
       const backward = n.name.startsWith("backward:"), key = `${n.kind}/${backward}`;
       const c = byClass.get(key) ?? { kind: n.kind, backward, nodes: 0, ms: 0, flops: 0 };
@@ -158,6 +189,7 @@ export const opProfile = (events: readonly NodeEvent[], runs: number): OpProfile
     runs: modelRuns.length,
     runMs: summarize(modelRuns.map((r) => (r.dur ?? 0) / 1000)).median,
     kernelMs: nodes.reduce((s, n) => s + n.ms, 0),
+    ...(pooled ? { oneThreadMs: nodes.reduce((s, n) => s + oneThread(n), 0) } : {}),
     byOp: [...byOp.values()].sort((a, b) => b.ms - a.ms),
     byClass: [...byClass.values()].sort((a, b) => b.ms - a.ms),
     nodes,
@@ -184,9 +216,13 @@ export const renderOpProfile = (p: OpProfile, peak: number, topOps = 14, topNode
         op: `${rest.length} other op types`,
         nodes: rest.reduce((s, o) => s + o.nodes, 0),
         ms: rest.reduce((s, o) => s + o.ms, 0),
+        ...(p.oneThreadMs !== undefined
+          ? { oneThreadMs: rest.reduce((s, o) => s + (o.oneThreadMs ?? 0), 0) }
+          : {}),
       }]
       : []),
   ];
+  const pooled = p.oneThreadMs !== undefined;
   const gfs = (flops: number, ms: number) => flops / (ms * 1e6);
   return [
     table<OpTime>([
@@ -194,7 +230,16 @@ export const renderOpProfile = (p: OpProfile, peak: number, topOps = 14, topNode
       { header: "nodes", cell: (o) => String(o.nodes) },
       { header: "ms", cell: (o) => formatMs(o.ms) },
       { header: "share of kernel time", cell: (o) => share(o.ms) },
+      ...(pooled ? [{ header: "on one thread", cell: (o: OpTime) => pct((o.oneThreadMs ?? 0) / o.ms) }] : []),
     ], opRows),
+    ...(pooled
+      ? [
+        "",
+        `Kernels that ran on one thread (never split their work over the intra-op pool): ${
+          formatMs(p.oneThreadMs!)
+        } ms, ${share(p.oneThreadMs!)} of the kernel time.`,
+      ]
+      : []),
     "",
     table<ClassTime>([
       {
@@ -215,6 +260,7 @@ export const renderOpProfile = (p: OpProfile, peak: number, topOps = 14, topNode
       { header: "ms", cell: (n) => formatMs(n.ms) },
       { header: "share", cell: (n) => share(n.ms) },
       { header: "GFLOP/s", cell: (n) => (n.flops ? fixed(gfs(n.flops, n.ms), 1) : "–") },
+      ...(pooled ? [{ header: "threads", cell: (n: NodeTime) => (n.parallel ? "pool" : "one") }] : []),
     ], p.nodes.slice(0, topNodes)),
   ].join("\n");
 };

@@ -3,7 +3,7 @@
  * the same model in eager PyTorch, model FLOP utilisation against the MatMul peak measured in the same
  * run, the head's time and memory as the vocabulary grows, the data pipeline against the training step,
  * and the runtime's per-step overhead — at T = 1 and 2 threads on both sides. Prints the table and
- * rewrites the "Performance (segmenter)" section of BENCHMARKS.md. `--model=mobilenet` measures the
+ * rewrites this CPU kind's "Performance (segmenter) on <CPU>" section of BENCHMARKS.md. `--model=mobilenet` measures the
  * MobileNetV2 segmenter against PyTorch 2 instead (bench/perf_mobilenet.ts, its own section).
  *
  * The machine may be shared: the bench waits for other processes to go quiet, measures the sides one
@@ -24,7 +24,7 @@ import {
 } from "../mod.ts";
 import { describe, toOnnx } from "../profiling.ts";
 import quickstart from "../experiments/quickstart.ts";
-import { machine } from "./machine.ts";
+import { machine, sectionTitle } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES, type Repeats } from "./measure.ts";
 import { stateSize, stepFlops } from "./mlp.ts";
 import { blasAlternative, ensurePeer } from "./peer_setup.ts";
@@ -529,7 +529,9 @@ export const main = async (args: string[]): Promise<void> => {
     peers: peerFigures,
   };
   const body = renderPerf(figures);
-  console.log(`## ${SECTION}\n${body}`);
+  // One section per CPU kind: a run on another kind of CPU keeps this one's figures.
+  const title = sectionTitle(SECTION, figures.machine.cpu);
+  console.log(`## ${title}\n${body}`);
   if (QUICK) return log("--quick: BENCHMARKS.md is left unchanged");
   if (
     !byThreads.every((t) => checkEqualWork(t.ourLosses, t.peerLosses, CHECK_STEPS).passed) ||
@@ -538,6 +540,6 @@ export const main = async (args: string[]): Promise<void> => {
     log("the equal work check FAILED; BENCHMARKS.md is left unchanged");
     Deno.exit(1);
   }
-  await recordSection(BENCHMARKS.pathname, SECTION, body);
-  log(`wrote the "${SECTION}" section of ${BENCHMARKS.pathname}`);
+  await recordSection(BENCHMARKS.pathname, title, body, 2, SECTION);
+  log(`wrote the "${title}" section of ${BENCHMARKS.pathname}`);
 };

@@ -2,7 +2,7 @@
  * `deno task bench perf --model=mobilenet`: the MobileNetV2 segmenter (bench/mobilenet_model.ts) against
  * the same model in PyTorch 2 — eager, torch.compile, and both under bf16 autocast (bench/peers.ts's
  * torch sides) — training step and one-image inference at T = 1 and 2, equal work checked by the loss,
- * MFU against the MatMul peak measured in the same run. Writes the "Performance (MobileNetV2 segmenter)"
+ * MFU against the MatMul peak measured in the same run. Writes this CPU kind's "Performance (MobileNetV2 segmenter) on <CPU>"
  * section of BENCHMARKS.md (not with --quick).
  *
  *   --rounds=N      alternating rounds (default 3); --threads=1,2; --sides=eager,compile
@@ -14,7 +14,7 @@
 import { Effect } from "effect";
 import { exportedModel, exportModel, graphStage, inferenceGraph, plan } from "../mod.ts";
 import { calibrationRanges, describe } from "../profiling.ts";
-import { machine } from "./machine.ts";
+import { machine, sectionTitle } from "./machine.ts";
 import { measureMatmul, PEAK_SIZES } from "./measure.ts";
 import { ensurePeerVenv, VENV } from "./peer_venv.ts";
 import { configsOf, runSide, type SideResult, SIDES, type ThreadConfig, tuneSide } from "./peers.ts";
@@ -240,12 +240,14 @@ export const main = async (args: string[]): Promise<void> => {
       }.`,
   };
   const body = renderMobileNet(figures);
-  console.log(`## ${SECTION}\n\n${body}`);
+  // One section per CPU kind: a run on another kind of CPU keeps this one's figures.
+  const title = sectionTitle(SECTION, m.cpu);
+  console.log(`## ${title}\n\n${body}`);
   if (quick) return log("--quick: BENCHMARKS.md is left unchanged");
   if (!mobileNetEqualWork(figures)) {
     log("the equal work check FAILED; BENCHMARKS.md is left unchanged");
     Deno.exit(1);
   }
-  await recordSection(BENCHMARKS.pathname, SECTION, body);
-  log(`wrote the "${SECTION}" section of ${BENCHMARKS.pathname}`);
+  await recordSection(BENCHMARKS.pathname, title, body, 2, SECTION);
+  log(`wrote the "${title}" section of ${BENCHMARKS.pathname}`);
 };

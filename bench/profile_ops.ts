@@ -15,6 +15,7 @@ import { initialState } from "./perf_runs.ts";
 import { PERF_MODEL, perfFeeds, type PerfModel, perfTrainingGraph } from "./segmenter_model.ts";
 import { MOBILENET_MODEL, withPretrained } from "./mobilenet_model.ts";
 import { fixed, formatMs } from "../figures/markdown.ts";
+import { summarize } from "../figures/stats.ts";
 
 const log = (line: string) => console.error(`bench profile: ${line}`);
 const flag = (args: readonly string[], name: string) =>
@@ -89,7 +90,10 @@ export const main = async (args: string[]): Promise<void> => {
       `${p.runs} profiled steps after ${warmup}: wall ${
         wallMs.map(formatMs).join(", ")
       } ms; ORT run (median) ` +
-        `${formatMs(p.runMs)} ms; sum of the nodes' median kernel times ${formatMs(p.kernelMs)} ms.`,
+        `${formatMs(p.runMs)} ms; sum of the nodes' median kernel times ${
+          formatMs(p.kernelMs)
+        } ms; outside ` +
+        `the run (median wall − median run) ${formatMs(summarize(wallMs).median - p.runMs)} ms.`,
       "",
       renderOpProfile(p, peak),
     );

@@ -30,6 +30,11 @@ export interface Batch {
    * the LarvSeg loader that mixes both kinds (absent = every image is pixel-labelled).
    */
   readonly pixelLabelled?: Uint8Array;
+  /**
+   * [B, K] 1 = the image's label for the class is known (a positive or a negative), 0 = unknown: the
+   * unlisted classes of a `partial` image-level source's image. Set by the mixed loader.
+   */
+  readonly imageLabelsKnown?: Uint8Array;
   /** Per sample: segment ids [H, W] and segments, when the loader was asked for panoptic targets. */
   readonly panoptic?: readonly PanopticLabels[];
 }

@@ -8,7 +8,7 @@ import { BadFiles, type DataError, InvalidConfig, type Problem, problemLine } fr
 import { listDirs } from "./listing.ts";
 import { type ImageLevelSource, imageLevelSummary, readImageLevelLabels } from "./image_level.ts";
 import { checkDatasetRoot } from "./open.ts";
-import type { DatasetSpec } from "../dsl/dataset.ts";
+import { type DatasetSpec, imageLevelSources } from "../dsl/dataset.ts";
 import { loadDatasetSpec } from "./spec_file.ts";
 import { type SplitReport, validateSplit } from "./validate.ts";
 
@@ -90,6 +90,7 @@ export const formatImageLevel = (
   source: ImageLevelSource,
   classNames: readonly string[],
   ratio: number,
+  semantics: "complete" | "partial" = "complete",
 ): string => {
   const s = imageLevelSummary(source);
   const width = Math.min(28, Math.max(5, ...classNames.map((n) => n.length)) + 2);
@@ -102,7 +103,9 @@ export const formatImageLevel = (
       s.labelsPerImage.toFixed(2)
     } labels per image, ${
       s.imagesPerClass.filter((n) => n > 0).length
-    }/${classNames.length} classes tagged; ${pct(ratio)} % of each training batch`,
+    }/${classNames.length} classes tagged; ${pct(ratio)} % of each training batch${
+      semantics === "partial" ? "; partial labels (unlisted classes unknown)" : ""
+    }`,
     "images per class:",
     ...shown.map((c) => `${classNames[c].slice(0, width - 1).padEnd(width)}${pad(s.imagesPerClass[c], 8)}`),
     ...(shown.length < classNames.length ? [`… ${classNames.length - shown.length} more classes`] : []),
@@ -129,10 +132,12 @@ export const dataCommand = (args: DataArgs): Effect.Effect<readonly SplitReport[
       problems.push(...report.problems);
     }
     yield* Console.log(formatReports(reports));
-    if (imageLevel && reports.length > 0) {
+    for (const il of reports.length > 0 ? imageLevelSources(imageLevel) : []) {
       // Bad tags fail here, one problem each, like bad files.
-      const source = yield* readImageLevelLabels(imageLevel.labels, reports[0].classNames.length);
-      yield* Console.log(`\n${formatImageLevel(source, reports[0].classNames, imageLevel.ratio)}`);
+      const source = yield* readImageLevelLabels(il.labels, reports[0].classNames.length);
+      yield* Console.log(
+        `\n${formatImageLevel(source, reports[0].classNames, il.ratio, il.semantics ?? "complete")}`,
+      );
     }
     if (problems.length > 0) {
       if (args.skipBad) {

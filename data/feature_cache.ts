@@ -41,7 +41,7 @@ import type { FeatureBatch, Position } from "./batch.ts";
 import type { PanopticLabels } from "./dataset.ts";
 import { type Slot, trainingSlots } from "./order.ts";
 import { batchNumber, imageLevelPosition, imageLevelSeed } from "./mixed_loader.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
+import { type ImageLevelData, imageLevelShares, isPartial } from "../dsl/dataset.ts";
 
 /** The format's version: part of every cache key, so a change of format builds new caches. */
 export const FEATURE_CACHE_VERSION = 1;
@@ -481,46 +481,70 @@ export const cachedTrainLoader = (
 };
 
 export interface CachedMixedLoaderOptions extends CachedLoaderOptions {
-  /** `data.imageLevel.ratio`: the batch's image-level share (`imageLevelShare`). */
-  readonly ratio: number;
+  /** `data.imageLevel`'s sources in order: each one's share of the batch and its label semantics. */
+  readonly sources: readonly ImageLevelData[];
 }
 
 /**
- * LarvSeg's mixed batches (`mixed_loader.ts`) from two caches: per batch, `pixel` rows of the split's
- * cache then `imageLevel` rows of the image-level source's, at the positions `mixedTrainLoader` gives
- * them (the same two orders, the image-level one addressed by `imageLevelSeed(seed)`, its position
- * fixed by the batch number, so a resume from any batch boundary continues bitwise), each row from the
- * draw `drawChoice` picks for its position under its order's seed. `pixelLabelled` marks the first part.
+ * LarvSeg's mixed batches (`mixed_loader.ts`) from caches: per batch, `pixel` rows of the split's cache
+ * then each source's rows from its own cache, at the positions `mixedTrainLoader` gives them (the same
+ * orders, source i's addressed by `imageLevelSeed(seed, i)`, its position fixed by the batch number, so a
+ * resume from any batch boundary continues bitwise), each row from the draw `drawChoice` picks for its
+ * position under its order's seed. `pixelLabelled` marks the first part; `imageLabelsKnown` is all ones
+ * but for a `partial` source's rows (their listed classes); pixel rows without image-level labels (a
+ * dataset spec without `imageLabels`) get an empty row, as the mixed loader gives them.
  */
 export const cachedMixedTrainLoader = (
   pixels: FeatureCache,
-  images: FeatureCache,
-  { batchSize, seed, ratio, start = { epoch: 0, index: 0 }, prefetch = 2 }: CachedMixedLoaderOptions,
+  images: readonly FeatureCache[],
+  { batchSize, seed, sources, start = { epoch: 0, index: 0 }, prefetch = 2 }: CachedMixedLoaderOptions,
 ): Stream.Stream<FeatureBatch, FeatureCacheError> => {
-  const share = imageLevelShare(batchSize, ratio);
-  const n = pixels.manifest.ids.length, m = images.manifest.ids.length;
-  const ilSeed = imageLevelSeed(seed);
-  const ilStart = imageLevelPosition(batchNumber(start, n, share.pixel), m, share.imageLevel);
+  const share = imageLevelShares(batchSize, sources);
+  const n = pixels.manifest.ids.length;
+  const s0 = batchNumber(start, n, share.pixel);
+  const orders = images.map((cache, i) => {
+    const q = share.perSource[i], m = cache.manifest.ids.length, orderSeed = imageLevelSeed(seed, i);
+    return { cache, q, orderSeed, partial: isPartial(sources[i]), from: imageLevelPosition(s0, m, q) };
+  });
+  const k = images[0]?.manifest.layout.imageLabels ?? 0;
   const read = (cache: FeatureCache, s: Slot, orderSeed: number) =>
     cache.read(drawChoice(orderSeed, s.epoch, s.index, cache.manifest.draws), s.sample);
-  function* groups(): Generator<{ pixel: Slot[]; imageLevel: Slot[] }> {
+  const take = (it: Iterator<Slot>, count: number) =>
+    Array.from({ length: count }, () => it.next().value as Slot);
+  function* groups(): Generator<{ pixel: Slot[]; perSource: Slot[][] }> {
     const p = trainingSlots(n, share.pixel, true, seed, start);
-    const q = trainingSlots(m, share.imageLevel, true, ilSeed, ilStart);
-    const take = (it: Iterator<Slot>, count: number) =>
-      Array.from({ length: count }, () => it.next().value as Slot);
-    for (;;) yield { pixel: take(p, share.pixel), imageLevel: take(q, share.imageLevel) };
+    const qs = orders.map((o) => trainingSlots(o.cache.manifest.ids.length, o.q, true, o.orderSeed, o.from));
+    for (;;) yield { pixel: take(p, share.pixel), perSource: qs.map((q, i) => take(q, orders[i].q)) };
   }
   const batches = Stream.fromIterable(groups()).pipe(
-    Stream.mapEffect(({ pixel, imageLevel }) =>
+    Stream.mapEffect(({ pixel, perSource }) =>
       Effect.map(
         Effect.all([
           Effect.forEach(pixel, (s) => read(pixels, s, seed), { concurrency: share.pixel }),
-          Effect.forEach(imageLevel, (s) => read(images, s, ilSeed), { concurrency: share.imageLevel }),
+          ...perSource.map((slots, i) =>
+            Effect.forEach(slots, (s) => read(orders[i].cache, s, orders[i].orderSeed), {
+              concurrency: orders[i].q,
+            })
+          ),
         ]),
-        ([p, q]): FeatureBatch => ({
-          ...collateRows(pixels, [...p, ...q], pixel[0].batch),
-          pixelLabelled: Uint8Array.from([...p, ...q], (_, i) => (i < p.length ? 1 : 0)),
-        }),
+        ([p, ...qs]): FeatureBatch => {
+          const empty = new Uint8Array(k);
+          const withLabels = (r: CachedRow) => (r.imageLabels ? r : { ...r, imageLabels: empty });
+          const rows = [...p.map(withLabels), ...qs.flat()];
+          const known = new Uint8Array(rows.length * k).fill(1);
+          let b = p.length;
+          qs.forEach((q, i) => {
+            for (const r of q) {
+              if (orders[i].partial) known.set(r.imageLabels!, b * k);
+              b++;
+            }
+          });
+          return {
+            ...collateRows(orders[0].cache, rows, pixel[0].batch),
+            pixelLabelled: Uint8Array.from(rows, (_, i) => (i < p.length ? 1 : 0)),
+            imageLabelsKnown: known,
+          };
+        },
       )
     ),
   );

@@ -1,18 +1,34 @@
 /**
- * LarvSeg's training loader: every batch mixes pixel-labelled images of the dataset with images of an
- * image-level source (tags, no masks) at the spec's ratio.
+ * The training loader for image-level sources: every batch mixes pixel-labelled images of the dataset with
+ * images of one or more image-level sources (tags, no masks) at the spec's ratios (LarvSeg's losses, ξ's
+ * multi-label loss).
  *
  * Each kind has its own endless training order (a seeded shuffle per epoch, batches never spanning
- * epochs), cut into p pixel-labelled and q image-level images per batch; batch s of the run is the s-th
- * group of both orders. The image-level order is addressed by a seed derived from the run's, so the two
- * shuffles and the two augmentation streams are independent. A batch's position is its pixel-labelled
- * part's (epoch, index); it fixes the batch number s and with it the image-level position, so a resume
- * from any batch boundary yields exactly the batches a run that never stopped yields from there.
+ * epochs), cut into p pixel-labelled images and q_i images of source i per batch; batch s of the run is
+ * the s-th group of every order. Source i's order is addressed by a seed derived from the run's
+ * (`imageLevelSeed(seed, i)`), so the shuffles and augmentation streams are independent. A batch's
+ * position is its pixel-labelled part's (epoch, index); it fixes the batch number s and with it every
+ * source's position, so a resume from any batch boundary yields exactly the batches a run that never
+ * stopped yields from there. Source 0's seed is the one the single-source loader used, so a one-source run
+ * started before sources became a list keeps its batches.
+ *
+ * Besides `pixelLabelled`, a batch carries `imageLabelsKnown` [B, K]: 1 where the image's label for the
+ * class is known — every class of a pixel-labelled image and of a `complete` source's image, only the
+ * listed classes of a `partial` source's image (the others are unknown: ξ's multi-label loss leaves them
+ * out). Pixel-labelled images whose dataset spec sets no `imageLabels` get an all-zero `imageLabels` row:
+ * ξ's target for them comes from their masks (in the graph).
  */
 import { Effect, Stream } from "effect";
 import { random } from "../core/random.ts";
-import type { DatasetSpec, ImageLevelData, TrainPipeline } from "../dsl/dataset.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
+import {
+  type DatasetSpec,
+  type ImageLevelData,
+  imageLevelShares,
+  type ImageLevelSources,
+  imageLevelSources,
+  isPartial,
+  type TrainPipeline,
+} from "../dsl/dataset.ts";
 import { type Batch, collate, type Position } from "./batch.ts";
 import { type DataError, EmptySplit, InvalidConfig } from "./errors.ts";
 import { type ImageLevelSource, readImageLevelLabels } from "./image_level.ts";
@@ -34,8 +50,12 @@ import type { DatasetSource, SampleTask } from "./sample_task.ts";
 /** Key of the image-level order's seed: `random(seed, IMAGE_LEVEL)`. */
 export const IMAGE_LEVEL = 0x494c564c; // "ILVL"
 
-/** The seed of the image-level order and augmentation, derived from the run's seed. */
-export const imageLevelSeed = (seed: number): number => random(seed, IMAGE_LEVEL).int(2 ** 31 - 1);
+/**
+ * The seed of source `source`'s order and augmentation, derived from the run's seed (source 0: the seed
+ * of the single-source loader, `random(seed, IMAGE_LEVEL)`; source i > 0: `random(seed, IMAGE_LEVEL, i)`).
+ */
+export const imageLevelSeed = (seed: number, source = 0): number =>
+  (source === 0 ? random(seed, IMAGE_LEVEL) : random(seed, IMAGE_LEVEL, source)).int(2 ** 31 - 1);
 
 /** The number of the batch at pixel-labelled position `p` (batches of `b` of `n` samples, dropLast). */
 export const batchNumber = (p: Position, n: number, b: number): number =>
@@ -47,9 +67,12 @@ export const imageLevelPosition = (s: number, n: number, q: number): Position =>
   return { epoch: Math.floor(s / perEpoch), index: (s % perEpoch) * q };
 };
 
-/** A sample of either kind, tagged for the batch's `pixelLabelled` row, and its global batch's position. */
+/**
+ * A sample of either kind (`source` −1 for a pixel-labelled image, else the image-level source's index)
+ * and its global batch's position.
+ */
 interface Mixed {
-  readonly pixel: boolean;
+  readonly source: number;
   readonly slot: Slot;
   readonly task: SampleTask;
   /** The global batch's position (its pixel-labelled part's), whichever part of it a rank takes. */
@@ -57,15 +80,15 @@ interface Mixed {
 }
 
 /**
- * An endless stream of mixed training batches: `pixel` pixel-labelled images of `spec`'s train split
- * then `imageLevel` images of the source, per batch (`imageLevelShare(batchSize, ratio)`), with
- * `pixelLabelled` [B] and multi-hot `imageLabels` [B, K] (the pixel-labelled images' from the dataset
- * spec's `imageLabels` option, which must be set). `options.batchSize` is the whole batch.
+ * An endless stream of mixed training batches: `pixel` pixel-labelled images of `spec`'s train split,
+ * then the images of each source in the listed order, per batch (`imageLevelShares(batchSize, sources)`),
+ * with `pixelLabelled` [B], multi-hot `imageLabels` [B, K] and `imageLabelsKnown` [B, K] (module doc).
+ * `options.batchSize` is the whole batch.
  */
 export const mixedTrainLoader = (
   spec: DatasetSpec,
   pipeline: TrainPipeline,
-  imageLevel: ImageLevelData,
+  imageLevel: ImageLevelSources,
   options: TrainLoaderOptions,
 ): Stream.Stream<Batch, DataError> =>
   Stream.unwrap(Effect.gen(function* () {
@@ -78,26 +101,30 @@ export const mixedTrainLoader = (
     yield* checkInt(prefetch, "prefetch", 0);
     yield* checkShard(options.shard, batchSize, true);
     const shard = options.shard;
-    if (spec.imageLabels === undefined) {
+    const specs = imageLevelSources(imageLevel);
+    const share = imageLevelShares(batchSize, specs);
+    if (share.pixel < 1 || share.perSource.some((q) => q < 1)) {
       return yield* new InvalidConfig({
         file: options.specFile ?? "<dataset spec>",
-        message:
-          "data.dataset.imageLabels: mixing in image-level images needs the pixel-labelled images' too",
+        message: `data.imageLevel: a batch of ${batchSize} splits into ${share.pixel} pixel-labelled and ` +
+          `${share.perSource.join(" + ")} image-level images; each part needs at least 1`,
       });
     }
-    const share = imageLevelShare(batchSize, imageLevel.ratio);
     const split = options.split ?? defaultSplit(spec, "train");
     const dataset = yield* openForLoading(spec, split, options);
     const k = dataset.classes.names.length;
-    const source = yield* readImageLevelLabels(imageLevel.labels, k);
-    const n = dataset.samples.length, m = source.samples.length;
+    const sources: ImageLevelSource[] = [];
+    for (const s of specs) sources.push(yield* readImageLevelLabels(s.labels, k));
+    const n = dataset.samples.length;
     const tooSmall = (what: string, count: number, b: number) =>
       new EmptySplit({ file: what, message: `${count} images cannot fill a batch part of ${b} (${what})` });
     if (epochLength(n, share.pixel, true) === 0) {
       return yield* tooSmall(`${dataset.name}/${split}`, n, share.pixel);
     }
-    if (epochLength(m, share.imageLevel, true) === 0) {
-      return yield* tooSmall(source.file, m, share.imageLevel);
+    for (const [i, source] of sources.entries()) {
+      if (epochLength(source.samples.length, share.perSource[i], true) === 0) {
+        return yield* tooSmall(source.file, source.samples.length, share.perSource[i]);
+      }
     }
     if (start.index % share.pixel !== 0) {
       return yield* new InvalidConfig({
@@ -107,13 +134,15 @@ export const mixedTrainLoader = (
     }
     const run = yield* taskRunner(dataset, workers);
     const from: DatasetSource = { spec, split, specFile: options.specFile ?? "<dataset spec>" };
-    const ilSeed = imageLevelSeed(seed);
-    const ilStart = imageLevelPosition(batchNumber(start, n, share.pixel), m, share.imageLevel);
+    const s0 = batchNumber(start, n, share.pixel);
+    const orders = sources.map((source, i) => {
+      const q = share.perSource[i], m = source.samples.length, ilSeed = imageLevelSeed(seed, i);
+      return { source, q, ilSeed, slots: trainingSlots(m, q, true, ilSeed, imageLevelPosition(s0, m, q)) };
+    });
     const skipBad = options.skipBad ?? false;
 
     function* global(): Generator<Omit<Mixed, "position">> {
       const pixels = trainingSlots(n, share.pixel, true, seed, start);
-      const images = trainingSlots(m, share.imageLevel, true, ilSeed, ilStart);
       for (;;) {
         for (let i = 0; i < share.pixel; i++) {
           const slot = pixels.next().value as Slot;
@@ -126,20 +155,22 @@ export const mixedTrainLoader = (
             epoch: slot.epoch,
             index: slot.index,
           };
-          yield { pixel: true, slot, task };
+          yield { source: -1, slot, task };
         }
-        for (let i = 0; i < share.imageLevel; i++) {
-          const slot = images.next().value as Slot;
-          const task: SampleTask = {
-            kind: "imageLevel",
-            source: from,
-            pipeline,
-            sample: source.samples[slot.sample],
-            seed: ilSeed,
-            epoch: slot.epoch,
-            index: slot.index,
-          };
-          yield { pixel: false, slot, task };
+        for (const [j, o] of orders.entries()) {
+          for (let i = 0; i < o.q; i++) {
+            const slot = o.slots.next().value as Slot;
+            const task: SampleTask = {
+              kind: "imageLevel",
+              source: from,
+              pipeline,
+              sample: o.source.samples[slot.sample],
+              seed: o.ilSeed,
+              epoch: slot.epoch,
+              index: slot.index,
+            };
+            yield { source: j, slot, task };
+          }
         }
       }
     }
@@ -154,18 +185,22 @@ export const mixedTrainLoader = (
       }
     }
 
+    /** A sample's `imageLabelsKnown` row: all ones, or only its listed classes for a partial source. */
+    const known = (d: Done): Uint8Array =>
+      d.source >= 0 && isPartial(specs[d.source]) ? d.sample!.imageLabels! : new Uint8Array(k).fill(1);
+
     type Done = {
-      readonly pixel: boolean;
+      readonly source: number;
       readonly position: Position;
       readonly sample: ProcessedSample | null;
     };
     const perRank = batchSize / (shard?.ranks ?? 1);
     const samples = Stream.fromIterable(mixed(), { chunkSize: 1 }).pipe(
       Stream.mapEffect(
-        ({ pixel, task, position }) =>
+        ({ source, task, position }) =>
           Effect.map(
             tolerate(run(task), skipBad),
-            (sample): Done => ({ pixel, position, sample: sample as ProcessedSample | null }),
+            (sample): Done => ({ source, position, sample: sample as ProcessedSample | null }),
           ),
         { concurrency },
       ),
@@ -178,17 +213,28 @@ export const mixedTrainLoader = (
           if (next.length < perRank) return [next, []];
           const good = next.filter((d) => d.sample !== null);
           if (good.length === 0) return [[], []];
-          const batch = collate(good.map((d) => d.sample!), next[0].position, k);
-          const pixelLabelled = Uint8Array.from(good, (d) => (d.pixel ? 1 : 0));
-          return [[], [{ ...batch, pixelLabelled } satisfies Batch]];
+          // A pixel-labelled image without image-level labels (no `imageLabels` in the dataset spec) gets
+          // an empty row, so that every row of the batch has one.
+          const rows = good.map((d) =>
+            d.sample!.imageLabels ? d.sample! : { ...d.sample!, imageLabels: new Uint8Array(k) }
+          );
+          const batch = collate(rows, next[0].position, k);
+          const pixelLabelled = Uint8Array.from(good, (d) => (d.source < 0 ? 1 : 0));
+          const imageLabelsKnown = new Uint8Array(good.length * k);
+          good.forEach((d, b) => imageLabelsKnown.set(known(d), b * k));
+          return [[], [{ ...batch, pixelLabelled, imageLabelsKnown } satisfies Batch]];
         },
       ),
     );
     return prefetch > 0 ? batches.pipe(Stream.buffer({ capacity: prefetch })) : batches;
   }));
 
-/** Reads the image-level source an experiment names, against its dataset's `classes`. */
+/** Reads the image-level sources an experiment names, against its dataset's `classes`. */
 export const openImageLevel = (
-  imageLevel: ImageLevelData,
+  imageLevel: ImageLevelSources,
   classes: number,
-): Effect.Effect<ImageLevelSource, DataError> => readImageLevelLabels(imageLevel.labels, classes);
+): Effect.Effect<readonly ImageLevelSource[], DataError> =>
+  Effect.forEach(
+    imageLevelSources(imageLevel),
+    (s: ImageLevelData) => readImageLevelLabels(s.labels, classes),
+  );

@@ -7,7 +7,7 @@ import { Effect } from "effect";
 import { existsSync } from "node:fs";
 import { builtinDatasets } from "../dsl/datasets.ts";
 import { InvalidConfig } from "./errors.ts";
-import { type DatasetSpec, decodeDatasetSpec, ImageLevelData } from "../dsl/dataset.ts";
+import { type DatasetSpec, decodeDatasetSpec, ImageLevelSources } from "../dsl/dataset.ts";
 import { decodeConfig } from "../dsl/decode.ts";
 import { loadSpecFile } from "../dsl/load_spec.ts";
 
@@ -17,8 +17,8 @@ export interface LoadedSpec {
   readonly file: string;
   /** Where in `file` the dataset spec sits: `""` (the file is one), `"dataset"` or `"data.dataset"`. */
   readonly path: string;
-  /** An experiment's image-level source (`data.imageLevel`), when it names one. */
-  readonly imageLevel?: ImageLevelData;
+  /** An experiment's image-level sources (`data.imageLevel`), when it names some. */
+  readonly imageLevel?: ImageLevelSources;
 }
 
 /**
@@ -73,6 +73,6 @@ export const loadDatasetSpec = (target: string): Effect.Effect<LoadedSpec, Inval
     const found = yield* datasetOf(value, target);
     const spec = yield* decodeDatasetSpec(found.value, target);
     const il = (value as { data?: { imageLevel?: unknown } } | null)?.data?.imageLevel;
-    const imageLevel = il === undefined ? undefined : yield* decodeConfig(ImageLevelData, il, target);
+    const imageLevel = il === undefined ? undefined : yield* decodeConfig(ImageLevelSources, il, target);
     return { spec, file: target, path: found.path, ...(imageLevel ? { imageLevel } : {}) };
   });

@@ -191,28 +191,63 @@ export const procedural = (input: Omit<typeof ProceduralSpec.Encoded, "_tag">): 
   constructed(decodeDatasetSpec({ _tag: "Procedural", ...input }, "procedural(...)")) as ProceduralSpec;
 
 /**
- * LarvSeg's second data source: images with image-level labels only (no masks), read from a `labels.json`
+ * An image-level data source: images with image-level labels only (no masks), read from a `labels.json`
  * (`{"images": "<folder relative to the file>", "labels": {"<file>": [class id, ...]}}`, ccp's
- * `image-level/` form), mixed into every training batch.
+ * `image-level/` form), mixed into every training batch. An experiment's `data.imageLevel` is one source
+ * or a list of them.
  *
  * `ratio` is the share of each batch that comes from this source: `round(batchSize · ratio)` image-level
- * images and the rest pixel-labelled ones. The official code trains the two kinds 1:1 *across GPUs* (each
- * GPU's batch holds one kind; the gradients are averaged); a single process gets the same 1:1 gradient mix
- * by putting both kinds in every batch, which the default 0.5 does. Both kinds share one mean over the
- * batch's (image, class) pairs in the image-level loss and one pixel mean in the pixel loss.
+ * images; the pixel-labelled images take the rest. The official LarvSeg code trains the two kinds 1:1
+ * *across GPUs* (each GPU's batch holds one kind; the gradients are averaged); a single process gets the
+ * same 1:1 gradient mix by putting both kinds in every batch, which the default 0.5 does. Both kinds share
+ * one mean over the batch's (image, class) pairs in the image-level loss and one pixel mean in the pixel
+ * loss.
+ *
+ * `semantics` says what the listed classes mean for the classes *not* listed:
+ * - `"complete"` (absent: the default, so specs without it keep their hash): the list is every class in
+ *   the image, so the others are negatives (ccp's tags: "the classes present").
+ * - `"partial"`: only the listed classes are known, as positives; every other class is unknown, neither
+ *   positive nor negative (clothing/'s single-label, object-centric photos: a photo labelled "t-shirt"
+ *   may show pants). The multi-label (ASL / BCE) loss of ξ leaves the unknown classes out of the sum
+ *   (`imageLabelsKnown`, data/mixed_loader.ts); LarvSeg's image-level loss, a softmax, is the same for
+ *   both (interpret/segmenter.ts says why).
  */
 export const ImageLevelData = Schema.Struct({
   labels: Schema.String,
   ratio: Schema.Number.check(
     Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true }),
   ).pipe(withDefault(0.5)),
+  semantics: Schema.optionalKey(Schema.Literals(["complete", "partial"])),
 });
 export type ImageLevelData = typeof ImageLevelData.Type;
+
+/** `data.imageLevel`: one image-level source, or several mixed into every batch side by side. */
+export const ImageLevelSources = Schema.Union([
+  ImageLevelData,
+  Schema.Array(ImageLevelData).check(Schema.isMinLength(1)),
+]);
+export type ImageLevelSources = typeof ImageLevelSources.Type;
+
+/** The sources of a `data.imageLevel` field as a list (none when absent). */
+export const imageLevelSources = (il: ImageLevelSources | undefined): readonly ImageLevelData[] =>
+  il === undefined ? [] : Array.isArray(il) ? il : [il as ImageLevelData];
+
+/** Whether a source's unlisted classes are unknown (`semantics: "partial"`), not negatives. */
+export const isPartial = (source: ImageLevelData): boolean => source.semantics === "partial";
 
 /** The per-batch split of an image-level source: image-level images and pixel-labelled ones. */
 export const imageLevelShare = (batchSize: number, ratio: number) => {
   const imageLevel = Math.round(batchSize * ratio);
   return { imageLevel, pixel: batchSize - imageLevel };
+};
+
+/**
+ * The per-batch split over several sources: `round(batchSize · ratio)` images of each source, in the
+ * listed order, and the pixel-labelled images the rest (which may come out below 1: a spec rule).
+ */
+export const imageLevelShares = (batchSize: number, sources: readonly ImageLevelData[]) => {
+  const perSource = sources.map((s) => imageLevelShare(batchSize, s.ratio).imageLevel);
+  return { perSource, pixel: batchSize - perSource.reduce((a, b) => a + b, 0) };
 };
 
 /** An image-level data source with defaults (ratio 0.5, the official 1:1); throws on invalid input. */

@@ -7,8 +7,25 @@
  * reported with its path.
  */
 import { Effect, Result, Schema } from "effect";
-import { DatasetSpec, ImageLevelData, imageLevelShare, TestPipeline, TrainPipeline } from "./dataset.ts";
-import { backboneStride, Model, type ModelSpec, panopticStrides, usesImageLabels } from "./model.ts";
+import {
+  DatasetSpec,
+  type ImageLevelData,
+  imageLevelShares,
+  ImageLevelSources,
+  imageLevelSources,
+  isPartial,
+  TestPipeline,
+  TrainPipeline,
+} from "./dataset.ts";
+import {
+  backboneStride,
+  Model,
+  type ModelSpec,
+  panopticStrides,
+  type Segmenter,
+  usesImageLabels,
+  xiLearnsFromImageLabels,
+} from "./model.ts";
 import { EvalConfig, type FrozenBackbone, TrainConfig } from "./training.ts";
 import { decodeWith, SpecError, type Violation } from "./validate.ts";
 import { modelKindsVersion, modelSchema, modelViolations } from "./model_kinds.ts";
@@ -16,14 +33,15 @@ import { canonicalJson, specHash } from "./canonical.ts";
 import { loadSpecFile } from "./load_spec.ts";
 
 /**
- * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg, an optional
- * image-level source mixed into every training batch (`imageLevel`, see `ImageLevelData`).
+ * The data of an experiment: the pixel-labelled dataset, its pipelines and, for LarvSeg's losses or ξ's
+ * multi-label loss, optional image-level sources mixed into every training batch (`imageLevel`: one
+ * source or a list, see `ImageLevelData`).
  */
 export const DataConfig = Schema.Struct({
   dataset: DatasetSpec,
   train: TrainPipeline,
   test: TestPipeline,
-  imageLevel: Schema.optionalKey(ImageLevelData),
+  imageLevel: Schema.optionalKey(ImageLevelSources),
 });
 export type DataConfig = typeof DataConfig.Type;
 
@@ -83,6 +101,14 @@ export const experimentViolations = (
     if (bad !== undefined) out.push({ path, message: `${bad} is not a multiple of ${unit}` });
   };
   multiple("data.train.cropSize", e.data.train.cropSize);
+  const r = model._tag === "Segmenter" ? model.pixelLossDownsample : undefined;
+  if (r !== undefined && stride % r !== 0) {
+    out.push({
+      path: "model.pixelLossDownsample",
+      message: `${r} does not divide ${unit}: the loss size would not be a whole number of pixels ` +
+        "between the label size and the feature grid",
+    });
+  }
   const aux = model._tag === "Segmenter" ? model.attentiveClassifier : undefined;
   if (aux) {
     const [h, w] = e.data.train.cropSize.map((s) => Math.floor(s / stride));
@@ -93,23 +119,42 @@ export const experimentViolations = (
       });
     }
   }
-  const il = e.data.imageLevel;
-  if (il) {
-    const share = e.train ? imageLevelShare(e.train.batchSize, il.ratio) : { imageLevel: 1, pixel: 1 };
-    if (share.imageLevel < 1 || share.pixel < 1) {
-      out.push({
-        path: "data.imageLevel.ratio",
-        message:
-          `${il.ratio} of a batch of ${e.train?.batchSize} leaves ${share.pixel} pixel-labelled and ${share.imageLevel} image-level images; each kind needs at least 1`,
+  const sources = imageLevelSources(e.data.imageLevel);
+  if (sources.length > 0) {
+    const single = !Array.isArray(e.data.imageLevel);
+    const at = (i: number) => single ? "data.imageLevel" : `data.imageLevel[${i}]`;
+    const batch = e.train?.batchSize;
+    if (batch !== undefined) {
+      const { perSource, pixel } = imageLevelShares(batch, sources);
+      perSource.forEach((q, i) => {
+        if (q < 1) {
+          out.push({
+            path: `${at(i)}.ratio`,
+            message: `${
+              sources[i].ratio
+            } of a batch of ${batch} is ${q} images; each source needs at least 1`,
+          });
+        }
       });
+      if (pixel < 1) {
+        out.push({
+          path: single ? "data.imageLevel.ratio" : "data.imageLevel",
+          message: `the ratios (${
+            sources.map((s) => s.ratio).join(" + ")
+          }) leave ${pixel} of a batch of ${batch} ` +
+            "for pixel-labelled images; they need at least 1",
+        });
+      }
     }
-    if (model._tag !== "Segmenter" || !usesImageLabels(model)) {
+    const larvSeg = model._tag === "Segmenter" && usesImageLabels(model);
+    if (model._tag !== "Segmenter" || !(larvSeg || xiLearnsFromImageLabels(model))) {
       out.push({
         path: "data.imageLevel",
-        message: "image-level images train only through model.imageLevelLoss or model.attentiveClassifier",
+        message: "image-level images train only through model.imageLevelLoss, model.attentiveClassifier or " +
+          "a joint ξ's model.multiLabelLoss",
       });
     }
-    if (e.data.dataset.imageLabels === undefined) {
+    if (larvSeg && e.data.dataset.imageLabels === undefined) {
       out.push({
         path: "data.dataset.imageLabels",
         message:
@@ -127,6 +172,12 @@ export const experimentViolations = (
           "replaces; use draws: 0 (the frozen backbone runs every step)",
       });
     }
+  }
+  if (e.eval.recallAt !== undefined && e.eval.recallAt > e.model.classes) {
+    out.push({
+      path: "eval.recallAt",
+      message: `${e.eval.recallAt} exceeds the number of classes (${e.model.classes})`,
+    });
   }
   const novel = e.eval.novel ?? [];
   const twice = novel.find((n, i) => novel.indexOf(n) !== i);
@@ -252,8 +303,46 @@ export const withOverrides = <E extends AnyExperiment>(
   },
 });
 
+/**
+ * The experiment with image-level sources mixed into its batches, on top of whatever else it sets (a
+ * grid's overrides, another training protocol): the experiment's pixel-labelled images per batch stay as
+ * they are and the batch grows so that each source gets its ratio of it (4 pixel-labelled images with one
+ * source of ratio 0.5: a batch of 4 + 4; with two of 0.25: 4 + 2 + 2). Sources the experiment had are
+ * replaced; none leaves it without `data.imageLevel`. Ratios that no whole batch splits this way are left
+ * to the spec rules (`experimentViolations`) to name.
+ */
+export const withImageLevelSources = <E extends Experiment>(e: E, sources: readonly ImageLevelData[]): E => {
+  const { pixel } = imageLevelShares(e.train.batchSize, imageLevelSources(e.data.imageLevel));
+  const { imageLevel: _, ...data } = e.data;
+  if (sources.length === 0) return { ...e, data, train: { ...e.train, batchSize: pixel } };
+  const share = sources.reduce((a, s) => a + s.ratio, 0);
+  const batchSize = share < 1 ? Math.round(pixel / (1 - share)) : pixel;
+  return {
+    ...e,
+    data: { ...data, imageLevel: sources.length === 1 ? sources[0] : [...sources] },
+    train: { ...e.train, batchSize },
+  };
+};
+
 /** The canonical JSON text of an experiment. */
 export const experimentJson = (e: AnyExperiment): string => canonicalJson(e);
 
 /** The experiment's content hash (hex SHA-256 of its canonical JSON). */
 export const experimentHash = (e: AnyExperiment): string => specHash(e);
+
+/**
+ * What a segmenter's training graph takes besides images and labels: `imageLabels` [b, K] and
+ * `pixelLabelled` [b] when LarvSeg's losses read them or ξ learns from image-level sources, and
+ * `imageLabelsKnown` [b, K] when ξ's multi-label loss must leave unknown classes out (a `partial` source).
+ */
+export const imageLabelInputs = (
+  model: Segmenter,
+  data: Pick<DataConfig, "imageLevel">,
+): { readonly imageLabels: boolean; readonly known: boolean } => {
+  const sources = imageLevelSources(data.imageLevel);
+  const xi = xiLearnsFromImageLabels(model);
+  return {
+    imageLabels: usesImageLabels(model) || (xi && sources.length > 0),
+    known: xi && sources.some(isPartial),
+  };
+};

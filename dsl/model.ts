@@ -320,6 +320,16 @@ export const Segmenter = Schema.TaggedStruct("Segmenter", {
    * pixels). Optional so that specs without it keep their hash.
    */
   pixelLossReduction: Schema.optionalKey(Schema.Literals(["labelledPixels", "allPixels"])),
+  /**
+   * The pixel loss at 1/r of the label size (absent: r = 1, the label size, as mmsegmentation): the logits
+   * are resized bilinearly to (H/r, W/r) and the labels subsampled to every r-th pixel from the top left
+   * (PyTorch's nearest resize at an integer factor). LarvSeg's official code trains at r = 2
+   * (`downsample_rate`); r = the backbone stride computes it at feature resolution, with no resize. The
+   * pixel loss's cost grows with (H/r)·(W/r)·κ: with K-class logits (`select: all()`) and a vocabulary of
+   * 21,841 classes it is most of a training step at r = 1 (BENCHMARKS.md, "LarvSeg memory bank"). Optional
+   * so that specs without it keep their hash.
+   */
+  pixelLossDownsample: Schema.optionalKey(Positive),
   multiLabelLoss: Schema.NullOr(MultiLabelLoss),
   scheme: Scheme,
   /** LarvSeg's image-level loss (absent: none; optional so that specs without it keep their hash). */
@@ -332,6 +342,13 @@ export type Segmenter = typeof Segmenter.Type;
 /** Whether a segmenter's training graph takes image-level labels (LarvSeg's losses). */
 export const usesImageLabels = (m: Segmenter): boolean =>
   m.imageLevelLoss !== undefined || m.attentiveClassifier !== undefined;
+
+/**
+ * Whether ξ's multi-label loss trains with this model (a joint ξ with a loss): then image-level sources
+ * (`data.imageLevel`) can teach it, with no pixel term for their images.
+ */
+export const xiLearnsFromImageLabels = (m: Segmenter): boolean =>
+  m.xi !== null && m.multiLabelLoss !== null && m.scheme._tag === "Joint";
 
 /** The memory bank's shape [classes, M, K, d] (d: the head width). */
 export const bankShape = (m: Segmenter, a: AttentiveClassifier): [number, number, number, number] => [

@@ -94,6 +94,12 @@ export const EvalConfig = Schema.Struct({
    * other (base) classes. Names are checked against the dataset when it is opened.
    */
   novel: Schema.optionalKey(Schema.Array(Schema.String)),
+  /**
+   * κ of ξ's recall@κ (eval/multilabel_ap.ts): the share of an image's ground-truth classes among its
+   * top-κ scores, averaged over images. Absent: the model's top-κ when it selects one (`topK(κ)`), else
+   * recall@κ is not reported. Optional so that specs without it keep their hash.
+   */
+  recallAt: Schema.optionalKey(Positive),
 });
 export type EvalConfig = typeof EvalConfig.Type;
 

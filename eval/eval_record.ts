@@ -34,6 +34,11 @@ export const EvalRecord = Schema.Struct({
   mAcc: Ratio,
   aAcc: Ratio,
   mAP: Ratio,
+  /**
+   * ξ's recall@κ in percent and its κ (eval/multilabel_ap.ts: the share of an image's ground-truth classes
+   * among its top-κ scores, averaged over images), for models with a ranking and a κ. Absent in older records.
+   */
+  recallAtK: Schema.optional(Schema.NullOr(Schema.Struct({ k: Schema.Number, value: Ratio }))),
   /** LarvSeg: mIoU over the base and over the novel classes (`eval.novel`), when the experiment names them. */
   mIoUBase: Schema.optional(Ratio),
   mIoUNovel: Schema.optional(Ratio),
@@ -107,7 +112,7 @@ export const evalRecordName = (n: EvalRecordNaming): string => {
 };
 
 export const makeEvalRecord = (
-  { split, images, step, checkpoint, mode, classNames, segmentation, mAP, novel }: {
+  { split, images, step, checkpoint, mode, classNames, segmentation, mAP, recallAtK, novel }: {
     split: string;
     images: number;
     step: number;
@@ -118,6 +123,8 @@ export const makeEvalRecord = (
     segmentation: SegmentationSummary;
     /** Already ×100, as `multilabelAccumulator` returns it. */
     mAP?: number | null;
+    /** ξ's recall@κ, already ×100, and κ. */
+    recallAtK?: { readonly k: number; readonly value: number } | null;
     /** [K] 1 = a novel class (`novelMask`): adds mIoUBase / mIoUNovel and marks the classes. */
     novel?: Uint8Array;
   },
@@ -131,6 +138,7 @@ export const makeEvalRecord = (
   mAcc: toPercent(segmentation.mAcc),
   aAcc: toPercent(segmentation.aAcc),
   mAP: finiteOrNull(mAP),
+  ...(recallAtK ? { recallAtK: { k: recallAtK.k, value: finiteOrNull(recallAtK.value) } } : {}),
   ...(novel === undefined ? {} : (() => {
     const split = baseNovelMIoU(segmentation.iou, novel);
     return { mIoUBase: toPercent(split.base), mIoUNovel: toPercent(split.novel) };

@@ -43,6 +43,8 @@ export interface EvaluationResult {
   readonly segmentation: SegmentationSummary;
   /** Multi-label mAP ×100, for models with a ranking. */
   readonly mAP: number | null;
+  /** ξ's recall@κ ×100 and its κ (`recallKappa`), for models with a ranking and a κ. */
+  readonly recallAtK: { readonly k: number; readonly value: number } | null;
   readonly images: number;
 }
 
@@ -70,6 +72,11 @@ export const rankerProbeProblem = (
     : options.oracle
     ? "the oracle selects the ground truth already"
     : undefined;
+
+/** κ of an experiment's recall@κ: `eval.recallAt`, else the model's top-κ, else none. */
+export const recallKappa = (e: ExperimentOf<Segmenter>): number | undefined =>
+  e.eval.recallAt ??
+    (e.model.select._tag === "TopK" ? Math.min(e.model.select.k, e.model.classes) : undefined);
 
 export const evaluate = (
   e: ExperimentOf<Segmenter>,
@@ -116,9 +123,11 @@ export const evaluate = (
         }
         images++;
       }));
+    const kappa = recallKappa(e);
     return {
       segmentation: seg.summary(),
       mAP: withScores > 0 ? ml.summary().mAP : null,
+      recallAtK: withScores > 0 && kappa !== undefined ? { k: kappa, value: ml.recallAt(kappa) } : null,
       images,
     } satisfies EvaluationResult;
   }));

@@ -13,6 +13,11 @@
  *
  * mAP is the mean AP over classes with at least one positive in the dataset (classes with none are
  * skipped, not counted as 0), multiplied by 100 as mmpretrain reports it.
+ *
+ * recall@κ is per image, the measure of what RankSeg's top-κ selection keeps: the share of the image's
+ * ground-truth classes among the κ classes it scores highest, |GT ∩ top-κ| / |GT|, averaged over the images
+ * with at least one ground-truth class, ×100. Top-κ breaks ties towards the lower class id, as ONNX TopK
+ * (the selection's op) does.
  */
 import { metricsInputError } from "./metrics_error.ts";
 
@@ -48,6 +53,43 @@ export const averagePrecision = (scores: ArrayLike<number>, targets: ArrayLike<n
   return sum / total;
 };
 
+/**
+ * The κ classes of highest score, ties to the lower class id (ONNX TopK's order), as a 0/1 mask [K].
+ */
+export const topKMask = (scores: ArrayLike<number>, k: number): Uint8Array => {
+  const order = Array.from({ length: scores.length }, (_, c) => c);
+  order.sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (const c of order.slice(0, k)) mask[c] = 1;
+  return mask;
+};
+
+/**
+ * One image's recall@κ: the share of its ground-truth classes (targets > 0) among its top-κ scores, as a
+ * fraction; NaN when the image has no ground-truth class.
+ */
+export const imageRecallAtK = (scores: ArrayLike<number>, targets: ArrayLike<number>, k: number): number => {
+  if (scores.length !== targets.length) {
+    throw metricsInputError(
+      "recallAtK",
+      "scores",
+      `has ${scores.length} entries but targets has ${targets.length}`,
+    );
+  }
+  if (!Number.isInteger(k) || k < 1) {
+    throw metricsInputError("recallAtK", "k", `must be a positive integer, got ${k}`);
+  }
+  const top = topKMask(scores, k);
+  let positives = 0, kept = 0;
+  for (let c = 0; c < targets.length; c++) {
+    if (targets[c] > 0) {
+      positives++;
+      kept += top[c];
+    }
+  }
+  return positives === 0 ? NaN : kept / positives;
+};
+
 export interface MultilabelSummary {
   /** AP per class as a fraction; NaN for classes without a positive. */
   readonly ap: Float64Array;
@@ -61,6 +103,8 @@ export interface MultilabelAccumulator {
   readonly add: (scores: ArrayLike<number>, targets: ArrayLike<number>) => void;
   readonly imageCount: () => number;
   readonly summary: () => MultilabelSummary;
+  /** recall@κ ×100 over the images with a ground-truth class (module doc); NaN when none has one. */
+  readonly recallAt: (k: number) => number;
 }
 
 export const multilabelAccumulator = ({ numClasses }: { numClasses: number }): MultilabelAccumulator => {
@@ -125,5 +169,17 @@ export const multilabelAccumulator = ({ numClasses }: { numClasses: number }): M
     }
     return { ap, mAP: counted === 0 ? NaN : (100 * sum) / counted };
   };
-  return { numClasses, add, imageCount: () => images, summary };
+  const recallAt = (k: number): number => {
+    let sum = 0, counted = 0;
+    for (let i = 0; i < images; i++) {
+      const row = (a: Float64Array | Uint8Array) => a.subarray(i * numClasses, (i + 1) * numClasses);
+      const r = imageRecallAtK(row(scores), row(targets), k);
+      if (!Number.isNaN(r)) {
+        sum += r;
+        counted++;
+      }
+    }
+    return counted === 0 ? NaN : (100 * sum) / counted;
+  };
+  return { numClasses, add, imageCount: () => images, summary, recallAt };
 };

@@ -49,18 +49,35 @@ export const table = <R>(
  * Replaces the section `<#…#> <title>` of heading `level` in `doc` (up to the next heading of that level or
  * a higher one, or the end) with `body`, or appends the section when it is absent, so each suite rewrites
  * only its own section and keeps the rest byte for byte. BENCHMARKS.md has level-2 sections under one
- * title; RESULTS.md has one level-1 part per experiment grid (each with its own level-2 sections).
+ * title; RESULTS.md has one level-1 part per experiment grid (each with its own level-2 sections). A section
+ * not there yet is added after the last section whose title starts with `near` (a suite that keeps one
+ * section per CPU kind puts a new kind beside the others), else at the end.
  */
-export const replaceSection = (doc: string, title: string, body: string, level = 2): string => {
+export const replaceSection = (
+  doc: string,
+  title: string,
+  body: string,
+  level = 2,
+  near?: string,
+): string => {
   const mark = "#".repeat(level);
   const section = `${mark} ${title}\n\n${body.trim()}\n`;
   const lines = doc.split("\n");
   const start = lines.findIndex((l) => l.trimEnd() === `${mark} ${title}`);
+  const ends = new RegExp(`^#{1,${level}} `);
   if (start < 0) {
+    // A new section goes after the last one whose title starts with `near` (its siblings), else at the end.
+    const sibling = near === undefined ? -1 : lines.findLastIndex((l) => l.startsWith(`${mark} ${near}`));
+    if (sibling >= 0) {
+      let end = lines.findIndex((l, i) => i > sibling && ends.test(l));
+      if (end < 0) end = lines.length;
+      const before = lines.slice(0, end).join("\n").trimEnd();
+      const after = lines.slice(end).join("\n").trim();
+      return [before, section.trimEnd(), after].filter((s) => s).join("\n\n") + "\n";
+    }
     const head = doc.trimEnd();
     return head ? `${head}\n\n${section}` : level === 2 ? `# Benchmarks\n\n${section}` : section;
   }
-  const ends = new RegExp(`^#{1,${level}} `);
   let end = lines.findIndex((l, i) => i > start && ends.test(l));
   if (end < 0) end = lines.length;
   const before = lines.slice(0, start).join("\n").trimEnd();
@@ -93,14 +110,20 @@ export const replaceSubsection = (doc: string, parent: string, title: string, bo
  * heading `level` (2 by default), then formats the file: `deno fmt` wraps Markdown prose, so formatting
  * now keeps `deno fmt --check` clean after a bench run.
  */
-export const recordSection = async (file: string, title: string, body: string, level = 2): Promise<void> => {
+export const recordSection = async (
+  file: string,
+  title: string,
+  body: string,
+  level = 2,
+  near?: string,
+): Promise<void> => {
   let doc = "";
   try {
     doc = await Deno.readTextFile(file);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  await Deno.writeTextFile(file, replaceSection(doc, title, body, level));
+  await Deno.writeTextFile(file, replaceSection(doc, title, body, level, near));
   await formatGenerated(file);
 };
 

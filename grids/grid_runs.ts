@@ -134,23 +134,23 @@ export const withGridFrozen = (e: Experiment, frozenBackbone: number | undefined
     : withOverrides(e, undefined, undefined, frozenBackboneSpec({ draws: frozenBackbone }));
 
 /**
- * The experiment a run trains: its spec file with the grid's overrides (a frozen backbone checked
- * against the rest of the spec, as in the file), and a learning curve's validation interval.
+ * The experiment a run trains: its spec file with the grid's overrides (steps, seed, a frozen backbone, a
+ * learning curve's validation interval), checked again by the spec rules (an override can break a rule the
+ * file kept, e.g. a step count past the limit, a batch too small for the spec's image-level sources, a cache
+ * under the independent scheme): a SpecError naming the spec file and the field, before any training.
  */
 export const runExperiment = (run: GridRun) =>
-  Effect.flatMap(loadExperiment(run.spec), (e) => {
-    const draws = run.frozenBackbone;
-    const o = withOverrides(
-      e,
-      run.steps,
-      run.seed,
-      draws === undefined ? undefined : frozenBackboneSpec({ draws }),
-    );
-    const overridden = run.evalEvery === undefined
-      ? o
-      : { ...o, train: { ...o.train, evalEvery: run.evalEvery } };
-    return draws === undefined ? Effect.succeed(overridden) : decodeExperiment(overridden, run.spec);
-  });
+  loadExperiment(run.spec).pipe(
+    Effect.flatMap((e) => {
+      const draws = run.frozenBackbone;
+      const frozen = draws === undefined ? undefined : frozenBackboneSpec({ draws });
+      const o = withOverrides(e, run.steps, run.seed, frozen);
+      const curve = run.evalEvery === undefined
+        ? o
+        : { ...o, train: { ...o.train, evalEvery: run.evalEvery } };
+      return decodeExperiment(curve, run.spec);
+    }),
+  );
 
 /** How a grid's runs train: threads, Workers, and where their progress lines go (default: nowhere). */
 export interface RunOptions {

@@ -18,7 +18,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type Experiment,
-  imageLevelShare,
+  imageLevelShares,
+  imageLevelSources,
   loadExperiment,
   readEvalRecord,
   type TrainConfig,
@@ -168,12 +169,17 @@ export const main = async (args: string[]) => {
 const cell = (xs: readonly number[]) =>
   xs.length ? `${mean(xs).toFixed(2)} ± ${std(xs).toFixed(2)}` : "not run yet";
 
-/** How a batch splits between pixel-labelled and image-level photos, when some row has a second source. */
+/** The images of each image-level source in a batch, e.g. "2 + 2" (one number for one source). */
+const perSourceText = (perSource: readonly number[]) => perSource.join(" + ");
+
+/** How a batch splits between pixel-labelled and image-level photos, when some row has image-level sources. */
 const batchMix = (own: readonly LarvSegRow[], batchSize: number) => {
-  const source = own.find((r) => r.e.data.imageLevel)?.e.data.imageLevel;
-  if (!source) return "";
-  const { pixel, imageLevel } = imageLevelShare(batchSize, source.ratio);
-  return ` (${pixel} pixel-labelled + ${imageLevel} tag photos in the rows with image-level data)`;
+  const sources = imageLevelSources(own.find((r) => r.e.data.imageLevel)?.e.data.imageLevel);
+  if (sources.length === 0) return "";
+  const { pixel, perSource } = imageLevelShares(batchSize, sources);
+  return ` (${pixel} pixel-labelled + ${
+    perSourceText(perSource)
+  } tag photos in the rows with image-level data)`;
 };
 
 /** The learning-rate multipliers other than 1, e.g. ", ×0.1 on ^model\.backbone\.". */
@@ -331,11 +337,16 @@ export const larvSegFindings = (rows: readonly LarvSegRow[]): string[] => {
   );
   const mixed = rows.find((r) => r.e.data.imageLevel);
   if (mixed) {
-    const { pixel, imageLevel } = imageLevelShare(mixed.e.train.batchSize, mixed.e.data.imageLevel!.ratio);
+    const { pixel, perSource } = imageLevelShares(
+      mixed.e.train.batchSize,
+      imageLevelSources(mixed.e.data.imageLevel),
+    );
     out.push(
       "",
       `The rows with tag photos train on ${pixel} pixel-labelled images per step, the others on ` +
-        `${mixed.e.train.batchSize} (the other ${imageLevel} places are tag photos, the official 1:1 mix): ` +
+        `${mixed.e.train.batchSize} (the other ${
+          perSourceText(perSource)
+        } places are tag photos, the official 1:1 mix): ` +
         "their base mIoU reflects that smaller mask supervision as well as the image-level terms.",
     );
   }

@@ -181,6 +181,14 @@ export const GRIDS: Record<string, Suite> = {
     flags: gridFlags("grid's"),
     run: submittable(async (args) => (await import("./larvseg.ts")).main(args)),
   },
+  "xi-sources": {
+    title: "ξ from image-level sources on ccp: mAP and recall@κ per source mix (RESULTS.md)",
+    summary:
+      "Trains RankSeg's multi-label head ξ on ccp with each mix of image-level sources (experiments/xi-sources, " +
+      'every seed; resumable) and writes RESULTS.md\'s "ξ from image-level sources (ccp)" section.',
+    flags: gridFlags("grid's"),
+    run: submittable(async (args) => (await import("./xi_sources.ts")).main(args)),
+  },
   panoptic: {
     title: "the ReMaX grid on coco133 (RESULTS.md); step; diagnose <run-dir>",
     summary: "Without a mode: trains and evaluates the ReMaX grid on coco133 (resumable) and writes its " +

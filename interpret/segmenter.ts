@@ -39,8 +39,28 @@ export const LOSS = "loss",
 /** Every loss output a segmenter's training graph may have, in logging order. */
 export const LOSS_NAMES = [LOSS, PIXEL_LOSS, MULTILABEL_LOSS, IMAGE_LEVEL_LOSS, ATTENTIVE_LOSS] as const;
 
-/** Inputs of a LarvSeg training graph: [b, K] multi-hot image-level labels, [b] 1 = the pixel labels are valid. */
-export const IMAGE_LABELS = "imageLabels", PIXEL_LABELLED = "pixelLabelled";
+/**
+ * Inputs of a training graph with image-level labels: [b, K] multi-hot image-level labels, [b] 1 = the pixel
+ * labels are valid, and (with a `partial` source) [b, K] 1 = the image's label for the class is known.
+ */
+export const IMAGE_LABELS = "imageLabels",
+  PIXEL_LABELLED = "pixelLabelled",
+  IMAGE_LABELS_KNOWN = "imageLabelsKnown";
+
+/**
+ * Which image-level inputs a training graph takes (`imageLabelInputs(model, data)` in dsl/experiment.ts):
+ * `imageLabels` with `pixelLabelled`, and `known`. By default a graph takes image-level labels when
+ * LarvSeg's losses read them, and no `known` mask.
+ */
+export interface ImageLabelInputs {
+  readonly imageLabels: boolean;
+  readonly known: boolean;
+}
+
+const defaultInputs = (spec: Segmenter): ImageLabelInputs => ({
+  imageLabels: usesImageLabels(spec),
+  known: false,
+});
 
 const trainGrid = (spec: Segmenter, [h, w]: readonly [number, number]) => {
   const s = backboneStride(spec.backbone);
@@ -70,18 +90,33 @@ const rankerScores = (ranker: Ranker | undefined, images: Tensor): Tensor | unde
     )
   );
 
-/** The training graph's inputs: `images` (none when the backbone's outputs come from a cache), labels. */
-const inputs = (g: Graph, spec: Segmenter, shapes: Shapes, backbone: BackboneMode) => {
+/**
+ * The training graph's inputs: `images` (none when the backbone's outputs come from a cache), labels,
+ * and the image-level labels `which` asks for.
+ */
+const inputs = (
+  g: Graph,
+  spec: Segmenter,
+  shapes: Shapes,
+  backbone: BackboneMode,
+  which: ImageLabelInputs,
+): { images?: Tensor; labels: Tensor; imageLabels?: Tensor; known?: Tensor } => {
   const images = backbone === "cached"
     ? undefined
     : o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
   const labels = o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64");
-  if (!usesImageLabels(spec)) return { images, labels };
+  if (!which.imageLabels) return { images, labels };
   // Images with image-level labels only (pixelLabelled = 0) contribute no pixel term: their labels
   // are ignored here, whatever the loader put in them.
   const imageLabels = o.input(g, IMAGE_LABELS, [shapes.batch, spec.classes]);
   const pixelLabelled = o.reshape(o.input(g, PIXEL_LABELLED, [shapes.batch]), [shapes.batch, 1, 1]);
-  return { images, labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex), imageLabels };
+  const known = which.known ? o.input(g, IMAGE_LABELS_KNOWN, [shapes.batch, spec.classes]) : undefined;
+  return {
+    images,
+    labels: o.where(o.greater(pixelLabelled, 0.5), labels, spec.ignoreIndex),
+    imageLabels,
+    ...(known ? { known } : {}),
+  };
 };
 
 /**
@@ -126,7 +161,8 @@ export const trainingGraph = (
   optimizer: OptimizerConfig,
   ranker?: Ranker,
   backbone: BackboneMode = "trained",
-): Graph => trainingParts(spec, shapes, optimizer, ranker, backbone).graph;
+  which?: ImageLabelInputs,
+): Graph => trainingParts(spec, shapes, optimizer, ranker, backbone, which).graph;
 
 const trainingParts = (
   spec: Segmenter,
@@ -134,8 +170,9 @@ const trainingParts = (
   optimizer: OptimizerConfig,
   ranker: Ranker | undefined,
   backbone: BackboneMode,
+  which?: ImageLabelInputs,
 ) => {
-  const { graph, loss, bank } = lossGraph(spec, shapes, ranker, backbone);
+  const { graph, loss, bank } = lossGraph(spec, shapes, ranker, backbone, which);
   minimize(loss, optimizer);
   return { graph, bank };
 };
@@ -153,8 +190,9 @@ export const trainingStages = (
   optimizer: OptimizerConfig,
   ranker?: Ranker,
   backbone: BackboneMode = "trained",
+  which?: ImageLabelInputs,
 ): { graph: Graph; stages: Stage[] } => {
-  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker, backbone);
+  const { graph, bank } = trainingParts(spec, shapes, optimizer, ranker, backbone, which);
   const train = graphStage(graph, { name: "train" });
   const stages = bank ? [bank.read, train, bank.write] : [train];
   return {
@@ -166,16 +204,24 @@ export const trainingStages = (
 /**
  * The forward pass and losses of the training graph, without gradients or updates; `bank`: the memory
  * bank's host stages when the model has LarvSeg's attentive classifier.
+ *
+ * Image-level images (pixelLabelled = 0) reach the losses through `imageLabels` only: ξ's multi-label loss
+ * (with `known`, their unknown classes left out) and LarvSeg's losses. LarvSeg's image-level loss is the
+ * same for a `partial` image as for a `complete` one: it is a softmax over the vocabulary minus the image's
+ * *other listed* classes, and leaving the unknown classes out too would leave the listed class alone in
+ * its softmax (a loss of 0 for a single-label photo). So the unlisted classes of a partial image compete
+ * with its class, as the official code treats its single-label ImageNet-21K photos.
  */
 export const lossGraph = (
   spec: Segmenter,
   shapes: Shapes,
   ranker?: Ranker,
   backbone: BackboneMode = "trained",
+  which: ImageLabelInputs = defaultInputs(spec),
   { dataParallel = false }: { readonly dataParallel?: boolean } = {},
 ): { graph: Graph; loss: Tensor; bank?: Attentive["stages"]; attentive?: Attentive } => {
   const g = new Graph("train", { dataParallel });
-  const { images, labels, imageLabels } = inputs(g, spec, shapes, backbone);
+  const { images, labels, imageLabels, known } = inputs(g, spec, shapes, backbone, which);
   if (ranker && !images) {
     throw new Error("internal: the independent scheme's ranker needs images; a feature cache has none");
   }
@@ -189,7 +235,7 @@ export const lossGraph = (
   const terms: Tensor[] = [];
   // LarvSeg's losses read the logits over every class (validation requires select: all()) channel-last
   // at feature resolution, [b, n, K]; the bank is model state, traced under `model.attentive`.
-  const larvSeg = imageLabels && out.logitsChannelsLast && (() => {
+  const larvSeg = usesImageLabels(spec) && imageLabels && out.logitsChannelsLast && (() => {
     const [b, h, w, k] = out.logitsChannelsLast!.shape;
     return { logits: o.reshape(out.logitsChannelsLast!, [b, h * w, k]), labels: imageLabels };
   })();
@@ -202,7 +248,7 @@ export const lossGraph = (
         cosine: out.larvSeg!.cosine,
       }));
   g.scope("loss", () => {
-    const { pixel, multiLabel } = rankSegLosses(spec, out, labels, imageLabels);
+    const { pixel, multiLabel } = rankSegLosses(spec, out, labels, imageLabels, known);
     if (pixel) terms.push(o.mul(g.output(PIXEL_LOSS, pixel.loss), spec.pixelLossWeight));
     if (multiLabel && spec.multiLabelLoss) {
       terms.push(o.mul(g.output(MULTILABEL_LOSS, multiLabel), spec.multiLabelLoss.weight));
@@ -228,8 +274,11 @@ export const dataParallelTrainingStages = (
   optimizer: OptimizerConfig,
   options: DataParallelOptions,
   ranker?: Ranker,
+  which?: ImageLabelInputs,
 ): { graph: Graph; stages: Stage[] } => {
-  const { graph, loss, attentive } = lossGraph(spec, shapes, ranker, "trained", { dataParallel: true });
+  const { graph, loss, attentive } = lossGraph(spec, shapes, ranker, "trained", which, {
+    dataParallel: true,
+  });
   const parts = minimizeDataParallel(loss, optimizer);
   const bank = attentive && bankStages(attentive.names, attentive.dims, options.collective);
   return dataParallelStages({
@@ -238,6 +287,15 @@ export const dataParallelTrainingStages = (
     losses: LOSS_NAMES.filter((n) => graph.outputs.has(n)),
     ...(bank ? { before: [bank.read], after: [bank.write] } : {}),
   }, options);
+};
+
+/**
+ * The labels [b, H, W] at 1/r of their size: every r-th pixel from the top left (PyTorch's nearest resize
+ * by an integer factor, which mmsegmentation's and LarvSeg's `resize(label, mode="nearest")` is).
+ */
+const lossLabels = (labels: Tensor, r: number): Tensor => {
+  const [, height, width] = labels.shape;
+  return r === 1 ? labels : o.slice(labels, [1, 2], [0, 0], [height, width], [r, r]);
 };
 
 /** The pixel and multi-label losses of a segmenter's forward output, with what the pixel loss saw. */
@@ -251,22 +309,27 @@ export interface RankSegLosses {
 
 /**
  * The losses of RankSeg's segmenter on labels [b, H, W] (int64): the pixel cross-entropy over the
- * rank-ordered logits upsampled to the label size (mmseg), targets remapped to ranks in the graph, and
- * the multi-label loss against the classes present (with `imageLabels` [b, K], their union). Both the
- * upsampling and the softmax run channel-last, where ONNX Runtime is fastest (layers/upsample.ts).
+ * rank-ordered logits upsampled to the label size (mmseg; to 1/r of it with `pixelLossDownsample`),
+ * targets remapped to ranks in the graph, and
+ * the multi-label loss against the classes present (with `imageLabels` [b, K], their union; with `known`
+ * [b, K], only the known entries summed). Both the upsampling and the softmax run channel-last, where ONNX
+ * Runtime is fastest (layers/upsample.ts).
  */
 export const rankSegLosses = (
   spec: Segmenter,
   out: SegmenterOutput,
   labels: Tensor,
   imageLabels?: Tensor,
+  known?: Tensor,
 ): RankSegLosses => {
-  const [, height, width] = labels.shape;
   const pixel = out.logitsChannelsLast && (() => {
-    const targets = out.selected
-      ? rankTargets(labels, out.selected.indices, spec.classes, spec.ignoreIndex)
-      : labels;
-    const logits = resizeChannelsLast(out.logitsChannelsLast!, height, width);
+    const at = lossLabels(labels, spec.pixelLossDownsample ?? 1);
+    const [, height, width] = at.shape;
+    const targets = out.selected ? rankTargets(at, out.selected.indices, spec.classes, spec.ignoreIndex) : at;
+    const [, h, w] = out.logitsChannelsLast!.shape;
+    const logits = h === height && w === width
+      ? out.logitsChannelsLast! // the loss at feature resolution: nothing to resize
+      : resizeChannelsLast(out.logitsChannelsLast!, height, width);
     // A selection of every class only reorders them: the labelled pixels are the labels' own, and a
     // data-parallel plan counts them without running the model (ir/count_normalized.ts).
     const everyClass = out.selected !== undefined && out.selected.indices.shape[1] >= spec.classes;
@@ -274,7 +337,7 @@ export const rankSegLosses = (
       ignoreIndex: spec.ignoreIndex,
       axis: -1,
       reduction: spec.pixelLossReduction ?? "labelledPixels",
-      ...(everyClass ? { countedLabels: labels } : {}),
+      ...(everyClass ? { countedLabels: at } : {}),
     });
     return { loss, targets, logits };
   })();
@@ -283,8 +346,8 @@ export const rankSegLosses = (
   const target = l && (imageLabels ? o.maximum(out.present!, imageLabels) : out.present!);
   const multiLabel = l && target
     ? (l._tag === "Asymmetric"
-      ? asymmetricLoss(out.scores!, target, l)
-      : binaryCrossEntropy(out.scores!, target))
+      ? asymmetricLoss(out.scores!, target, l, known)
+      : binaryCrossEntropy(out.scores!, target, known))
     : undefined;
   return { ...(pixel ? { pixel } : {}), ...(multiLabel ? { multiLabel } : {}) };
 };

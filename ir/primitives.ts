@@ -69,6 +69,12 @@ export type LowerTarget = "cpu" | "webgpu";
 
 export interface LowerContext {
   readonly target: LowerTarget;
+  /**
+   * The NCHWc block size of the ONNX Runtime that will run the graph (`runtime/nchwc.ts` asks it), when
+   * the lowering may use its NCHWc kernels (`NCHWC_DOMAIN`) for what the CPU EP runs slowly otherwise.
+   * Unset for exports and other providers: their graphs stay plain ONNX.
+   */
+  readonly nchwcBlock?: number;
   /** The ONNX value name of an operand. */
   readonly name: (t: Tensor) => string;
   /** Names of this node's outputs. */
@@ -80,6 +86,8 @@ export interface LowerContext {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs?: Record<string, Attr>,
+    /** An operator set other than ONNX's own (`NCHWC_DOMAIN`). */
+    domain?: string,
   ) => void;
   /** A fresh intermediate value name. */
   readonly fresh: (hint: string) => string;
@@ -119,6 +127,7 @@ export interface Builder {
   readonly lessOrEqual: (a: Operand, b: Operand) => Tensor;
   readonly greaterOrEqual: (a: Operand, b: Operand) => Tensor;
   readonly and: (a: Tensor, b: Tensor) => Tensor;
+  readonly or: (a: Tensor, b: Tensor) => Tensor;
   readonly where: (cond: Tensor, a: Operand, b: Operand) => Tensor;
   readonly neg: (x: Tensor) => Tensor;
   readonly exp: (x: Tensor) => Tensor;
@@ -410,7 +419,14 @@ export const RULES: RuleTable = {
   lessOrEqual: compare("LessOrEqual"),
   greaterOrEqual: compare("GreaterOrEqual"),
   and: logic("And"),
-  or: logic("Or"),
+  or: {
+    ...logic("Or"),
+    // ONNX Runtime's WebGPU provider runs Or on the CPU: a or b = Where(a, a, b), which it runs on the device.
+    lower: (p, ctx) =>
+      ctx.target === "webgpu"
+        ? ctx.node("Where", [ctx.name(p.a), ctx.name(p.a), ctx.name(p.b)], ctx.out)
+        : ctx.node("Or", [ctx.name(p.a), ctx.name(p.b)], ctx.out),
+  },
   not: {
     inputs: (p) => [p.x],
     infer: ({ x }) => (x.dtype === "bool" || fail(`operand must be bool: ${formatType(x)}`), [x]),
@@ -426,7 +442,7 @@ export const RULES: RuleTable = {
   erf: unary("Erf", (x, _y, ct, o) => o.mul(ct, o.mul(o.exp(o.neg(o.mul(x, x))), 2 / Math.sqrt(Math.PI)))),
   tanh: unary("Tanh", (_x, y, ct, o) => o.mul(ct, o.sub(1, o.mul(y, y)))),
   sigmoid: unary("Sigmoid", (_x, y, ct, o) => o.mul(ct, o.mul(y, o.sub(1, y)))),
-  relu: unary("Relu", (x, _y, ct, o) => o.where(o.greater(x, 0), ct, 0)),
+  relu: unary("Relu", (x, _y, ct, o) => passWhere(o.greater(x, 0), ct, o)),
   abs: unary("Abs", (x, _y, ct, o) => o.mul(ct, o.sign(x)), false),
   sign: {
     ...unary("Sign", (_x, _y, ct) => ct, false),
@@ -903,9 +919,10 @@ export const RULES: RuleTable = {
         p.max === undefined ? "" : ctx.scalar(p.max, p.x.dtype),
       ], ctx.out),
     // ȳ passes where min ≤ x ≤ max, i.e. where the clip left x as it was: one Equal of output and input
-    // and one Where (ReLU6's backward in MobileNetV2), instead of a comparison per bound and their And.
+    // and one masked multiply (ReLU6's backward in MobileNetV2), instead of a comparison per bound and
+    // their And.
     vjp: ({ x, min, max }, [y], [ct], o) =>
-      !ct ? [] : [min === undefined && max === undefined ? ct : o.where(o.equal(y, x), ct, 0)],
+      !ct ? [] : [min === undefined && max === undefined ? ct : passWhere(o.equal(y, x), ct, o)],
     flops: elementwise,
   },
   resize: {
@@ -969,13 +986,17 @@ export const RULES: RuleTable = {
     },
     // The bias as Conv's own input rather than an Add after it: ONNX Runtime folds such an Add into the
     // Conv only when the bias is a constant (inference), not when it is fed (training).
-    lower: (p, ctx) =>
+    lower: (p, ctx) => {
+      if (ctx.nchwcBlock && runsOnNchwc(p, ctx.nchwcBlock)) {
+        return lowerNchwcDepthwise(p, ctx, ctx.nchwcBlock);
+      }
       ctx.node(
         "Conv",
         [ctx.name(p.x), ctx.name(p.w), ...(p.bias ? [ctx.name(p.bias)] : [])],
         ctx.out,
         convAttrs(p),
-      ),
+      );
+    },
     // x̄ is the transposed convolution of the cotangent (ONNX ConvTranspose: no zero-dilated copy of
     // the cotangent, no multiplications by the zeros a stride would insert), with the same groups.
     vjp: (p, _, [ct], o) =>
@@ -1075,12 +1096,24 @@ export const sliceIndices = (n: number, start: number, end: number, step: number
 };
 
 /**
+ * ȳ where `mask` holds and 0 elsewhere (the x̄ of Relu and Clip), as ȳ · Cast(mask) rather than
+ * Where(mask, ȳ, 0): ONNX Runtime's Where runs on one thread (MobileNetV2's ReLU6 gradients, 34 Where
+ * nodes, were 10 % of its step's kernel time at T = 2, all on one thread; BENCHMARKS.md) while Cast and
+ * Mul split over the intra-op threads. One difference: a non-finite ȳ where the mask is false gives NaN
+ * instead of 0 — the step's gradients then hold a NaN rather than hiding an overflow.
+ */
+const passWhere = (mask: Tensor, ct: Tensor, o: Builder): Tensor => o.mul(ct, o.cast(mask, ct.dtype));
+
+/**
  * x̄ of a gatherElements that picks one element along `axis` at every other position (indices of size 1
- * there, the full size elsewhere: cross-entropy's pick of the label's log-probability) as a one-hot mask,
- * Where(Equal(indices, iota), ȳ, 0), broadcast along the axis: two elementwise kernels instead of a
- * zero-filled tensor copied and scattered into (ONNX Runtime's ScatterElements was 4 % of the ViT step,
- * BENCHMARKS.md). Negative indices count from the end, as in GatherElements. `undefined` where the
- * scatter is needed.
+ * there, the full size elsewhere: cross-entropy's pick of the label's log-probability) as ȳ times a one-hot
+ * mask, Cast(Equal(indices, iota) Or Equal(indices, iota − n)) (negative indices count from the end, as in
+ * GatherElements), broadcast along the axis: elementwise kernels instead of a zero-filled tensor copied
+ * and scattered into. A multiply, not a Where: ONNX Runtime's Where broadcasts in spans of one class
+ * axis, writes three full-size tensors and runs on one thread (8 % of the ViT step's kernel time at T = 2
+ * as Where(…, ȳ, Where(…, ȳ, 0)), BENCHMARKS.md); Equal, Or and Mul split over the threads. ȳ is finite
+ * wherever the mask is 0 (the pick's cotangent is the loss's), so ȳ·0 = 0 as Where gave. `undefined`
+ * where the scatter is needed.
  */
 const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Builder): Tensor | undefined => {
   const a = normalizeAxis(axis, x.rank)!, n = x.shape[a];
@@ -1100,7 +1133,44 @@ const pickGrad = (x: Tensor, indices: Tensor, axis: number, ct: Tensor, o: Build
     x.shape.map((d, i) => (i === a ? d : 1)),
     indices.dtype,
   );
-  return o.where(o.equal(indices, iota), ct, o.where(o.equal(indices, iotaFromEnd), ct, 0));
+  return o.mul(ct, o.cast(o.or(o.equal(indices, iota), o.equal(indices, iotaFromEnd)), ct.dtype));
+};
+
+/** ONNX Runtime's operator set of its NCHWc kernels (blocked channels; contrib ops of its CPU EP). */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+
+/**
+ * Whether a conv is a depthwise convolution that ONNX Runtime's NCHWc kernel can run when its block size
+ * is `block`: float32, one output channel per input channel, channels a multiple of the block, a kernel
+ * of at most 7×7, stride 1 or 2, no dilation (MobileNetV2's 3×3 convs; not the feature-map-sized kernels
+ * of `stridedDepthwiseWeightGrad`).
+ */
+export const runsOnNchwc = (p: PrimOf<"conv">, block: number): boolean => {
+  const { x, w, group, strides, dilations } = p;
+  return x.dtype === "float32" && group > 1 && group === x.shape[1] && w.shape[0] === group &&
+    w.shape[1] === 1 && group % block === 0 && w.shape[2] <= 7 && w.shape[3] <= 7 &&
+    strides.every((s) => s === 1 || s === 2) && dilations.every((d) => d === 1);
+};
+
+/**
+ * A depthwise conv through ONNX Runtime's NCHWc kernels, for weights that are fed (training): ORT's
+ * graph optimizer moves a Conv there only when its weight is a constant, and otherwise runs depthwise
+ * convolutions through its generic grouped path, at 3–4 % of its MatMul rate (BENCHMARKS.md). Here the
+ * graph does what the optimizer would: the input reordered to blocks of `block` channels
+ * (ReorderInput), the weight [c, 1, kh, kw] reordered to [c/block, kh, kw, block] (MLAS's OIHWBo
+ * layout; a Reshape and a Transpose of a few hundred values), the NCHWc Conv, and the output back to
+ * NCHW (ReorderOutput).
+ */
+const lowerNchwcDepthwise = (p: PrimOf<"conv">, ctx: LowerContext, block: number): void => {
+  const [c, , kh, kw] = p.w.shape;
+  const xc = ctx.fresh("nchwcInput"), wBlocks = ctx.fresh("wBlocks"), wTaps = ctx.fresh("wTaps");
+  const wc = ctx.fresh("nchwcWeight"), yc = ctx.fresh("nchwcOutput");
+  ctx.node("ReorderInput", [ctx.name(p.x)], [xc], {}, NCHWC_DOMAIN);
+  ctx.node("Reshape", [ctx.name(p.w), ctx.int64([c / block, block, kh * kw])], [wBlocks]);
+  ctx.node("Transpose", [wBlocks], [wTaps], { perm: { ints: [0, 2, 1] } });
+  ctx.node("Reshape", [wTaps, ctx.int64([c, 1, kh, kw])], [wc]);
+  ctx.node("Conv", [xc, wc, ...(p.bias ? [ctx.name(p.bias)] : [])], [yc], convAttrs(p), NCHWC_DOMAIN);
+  ctx.node("ReorderOutput", [yc], ctx.out, { channels: { int: c } }, NCHWC_DOMAIN);
 };
 
 /** The ONNX attributes of a conv or convTranspose geometry (`group` only when not 1). */

@@ -10,7 +10,7 @@
  * - export: `classes`, `logits`, `scores`, `selected`.
  */
 import { Effect } from "effect";
-import type { ExperimentOf } from "../dsl/experiment.ts";
+import { type ExperimentOf, imageLabelInputs } from "../dsl/experiment.ts";
 import { type Segmenter, usesImageLabels } from "../dsl/model.ts";
 import * as segmenter from "../interpret/segmenter.ts";
 import { trainSize } from "../interpret/shapes.ts";
@@ -52,13 +52,30 @@ export const checkImageLabels = (e: ExperimentOf<Segmenter>) =>
     : Effect.void;
 
 /**
- * LarvSeg's per-image feeds: the multi-hot image-level labels as float32 and the per-image flag that
- * the pixel labels are valid (1 for every image of a pixel-labelled dataset, 0 for the images a mixed
- * batch takes from an image-level source).
+ * The per-image feeds of a graph with image-level labels: the multi-hot image-level labels as float32, the
+ * per-image flag that the pixel labels are valid (1 for every image of a pixel-labelled dataset, 0 for the
+ * images a mixed batch takes from an image-level source) and, when `known`, the per-class mask of known
+ * labels (all ones where the batch has none).
  */
-export const imageLabelFeeds = (batch: BatchLabels, classes: number): Record<string, Value> => {
-  if (!batch.imageLabels) throw new Error("internal: a LarvSeg batch without image-level labels");
+export const imageLabelFeeds = (
+  batch: BatchLabels,
+  classes: number,
+  known = false,
+): Record<string, Value> => {
+  if (!batch.imageLabels) throw new Error("internal: a batch without image-level labels");
+  const shape = [batch.batchSize, classes];
   return {
+    ...(known
+      ? {
+        [segmenter.IMAGE_LABELS_KNOWN]: value(
+          "float32",
+          batch.imageLabelsKnown
+            ? Float32Array.from(batch.imageLabelsKnown)
+            : new Float32Array(batch.batchSize * classes).fill(1),
+          shape,
+        ),
+      }
+      : {}),
     [segmenter.IMAGE_LABELS]: value("float32", Float32Array.from(batch.imageLabels), [
       batch.batchSize,
       classes,
@@ -74,7 +91,7 @@ export const imageLabelFeeds = (batch: BatchLabels, classes: number): Record<str
 };
 
 const training = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Training<undefined> => {
-  const larvSeg = usesImageLabels(e.model);
+  const which = imageLabelInputs(e.model, e.data);
   return {
     checkData: (dataset: Dataset) =>
       Effect.gen(function* () {
@@ -84,17 +101,17 @@ const training = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Training<u
       }),
     loader: { panoptic: false },
     stages: (shapes, optimizer, backbone) =>
-      segmenter.trainingStages(e.model, shapes, optimizer, ranker, backbone),
+      segmenter.trainingStages(e.model, shapes, optimizer, ranker, backbone, which),
     features: (shapes) => segmenter.featureGraph(e.model, shapes),
     dataParallelStages: (shapes, optimizer, options) =>
-      segmenter.dataParallelTrainingStages(e.model, shapes, optimizer, options, ranker),
+      segmenter.dataParallelTrainingStages(e.model, shapes, optimizer, options, ranker, which),
     ...(ranker ? { frozen: { source: ranker.checkpoint, state: ranker.state } } : {}),
     lossNames: (g) => segmenter.LOSS_NAMES.filter((n) => g.outputs.has(n)),
     tally: undefined,
     feeds: (batch) => ({
       feeds: {
         labels: value("int32", batch.labels, [batch.batchSize, batch.height, batch.width]),
-        ...(larvSeg ? imageLabelFeeds(batch, e.model.classes) : {}),
+        ...(which.imageLabels ? imageLabelFeeds(batch, e.model.classes, which.known) : {}),
       },
       tally: undefined,
     }),
@@ -130,6 +147,7 @@ const evaluation = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Evaluati
       aAcc: toPercent(s.aAcc),
       mAcc: toPercent(s.mAcc),
       ...(r.mAP === null ? {} : { mAP: r.mAP }),
+      ...(r.recallAtK === null ? {} : { recallAtK: r.recallAtK.value, recallK: r.recallAtK.k }),
       ...(r.novel === undefined ? {} : (() => {
         const bn = baseNovelMIoU(s.iou, r.novel);
         return { mIoUBase: toPercent(bn.base), mIoUNovel: toPercent(bn.novel) };
@@ -140,7 +158,7 @@ const evaluation = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Evaluati
     const s = r.segmentation;
     return `mIoU ${pct(s.mIoU)} aAcc ${pct(s.aAcc)} mAcc ${pct(s.mAcc)} mAP ${
       r.mAP === null ? "n/a" : r.mAP.toFixed(2)
-    }`;
+    }${r.recallAtK === null ? "" : ` recall@${r.recallAtK.k} ${r.recallAtK.value.toFixed(2)}`}`;
   },
   table: (r) =>
     formatMetricsTable({
@@ -159,6 +177,7 @@ const evaluation = (e: ExperimentOf<Segmenter>, ranker?: LoadedRanker): Evaluati
       classNames: r.classNames,
       segmentation: r.segmentation,
       mAP: r.mAP,
+      recallAtK: r.recallAtK,
       ...(r.novel ? { novel: r.novel } : {}),
     }),
   report: true,

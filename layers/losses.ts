@@ -41,12 +41,19 @@ export const softmaxCrossEntropy = (
   return divideByCount(sum, o.sum(counted), "labelledPixels");
 };
 
-/** Binary cross-entropy with logits, summed over classes and divided by b·k (RankSeg's normalization). */
-export const binaryCrossEntropy = (logits: Tensor, targets: Tensor): Tensor => {
+/** The number of entries of a tensor (b·k for [b, k] scores). */
+const elements = (t: Tensor) => t.shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Binary cross-entropy with logits, summed over classes and divided by b·k (RankSeg's normalization).
+ * `known` (0/1, the logits' shape): only the entries where it is 1 are summed (an image's unknown classes
+ * contribute nothing); the divisor stays b·k, so an all-ones `known` gives the unmasked loss.
+ */
+export const binaryCrossEntropy = (logits: Tensor, targets: Tensor, known?: Tensor): Tensor => {
   // log σ(x) = −softplus(−x), log(1 − σ(x)) = −softplus(x); softplus(x) = max(x, 0) + log(1 + e^−|x|)
   const softplus = (x: Tensor) => o.add(o.relu(x), o.log(o.add(o.exp(o.neg(o.abs(x))), 1)));
   const loss = o.add(o.mul(targets, softplus(o.neg(logits))), o.mul(o.sub(1, targets), softplus(logits)));
-  return o.mean(loss);
+  return known ? o.div(o.sum(o.mul(loss, known)), elements(logits)) : o.mean(loss);
 };
 
 /**
@@ -54,12 +61,14 @@ export const binaryCrossEntropy = (logits: Tensor, targets: Tensor): Tensor => {
  * is the shifted probability of "absent"; L = −Σ [y·log p + (1 − y)·log q]·(1 − p_t)^(γ₊·y + γ₋·(1 − y))
  * with p_t = p for positives and q for negatives, summed over classes and divided by b·k. Log arguments
  * are clamped at `eps` (official default 1e-5); the focusing weights are differentiated unless
- * `detachFocusing` (the official `disable_torch_grad_focal_loss`, default off).
+ * `detachFocusing` (the official `disable_torch_grad_focal_loss`, default off). `known` (0/1, the logits'
+ * shape): only the entries where it is 1 are summed, as in `binaryCrossEntropy` (the divisor stays b·k).
  */
 export const asymmetricLoss = (
   logits: Tensor,
   targets: Tensor,
   { gammaPos = 0, gammaNeg = 2, clip = 0.05, eps = 1e-5, detachFocusing = false } = {},
+  known?: Tensor,
 ): Tensor => {
   const p = o.sigmoid(logits);
   const q = clip > 0 ? o.minimum(o.add(o.sub(1, p), clip), 1) : o.sub(1, p);
@@ -71,5 +80,6 @@ export const asymmetricLoss = (
     const weight = o.pow(o.sub(1, pt), gamma);
     loss = o.mul(loss, detachFocusing ? o.stopGradient(weight) : weight);
   }
-  return o.div(o.neg(o.sum(loss)), logits.shape.reduce((a, b) => a * b, 1));
+  if (known) loss = o.mul(loss, known);
+  return o.div(o.neg(o.sum(loss)), elements(logits));
 };

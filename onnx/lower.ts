@@ -40,6 +40,12 @@ export interface LowerOptions {
   readonly metadata?: Readonly<Record<string, string>>;
   /** The provider to lower for (default `cpu`: plain ONNX, what exports use). */
   readonly target?: LowerTarget;
+  /**
+   * ONNX Runtime's NCHWc block size on this machine (`runtime/nchwc.ts`): with it, depthwise convolutions
+   * use its NCHWc kernels (`com.microsoft.nchwc` ops, which only an x86 ONNX Runtime CPU EP runs, and
+   * which depend on the block size it picked for this CPU). For graphs run here; never for exports.
+   */
+  readonly nchwcBlock?: number;
 }
 
 /**
@@ -152,8 +158,10 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
   };
 
   const target = options.target ?? "cpu";
+  const domains = new Set<string>();
   const ctxBase = {
     target,
+    ...(target === "cpu" && options.nchwcBlock ? { nchwcBlock: options.nchwcBlock } : {}),
     fresh,
     constant: addConstant,
     int64: (values: readonly number[], shape?: Shape) =>
@@ -164,9 +172,12 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
       ins: readonly string[],
       outs: readonly string[],
       attrs: Record<string, Attr> = {},
+      domain?: string,
     ) => {
+      if (domain) domains.add(domain);
       nodeProtos.push({
         opType,
+        ...(domain ? { domain } : {}),
         input: [...ins],
         output: [...outs],
         name: label ? `${label}/${fresh(opType)}` : fresh(opType),
@@ -276,7 +287,8 @@ export const toOnnx = (g: Graph, options: LowerOptions = {}): Lowered => {
 
   const model: P.onnx.IModelProto = {
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: "", version: OPSET }],
+    // ONNX Runtime's contrib operator sets are at version 1.
+    opsetImport: [{ domain: "", version: OPSET }, ...[...domains].map((domain) => ({ domain, version: 1 }))],
     producerName: "kappa",
     docString: options.docString,
     metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),

@@ -141,8 +141,9 @@ export const DEVIATIONS: readonly Deviation[] = [
     method: "LarvSeg",
     what: "mixing pixel-labelled and image-level data",
     official: "one dataset per GPU, so gradients mix the two kinds 1:1 across GPUs",
-    kappa: "both kinds in every batch of one process (`imageLevelData({ ratio: 0.5 })` by default)",
-    why: "the same mix on one machine; the ratio is a spec field",
+    kappa: "both kinds in every batch of one process (`imageLevelData({ ratio: 0.5 })` by default; several " +
+      "image-level sources side by side, each at its own ratio)",
+    why: "the same mix on one machine; the ratios are spec fields",
   },
   {
     method: "LarvSeg",
@@ -161,7 +162,11 @@ export const DEVIATIONS: readonly Deviation[] = [
     official:
       "background suppression picks classes whose top-5 raw score exceeds 0.2 (and pass an MSE filter); " +
       "losses run on logits and attention bilinearly resized to half the label size",
-    kappa: "1 − S_fg; losses at feature resolution",
-    why: "DESIGN.md's form of the method; feature resolution keeps the image-level losses cheap",
+    kappa:
+      "1 − S_fg; the image-level and attentive losses at feature resolution; the pixel loss at the label " +
+      "size, or at 1/r of it with `pixelLossDownsample: r` (2 is the official form)",
+    why:
+      "DESIGN.md's form of the method; feature resolution keeps the image-level losses cheap, and the pixel " +
+      'loss\'s resolution decides how a step grows with K (BENCHMARKS.md, "LarvSeg memory bank")',
   },
 ];

@@ -35,6 +35,7 @@ import { input } from "../ir/ops.ts";
 import { type GraphStage, NEXT, type Plan, RuntimeError } from "../ir/plan.ts";
 import { onHost, type Value, value } from "../ir/value.ts";
 import { describeWebGpuFailure, diagnoseWebGpu } from "./webgpu_diagnosis.ts";
+import { nchwcBlockSize } from "./nchwc.ts";
 
 /** The version of the ONNX Runtime that runs plans (recorded in run folders). */
 export const onnxRuntimeVersion = (): string => ort.env.versions.node ?? "unknown";
@@ -78,6 +79,12 @@ export interface RuntimeOptions {
    * host on every run as on the CPU (for measuring what device-resident state saves).
    */
   readonly deviceState?: boolean;
+  /**
+   * On the CPU, run depthwise convolutions on ONNX Runtime's NCHWc kernels where it has them (default
+   * true; `runtime/nchwc.ts`, `ir/primitives.ts` `runsOnNchwc`). Off: its generic grouped Conv, as an
+   * exported model's graph has before ORT optimizes it (for measuring the difference).
+   */
+  readonly nchwc?: boolean;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -106,13 +113,18 @@ export const runSession = (
     Record<string, Value>
   >;
 
-/** The ONNX model a graph stage runs on `provider`. */
-const loweringFor = (stage: GraphStage, provider: Provider): Lowered =>
+/** The ONNX model a graph stage runs on `provider` (with NCHWc depthwise convs where `nchwcBlock` is set). */
+const loweringFor = (stage: GraphStage, provider: Provider, nchwcBlock?: number): Lowered =>
   toOnnx(stage.graph, {
     ...(stage.outputs ? { outputs: stage.outputs } : {}),
     name: stage.name,
     target: stage.target ?? (provider === "webgpu" ? "webgpu" : "cpu"),
+    ...(nchwcBlock ? { nchwcBlock } : {}),
   });
+
+/** Whether a stage has grouped convolutions, which NCHWc kernels may run (then the block size is asked). */
+const hasGroupedConv = (stage: GraphStage): boolean =>
+  stage.graph.nodes.some((n) => n.prim.op === "conv" && n.prim.group > 1);
 
 const GRAPH_OPTIMIZATION = {
   disabled: "disabled",
@@ -233,7 +245,7 @@ const READ_BACK = "host:";
 /** Opens sessions for every graph stage of `plan` and initializes its state from `seed`. */
 export const execute = (
   p: Plan,
-  { seed = 0, recycleStateMemory = true, deviceState = true, ...options }: RuntimeOptions & {
+  { seed = 0, recycleStateMemory = true, deviceState = true, nchwc = true, ...options }: RuntimeOptions & {
     seed?: number;
   } = {},
 ): Effect.Effect<Executor, ProviderUnavailable | RuntimeError, Scope.Scope> =>
@@ -251,7 +263,10 @@ export const execute = (
             if (o.name.startsWith(NEXT)) locations[o.name] = "gpu-buffer";
           }
         }
-        const bytes = loweringFor(stage, provider).bytes;
+        const block = provider === "cpu" && nchwc && hasGroupedConv(stage)
+          ? yield* Effect.promise(nchwcBlockSize)
+          : undefined;
+        const bytes = loweringFor(stage, provider, block).bytes;
         sessions.set(stage.name, yield* openSession(stage.name, bytes, options, locations));
       }
     }

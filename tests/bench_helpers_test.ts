@@ -1,4 +1,5 @@
 /** The engine benchmark's pure pieces: statistics, Markdown sections, /proc parsing, pooling, the loss check. */
+import { pairRatios, parseSide } from "../bench/ab.ts";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { quantile, relativeDifference, summarize } from "../figures/stats.ts";
 import { type Column, replaceSection, replaceSubsection, table } from "../figures/markdown.ts";
@@ -223,4 +224,29 @@ Deno.test("runsOfTrace attributes kernel events to the model_run that contains t
     { cat: "Session", name: "SequentialExecutor::Execute", ts: 2050, dur: 2900 },
   ];
   assertEquals(runsOfTrace(events, 1), [{ runMs: 3, kernelMs: 2.4, matmulMs: 2 }]);
+});
+
+Deno.test("bench ab: a side is a tree and runtime options; pairs compare B with A step by step", () => {
+  assertEquals(parseSide("HEAD~1"), { label: "HEAD~1", revision: "HEAD~1", options: {} });
+  assertEquals(parseSide(".,nchwc=false,threads=2,provider=cpu"), {
+    label: ".,nchwc=false,threads=2,provider=cpu",
+    revision: ".",
+    options: { nchwc: false, threads: 2, provider: "cpu" },
+  });
+  assertEquals(pairRatios([100, 200, 400], [50, 200]), [0.5, 1]);
+});
+
+Deno.test("replaceSection: a new CPU kind's section goes after its siblings; an existing one is replaced in place", () => {
+  const doc = "# Benchmarks\n\n## Perf on A\n\na\n\n### Sub\n\nx\n\n## Other\n\no\n";
+  const added = replaceSection(doc, "Perf on B", "b", 2, "Perf");
+  assertEquals(
+    added,
+    "# Benchmarks\n\n## Perf on A\n\na\n\n### Sub\n\nx\n\n## Perf on B\n\nb\n\n## Other\n\no\n",
+  );
+  assertEquals(
+    replaceSection(added, "Perf on A", "a2", 2, "Perf"),
+    "# Benchmarks\n\n## Perf on A\n\na2\n\n## Perf on B\n\nb\n\n## Other\n\no\n",
+  );
+  // Without siblings (or without `near`) it is appended, as before.
+  assertEquals(replaceSection(doc, "New", "n", 2, "Nothing"), `${doc.trimEnd()}\n\n## New\n\nn\n`);
 });

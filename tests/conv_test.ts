@@ -123,6 +123,23 @@ Deno.test("conv: depthwise stride 1 with dilation and uneven pads (x̄ as a turn
     group: 3,
   }));
 
+// 16 channels: a multiple of ONNX Runtime's NCHWc block on both CPU kinds (16 with AVX-512, 8 with AVX2),
+// so on x86 these run on its NCHWc kernels (runtime/nchwc.ts), x̄ at stride 1 too (a depthwise conv).
+Deno.test("conv: depthwise on NCHWc kernels, stride 1 and stride 2 with SAME pads, matches the definition", async () => {
+  await checkConv([2, 16, 7, 6], [16, 1, 3, 3], {
+    strides: [1, 1],
+    pads: [1, 1, 1, 1],
+    dilations: [1, 1],
+    group: 16,
+  });
+  await checkConv([2, 16, 7, 8], [16, 1, 3, 3], {
+    strides: [2, 2],
+    pads: o.samePads([7, 8], [3, 3], [2, 2]),
+    dilations: [1, 1],
+    group: 16,
+  });
+});
+
 Deno.test("conv: a hand-computed depthwise case (each channel its own 2×2 kernel)", async () => {
   const g = new Graph("t");
   // Two channels of a 2×3 image; channel 0's kernel sums the window, channel 1's takes its top-left.

@@ -25,7 +25,13 @@ import {
   experimentJson,
   type ExperimentOf,
 } from "../dsl/experiment.ts";
-import { imageLevelData, procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
+import {
+  imageLevelData,
+  imageLevelSources,
+  procedural,
+  testPipeline,
+  trainPipeline,
+} from "../dsl/dataset.ts";
 import { encodePng, gradient, put } from "./data_fixtures.ts";
 import { adamWSpec, evalConfig, frozenBackbone, poly, trainConfig } from "../dsl/training.ts";
 import { proceduralNames } from "../data/procedural.ts";
@@ -644,7 +650,12 @@ withRoot(
       // The cached batches hold the mixed image loader's samples, batch for batch: 2 + 2, same order.
       const cachedIds = Array.from(
         yield* Stream.runCollect(
-          cachedMixedTrainLoader(pixels, images, { batchSize: 4, seed: 0, ratio: 0.5, prefetch: 0 }).pipe(
+          cachedMixedTrainLoader(pixels, [images], {
+            batchSize: 4,
+            seed: 0,
+            sources: imageLevelSources(e.data.imageLevel),
+            prefetch: 0,
+          }).pipe(
             Stream.take(5),
           ),
         ),
@@ -674,6 +685,77 @@ withRoot(
     const again = JSON.parse(readFileSync(join(root, "s1", "feature-cache.json"), "utf8"));
     assertEquals([again.built, again.imageLevel.built], [true, true]);
     assertEquals(readdirSync(cacheRoot).length, 4);
+  },
+);
+
+withRoot(
+  "frozen: two image-level sources (one partial) read three caches as the mixed loader reads the images: rows, pixelLabelled, imageLabelsKnown",
+  async (root) => {
+    const labels = await writeTags(root);
+    // The same tags once more under another file: a second source, read as partial.
+    const partial = await put(join(root, "tags", "partial.json"), readFileSync(labels, "utf8"));
+    const base = mixedLarvSeg(labels, 2);
+    const sources = [
+      imageLevelData({ labels, ratio: 0.25 }),
+      imageLevelData({ labels: partial, ratio: 0.25, semantics: "partial" }),
+    ];
+    const e: Experiment = { ...base, data: { ...base.data, imageLevel: sources } };
+    const cacheRoot = join(root, "cache");
+    const out = join(root, "run");
+    await runTrain(e, { featureCache: cacheRoot, out });
+    const record = JSON.parse(readFileSync(join(out, "feature-cache.json"), "utf8"));
+    assertEquals(record.imageLevel.length, 2);
+    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+      const pixels = yield* openFeatureCache(record.dir);
+      const caches = [
+        yield* openFeatureCache(record.imageLevel[0].dir),
+        yield* openFeatureCache(record.imageLevel[1].dir),
+      ];
+      const view = (
+        b: {
+          ids: readonly string[];
+          pixelLabelled?: Uint8Array;
+          imageLabelsKnown?: Uint8Array;
+          imageLabels?: Uint8Array;
+        },
+      ) => [
+        b.ids,
+        Array.from(b.pixelLabelled!),
+        Array.from(b.imageLabelsKnown!),
+        Array.from(b.imageLabels!),
+      ];
+      const cached = Array.from(
+        yield* Stream.runCollect(
+          cachedMixedTrainLoader(pixels, caches, {
+            batchSize: 4,
+            seed: 0,
+            sources,
+            prefetch: 0,
+            start: { epoch: 1, index: 2 },
+          })
+            .pipe(Stream.take(4)),
+        ),
+        view,
+      );
+      const images = Array.from(
+        yield* Stream.runCollect(
+          mixedTrainLoader(e.data.dataset, e.data.train, sources, {
+            batchSize: 4,
+            seed: 0,
+            workers: 0,
+            prefetch: 0,
+            start: { epoch: 1, index: 2 },
+          }).pipe(Stream.take(4)),
+        ),
+        view,
+      );
+      assertEquals(cached, images);
+      // 2 pixel-labelled + 1 + 1: the partial source's row is known only at its listed classes.
+      const [, pixelLabelled, known, tags] = cached[0] as number[][];
+      assertEquals(pixelLabelled, [1, 1, 0, 0]);
+      assertEquals(known.slice(0, 12), Array(12).fill(1));
+      assertEquals(known.slice(12), tags.slice(12));
+    })));
   },
 );
 

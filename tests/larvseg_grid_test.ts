@@ -3,12 +3,13 @@ import { Effect } from "effect";
 import { readdirSync } from "node:fs";
 import { assert, assertEquals } from "./assert.ts";
 import { loadExperiment } from "../dsl/experiment.ts";
+import { imageLevelSources } from "../dsl/dataset.ts";
 import { novelClasses, rowExperiment, ROWS } from "../experiments/larvseg/grid.ts";
 import { budgetProbeLines, larvSegFindings, type LarvSegRow } from "../grids/larvseg.ts";
 
-Deno.test("LarvSeg grid: 2 datasets × 6 rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
+Deno.test("LarvSeg grid: 2 datasets × 6 rows + 3 ccp+clothing rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
   const files = readdirSync("experiments/larvseg").filter((f) => f !== "grid.ts").sort();
-  assertEquals(files.length, 14);
+  assertEquals(files.length, 17);
   for (const f of files) {
     const e = await Effect.runPromise(loadExperiment(`experiments/larvseg/${f}`));
     assert((e.eval.novel ?? []).length > 0, f);
@@ -19,7 +20,7 @@ Deno.test("LarvSeg grid: 2 datasets × 6 rows + 2 budget probes checked in, each
   assertEquals(novelClasses("coco133").length, 41);
   const ccp = rowExperiment("ccp", "ca-cross");
   assertEquals(ccp.data.dataset.hidden, [...novelClasses("ccp")]);
-  assertEquals(ccp.data.imageLevel?.ratio, 0.5);
+  assertEquals(imageLevelSources(ccp.data.imageLevel)[0].ratio, 0.5);
   assertEquals(rowExperiment("ccp", "full").data.dataset.hidden, undefined);
   assertEquals(rowExperiment("coco133", "ca-cross").data.imageLevel, undefined);
   assertEquals(ROWS.length, 6);

@@ -143,16 +143,31 @@ Deno.test("mixed loader: spec rules name data.imageLevel's fields", async () => 
   const e = mixedExperiment("x.json");
   const { imageLevelLoss: _a, attentiveClassifier: _b, ...plain } = e.model as m.Segmenter;
   const { imageLabels: _c, ...noImageLabels } = dataset;
-  const bad = {
+  const paths = async (x: unknown) =>
+    (await Effect.runPromise(Effect.flip(decodeExperiment(x, "bad.ts")))).violations.map((v) => v.path);
+  // A model with neither LarvSeg's losses nor a ξ has nothing that learns from image-level images.
+  const noLoss = await paths({
     ...e,
     model: plain,
-    data: { ...e.data, dataset: noImageLabels, imageLevel: { labels: "x", ratio: 0.1 } },
-  };
-  const err = await Effect.runPromise(Effect.flip(decodeExperiment(bad, "bad.ts")));
-  const paths = err.violations.map((v) => v.path);
-  for (const p of ["data.imageLevel.ratio", "data.imageLevel", "data.dataset.imageLabels"]) {
-    assert(paths.includes(p), `${p} in ${paths}`);
+    data: { ...e.data, imageLevel: { labels: "x", ratio: 0.1 } },
+  });
+  for (const p of ["data.imageLevel.ratio", "data.imageLevel"]) {
+    assert(noLoss.includes(p), `${p} in ${noLoss}`);
   }
+  // LarvSeg's losses read the pixel-labelled images' image-level labels too.
+  const noTags = await paths({ ...e, data: { ...e.data, dataset: noImageLabels } });
+  assertEquals(noTags, ["data.dataset.imageLabels"]);
+  // Several sources: each needs an image of the batch, and the pixel-labelled images at least one.
+  const many = await paths({
+    ...e,
+    data: { ...e.data, imageLevel: [{ labels: "a", ratio: 0.5 }, { labels: "b", ratio: 0.1 }] },
+  });
+  assertEquals(many, ["data.imageLevel[1].ratio"]);
+  const full = await paths({
+    ...e,
+    data: { ...e.data, imageLevel: [{ labels: "a", ratio: 0.5 }, { labels: "b", ratio: 0.5 }] },
+  });
+  assertEquals(full, ["data.imageLevel"]);
 });
 
 Deno.test("LarvSeg train with an image-level source: stop at 3, resume to 6 = never stopping, bitwise", async () => {

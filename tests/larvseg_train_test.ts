@@ -26,6 +26,7 @@ import { Effect } from "effect";
 import { exportModel } from "../eval/export_model.ts";
 import { exportedModel } from "../kinds/export.ts";
 import { plan } from "../ir/plan.ts";
+import { execute } from "../runtime/execute.ts";
 import { value } from "../ir/value.ts";
 import { random } from "../core/random.ts";
 import { proceduralNames } from "../data/procedural.ts";
@@ -197,4 +198,57 @@ Deno.test({
       await rm(root, { recursive: true, force: true });
     }
   },
+});
+
+Deno.test("LarvSeg bank: a step reads and writes only the batch's classes' rows, in the same array", async () => {
+  // K = 8 classes, P = 4 pairs, M = 2 slots, Kp = 4, d = 16. Image 0 is labelled {1, 3} and image 1 {2}:
+  // the pairs are [1, 3, 0, 2] and [2, 0, 1, 3], so classes 0-3 are read and 1, 2, 3 written (slot 0,
+  // their pointer); class 0 is padding (read, weighted 0, not written). Classes 4-7 hold NaN: a step that
+  // read them would give NaN losses, one that rewrote the bank would change them.
+  const shapes = { batch: 2, height: 32, width: 32, trainSize: [32, 32] as const };
+  const { graph, stages } = trainingStages(model(), shapes, { optimizer: sgd({}) });
+  const per = 2 * 4 * 16, slot = 4 * 16;
+  const start = new Float32Array(K * per).map((_, i) => (Math.floor(i / per) >= 4 ? NaN : 0.25));
+  const ended = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const ex = yield* execute(plan("bank", graph, stages), { seed: 0, threads: 1 });
+    const bank = value("float32", Float32Array.from(start), [K, 2, 4, 16]);
+    ex.state.set(BANK, bank);
+    const rng = random(2);
+    const out = yield* ex.run({
+      images: value("float32", Float32Array.from({ length: 2 * 3 * 1024 }, () => rng.normal()), [
+        2,
+        3,
+        32,
+        32,
+      ]),
+      labels: value("int32", new Int32Array(2 * 1024).map((_, i) => (i < 1024 ? 1 + 2 * (i % 2) : 2)), [
+        2,
+        32,
+        32,
+      ]),
+      lr: value("float32", Float32Array.of(1e-3), []),
+      step: value("float32", Float32Array.of(1), []),
+      [IMAGE_LABELS]: value("float32", Float32Array.from([0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]), [
+        2,
+        K,
+      ]),
+      [PIXEL_LABELLED]: value("float32", Float32Array.of(1, 1), [2]),
+    });
+    const after = ex.state.get(BANK)!;
+    return {
+      loss: (out.get("loss")!.data as Float32Array)[0],
+      attentive: (out.get(ATTENTIVE_LOSS)!.data as Float32Array)[0],
+      same: after === bank && after.data === bank.data,
+      data: after.data as Float32Array,
+      pointer: Array.from(ex.state.get(POINTER)!.data as Float32Array),
+    };
+  })));
+  assert(Number.isFinite(ended.loss) && Number.isFinite(ended.attentive), `loss ${ended.loss}`);
+  assert(ended.same, "the bank was replaced, not updated in place");
+  assertEquals(ended.pointer, [0, 1, 1, 1, 0, 0, 0, 0]);
+  const changed = (a: number) =>
+    Array.from({ length: slot }, (_, j) => a + j).some((i) => !Object.is(ended.data[i], start[i]));
+  const touched = Array.from({ length: K * 2 }, (_, r) => r).filter((r) => changed(r * slot));
+  // Rows as class · M + slot: classes 1, 2 and 3, slot 0.
+  assertEquals(touched, [2, 4, 6]);
 });

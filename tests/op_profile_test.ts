@@ -72,3 +72,29 @@ Deno.test("opProfile: per-node medians over the runs (a preempted run drops out)
   assert(md.split("\n").some((l) => l.startsWith("| Add ") && l.includes("75 %")));
   assert(md.includes("`model/MatMul_1`"));
 });
+
+Deno.test("opProfile: at T ≥ 2, kernels that never split their work over the thread pool count as one-thread", () => {
+  const pooled = (e: NodeEvent, blocks: number[]): NodeEvent => ({
+    ...e,
+    args: { ...e.args, thread_scheduling_stats: { main_thread: { block_size: blocks } } },
+  });
+  const events: NodeEvent[] = [];
+  // Two runs: Mul split into blocks (4, 6 ms → 5), Where on the calling thread (10, 12 ms → 11).
+  [[4, 10], [6, 12]].forEach(([m, w], i) => {
+    const ts = 1000 * i;
+    events.push({ cat: "Session", name: "model_run", ts, dur: 900 });
+    events.push(pooled(node("backward:loss/Mul_3", "Mul", ts + 10, 1000 * m), [32768]));
+    events.push(pooled(node("backward:loss/Where_4", "Where", ts + 20, 1000 * w), []));
+  });
+  const p = opProfile(events, 2);
+  assertEquals(p.oneThreadMs, 11);
+  assertEquals(p.byOp.map((o) => [o.op, o.ms, o.oneThreadMs]), [["Where", 11, 11], ["Mul", 5, 0]]);
+  assertEquals(p.nodes.map((n) => [n.op, n.parallel]), [["Where", false], ["Mul", true]]);
+  const md = renderOpProfile(p, 10);
+  assert(md.split("\n").some((l) => l.startsWith("| Where ") && l.endsWith("100 % |")));
+  assert(md.includes("11.0 ms, 69 % of the kernel time"));
+  // At T = 1 ORT records no scheduling stats: no one-thread column.
+  const single = opProfile(events.map((e) => ({ ...e, args: { op_name: e.args?.op_name } })), 2);
+  assertEquals(single.oneThreadMs, undefined);
+  assert(!renderOpProfile(single, 10).includes("on one thread"));
+});

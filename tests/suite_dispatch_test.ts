@@ -16,6 +16,7 @@ const ALL: Record<Program, string[]> = {
     "engine",
     "perf",
     "profile",
+    "ab",
     "data",
     "gpu",
     "larvseg-bank",
@@ -25,7 +26,7 @@ const ALL: Record<Program, string[]> = {
     "quantize-isa",
     "web",
   ],
-  grid: ["ablation", "larvseg", "panoptic", "ranker-quality", "runs", "status", "task"],
+  grid: ["ablation", "larvseg", "xi-sources", "panoptic", "runs", "ranker-quality", "status", "task"],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */

@@ -151,15 +151,20 @@ Deno.test("train: every evaluation uses one recorded image set, in percent; best
     const best = await Effect.runPromise(readBestRecord(join(root, "checkpoints")));
     assertEquals(best?.metric, "mIoU (val, 3 images)");
     assertEquals(best?.value, Math.max(evals[0].mIoU, evals[1].mIoU));
-    // One terminal line per evaluation, with split, image count, mIoU and mAP (2 decimals, percent).
+    // One terminal line per evaluation, with split, image count, mIoU, mAP and ξ's recall@κ (2 decimals,
+    // percent; κ = the model's top-κ, as metrics.jsonl records it).
     const lines = printed.filter((l) => l.startsWith("eval step"));
     assertEquals(
       lines,
       evals.map((l) =>
         `eval step ${l.step} (val, 3 images): mIoU ${l.mIoU.toFixed(2)} aAcc ${l.aAcc.toFixed(2)} mAcc ${
           l.mAcc.toFixed(2)
-        } mAP ${l.mAP.toFixed(2)}`
+        } mAP ${l.mAP.toFixed(2)} recall@${l.recallK} ${l.recallAtK.toFixed(2)}`
       ),
+    );
+    assert(
+      evals.every((l) => l.recallK === 4 && l.recallAtK >= 0 && l.recallAtK <= 100),
+      JSON.stringify(evals),
     );
     const log = readFileSync(join(root, "train.log"), "utf8");
     for (const l of lines) assert(log.includes(l), l);

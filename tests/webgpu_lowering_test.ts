@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { Graph } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
+import { grad } from "../ir/autodiff.ts";
 import { decodeOnnx, toOnnx } from "../onnx/lower.ts";
 import { execute, type Provider } from "../runtime/execute.ts";
 import { graphStage, plan } from "../ir/plan.ts";
@@ -31,7 +32,9 @@ const lossLike = () => {
   const remapped = o.gatherElements(table, safe, 1);
   g.output("remapped", o.expand(o.reshape(remapped, [1, 10]), [3, 10]));
   const logProbs = o.logSoftmax(logits, -1);
-  g.output("picked", o.gatherElements(logProbs, o.reshape(safe, [2, 5, 1]), 2));
+  const picked = g.output("picked", o.gatherElements(logProbs, o.reshape(safe, [2, 5, 1]), 2));
+  // The pick's x̄ is a one-hot mask of Equal … Or …: Or runs on the CPU there, its webgpu lowering does not.
+  g.output("pickGrad", grad(o.sum(picked), [logProbs])[0]);
   g.output("counts", o.scatterElements(o.zeros(g, [2, 6]), safe, o.full(g, [2, 5], 1), 1, "add"));
   return g;
 };
@@ -48,8 +51,10 @@ Deno.test("webgpu lowering: no LogSoftmax and no int64 Equal/Where/gathers/scatt
   };
   assert(ops("cpu").includes("LogSoftmax"));
   assert(!ops("webgpu").includes("LogSoftmax"));
-  // The CPU lowering is unchanged: no casts added.
-  assertEquals(ops("cpu").filter((op) => op === "Cast").length, 1);
+  assert(ops("cpu").includes("Or"));
+  assert(!ops("webgpu").includes("Or"));
+  // The CPU lowering adds no casts: the labels' and the one-hot mask's are the graph's own.
+  assertEquals(ops("cpu").filter((op) => op === "Cast").length, 2);
 });
 
 Deno.test({
@@ -77,6 +82,9 @@ Deno.test({
       assertEquals(gpu.remapped, cpu.remapped);
       assertEquals(gpu.counts, cpu.counts);
       assertClose(gpu.picked, cpu.picked, { atol: 1e-6, rtol: 1e-6 });
+      assertEquals(gpu.pickGrad, cpu.pickGrad);
+      // Row 0 position 0 picks class 0 (its label), position 1 class 0 too (label 4 ignored → 0).
+      assertEquals(cpu.pickGrad.slice(0, 12), [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
       // Row 0: safe labels [0,0,2,3,1] (label 4 ignored → 0), table [2,0,3,0,5,1]; row 1: [5,5,0,0,2], [5,5,0,0,2,5].
       assertEquals(cpu.remapped.slice(0, 10), [2, 2, 3, 0, 0, 5, 5, 5, 5, 0]);
       assertEquals(Object.fromEntries(nodesOnCpu(join(dir, "webgpu"))), {});

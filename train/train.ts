@@ -24,7 +24,7 @@ import { Data, Effect, Stream } from "effect";
 import { join } from "node:path";
 import type { AnyExperiment } from "../dsl/experiment.ts";
 import { learningRate } from "../dsl/training.ts";
-import { imageLevelShare } from "../dsl/dataset.ts";
+import { imageLevelShares, imageLevelSources } from "../dsl/dataset.ts";
 import { optimizerConfig } from "../interpret/optimizer.ts";
 import { inferenceShapes, trainShapes } from "../interpret/shapes.ts";
 import { pretrainedValues } from "../interpret/pretrained.ts";
@@ -185,8 +185,8 @@ interface Run {
     | {
       readonly cache: FeatureCache;
       readonly use: CacheUse;
-      /** With `data.imageLevel`: the image-level source's cache, read beside the split's. */
-      readonly imageLevel?: { readonly cache: FeatureCache; readonly use: CacheUse };
+      /** With `data.imageLevel`: each image-level source's cache, in order, read beside the split's. */
+      readonly imageLevel: readonly { readonly cache: FeatureCache; readonly use: CacheUse }[];
       /** The digest of the backbone it was built from, and the backbone's state names. */
       readonly weights: string;
       readonly backbone: readonly string[];
@@ -284,13 +284,11 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
         openDataset(e.data.dataset, e.data.dataset.testSplit),
       )
       : undefined;
-    // A mixed batch's position is its pixel-labelled part's; the image-level source is read (and every
+    // A mixed batch's position is its pixel-labelled part's; the image-level sources are read (and every
     // bad tag reported) before the slow compilation.
     const imageLevel = e.data.imageLevel;
-    const imageLevelSource = imageLevel ? yield* openImageLevel(imageLevel, e.model.classes) : undefined;
-    const pixelBatch = imageLevel
-      ? imageLevelShare(e.train.batchSize, imageLevel.ratio).pixel
-      : e.train.batchSize;
+    const openedSources = imageLevel ? yield* openImageLevel(imageLevel, e.model.classes) : [];
+    const pixelBatch = imageLevelShares(e.train.batchSize, imageLevelSources(imageLevel)).pixel;
     // A rank's graphs are traced at its shard of the global batch.
     const shapes = ranks
       ? inferenceShapes(e, yield* checkRankCount(e.train.batchSize, ranks.collective.size))
@@ -326,7 +324,7 @@ const setup = (experiment: AnyExperiment, options: TrainOptions) =>
     const pretrained = yield* pretrainedValues(e.model, p);
     // Found or built before the folder is written: a cache that cannot be built leaves no run folder.
     const cache = mode === "cached"
-      ? yield* featureCache(e, training, ex, pretrained, trainData, imageLevelSource, options, print)
+      ? yield* featureCache(e, training, ex, pretrained, trainData, openedSources, options, print)
       : undefined;
     if (lead) {
       yield* prepareRunFolder(dir, e, {
@@ -401,7 +399,7 @@ const featureCache = (
   ex: Executor,
   pretrained: Run["pretrained"],
   trainData: Dataset,
-  imageLevel: ImageLevelSource | undefined,
+  imageLevel: readonly ImageLevelSource[],
   options: TrainOptions,
   print: (line: string) => void,
 ) =>
@@ -425,11 +423,12 @@ const featureCache = (
       print,
     };
     const found = yield* ensureFeatureCache(request);
-    // LarvSeg's image-level source: a cache of its own (its images, under draws of their own).
-    const images = imageLevel ? yield* ensureFeatureCache({ ...request, imageLevel }) : undefined;
+    // Each image-level source: a cache of its own (its images, under draws of their own).
+    const images = yield* Effect.forEach(imageLevel, (source) =>
+      ensureFeatureCache({ ...request, imageLevel: source }));
     return {
       ...found,
-      ...(images ? { imageLevel: images } : {}),
+      imageLevel: images,
       weights: parametersDigest(backbone),
       backbone: [...backbone.keys()],
     };
@@ -441,17 +440,19 @@ const featureCache = (
  */
 const recordCache = (
   dir: string,
-  cache: { readonly use: CacheUse; readonly imageLevel?: { readonly use: CacheUse } },
+  cache: { readonly use: CacheUse; readonly imageLevel: readonly { readonly use: CacheUse }[] },
   print: (line: string) => void,
 ) =>
   Effect.gen(function* () {
-    const record = { ...cache.use, ...(cache.imageLevel ? { imageLevel: cache.imageLevel.use } : {}) };
+    // One image-level source is recorded as an object (as before sources became a list), several as a list.
+    const il = cache.imageLevel.map((c) => c.use);
+    const record = { ...cache.use, ...(il.length === 0 ? {} : { imageLevel: il.length === 1 ? il[0] : il }) };
     yield* writeFileAtomic(join(dir, FEATURE_CACHE_RECORD), JSON.stringify(record, null, 2) + "\n").pipe(
       Effect.mapError((err) => new RunFolderError({ dir, reason: err.message })),
     );
     const uses: [CacheUse, string][] = [
       [cache.use, ""],
-      ...(cache.imageLevel ? [[cache.imageLevel.use, "image-level "] as [CacheUse, string]] : []),
+      ...cache.imageLevel.map((c): [CacheUse, string] => [c.use, "image-level "]),
     ];
     for (const [use, what] of uses) {
       const line = `feature cache ${use.dir} (key ${use.key}): ${use.draws} draws of ${use.samples} ${what}` +
@@ -710,8 +711,11 @@ const batches = (
   if (run.cache) {
     const cached = { batchSize: e.train.batchSize, seed: e.train.seed, start: loop.position };
     const il = run.cache.imageLevel;
-    return (il && e.data.imageLevel
-      ? cachedMixedTrainLoader(run.cache.cache, il.cache, { ...cached, ratio: e.data.imageLevel.ratio })
+    return (il.length > 0
+      ? cachedMixedTrainLoader(run.cache.cache, il.map((c) => c.cache), {
+        ...cached,
+        sources: imageLevelSources(e.data.imageLevel),
+      })
       : cachedTrainLoader(run.cache.cache, cached)).pipe(Stream.take(e.train.steps - loop.step));
   }
   const loaderOptions = {

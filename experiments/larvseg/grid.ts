@@ -21,14 +21,26 @@
  * the second. Their masks are hidden in training (`hidden`, pixels → ignore) and kept as image-level labels
  * of the image they occur in (`imageLabels: "image"`); ccp adds its 1,094 tag photos as a second,
  * image-level source (half of every batch: the official 1:1).
+ *
+ * `ccp+clothing` is ccp with clothing/ as its image-level source instead of ccp's own tag photos: 1,870
+ * single-label, object-centric garment photos in ccp's class ids, the situation of LarvSeg's ImageNet-21K
+ * classification data beside a segmentation set. Its novel classes are chosen among clothing/'s 13
+ * classes by the rule of `clothingNovelClasses` (below, with its counts and why); the photos' labels
+ * are `partial` (a photo labelled "t-shirt" says nothing about the other 58 classes).
  */
 import { experiment } from "../../dsl/experiment.ts";
 import * as m from "../../dsl/model.ts";
 import { adamWSpec, evalConfig, poly, trainConfig } from "../../dsl/training.ts";
 import { coco133 } from "../../dsl/datasets.ts";
-import { folder, imageLevelData, testPipeline, trainPipeline } from "../../dsl/dataset.ts";
+import {
+  folder,
+  type ImageLevelData,
+  imageLevelData,
+  testPipeline,
+  trainPipeline,
+} from "../../dsl/dataset.ts";
 
-export type Dataset = "ccp" | "coco133";
+export type Dataset = "ccp" | "coco133" | "ccp+clothing";
 export type Row = "seg-only" | "image-level" | "ca-cross" | "ca-single" | "full" | "rankseg-larvseg";
 export const ROWS: readonly Row[] = [
   "seg-only",
@@ -139,8 +151,51 @@ const COCO133_VAL_IDS = [
   116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132,
 ]; // deno-fmt-ignore
 
+/**
+ * Per clothing/ class (13, ccp's names): its clothing/ photos, and the ccp images whose masks hold it in
+ * train (804) and val (200). Counted from ../shared/data/clothing/labels.json and the PNGs of
+ * ../shared/data/ccp/annotations/{train,val}; tests/larvseg_clothing_test.ts counts them again.
+ */
+export const CLOTHING_CLASS_IMAGES: Readonly<Record<string, { clothing: number; train: number; val: number }>> = {
+  blazer: { clothing: 109, train: 79, val: 17 },
+  blouse: { clothing: 23, train: 179, val: 41 },
+  bodysuit: { clothing: 69, train: 8, val: 1 },
+  dress: { clothing: 200, train: 212, val: 59 },
+  hat: { clothing: 171, train: 85, val: 23 },
+  hoodie: { clothing: 100, train: 2, val: 0 },
+  pants: { clothing: 200, train: 235, val: 67 },
+  shirt: { clothing: 200, train: 151, val: 31 },
+  shoes: { clothing: 200, train: 630, val: 145 },
+  shorts: { clothing: 200, train: 47, val: 12 },
+  skirt: { clothing: 155, train: 143, val: 24 },
+  "t-shirt": { clothing: 200, train: 79, val: 18 },
+  top: { clothing: 43, train: 45, val: 10 },
+};
+
+/**
+ * The novel classes of `ccp+clothing`, by rule: among clothing/'s classes, those with at least
+ * `minPhotos` clothing/ photos (enough to teach a class: half the source's cap of 200 per class) and at
+ * least `minVal` ccp validation images (so that a class's novel IoU is not one or two images), the `k`
+ * with the fewest pixel-annotated ccp train images (ties: lower class id). Why the fewest: those are the
+ * classes whose masks are scarcest, where a classification set is the natural source of supervision (the
+ * LarvSeg setting), and hiding their masks takes the least mask supervision away from the base classes.
+ * k = 4 is about a third of the eligible classes, as the other datasets' every-third rule. With the counts
+ * above: 9 eligible (blouse, bodysuit, hoodie and top fail a threshold), giving shorts (47 train
+ * images), blazer (79), t-shirt (79) and hat (85).
+ */
+export const clothingNovelClasses = (
+  counts: Readonly<Record<string, { clothing: number; train: number; val: number }>> = CLOTHING_CLASS_IMAGES,
+  { k = 4, minPhotos = 100, minVal = 10 }: { k?: number; minPhotos?: number; minVal?: number } = {},
+): readonly string[] =>
+  Object.entries(counts)
+    .filter(([, c]) => c.clothing >= minPhotos && c.val >= minVal)
+    .sort(([a, x], [b, y]) => x.train - y.train || CCP_CLASSES.indexOf(a) - CCP_CLASSES.indexOf(b))
+    .slice(0, k)
+    .map(([name]) => name);
+
 /** The rule: every third id of the validation-present, eligible classes, starting at the second. */
 export const novelClasses = (d: Dataset): readonly string[] => {
+  if (d === "ccp+clothing") return clothingNovelClasses();
   const [names, ids, never] = d === "ccp"
     ? [CCP_CLASSES, CCP_VAL_IDS, ["background", "skin", "hair"]]
     : [COCO133_CLASSES, COCO133_VAL_IDS, [] as string[]];
@@ -148,8 +203,8 @@ export const novelClasses = (d: Dataset): readonly string[] => {
 };
 
 /** κ of the combined row: about twice the classes of a typical image (ccp ≈ 8.8 tags, coco133 ≈ 6.5). */
-export const KAPPA: Record<Dataset, number> = { ccp: 16, coco133: 25 };
-const CLASSES: Record<Dataset, number> = { ccp: 59, coco133: 133 };
+export const KAPPA: Record<Dataset, number> = { ccp: 16, coco133: 25, "ccp+clothing": 16 };
+const CLASSES: Record<Dataset, number> = { ccp: 59, coco133: 133, "ccp+clothing": 59 };
 
 /**
  * Steps per run, chosen so that a dataset's grid (6 rows × 3 seeds = 18 runs) fits well inside the issue's
@@ -163,14 +218,14 @@ const BATCH = 8;
 const dataset = (d: Dataset, row: Row) => {
   const hidden = row === "full" ? {} : { hidden: [...novelClasses(d)] };
   const imageLabels = row === "full" || row === "seg-only" ? {} : { imageLabels: "image" as const };
-  return d === "ccp"
-    ? folder({ name: "ccp", root: "../shared/data/ccp", classes: "classes.json", ...hidden, ...imageLabels })
-    : { ...coco133, ...hidden, ...imageLabels };
+  return d === "coco133"
+    ? { ...coco133, ...hidden, ...imageLabels }
+    : folder({ name: "ccp", root: "../shared/data/ccp", classes: "classes.json", ...hidden, ...imageLabels });
 };
 
 const pipelines = (d: Dataset) => {
   const scaling = m.MINUS_ONE_TO_ONE;
-  return d === "ccp"
+  return d !== "coco133"
     ? {
       train: trainPipeline({ scale: [320, 240], ratioRange: [0.75, 1.5], cropSize: [224, 160], ...scaling }),
       test: testPipeline({ resize: [320, 240], ...scaling }),
@@ -181,6 +236,19 @@ const pipelines = (d: Dataset) => {
     };
 };
 
+/**
+ * A dataset's image-level source (half of each batch, the official 1:1): ccp's tag photos (`complete`),
+ * clothing/'s single-label photos for `ccp+clothing` (`partial`: a photo's other classes are unknown, not
+ * absent), none for coco133. `withImageLevelSources(e, imageLevelSourcesOf("ccp+clothing"))` puts the
+ * same source on any other experiment, after or before a grid's overrides.
+ */
+export const imageLevelSourcesOf = (d: Dataset): readonly ImageLevelData[] =>
+  d === "ccp"
+    ? [imageLevelData({ labels: "../shared/data/ccp/image-level/labels.json", ratio: 0.5 })]
+    : d === "ccp+clothing"
+    ? [imageLevelData({ labels: "../shared/data/clothing/labels.json", ratio: 0.5, semantics: "partial" })]
+    : [];
+
 /** The model of a row (see the module doc). */
 export const rowModel = (d: Dataset, row: Row): m.Segmenter => {
   const base = {
@@ -189,7 +257,7 @@ export const rowModel = (d: Dataset, row: Row): m.Segmenter => {
     backbone: m.mobileNetV2({ pretrained: WEIGHTS, outputStride: 16 }),
     headDim: 128,
   };
-  const labelsPerImage = d === "ccp" ? 16 : 24;
+  const labelsPerImage = d === "coco133" ? 24 : 16;
   const cross = m.attentiveClassifier({ labelsPerImage });
   switch (row) {
     case "seg-only":
@@ -224,9 +292,9 @@ export const rowExperiment = (
   row: Row,
   { steps = STEPS, evalEvery = 0 }: { steps?: number; evalEvery?: number } = {},
 ) => {
-  const imageLevel = d === "ccp" && row !== "seg-only" && row !== "full"
-    ? { imageLevel: imageLevelData({ labels: "../shared/data/ccp/image-level/labels.json", ratio: 0.5 }) }
-    : {};
+  const withSource = row !== "seg-only" && row !== "full";
+  const sources = withSource ? imageLevelSourcesOf(d) : [];
+  const imageLevel = sources.length === 0 ? {} : { imageLevel: sources[0] };
   return experiment({
     name: `larvseg-${d}-${row}${steps === STEPS && evalEvery === 0 ? "" : "-curve"}`,
     model: rowModel(d, row),
