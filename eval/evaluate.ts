@@ -3,7 +3,7 @@
  * original label map, accumulate mmsegmentation's dataset-level intersection/union and the multi-label
  * average precision, and write example predictions for the report.
  */
-import { Effect, Stream } from "effect";
+import { Data, Effect, Stream } from "effect";
 import { mkdir } from "node:fs/promises";
 import type { ExperimentOf } from "../dsl/experiment.ts";
 import type { Segmenter } from "../dsl/model.ts";
@@ -26,6 +26,11 @@ export interface EvaluateOptions extends RuntimeOptions {
   readonly stride?: readonly [number, number] | null;
   readonly oracle?: boolean;
   readonly ranker?: Ranker;
+  /**
+   * The ranker-quality probe's α in [0, 1]: select by ξ's scores mixed with the ground truth
+   * (layers/selection.ts `probeScores`); the mAP is then the mix's. A top-κ model with a ranking only.
+   */
+  readonly groundTruthWeight?: number;
   /** Write image / label / prediction PNGs of N images, spread over the split, into `examplesDir`. */
   readonly examples?: number;
   readonly examplesDir?: string;
@@ -43,6 +48,31 @@ export interface EvaluationResult {
   readonly images: number;
 }
 
+/** The ranker-quality probe asked of a model or with an α it cannot take; the message names why. */
+export class RankerProbeError extends Data.TaggedError("RankerProbeError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `evaluate: groundTruthWeight: ${this.reason}`;
+  }
+}
+
+/** Why a model cannot be probed with α, or undefined. */
+export const rankerProbeProblem = (
+  model: Segmenter,
+  alpha: number,
+  options: { readonly oracle?: boolean; readonly ranker?: Ranker } = {},
+): string | undefined =>
+  !(alpha >= 0 && alpha <= 1)
+    ? `α ${alpha} is outside [0, 1]`
+    : !model.psi
+    ? "a multi-label-only model selects nothing"
+    : model.select._tag !== "TopK"
+    ? `the model's selection is ${model.select._tag}, not top-κ`
+    : !model.xi && !options.ranker
+    ? "the model has no ranking (no ξ and no independent ranker)"
+    : options.oracle
+    ? "the oracle selects the ground truth already"
+    : undefined;
+
 /** κ of an experiment's recall@κ: `eval.recallAt`, else the model's top-κ, else none. */
 export const recallKappa = (e: ExperimentOf<Segmenter>): number | undefined =>
   e.eval.recallAt ??
@@ -55,6 +85,10 @@ export const evaluate = (
   options: EvaluateOptions,
 ) =>
   Effect.scoped(Effect.gen(function* () {
+    const problem = options.groundTruthWeight === undefined
+      ? undefined
+      : rankerProbeProblem(e.model, options.groundTruthWeight, options);
+    if (problem) return yield* new RankerProbeError({ reason: problem });
     const k = e.model.classes;
     const predictor = yield* makePredictor(e.model, state, { ...options, trainSize: trainSize(e) });
     const seg = segmentationAccumulator({ numClasses: k, ignoreIndex: classes.ignoreIndex });

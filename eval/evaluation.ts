@@ -30,6 +30,11 @@ export interface EvaluationRequest extends RuntimeOptions {
   readonly mode: "whole" | "slide";
   /** The ground-truth class oracle (kinds that offer one; see `Evaluation.oracle`). */
   readonly oracle: boolean;
+  /**
+   * The ranker-quality probe's α in [0, 1] (semantic top-κ models; eval/evaluate.ts): select by ξ's scores
+   * mixed with the ground truth. Only the ranker-quality grid asks for it; a kind without it ignores it.
+   */
+  readonly groundTruthWeight?: number;
   /** Write image / label / prediction PNGs of the first N images into `examplesDir`. */
   readonly examples?: number;
   readonly examplesDir?: string;

@@ -26,6 +26,8 @@ export interface PredictOptions extends RuntimeOptions {
   /** Select the ground-truth classes (needs labels at the input size). */
   readonly oracle?: boolean;
   readonly ranker?: Ranker;
+  /** The ranker-quality probe's α (interpret/segmenter.ts `InferenceOptions.groundTruthWeight`). */
+  readonly groundTruthWeight?: number;
   /** The training crop [h, w] (position embeddings' grid). */
   readonly trainSize: readonly [number, number];
 }
@@ -113,6 +115,7 @@ export const makePredictor = (
           inferenceGraph(model, { batch: 1, height: h, width: w, trainSize: options.trainSize }, {
             oracle: options.oracle,
             ranker: options.ranker,
+            groundTruthWeight: options.groundTruthWeight,
             valid: extra.valid,
             output: extra.output,
             fullLogits: extra.full,

@@ -246,14 +246,17 @@ export interface Suite extends SuiteUsage {
 export const int = (bounds: IntBounds): FlagValue => ({ _tag: "Int", bounds });
 
 /** The suites' list for `<program> --help`. */
-const overview = (program: Program, suites: Readonly<Record<string, Suite>>) =>
-  [
+const overview = (program: Program, suites: Readonly<Record<string, Suite>>) => {
+  // Names padded to 14 columns, or to the longest name and two spaces.
+  const width = Math.max(14, ...Object.keys(suites).map((n) => n.length + 2));
+  return [
     `usage: ${taskCommand(program)} <${program === "bench" ? "suite" : "grid"}> [flags]   ` +
     `(${taskCommand(program)} <${program === "bench" ? "suite" : "grid"}> --help for its flags)`,
     "",
-    ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(14)}${s.title}`),
+    ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(width)}${s.title}`),
     "",
   ].join("\n");
+};
 
 /**
  * Runs `<program> <suite> [args]`: the overview for `--help`, one line for an unknown suite (or one that

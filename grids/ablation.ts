@@ -35,11 +35,13 @@ import {
   type GridRun,
   learningCurve,
   overrideFlags,
+  protocolTitle,
   seedRun,
   specRun,
   withGridFrozen,
 } from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
+import { plateau } from "./plateau.ts";
 import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
 import { mean, std } from "../figures/stats.ts";
@@ -76,6 +78,18 @@ export const GRIDS: Record<string, Grid> = {
     datasets: ["coco133", "ccp"],
   },
 };
+
+/**
+ * The grid a frozen-backbone run of `grid` writes (`--frozen-backbone D`): its own RESULTS.md part, plots and
+ * heading anchors, so the fine-tuning part stays as the control.
+ */
+export const frozenGrid = (grid: Grid, draws: number | undefined): Grid =>
+  draws === undefined ? grid : {
+    ...grid,
+    title: protocolTitle(grid.title, draws),
+    svgPrefix: `${grid.svgPrefix}-frozen`,
+    headingSuffix: `${grid.headingSuffix}, frozen backbone`,
+  };
 
 /**
  * The grid's rows in table order (the ablation steps first, the κ sweep last, so an interrupted grid has
@@ -184,7 +198,8 @@ export const main = async (args: string[]) => {
     const [dataset, ...rest] = file.replace(/\.ts$/, "").split("-");
     rows.push({ dataset, row: rest.join("-"), file: path, e: base, runs });
   }
-  await writeResults(grid, rows, seeds, steps, reportOnly, frozenBackbone);
+  // A frozen-backbone grid writes a part of its own: the fine-tuning part stays as the control.
+  await writeResults(frozenGrid(grid, frozenBackbone), rows, seeds, steps, reportOnly, frozenBackbone);
 };
 
 const writeResults = async (
@@ -368,16 +383,15 @@ const curveLines = (
   dataset: string,
 ): string[] => {
   if (curve.length === 0) return [];
-  const best = curve.reduce((a, b) => (b.mIoU > a.mIoU ? b : a));
-  // The plateau: the first evaluation within 1 mIoU of the best one.
-  const plateau = curve.find((p) => best.mIoU - p.mIoU <= 1)!;
+  // The plateau: the first evaluation within 1 mIoU of the best one (grids/plateau.ts).
+  const { best, step: plateauStep } = plateau(curve, 1)!;
   const last = curve.at(-1)!;
   const perStep = last.seconds === null ? null : last.seconds / last.step;
   return [
     `Step budget: the baseline's learning curve (one seed, \`${grid.specs}/curve-${dataset}.ts\`, the same ` +
     `poly schedule over ${last.step} steps) reached mIoU ${
       curve.map((p) => `${p.mIoU.toFixed(2)} at step ${p.step}`).join(", ")
-    }; it is within 1 mIoU of its best (${best.mIoU.toFixed(2)}) from step ${plateau.step}` +
+    }; it is within 1 mIoU of its best (${best.mIoU.toFixed(2)}) from step ${plateauStep}` +
     (perStep === null ? "" : `, at ${perStep.toFixed(2)} s per step on the shared 2-core machine`) +
     `. Every row trains ${steps} steps of batch ${e.train.batchSize}.`,
     "",

@@ -10,14 +10,23 @@
  */
 import { Data, Effect } from "effect";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join, relative } from "node:path";
 import { type Experiment, loadExperiment } from "../mod.ts";
 import { flag } from "../figures/flags.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
 import { mean, std } from "../figures/stats.ts";
 import { taskCommand } from "../figures/command_line.ts";
-import { finishedRun, gridFlags, type GridRun, seedRun, withGridFrozen } from "./grid_runs.ts";
+import {
+  curveRun,
+  finishedRun,
+  gridFlags,
+  type GridRun,
+  learningCurve,
+  seedRun,
+  withGridFrozen,
+} from "./grid_runs.ts";
+import { budgetSentence, DEFAULT_TOLERANCE, parseCurveFlag, plateau } from "./plateau.ts";
 import { type Headline, headline } from "./run_record.ts";
 import { barChart } from "./bar_chart.ts";
 import { slurmRequested, withoutSlurmFlags } from "./slurm/slurm_flags.ts";
@@ -96,6 +105,8 @@ export interface ExperimentRow {
   readonly file: string;
   readonly e: Experiment;
   readonly runs: readonly Headline[];
+  /** The steps its runs trained when a learning curve chose them (`--curve`). */
+  readonly steps?: number;
 }
 
 /** The `# Grid <name>` part's body: how it was produced, and the table. */
@@ -106,6 +117,7 @@ export const reportBody = (
   command: string,
   date: string,
   chart?: string,
+  budgets: readonly string[] = [],
 ): string[] => {
   const done = rows.reduce((n, r) => n + r.runs.length, 0);
   const values = (r: ExperimentRow) => r.runs.map((h) => h.value);
@@ -120,7 +132,7 @@ export const reportBody = (
       [
         { header: "experiment", cell: (r) => r.e.name },
         { header: "spec", align: "left", cell: (r) => `\`${r.file}\`` },
-        { header: "steps", cell: (r) => String(steps ?? r.e.train.steps) },
+        { header: "steps", cell: (r) => String(r.steps ?? steps ?? r.e.train.steps) },
         { header: "metric", align: "left", cell: (r) => r.runs[0]?.metric ?? "—" },
         {
           header: "mean ± std",
@@ -134,9 +146,33 @@ export const reportBody = (
       rows,
       "plain",
     ),
+    ...budgets.flatMap((b) => ["", b]),
     ...(chart ? ["", `![headline metric per experiment](${chart})`] : []),
     "",
   ];
+};
+
+/** `--curve STEPS:EVERY`, `--curve-of FILE` and `--plateau-tolerance X`, checked; undefined without `--curve`. */
+const curveFlags = (steps: number | undefined) => {
+  const text = flag("curve");
+  if (text === undefined) {
+    for (const f of ["curve-of", "plateau-tolerance"]) {
+      if (flag(f) !== undefined) throw new GridInputError({ reason: `--${f} needs --curve STEPS:EVERY` });
+    }
+    return undefined;
+  }
+  const parsed = parseCurveFlag(text);
+  if (typeof parsed === "string") throw new GridInputError({ reason: parsed });
+  if (steps !== undefined) {
+    throw new GridInputError({ reason: "--curve and --steps: the curve picks the steps; give one of them" });
+  }
+  const tolerance = Number(flag("plateau-tolerance") ?? DEFAULT_TOLERANCE);
+  if (!(tolerance >= 0)) {
+    throw new GridInputError({
+      reason: `--plateau-tolerance ${flag("plateau-tolerance")}: expected mIoU ≥ 0`,
+    });
+  }
+  return { ...parsed, tolerance, of: flag("curve-of") };
 };
 
 export const main = async (inputs: readonly string[], args: readonly string[]): Promise<void> => {
@@ -147,12 +183,45 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
   }
   const name = gridName(inputs, flag("name"));
   const root = join("runs", `grid-${name}`);
+  // Learning curves first (`--curve`): each experiment's (or `--curve-of`'s one) plateau is its budget.
+  const curve = curveFlags(steps);
+  const budgets = new Map<string, { steps: number; sentence: string }>();
+  if (curve) {
+    const curveFiles = curve.of === undefined ? files : [curve.of];
+    for (const file of curveFiles) {
+      const run = curveRun(
+        root,
+        file,
+        withGridFrozen(await Effect.runPromise(loadExperiment(file)), frozenBackbone),
+        { steps: curve.steps, every: curve.every, frozenBackbone },
+        stem(file),
+      );
+      if (slurmRequested() && !existsSync(run.record)) {
+        throw new GridInputError({
+          reason: `--curve with --slurm: the learning curve ${run.dir} has not finished; train the curves ` +
+            "here first (the same command without --slurm) or pass --steps",
+        });
+      }
+      await Effect.runPromise(finishedRun(run, reportOnly));
+      const points = learningCurve(join(run.dir, "metrics.jsonl"));
+      const p = plateau(points, curve.tolerance);
+      if (p === undefined) continue;
+      const budget = { steps: p.step, sentence: budgetSentence(`\`${file}\``, points, p) };
+      for (const f of curve.of === undefined ? [file] : files) budgets.set(f, budget);
+    }
+  }
   const planned: { file: string; base: Experiment; runs: GridRun[] }[] = [];
   for (const file of files) {
     const base = withGridFrozen(await Effect.runPromise(loadExperiment(file)), frozenBackbone);
+    if (curve && !budgets.has(file)) {
+      console.error(`grid runs: ${file}: its learning curve has not run yet; its runs wait for it`);
+      planned.push({ file, base, runs: [] });
+      continue;
+    }
+    const budget = budgets.get(file)?.steps ?? steps;
     const runs = Array.from(
       { length: seeds },
-      (_, seed) => seedRun(root, file, base, { steps, frozenBackbone }, seed, stem(file)),
+      (_, seed) => seedRun(root, file, base, { steps: budget, frozenBackbone }, seed, stem(file)),
     );
     planned.push({ file, base, runs });
   }
@@ -164,18 +233,26 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
       const record = await Effect.runPromise(finishedRun(run, reportOnly));
       if (record !== undefined) headlines.push(headline(record));
     }
-    rows.push({ file, e: base, runs: headlines });
+    const budget = budgets.get(file)?.steps;
+    rows.push({ file, e: base, runs: headlines, ...(budget === undefined ? {} : { steps: budget }) });
   }
+  const sentences = [...new Set([...budgets.values()].map((b) => b.sentence))];
   const command = `${taskCommand("grid")} runs ${
     withoutSlurmFlags(args).filter((a) => a !== "--report-only").join(" ")
   }`;
   const date = new Date().toISOString().slice(0, 10);
   const report = flag("report");
   if (report === undefined) {
-    console.log([`# Grid ${name}`, "", ...reportBody(rows, seeds, steps, command, date)].join("\n"));
+    console.log(
+      [`# Grid ${name}`, "", ...reportBody(rows, seeds, steps, command, date, undefined, sentences)].join(
+        "\n",
+      ),
+    );
     return;
   }
-  const svg = join(dirname(report), `grid-${name}.svg`);
+  // Beside the other grids' charts: results/ next to the report.
+  const svg = join(dirname(report), "results", `grid-${name}.svg`);
+  await mkdir(dirname(svg), { recursive: true });
   const bars = rows.filter((r) => r.runs.length).map((r) => ({
     label: stem(r.file),
     mean: mean(r.runs.map((h) => h.value)),
@@ -185,7 +262,7 @@ export const main = async (inputs: readonly string[], args: readonly string[]): 
     svg,
     barChart(`grid ${name}: headline metric per experiment (mean ± std over seeds)`, bars),
   );
-  const body = reportBody(rows, seeds, steps, command, date, relative(dirname(report), svg));
+  const body = reportBody(rows, seeds, steps, command, date, relative(dirname(report), svg), sentences);
   const before = existsSync(report) ? await readFile(report, "utf8") : "";
   await writeFile(report, replaceSection(before, `Grid ${name}`, body.join("\n"), 1));
   // Formatted as `deno fmt` would, so a report inside the repository passes `deno fmt --check`; a file

@@ -41,6 +41,8 @@ export interface GridRun {
   readonly spec: string;
   readonly steps?: number;
   readonly seed?: number;
+  /** Validate every N steps (a learning curve's run); the spec's own setting when absent. */
+  readonly evalEvery?: number;
   /** `train.frozenBackbone.draws` for the run, in place of the spec's (absent: the spec's). */
   readonly frozenBackbone?: number;
   readonly dir: string;
@@ -99,6 +101,32 @@ export const specRun = (runs: string, spec: string, e: Experiment, frozenBackbon
   return { spec, ...(frozenBackbone === undefined ? {} : { frozenBackbone }), dir, record: recordIn(dir, e) };
 };
 
+/**
+ * A learning curve's run of a spec: one seed (0) over `steps` steps, validated every `every`, in
+ * `<runs>/curve-<name>-<steps>x<every>[-frozen<D>]` (`grids/plateau.ts` picks its plateau).
+ */
+export const curveRun = (
+  runs: string,
+  spec: string,
+  base: Experiment,
+  { steps, every, frozenBackbone }: { steps: number; every: number; frozenBackbone?: number },
+  name: string,
+) => {
+  const dir = join(
+    runs,
+    `curve-${name}-${steps}x${every}${frozenBackbone === undefined ? "" : `-frozen${frozenBackbone}`}`,
+  );
+  return {
+    spec,
+    steps,
+    seed: 0,
+    evalEvery: every,
+    ...(frozenBackbone === undefined ? {} : { frozenBackbone }),
+    dir,
+    record: recordIn(dir, base),
+  } satisfies GridRun;
+};
+
 /** The spec as a grid's frozen-backbone override leaves it (what its report describes). */
 export const withGridFrozen = (e: Experiment, frozenBackbone: number | undefined): Experiment =>
   frozenBackbone === undefined
@@ -106,17 +134,21 @@ export const withGridFrozen = (e: Experiment, frozenBackbone: number | undefined
     : withOverrides(e, undefined, undefined, frozenBackboneSpec({ draws: frozenBackbone }));
 
 /**
- * The experiment a run trains: its spec file with the grid's overrides (steps, seed, a frozen backbone),
- * checked again by the spec rules (an override can break a rule the file kept, e.g. a step count past the
- * limit, a batch too small for the spec's image-level sources, a cache under the independent scheme): a
- * SpecError naming the spec file and the field, before any training.
+ * The experiment a run trains: its spec file with the grid's overrides (steps, seed, a frozen backbone, a
+ * learning curve's validation interval), checked again by the spec rules (an override can break a rule the
+ * file kept, e.g. a step count past the limit, a batch too small for the spec's image-level sources, a cache
+ * under the independent scheme): a SpecError naming the spec file and the field, before any training.
  */
 export const runExperiment = (run: GridRun) =>
   loadExperiment(run.spec).pipe(
     Effect.flatMap((e) => {
       const draws = run.frozenBackbone;
       const frozen = draws === undefined ? undefined : frozenBackboneSpec({ draws });
-      return decodeExperiment(withOverrides(e, run.steps, run.seed, frozen), run.spec);
+      const o = withOverrides(e, run.steps, run.seed, frozen);
+      const curve = run.evalEvery === undefined
+        ? o
+        : { ...o, train: { ...o.train, evalEvery: run.evalEvery } };
+      return decodeExperiment(curve, run.spec);
     }),
   );
 
@@ -194,3 +226,12 @@ export const learningCurve = (metrics: string): CurvePoint[] => {
   }
   return points;
 };
+
+/**
+ * The RESULTS.md part title of a grid trained under the frozen-backbone protocol (`--frozen-backbone D`): a
+ * part of its own, so the fine-tuning part of the same grid stays beside it as the control.
+ */
+export const protocolTitle = (title: string, frozenDraws: number | undefined): string =>
+  frozenDraws === undefined
+    ? title
+    : `${title} — frozen backbone (${frozenDraws === 0 ? "no cache" : `${frozenDraws} cached draws`})`;

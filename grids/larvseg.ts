@@ -33,6 +33,7 @@ import {
   type GridRun,
   learningCurve,
   overrideFlags,
+  protocolTitle,
   seedRun,
   specRun,
   withGridFrozen,
@@ -160,7 +161,8 @@ export const main = async (args: string[]) => {
     await writeFile(section.svg, section.chart);
     await formatGenerated(section.svg);
   }
-  await recordSection("RESULTS.md", SECTION, body.join("\n"), 1);
+  // A frozen-backbone grid writes a part of its own: the fine-tuning part stays as the control.
+  await recordSection("RESULTS.md", protocolTitle(SECTION, frozenBackbone), body.join("\n"), 1);
   console.log(body.join("\n"));
 };
 
@@ -195,7 +197,8 @@ export const larvSegSection = (
   const e = own[0].e;
   const t = e.train;
   const novel = e.eval.novel ?? [];
-  const svg = `results/larvseg-${dataset}.svg`;
+  // A frozen-backbone grid's plot sits beside the fine-tuning one (its part is separate too).
+  const svg = `results/larvseg-${dataset}${e.train.frozenBackbone === undefined ? "" : "-frozen"}.svg`;
   const col = (k: keyof LarvSegRun) => (r: LarvSegRow) => cell(r.runs.map((x) => x[k]));
   const lines = [
     `### ${dataset} (K = ${e.model.classes}, ${novel.length} novel)`,

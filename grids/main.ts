@@ -92,7 +92,67 @@ const runsUsage: SuiteUsage = {
       value: { _tag: "Path" },
       description: "write the table as the `# Grid <name>` part of FILE (default: print it)",
     },
+    curve: {
+      form: "space",
+      metavar: "STEPS:EVERY",
+      value: { _tag: "Text" },
+      description:
+        "first train each experiment's learning curve (seed 0, STEPS steps, validated every EVERY); " +
+        "its plateau (the first evaluation within 1 mIoU of its best) is the steps of its runs",
+    },
+    "curve-of": {
+      form: "space",
+      metavar: "FILE",
+      value: { _tag: "Path" },
+      description: "with --curve: one curve, of FILE, sets every experiment's steps",
+    },
+    "plateau-tolerance": {
+      form: "space",
+      metavar: "X",
+      value: { _tag: "Text" },
+      description: "with --curve: the plateau is the first evaluation within X mIoU of the best (default 1)",
+    },
     ...gridFlags("experiment"),
+  },
+};
+
+const rankerQualityUsage: SuiteUsage = {
+  summary:
+    "How good must ξ rank before RankSeg's selection pays: on each trained +MT+LS run, ξ's scores are " +
+    "mixed with the ground truth (α = 0 is ξ, α = 1 the oracle's ranking); +LS at κ is evaluated at each α " +
+    "(mIoU, the ranking's mAP and recall@κ) beside κ = K and the oracle on the same weights, and the crossover " +
+    "is written as RESULTS.md's ranker-quality part with a chart per run. Trains nothing; evaluations are " +
+    "kept in <run>/ranker-quality/.",
+  positionals: [{
+    name: "run-dir",
+    required: true,
+    variadic: true,
+    description: "trained RankSeg runs (top-κ, ξ, shared τ: the +MT+LS row), e.g. one per seed",
+  }],
+  flags: {
+    alphas: {
+      form: "space",
+      metavar: "A,B,…",
+      value: { _tag: "Text" },
+      description: "the mixing weights in [0, 1] (default 0,0.001,0.002,0.005,0.01,0.02,0.05,0.2,1)",
+    },
+    limit: {
+      form: "space",
+      metavar: "N",
+      value: int(BOUNDS.images),
+      description: "evaluate only the first N validation images",
+    },
+    "report-only": {
+      form: "switch",
+      description: "evaluate nothing: write the part from the kept evaluations",
+    },
+    threads: {
+      form: "space",
+      metavar: "T",
+      value: int(BOUNDS.threads),
+      description: "intra-op threads of the evaluations",
+    },
+    workers: { form: "space", metavar: "W", value: int(BOUNDS.workers), description: "data-loading Workers" },
   },
 };
 
@@ -174,6 +234,12 @@ export const GRIDS: Record<string, Suite> = {
     run: submittable(async (args) =>
       (await import("./experiments_grid.ts")).main(positionalArgs(runsUsage, args), args)
     ),
+  },
+  "ranker-quality": {
+    title: "the ranker-quality sweep: when RankSeg's selection pays, against ξ's mAP (RESULTS.md)",
+    ...rankerQualityUsage,
+    run: async (args) =>
+      (await import("./ranker_quality.ts")).main(positionalArgs(rankerQualityUsage, args), args),
   },
   status: {
     title: "the runs of a submitted grid: finished, running (step), failed (why), pending",

@@ -50,7 +50,15 @@ import {
   rowLabel,
   ROWS,
 } from "./panoptic_findings.ts";
-import { finishedRun, gridFlags, type GridRun, overrideFlags, seedRun, withGridFrozen } from "./grid_runs.ts";
+import {
+  finishedRun,
+  gridFlags,
+  type GridRun,
+  overrideFlags,
+  protocolTitle,
+  seedRun,
+  withGridFrozen,
+} from "./grid_runs.ts";
 import { slurmRequested } from "./slurm/slurm_flags.ts";
 import { submitGrid } from "./slurm/submit.ts";
 import { flag } from "../figures/flags.ts";
@@ -59,6 +67,9 @@ import { mean, std, summarize } from "../figures/stats.ts";
 const SPECS = "experiments/panoptic";
 const RUNS = "runs/panoptic";
 const TITLE = "Panoptic segmentation on coco133 (ReMaX, RankSeg queries)";
+/** The grid's plot; a frozen-backbone grid's sits beside the fine-tuning one. */
+const panopticSvg = (frozenBackbone: number | undefined) =>
+  `results/panoptic-coco133${frozenBackbone === undefined ? "" : "-frozen"}.svg`;
 
 const ORDER = Object.keys(ROWS);
 
@@ -245,11 +256,11 @@ const writeSection = async (
       batch: rows[0].e.train.batchSize,
     }),
     "",
-    "![PQ per row](results/panoptic-coco133.svg)",
+    `![PQ per row](${panopticSvg(frozenBackbone)})`,
   ].join("\n");
   await mkdir("results", { recursive: true });
   await writeFile(
-    "results/panoptic-coco133.svg",
+    panopticSvg(frozenBackbone),
     barChart(
       "PQ on coco133 val (mean ± std over seeds); line: trivial predictor",
       rows.map((r) => ({
@@ -260,8 +271,9 @@ const writeSection = async (
       100 * trivial.pq,
     ),
   );
-  await formatGenerated("results/panoptic-coco133.svg");
-  await recordSection("RESULTS.md", TITLE, body, 1);
+  await formatGenerated(panopticSvg(frozenBackbone));
+  // A frozen-backbone grid writes a part of its own: the fine-tuning part stays as the control.
+  await recordSection("RESULTS.md", protocolTitle(TITLE, frozenBackbone), body, 1);
 };
 
 /** A timing mark between stages: a host stage with no outputs that records when it ran. */

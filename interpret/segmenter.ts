@@ -363,6 +363,11 @@ export interface InferenceOptions {
   /** Use the ground-truth oracle at evaluation (needs the `labels` input). */
   readonly oracle?: boolean;
   readonly ranker?: Ranker;
+  /**
+   * The ranker-quality probe's α (a top-κ model; needs the `labels` input): classes are selected by ξ's
+   * scores mixed with the ground truth (layers/selection.ts `probeScores`), and `scores` outputs the mix.
+   */
+  readonly groundTruthWeight?: number;
   /** The part of the (padded) input that holds the image, [h, w] from the top left (default: all). */
   readonly valid?: readonly [number, number];
   /** Size of the `classes` output: the valid region is resized to it (default: the valid size). */
@@ -383,10 +388,11 @@ export interface InferenceOptions {
  * matrices composed; layers/upsample.ts) and an argmax over the last axis.
  */
 export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: InferenceOptions = {}): Graph => {
-  const { oracle = false, ranker } = options;
+  const { oracle = false, ranker, groundTruthWeight } = options;
   const g = new Graph("inference");
   const images = o.input(g, "images", [shapes.batch, 3, shapes.height, shapes.width]);
-  const needsLabels = oracle || (spec.select._tag === "GroundTruth" && spec.select.eval);
+  const needsLabels = oracle || groundTruthWeight !== undefined ||
+    (spec.select._tag === "GroundTruth" && spec.select.eval);
   const labels = needsLabels
     ? o.cast(o.input(g, "labels", [shapes.batch, shapes.height, shapes.width], "int32"), "int64")
     : undefined;
@@ -406,8 +412,9 @@ export const inferenceGraph = (spec: Segmenter, shapes: Shapes, options: Inferen
       trainGrid: trainGrid(spec, shapes.trainSize),
       labels,
       rankerScores: scores,
+      groundTruthWeight,
     }));
-  if (out.scores) g.output(SCORES, o.sigmoid(out.scores));
+  if (out.scores) g.output(SCORES, out.probeScores ?? o.sigmoid(out.scores));
   if (!out.logits) return g;
   const [b, k, h, w] = out.logits.shape;
   const indices = out.selected?.indices ??

@@ -8,7 +8,7 @@ import type { Segmenter } from "../dsl/model.ts";
 import { backbone, type Features } from "./backbone.ts";
 import { linear } from "./linear.ts";
 import { classEmbeddings, multiLabelHead } from "./xi.ts";
-import { gatherClasses, presence, selectClasses, type Selected } from "./selection.ts";
+import { gatherClasses, presence, probeScores, selectClasses, type Selected } from "./selection.ts";
 import { larvSegClassifier, type LarvSegPixels, pixelHead } from "./psi.ts";
 import { applyTemperature } from "./temperature.ts";
 
@@ -21,6 +21,8 @@ export interface SegmenterOutput {
   readonly logits?: Tensor;
   /** The same logits channel-last, [b, h, w, κ]: ψ's own layout (a reshape, no copy). */
   readonly logitsChannelsLast?: Tensor;
+  /** [b, K] the ranker-quality probe's scores in [0, 1] that selected the classes, when it ran. */
+  readonly probeScores?: Tensor;
   /** [b, K] ground-truth presence, when labels were given. */
   readonly present?: Tensor;
   /** The LarvSeg classifier's p̂ and raw cosine (and its logits, before τ), when ψ is that classifier. */
@@ -35,6 +37,11 @@ export interface ForwardOptions {
   readonly labels?: Tensor;
   /** Scores from a frozen, separately trained multi-label model (independent scheme). */
   readonly rankerScores?: Tensor;
+  /**
+   * The ranker-quality probe's α (evaluation of a top-κ model, with `labels`): select by ξ's scores mixed
+   * with the ground truth (`probeScores`) instead of ξ's own.
+   */
+  readonly groundTruthWeight?: number;
 }
 
 export const segmenterForward = (spec: Segmenter, images: Tensor, opts: ForwardOptions): SegmenterOutput =>
@@ -69,7 +76,13 @@ export const segmenterHead = (
   const scores = xi?.scores ?? opts.rankerScores;
   const present = opts.labels && presence(opts.labels, spec.classes, spec.ignoreIndex);
   if (!spec.psi) return { scores, present };
-  const selected = selectClasses(spec.select, opts.mode, scores, () => {
+  const probe = opts.groundTruthWeight === undefined ? undefined : (() => {
+    if (!scores || !present || spec.select._tag !== "TopK") {
+      throw new Error("internal: the ranker-quality probe needs a top-κ model's scores and labels");
+    }
+    return probeScores(scores, present, opts.groundTruthWeight);
+  })();
+  const selected = selectClasses(spec.select, opts.mode, probe ?? scores, () => {
     if (!present) throw new Error("internal: oracle selection needs labels");
     return present;
   });
@@ -83,5 +96,13 @@ export const segmenterHead = (
   const [b, , k] = scaled.shape;
   const logits = o.reshape(o.transpose(scaled, [0, 2, 1]), [b, k, grid[0], grid[1]]);
   const logitsChannelsLast = o.reshape(scaled, [b, grid[0], grid[1], k]);
-  return { scores, selected, logits, logitsChannelsLast, present, larvSeg };
+  return {
+    scores,
+    selected,
+    logits,
+    logitsChannelsLast,
+    present,
+    larvSeg,
+    ...(probe ? { probeScores: probe } : {}),
+  };
 };

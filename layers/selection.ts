@@ -47,6 +47,17 @@ export const groundTruthClasses = (present: Tensor, k: number, scores?: Tensor):
 };
 
 /**
+ * The ranker-quality probe's scores [b, K] in [0, 1]: ξ's probabilities with the ground truth's presence
+ * added at weight 2α, (σ(ξ) + 2α·present) / (1 + 2α). α = 0 is ξ's own ranking; α = 1 ranks exactly as the
+ * oracle does (present classes first, each group by ξ's score: `groundTruthClasses`' order), and from about
+ * α = ½ on every present class is already above every absent one. Between, it is a ranker of intermediate
+ * quality on the same trained model (grids/ranker_quality.ts sweeps it); the division only keeps the scores
+ * in [0, 1] for the average precision and does not change the order.
+ */
+export const probeScores = (scores: Tensor, present: Tensor, alpha: number): Tensor =>
+  o.div(o.add(o.sigmoid(o.stopGradient(scores)), o.mul(present, 2 * alpha)), 1 + 2 * alpha);
+
+/**
  * Applies a selection rule. `mode` decides between the oracle and top-κ for `GroundTruth` specs that
  * use the ground truth only at evaluation. Returns undefined for the complete label (`All`).
  */

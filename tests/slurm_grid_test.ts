@@ -360,7 +360,10 @@ Deno.test({
         "2/2",
         ((records[0].mAP + records[1].mAP) / 2).toFixed(2),
       ]);
-      assert(existsSync(join(s.dir, `grid-${s.name}.svg`)), "the chart beside the report");
+      assert(
+        existsSync(join(s.dir, "results", `grid-${s.name}.svg`)),
+        "the chart in results/ beside the report",
+      );
 
       const status = await grid(["status", s.name]);
       assertEquals(status.code, 0, status.stderr);

@@ -26,7 +26,7 @@ const ALL: Record<Program, string[]> = {
     "quantize-isa",
     "web",
   ],
-  grid: ["ablation", "larvseg", "panoptic", "runs", "status", "task", "xi-sources"],
+  grid: ["ablation", "larvseg", "xi-sources", "panoptic", "runs", "ranker-quality", "status", "task"],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */
