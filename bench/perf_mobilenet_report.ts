@@ -153,6 +153,16 @@ export const bestMobileNetSide = (
       undefined,
     );
 
+/** Issue 27's goals for the MobileNetV2 model: ours ÷ the best peer of a precision class, at most. */
+export const MOBILENET_GOALS = { train: 0.8, infer: 0.8 } as const;
+
+interface SummaryRow {
+  readonly figure: string;
+  /** The ratio's goal (at most), or none for a figure that has no goal. */
+  readonly goal?: number;
+  readonly cell: (o: MobileNetOurs) => { readonly text: string; readonly ratio?: number };
+}
+
 const summaryTable = (f: MobileNetFigures) => {
   const cell = (
     o: MobileNetOurs,
@@ -161,43 +171,58 @@ const summaryTable = (f: MobileNetFigures) => {
     p?: "fp32" | "bf16",
   ) => {
     const best = bestMobileNetSide(f, o.threads, pick, p);
-    return best
-      ? `${x2(mine.median / best.summary.median)} (${ms(mine.median)} / ${
-        ms(best.summary.median)
-      } ms, ${best.label})`
-      : "no peer ran";
+    if (!best) return { text: "no peer ran" };
+    const ratio = mine.median / best.summary.median;
+    return {
+      text: `${x2(ratio)} (${ms(mine.median)} / ${ms(best.summary.median)} ms, ${best.label})`,
+      ratio,
+    };
   };
-  const figures = [
+  const figures: SummaryRow[] = [
     {
       figure: "Training step, float32: ours ÷ best float32 peer",
-      cell: (o: MobileNetOurs) => cell(o, (t) => t.train, o.train, "fp32"),
+      goal: MOBILENET_GOALS.train,
+      cell: (o) => cell(o, (t) => t.train, o.train, "fp32"),
     },
     {
       figure: "Training step: ours (float32) ÷ best bf16-autocast peer",
-      cell: (o: MobileNetOurs) => cell(o, (t) => t.train, o.train, "bf16"),
+      goal: MOBILENET_GOALS.train,
+      cell: (o) => cell(o, (t) => t.train, o.train, "bf16"),
     },
     {
       figure: "Inference, one image: ours (exported ONNX) ÷ best peer",
-      cell: (o: MobileNetOurs) => cell(o, (t) => t.infer, o.infer),
+      goal: MOBILENET_GOALS.infer,
+      cell: (o) => cell(o, (t) => t.infer, o.infer),
     },
     ...(f.ours.some((o) => o.inferInt8)
       ? [{
         figure: "Inference, one image, reduced precision: ours (int8-static export) ÷ best bf16 peer",
+        goal: MOBILENET_GOALS.infer,
         cell: (o: MobileNetOurs) =>
-          o.inferInt8 ? cell(o, (t) => t.infer, o.inferInt8, "bf16") : "not measured",
+          o.inferInt8 ? cell(o, (t) => t.infer, o.inferInt8, "bf16") : { text: "not measured" },
       }]
       : []),
     {
       figure: "MFU: our training FLOP/s ÷ ORT MatMul peak",
-      cell: (o: MobileNetOurs) => {
+      cell: (o) => {
         const achieved = gflops(f.model.step.total, o.train.median);
-        return `${pct(achieved / o.peak)} (${gf(achieved)} / ${gf(o.peak)} GFLOP/s)`;
+        return { text: `${pct(achieved / o.peak)} (${gf(achieved)} / ${gf(o.peak)} GFLOP/s)` };
       },
     },
   ];
-  return table([
-    { header: "figure", cell: (r: typeof figures[number]) => r.figure },
-    ...f.ours.map((o) => ({ header: `T = ${o.threads}`, cell: (r: typeof figures[number]) => r.cell(o) })),
+  // A figure without a peer (none ran) has nothing to meet; a measured ratio above its goal misses it.
+  const met = (r: SummaryRow) =>
+    r.goal === undefined ? "–" : f.ours.every((o) => {
+        const { ratio } = r.cell(o);
+        return ratio === undefined || ratio <= r.goal!;
+      })
+      ? "met"
+      : "**not met**";
+  return table<SummaryRow>([
+    { header: "figure", cell: (r) => r.figure },
+    { header: "goal", cell: (r) => (r.goal === undefined ? "–" : `≤ ${r.goal}`) },
+    ...f.ours.map((o) => ({ header: `T = ${o.threads}`, cell: (r: SummaryRow) => r.cell(o).text })),
+    { header: "goal met", cell: met },
   ], figures);
 };
 

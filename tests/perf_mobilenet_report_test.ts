@@ -108,6 +108,14 @@ Deno.test("renderMobileNet: ratios against the best side per precision, MFU, the
     line("| Training step: ours (float32)").includes("1.25 (800.0 / 640.0 ms, torch.compile, bf16 autocast)"),
   );
   assert(line("| Inference, one image").includes("0.80 (40.0 / 50.0 ms, torch.compile, bf16 autocast)"));
+  // Goals (ours ÷ best peer ≤ 0.8): 0.50 meets it, 1.25 misses it, 0.80 meets it; MFU has none.
+  assert(
+    /\|\s+≤ 0\.8\s+\|.*\|\s+met\s+\|$/.test(line("| Training step, float32")),
+    line("| Training step, float32"),
+  );
+  assert(line("| Training step: ours (float32)").endsWith("| **not met** |"));
+  assert(line("| Inference, one image").endsWith("|         met |"));
+  assert(/\|\s+–\s+\|$/.test(line("| MFU")), line("| MFU"));
   // 16 GFLOP in 800 ms = 20 GFLOP/s, 20 % of the 100 GFLOP/s peak.
   assert(line("| MFU").includes("20 % (20.0 / 100.0 GFLOP/s)"));
   // FLOP shares: depthwise 2 of 16 GFLOP.
