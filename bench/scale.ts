@@ -1,7 +1,8 @@
 /**
  * `deno task bench scale [--steps S] [--rounds R] [--interconnect GBPS] [--quick]`: data-parallel
  * training of the quickstart on this machine — images/s of 1 rank × 1 thread, 2 ranks × 1 thread (per-rank batch 4, the
- * same work per rank), 1 rank × 2 threads, and 2 ranks at the quickstart's own global batch of 4 — with the
+ * same work per rank), 1 rank × 2 threads, 2 ranks at the quickstart's own global batch of 4, and two
+ * independent 1-rank runs at once (the machine's ceiling for two processes) — with the
  * all-reduce's time and bytes per step and its share of the step; the gradient all-reduce alone (one
  * bucket, 4 MiB buckets, one call per parameter) and the bandwidth between two local ranks; and a
  * projection of the scaling efficiency at 8, 64 and 512 ranks (a ring all-reduce over a stated
@@ -28,6 +29,8 @@ interface Config {
   readonly threads: number;
   /** The global batch (train.batchSize); each rank takes batch / ranks. */
   readonly batch: number;
+  /** Independent runs started at once (no MPI between them); images/s is their sum. Default 1. */
+  readonly copies?: number;
 }
 
 const CONFIGS: readonly Config[] = [
@@ -35,6 +38,9 @@ const CONFIGS: readonly Config[] = [
   { name: "2 ranks × 1 thread", ranks: 2, threads: 1, batch: 8 },
   { name: "1 rank × 2 threads", ranks: 1, threads: 2, batch: 4 },
   { name: "2 ranks × 1 thread, global batch 4", ranks: 2, threads: 1, batch: 4 },
+  // The machine's own ceiling for two ranks: two runs of 1 rank × 1 thread at once, nothing shared
+  // between them. Two ranks cannot beat it; the gap between them is what MPI and the lockstep cost.
+  { name: "2 independent runs × 1 thread (no MPI)", ranks: 1, threads: 1, batch: 4, copies: 2 },
 ];
 
 interface Measured {
@@ -74,8 +80,23 @@ const combine = (rounds: readonly Measured[]): Measured => {
   };
 };
 
-/** Trains the quickstart as `c` says and reads its throughput from metrics.jsonl. */
+/** Trains the quickstart as `c` says (its copies at once) and reads the throughput from metrics.jsonl. */
 const measure = async (c: Config, steps: number, root: string): Promise<Measured> => {
+  const load = Deno.loadavg()[0];
+  const copies = await Promise.all(
+    Array.from({ length: c.copies ?? 1 }, (_, i) => measureOne(c, steps, root, c.copies ? `-${i}` : "")),
+  );
+  const ips = copies.reduce((a, r) => a + r.imagesPerSecond, 0);
+  return {
+    ...copies[0],
+    imagesPerSecond: ips,
+    range: [ips, ips],
+    loads: [load],
+    stepSeconds: copies.reduce((a, r) => a + r.stepSeconds, 0) / copies.length,
+  };
+};
+
+const measureOne = async (c: Config, steps: number, root: string, suffix: string): Promise<Measured> => {
   await Deno.mkdir(root, { recursive: true });
   const spec = join(root, `batch${c.batch}.json`);
   const e = experiment({
@@ -83,7 +104,7 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
     train: { ...quickstart.train, batchSize: c.batch, logEvery: LOG_EVERY },
   });
   await Deno.writeTextFile(spec, experimentJson(e));
-  const out = join(root, c.name.replace(/[^a-z0-9]+/gi, "-"));
+  const out = join(root, c.name.replace(/[^a-z0-9]+/gi, "-") + suffix);
   const args = [
     "run",
     "-A",
@@ -102,7 +123,6 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
     "1",
     ...(c.ranks > 1 ? ["--ranks", String(c.ranks)] : []),
   ];
-  const load = Deno.loadavg()[0];
   const o = await new Deno.Command(deno, { args, stdout: "piped", stderr: "piped" }).output();
   if (!o.success) {
     throw new Error(`${c.name}: train failed: ${new TextDecoder().decode(o.stderr).slice(-1500)}`);
@@ -117,7 +137,7 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
     config: c,
     imagesPerSecond: images / seconds,
     range: [images / seconds, images / seconds],
-    loads: [load],
+    loads: [],
     stepSeconds: seconds / (lines.length * LOG_EVERY),
     allReduceSeconds: mean("allReduceSeconds"),
     allReduceBytes: mean("allReduceBytes"),
@@ -231,7 +251,10 @@ export const main = async (_args: string[]) => {
         };
       })
     );
-    const two = measured[1], twoThreads = measured[2], strong = measured[3];
+    const two = measured[1], twoThreads = measured[2], strong = measured[3], ceiling = measured[4];
+    // The all-reduce stages' wall time is the transfer (the all-reduce alone, measured above) plus the
+    // time the faster rank waits for the slower one.
+    const waiting = (r: Measured) => Math.max(0, (r.allReduceSeconds ?? 0) - alone.oneBucketMs / 1000);
     const speedup = two.imagesPerSecond / base.imagesPerSecond;
     const share = (r: Measured) => (r.allReduceSeconds ?? 0) / r.stepSeconds;
     const body = [
@@ -296,7 +319,15 @@ export const main = async (_args: string[]) => {
       }) ` +
       `and ${
         pct(share(strong))
-      } at the quickstart's own global batch of 4 (2 per rank). The all-reduce time ` +
+      } at the quickstart's own global batch of 4 (2 per rank). Two independent runs at once, nothing ` +
+      `shared, reached ${(ceiling.imagesPerSecond / base.imagesPerSecond).toFixed(2)}× (this machine's ` +
+      `ceiling for two processes), so 2 ranks reached ${
+        (two.imagesPerSecond / ceiling.imagesPerSecond * 100).toFixed(0)
+      } % of what two processes get here. Of the 2-rank step's ${ms(two.allReduceSeconds ?? 0)} in the ` +
+      `all-reduce stages, the transfer itself is about ${alone.oneBucketMs.toFixed(1)} ms (the all-reduce ` +
+      `alone, below: ${pct(alone.oneBucketMs / 1000 / two.stepSeconds)} of the step) and about ${
+        ms(waiting(two))
+      } waiting for the slower rank. The all-reduce time ` +
       "is the host stages' wall time per step — the gradients packed into one buffer, MPI_Allreduce in place, " +
       "averaged and unpacked, plus the counts' all-reduce — and includes waiting for the slower rank. " +
       "The machine is shared: with a load average above its core count the scheduler gives each runnable " +
