@@ -139,9 +139,9 @@ const goalTable = (f: PeersFigures) => {
       cell: against((t) => t.train, (o) => o.train, PEER_GOALS.train, "bf16"),
     },
     {
-      figure: "Inference, one image: ours (exported ONNX) ÷ best peer",
+      figure: "Inference, one image, float32: ours (exported ONNX) ÷ best float32 peer",
       goal: PEER_GOALS.infer,
-      cell: against((t) => t.infer, (o) => o.infer, PEER_GOALS.infer),
+      cell: against((t) => t.infer, (o) => o.infer, PEER_GOALS.infer, "fp32"),
     },
     ...(f.ours.some((o) => o.inferInt8)
       ? [{

@@ -16,7 +16,7 @@ import {
   threadsColumn,
 } from "./comparison.ts";
 import { QUIET_LOAD } from "./load.ts";
-import { type PeersFigures, renderPeers } from "./peers_report.ts";
+import { bestSide, PEER_GOALS, type PeersFigures, renderPeers, type SideThread } from "./peers_report.ts";
 import {
   type Column,
   fixed,
@@ -483,6 +483,77 @@ const graphTable = (g: GraphOps) => {
 };
 
 /** Notes for the goals that were not met: the measured gap and what the profile says causes it. */
+/**
+ * Notes for the peer goals (ours ÷ the best peer of a precision class) missed at `t`: by how much, and
+ * where our time goes (the profile of this run) or why the class has no step of ours.
+ */
+const peerGapNotes = (f: PerfFigures, t: PerfThread): string[] => {
+  const peers = f.peers;
+  const ours = peers?.ours.find((o) => o.threads === t.threads);
+  if (!peers || !ours) return [];
+  const f1 = (x: number) => fixed(x, 1);
+  const notes: string[] = [];
+  const gap = (
+    what: string,
+    mine: Summary,
+    pick: (s: SideThread) => Summary,
+    goal: number,
+    precision?: "fp32" | "bf16",
+  ) => {
+    const best = bestSide(peers, t.threads, pick, precision);
+    if (!best || mine.median / pick(best.at).median <= goal) return undefined;
+    const target = goal * pick(best.at).median;
+    return `${what}, T = ${t.threads}: ours ${ms(mine.median)} ms against the goal's ${ms(target)} ms ` +
+      `(${goal} × ${best.side.side.label}'s ${ms(pick(best.at).median)} ms), ` +
+      `${ms(mine.median - target)} ms over.`;
+  };
+  const p = t.overhead.after;
+  const trainWhere = `In ORT's profile of our step the matmul kernels take ${ms(p.matmulMs)} ms (` +
+    `${pct(gflops(f.model.step.matmul, p.matmulMs) / t.peak)} of the MatMul peak), other kernels ` +
+    `${ms(p.kernelMs - p.matmulMs)} ms, outside the run ${ms(p.outsideMs)} ms.`;
+  const fp32 = gap(
+    "Training against the best float32 peer",
+    ours.train,
+    (s) => s.train,
+    PEER_GOALS.train,
+    "fp32",
+  );
+  if (fp32) notes.push(`${fp32} ${trainWhere}`);
+  const bf16 = gap(
+    "Training against the best bf16 peer",
+    ours.train,
+    (s) => s.train,
+    PEER_GOALS.train,
+    "bf16",
+  );
+  if (bf16) {
+    notes.push(
+      `${bf16} Ours is a float32 step: ONNX Runtime 1.30's CPU provider has no bf16 MatMul, Gemm or ` +
+        `elementwise kernels, and its float16 MatMul is no faster than float32 without avx512_fp16 ("Reduced ` +
+        `precision (training)"), so this class compares our float32 step with bf16 matmuls. At the MatMul ` +
+        `peak the step's ${f1(f.model.step.matmul / 1e9)} GFLOP of float32 matmuls alone need ` +
+        `${ms(f.model.step.matmul / (t.peak * 1e6))} ms. ${trainWhere}`,
+    );
+  }
+  const infer = gap(
+    "Inference against the best float32 peer",
+    ours.infer,
+    (s) => s.infer,
+    PEER_GOALS.infer,
+    "fp32",
+  );
+  if (infer) {
+    const ip = t.inferProfile;
+    notes.push(
+      `${infer} In ORT's profile of one inference the matmul kernels take ${ms(ip.matmulMs)} ms (` +
+        `${pct(gflops(f.model.inference.matmul, ip.matmulMs) / t.peak)} of the MatMul peak), other kernels ` +
+        `${ms(ip.kernelMs - ip.matmulMs)} ms and ONNX Runtime ${ms(ip.runMs - ip.kernelMs)} ms between ` +
+        `kernels: the elementwise work around the matmuls runs kernel by kernel in ORT's CPU provider.`,
+    );
+  }
+  return notes;
+};
+
 const gapNotes = (f: PerfFigures): string[] => {
   const notes: string[] = [];
   const f1 = (x: number) => fixed(x, 1);
@@ -565,6 +636,7 @@ const gapNotes = (f: PerfFigures): string[] => {
         );
       }
     }
+    notes.push(...peerGapNotes(f, t));
     // Under outside load the gap is partly that load's: say so next to every note of this T.
     const load = Math.max(t.load.ours, t.load.peer);
     if (load > QUIET_LOAD) {
