@@ -140,7 +140,15 @@ Deno.test("renderPerf: the summary's ratios, verdicts, gap notes and the load ca
     "met",
   ]);
   assertEquals(row("Inference, one image").slice(5), ["**not met**", ""]);
-  assertEquals(row("MFU").slice(3, 6), ["0.50 (50.0 / 100.0 GFLOP/s)", "0.50 (50.0 / 100.0 GFLOP/s)", "met"]);
+  // MFU: 0.50 meets T = 1's goal (0.5), not T = 2's (0.7); the same 700 ms step at T = 1 and 2 is 1.00×.
+  assertEquals(row("MFU").slice(3, 6), [
+    "0.50 (50.0 / 100.0 GFLOP/s)",
+    "0.50 (50.0 / 100.0 GFLOP/s)",
+    "**not met**",
+  ]);
+  assert(text.includes("- MFU, T = 2: 50 % (goal 70 %)") && !text.includes("- MFU, T = 1"), "the MFU note");
+  assertEquals(row("Training step speed-up").slice(3, 6), ["–", "1.00×", "**not met**"]);
+  assert(text.includes("- Speed-up, T = 2: 1.00× (goal 1.5×)."), "the speed-up note");
   assertEquals(row("RankSeg head").slice(3, 6), ["1.10", "1.10", "met"]);
   // 200 images/s against 4 images per 100 ms = 40 images/s.
   assertEquals(
