@@ -122,6 +122,17 @@ export const reportBody = (
   const done = rows.reduce((n, r) => n + r.runs.length, 0);
   const values = (r: ExperimentRow) => r.runs.map((h) => h.value);
   const maps = (r: ExperimentRow) => r.runs.flatMap((h) => (h.mAP === undefined ? [] : [h.mAP]));
+  // The headline over its two class groups (PQ_th / PQ_st, base / novel mIoU), where a row's runs have it.
+  const splits = (r: ExperimentRow, i: 0 | 1) => r.runs.flatMap((h) => (h.split ? [h.split.values[i]] : []));
+  const splitCell = (r: ExperimentRow) => {
+    const names = r.runs.find((h) => h.split)?.split?.names;
+    if (!names) return "—";
+    const [a, b] = [splits(r, 0), splits(r, 1)];
+    return `${names[0]} ${mean(a).toFixed(2)} ± ${std(a).toFixed(2)}, ${names[1]} ${mean(b).toFixed(2)} ± ${
+      std(b).toFixed(2)
+    }`;
+  };
+  const anySplit = rows.some((r) => r.runs.some((h) => h.split));
   return [
     `Produced by \`${command}\` on ${date}: ${done} of ${
       rows.length * seeds
@@ -142,6 +153,9 @@ export const reportBody = (
         { header: "per seed", align: "left", cell: (r) => values(r).map((x) => x.toFixed(2)).join(", ") },
         { header: "seeds", cell: (r) => `${r.runs.length}/${seeds}` },
         { header: "mAP", cell: (r) => (maps(r).length ? mean(maps(r)).toFixed(2) : "—") },
+        ...(anySplit
+          ? [{ header: "by class group (mean ± std)", align: "left" as const, cell: splitCell }]
+          : []),
       ],
       rows,
       "plain",

@@ -10,16 +10,34 @@ export interface Headline {
   /** Percent. */
   readonly value: number;
   readonly mAP?: number;
+  /**
+   * The headline over two class groups, in percent, where the record has them: things / stuff for PQ,
+   * base / novel classes for a model with novel classes (LarvSeg).
+   */
+  readonly split?: { readonly names: readonly [string, string]; readonly values: readonly [number, number] };
 }
 
 export const headline = (record: string): Headline => {
   const r = JSON.parse(readFileSync(record, "utf8"));
-  if (typeof r.pq?.all?.pq === "number") return { metric: "PQ", value: 100 * r.pq.all.pq };
+  if (typeof r.pq?.all?.pq === "number") {
+    const [th, st] = [r.pq.things?.pq, r.pq.stuff?.pq];
+    return {
+      metric: "PQ",
+      value: 100 * r.pq.all.pq,
+      ...(typeof th === "number" && typeof st === "number"
+        ? { split: { names: ["PQ_th", "PQ_st"], values: [100 * th, 100 * st] } }
+        : {}),
+    };
+  }
   if (typeof r.mIoU !== "number") throw new Error(`${record}: neither pq.all.pq nor mIoU`);
+  const scale = r.units === "percent" ? 1 : 100;
   return {
     metric: "mIoU",
-    value: r.units === "percent" ? r.mIoU : 100 * r.mIoU,
+    value: scale * r.mIoU,
     ...(typeof r.mAP === "number" ? { mAP: r.mAP } : {}),
+    ...(typeof r.mIoUBase === "number" && typeof r.mIoUNovel === "number"
+      ? { split: { names: ["base", "novel"], values: [scale * r.mIoUBase, scale * r.mIoUNovel] } }
+      : {}),
   };
 };
 
