@@ -7,9 +7,9 @@ import { imageLevelSources } from "../dsl/dataset.ts";
 import { novelClasses, rowExperiment, ROWS } from "../experiments/larvseg/grid.ts";
 import { budgetProbeLines, larvSegFindings, type LarvSegRow } from "../grids/larvseg.ts";
 
-Deno.test("LarvSeg grid: 2 datasets × 6 rows + 3 ccp+clothing rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
+Deno.test("LarvSeg grid: 2 datasets × 6 rows + 4 ccp+clothing rows + 2 budget probes checked in, each decodes and names its novel classes", async () => {
   const files = readdirSync("experiments/larvseg").filter((f) => f !== "grid.ts").sort();
-  assertEquals(files.length, 17);
+  assertEquals(files.length, 18);
   for (const f of files) {
     const e = await Effect.runPromise(loadExperiment(`experiments/larvseg/${f}`));
     assert((e.eval.novel ?? []).length > 0, f);
@@ -22,6 +22,10 @@ Deno.test("LarvSeg grid: 2 datasets × 6 rows + 3 ccp+clothing rows + 2 budget p
   assertEquals(ccp.data.dataset.hidden, [...novelClasses("ccp")]);
   assertEquals(imageLevelSources(ccp.data.imageLevel)[0].ratio, 0.5);
   assertEquals(rowExperiment("ccp", "full").data.dataset.hidden, undefined);
+  // ccp+clothing's fully supervised row hides nothing and scores clothing/'s novel classes.
+  const full = await Effect.runPromise(loadExperiment("experiments/larvseg/ccp+clothing-full.ts"));
+  assertEquals([full.data.dataset.hidden, full.data.imageLevel], [undefined, undefined]);
+  assertEquals(full.eval.novel, rowExperiment("ccp+clothing", "ca-cross").eval.novel);
   assertEquals(rowExperiment("coco133", "ca-cross").data.imageLevel, undefined);
   assertEquals(ROWS.length, 6);
   // The probe: the image-level row at 4× the steps, validated along the way, under a name of its own.
