@@ -95,6 +95,18 @@ export const bestSide = (
       undefined,
     );
 
+/** Ours against the best peer at `threads` (of a precision class): the peer's label, its figure, the ratio. */
+export const againstBest = (
+  f: PeersFigures,
+  threads: number,
+  pick: (t: SideThread) => Summary,
+  mine: Summary,
+  precision?: Side["precision"],
+): { readonly label: string; readonly peer: Summary; readonly ratio: number } | undefined => {
+  const best = bestSide(f, threads, pick, precision);
+  return best && { label: best.side.side.label, peer: pick(best.at), ratio: ratio(mine, pick(best.at)) };
+};
+
 const equalWork = (f: PeersFigures, t: SideThread) => {
   const ours = f.ours.find((o) => o.threads === t.threads);
   return checkEqualWork(ours?.losses ?? [], t.losses, f.checkSteps);
@@ -117,14 +129,14 @@ const goalTable = (f: PeersFigures) => {
     precision?: Side["precision"],
   ) =>
   (o: OursThread) => {
-    const best = bestSide(f, o.threads, pick, precision);
-    if (!best) return { text: "no peer ran", met: true };
     const mine = ours(o);
-    if (!mine) return { text: "not measured", met: false };
-    const r = ratio(mine, pick(best.at));
+    const noPeer = { text: "no peer ran", met: true };
+    if (!mine) return bestSide(f, o.threads, pick, precision) ? { text: "not measured", met: false } : noPeer;
+    const b = againstBest(f, o.threads, pick, mine, precision);
+    if (!b) return noPeer;
     return {
-      text: `${x2(r)} (${ms(mine.median)} / ${ms(pick(best.at).median)} ms, ${best.side.side.label})`,
-      met: r <= goal,
+      text: `${x2(b.ratio)} (${ms(mine.median)} / ${ms(b.peer.median)} ms, ${b.label})`,
+      met: b.ratio <= goal,
     };
   };
   const rows: Row[] = [

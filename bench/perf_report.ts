@@ -16,7 +16,7 @@ import {
   threadsColumn,
 } from "./comparison.ts";
 import { QUIET_LOAD } from "./load.ts";
-import { bestSide, PEER_GOALS, type PeersFigures, renderPeers, type SideThread } from "./peers_report.ts";
+import { againstBest, PEER_GOALS, type PeersFigures, renderPeers, type SideThread } from "./peers_report.ts";
 import {
   type Column,
   fixed,
@@ -500,12 +500,11 @@ const peerGapNotes = (f: PerfFigures, t: PerfThread): string[] => {
     goal: number,
     precision?: "fp32" | "bf16",
   ) => {
-    const best = bestSide(peers, t.threads, pick, precision);
-    if (!best || mine.median / pick(best.at).median <= goal) return undefined;
-    const target = goal * pick(best.at).median;
+    const best = againstBest(peers, t.threads, pick, mine, precision);
+    if (!best || best.ratio <= goal) return undefined;
+    const target = goal * best.peer.median;
     return `${what}, T = ${t.threads}: ours ${ms(mine.median)} ms against the goal's ${ms(target)} ms ` +
-      `(${goal} × ${best.side.side.label}'s ${ms(pick(best.at).median)} ms), ` +
-      `${ms(mine.median - target)} ms over.`;
+      `(${goal} × ${best.label}'s ${ms(best.peer.median)} ms), ${ms(mine.median - target)} ms over.`;
   };
   const p = t.overhead.after;
   const trainWhere = `In ORT's profile of our step the matmul kernels take ${ms(p.matmulMs)} ms (` +

@@ -89,6 +89,7 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
   const ips = copies.reduce((a, r) => a + r.imagesPerSecond, 0);
   return {
     ...copies[0],
+    config: c,
     imagesPerSecond: ips,
     range: [ips, ips],
     loads: [load],
@@ -96,7 +97,10 @@ const measure = async (c: Config, steps: number, root: string): Promise<Measured
   };
 };
 
-const measureOne = async (c: Config, steps: number, root: string, suffix: string): Promise<Measured> => {
+/** One `train` run's figures; `measure` adds the configuration, the range and the load. */
+type RunFigures = Pick<Measured, "imagesPerSecond" | "stepSeconds" | "allReduceSeconds" | "allReduceBytes">;
+
+const measureOne = async (c: Config, steps: number, root: string, suffix: string): Promise<RunFigures> => {
   await Deno.mkdir(root, { recursive: true });
   const spec = join(root, `batch${c.batch}.json`);
   const e = experiment({
@@ -134,10 +138,7 @@ const measureOne = async (c: Config, steps: number, root: string, suffix: string
   const mean = (k: string) =>
     lines[0][k] === undefined ? undefined : lines.reduce((a, l) => a + l[k], 0) / lines.length;
   return {
-    config: c,
     imagesPerSecond: images / seconds,
-    range: [images / seconds, images / seconds],
-    loads: [],
     stepSeconds: seconds / (lines.length * LOG_EVERY),
     allReduceSeconds: mean("allReduceSeconds"),
     allReduceBytes: mean("allReduceBytes"),
