@@ -223,6 +223,17 @@ export { type ExportedModel, type Exporting, exportModel } from "./eval/export_m
 /** What `exportModel` exports for an experiment's state: its kind's graph, outputs and metadata. */
 export { exportedModel, NoRunReader, noRuns } from "./kinds/export.ts";
 export { baseNovelMIoU, novelMask, UnknownNovelClass } from "./eval/base_novel.ts";
+export {
+  type NovelClassStats,
+  type NovelDiagnosis,
+  novelDiagnosisAccumulator,
+  type PixelStats,
+} from "./eval/novel_diagnosis.ts";
+export {
+  diagnoseNovelClasses,
+  type NovelDiagnosisOptions,
+  novelDiagnosisProblem,
+} from "./eval/novel_classes.ts";
 export { type Classification, classifyImages, type ClassifyOptions } from "./eval/classify.ts";
 export {
   evaluatePanoptic,

@@ -55,6 +55,19 @@ export interface Predictor {
   ) => Effect.Effect<Prediction, RuntimeError | ProviderUnavailable>;
 }
 
+/** A predictor over a trained state, which also gives the logits it argmaxes. */
+export interface StatePredictor extends Predictor {
+  /**
+   * The K-class logits [K, height, width] of one normalized image at its input size (whole-image
+   * inference, padded to the backbone stride and cropped back): what diagnostics read per pixel.
+   */
+  readonly logits: (
+    image: Float32Array,
+    height: number,
+    width: number,
+  ) => Effect.Effect<Float32Array, RuntimeError | ProviderUnavailable>;
+}
+
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /** Copies rows [y0, y0+h) × cols [x0, x0+w) of a [c, H, W] array into a zero-padded [c, ph, pw] one. */
@@ -80,7 +93,7 @@ export const makePredictor = (
   model: Segmenter,
   state: ReadonlyMap<string, Value>,
   options: PredictOptions,
-): Effect.Effect<Predictor, never, Scope.Scope> =>
+): Effect.Effect<StatePredictor, never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope;
     const sessions = new Map<string, Executor>();
@@ -207,7 +220,21 @@ export const makePredictor = (
         return { classes: Int32Array.from(classes.data as BigInt64Array, Number), scores, selected };
       });
 
+    const logits = (image: Float32Array, height: number, width: number) =>
+      Effect.gen(function* () {
+        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
+        const padded = ph === height && pw === width
+          ? image
+          : window(image, 3, [height, width], [0, 0, height, width], [ph, pw], 0);
+        const out = yield* run(ph, pw, { full: true }, padded);
+        const full = out.get(FULL)!.data as Float32Array; // [1, K, ph, pw]
+        return ph === height && pw === width
+          ? full
+          : window(full, model.classes, [ph, pw], [0, 0, height, width], [height, width], 0);
+      });
+
     return {
+      logits,
       predict: (image, height, width, output, labels) =>
         options.mode === "slide"
           ? slide(image, height, width, output, labels)

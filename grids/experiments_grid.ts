@@ -3,7 +3,8 @@
  * generic grid — any experiment files (`.ts` modules or `.json` specs; a folder stands for the files
  * directly in it, a quoted glob such as `'experiments/rankseg/camvid-*.ts'` for the files it matches) ×
  * seeds 0…N−1, each trained into `runs/grid-<name>/<file's stem>[-<steps>steps]-s<seed>` (resumable like
- * every grid), then a RESULTS-style table: the headline metric (mIoU, or PQ for a panoptic experiment)
+ * every grid), then a RESULTS-style table: the headline metric (mIoU, PQ for a panoptic experiment, mAP for a
+ * multi-label-only one)
  * mean ± std over seeds per experiment, written as the `# Grid <name>` part of `--report FILE` (other
  * parts of the file kept) with a bar chart beside it, or to stdout. `--slurm` submits the runs as a job
  * array and this report as a job after it.
@@ -137,7 +138,9 @@ export const reportBody = (
     `Produced by \`${command}\` on ${date}: ${done} of ${
       rows.length * seeds
     } runs finished. Headline metric ` +
-    "per experiment: mIoU (semantic) or PQ (panoptic), in percent, mean ± std over the seeds that finished.",
+    `per experiment: mIoU (semantic)${
+      rows.some((r) => r.runs.some((h) => h.metric === "mAP")) ? ", ξ's mAP (multi-label only)" : ""
+    } or PQ (panoptic), in percent, mean ± std over the seeds that finished.`,
     "",
     table<ExperimentRow>(
       [

@@ -49,7 +49,7 @@ export interface GridRun {
   readonly record: string;
 }
 
-const recordIn = (dir: string, e: Experiment) => join(dir, `eval-${e.data.dataset.testSplit}.json`);
+export const recordIn = (dir: string, e: Experiment) => join(dir, `eval-${e.data.dataset.testSplit}.json`);
 
 /** A grid's overrides of its specs: `--steps N`, `--frozen-backbone D`. */
 export interface RunOverrides {
@@ -191,7 +191,7 @@ export const finishedRun = (run: GridRun, reportOnly: boolean, options: RunOptio
   });
 
 /**
- * One point of a learning curve: the validation mIoU (%) after `step` steps, the training time before it,
+ * One point of a learning curve: the validation mIoU (%; NaN for a multi-label-only model) after `step` steps, the training time before it,
  * and the base / novel means where the evaluation named novel classes (LarvSeg).
  */
 export interface CurvePoint {
@@ -200,7 +200,15 @@ export interface CurvePoint {
   readonly seconds: number | null;
   readonly base?: number;
   readonly novel?: number;
+  /** The evaluation's other goal figures where it has them (percent): ξ's mAP, the panoptic quality. */
+  readonly mAP?: number;
+  readonly PQ?: number;
+  readonly PQ_th?: number;
+  readonly PQ_st?: number;
 }
+
+/** The figures besides mIoU that a curve point keeps, where its evaluation record has them. */
+export const GOAL_FIGURES = ["mAP", "PQ", "PQ_th", "PQ_st"] as const;
 
 /** The periodic evaluations of a learning-curve run (its metrics.jsonl), or [] when it has not run. */
 export const learningCurve = (metrics: string): CurvePoint[] => {
@@ -215,13 +223,18 @@ export const learningCurve = (metrics: string): CurvePoint[] => {
       mIoUBase?: number;
       mIoUNovel?: number;
       elapsedSeconds?: number;
-    };
+    } & Partial<Record<(typeof GOAL_FIGURES)[number], unknown>>;
     if (r.kind === "train" && typeof r.elapsedSeconds === "number") seconds = r.elapsedSeconds;
-    if (r.kind === "eval" && typeof r.step === "number" && typeof r.mIoU === "number") {
+    // A multi-label-only model's evaluation has no mIoU (null): its curve is one of mAP (grids/plateau.ts).
+    const mIoU = typeof r.mIoU === "number" ? r.mIoU : typeof r.mAP === "number" ? NaN : undefined;
+    if (r.kind === "eval" && typeof r.step === "number" && mIoU !== undefined) {
       const split = typeof r.mIoUBase === "number" && typeof r.mIoUNovel === "number"
         ? { base: r.mIoUBase, novel: r.mIoUNovel }
         : {};
-      points.push({ step: r.step, mIoU: r.mIoU, seconds, ...split });
+      const goals = Object.fromEntries(
+        GOAL_FIGURES.flatMap((f) => (typeof r[f] === "number" ? [[f, r[f]]] : [])),
+      );
+      points.push({ step: r.step, mIoU, seconds, ...split, ...goals });
     }
   }
   return points;

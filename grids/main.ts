@@ -156,6 +156,30 @@ const rankerQualityUsage: SuiteUsage = {
   },
 };
 
+const novelClassesUsage: SuiteUsage = {
+  summary:
+    "Where a trained LarvSeg model's novel classes lose: on the validation split, the share of each novel " +
+    "class's pixels it wins, the rank and margin of its logit, the classes that win its pixels instead, and " +
+    "the image-level AP of the pixel-averaged logit (what the image-level loss trains), beside the base " +
+    "classes'; written as RESULTS.md's novel-classes part. Trains nothing; each diagnosis is kept in " +
+    "<run>/novel-classes.json.",
+  positionals: [{
+    name: "run-dir",
+    required: true,
+    variadic: true,
+    description: "trained runs of a model with novel classes (eval.novel), e.g. every row and seed of a grid",
+  }],
+  flags: {
+    limit: rankerQualityUsage.flags!.limit,
+    "report-only": {
+      form: "switch",
+      description: "compute nothing: write the part from the kept diagnoses",
+    },
+    threads: rankerQualityUsage.flags!.threads,
+    workers: rankerQualityUsage.flags!.workers,
+  },
+};
+
 export const GRIDS: Record<string, Suite> = {
   ablation: {
     title: "the RankSeg ablation grids (RESULTS.md)",
@@ -240,6 +264,13 @@ export const GRIDS: Record<string, Suite> = {
     ...rankerQualityUsage,
     run: async (args) =>
       (await import("./ranker_quality.ts")).main(positionalArgs(rankerQualityUsage, args), args),
+  },
+  "novel-classes": {
+    title:
+      "where LarvSeg's novel classes lose: pixels won, logit rank and margin, image-level AP (RESULTS.md)",
+    ...novelClassesUsage,
+    run: async (args) =>
+      (await import("./novel_classes.ts")).main(positionalArgs(novelClassesUsage, args), args),
   },
   status: {
     title: "the runs of a submitted grid: finished, running (step), failed (why), pending",

@@ -1,12 +1,12 @@
 /**
  * The headline of a finished run's evaluation record (`eval-<split>.json`), whatever the model kind: PQ
- * for a panoptic run (its record holds fractions), mIoU otherwise (percent; fractions in records older
- * than `units`), with the multi-label mAP where there is one. Reads the JSON only: no spec, no runtime.
+ * for a panoptic run (its record holds fractions), mAP for a multi-label-only one, mIoU otherwise (percent;
+ * fractions in records older than `units`), with the multi-label mAP where there is one. Reads the JSON only: no spec, no runtime.
  */
 import { readFileSync } from "node:fs";
 
 export interface Headline {
-  readonly metric: "PQ" | "mIoU";
+  readonly metric: "PQ" | "mIoU" | "mAP";
   /** Percent. */
   readonly value: number;
   readonly mAP?: number;
@@ -29,7 +29,11 @@ export const headline = (record: string): Headline => {
         : {}),
     };
   }
-  if (typeof r.mIoU !== "number") throw new Error(`${record}: neither pq.all.pq nor mIoU`);
+  // A multi-label-only model (ξ alone) predicts no pixels: its headline is ξ's mAP (percent).
+  if (typeof r.mIoU !== "number" && typeof r.mAP === "number") {
+    return { metric: "mAP", value: r.mAP, mAP: r.mAP };
+  }
+  if (typeof r.mIoU !== "number") throw new Error(`${record}: neither pq.all.pq nor mIoU nor mAP`);
   const scale = r.units === "percent" ? 1 : 100;
   return {
     metric: "mIoU",

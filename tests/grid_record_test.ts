@@ -35,6 +35,9 @@ Deno.test("grid records: PQ with things / stuff, mIoU with base / novel, fractio
       "novel",
     ]]);
     assert(close(larv.split!.values, [6, 0.25]));
+    // A multi-label-only model: no mIoU (null), its headline is ξ's mAP.
+    const xi = headline(await write("xi.json", { units: "percent", mIoU: null, mAP: 24.5 }));
+    assertEquals([xi.metric, xi.value, xi.mAP, xi.split], ["mAP", 24.5, 24.5, undefined]);
     // Fractions (no `units`): every mIoU figure ×100.
     const old = headline(await write("old.json", { mIoU: 0.045, mIoUBase: 0.06, mIoUNovel: 0.0025 }));
     assert(close([old.value, ...old.split!.values], [4.5, 6, 0.25]), JSON.stringify(old));

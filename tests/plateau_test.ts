@@ -8,7 +8,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import { budgetSentence, parseCurveFlag, plateau } from "../grids/plateau.ts";
+import { alongTheCurve, budgetSentence, parseCurveFlag, plateau } from "../grids/plateau.ts";
+import { learningCurve } from "../grids/grid_runs.ts";
 import { experimentJson } from "../dsl/experiment.ts";
 import { tinyExperiment } from "./fixtures/tiny_experiment.ts";
 
@@ -45,6 +46,65 @@ Deno.test("plateau: the budget sentence names the curve, the rule and the pick",
   assertEquals(parseCurveFlag("2000:250"), { steps: 2000, every: 250 });
   assertEquals(parseCurveFlag("2000"), "--curve 2000: expected STEPS:EVERY, e.g. 2000:250");
   assertEquals(parseCurveFlag("100:250"), "--curve 100:250: need 1 ≤ EVERY ≤ STEPS");
+});
+
+Deno.test("plateau: the sentence gives the curve's goal figures at the same evaluations", async () => {
+  const ranked = curve.map((p, i) => ({ ...p, mAP: 20 + i, novel: 0 }));
+  assert(
+    budgetSentence("`x.ts`", ranked, plateau(ranked)!).endsWith(
+      "so its runs train 500 steps. At the same evaluations: mAP 20.00, 21.00, 22.00, 23.00; novel mIoU 0.00, " +
+        "0.00, 0.00, 0.00.",
+    ),
+  );
+  assertEquals(alongTheCurve(curve), "");
+  // A panoptic run's metrics: PQ and its parts come along, a figure one evaluation lacks does not.
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "metrics.jsonl");
+  await Deno.writeTextFile(
+    file,
+    [
+      { kind: "eval", step: 500, mIoU: 1.79, PQ: 0.93, PQ_th: 0.07, PQ_st: 2.13, mAP: 5 },
+      { kind: "eval", step: 1000, mIoU: 3.39, PQ: 2.11, PQ_th: 0.45, PQ_st: 4.44 },
+    ].map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  const points = learningCurve(file);
+  assertEquals(points[0], {
+    step: 500,
+    mIoU: 1.79,
+    seconds: null,
+    PQ: 0.93,
+    PQ_th: 0.07,
+    PQ_st: 2.13,
+    mAP: 5,
+  });
+  assertEquals(
+    alongTheCurve(points),
+    " At the same evaluations: PQ 0.93, 2.11; PQ_th 0.07, 0.45; PQ_st 2.13, 4.44.",
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("plateau: a multi-label-only curve (no mIoU) is read on ξ's mAP", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "metrics.jsonl");
+  await Deno.writeTextFile(
+    file,
+    [
+      { kind: "eval", step: 500, mIoU: null, mAP: 20.5 },
+      { kind: "eval", step: 1000, mIoU: null, mAP: 26.0 },
+      { kind: "eval", step: 1500, mIoU: null, mAP: 26.8 },
+    ].map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  const points = learningCurve(file);
+  const p = plateau(points)!;
+  assertEquals([p.metric, p.step, p.best.step], ["mAP", 1000, 1500]);
+  assertEquals(
+    budgetSentence("`xi.ts`", points, p),
+    "Step budget 1000: the learning curve of `xi.ts` (one seed, 1500 steps) reached mAP 20.50 at step 500, " +
+      "26.00 at step 1000, 26.80 at step 1500; its plateau — the first evaluation within 1 mAP of its best " +
+      "(26.80 at step 1500) — is step 1000, so its runs train 1000 steps.",
+  );
+  await Deno.remove(dir, { recursive: true });
 });
 
 const dec = new TextDecoder();
