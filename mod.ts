@@ -159,6 +159,7 @@ export {
 } from "./kinds/kind.ts";
 export { bindKind, kindOf, kindPart, registerKind, requireKind } from "./kinds/registry.ts";
 export { semanticKind } from "./kinds/semantic.ts";
+export { type LoadedRanker, loadRanker, RankerError } from "./kinds/ranker.ts";
 export { panopticKind } from "./kinds/panoptic.ts";
 export { classifierKind } from "./kinds/classifier.ts";
 export { checkClasses, ExperimentDataMismatch } from "./kinds/checks.ts";

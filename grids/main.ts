@@ -142,6 +142,13 @@ const rankerQualityUsage: SuiteUsage = {
       value: int(BOUNDS.images),
       description: "evaluate only the first N validation images",
     },
+    ranker: {
+      form: "space",
+      metavar: "DIR",
+      value: { _tag: "Path" },
+      description:
+        "also rank +LS by the ξ of this separately trained multi-label run, in place of the model's own",
+    },
     "report-only": {
       form: "switch",
       description: "evaluate nothing: write the part from the kept evaluations",

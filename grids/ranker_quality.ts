@@ -12,6 +12,11 @@
  * good (`crossover`), located on α, on mAP and on recall@κ; the part of RESULTS.md this writes has the table,
  * a chart per run (results/ranker-quality-<run>.svg) and findings computed from them.
  *
+ * `--ranker DIR[,DIR…]` adds one more evaluation per run: +LS at its κ on the same weights, ranked by the ξ
+ * of a separately trained multi-label run on the run's dataset (the first such DIR; e.g. a ξ trained alone for
+ * longer on the frozen backbone) in place of the model's own ξ — a real ranker where α's rankings are
+ * mixtures with the ground truth.
+ *
  * Each evaluation is kept in `<run>/ranker-quality/` (with the checkpoint's parameter digest), so a second
  * call evaluates only what is missing; `--report-only` evaluates nothing. It trains nothing: the runs come
  * from a grid (e.g. `grid ablation --grid pretrained --only ccp-mt-ls.ts`).
@@ -19,7 +24,21 @@
 import { Data, Effect } from "effect";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { bindKind, type Experiment, kindPart, loadRun, openDataset, parametersDigest } from "../mod.ts";
+import {
+  bindKind,
+  type Dataset,
+  evaluate,
+  type Experiment,
+  type ExperimentOf,
+  independent,
+  kindPart,
+  loadRanker,
+  loadRun,
+  openDataset,
+  parametersDigest,
+  type Segmenter,
+  type Value,
+} from "../mod.ts";
 import { lineChart } from "./line_chart.ts";
 import { runOptions } from "./grid_runs.ts";
 import { flag } from "../figures/flags.ts";
@@ -75,6 +94,11 @@ export interface Sweep {
   /** κ = K on the same weights at α = 0 and α = 1 (the ranking cannot drop a class there). */
   readonly control: readonly ProbePoint[];
   readonly oracle?: ProbePoint;
+  /**
+   * `--ranker DIR`: +LS at κ on the same weights, ranked by a separately trained ξ (a multi-label run)
+   * instead of the model's own; `point.mAP` is that ranking's.
+   */
+  readonly ranked?: { readonly ranker: string; readonly step: number; readonly point: ProbePoint };
 }
 
 /**
@@ -117,6 +141,7 @@ export const sweepCrossovers = (s: Sweep) => {
   return { level, alpha: on((p) => p.alpha), mAP: on((p) => p.mAP), recall: on((p) => p.recall) };
 };
 
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
 const fmt = (x: number | null | undefined, digits = 2) =>
   x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits);
 
@@ -146,6 +171,16 @@ export const rankerFindings = (sweeps: readonly Sweep[]): string[] => {
           `weights: ${delta >= 0 ? "+" : ""}${delta.toFixed(2)} (selection ${
             delta >= 0 ? "pays" : "costs"
           }).`,
+      );
+    }
+    if (s.ranked) {
+      const delta = s.ranked.point.mIoU - c.level;
+      lines.push(
+        `Ranked by the separately trained ξ (mAP ${fmt(s.ranked.point.mAP)}, recall@${s.kappa} ${
+          fmt(s.ranked.point.recall)
+        }) +LS scores ${fmt(s.ranked.point.mIoU)}: ${signed(delta)} against κ = K (selection ${
+          delta >= 0 ? "pays" : "costs"
+        }).`,
       );
     }
     if (c.alpha?._tag === "Never") {
@@ -206,22 +241,33 @@ export const rankerFindings = (sweeps: readonly Sweep[]): string[] => {
     }
     out.push(`- \`${s.run}\` (step ${s.step}): ${lines.join(" ")}`);
   }
-  if (sweeps.length > 1) {
+  // The spread over the runs of each dataset (a dataset's runs are its seeds; datasets are not pooled).
+  for (const dataset of [...new Set(sweeps.map((s) => s.dataset))]) {
+    const runs = sweeps.filter((s) => s.dataset === dataset);
+    if (runs.length < 2) continue;
     const at = (pick: (c: ReturnType<typeof sweepCrossovers>) => Crossover | undefined) =>
-      sweeps.map((s) => pick(sweepCrossovers(s))).filter((c): c is Crossover & { x: number } =>
+      runs.map((s) => pick(sweepCrossovers(s))).filter((c): c is Crossover & { x: number } =>
         c !== undefined && c._tag !== "Never"
       ).map((c) => c.x);
     const maps = at((c) => c.mAP), recalls = at((c) => c.recall);
-    const deltas = sweeps.map((s) => (s.points.find((p) => p.alpha === 0)?.mIoU ?? NaN) - controlLevel(s));
+    const deltas = runs.map((s) => (s.points.find((p) => p.alpha === 0)?.mIoU ?? NaN) - controlLevel(s));
+    const ranked = runs.filter((s) => s.ranked);
+    const rankedDeltas = ranked.map((s) => s.ranked!.point.mIoU - controlLevel(s));
+    const rankedMAPs = ranked.map((s) => s.ranked!.point.mAP ?? NaN);
+    const spread = (xs: readonly number[], digits = 2) =>
+      `${mean(xs).toFixed(digits)} ± ${std(xs).toFixed(digits)}`;
     out.push(
-      `- Over the ${sweeps.length} runs: +LS − κ = K at ξ's own ranking ${mean(deltas).toFixed(2)} ± ${
-        std(deltas).toFixed(2)
-      } mIoU; the crossover at mAP ${
-        maps.length ? `${mean(maps).toFixed(1)} ± ${std(maps).toFixed(1)}` : "— (none crossed)"
-      }` +
-        `, recall@κ ${
-          recalls.length ? `${mean(recalls).toFixed(1)} ± ${std(recalls).toFixed(1)}` : "—"
-        } (${maps.length} of ${sweeps.length} runs cross).`,
+      `- Over the ${runs.length} ${dataset} runs: +LS − κ = K at ξ's own ranking ${
+        spread(deltas)
+      } mIoU; the ` +
+        `crossover at mAP ${maps.length ? spread(maps, 1) : "— (none crossed)"}, recall@κ ${
+          recalls.length ? spread(recalls, 1) : "—"
+        } (${maps.length} of ${runs.length} runs cross)` +
+        (ranked.length === 0
+          ? "."
+          : `; ranked by the separately trained ξ (mAP ${spread(rankedMAPs)}), +LS − κ = K ${
+            spread(rankedDeltas)
+          } mIoU (${ranked.length} runs).`),
     );
   }
   return out;
@@ -262,6 +308,14 @@ export const sweepSection = (s: Sweep, svg: string): { lines: string[]; chart: s
     }; recall@${s.kappa} ` +
     `${describeCrossover(c.recall, "recall").replace(/^recall /, "")}; ${describeCrossover(c.alpha, "α")}.`,
     "",
+    ...(s.ranked
+      ? [
+        `Ranked by the separately trained ξ of \`${s.ranked.ranker}\` (step ${s.ranked.step}) in place of the ` +
+        `run's own: mAP ${fmt(s.ranked.point.mAP)}, recall@${s.kappa} ${fmt(s.ranked.point.recall)}, +LS ` +
+        `${fmt(s.ranked.point.mIoU)} mIoU (${signed(s.ranked.point.mIoU - c.level)} against κ = K).`,
+        "",
+      ]
+      : []),
     `![+LS mIoU against the ranking's recall@κ (or mAP), ${s.dataset}](${svg})`,
     "",
   ];
@@ -337,7 +391,16 @@ export const sweepProblem = (e: Experiment): string | undefined => {
 export const sweepRun = (
   dir: string,
   alphas: readonly number[],
-  opts: { readonly limit?: number; readonly reportOnly?: boolean; readonly print?: (l: string) => void } = {},
+  opts: {
+    readonly limit?: number;
+    readonly reportOnly?: boolean;
+    readonly print?: (l: string) => void;
+    /**
+     * Separately trained multi-label runs to rank with, in place of the model's own ξ: a run is ranked by the
+     * first of them trained on its dataset (none: no such evaluation).
+     */
+    readonly rankers?: readonly string[];
+  } = {},
 ) =>
   Effect.gen(function* () {
     const run = yield* loadRun(dir);
@@ -411,6 +474,16 @@ export const sweepRun = (
       if (p) control.push(p);
     }
     const oracle = yield* evaluate(e, kappa, "oracle");
+    let rankerDir: string | undefined;
+    for (const candidate of opts.rankers ?? []) {
+      const r = yield* loadRun(candidate);
+      if (rankerDir === undefined && r.experiment.data.dataset.name === e.data.dataset.name) {
+        rankerDir = candidate;
+      }
+    }
+    const ranked = rankerDir === undefined
+      ? undefined
+      : yield* rankedBy(dir, rankerDir, e as ExperimentOf<Segmenter>, run.state, parameters, dataset, opts);
     return {
       run: dir,
       dataset: e.data.dataset.name ?? "dataset",
@@ -422,7 +495,68 @@ export const sweepRun = (
       points,
       control,
       ...(oracle ? { oracle } : {}),
+      ...(ranked ? { ranked } : {}),
     } satisfies Sweep;
+  });
+
+/**
+ * +LS at κ on a run's weights ranked by the ξ of the multi-label run `rankerDir` (kinds/ranker.ts reads it
+ * as the independent scheme does), kept in `<run>/ranker-quality/k<κ>-ranker-<its digest>.json`.
+ */
+const rankedBy = (
+  runDir: string,
+  rankerDir: string,
+  e: ExperimentOf<Segmenter>,
+  state: ReadonlyMap<string, Value>,
+  parameters: string,
+  dataset: Dataset,
+  opts: { readonly limit?: number; readonly reportOnly?: boolean; readonly print?: (l: string) => void },
+) =>
+  Effect.gen(function* () {
+    const kappa = (e.model.select as { k: number }).k;
+    const withRanker = { ...e, model: { ...e.model, scheme: independent(rankerDir) } };
+    const ranker = (yield* loadRanker(withRanker, (d) => loadRun(d)))!;
+    const rankerStep = (yield* loadRun(rankerDir)).step;
+    const file = join(
+      runDir,
+      "ranker-quality",
+      `k${kappa}-ranker-${parametersDigest(ranker.state).slice(0, 12)}.json`,
+    );
+    const about = { ranker: rankerDir, step: rankerStep };
+    if (existsSync(file)) {
+      const cached = JSON.parse(readFileSync(file, "utf8")) as Cached;
+      if (cached.parameters === parameters && (opts.limit === undefined || cached.images === opts.limit)) {
+        return { ...about, point: cached as ProbePoint };
+      }
+    }
+    if (opts.reportOnly) return undefined;
+    const started = performance.now();
+    const r = yield* evaluate(e, new Map([...state, ...ranker.state]), dataset.classes, {
+      split: dataset.split,
+      mode: "whole",
+      ranker,
+      ...runOptions(),
+      ...(opts.limit === undefined ? {} : { limit: opts.limit }),
+    });
+    const point: ProbePoint = {
+      alpha: 0,
+      kappa,
+      mIoU: 100 * r.segmentation.mIoU,
+      mAP: r.mAP,
+      recall: r.recallAtK?.value ?? null,
+      images: r.images,
+    };
+    mkdirSync(join(runDir, "ranker-quality"), { recursive: true });
+    writeFileSync(
+      file,
+      JSON.stringify({ ...point, parameters, oracle: false } satisfies Cached, null, 2) + "\n",
+    );
+    (opts.print ?? console.error)(
+      `${runDir}: κ ${kappa} ranked by ${rankerDir}: mIoU ${point.mIoU.toFixed(2)} mAP ${
+        fmt(point.mAP)
+      } recall ${fmt(point.recall)} (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+    );
+    return { ...about, point };
   });
 
 export const main = async (dirs: readonly string[], args: readonly string[]) => {
@@ -433,7 +567,9 @@ export const main = async (dirs: readonly string[], args: readonly string[]) => 
   const reportOnly = args.includes("--report-only");
   const sweeps: Sweep[] = [];
   for (const dir of dirs) {
-    const s = await Effect.runPromise(sweepRun(dir, alphas, { limit, reportOnly }));
+    const s = await Effect.runPromise(
+      sweepRun(dir, alphas, { limit, reportOnly, rankers: flag("ranker")?.split(",") }),
+    );
     if (s.points.length === 0 || s.control.length === 0) {
       console.error(`grid ranker-quality: ${dir}: nothing evaluated yet (run it without --report-only)`);
       continue;
@@ -450,6 +586,7 @@ export const main = async (dirs: readonly string[], args: readonly string[]) => 
   const flags = [
     flag("alphas") === undefined ? "" : `--alphas ${flag("alphas")}`,
     limit === undefined ? "" : `--limit ${limit}`,
+    flag("ranker") === undefined ? "" : `--ranker ${flag("ranker")}`,
   ].filter((f) => f).join(" ");
   const command = `npx --yes deno@2.9.6 task grid ranker-quality ${dirs.join(" ")}${
     flags ? ` ${flags}` : ""

@@ -73,7 +73,9 @@ export const segmenterHead = (
   const g = pixels.graph;
   const train = opts.mode === "train";
   const xi = spec.xi ? multiLabelHead(spec.xi, pixels, grid, spec.classes, train) : undefined;
-  const scores = xi?.scores ?? opts.rankerScores;
+  // A separately trained ranker's scores, where given, rank in place of the model's own ξ (the independent
+  // scheme has no ξ; `grid ranker-quality --ranker` swaps one in at evaluation); ξ's class features stay.
+  const scores = opts.rankerScores ?? xi?.scores;
   const present = opts.labels && presence(opts.labels, spec.classes, spec.ignoreIndex);
   if (!spec.psi) return { scores, present };
   const probe = opts.groundTruthWeight === undefined ? undefined : (() => {

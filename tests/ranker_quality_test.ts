@@ -192,7 +192,56 @@ Deno.test("ranker findings: the crossover on mAP, recall@κ and α, the ends and
   // recall between 70 and 85: 77.5, mean (90 + 77.5) / 2 = 83.75.
   assertEquals(
     two.at(-1),
-    "- Over the 2 runs: +LS − κ = K at ξ's own ranking -1.25 ± 1.06 mIoU; the crossover at mAP 51.0 ± 19.8, " +
-      "recall@κ 83.8 ± 8.8 (2 of 2 runs cross).",
+    "- Over the 2 ccp runs: +LS − κ = K at ξ's own ranking -1.25 ± 1.06 mIoU; the crossover at mAP 51.0 ± " +
+      "19.8, recall@κ 83.8 ± 8.8 (2 of 2 runs cross).",
+  );
+  // A run of another dataset is summarized apart (none here: one run only, so no spread line for it).
+  const mixed = rankerFindings([sweep, { ...sweep, run: "b", control: [point(0, 100, 100, 7.5, 59)] }, {
+    ...sweep,
+    run: "c",
+    dataset: "coco133",
+  }]);
+  assertEquals(mixed.filter((l) => l.startsWith("- Over the")).length, 1);
+  // Ranked by a separately trained ξ: its own sentence per run, and its delta over the runs.
+  const ranked = { ranker: "runs/xi", step: 2500, point: point(0, 32, 80, 9.5) };
+  const withRanker = rankerFindings([{ ...sweep, ranked }, { ...sweep, run: "b", ranked }]);
+  assert(
+    withRanker[2].includes(
+      "Ranked by the separately trained ξ (mAP 32.00, recall@12 80.00) +LS scores 9.50: +0.50 against κ = K " +
+        "(selection pays).",
+    ),
+    withRanker[2],
+  );
+  assert(
+    withRanker.at(-1)!.endsWith(
+      "; ranked by the separately trained ξ (mAP 32.00 ± 0.00), +LS − κ = K 0.50 ± 0.00 mIoU (2 runs).",
+    ),
+    withRanker.at(-1),
+  );
+});
+
+Deno.test("a separately trained ranker's scores rank in place of the model's own ξ", async () => {
+  const spec = model(3);
+  const ranker = {
+    model: m.segmenter({
+      classes: K,
+      backbone: m.vit({ dim: 16, depth: 1, heads: 2, patchSize: 8 }),
+      headDim: 16,
+      xi: m.gapLinear(),
+      psi: null,
+      select: m.all(),
+      multiLabelLoss: m.asymmetricLoss(),
+    }),
+    trainSize: [S, S] as const,
+  };
+  const own = await infer(spec);
+  const swapped = await infer(spec, { ranker });
+  const independent = await infer({ ...spec, xi: null, scheme: m.independent("runs/xi") }, { ranker });
+  // The scores (and so the selection) are the ranker's, as in the independent scheme; not the model's ξ.
+  assertEquals(swapped.scores, independent.scores);
+  assertEquals(swapped.selected, independent.selected);
+  assert(
+    JSON.stringify(swapped.scores) !== JSON.stringify(own.scores),
+    "the ranker's scores differ from ξ's",
   );
 });
