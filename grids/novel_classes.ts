@@ -151,6 +151,11 @@ export const runTable = (ds: readonly Diagnosed[]): string =>
     "plain",
   );
 
+/** The per-class table's rows: the novel classes with validation pixels, at most the `SHOWN` largest. */
+export const SHOWN = 10;
+const withPixels = (d: Diagnosed) => d.diagnosis.classes.filter((c) => c.pixels > 0);
+const shownClasses = (d: Diagnosed) => withPixels(d).sort((a, b) => b.pixels - a.pixels).slice(0, SHOWN);
+
 /** The per-class figures of one run. */
 export const classTable = (d: Diagnosed): string =>
   table<NovelDiagnosis["classes"][number]>(
@@ -167,7 +172,7 @@ export const classTable = (d: Diagnosed): string =>
         cell: (c) => (c.winner ? `${c.winner.name} (${c.winner.share.toFixed(0)} %)` : "—"),
       },
     ],
-    d.diagnosis.classes.filter((c) => c.pixels > 0),
+    shownClasses(d),
     "plain",
   );
 
@@ -235,9 +240,12 @@ export const resultsPart = (ds: readonly Diagnosed[], command: string, date: str
   runTable(ds),
   "",
   ...byExperiment(ds).flatMap(([name, runs]) => [
-    `Per novel class, \`${name}\`, \`${runs[0].run}\` (step ${runs[0].step}, ${
-      runs[0].diagnosis.images
-    } images):`,
+    `Per novel class, \`${name}\`, \`${runs[0].run}\` (step ${runs[0].step}, ${runs[0].diagnosis.images} ` +
+    `images${
+      withPixels(runs[0]).length > SHOWN
+        ? `; the ${SHOWN} of its ${withPixels(runs[0]).length} novel classes with the most pixels`
+        : ""
+    }):`,
     "",
     classTable(runs[0]),
     "",
