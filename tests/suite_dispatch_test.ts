@@ -26,7 +26,17 @@ const ALL: Record<Program, string[]> = {
     "quantize-isa",
     "web",
   ],
-  grid: ["ablation", "larvseg", "xi-sources", "panoptic", "runs", "ranker-quality", "status", "task"],
+  grid: [
+    "ablation",
+    "larvseg",
+    "xi-sources",
+    "panoptic",
+    "runs",
+    "ranker-quality",
+    "novel-classes",
+    "status",
+    "task",
+  ],
 };
 
 /** A program as `deno task bench|grid` runs it; a suite that started running anyway is killed after a minute. */
