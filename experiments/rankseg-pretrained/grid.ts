@@ -42,7 +42,8 @@ const CLASSES: Record<Dataset, number> = { coco133: 133, ccp: 59 };
  */
 export const STEPS = 500;
 
-const data = (d: Dataset) => {
+/** A dataset's data: the dataset, its training pipeline and its test pipeline (every row shares them). */
+export const data = (d: Dataset) => {
   const scaling = m.MINUS_ONE_TO_ONE;
   return d === "coco133"
     ? {
