@@ -1205,7 +1205,7 @@ const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations, group } = p;
   const [n, c, h, wd] = x.shape;
   if (group > 1 && group === c) {
-    return strides.some((q) => q > 1)
+    return w.shape[0] === c || strides.some((q) => q > 1)
       ? foldedDepthwiseWeightGrad(p, ct, o)
       : tapDepthwiseWeightGrad(p, ct, o);
   }
@@ -1266,13 +1266,16 @@ const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor |
 };
 
 /**
- * w̄ of a strided depthwise conv as one grouped Conv with the batch folded into the channels: image n's
- * channel c is group n·c, whose kernel is its own m cotangent planes (the stride becomes the dilation,
- * the conv's pads stay), giving per-image w̄ [n·c·m, kh, kw] that a sum over the batch finishes. With
- * m = 1 that conv is depthwise, over n·c channels, and the CPU lowering runs it on ONNX Runtime's NCHWc
- * kernels (`runsOnNchwc`). On ORT's generic grouped Conv, for a stride of 2 this ran 1.4–2.3× faster
- * than the tap form below at MobileNetV2's shapes (its strided Slices are slow), and 1.3–2× slower at
- * stride 1 (BENCHMARKS.md, "Where kappa's step time goes").
+ * w̄ of a depthwise conv as one grouped Conv with the batch folded into the channels: image n's channel c
+ * is group n·c, whose kernel is its own m cotangent planes (the stride becomes the dilation, the conv's
+ * pads stay), giving per-image w̄ [n·c·m, kh, kw] that a sum over the batch finishes. With one output
+ * channel per input channel (m = 1) that conv is depthwise, over n·c channels, and the CPU lowering runs
+ * it on ONNX Runtime's NCHWc kernels (`runsOnNchwc`): multi-threaded, reading x and ȳ in place of the
+ * kh·kw one-thread Slice copies of the tap form, and with no Pad. At MobileNetV2's shapes that was the
+ * fastest form at both strides on AVX-512 and AVX2 kernels (BENCHMARKS.md, "This round's changes"). On
+ * ORT's generic grouped Conv (m > 1, channels not a multiple of the block, other providers) it ran
+ * 1.4–2.3× faster than the taps at stride 2 but 1.3–2× slower at stride 1, so stride 1 with m > 1 keeps
+ * the taps (`tapDepthwiseWeightGrad`).
  */
 export const foldedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations } = p;
@@ -1290,8 +1293,9 @@ export const foldedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Buil
 /**
  * w̄ of a depthwise conv (group = c, weight [c·m, 1, kh, kw]) as kh·kw shifted products: for each tap
  * (a, b), w̄[·, a, b] = Σ_{n,y,x} ȳ[n, ·, y, x] · x_pad[n, ·, y·s + a·d, x·s + b·d], a strided slice, a
- * multiply and a sum. ONNX Runtime's CPU EP runs this faster than the grouped-Conv form, whose im2col
- * with a feature-map-sized kernel and a kh×kw output is slow.
+ * multiply and a sum. For stride 1 with a channel multiplier m > 1, where the folded conv is not
+ * depthwise and ORT's generic grouped Conv, whose im2col with a feature-map-sized kernel and a kh×kw
+ * output is slow, would run it.
  */
 export const tapDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations } = p;
