@@ -988,7 +988,7 @@ export const RULES: RuleTable = {
     // Conv only when the bias is a constant (inference), not when it is fed (training).
     lower: (p, ctx) => {
       if (ctx.nchwcBlock && runsOnNchwc(p, ctx.nchwcBlock)) {
-        return lowerNchwcDepthwise(p, ctx, ctx.nchwcBlock);
+        return lowerNchwcDepthwise(p, ctx);
       }
       ctx.node(
         "Conv",
@@ -1141,34 +1141,39 @@ export const NCHWC_DOMAIN = "com.microsoft.nchwc";
 
 /**
  * Whether a conv is a depthwise convolution that ONNX Runtime's NCHWc kernel can run when its block size
- * is `block`: float32, one output channel per input channel, channels a multiple of the block, a kernel
- * of at most 7×7, stride 1 or 2, no dilation (MobileNetV2's 3×3 convs; not the feature-map-sized kernels
- * of `stridedDepthwiseWeightGrad`).
+ * is `block`: float32, one output channel per input channel, channels a multiple of the block, stride 1 or
+ * 2. Any kernel size and dilation: MLAS's NCHWc depthwise kernel walks the kernel window tap by tap and
+ * skips the taps that fall in the padding, so besides MobileNetV2's 3×3 convs it runs the weight
+ * gradient's feature-map-sized kernels, dilated by the forward stride (`foldedDepthwiseWeightGrad`;
+ * values checked against the looped definition in conv_test.ts and against ORT's grouped Conv in
+ * nchwc_test.ts).
  */
 export const runsOnNchwc = (p: PrimOf<"conv">, block: number): boolean => {
-  const { x, w, group, strides, dilations } = p;
+  const { x, w, group, strides } = p;
   return x.dtype === "float32" && group > 1 && group === x.shape[1] && w.shape[0] === group &&
-    w.shape[1] === 1 && group % block === 0 && w.shape[2] <= 7 && w.shape[3] <= 7 &&
-    strides.every((s) => s === 1 || s === 2) && dilations.every((d) => d === 1);
+    w.shape[1] === 1 && group % block === 0 && strides.every((s) => s === 1 || s === 2);
 };
 
 /**
  * A depthwise conv through ONNX Runtime's NCHWc kernels, for weights that are fed (training): ORT's
  * graph optimizer moves a Conv there only when its weight is a constant, and otherwise runs depthwise
  * convolutions through its generic grouped path, at 3–4 % of its MatMul rate (BENCHMARKS.md). Here the
- * graph does what the optimizer would: the input reordered to blocks of `block` channels
- * (ReorderInput), the weight [c, 1, kh, kw] reordered to [c/block, kh, kw, block] (MLAS's OIHWBo
- * layout; a Reshape and a Transpose of a few hundred values), the NCHWc Conv, and the output back to
- * NCHW (ReorderOutput).
+ * graph does what the optimizer would: the input reordered to blocks of B channels (ReorderInput; B is
+ * ORT's block size, `LowerContext.nchwcBlock`), the weight [c, 1, kh, kw] reordered to [c/B, kh, kw, B]
+ * (MLAS's OIHWBo layout), the NCHWc Conv, and the output back to NCHW (ReorderOutput). The weight's
+ * reorder is the input reorder of it viewed as [1, c, kh, kw], the same layout: a multi-threaded kernel,
+ * where a Reshape and a Transpose took 3.4× as long at T = 2 on the weight gradient's feature-map-sized
+ * kernels (`foldedDepthwiseWeightGrad`; 28.0 against 8.3 ms summed over 10 depthwise shapes of
+ * MobileNetV2's range, AMD EPYC family 26, AVX-512).
  */
-const lowerNchwcDepthwise = (p: PrimOf<"conv">, ctx: LowerContext, block: number): void => {
+const lowerNchwcDepthwise = (p: PrimOf<"conv">, ctx: LowerContext): void => {
   const [c, , kh, kw] = p.w.shape;
-  const xc = ctx.fresh("nchwcInput"), wBlocks = ctx.fresh("wBlocks"), wTaps = ctx.fresh("wTaps");
+  const xc = ctx.fresh("nchwcInput"), wImage = ctx.fresh("wImage"), wBlocks = ctx.fresh("wBlocks");
   const wc = ctx.fresh("nchwcWeight"), yc = ctx.fresh("nchwcOutput");
   ctx.node("ReorderInput", [ctx.name(p.x)], [xc], {}, NCHWC_DOMAIN);
-  ctx.node("Reshape", [ctx.name(p.w), ctx.int64([c / block, block, kh * kw])], [wBlocks]);
-  ctx.node("Transpose", [wBlocks], [wTaps], { perm: { ints: [0, 2, 1] } });
-  ctx.node("Reshape", [wTaps, ctx.int64([c, 1, kh, kw])], [wc]);
+  ctx.node("Reshape", [ctx.name(p.w), ctx.int64([1, c, kh, kw])], [wImage]);
+  ctx.node("ReorderInput", [wImage], [wBlocks], {}, NCHWC_DOMAIN);
+  ctx.node("Reshape", [wBlocks, ctx.int64([c, 1, kh, kw])], [wc]);
   ctx.node("Conv", [xc, wc, ...(p.bias ? [ctx.name(p.bias)] : [])], [yc], convAttrs(p), NCHWC_DOMAIN);
   ctx.node("ReorderOutput", [yc], ctx.out, { channels: { int: c } }, NCHWC_DOMAIN);
 };
@@ -1194,13 +1199,15 @@ const requireGroups = (group: number, a: number, b: number, aName: string, bName
  * the batch, its batch becomes the channels, the cotangent is the kernel, and stride and dilation trade
  * places. With groups, group i of that convolution pairs the batch-as-channels of input block i with the
  * cotangent channels of output block i, so it stays one grouped Conv. Depthwise convs take
- * `depthwiseWeightGrad` or `stridedDepthwiseWeightGrad` instead (measured faster on ONNX Runtime's CPU EP).
+ * `foldedDepthwiseWeightGrad` or `tapDepthwiseWeightGrad` instead (measured faster on ONNX Runtime's CPU EP).
  */
 const convWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations, group } = p;
   const [n, c, h, wd] = x.shape;
   if (group > 1 && group === c) {
-    return strides.some((q) => q > 1) ? stridedDepthwiseWeightGrad(p, ct, o) : depthwiseWeightGrad(p, ct, o);
+    return w.shape[0] === c || strides.some((q) => q > 1)
+      ? foldedDepthwiseWeightGrad(p, ct, o)
+      : tapDepthwiseWeightGrad(p, ct, o);
   }
   if (isPointwise(p)) return pointwiseWeightGrad(p, ct, o);
   const cg = c / group; // input channels per group
@@ -1259,14 +1266,18 @@ const depthwiseInputGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor |
 };
 
 /**
- * w̄ of a strided depthwise conv as one grouped Conv with the batch folded into the channels: image n's
- * channel c is group n·c, whose kernel is its own m cotangent planes (the stride becomes the dilation,
- * the conv's pads stay), giving per-image w̄ [n·c·m, kh, kw] that a sum over the batch finishes. For a
- * stride of 2 this ran 1.4–2.3× faster than the tap form below on ONNX Runtime's CPU EP at MobileNetV2's
- * shapes (its strided Slices are slow), and 1.3–2× slower at stride 1 (BENCHMARKS.md, "Where kappa's
- * step time goes").
+ * w̄ of a depthwise conv as one grouped Conv with the batch folded into the channels: image n's channel c
+ * is group n·c, whose kernel is its own m cotangent planes (the stride becomes the dilation, the conv's
+ * pads stay), giving per-image w̄ [n·c·m, kh, kw] that a sum over the batch finishes. With one output
+ * channel per input channel (m = 1) that conv is depthwise, over n·c channels, and the CPU lowering runs
+ * it on ONNX Runtime's NCHWc kernels (`runsOnNchwc`): multi-threaded, reading x and ȳ in place of the
+ * kh·kw one-thread Slice copies of the tap form, and with no Pad. At MobileNetV2's shapes that was the
+ * fastest form at both strides on AVX-512 and AVX2 kernels (BENCHMARKS.md, "This round's changes"). On
+ * ORT's generic grouped Conv (m > 1, channels not a multiple of the block, other providers) it ran
+ * 1.4–2.3× faster than the taps at stride 2 but 1.3–2× slower at stride 1, so stride 1 with m > 1 keeps
+ * the taps (`tapDepthwiseWeightGrad`).
  */
-const stridedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
+export const foldedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations } = p;
   const [n, c, h, wd] = x.shape, [, oc, ho, wo] = ct.shape;
   const full = o.conv(o.reshape(x, [1, n * c, h, wd]), o.reshape(ct, [n * oc, 1, ho, wo]), {
@@ -1282,10 +1293,11 @@ const stridedDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): 
 /**
  * w̄ of a depthwise conv (group = c, weight [c·m, 1, kh, kw]) as kh·kw shifted products: for each tap
  * (a, b), w̄[·, a, b] = Σ_{n,y,x} ȳ[n, ·, y, x] · x_pad[n, ·, y·s + a·d, x·s + b·d], a strided slice, a
- * multiply and a sum. ONNX Runtime's CPU EP runs this faster than the grouped-Conv form, whose im2col
- * with a feature-map-sized kernel and a kh×kw output is slow.
+ * multiply and a sum. For stride 1 with a channel multiplier m > 1, where the folded conv is not
+ * depthwise and ORT's generic grouped Conv, whose im2col with a feature-map-sized kernel and a kh×kw
+ * output is slow, would run it.
  */
-const depthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
+export const tapDepthwiseWeightGrad = (p: PrimOf<"conv">, ct: Tensor, o: Builder): Tensor => {
   const { x, w, strides, pads, dilations } = p;
   const [n, c] = x.shape, [, oc, ho, wo] = ct.shape, [kh, kw] = [w.shape[2], w.shape[3]];
   const m = oc / c; // channel multiplier

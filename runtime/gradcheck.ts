@@ -282,6 +282,22 @@ export const CASES: readonly GradCase[] = [
     [{ shape: [2, 2, 5, 4] }, { shape: [4, 1, 3, 3] }],
     (x, w) => o.conv(x, w, { strides: [2, 1], pads: [1, 0, 1, 1], group: 2 }),
   ),
+  // 16 channels, a multiple of the NCHWc block (16 with AVX-512, 8 with AVX2): on x86 the forward conv,
+  // x̄ and the batch-folded w̄ (a depthwise conv with a feature-map-sized kernel) run on those kernels.
+  c(
+    "conv (depthwise on NCHWc kernels, stride 1, folded w̄)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 16, 4, 3] }, { shape: [16, 1, 3, 3] }],
+    (x, w) => o.conv(x, w, { pads: [1, 1, 1, 1], group: 16 }),
+  ),
+  c(
+    "conv (depthwise on NCHWc kernels, stride 2, dilation 2×1)",
+    ["conv"],
+    F32,
+    [{ shape: [2, 16, 5, 5] }, { shape: [16, 1, 3, 3] }],
+    (x, w) => o.conv(x, w, { strides: [2, 2], dilations: [2, 1], pads: [2, 1, 1, 1], group: 16 }),
+  ),
   c(
     "conv (group 2, dilation 2, asymmetric pad)",
     ["conv"],

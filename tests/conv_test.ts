@@ -8,7 +8,7 @@ import { Graph } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
 import { grad } from "../ir/autodiff.ts";
 import { value } from "../ir/value.ts";
-import { type PrimOf, RULES } from "../ir/primitives.ts";
+import { foldedDepthwiseWeightGrad, type PrimOf, RULES, tapDepthwiseWeightGrad } from "../ir/primitives.ts";
 
 interface Geometry {
   strides: [number, number];
@@ -138,6 +138,65 @@ Deno.test("conv: depthwise on NCHWc kernels, stride 1 and stride 2 with SAME pad
     dilations: [1, 1],
     group: 16,
   });
+});
+
+// The weight gradient of these is itself a depthwise conv over batch × channels with a feature-map-sized
+// kernel (dilated by the stride), which also runs on the NCHWc kernels.
+Deno.test("conv: depthwise on NCHWc kernels with dilation, strides 2×1 and uneven pads matches the definition", async () => {
+  await checkConv([2, 16, 7, 6], [16, 1, 3, 3], {
+    strides: [1, 1],
+    pads: [2, 1, 0, 2],
+    dilations: [2, 1],
+    group: 16,
+  });
+  await checkConv([2, 16, 7, 6], [16, 1, 3, 2], {
+    strides: [2, 1],
+    pads: [1, 2, 1, 0],
+    dilations: [1, 2],
+    group: 16,
+  });
+});
+
+/** Seeded uniform values in [-1, 1). */
+const noise = (length: number, seed: number) => {
+  let s = seed >>> 0;
+  return Array.from({ length }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return (s / 2 ** 32) * 2 - 1;
+  });
+};
+
+Deno.test("conv: the folded depthwise w̄ equals the tap form's on random inputs (strides 1 and 2, m = 1 and 2)", async () => {
+  const cases: [number[], number[], Geometry][] = [
+    // MobileNetV2-like: 32 channels (NCHWc), stride 1 pad 1 and stride 2 SAME.
+    [[4, 32, 14, 14], [32, 1, 3, 3], { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 32 }],
+    [[4, 32, 14, 14], [32, 1, 3, 3], {
+      strides: [2, 2],
+      pads: o.samePads([14, 14], [3, 3], [2, 2]),
+      dilations: [1, 1],
+      group: 32,
+    }],
+    // Dilation and uneven pads; 3 channels (ORT's generic grouped Conv); channel multiplier 2.
+    [[2, 16, 9, 8], [16, 1, 3, 3], { strides: [1, 1], pads: [2, 0, 1, 2], dilations: [2, 2], group: 16 }],
+    [[2, 3, 9, 8], [3, 1, 3, 3], { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 3 }],
+    [[2, 3, 9, 8], [6, 1, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], group: 3 }],
+  ];
+  for (const [i, [xShape, wShape, geometry]] of cases.entries()) {
+    const g = new Graph("t");
+    const x = o.input(g, "x", xShape), w = o.input(g, "w", wShape);
+    const y = o.conv(x, w, geometry);
+    const ct = o.input(g, "ct", y.shape);
+    const p = g.producer(y).prim as PrimOf<"conv">;
+    g.output("folded", foldedDepthwiseWeightGrad(p, ct, o));
+    g.output("taps", tapDepthwiseWeightGrad(p, ct, o));
+    const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+    const r = await runGraph(g, {
+      x: f32(noise(size(xShape), 1 + i), xShape),
+      ct: f32(noise(size(y.shape), 100 + i), [...y.shape]),
+    });
+    const scale = Math.max(...r.taps.map(Math.abs));
+    assertClose(r.folded, r.taps, { atol: 1e-5 * scale, message: `case ${i}` });
+  }
 });
 
 Deno.test("conv: a hand-computed depthwise case (each channel its own 2×2 kernel)", async () => {
