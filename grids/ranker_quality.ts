@@ -32,6 +32,7 @@ import {
   type ExperimentOf,
   independent,
   kindPart,
+  type LoadedRun,
   loadRanker,
   loadRun,
   openDataset,
@@ -474,16 +475,20 @@ export const sweepRun = (
       if (p) control.push(p);
     }
     const oracle = yield* evaluate(e, kappa, "oracle");
-    let rankerDir: string | undefined;
+    // The first ranker trained on this run's dataset, read once (loadRanker reuses it).
+    let ranker:
+      | { readonly dir: string; readonly run: LoadedRun }
+      | undefined;
     for (const candidate of opts.rankers ?? []) {
       const r = yield* loadRun(candidate);
-      if (rankerDir === undefined && r.experiment.data.dataset.name === e.data.dataset.name) {
-        rankerDir = candidate;
+      if (r.experiment.data.dataset.name === e.data.dataset.name) {
+        ranker = { dir: candidate, run: r };
+        break;
       }
     }
-    const ranked = rankerDir === undefined
+    const ranked = ranker === undefined
       ? undefined
-      : yield* rankedBy(dir, rankerDir, e as ExperimentOf<Segmenter>, run.state, parameters, dataset, opts);
+      : yield* rankedBy(dir, ranker, e as ExperimentOf<Segmenter>, run.state, parameters, dataset, opts);
     return {
       run: dir,
       dataset: e.data.dataset.name ?? "dataset",
@@ -505,7 +510,7 @@ export const sweepRun = (
  */
 const rankedBy = (
   runDir: string,
-  rankerDir: string,
+  rankerRun: { readonly dir: string; readonly run: LoadedRun },
   e: ExperimentOf<Segmenter>,
   state: ReadonlyMap<string, Value>,
   parameters: string,
@@ -514,15 +519,15 @@ const rankedBy = (
 ) =>
   Effect.gen(function* () {
     const kappa = (e.model.select as { k: number }).k;
+    const rankerDir = rankerRun.dir;
     const withRanker = { ...e, model: { ...e.model, scheme: independent(rankerDir) } };
-    const ranker = (yield* loadRanker(withRanker, (d) => loadRun(d)))!;
-    const rankerStep = (yield* loadRun(rankerDir)).step;
+    const ranker = (yield* loadRanker(withRanker, () => Effect.succeed(rankerRun.run)))!;
     const file = join(
       runDir,
       "ranker-quality",
       `k${kappa}-ranker-${parametersDigest(ranker.state).slice(0, 12)}.json`,
     );
-    const about = { ranker: rankerDir, step: rankerStep };
+    const about = { ranker: rankerDir, step: rankerRun.run.step };
     if (existsSync(file)) {
       const cached = JSON.parse(readFileSync(file, "utf8")) as Cached;
       if (cached.parameters === parameters && (opts.limit === undefined || cached.images === opts.limit)) {
