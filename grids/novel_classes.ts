@@ -4,9 +4,9 @@
  * class's pixels are won by it, the rank and margin of its logit, which classes win them instead, and
  * whether the pixel-averaged logit that LarvSeg's image-level loss trains recognises the class per image.
  *
- * Each run's diagnosis is kept in `<run>/novel-classes.json` (with the checkpoint's parameter digest), so a
- * second call computes only what is missing; `--report-only` computes nothing. The part of RESULTS.md it
- * writes has a row per run, the per-class figures of the first run of each experiment, and findings
+ * Each run's diagnosis is kept in `<run>/novel-classes.json` (with the checkpoint's parameter digest and
+ * `--limit`), so a second call computes only what is missing; `--report-only` computes nothing. The part of
+ * RESULTS.md it writes has a row per run, the per-class figures of the first run of each experiment, and findings
  * computed from them. It trains nothing: the runs come from a grid (e.g. `grid runs experiments/larvseg/…`).
  */
 import { Data, Effect } from "effect";
@@ -52,6 +52,8 @@ export interface Diagnosed {
 interface Cached {
   readonly parameters: string;
   readonly images: number;
+  /** `--limit` it was computed with ("all": the whole split; absent in files written before it). */
+  readonly limit?: number | "all";
   readonly diagnosis: NovelDiagnosis;
 }
 
@@ -86,7 +88,7 @@ export const diagnoseRun = (
     };
     if (existsSync(cacheFile(dir))) {
       const cached = fromJson<Cached>(readFileSync(cacheFile(dir), "utf8"));
-      if (cached.parameters === parameters && (opts.limit === undefined || cached.images === opts.limit)) {
+      if (cached.parameters === parameters && (cached.limit ?? "all") === (opts.limit ?? "all")) {
         return { ...about, diagnosis: cached.diagnosis } satisfies Diagnosed;
       }
     }
@@ -99,7 +101,10 @@ export const diagnoseRun = (
     });
     writeFileSync(
       cacheFile(dir),
-      toJson({ parameters, images: diagnosis.images, diagnosis } satisfies Cached) + "\n",
+      toJson(
+        { parameters, images: diagnosis.images, limit: opts.limit ?? "all", diagnosis } satisfies Cached,
+      ) +
+        "\n",
     );
     console.error(
       `${dir}: novel pixels won ${fmt(diagnosis.novel.won)} %, image-level AP novel ${
