@@ -370,7 +370,12 @@ export const resultsPart = (
 interface Cached extends ProbePoint {
   readonly parameters: string;
   readonly oracle: boolean;
+  /** `--limit` it was evaluated with ("all": the whole split; absent in files written before it). */
+  readonly limit?: number | "all";
 }
+
+/** Whether a kept evaluation was made with this `--limit` (a limited one does not stand in for the split). */
+const sameLimit = (cached: Cached, limit: number | undefined) => (cached.limit ?? "all") === (limit ?? "all");
 
 const pointFile = (dir: string, kappa: number, alpha: number | "oracle") =>
   join(dir, "ranker-quality", alpha === "oracle" ? `k${kappa}-oracle.json` : `k${kappa}-alpha${alpha}.json`);
@@ -423,7 +428,7 @@ export const sweepRun = (
         if (existsSync(file)) {
           const cached = JSON.parse(readFileSync(file, "utf8")) as Cached;
           if (
-            cached.parameters === parameters && (opts.limit === undefined || cached.images === opts.limit)
+            cached.parameters === parameters && sameLimit(cached, opts.limit)
           ) {
             return cached as ProbePoint;
           }
@@ -452,7 +457,11 @@ export const sweepRun = (
         mkdirSync(join(dir, "ranker-quality"), { recursive: true });
         writeFileSync(
           file,
-          JSON.stringify({ ...point, parameters, oracle: alpha === "oracle" } satisfies Cached, null, 2) +
+          JSON.stringify(
+            { ...point, parameters, oracle: alpha === "oracle", limit: opts.limit ?? "all" } satisfies Cached,
+            null,
+            2,
+          ) +
             "\n",
         );
         (opts.print ?? console.error)(
@@ -530,7 +539,7 @@ const rankedBy = (
     const about = { ranker: rankerDir, step: rankerRun.run.step };
     if (existsSync(file)) {
       const cached = JSON.parse(readFileSync(file, "utf8")) as Cached;
-      if (cached.parameters === parameters && (opts.limit === undefined || cached.images === opts.limit)) {
+      if (cached.parameters === parameters && sameLimit(cached, opts.limit)) {
         return { ...about, point: cached as ProbePoint };
       }
     }
@@ -554,7 +563,11 @@ const rankedBy = (
     mkdirSync(join(runDir, "ranker-quality"), { recursive: true });
     writeFileSync(
       file,
-      JSON.stringify({ ...point, parameters, oracle: false } satisfies Cached, null, 2) + "\n",
+      JSON.stringify(
+        { ...point, parameters, oracle: false, limit: opts.limit ?? "all" } satisfies Cached,
+        null,
+        2,
+      ) + "\n",
     );
     (opts.print ?? console.error)(
       `${runDir}: κ ${kappa} ranked by ${rankerDir}: mIoU ${point.mIoU.toFixed(2)} mAP ${
