@@ -82,15 +82,18 @@ const OURS = "kappa (ONNX Runtime)";
 const ratio = (ours: Summary, peer: Summary) => ours.median / peer.median;
 
 /** The fastest side of `precision` at `threads` by `pick`, if any ran. */
-export const bestSide = (
-  f: PeersFigures,
+export const bestSide = <
+  T extends { readonly threads: number },
+  S extends { readonly side: { readonly precision: Side["precision"] }; readonly byThreads: readonly T[] },
+>(
+  f: { readonly sides: readonly S[] },
   threads: number,
-  pick: (t: SideThread) => Summary,
+  pick: (t: T) => Summary,
   precision?: Side["precision"],
-): { side: SideFigures; at: SideThread } | undefined =>
+): { side: S; at: T } | undefined =>
   f.sides.filter((s) => precision === undefined || s.side.precision === precision)
     .flatMap((side) => side.byThreads.filter((t) => t.threads === threads).map((at) => ({ side, at })))
-    .reduce<{ side: SideFigures; at: SideThread } | undefined>(
+    .reduce<{ side: S; at: T } | undefined>(
       (b, x) => (b === undefined || pick(x.at).median < pick(b.at).median ? x : b),
       undefined,
     );

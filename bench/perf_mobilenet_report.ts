@@ -7,6 +7,7 @@
  * comes in as data.
  */
 import type { Side } from "./peers.ts";
+import { bestSide } from "./peers_report.ts";
 import { checkEqualWork, FIRST_LOSS_TOLERANCE, rowsByThreads, STEPS_LOSS_TOLERANCE } from "./comparison.ts";
 import {
   fixed,
@@ -143,15 +144,10 @@ export const bestMobileNetSide = (
   threads: number,
   pick: (t: MobileNetSideThread) => Summary,
   precision?: Side["precision"],
-): { label: string; summary: Summary } | undefined =>
-  f.sides.filter((s) => precision === undefined || s.side.precision === precision)
-    .flatMap((s) =>
-      s.byThreads.filter((t) => t.threads === threads).map((t) => ({ label: s.side.label, summary: pick(t) }))
-    )
-    .reduce<{ label: string; summary: Summary } | undefined>(
-      (b, x) => (b === undefined || x.summary.median < b.summary.median ? x : b),
-      undefined,
-    );
+): { label: string; summary: Summary } | undefined => {
+  const best = bestSide(f, threads, pick, precision);
+  return best && { label: best.side.side.label, summary: pick(best.at) };
+};
 
 /** Issue 27's goals for the MobileNetV2 model: ours ÷ the best peer of a precision class, at most. */
 export const MOBILENET_GOALS = { train: 0.8, infer: 0.8 } as const;
