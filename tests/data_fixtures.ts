@@ -144,9 +144,9 @@ export const writeFolderDataset = async (
  */
 export const check: (cond: unknown, message?: string) => void = assert;
 
-/** Runs `body` with a fresh temp folder and removes the folder afterwards. */
-export const withTempDir = async <A>(body: (dir: string) => Promise<A>): Promise<A> => {
-  const dir = await tempDir();
+/** Runs `body` with a fresh temp folder (named `prefix…`) and removes the folder afterwards. */
+export const withTempDir = async <A>(body: (dir: string) => Promise<A>, prefix?: string): Promise<A> => {
+  const dir = await tempDir(prefix);
   try {
     return await body(dir);
   } finally {

@@ -15,7 +15,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { assert, assertEquals } from "./assert.ts";
-import { encodePng, gradient, put, tempDir } from "./data_fixtures.ts";
+import { encodePng, gradient, put, withTempDir } from "./data_fixtures.ts";
 import { type Experiment, experiment, experimentJson } from "../dsl/experiment.ts";
 import * as m from "../dsl/model.ts";
 import { imageLevelData, procedural, testPipeline, trainPipeline } from "../dsl/dataset.ts";
@@ -203,8 +203,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg());
       const one = join(root, "one"), two = join(root, "two");
       ok(await train(spec, one), "1 process");
@@ -217,9 +216,7 @@ Deno.test({
       assertEquals(lines(r.stderr).filter((l) => l.startsWith("mIoU=")).length, 1);
       // The loss terms are all-reduced: every logged line also says what the all-reduce moved per step.
       assert(trainLosses(two).every((l) => l.allReduceBytes > 0), "allReduceBytes in every train line");
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-");
   },
 });
 
@@ -227,17 +224,14 @@ Deno.test({
   name: skippedName("mpi: 2 ranks under srun --mpi=pmix = 1 process at the global batch", noSlurm),
   ignore: noSlurm !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-srun-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg({ steps: 10 }));
       const one = join(root, "one"), two = join(root, "two");
       ok(await train(spec, one), "1 process");
       ok(await train(spec, two, { launcher: ["srun", "--mpi=pmix", "-n", "2"] }), "srun -n 2");
       await assertSameRun(one, two);
       assertEquals(JSON.parse(readFileSync(join(two, "meta.json"), "utf8")).ranks, 2);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-srun-");
   },
 });
 
@@ -248,8 +242,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-larvseg-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, await larvSeg(root));
       const one = join(root, "one"), two = join(root, "two");
       ok(await train(spec, one), "1 process");
@@ -259,9 +252,7 @@ Deno.test({
       for (const t of ["pixel", "imageLevel", "attentive"]) assert(t in terms, `term ${t}`);
       // The bank (checkpointed state) included: every rank wrote the whole global batch.
       await assertSameRun(one, two);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-larvseg-");
   },
 });
 
@@ -272,8 +263,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-resume-");
-    try {
+    await withTempDir(async (root) => {
       // A constant learning rate, so that the first 10 steps of a 20-step run are those of a 10-step run.
       const full = await writeSpec(root, rankSeg({ schedule: { _tag: "Constant" } }), "full.json");
       const half = await writeSpec(root, rankSeg({ schedule: { _tag: "Constant" }, steps: 10 }), "half.json");
@@ -284,9 +274,7 @@ Deno.test({
       await assertSameRun(straight, switched);
       const meta = JSON.parse(readFileSync(join(switched, "meta.json"), "utf8"));
       assertEquals([meta.ranks, meta.resumed.map((r: { ranks: number }) => r.ranks)], [1, [2]]);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-resume-");
   },
 });
 
@@ -311,8 +299,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-kill-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg({ steps: 60, checkpointEvery: 2 }));
       const straight = join(root, "straight"), killed = join(root, "killed");
       ok(await train(spec, straight), "1 process");
@@ -336,9 +323,7 @@ Deno.test({
       // Resumed on one process from the newest checkpoint.
       ok(await train(spec, killed, { flags: ["--resume"] }), "resume on 1 rank");
       await assertSameRun(straight, killed);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-kill-");
   },
 });
 
@@ -349,8 +334,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-stop-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg({ steps: 40, checkpointEvery: 2 }));
       const straight = join(root, "straight"), stopped = join(root, "stopped");
       ok(await train(spec, straight, { flags: ["--ranks", "2"] }), "2 ranks");
@@ -394,9 +378,7 @@ Deno.test({
         const [x, y] = [a[name].data as Float32Array, b[name].data as Float32Array];
         assert(x.every((v, i) => Object.is(v, y[i])), `${name} differs`);
       }
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-stop-");
   },
 });
 
@@ -407,8 +389,7 @@ Deno.test({
   ),
   ignore: noMpi !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-errors-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg({ steps: 2 }));
       const missing = await train(spec, join(root, "a"), {
         flags: ["--ranks", "2"],
@@ -466,9 +447,7 @@ Deno.test({
         lines(busy.stderr)[0].startsWith(`rank 0: ${held}: in use by another train (PID ${Deno.pid}`),
         busy.stderr,
       );
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-errors-");
   },
 });
 
@@ -479,15 +458,12 @@ Deno.test({
   ),
   ignore: noWebgpu !== undefined,
   fn: async () => {
-    const root = await tempDir("kappa-mpi-webgpu-");
-    try {
+    await withTempDir(async (root) => {
       const spec = await writeSpec(root, rankSeg({ steps: 6, checkpointEvery: 3 }));
       const one = join(root, "one"), two = join(root, "two");
       ok(await train(spec, one, { flags: ["--provider", "webgpu"] }), "1 webgpu process");
       ok(await train(spec, two, { flags: ["--provider", "webgpu", "--ranks", "2"] }), "2 webgpu ranks");
       await assertSameRun(one, two);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    }, "kappa-mpi-webgpu-");
   },
 });
