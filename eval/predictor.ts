@@ -140,6 +140,15 @@ export const makePredictor = (
         return yield* ex.run(feeds);
       });
 
+    /** The image zero-padded to a multiple of the backbone stride (bottom and right), and that size. */
+    const padToStride = (image: Float32Array, height: number, width: number) => {
+      const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
+      const padded = ph === height && pw === width
+        ? image
+        : window(image, 3, [height, width], [0, 0, height, width], [ph, pw], 0);
+      return { ph, pw, padded };
+    };
+
     const whole = (
       image: Float32Array,
       height: number,
@@ -148,10 +157,7 @@ export const makePredictor = (
       labels?: Int32Array,
     ) =>
       Effect.gen(function* () {
-        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
-        const padded = ph === height && pw === width
-          ? image
-          : window(image, 3, [height, width], [0, 0, height, width], [ph, pw], 0);
+        const { ph, pw, padded } = padToStride(image, height, width);
         const paddedLabels = labels &&
           window(labels, 1, [height, width], [0, 0, height, width], [ph, pw], ignore);
         const out = yield* run(ph, pw, { valid: [height, width], output }, padded, paddedLabels);
@@ -222,10 +228,7 @@ export const makePredictor = (
 
     const logits = (image: Float32Array, height: number, width: number) =>
       Effect.gen(function* () {
-        const [ph, pw] = [roundUp(height, stride), roundUp(width, stride)];
-        const padded = ph === height && pw === width
-          ? image
-          : window(image, 3, [height, width], [0, 0, height, width], [ph, pw], 0);
+        const { ph, pw, padded } = padToStride(image, height, width);
         const out = yield* run(ph, pw, { full: true }, padded);
         const full = out.get(FULL)!.data as Float32Array; // [1, K, ph, pw]
         return ph === height && pw === width

@@ -24,6 +24,7 @@ import {
 } from "../mod.ts";
 import { headline } from "./run_record.ts";
 import { recordIn, runOptions } from "./grid_runs.ts";
+import { sameLimit } from "./ranker_quality.ts";
 import { flag } from "../figures/flags.ts";
 import { formatGenerated, replaceSection, table } from "../figures/markdown.ts";
 import { mean, std } from "../figures/stats.ts";
@@ -88,7 +89,7 @@ export const diagnoseRun = (
     };
     if (existsSync(cacheFile(dir))) {
       const cached = fromJson<Cached>(readFileSync(cacheFile(dir), "utf8"));
-      if (cached.parameters === parameters && (cached.limit ?? "all") === (opts.limit ?? "all")) {
+      if (cached.parameters === parameters && sameLimit(cached, opts.limit)) {
         return { ...about, diagnosis: cached.diagnosis } satisfies Diagnosed;
       }
     }

@@ -374,8 +374,12 @@ interface Cached extends ProbePoint {
   readonly limit?: number | "all";
 }
 
-/** Whether a kept evaluation was made with this `--limit` (a limited one does not stand in for the split). */
-const sameLimit = (cached: Cached, limit: number | undefined) => (cached.limit ?? "all") === (limit ?? "all");
+/**
+ * Whether a kept evaluation was made with this `--limit` (a limited one does not stand in for the split;
+ * files written before the field were whole-split evaluations). grid novel-classes keeps its diagnoses so too.
+ */
+export const sameLimit = (kept: { readonly limit?: number | "all" }, limit: number | undefined) =>
+  (kept.limit ?? "all") === (limit ?? "all");
 
 const pointFile = (dir: string, kappa: number, alpha: number | "oracle") =>
   join(dir, "ranker-quality", alpha === "oracle" ? `k${kappa}-oracle.json` : `k${kappa}-alpha${alpha}.json`);

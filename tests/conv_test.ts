@@ -8,6 +8,8 @@ import { Graph } from "../ir/graph.ts";
 import * as o from "../ir/ops.ts";
 import { grad } from "../ir/autodiff.ts";
 import { value } from "../ir/value.ts";
+import { sizeOf } from "../ir/dtype.ts";
+import { random } from "../core/random.ts";
 import { foldedDepthwiseWeightGrad, type PrimOf, RULES, tapDepthwiseWeightGrad } from "../ir/primitives.ts";
 
 interface Geometry {
@@ -159,11 +161,8 @@ Deno.test("conv: depthwise on NCHWc kernels with dilation, strides 2×1 and unev
 
 /** Seeded uniform values in [-1, 1). */
 const noise = (length: number, seed: number) => {
-  let s = seed >>> 0;
-  return Array.from({ length }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
+  const rng = random(seed);
+  return Array.from({ length }, () => rng.uniform() * 2 - 1);
 };
 
 Deno.test("conv: the folded depthwise w̄ equals the tap form's on random inputs (strides 1 and 2, m = 1 and 2)", async () => {
@@ -189,10 +188,9 @@ Deno.test("conv: the folded depthwise w̄ equals the tap form's on random inputs
     const p = g.producer(y).prim as PrimOf<"conv">;
     g.output("folded", foldedDepthwiseWeightGrad(p, ct, o));
     g.output("taps", tapDepthwiseWeightGrad(p, ct, o));
-    const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
     const r = await runGraph(g, {
-      x: f32(noise(size(xShape), 1 + i), xShape),
-      ct: f32(noise(size(y.shape), 100 + i), [...y.shape]),
+      x: f32(noise(sizeOf(xShape), 1 + i), xShape),
+      ct: f32(noise(sizeOf(y.shape), 100 + i), [...y.shape]),
     });
     const scale = Math.max(...r.taps.map(Math.abs));
     assertClose(r.folded, r.taps, { atol: 1e-5 * scale, message: `case ${i}` });
