@@ -241,7 +241,9 @@ export const resultsPart = (ds: readonly Diagnosed[], command: string, date: str
   "by how much it loses), pooled per class and averaged over the base and the novel classes; for the novel " +
   "pixels lost, the class that wins them. Image level: the logit averaged over an image's pixels — what " +
   "LarvSeg's image-level loss trains — ranked over the images by average precision against the classes " +
-  "present; chance is the AP of a random ranking (the share of images holding the class).",
+  "present; chance is the AP of a random ranking (the share of images holding the class). A model with top-κ " +
+  "selection (the RankSeg + LarvSeg row) gives the classes it did not select the masked logit −100, as its " +
+  "argmax sees them, so its margins and image-level APs include the selection.",
   "",
   runTable(ds),
   "",
